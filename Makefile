@@ -1,0 +1,105 @@
+# herd — build, test, demo, bench.  `make help` lists the targets.
+#
+# One static library (build/libherd.a) holds everything but main.c; the binary
+# `herd`, the unit tests and the benchmarks link against it. Sources are found
+# by wildcard, so adding a file to src/, kernels/cpu/, monitoring/, checkpoint/
+# or topology/ needs no Makefile edit.
+
+CC        ?= gcc
+NVCC      ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ARCHFLAGS ?= -march=native
+OPT       ?= -O3
+CFLAGS    += -std=c11 $(OPT) $(ARCHFLAGS) -fopenmp -Wall -Wextra -Werror \
+             -Wno-unused-parameter -D_GNU_SOURCE -g
+CPPFLAGS  += -I. $(shell pkg-config --cflags yaml-0.1 openblas 2>/dev/null)
+LDLIBS    += $(shell pkg-config --libs yaml-0.1 openblas 2>/dev/null || echo -lyaml -lopenblas) -lm -lpthread
+
+BUILD     := build
+LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard kernels/*.c kernels/cpu/*.c \
+             monitoring/*.c checkpoint/*.c topology/*.c)
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_SRC := $(wildcard benchmarks/*.c)
+BENCH_BIN := $(patsubst benchmarks/%.c,$(BUILD)/benchmarks/%,$(BENCH_SRC))
+TOOL_SRC  := $(wildcard tests/golden/*.c)
+TOOL_BIN  := $(patsubst tests/golden/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
+
+# CUDA backend: built whenever nvcc is found (it only needs to compile and link
+# on a machine without a GPU; tests that need a device skip at run time).
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_SRC      := $(wildcard kernels/cuda/*.cu)
+CU_OBJ      := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
+NVCCFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -I.
+CPPFLAGS    += -DHERD_HAVE_CUDA
+LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+CUDA_STATUS := yes ($(NVCC))
+else
+CU_OBJ      :=
+CUDA_STATUS := no (nvcc not found)
+endif
+
+.PHONY: all deps test demo bench clean help summary
+all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
+
+summary: $(BUILD)/herd
+	@echo "== herd build summary =="
+	@echo "  herd binary:   $(BUILD)/herd"
+	@echo "  CPU backend:   yes (OpenBLAS, OpenMP)"
+	@echo "  CUDA backend:  $(CUDA_STATUS)"
+	@echo "  unit tests:    $(words $(TEST_BIN)), benchmarks: $(words $(BENCH_BIN))"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -DHERD_HAVE_CUDA -c $< -o $@
+
+$(BUILD)/libherd.a: $(LIB_OBJ) $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/herd: $(BUILD)/src/main.o $(BUILD)/libherd.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libherd.a tests/unit/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libherd.a -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/golden/%.c $(BUILD)/libherd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libherd.a -o $@ $(LDLIBS)
+
+$(BUILD)/benchmarks/%: benchmarks/%.c $(BUILD)/libherd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libherd.a -o $@ $(LDLIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+# `make test` sets itself up on a fresh machine: missing packages, build, run.
+test:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh tests/run.sh
+
+demo:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+bench:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh benchmarks/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@echo "make deps | make | make test | make demo | make bench | make clean"
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,116 @@
+/* backend.h — the table of compute ops the model is written against.
+ *
+ * The model (src/model.c) is written once over this interface; each backend
+ * fills one `herd_backend` table. kernels/cpu is the fp32 reference and the
+ * oracle for every other backend (kernels/cuda): each GPU op is tested against
+ * the CPU op of the same name.
+ *
+ * Conventions:
+ *  - every float / int32 pointer is backend memory (device memory on CUDA),
+ *    obtained from `alloc`; host data moves with copy_h2d / copy_d2h;
+ *  - matrices are row-major; a weight of a linear layer is W[out, in] and the
+ *    layer computes y = x W^T (as torch.nn.Linear, no bias);
+ *  - N = B*T tokens; shapes are written [rows, cols] in the comments;
+ *  - "accumulate" means out += result, otherwise out = result; weight
+ *    gradients always accumulate (gradient accumulation over micro-batches).
+ */
+#ifndef HERD_BACKEND_H
+#define HERD_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct herd_backend {
+    const char *name;
+
+    /* memory */
+    void *(*alloc)(size_t bytes);               /* zero-filled; NULL on failure */
+    void  (*free)(void *p);
+    void  (*copy_h2d)(void *dst, const void *src, size_t bytes);
+    void  (*copy_d2h)(void *dst, const void *src, size_t bytes);
+    void  (*copy_d2d)(void *dst, const void *src, size_t bytes);
+    void  (*zero)(float *x, size_t n);
+    void  (*synchronize)(void);
+
+    /* out[M,N] (+)= a[M,K] @ w[N,K]^T */
+    void (*matmul_fwd)(float *out, const float *a, const float *w,
+                       int M, int N, int K, int accumulate);
+    /* da[M,K] (+)= dout[M,N] @ w[N,K]        (skipped when da is NULL)
+     * dw[N,K]  += dout[M,N]^T @ a[M,K]       (skipped when dw is NULL) */
+    void (*matmul_bwd)(float *da, float *dw, const float *dout, const float *a,
+                       const float *w, int M, int N, int K, int accumulate_da);
+
+    /* out[n,d] = wte[tokens[i], :] */
+    void (*embedding_fwd)(float *out, const int32_t *tokens, const float *wte,
+                          int n, int d);
+    /* dwte[tokens[i], :] += dout[i, :] */
+    void (*embedding_bwd)(float *dwte, const float *dout, const int32_t *tokens,
+                          int n, int d);
+
+    /* out[n,d] = x * rstd * w, rstd[n] = 1/sqrt(mean(x^2) + eps) */
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *x, const float *w,
+                        int n, int d, float eps);
+    /* dx[n,d] += d/dx, dw[d] += d/dw */
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x,
+                        const float *w, const float *rstd, int n, int d);
+
+    /* In-place rotary embedding of x[n, n_heads, head_dim] (the rotate-half
+     * convention of Hugging Face Llama: pairs (i, i + head_dim/2)).
+     * cos_sin[max_pos, head_dim/2, 2] holds cos and sin of pos * theta^(-2i/head_dim);
+     * pos[n] is each token's position. rope_bwd applies the inverse rotation. */
+    void (*rope_fwd)(float *x, const float *cos_sin, const int32_t *pos,
+                     int n, int n_heads, int head_dim);
+    void (*rope_bwd)(float *dx, const float *cos_sin, const int32_t *pos,
+                     int n, int n_heads, int head_dim);
+
+    /* Causal, document-masked grouped-query attention.
+     * q[B,T,H,hd], k,v[B,T,KV,hd], doc[B,T]; query head h uses kv head h/(H/KV).
+     * Token i attends to token j iff j <= i and doc[j] == doc[i].
+     * out[B,T,H,hd]; att[B,H,T,T] keeps the probabilities for the backward. */
+    void (*attention_fwd)(float *out, float *att, const float *q, const float *k,
+                          const float *v, const int32_t *doc,
+                          int B, int T, int H, int KV, int hd);
+    /* dq = grad (overwritten); dk, dv overwritten; scratch[T,T] backend memory. */
+    void (*attention_bwd)(float *dq, float *dk, float *dv, float *scratch,
+                          const float *dout, const float *att, const float *q,
+                          const float *k, const float *v, const int32_t *doc,
+                          int B, int T, int H, int KV, int hd);
+
+    /* out[n] = silu(gate) * up */
+    void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t n);
+    /* dgate, dup overwritten */
+    void (*swiglu_bwd)(float *dgate, float *dup, const float *dout,
+                       const float *gate, const float *up, size_t n);
+
+    /* y[n] += x[n] */
+    void (*add_inplace)(float *y, const float *x, size_t n);
+
+    /* Cross-entropy of logits[n,V] against targets[n] (target < 0: ignored, loss 0).
+     * losses[n] = lse - logit[target]; lse[n] = logsumexp of the row. */
+    void (*xent_fwd)(float *losses, float *lse, const float *logits,
+                     const int32_t *targets, int n, int V);
+    /* logits[n,V] <- (softmax - onehot(target)) * scale, in place; ignored rows 0 */
+    void (*xent_bwd)(float *logits, const float *lse, const int32_t *targets,
+                     int n, int V, float scale);
+
+    /* AdamW on one tensor (torch.optim.AdamW semantics), gradient pre-multiplied
+     * by grad_scale (clipping); bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float wd,
+                  float bc1, float bc2, float grad_scale);
+
+    /* sum of squares, accumulated in double in a fixed order (deterministic) */
+    double (*sumsq)(const float *x, size_t n);
+} herd_backend;
+
+/* The CPU backend (kernels/cpu), always present. */
+const herd_backend *herd_backend_cpu(void);
+
+/* The CUDA backend (kernels/cuda) when built with it; NULL otherwise or when
+ * no device is present. */
+const herd_backend *herd_backend_cuda(void);
+
+/* Look a backend up by name ("cpu", "cuda"); NULL if unavailable. */
+const herd_backend *herd_backend_get(const char *name);
+
+#endif

@@ -1,0 +1,35 @@
+/* xent.c — cross-entropy over the vocabulary, forward and in-place backward. */
+#include <math.h>
+#include "kernels/cpu/cpu_ops.h"
+
+/* losses[n] = lse - logits[target], lse[n] = log sum exp(logits row) */
+void cpu_xent_fwd(float *losses, float *lse, const float *logits, const int32_t *targets, int n, int V)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * V;
+        float mx = row[0];
+        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+        double s = 0.0;
+        for (int j = 0; j < V; j++) s += expf(row[j] - mx);
+        float l = mx + (float)log(s);
+        lse[i] = l;
+        losses[i] = targets[i] >= 0 ? l - row[targets[i]] : 0.0f;
+    }
+}
+
+/* logits[n,V] <- (softmax - onehot) * scale; rows with target < 0 become 0 */
+void cpu_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V, float scale)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *row = logits + (size_t)i * V;
+        if (targets[i] < 0) {
+            for (int j = 0; j < V; j++) row[j] = 0.0f;
+            continue;
+        }
+        float l = lse[i];
+        for (int j = 0; j < V; j++) row[j] = expf(row[j] - l) * scale;
+        row[targets[i]] -= scale;
+    }
+}

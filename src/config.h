@@ -1,0 +1,95 @@
+/* config.h — the resolved run configuration of herd.
+ *
+ * A run is described by a human-edited YAML file (see docs/config.md) layered
+ * over a preset, with `--set section.key=value` overrides on the command line:
+ *
+ *     defaults  <  preset (model.preset or --set model.preset=...)  <  YAML  <  --set
+ *
+ * Every key lives in one table in config.c (name, type, offset, bounds), so
+ * parsing, validation, printing and saving are written once.
+ *
+ * Status convention (the whole project): 0 on success, -1 on failure with a
+ * message already printed to stderr that names the file, the line and the key.
+ */
+#ifndef HERD_CONFIG_H
+#define HERD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define HERD_MAX_RAMP 8       /* batch-ramp stages */
+#define HERD_PATH_MAX 1024
+
+typedef struct {
+    int64_t after_tokens;  /* this stage applies once tokens_seen >= after_tokens */
+    int64_t batch_tokens;  /* global batch size in tokens */
+    int     seq_len;       /* sequence length in tokens */
+} herd_ramp_stage;
+
+typedef struct {
+    /* model: the Llama 3 architecture */
+    char    preset[32];      /* "", "tiny", "small", "100m", "8b", "70b", "405b" */
+    int     n_layers;
+    int     d_model;
+    int     n_heads;
+    int     n_kv_heads;      /* GQA: divides n_heads */
+    int     ffn_dim;         /* SwiGLU hidden size */
+    int     vocab_size;
+    int     max_seq_len;     /* longest sequence the run may use */
+    double  rope_theta;      /* 500000 for Llama 3 */
+    double  norm_eps;        /* RMSNorm epsilon */
+    double  init_std;        /* std of the normal init of weight matrices */
+
+    /* optim: AdamW + clipping */
+    double  lr;              /* peak learning rate */
+    double  min_lr;          /* floor of the cosine decay */
+    double  beta1, beta2, eps;
+    double  weight_decay;    /* applied to weight matrices only */
+    double  grad_clip;       /* global L2 norm; 0 disables */
+
+    /* schedule: warm-up, cosine, optional final linear decay to 0 */
+    int64_t warmup_steps;
+    int64_t decay_steps;     /* step at which the cosine reaches min_lr */
+    int64_t anneal_tokens;   /* last N tokens of train.max_tokens: lr -> 0 linearly */
+
+    /* batch: ramp keyed on tokens seen (sorted by after_tokens, first at 0) */
+    int             n_ramp;
+    herd_ramp_stage ramp[HERD_MAX_RAMP];
+    int             micro_batch;  /* sequences per micro-batch (gradient accumulation) */
+
+    /* train */
+    uint64_t seed;
+    int64_t  max_steps;      /* stop after this many optimizer steps (0: no limit) */
+    int64_t  max_tokens;     /* stop after this many tokens (0: no limit) */
+    int      log_every;      /* print a human line every N steps (JSONL every step) */
+    char     out_dir[HERD_PATH_MAX];  /* metrics.jsonl and config.yaml go here */
+    char     backend[16];    /* "cpu" or "cuda" */
+    int      threads;        /* OpenMP/BLAS threads; 0: all cores */
+
+    /* data */
+    char     data_path[HERD_PATH_MAX];  /* token shard (docs/data-format.md) */
+
+    /* monitor */
+    double   peak_tflops;    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
+} herd_config;
+
+/* Fill `c` with the built-in defaults (the "tiny" preset). */
+void herd_config_defaults(herd_config *c);
+
+/* Apply a named preset's model (and matching optim) values. -1 if unknown. */
+int herd_config_apply_preset(herd_config *c, const char *name);
+
+/* Load `path` (YAML) over the current values of `c`. */
+int herd_config_load_file(herd_config *c, const char *path);
+
+/* Apply one "section.key=value" override; `origin` names it in messages. */
+int herd_config_set(herd_config *c, const char *assignment, const char *origin);
+
+/* Check cross-field rules (divisibility, ramp order, ...); `origin` names the
+ * source in messages. */
+int herd_config_validate(const herd_config *c, const char *origin);
+
+/* Write the resolved config as YAML that herd_config_load_file reads back. */
+int herd_config_write(const herd_config *c, FILE *f);
+
+#endif
