@@ -4,7 +4,7 @@
 # Later issues append to PACKAGES; keep it the one list.
 set -eu
 
-PACKAGES="build-essential pkg-config libopenblas-dev libyaml-dev
+PACKAGES="build-essential pkg-config libopenblas-openmp-dev libyaml-dev
           python3 python3-numpy python3-torch"
 
 missing=""

@@ -89,6 +89,10 @@ int herd_config_set(herd_config *c, const char *assignment, const char *origin);
  * source in messages. */
 int herd_config_validate(const herd_config *c, const char *origin);
 
+/* defaults < preset (--set model.preset, else the file's model.preset) < file
+ * (path may be NULL) < the --set list in order; then validate. */
+int herd_config_resolve(herd_config *c, const char *path, int n_sets, char *const *sets);
+
 /* Write the resolved config as YAML that herd_config_load_file reads back. */
 int herd_config_write(const herd_config *c, FILE *f);
 

@@ -1,0 +1,11 @@
+/* commands.h — the subcommands of the herd binary (git style), one per file
+ * src/cmd_*.c. Each takes argv with argv[0] the subcommand's name and returns
+ * the process exit status (0 ok, 1 failure, 2 usage). */
+#ifndef HERD_COMMANDS_H
+#define HERD_COMMANDS_H
+
+int herd_cmd_train(int argc, char **argv);
+int herd_cmd_config(int argc, char **argv);
+int herd_cmd_data(int argc, char **argv);
+
+#endif
