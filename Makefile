@@ -32,9 +32,14 @@ TOOL_BIN  := $(patsubst tests/golden/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 
 # CUDA backend: built whenever nvcc is found (it only needs to compile and link
 # on a machine without a GPU; tests that need a device skip at run time).
-ifneq ($(strip $(NVCC)),)
-CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_SRC      := $(wildcard kernels/cuda/*.cu)
+ifneq ($(strip $(NVCC)),)
+ifneq ($(strip $(CU_SRC)),)
+HAVE_CUDA   := 1
+endif
+endif
+ifdef HAVE_CUDA
+CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_OBJ      := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
 NVCCFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -I.
 CPPFLAGS    += -DHERD_HAVE_CUDA
@@ -42,7 +47,7 @@ LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcud
 CUDA_STATUS := yes ($(NVCC))
 else
 CU_OBJ      :=
-CUDA_STATUS := no (nvcc not found)
+CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
 .PHONY: all deps test demo bench clean help summary
@@ -108,3 +113,6 @@ help:
 	@echo "make deps | make | make test | make demo | make bench | make clean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# the CUDA switch is a compile flag of backend.c: rebuild it when .cu files come or go
+$(BUILD)/kernels/backend.o: $(CU_SRC) Makefile

@@ -96,4 +96,7 @@ int herd_config_resolve(herd_config *c, const char *path, int n_sets, char *cons
 /* Write the resolved config as YAML that herd_config_load_file reads back. */
 int herd_config_write(const herd_config *c, FILE *f);
 
+/* Every key with its type, default and help (herd config --keys). */
+void herd_config_print_keys(FILE *f);
+
 #endif
