@@ -1,0 +1,73 @@
+// backend_cuda.cu — the CUDA backend table (fp32, cuBLAS). Memory is device
+// memory; copies are synchronous. NULL when no device is present, so callers
+// get a clean "no CUDA device" path on machines without a GPU.
+#include "kernels/cuda/cuda_common.h"
+extern "C" {
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_ops.h"
+}
+
+cublasHandle_t herd_cuda_blas(void)
+{
+    static cublasHandle_t h;
+    if (!h) CUBLAS_CHECK(cublasCreate(&h));
+    return h;
+}
+
+static void *cu_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) return NULL;
+    CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 1));
+    return p;
+}
+static void cu_free(void *p) { if (p) CUDA_CHECK(cudaFree(p)); }
+static void cu_h2d(void *d, const void *s, size_t n) { CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyHostToDevice)); }
+static void cu_d2h(void *d, const void *s, size_t n) { CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost)); }
+static void cu_d2d(void *d, const void *s, size_t n) { CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice)); }
+static void cu_zero(float *x, size_t n) { CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float))); }
+static void cu_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+static herd_backend make_table(void)
+{
+    herd_backend b = {};
+    b.name = "cuda";
+    b.alloc = cu_alloc;
+    b.free = cu_free;
+    b.copy_h2d = cu_h2d;
+    b.copy_d2h = cu_d2h;
+    b.copy_d2d = cu_d2d;
+    b.zero = cu_zero;
+    b.synchronize = cu_sync;
+    b.matmul_fwd = cuda_matmul_fwd;
+    b.matmul_bwd = cuda_matmul_bwd;
+    b.embedding_fwd = cuda_embedding_fwd;
+    b.embedding_bwd = cuda_embedding_bwd;
+    b.rmsnorm_fwd = cuda_rmsnorm_fwd;
+    b.rmsnorm_bwd = cuda_rmsnorm_bwd;
+    b.rope_fwd = cuda_rope_fwd;
+    b.rope_bwd = cuda_rope_bwd;
+    b.attention_fwd = cuda_attention_fwd;
+    b.attention_bwd = cuda_attention_bwd;
+    b.swiglu_fwd = cuda_swiglu_fwd;
+    b.swiglu_bwd = cuda_swiglu_bwd;
+    b.add_inplace = cuda_add_inplace;
+    b.xent_fwd = cuda_xent_fwd;
+    b.xent_bwd = cuda_xent_bwd;
+    b.adamw = cuda_adamw;
+    b.sumsq = cuda_sumsq;
+    return b;
+}
+
+extern "C" const herd_backend *herd_backend_cuda(void)
+{
+    static herd_backend table;
+    static int probed, present;
+    if (!probed) {
+        int n = 0;
+        present = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+        if (present) table = make_table();
+        probed = 1;
+    }
+    return present ? &table : NULL;
+}

@@ -1,0 +1,33 @@
+/* cuda_ops.h — the fp32 CUDA ops; semantics and shapes: kernels/backend.h. */
+#ifndef HERD_CUDA_OPS_H
+#define HERD_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void cuda_matmul_fwd(float *out, const float *a, const float *w, int M, int N, int K, int accumulate);
+void cuda_matmul_bwd(float *da, float *dw, const float *dout, const float *a, const float *w,
+                     int M, int N, int K, int accumulate_da);
+void cuda_embedding_fwd(float *out, const int32_t *tokens, const float *wte, int n, int d);
+void cuda_embedding_bwd(float *dwte, const float *dout, const int32_t *tokens, int n, int d);
+void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int n, int d, float eps);
+void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                      const float *rstd, int n, int d);
+void cuda_rope_fwd(float *x, const float *cos_sin, const int32_t *pos, int n, int n_heads, int head_dim);
+void cuda_rope_bwd(float *dx, const float *cos_sin, const int32_t *pos, int n, int n_heads, int head_dim);
+void cuda_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                        const int32_t *doc, int B, int T, int H, int KV, int hd);
+void cuda_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v,
+                        const int32_t *doc, int B, int T, int H, int KV, int hd);
+void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);
+void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, size_t n);
+void cuda_add_inplace(float *y, const float *x, size_t n);
+void cuda_xent_fwd(float *losses, float *lse, const float *logits, const int32_t *targets, int n, int V);
+void cuda_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V, float scale);
+void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                float beta2, float eps, float wd, float bc1, float bc2, float grad_scale);
+double cuda_sumsq(const float *x, size_t n);
+
+#endif
