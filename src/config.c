@@ -1,306 +1,558 @@
-/* config.c — the run configuration: one table of keys drives parsing,
- * validation, printing and saving (redis style). See config.h, docs/config.md. */
+/* config.c — the run configuration of herd.
+ *
+ * One table of keys (redis style) drives everything: the YAML loader, --set,
+ * the bounds checks, herd_config_write and `herd config --keys` all walk
+ * `keys[]` below, so a new key is one line of the table plus its field in
+ * config.h. Presets and defaults are in config_presets.c.
+ *
+ * Messages follow one format so that a user can jump to the mistake:
+ *     herd: FILE:LINE: key 'section.key': what is wrong
+ * with LINE left out when it is not known (a --set, a preset, a default).
+ */
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 #include "src/config.h"
 
-typedef enum { K_INT, K_I64, K_U64, K_DBL, K_STR, K_RAMP } key_type;
+/* ---- the table ---------------------------------------------------------- */
+
+typedef enum { T_INT, T_INT64, T_UINT64, T_DOUBLE, T_STRING, T_PRESET, T_RAMP } key_type;
+
+enum { OPEN_MIN = 1, OPEN_MAX = 2 }; /* bound excluded: eps > 0, beta < 1 */
 
 typedef struct {
-    const char *key;     /* "section.key" */
+    const char *name;     /* "section.key" (ramp fields: "seq_len", ...) */
     key_type    type;
-    size_t      offset;  /* into herd_config */
-    size_t      size;    /* strings: buffer size */
-    double      min, max;
+    size_t      offset;   /* into herd_config (ramp fields: into herd_ramp_stage) */
+    size_t      size;     /* of the field; bounds the length of strings */
+    double      min, max; /* numbers only; inclusive unless flags say otherwise */
+    int         flags;
     const char *help;
 } key_spec;
 
-#define F(field) offsetof(herd_config, field), sizeof(((herd_config *)0)->field)
+#define FIELD(type, f) offsetof(type, f), sizeof(((type *)0)->f)
+#define KEY(name, type, f, min, max, flags, help) \
+    {name, type, FIELD(herd_config, f), min, max, flags, help}
+
+/* Order is the order of herd_config_write and --keys; keys of one section
+ * stay together. */
 static const key_spec keys[] = {
-    {"model.preset", K_STR, F(preset), 0, 0, "preset applied before the file: tiny small 100m 8b 70b 405b"},
-    {"model.n_layers", K_INT, F(n_layers), 1, 1024, "transformer layers"},
-    {"model.d_model", K_INT, F(d_model), 2, 65536, "model width"},
-    {"model.n_heads", K_INT, F(n_heads), 1, 1024, "query heads"},
-    {"model.n_kv_heads", K_INT, F(n_kv_heads), 1, 1024, "key/value heads (GQA); divides n_heads"},
-    {"model.ffn_dim", K_INT, F(ffn_dim), 1, 1 << 20, "SwiGLU hidden size"},
-    {"model.vocab_size", K_INT, F(vocab_size), 2, 1 << 24, "vocabulary size (128256 for Llama 3)"},
-    {"model.max_seq_len", K_INT, F(max_seq_len), 2, 1 << 20, "longest sequence (RoPE table size)"},
-    {"model.rope_theta", K_DBL, F(rope_theta), 1, 1e12, "RoPE base frequency"},
-    {"model.norm_eps", K_DBL, F(norm_eps), 1e-12, 1, "RMSNorm epsilon"},
-    {"model.init_std", K_DBL, F(init_std), 1e-6, 10, "std of the normal init of weight matrices"},
-    {"optim.lr", K_DBL, F(lr), 0, 10, "peak learning rate"},
-    {"optim.min_lr", K_DBL, F(min_lr), 0, 10, "learning rate at the end of the cosine"},
-    {"optim.beta1", K_DBL, F(beta1), 0, 0.999999, "AdamW beta1"},
-    {"optim.beta2", K_DBL, F(beta2), 0, 0.999999999, "AdamW beta2"},
-    {"optim.eps", K_DBL, F(eps), 1e-30, 1, "AdamW epsilon"},
-    {"optim.weight_decay", K_DBL, F(weight_decay), 0, 10, "decoupled weight decay of weight matrices"},
-    {"optim.grad_clip", K_DBL, F(grad_clip), 0, 1e9, "global gradient-norm clip (0: off)"},
-    {"schedule.warmup_steps", K_I64, F(warmup_steps), 0, 1e15, "linear warm-up steps"},
-    {"schedule.decay_steps", K_I64, F(decay_steps), 0, 1e15, "step where the cosine reaches min_lr"},
-    {"schedule.anneal_tokens", K_I64, F(anneal_tokens), 0, 1e18, "final linear decay to 0 over the last N tokens of train.max_tokens"},
-    {"batch.micro_batch", K_INT, F(micro_batch), 1, 1 << 20, "sequences per micro-batch"},
-    {"batch.ramp", K_RAMP, F(ramp), 0, 0, "list of {after_tokens, batch_tokens, seq_len}"},
-    {"train.seed", K_U64, F(seed), 0, 1.8e19, "seed of init and sampler"},
-    {"train.max_steps", K_I64, F(max_steps), 0, 1e15, "stop after N steps (0: no limit)"},
-    {"train.max_tokens", K_I64, F(max_tokens), 0, 1e18, "stop after N tokens (0: no limit)"},
-    {"train.log_every", K_INT, F(log_every), 0, 1 << 30, "human log line every N steps"},
-    {"train.out_dir", K_STR, F(out_dir), 0, 0, "metrics.jsonl and config.yaml go here"},
-    {"train.backend", K_STR, F(backend), 0, 0, "cpu or cuda"},
-    {"train.threads", K_INT, F(threads), 0, 4096, "threads (0: all cores)"},
-    {"data.path", K_STR, F(data_path), 0, 0, "training token shard"},
-    {"monitor.peak_tflops", K_DBL, F(peak_tflops), 0, 1e6, "peak per device for MFU (0: auto)"},
+    KEY("model.preset", T_PRESET, preset, 0, 0, 0,
+        "preset applied before every other key: tiny small 100m 8b 70b 405b (\"\": none)"),
+    KEY("model.n_layers", T_INT, n_layers, 1, 1024, 0, "transformer blocks"),
+    KEY("model.d_model", T_INT, d_model, 2, 1 << 17, 0, "model width"),
+    KEY("model.n_heads", T_INT, n_heads, 1, 4096, 0,
+        "query heads; divide d_model into an even head_dim"),
+    KEY("model.n_kv_heads", T_INT, n_kv_heads, 1, 4096, 0, "key/value heads (GQA); divide n_heads"),
+    KEY("model.ffn_dim", T_INT, ffn_dim, 1, 1 << 20, 0, "SwiGLU hidden size"),
+    KEY("model.vocab_size", T_INT, vocab_size, 2, 1 << 24, 0, "vocabulary size (Llama 3: 128256)"),
+    KEY("model.max_seq_len", T_INT, max_seq_len, 2, 1 << 20, 0,
+        "longest sequence of the run (size of the RoPE table)"),
+    KEY("model.rope_theta", T_DOUBLE, rope_theta, 0, 1e12, OPEN_MIN, "RoPE base frequency"),
+    KEY("model.norm_eps", T_DOUBLE, norm_eps, 0, 1, OPEN_MIN, "RMSNorm epsilon"),
+    KEY("model.init_std", T_DOUBLE, init_std, 0, 10, OPEN_MIN,
+        "std of the normal init of weight matrices"),
+    KEY("optim.lr", T_DOUBLE, lr, 0, 10, 0, "peak learning rate (end of warm-up)"),
+    KEY("optim.min_lr", T_DOUBLE, min_lr, 0, 10, 0, "floor of the cosine decay; <= lr"),
+    KEY("optim.beta1", T_DOUBLE, beta1, 0, 1, OPEN_MAX, "AdamW beta1"),
+    KEY("optim.beta2", T_DOUBLE, beta2, 0, 1, OPEN_MAX, "AdamW beta2"),
+    KEY("optim.eps", T_DOUBLE, eps, 0, 1, OPEN_MIN, "AdamW epsilon"),
+    KEY("optim.weight_decay", T_DOUBLE, weight_decay, 0, 10, 0,
+        "decoupled weight decay, weight matrices only"),
+    KEY("optim.grad_clip", T_DOUBLE, grad_clip, 0, 1e12, 0, "clip the global gradient L2 norm (0: off)"),
+    KEY("schedule.warmup_steps", T_INT64, warmup_steps, 0, 1e15, 0, "linear warm-up steps"),
+    KEY("schedule.decay_steps", T_INT64, decay_steps, 0, 1e15, 0, "step at which the cosine reaches min_lr"),
+    KEY("schedule.anneal_tokens", T_INT64, anneal_tokens, 0, 1e18, 0,
+        "lr -> 0 linearly over the last N tokens of train.max_tokens (0: off)"),
+    KEY("batch.micro_batch", T_INT, micro_batch, 1, 1 << 20, 0,
+        "sequences per micro-batch (gradient accumulation)"),
+    KEY("batch.ramp", T_RAMP, ramp, 0, 0, 0,
+        "batch stages {after_tokens, batch_tokens, seq_len}; first at 0, sorted"),
+    KEY("train.seed", T_UINT64, seed, 0, 18446744073709551615.0, 0, "seed of the init and the sampler"),
+    KEY("train.max_steps", T_INT64, max_steps, 0, 1e15, 0, "stop after N optimizer steps (0: no limit)"),
+    KEY("train.max_tokens", T_INT64, max_tokens, 0, 1e18, 0, "stop after N tokens (0: no limit)"),
+    KEY("train.log_every", T_INT, log_every, 0, INT_MAX, 0,
+        "human log line every N steps (0: none; JSONL gets every step)"),
+    KEY("train.out_dir", T_STRING, out_dir, 0, 0, 0, "metrics.jsonl and config.yaml go here"),
+    KEY("train.backend", T_STRING, backend, 0, 0, 0, "cpu or cuda"),
+    KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
+    KEY("data.path", T_STRING, data_path, 0, 0, 0, "token shard (docs/data-format.md)"),
+    KEY("monitor.peak_tflops", T_DOUBLE, peak_tflops, 0, 1e6, 0,
+        "peak TFLOP/s per device for MFU (0: 989.4 on cuda, measured sgemm on cpu)"),
 };
-#undef F
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
-/* Line of each key in the last file loaded, for messages of validate(). */
-static int key_line[N_KEYS];
+/* The fields of one batch.ramp stage: the same machinery, offsets into a stage. */
+static const key_spec ramp_fields[] = {
+    {"after_tokens", T_INT64, FIELD(herd_ramp_stage, after_tokens), 0, 1e18, 0,
+     "the stage applies once this many tokens are seen"},
+    {"batch_tokens", T_INT64, FIELD(herd_ramp_stage, batch_tokens), 1, 1e18, 0,
+     "global batch in tokens"},
+    {"seq_len", T_INT, FIELD(herd_ramp_stage, seq_len), 1, 1 << 20, 0, "sequence length"},
+};
+#define N_RAMP_FIELDS (sizeof ramp_fields / sizeof ramp_fields[0])
 
 static const key_spec *find_key(const char *name)
 {
     for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(keys[i].key, name)) return &keys[i];
+        if (!strcmp(keys[i].name, name)) return &keys[i];
     return NULL;
 }
 
-static void *field(herd_config *c, const key_spec *k) { return (char *)c + k->offset; }
+static int key_index(const key_spec *k) { return (int)(k - keys); }
 
-/* ---- presets ------------------------------------------------------------- */
-
-typedef struct {
-    const char *name;
-    int n_layers, d_model, n_heads, n_kv_heads, ffn_dim, vocab_size, max_seq_len;
-    double lr, min_lr;
-    int64_t warmup, decay;
-    int paper_ramp;   /* 1: the 405B batch ramp; 0: one stage of 32 sequences */
-} preset_spec;
-
-static const preset_spec presets[] = {
-    {"tiny", 2, 64, 4, 2, 192, 512, 128, 1e-3, 1e-4, 20, 1000, 0},
-    {"small", 4, 128, 8, 2, 384, 512, 256, 1e-3, 1e-4, 50, 2000, 0},
-    {"100m", 8, 768, 12, 4, 2048, 32768, 512, 6e-4, 6e-5, 200, 10000, 0},
-    {"8b", 32, 4096, 32, 8, 14336, 128256, 8192, 3e-4, 3e-6, 8000, 1200000, 1},
-    {"70b", 80, 8192, 64, 8, 28672, 128256, 8192, 1.5e-4, 1.5e-6, 8000, 1200000, 1},
-    {"405b", 126, 16384, 128, 8, 53248, 128256, 8192, 8e-5, 8e-7, 8000, 1200000, 1},
-};
-
-int herd_config_apply_preset(herd_config *c, const char *name)
+/* Index of the first key of section `name` (len bytes), or -1. */
+static int section_index(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
-        const preset_spec *p = &presets[i];
-        if (strcmp(p->name, name)) continue;
-        snprintf(c->preset, sizeof c->preset, "%s", p->name);
-        c->n_layers = p->n_layers;
-        c->d_model = p->d_model;
-        c->n_heads = p->n_heads;
-        c->n_kv_heads = p->n_kv_heads;
-        c->ffn_dim = p->ffn_dim;
-        c->vocab_size = p->vocab_size;
-        c->max_seq_len = p->max_seq_len;
-        c->rope_theta = 500000.0;
-        c->lr = p->lr;
-        c->min_lr = p->min_lr;
-        c->warmup_steps = p->warmup;
-        c->decay_steps = p->decay;
-        if (p->paper_ramp) {
-            /* 4M tokens at 4,096 -> 8M at 8,192 after 252M -> 16M after 2.87T */
-            c->n_ramp = 3;
-            c->ramp[0] = (herd_ramp_stage){0, 4194304, 4096};
-            c->ramp[1] = (herd_ramp_stage){252000000LL, 8388608, 8192};
-            c->ramp[2] = (herd_ramp_stage){2870000000000LL, 16777216, 8192};
-            c->micro_batch = 1;
-        } else {
-            c->n_ramp = 1;
-            c->ramp[0] = (herd_ramp_stage){0, (int64_t)32 * p->max_seq_len, p->max_seq_len};
-            c->micro_batch = 8;
-        }
-        return 0;
-    }
-    fprintf(stderr, "herd: unknown preset '%s' (valid: tiny small 100m 8b 70b 405b)\n", name);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!strncmp(keys[i].name, name, len) && keys[i].name[len] == '.') return (int)i;
     return -1;
 }
 
-void herd_config_defaults(herd_config *c)
+static size_t section_len(const key_spec *k) { return (size_t)(strchr(k->name, '.') - k->name); }
+
+static void *field_of(void *base, const key_spec *k) { return (char *)base + k->offset; }
+static const void *cfield_of(const void *base, const key_spec *k) { return (const char *)base + k->offset; }
+
+/* ---- provenance and messages ------------------------------------------- */
+
+/* Where each key's value came from, so that validate can point at the line
+ * of the file (or at --set) even though the check runs after loading. */
+typedef struct {
+    int line[N_KEYS]; /* > 0: line in the file; AT_SET: a --set; 0: default or preset */
+} provenance;
+
+/* A "line" that says: the value is a command-line assignment, and `origin`
+ * ("--set") names it. Such messages read "herd: --set optim.lr: ...". */
+#define AT_SET (-1)
+
+static int vkey_error(const char *origin, int line, const char *key, const char *fmt, va_list ap)
 {
-    memset(c, 0, sizeof *c);
-    memset(key_line, 0, sizeof key_line);
-    herd_config_apply_preset(c, "tiny");
-    c->norm_eps = 1e-5;
-    c->init_std = 0.02;
-    c->beta1 = 0.9;
-    c->beta2 = 0.95;
-    c->eps = 1e-8;
-    c->weight_decay = 0.1;
-    c->grad_clip = 1.0;
-    c->ramp[0] = (herd_ramp_stage){0, 4096, 128};
-    c->seed = 1234;
-    c->max_steps = 100;
-    c->log_every = 10;
-    snprintf(c->out_dir, sizeof c->out_dir, "runs/default");
-    snprintf(c->backend, sizeof c->backend, "cpu");
+    char what[512];
+    vsnprintf(what, sizeof what, fmt, ap);
+    if (line > 0) fprintf(stderr, "herd: %s:%d: key '%s': %s\n", origin, line, key, what);
+    else if (line == AT_SET) fprintf(stderr, "herd: %s %s: %s\n", origin, key, what);
+    else fprintf(stderr, "herd: %s: key '%s': %s\n", origin, key, what);
+    return -1;
 }
 
-/* ---- scalar parsing ------------------------------------------------------ */
+static int key_error(const char *origin, int line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int key_error(const char *origin, int line, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vkey_error(origin, line, key, fmt, ap);
+    va_end(ap);
+    return -1;
+}
 
-/* Integers take decimal suffixes: 4K, 252M, 2.87T (= 2,870,000,000,000). */
-static int parse_integer(const char *s, double *out)
+static int in_section(const key_spec *k, const char *name, size_t len)
+{
+    return section_len(k) == len && !strncmp(k->name, name, len);
+}
+
+/* "section.key" (or "section") is not in the table: list what is, since the
+ * likeliest cause is a typo. */
+static int unknown_key(const char *origin, int line, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    size_t len = dot ? (size_t)(dot - name) : strlen(name);
+    int s = section_index(name, len);
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = s < 0 ? 0 : (size_t)s; i < N_KEYS && used < sizeof list; i++) {
+        if (s < 0 && section_index(keys[i].name, section_len(&keys[i])) == (int)i)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%.*s", used ? ", " : "",
+                                     (int)section_len(&keys[i]), keys[i].name);
+        else if (s >= 0 && in_section(&keys[i], name, len))
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
+                                     keys[i].name + len + 1);
+    }
+    if (s < 0) return key_error(origin, line, name, "unknown section '%.*s' (sections: %s)", (int)len, name, list);
+    return key_error(origin, line, name, "unknown key (%.*s has: %s)", (int)len, name, list);
+}
+
+/* Shortest "%.Ng" that reads back to the same double: 0.1 stays "0.1". */
+static void format_double(double v, char *buf, size_t n)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+static void format_bounds(const key_spec *k, char *buf, size_t n)
+{
+    char lo[32], hi[32];
+    format_double(k->min, lo, sizeof lo);
+    format_double(k->max, hi, sizeof hi);
+    snprintf(buf, n, "%c%s, %s%c", k->flags & OPEN_MIN ? '(' : '[', lo, hi, k->flags & OPEN_MAX ? ')' : ']');
+}
+
+static int in_bounds(const key_spec *k, double v)
+{
+    if (k->flags & OPEN_MIN ? !(v > k->min) : !(v >= k->min)) return 0;
+    if (k->flags & OPEN_MAX ? !(v < k->max) : !(v <= k->max)) return 0;
+    return 1;
+}
+
+/* ---- scalars: text -> field -------------------------------------------- */
+
+/* A decimal integer with an optional suffix K, M, G or T (powers of 1000, as
+ * token counts are quoted: 4M, 252M, 2.87T). A fraction is allowed only when
+ * the suffix makes the number whole: "2.87T" is 2870000000000, "1.5" is not an
+ * integer. Exact arithmetic, no doubles, so 2.87T is exactly that. */
+static int parse_integer(const char *s, int *negative, uint64_t *out)
+{
+    const char *p = s;
+    uint64_t v = 0, frac = 0;
+    *negative = 0;
+    if (*p == '+' || *p == '-') *negative = *p++ == '-';
+    if (!isdigit((unsigned char)*p)) return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1; /* v * 10 + d would wrap */
+        v = v * 10 + d;
+    }
+    const char *fdig = NULL;
+    size_t nfrac = 0;
+    if (*p == '.') {
+        fdig = ++p;
+        while (isdigit((unsigned char)*p)) p++;
+        nfrac = (size_t)(p - fdig);
+        if (nfrac == 0) return -1;
+        while (nfrac > 0 && fdig[nfrac - 1] == '0') nfrac--; /* 4.0M == 4M */
+    }
+    size_t zeros = 0;
+    switch (*p) {
+    case 'K': case 'k': zeros = 3; p++; break;
+    case 'M': zeros = 6; p++; break;
+    case 'G': zeros = 9; p++; break;
+    case 'T': zeros = 12; p++; break;
+    }
+    if (*p || nfrac > zeros) return -1;
+    for (size_t i = 0; i < zeros; i++) {
+        if (v > UINT64_MAX / 10) return -1;
+        v *= 10;
+    }
+    for (size_t i = 0; i < zeros; i++) /* the fraction's digits, scaled: at most 10^12 */
+        frac = frac * 10 + (i < nfrac ? (uint64_t)(fdig[i] - '0') : 0);
+    if (v > UINT64_MAX - frac) return -1;
+    *out = v + frac;
+    return 0;
+}
+
+static const char *type_noun(key_type t)
+{
+    switch (t) {
+    case T_INT: case T_INT64: case T_UINT64: return "an integer (suffixes K M G T allowed)";
+    case T_DOUBLE: return "a number";
+    case T_STRING: return "a string";
+    case T_PRESET: return "a preset name";
+    case T_RAMP: return "a list of {after_tokens, batch_tokens, seq_len}";
+    }
+    return "?";
+}
+
+static int out_of_range(const key_spec *k, const char *text, char *why, size_t n)
+{
+    char b[80];
+    format_bounds(k, b, sizeof b);
+    snprintf(why, n, "%s is out of range %s", text, b);
+    return -1;
+}
+
+static int not_a(const key_spec *k, const char *text, char *why, size_t n)
+{
+    snprintf(why, n, "expected %s, got '%s'", type_noun(k->type), text);
+    return -1;
+}
+
+static int set_string(void *p, const key_spec *k, const char *text, char *why, size_t n)
+{
+    size_t len = strlen(text);
+    if (len >= k->size) {
+        snprintf(why, n, "longer than %zu characters", k->size - 1);
+        return -1;
+    }
+    memcpy(p, text, len + 1);
+    return 0;
+}
+
+static int set_integer(void *p, const key_spec *k, const char *text, char *why, size_t n)
+{
+    int neg;
+    uint64_t mag;
+    if (parse_integer(text, &neg, &mag)) return not_a(k, text, why, n);
+    if (k->type == T_UINT64) {
+        if (neg && mag) return not_a(k, text, why, n);
+        *(uint64_t *)p = mag; /* every uint64 is in range: seeds are bit patterns */
+        return 0;
+    }
+    if (mag > (uint64_t)INT64_MAX) return not_a(k, text, why, n);
+    int64_t v = neg ? -(int64_t)mag : (int64_t)mag;
+    if (!in_bounds(k, (double)v)) return out_of_range(k, text, why, n);
+    if (k->type == T_INT) *(int *)p = (int)v; /* the table's bounds fit an int */
+    else *(int64_t *)p = v;
+    return 0;
+}
+
+static int set_double(void *p, const key_spec *k, const char *text, char *why, size_t n)
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno) return -1;
-    double mult = 1;
-    switch (*end) {
-    case 'K': case 'k': mult = 1e3; end++; break;
-    case 'M': mult = 1e6; end++; break;
-    case 'G': case 'B': mult = 1e9; end++; break;
-    case 'T': mult = 1e12; end++; break;
-    }
-    if (*end) return -1;
-    v = v * mult;
-    if (v != floor(v)) return -1;
-    *out = v;
+    double v = strtod(text, &end);
+    if (end == text || *end || !isfinite(v) || (errno == ERANGE && v != 0)) return not_a(k, text, why, n);
+    if (!in_bounds(k, v)) return out_of_range(k, text, why, n);
+    *(double *)p = v;
     return 0;
 }
 
-/* Set one scalar key from text. Returns 0, or -1 with *why set. */
-static int set_scalar(herd_config *c, const key_spec *k, const char *text, const char **why)
+/* Store `text` into the field of `k` in `base` after checking its type and
+ * bounds. On error, writes the reason into why[] and returns -1. Not for
+ * T_PRESET and T_RAMP (they need more than text). */
+static int set_scalar(void *base, const key_spec *k, const char *text, char *why, size_t n)
 {
-    double v;
-    char *end;
+    void *p = field_of(base, k);
     switch (k->type) {
-    case K_INT: case K_I64: case K_U64:
-        if (parse_integer(text, &v)) { *why = "expected an integer (suffixes K M G T allowed)"; return -1; }
-        break;
-    case K_DBL:
-        errno = 0;
-        v = strtod(text, &end);
-        if (end == text || *end || errno || !isfinite(v)) { *why = "expected a number"; return -1; }
-        break;
-    case K_STR:
-        if (strlen(text) >= k->size) { *why = "string too long"; return -1; }
-        if (!strcmp(k->key, "model.preset") && text[0]) {
-            if (herd_config_apply_preset(c, text)) { *why = "unknown preset"; return -1; }
-        }
-        snprintf(field(c, k), k->size, "%s", text);
-        return 0;
-    default:
-        *why = "expected a list of {after_tokens, batch_tokens, seq_len}";
-        return -1;
+    case T_STRING: return set_string(p, k, text, why, n);
+    case T_INT: case T_INT64: case T_UINT64: return set_integer(p, k, text, why, n);
+    case T_DOUBLE: return set_double(p, k, text, why, n);
+    default: snprintf(why, n, "internal: %s is not a scalar key", k->name); return -1;
     }
-    if (v < k->min || v > k->max) {
-        static char buf[128];
-        snprintf(buf, sizeof buf, "value %s out of range [%g, %g]", text, k->min, k->max);
-        *why = buf;
-        return -1;
-    }
-    switch (k->type) {
-    case K_INT: *(int *)field(c, k) = (int)v; break;
-    case K_I64: *(int64_t *)field(c, k) = (int64_t)v; break;
-    case K_U64: *(uint64_t *)field(c, k) = (uint64_t)v; break;
-    default: *(double *)field(c, k) = v; break;
-    }
+}
+
+/* ---- presets, as a key -------------------------------------------------- */
+
+typedef enum {
+    PRESET_APPLY, /* model.preset applies the preset (then later keys override) */
+    PRESET_CHECK  /* a --set model.preset already chose: only check the name */
+} preset_mode;
+
+static int set_preset(herd_config *c, const char *name, preset_mode mode, const char *origin, int line)
+{
+    if (name[0] && !herd_config_preset_exists(name))
+        return key_error(origin, line, "model.preset", "unknown preset '%s' (presets: %s)", name,
+                         herd_config_preset_names());
+    if (mode == PRESET_CHECK) return 0;
+    if (name[0]) return herd_config_apply_preset(c, name);
+    c->preset[0] = '\0'; /* "": no preset, the values stay as they are */
     return 0;
 }
 
-/* ---- YAML ---------------------------------------------------------------- */
+/* ---- YAML nodes --------------------------------------------------------- */
 
-static int err_at(const char *file, int line, const char *key, const char *why)
+typedef struct {
+    herd_config     *c;
+    const char      *origin;    /* the file name, or "--set" */
+    int              has_lines; /* node marks are lines of `origin` */
+    yaml_document_t *doc;
+    provenance      *prov;      /* may be NULL */
+} loader;
+
+static int node_line(const loader *L, const yaml_node_t *n)
 {
-    if (line > 0) fprintf(stderr, "herd: %s:%d: key '%s': %s\n", file, line, key, why);
-    else fprintf(stderr, "herd: %s: key '%s': %s\n", file, key, why);
-    return -1;
+    return L->has_lines ? (int)n->start_mark.line + 1 : AT_SET;
 }
 
-static int parse_ramp(herd_config *c, yaml_document_t *doc, yaml_node_t *seq, const char *file)
+static const char *node_kind(const yaml_node_t *n)
 {
-    int line = (int)seq->start_mark.line + 1;
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
+}
+
+/* Text of a scalar; YAML's plain null (empty, ~, null) reads as "". */
+static const char *scalar_text(const yaml_node_t *n)
+{
+    const char *s = (const char *)n->data.scalar.value;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (!strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")))
+        return "";
+    return s;
+}
+
+static int is_null(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && !scalar_text(n)[0] &&
+           n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+/* One stage of batch.ramp: a mapping with exactly the three fields. */
+static int ramp_stage_from_node(const loader *L, yaml_node_t *m, int stage, herd_ramp_stage *out)
+{
+    const char *key = "batch.ramp";
+    if (m->type != YAML_MAPPING_NODE)
+        return key_error(L->origin, node_line(L, m), key,
+                         "stage %d: expected a mapping {after_tokens, batch_tokens, seq_len}, got %s",
+                         stage, node_kind(m));
+    int seen[N_RAMP_FIELDS] = {0};
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(L->doc, p->value);
+        int line = node_line(L, kn);
+        const char *fname = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "?";
+        size_t f = 0;
+        while (f < N_RAMP_FIELDS && strcmp(ramp_fields[f].name, fname)) f++;
+        if (f == N_RAMP_FIELDS)
+            return key_error(L->origin, line, key,
+                             "stage %d: unknown field '%s' (fields: after_tokens, batch_tokens, seq_len)",
+                             stage, fname);
+        if (seen[f]++)
+            return key_error(L->origin, line, key, "stage %d: '%s' given twice", stage, fname);
+        if (vn->type != YAML_SCALAR_NODE)
+            return key_error(L->origin, line, key, "stage %d: %s: expected %s, got %s", stage, fname,
+                             type_noun(ramp_fields[f].type), node_kind(vn));
+        char why[256];
+        if (set_scalar(out, &ramp_fields[f], scalar_text(vn), why, sizeof why))
+            return key_error(L->origin, line, key, "stage %d: %s: %s", stage, fname, why);
+    }
+    for (size_t f = 0; f < N_RAMP_FIELDS; f++)
+        if (!seen[f])
+            return key_error(L->origin, node_line(L, m), key, "stage %d: '%s' is missing", stage,
+                             ramp_fields[f].name);
+    return 0;
+}
+
+/* batch.ramp replaces the whole ramp: a list of 1..HERD_MAX_RAMP stages. */
+static int ramp_from_node(const loader *L, yaml_node_t *seq, int line)
+{
+    const char *key = "batch.ramp";
     if (seq->type != YAML_SEQUENCE_NODE)
-        return err_at(file, line, "batch.ramp", "expected a list of {after_tokens, batch_tokens, seq_len}");
-    int n = 0;
-    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
-        yaml_node_t *m = yaml_document_get_node(doc, *it);
-        line = (int)m->start_mark.line + 1;
-        if (n == HERD_MAX_RAMP) return err_at(file, line, "batch.ramp", "too many stages (at most 8)");
-        if (m->type != YAML_MAPPING_NODE)
-            return err_at(file, line, "batch.ramp", "each stage is a mapping {after_tokens, batch_tokens, seq_len}");
-        herd_ramp_stage st = {-1, -1, -1};
-        for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-            yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
-            const char *kname = (const char *)kn->data.scalar.value;
-            double v;
-            char key[64];
-            snprintf(key, sizeof key, "batch.ramp[%d].%s", n, kname);
-            if (kn->type != YAML_SCALAR_NODE || vn->type != YAML_SCALAR_NODE ||
-                parse_integer((const char *)vn->data.scalar.value, &v) || v < 0)
-                return err_at(file, (int)vn->start_mark.line + 1, key, "expected a non-negative integer");
-            if (!strcmp(kname, "after_tokens")) st.after_tokens = (int64_t)v;
-            else if (!strcmp(kname, "batch_tokens")) st.batch_tokens = (int64_t)v;
-            else if (!strcmp(kname, "seq_len")) st.seq_len = (int)v;
-            else return err_at(file, (int)kn->start_mark.line + 1, key,
-                               "unknown key (expected after_tokens, batch_tokens, seq_len)");
-        }
-        if (st.after_tokens < 0 || st.batch_tokens <= 0 || st.seq_len <= 0)
-            return err_at(file, line, "batch.ramp",
-                          "each stage needs after_tokens, batch_tokens > 0 and seq_len > 0");
-        c->ramp[n++] = st;
+        return key_error(L->origin, line, key, "expected %s, got %s", type_noun(T_RAMP), node_kind(seq));
+    int n = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n < 1 || n > HERD_MAX_RAMP)
+        return key_error(L->origin, line, key, "has %d stages; give 1 to %d", n, HERD_MAX_RAMP);
+    herd_ramp_stage stages[HERD_MAX_RAMP];
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *m = yaml_document_get_node(L->doc, seq->data.sequence.items.start[i]);
+        if (ramp_stage_from_node(L, m, i + 1, &stages[i])) return -1;
     }
-    if (n == 0) return err_at(file, line, "batch.ramp", "needs at least one stage");
-    c->n_ramp = n;
+    L->c->n_ramp = n;
+    memcpy(L->c->ramp, stages, (size_t)n * sizeof stages[0]);
     return 0;
 }
 
-/* Walk the document; pass 0 applies only model.preset, pass 1 everything else. */
-static int apply_document(herd_config *c, yaml_document_t *doc, const char *file, int pass)
+/* Set key `k` (not the preset) from a value node. */
+static int key_from_node(const loader *L, const key_spec *k, yaml_node_t *vn, int line)
 {
-    yaml_node_t *root = yaml_document_get_root_node(doc);
-    if (!root) return 0; /* empty file */
+    if (k->type == T_RAMP) return ramp_from_node(L, vn, line);
+    if (vn->type != YAML_SCALAR_NODE)
+        return key_error(L->origin, line, k->name, "expected %s, got %s", type_noun(k->type), node_kind(vn));
+    char why[256];
+    if (set_scalar(L->c, k, scalar_text(vn), why, sizeof why))
+        return key_error(L->origin, line, k->name, "%s", why);
+    return 0;
+}
+
+static yaml_node_t *mapping_get(yaml_document_t *doc, yaml_node_t *map, const char *name)
+{
+    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        if (kn->type == YAML_SCALAR_NODE && !strcmp((const char *)kn->data.scalar.value, name))
+            return yaml_document_get_node(doc, p->value);
+    }
+    return NULL;
+}
+
+/* The preset goes first, wherever model.preset sits in the file, so that
+ * every other key of the file overrides it. */
+static int preset_from_document(const loader *L, yaml_node_t *root, preset_mode mode)
+{
+    yaml_node_t *model = mapping_get(L->doc, root, "model");
+    yaml_node_t *vn = mapping_get(L->doc, model, "preset");
+    if (!vn) return 0;
+    int line = node_line(L, vn);
+    if (vn->type != YAML_SCALAR_NODE)
+        return key_error(L->origin, line, "model.preset", "expected %s, got %s", type_noun(T_PRESET),
+                         node_kind(vn));
+    if (set_preset(L->c, scalar_text(vn), mode, L->origin, line)) return -1;
+    if (L->prov) L->prov->line[key_index(find_key("model.preset"))] = line;
+    return 0;
+}
+
+/* Every key of one section mapping; `seen` holds the line of each key so far. */
+static int section_from_node(const loader *L, const char *section, yaml_node_t *map, int *seen)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(L->doc, p->value);
+        int line = node_line(L, kn);
+        char name[160];
+        snprintf(name, sizeof name, "%s.%s", section,
+                 kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "?");
+        const key_spec *k = find_key(name);
+        if (!k) return unknown_key(L->origin, line, name);
+        int i = key_index(k);
+        if (seen[i]) return key_error(L->origin, line, name, "given twice (first on line %d)", seen[i]);
+        seen[i] = line;
+        if (k->type == T_PRESET) continue; /* done by preset_from_document */
+        if (key_from_node(L, k, vn, line)) return -1;
+        if (L->prov) L->prov->line[i] = line;
+    }
+    return 0;
+}
+
+/* An unknown section is reported on its first key, as 'section.key', when it
+ * has one: that is the line a user looks at. */
+static int unknown_section(const loader *L, const char *section, yaml_node_t *vn, int line)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s", section);
+    if (vn->type == YAML_MAPPING_NODE && vn->data.mapping.pairs.top > vn->data.mapping.pairs.start) {
+        yaml_node_t *kn = yaml_document_get_node(L->doc, vn->data.mapping.pairs.start->key);
+        if (kn->type == YAML_SCALAR_NODE) {
+            snprintf(name, sizeof name, "%s.%s", section, (const char *)kn->data.scalar.value);
+            line = node_line(L, kn);
+        }
+    }
+    return unknown_key(L->origin, line, name);
+}
+
+static int document_apply(const loader *L, preset_mode mode)
+{
+    yaml_node_t *root = yaml_document_get_root_node(L->doc);
+    if (!root || is_null(root)) return 0; /* an empty file changes nothing */
     if (root->type != YAML_MAPPING_NODE) {
-        fprintf(stderr, "herd: %s:%d: expected a mapping of sections (model:, optim:, ...)\n", file,
-                (int)root->start_mark.line + 1);
+        fprintf(stderr, "herd: %s:%d: expected a mapping of sections (model:, optim:, ...), got %s\n",
+                L->origin, node_line(L, root), node_kind(root));
         return -1;
     }
-    for (yaml_node_pair_t *s = root->data.mapping.pairs.start; s < root->data.mapping.pairs.top; s++) {
-        yaml_node_t *sk = yaml_document_get_node(doc, s->key), *sv = yaml_document_get_node(doc, s->value);
-        const char *section = sk->type == YAML_SCALAR_NODE ? (const char *)sk->data.scalar.value : "?";
-        if (sv->type != YAML_MAPPING_NODE) {
-            if (pass == 1) return err_at(file, (int)sk->start_mark.line + 1, section,
-                                         "expected a section (a mapping of keys)");
-            continue;
-        }
-        for (yaml_node_pair_t *p = sv->data.mapping.pairs.start; p < sv->data.mapping.pairs.top; p++) {
-            yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
-            char name[96];
-            snprintf(name, sizeof name, "%s.%s", section,
-                     kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "?");
-            int line = (int)kn->start_mark.line + 1;
-            const key_spec *k = find_key(name);
-            int is_preset = k && !strcmp(k->key, "model.preset");
-            if (pass == 0 && !is_preset) continue;
-            if (pass == 1 && is_preset) continue;
-            if (!k) return err_at(file, line, name, "unknown key (see `herd config --keys`)");
-            key_line[k - keys] = line;
-            if (k->type == K_RAMP) {
-                if (parse_ramp(c, doc, vn, file)) return -1;
-                continue;
-            }
-            if (vn->type != YAML_SCALAR_NODE)
-                return err_at(file, line, name, "expected a single value, not a list or a mapping");
-            const char *why;
-            if (set_scalar(c, k, (const char *)vn->data.scalar.value, &why))
-                return err_at(file, line, name, why);
-        }
+    if (preset_from_document(L, root, mode)) return -1;
+    int seen_key[N_KEYS] = {0}, seen_section[N_KEYS] = {0};
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(L->doc, p->value);
+        int line = node_line(L, kn);
+        const char *section = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "?";
+        int s = section_index(section, strlen(section));
+        if (s < 0) return unknown_section(L, section, vn, line);
+        if (seen_section[s])
+            return key_error(L->origin, line, section, "section given twice (first on line %d)", seen_section[s]);
+        seen_section[s] = line;
+        if (is_null(vn)) continue; /* "model:" with every key commented out */
+        if (vn->type != YAML_MAPPING_NODE)
+            return key_error(L->origin, line, section, "expected a mapping of keys, got %s", node_kind(vn));
+        if (section_from_node(L, section, vn, seen_key)) return -1;
     }
     return 0;
 }
 
-static int load(herd_config *c, const char *path, int with_preset)
+static void syntax_error(const char *path, const yaml_parser_t *parser)
+{
+    fprintf(stderr, "herd: %s:%d: YAML syntax error: %s%s%s%s\n", path, (int)parser->problem_mark.line + 1,
+            parser->problem ? parser->problem : "malformed YAML", parser->context ? " (" : "",
+            parser->context ? parser->context : "", parser->context ? ")" : "");
+}
+
+static int load_file(herd_config *c, const char *path, preset_mode mode, provenance *prov)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -309,165 +561,367 @@ static int load(herd_config *c, const char *path, int with_preset)
     }
     yaml_parser_t parser;
     yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
     int rc = -1;
-    if (!yaml_parser_load(&parser, &doc)) {
-        fprintf(stderr, "herd: %s:%d: YAML syntax error: %s\n", path,
-                (int)parser.problem_mark.line + 1, parser.problem ? parser.problem : "unknown");
+    if (!yaml_parser_initialize(&parser)) {
+        fprintf(stderr, "herd: %s: out of memory for the YAML parser\n", path);
+        fclose(f);
+        return -1;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) { /* libyaml frees doc on failure */
+        syntax_error(path, &parser);
     } else {
-        rc = (with_preset ? apply_document(c, &doc, path, 0) : 0) ||
-             apply_document(c, &doc, path, 1) ? -1 : 0;
+        loader L = {c, path, 1, &doc, prov};
+        rc = document_apply(&L, mode);
         yaml_document_delete(&doc);
+        /* a second document would be silently ignored: refuse it */
+        if (rc == 0 && !yaml_parser_load(&parser, &doc)) {
+            syntax_error(path, &parser);
+            rc = -1;
+        } else if (rc == 0) {
+            if (yaml_document_get_root_node(&doc)) {
+                fprintf(stderr, "herd: %s:%d: a second YAML document; a config is one document\n", path,
+                        (int)doc.start_mark.line + 1);
+                rc = -1;
+            }
+            yaml_document_delete(&doc);
+        }
     }
     yaml_parser_delete(&parser);
     fclose(f);
     return rc;
 }
 
-int herd_config_load_file(herd_config *c, const char *path) { return load(c, path, 1); }
+int herd_config_load_file(herd_config *c, const char *path)
+{
+    return load_file(c, path, PRESET_APPLY, NULL);
+}
+
+/* ---- --set -------------------------------------------------------------- */
+
+/* The ramp on the command line is YAML flow text:
+ *   --set 'batch.ramp=[{after_tokens: 0, batch_tokens: 8192, seq_len: 128}]' */
+static int ramp_from_text(herd_config *c, const char *text, const char *origin)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) return key_error(origin, AT_SET, "batch.ramp", "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &doc)) {
+        key_error(origin, AT_SET, "batch.ramp", "YAML syntax error: %s",
+                  parser.problem ? parser.problem : "malformed YAML");
+    } else {
+        loader L = {c, origin, 0, &doc, NULL};
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        rc = root ? ramp_from_node(&L, root, AT_SET)
+                  : key_error(origin, AT_SET, "batch.ramp", "expected %s, got nothing", type_noun(T_RAMP));
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+static int set_assignment(herd_config *c, const char *assignment, const char *origin, preset_mode mode,
+                          provenance *prov)
+{
+    const char *eq = strchr(assignment, '=');
+    char name[160];
+    if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof name) {
+        fprintf(stderr, "herd: %s: expected section.key=value, got '%s'\n", origin, assignment);
+        return -1;
+    }
+    memcpy(name, assignment, (size_t)(eq - assignment));
+    name[eq - assignment] = '\0';
+    const char *value = eq + 1;
+    const key_spec *k = find_key(name);
+    if (!k) return unknown_key(origin, AT_SET, name);
+    int rc;
+    char why[256];
+    switch (k->type) {
+    case T_PRESET: rc = set_preset(c, value, mode, origin, AT_SET); break;
+    case T_RAMP: rc = ramp_from_text(c, value, origin); break;
+    default:
+        rc = set_scalar(c, k, value, why, sizeof why) ? key_error(origin, AT_SET, k->name, "%s", why) : 0;
+        break;
+    }
+    if (rc == 0 && prov) prov->line[key_index(k)] = AT_SET;
+    return rc;
+}
 
 int herd_config_set(herd_config *c, const char *assignment, const char *origin)
 {
-    const char *eq = strchr(assignment, '=');
-    char name[96];
-    if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof name) {
-        fprintf(stderr, "herd: %s '%s': expected section.key=value\n", origin, assignment);
-        return -1;
+    return set_assignment(c, assignment, origin, PRESET_APPLY, NULL);
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+typedef struct {
+    const char       *origin;
+    const provenance *prov; /* may be NULL */
+} checker;
+
+/* Report against `key`, or against `alt` when only `alt` was given by the
+ * user (the value the user wrote is the likelier mistake). */
+static int rule_error(const checker *C, const char *key, const char *alt, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int rule_error(const checker *C, const char *key, const char *alt, const char *fmt, ...)
+{
+    int line = C->prov ? C->prov->line[key_index(find_key(key))] : 0;
+    if (alt && C->prov && line == 0 && C->prov->line[key_index(find_key(alt))] != 0) {
+        key = alt;
+        line = C->prov->line[key_index(find_key(alt))];
     }
-    snprintf(name, sizeof name, "%.*s", (int)(eq - assignment), assignment);
-    const key_spec *k = find_key(name);
-    const char *why = NULL;
-    if (!k) why = "unknown key (see `herd config --keys`)";
-    else if (k->type == K_RAMP) why = "set the ramp in the config file";
-    else if (set_scalar(c, k, eq + 1, &why) == 0) {
-        key_line[k - keys] = 0;
-        return 0;
-    }
-    fprintf(stderr, "herd: %s %s: %s\n", origin, name, why);
+    const char *origin = line == AT_SET ? "--set" : C->origin;
+    va_list ap;
+    va_start(ap, fmt);
+    vkey_error(origin, line, key, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
-int herd_config_resolve(herd_config *c, const char *path, int n_sets, char *const *sets)
+/* Bounds of every numeric key, again: a config built in code (or edited
+ * after loading) gets the same checks as one read from a file. */
+static int check_table(const herd_config *c, const checker *C)
 {
-    herd_config_defaults(c);
-    int preset_from_set = 0;
-    for (int i = 0; i < n_sets; i++)
-        if (!strncmp(sets[i], "model.preset=", 13)) preset_from_set = 1;
-    /* the preset first, so that every other key of the file and --set wins */
-    for (int i = 0; i < n_sets; i++)
-        if (!strncmp(sets[i], "model.preset=", 13) && herd_config_set(c, sets[i], "--set")) return -1;
-    if (path && load(c, path, !preset_from_set)) return -1;
-    for (int i = 0; i < n_sets; i++)
-        if (strncmp(sets[i], "model.preset=", 13) && herd_config_set(c, sets[i], "--set")) return -1;
-    return herd_config_validate(c, path ? path : "--set");
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_spec *k = &keys[i];
+        const void *p = cfield_of(c, k);
+        double v;
+        switch (k->type) {
+        case T_INT: v = *(const int *)p; break;
+        case T_INT64: v = (double)*(const int64_t *)p; break;
+        case T_DOUBLE: v = *(const double *)p; break;
+        case T_STRING: case T_PRESET:
+            if (!memchr(p, '\0', k->size)) return rule_error(C, k->name, NULL, "not terminated");
+            continue;
+        default: continue; /* uint64 takes any value; the ramp is checked below */
+        }
+        if (!in_bounds(k, v)) {
+            char b[80], s[32];
+            format_bounds(k, b, sizeof b);
+            format_double(v, s, sizeof s);
+            return rule_error(C, k->name, NULL, "%s is out of range %s", s, b);
+        }
+    }
+    if (c->n_ramp < 1 || c->n_ramp > HERD_MAX_RAMP)
+        return rule_error(C, "batch.ramp", NULL, "has %d stages; give 1 to %d", c->n_ramp, HERD_MAX_RAMP);
+    for (int i = 0; i < c->n_ramp; i++)
+        for (size_t f = 0; f < N_RAMP_FIELDS; f++) {
+            const key_spec *k = &ramp_fields[f];
+            const void *p = cfield_of(&c->ramp[i], k);
+            double v = k->type == T_INT ? *(const int *)p : (double)*(const int64_t *)p;
+            if (!in_bounds(k, v)) {
+                char b[80];
+                format_bounds(k, b, sizeof b);
+                return rule_error(C, "batch.ramp", NULL, "stage %d: %s %.0f is out of range %s", i + 1,
+                                  k->name, v, b);
+            }
+        }
+    return 0;
 }
 
-/* ---- validation ---------------------------------------------------------- */
-
-static int bad(const char *origin, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int bad(const char *origin, const char *key, const char *fmt, ...)
-{
-    const key_spec *k = find_key(key);
-    int line = k ? key_line[k - keys] : 0;
-    char why[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    return err_at(origin, line, key, why);
-}
-
-int herd_config_validate(const herd_config *c, const char *origin)
+static int check_model(const herd_config *c, const checker *C)
 {
     if (c->n_heads % c->n_kv_heads)
-        return bad(origin, "model.n_kv_heads", "n_heads (%d) is not divisible by n_kv_heads (%d)",
-                   c->n_heads, c->n_kv_heads);
+        return rule_error(C, "model.n_kv_heads", "model.n_heads",
+                          "n_heads (%d) is not divisible by n_kv_heads (%d)", c->n_heads, c->n_kv_heads);
     if (c->d_model % c->n_heads)
-        return bad(origin, "model.n_heads", "d_model (%d) is not divisible by n_heads (%d)",
-                   c->d_model, c->n_heads);
-    if ((c->d_model / c->n_heads) % 2)
-        return bad(origin, "model.n_heads", "head_dim d_model/n_heads = %d must be even for RoPE",
-                   c->d_model / c->n_heads);
-    if (c->min_lr > c->lr)
-        return bad(origin, "optim.min_lr", "min_lr (%g) is larger than lr (%g)", c->min_lr, c->lr);
-    if (strcmp(c->backend, "cpu") && strcmp(c->backend, "cuda"))
-        return bad(origin, "train.backend", "'%s' is not a backend (cpu, cuda)", c->backend);
-    if (c->anneal_tokens > 0 && c->max_tokens <= c->anneal_tokens)
-        return bad(origin, "schedule.anneal_tokens",
-                   "annealing over the last %lld tokens needs train.max_tokens larger than that (%lld)",
-                   (long long)c->anneal_tokens, (long long)c->max_tokens);
+        return rule_error(C, "model.n_heads", "model.d_model", "d_model (%d) is not divisible by n_heads (%d)",
+                          c->d_model, c->n_heads);
+    if ((c->d_model / c->n_heads) % 2) /* RoPE rotates pairs of dimensions */
+        return rule_error(C, "model.n_heads", "model.d_model",
+                          "head_dim = d_model / n_heads = %d / %d = %d must be even (RoPE)", c->d_model,
+                          c->n_heads, c->d_model / c->n_heads);
+    return 0;
+}
+
+static int check_ramp(const herd_config *c, const checker *C)
+{
     for (int i = 0; i < c->n_ramp; i++) {
         const herd_ramp_stage *s = &c->ramp[i];
         if (i == 0 && s->after_tokens != 0)
-            return bad(origin, "batch.ramp", "the first stage must start at after_tokens 0");
+            return rule_error(C, "batch.ramp", NULL, "stage 1: after_tokens is %lld; the first stage starts at 0",
+                              (long long)s->after_tokens);
         if (i > 0 && s->after_tokens <= c->ramp[i - 1].after_tokens)
-            return bad(origin, "batch.ramp", "stage %d: after_tokens must increase", i);
+            return rule_error(C, "batch.ramp", NULL,
+                              "stage %d: after_tokens %lld is not after stage %d's %lld (sort the stages)",
+                              i + 1, (long long)s->after_tokens, i, (long long)c->ramp[i - 1].after_tokens);
         if (s->seq_len > c->max_seq_len)
-            return bad(origin, "batch.ramp", "stage %d: seq_len %d exceeds model.max_seq_len %d", i,
-                       s->seq_len, c->max_seq_len);
+            return rule_error(C, "batch.ramp", "model.max_seq_len",
+                              "stage %d: seq_len %d is longer than model.max_seq_len %d", i + 1, s->seq_len,
+                              c->max_seq_len);
         if (s->batch_tokens % s->seq_len)
-            return bad(origin, "batch.ramp", "stage %d: batch_tokens %lld is not a multiple of seq_len %d",
-                       i, (long long)s->batch_tokens, s->seq_len);
-        if ((s->batch_tokens / s->seq_len) % c->micro_batch)
-            return bad(origin, "batch.micro_batch",
-                       "stage %d: %lld sequences per batch are not a multiple of micro_batch %d", i,
-                       (long long)(s->batch_tokens / s->seq_len), c->micro_batch);
+            return rule_error(C, "batch.ramp", NULL, "stage %d: batch_tokens %lld is not a multiple of seq_len %d",
+                              i + 1, (long long)s->batch_tokens, s->seq_len);
+        long long seqs = (long long)(s->batch_tokens / s->seq_len);
+        if (seqs % c->micro_batch)
+            return rule_error(C, "batch.micro_batch", "batch.ramp",
+                              "stage %d: %lld sequences per batch (batch_tokens / seq_len) are not a "
+                              "multiple of micro_batch %d",
+                              i + 1, seqs, c->micro_batch);
     }
     return 0;
 }
 
-/* ---- writing ------------------------------------------------------------- */
-
-static void write_value(const herd_config *c, const key_spec *k, FILE *f)
+static int check_training(const herd_config *c, const checker *C)
 {
-    const void *p = (const char *)c + k->offset;
+    if (c->min_lr > c->lr)
+        return rule_error(C, "optim.min_lr", "optim.lr", "min_lr (%g) is larger than lr (%g)", c->min_lr, c->lr);
+    if (strcmp(c->backend, "cpu") && strcmp(c->backend, "cuda"))
+        return rule_error(C, "train.backend", NULL, "'%s' is not a backend (cpu, cuda)", c->backend);
+    if (c->anneal_tokens > 0 && c->max_tokens <= c->anneal_tokens)
+        return rule_error(C, "schedule.anneal_tokens", "train.max_tokens",
+                          "annealing over the last %lld tokens needs train.max_tokens larger than that "
+                          "(it is %lld)",
+                          (long long)c->anneal_tokens, (long long)c->max_tokens);
+    return 0;
+}
+
+static int validate(const herd_config *c, const char *origin, const provenance *prov)
+{
+    checker C = {origin, prov};
+    if (check_table(c, &C) || check_model(c, &C) || check_ramp(c, &C) || check_training(c, &C)) return -1;
+    return 0;
+}
+
+int herd_config_validate(const herd_config *c, const char *origin)
+{
+    return validate(c, origin, NULL);
+}
+
+/* ---- resolution --------------------------------------------------------- */
+
+static int is_preset_assignment(const char *s)
+{
+    return !strncmp(s, "model.preset=", strlen("model.preset="));
+}
+
+int herd_config_resolve(herd_config *c, const char *path, int n_sets, char *const *sets)
+{
+    provenance prov;
+    memset(&prov, 0, sizeof prov);
+    herd_config_defaults(c);
+
+    /* The preset is the bottom layer: a --set model.preset (the last one)
+     * beats the file's, and either is applied before any other key. */
+    int set_preset_at = -1;
+    for (int i = 0; i < n_sets; i++)
+        if (is_preset_assignment(sets[i])) set_preset_at = i;
+    if (set_preset_at >= 0 && set_assignment(c, sets[set_preset_at], "--set", PRESET_APPLY, &prov)) return -1;
+
+    if (path && load_file(c, path, set_preset_at >= 0 ? PRESET_CHECK : PRESET_APPLY, &prov)) return -1;
+
+    for (int i = 0; i < n_sets; i++) {
+        preset_mode mode = is_preset_assignment(sets[i]) ? PRESET_CHECK : PRESET_APPLY;
+        if (set_assignment(c, sets[i], "--set", mode, &prov)) return -1;
+    }
+    return validate(c, path ? path : "--set", &prov);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* A YAML double-quoted string: any path survives the round trip. */
+static void write_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f) fprintf(f, "\\x%02x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void write_stage(FILE *f, const herd_ramp_stage *s)
+{
+    fprintf(f, "{after_tokens: %" PRId64 ", batch_tokens: %" PRId64 ", seq_len: %d}", s->after_tokens,
+            s->batch_tokens, s->seq_len);
+}
+
+/* One value as YAML; the ramp as a flow list so that it fits on one line. */
+static void write_value(FILE *f, const herd_config *c, const key_spec *k)
+{
+    const void *p = cfield_of(c, k);
+    char buf[32];
     switch (k->type) {
-    case K_INT: fprintf(f, "%d", *(const int *)p); break;
-    case K_I64: fprintf(f, "%lld", (long long)*(const int64_t *)p); break;
-    case K_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)p); break;
-    case K_DBL: fprintf(f, "%.17g", *(const double *)p); break;
-    case K_STR: fprintf(f, "\"%s\"", (const char *)p); break;
-    case K_RAMP:
-        for (int i = 0; i < c->n_ramp; i++)
-            fprintf(f, "\n    - {after_tokens: %lld, batch_tokens: %lld, seq_len: %d}",
-                    (long long)c->ramp[i].after_tokens, (long long)c->ramp[i].batch_tokens,
-                    c->ramp[i].seq_len);
+    case T_INT: fprintf(f, "%d", *(const int *)p); break;
+    case T_INT64: fprintf(f, "%" PRId64, *(const int64_t *)p); break;
+    case T_UINT64: fprintf(f, "%" PRIu64, *(const uint64_t *)p); break;
+    case T_DOUBLE: format_double(*(const double *)p, buf, sizeof buf); fputs(buf, f); break;
+    case T_STRING: case T_PRESET: write_quoted(f, (const char *)p); break;
+    case T_RAMP:
+        fputc('[', f);
+        for (int i = 0; i < c->n_ramp; i++) {
+            if (i) fputs(", ", f);
+            write_stage(f, &c->ramp[i]);
+        }
+        fputc(']', f);
         break;
     }
 }
 
 int herd_config_write(const herd_config *c, FILE *f)
 {
-    char section[32] = "";
+    fprintf(f, "# herd config, resolved: every key (`herd config --keys` describes them).\n"
+               "# The preset is applied first; the values below override it.\n");
     for (size_t i = 0; i < N_KEYS; i++) {
         const key_spec *k = &keys[i];
-        const char *dot = strchr(k->key, '.');
-        if (strncmp(section, k->key, dot - k->key) || section[dot - k->key]) {
-            snprintf(section, sizeof section, "%.*s", (int)(dot - k->key), k->key);
-            fprintf(f, "%s:\n", section);
-        }
-        /* the preset was already applied: the keys below say everything */
-        if (!strcmp(k->key, "model.preset")) {
-            fprintf(f, "  # preset: \"%s\"\n", c->preset);
+        size_t len = section_len(k);
+        if (i == 0 || section_index(k->name, len) == (int)i) fprintf(f, "%.*s:\n", (int)len, k->name);
+        fprintf(f, "  %s:", k->name + len + 1);
+        if (k->type == T_RAMP) { /* block list, one stage a line: easy to diff and edit */
+            fputc('\n', f);
+            for (int s = 0; s < c->n_ramp; s++) {
+                fputs("    - ", f);
+                write_stage(f, &c->ramp[s]);
+                fputc('\n', f);
+            }
             continue;
         }
-        fprintf(f, "  %s: ", dot + 1);
-        write_value(c, k, f);
-        fprintf(f, "\n");
+        fputc(' ', f);
+        write_value(f, c, k);
+        fputc('\n', f);
     }
+    fflush(f);
     return ferror(f) ? -1 : 0;
+}
+
+static const char *type_name(key_type t)
+{
+    static const char *const names[] = {"int", "int64", "uint64", "double", "string", "preset", "ramp"};
+    return names[t];
 }
 
 void herd_config_print_keys(FILE *f)
 {
     herd_config d;
     herd_config_defaults(&d);
+    fprintf(f, "herd config keys. Defaults are the tiny preset. Integers take decimal suffixes\n"
+               "K M G T (4M = 4000000, 2.87T = 2870000000000). Ranges: [ ] inclusive, ( ) exclusive.\n\n");
+    fprintf(f, "%-24s %-7s %-14s %s\n", "KEY", "TYPE", "DEFAULT", "DESCRIPTION");
     for (size_t i = 0; i < N_KEYS; i++) {
-        const char *t[] = {"int", "int64", "uint64", "float", "string", "list"};
-        fprintf(f, "%-24s %-7s default ", keys[i].key, t[keys[i].type]);
-        write_value(&d, &keys[i], f);
-        fprintf(f, "\n    %s\n", keys[i].help);
+        const key_spec *k = &keys[i];
+        char def[HERD_PATH_MAX + 512] = "", range[80] = "";
+        if (k->type == T_RAMP) { /* too long for the column: the stages go below */
+            snprintf(def, sizeof def, "(%d stage%s)", d.n_ramp, d.n_ramp == 1 ? "" : "s");
+        } else {
+            FILE *m = fmemopen(def, sizeof def, "w");
+            if (m) {
+                write_value(m, &d, k);
+                fclose(m);
+            }
+        }
+        if (k->type != T_STRING && k->type != T_PRESET && k->type != T_RAMP && k->type != T_UINT64) {
+            range[0] = ' ';
+            format_bounds(k, range + 1, sizeof range - 1);
+        }
+        fprintf(f, "%-24s %-7s %-14s %s%s\n", k->name, type_name(k->type), def, k->help, range);
+        for (int s = 0; k->type == T_RAMP && s < d.n_ramp; s++) {
+            fprintf(f, "%-33s- ", ""); /* under DEFAULT */
+            write_stage(f, &d.ramp[s]);
+            fputc('\n', f);
+        }
     }
 }

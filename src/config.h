@@ -76,8 +76,16 @@ typedef struct {
 /* Fill `c` with the built-in defaults (the "tiny" preset). */
 void herd_config_defaults(herd_config *c);
 
-/* Apply a named preset's model (and matching optim) values. -1 if unknown. */
+/* Apply a named preset: model.*, optim.lr and min_lr, schedule.warmup_steps
+ * and decay_steps, batch.ramp; records the name in c->preset. Other keys are
+ * left alone. -1 (with the valid names printed) if unknown. */
 int herd_config_apply_preset(herd_config *c, const char *name);
+
+/* 1 if `name` is a preset, else 0. */
+int herd_config_preset_exists(const char *name);
+
+/* The preset names for messages: "tiny, small, 100m, 8b, 70b, 405b". */
+const char *herd_config_preset_names(void);
 
 /* Load `path` (YAML) over the current values of `c`. */
 int herd_config_load_file(herd_config *c, const char *path);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Bad configs are refused with the file, the line and the key, and exit non-zero.
+# herd config on bad input: each mistake exits non-zero with a message that
+# names the file (or --set) and the key; good input prints YAML that reads back.
 set -u
 cd "$(dirname "$0")/../.."
 herd=build/herd
@@ -7,60 +8,128 @@ if [ ! -x "$herd" ]; then echo "SKIP config_cli: build/herd not built"; exit 0; 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
 
-# expect NAME PATTERN YAML [herd config args]: herd config on YAML fails, stderr matches
-expect() {
-    name=$1; pattern=$2; yaml=$3; shift 3
-    printf '%s\n' "$yaml" >"$tmp/$name.yaml"
-    if $herd config "$tmp/$name.yaml" "$@" >/dev/null 2>"$tmp/err"; then
-        echo "FAIL $name: exit status 0"; fails=$((fails + 1))
-    elif grep -q -- "$pattern" "$tmp/err"; then
-        echo "PASS $name"
-    else
-        echo "FAIL $name: stderr was: $(cat "$tmp/err")"; fails=$((fails + 1))
+# expect_error NAME "PATTERN..." ARGS...: herd config ARGS fails, and stderr
+# contains every |-separated fixed string of PATTERN.
+expect_error() {
+    name=$1; patterns=$2; shift 2
+    if $herd config "$@" >"$tmp/out" 2>"$tmp/err"; then
+        fail "$name" "exit status 0"
+        return
     fi
+    old_ifs=$IFS; IFS='|'
+    for p in $patterns; do
+        if ! grep -qF -- "$p" "$tmp/err"; then
+            IFS=$old_ifs
+            fail "$name" "stderr lacks '$p': $(cat "$tmp/err")"
+            return
+        fi
+    done
+    IFS=$old_ifs
+    pass "$name"
 }
 
-if $herd config "$tmp/absent.yaml" >/dev/null 2>"$tmp/err" || ! grep -q "$tmp/absent.yaml: cannot open config" "$tmp/err"; then
-    echo "FAIL config_missing: $(cat "$tmp/err")"; fails=$((fails + 1))
-else echo "PASS config_missing"; fi
+# a file: config NAME TEXT -> $tmp/NAME.yaml
+config() { printf '%s' "$2" >"$tmp/$1.yaml"; }
 
-expect unknown_key "unknown_key.yaml:3: key 'model.n_layer'" 'model:
-  d_model: 64
-  n_layer: 2'
-expect unknown_section "unknown_section.yaml:2: key 'modle.n_layers'" 'modle:
-  n_layers: 2'
-expect wrong_type_int "wrong_type_int.yaml:2: key 'model.n_layers': expected an integer" 'model:
-  n_layers: two'
-expect wrong_type_float "wrong_type_float.yaml:2: key 'optim.lr': expected a number" 'optim:
-  lr: fast'
-expect wrong_type_mapping "key 'optim.lr': expected a single value" 'optim:
-  lr: {a: 1}'
-expect out_of_range "key 'model.n_heads': value 0 out of range" 'model:
-  n_heads: 0'
-expect heads_not_divisible "heads_not_divisible.yaml:4: key 'model.n_kv_heads': n_heads (6) is not divisible by n_kv_heads (4)" 'model:
-  d_model: 96
+expect_error config_missing_file "$tmp/nope.yaml|cannot open config" "$tmp/nope.yaml"
+
+config unknown_key 'model:
+  preset: tiny
+  n_layer: 3
+'
+expect_error config_unknown_key "unknown_key.yaml:3|model.n_layer|unknown key" "$tmp/unknown_key.yaml"
+
+config unknown_section 'optimizer:
+  lr: 1e-3
+'
+expect_error config_unknown_section "unknown_section.yaml:2: key 'optimizer.lr': unknown section" \
+    "$tmp/unknown_section.yaml"
+
+config unknown_preset 'model:
+  preset: 7b
+'
+expect_error config_unknown_preset "unknown_preset.yaml:2|model.preset|7b|405b" "$tmp/unknown_preset.yaml"
+
+config wrong_type 'optim:
+  lr: fast
+'
+expect_error config_wrong_type "wrong_type.yaml:2|optim.lr|fast" "$tmp/wrong_type.yaml"
+
+config mapping_for_scalar 'model:
+  n_layers: {a: 1}
+'
+expect_error config_mapping_for_scalar "mapping_for_scalar.yaml:2|model.n_layers|mapping" \
+    "$tmp/mapping_for_scalar.yaml"
+
+config kv_heads 'model:
   n_heads: 6
-  n_kv_heads: 4'
-expect dmodel_not_divisible "key 'model.n_heads': d_model (100) is not divisible by n_heads (8)" 'model:
+  n_kv_heads: 4
+  d_model: 96
+'
+expect_error config_kv_heads_divide "kv_heads.yaml:3|model.n_kv_heads|n_heads (6) is not divisible by n_kv_heads (4)" \
+    "$tmp/kv_heads.yaml"
+
+config heads 'model:
   d_model: 100
   n_heads: 8
-  n_kv_heads: 2'
-expect ramp_not_multiple "key 'batch.micro_batch'" 'batch:
+'
+expect_error config_heads_divide "heads.yaml:3|model.n_heads|d_model (100) is not divisible by n_heads (8)" \
+    "$tmp/heads.yaml"
+
+config bound 'batch:
+  micro_batch: 0
+'
+expect_error config_out_of_range "bound.yaml:2|batch.micro_batch|out of range" "$tmp/bound.yaml"
+
+config micro 'batch:
   micro_batch: 3
   ramp:
-    - {after_tokens: 0, batch_tokens: 1024, seq_len: 128}'
-expect yaml_syntax "yaml_syntax.yaml:.*YAML syntax error" 'model: [unclosed'
-expect unknown_preset "unknown preset" 'model:
-  preset: 7b'
-expect set_unknown "--set optim.lrr" 'optim:
-  lr: 1e-3' --set optim.lrr=1
+    - {after_tokens: 0, batch_tokens: 1024, seq_len: 128}
+'
+expect_error config_micro_batch_divides "micro.yaml:2|batch.micro_batch|not a multiple of micro_batch 3" "$tmp/micro.yaml"
 
-# a good file, presets and overrides resolve
-printf 'model:\n  preset: 405b\n' >"$tmp/good.yaml"
-if $herd config "$tmp/good.yaml" --set optim.lr=1e-4 >"$tmp/out" 2>&1 &&
-   grep -q 'n_layers: 126' "$tmp/out" && grep -q 'lr: 0.0001' "$tmp/out" &&
-   grep -q 'after_tokens: 2870000000000, batch_tokens: 16777216, seq_len: 8192' "$tmp/out"; then
-    echo "PASS preset_and_override"
-else echo "FAIL preset_and_override: $(cat "$tmp/out")"; fails=$((fails + 1)); fi
+config syntax 'model:
+  n_layers: 2
+   d_model: 64
+'
+expect_error config_yaml_syntax "syntax.yaml:3|YAML syntax error" "$tmp/syntax.yaml"
+
+expect_error config_set_wrong_type "herd: --set optim.lr: expected a number, got 'abc'" --set optim.lr=abc
+expect_error config_set_unknown_key "herd: --set optim.lrr: unknown key" --set optim.lrr=1
+expect_error config_set_unknown_preset "--set|model.preset|huge" --set model.preset=huge
+expect_error config_unknown_argument "usage" --bogus
+
+# good input: the printed YAML is itself a config that resolves to the same
+config good 'model:
+  preset: 100m
+  n_layers: 4
+batch:
+  ramp:
+    - {after_tokens: 0, batch_tokens: 65536, seq_len: 512}
+    - {after_tokens: 1M, batch_tokens: 131072, seq_len: 512}
+'
+if $herd config "$tmp/good.yaml" --set optim.lr=3e-4 >"$tmp/resolved.yaml" 2>"$tmp/err" &&
+    $herd config "$tmp/resolved.yaml" >"$tmp/again.yaml" 2>>"$tmp/err" &&
+    cmp -s "$tmp/resolved.yaml" "$tmp/again.yaml" &&
+    grep -q '^  n_layers: 4$' "$tmp/resolved.yaml" && grep -q '^  lr: 0.0003$' "$tmp/resolved.yaml" &&
+    grep -q 'after_tokens: 1000000, batch_tokens: 131072' "$tmp/resolved.yaml"; then
+    pass config_resolved_round_trip
+else
+    fail config_resolved_round_trip "$(cat "$tmp/err")"
+fi
+
+if $herd config --keys >"$tmp/keys" && grep -q '^batch.ramp' "$tmp/keys" && grep -q '^monitor.peak_tflops' "$tmp/keys"; then
+    pass config_keys
+else
+    fail config_keys "herd config --keys lacks keys"
+fi
+
+for f in configs/*.yaml; do
+    n=config_ships_$(basename "$f" .yaml)
+    if $herd config "$f" >/dev/null 2>"$tmp/err"; then pass "$n"; else fail "$n" "$(cat "$tmp/err")"; fi
+done
+
 [ "$fails" -eq 0 ]
