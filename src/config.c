@@ -83,7 +83,12 @@ static const key_spec keys[] = {
     KEY("train.out_dir", T_STRING, out_dir, 0, 0, 0, "metrics.jsonl and config.yaml go here"),
     KEY("train.backend", T_STRING, backend, 0, 0, 0, "cpu or cuda"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
+    KEY("train.eval_every", T_INT, eval_every, 0, INT_MAX, 0,
+        "validation loss every N steps and at the end (0: never)"),
+    KEY("train.eval_batches", T_INT, eval_batches, 1, 1 << 20, 0,
+        "micro-batches per validation; the same windows every time"),
     KEY("data.path", T_STRING, data_path, 0, 0, 0, "token shard (docs/data-format.md)"),
+    KEY("data.val_path", T_STRING, val_path, 0, 0, 0, "held-out shard for the validation loss (empty: none)"),
     KEY("monitor.peak_tflops", T_DOUBLE, peak_tflops, 0, 1e6, 0,
         "peak TFLOP/s per device for MFU (0: 989.4 on cuda, measured sgemm on cpu)"),
 };

@@ -68,6 +68,9 @@ typedef struct {
 
     /* data */
     char     data_path[HERD_PATH_MAX];  /* token shard (docs/data-format.md) */
+    char     val_path[HERD_PATH_MAX];   /* held-out shard for the validation loss ("": none) */
+    int      eval_every;     /* validation loss every N steps and at the end (0: never) */
+    int      eval_batches;   /* micro-batches per validation (the same windows each time) */
 
     /* monitor */
     double   peak_tflops;    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */

@@ -91,5 +91,8 @@ void herd_config_defaults(herd_config *c)
     snprintf(c->backend, sizeof c->backend, "cpu");
     c->threads = 0;
     c->data_path[0] = '\0';
+    c->val_path[0] = '\0';
+    c->eval_every = 0;
+    c->eval_batches = 8;
     c->peak_tflops = 0;
 }

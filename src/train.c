@@ -103,6 +103,47 @@ static int host_batch_reserve(host_batch *b, size_t n)
     return -1;
 }
 
+/* Mean loss over the same eval_batches micro-batches of the validation shard
+ * every time (the sampler restarts from its first window), forward only. */
+static double evaluate(herd_model *m, herd_data *val, const herd_config *c, int T, int64_t *n_tok)
+{
+    int B = c->micro_batch;
+    size_t n = (size_t)B * T;
+    int32_t *tok = malloc(n * sizeof(int32_t)), *tgt = malloc(n * sizeof(int32_t)),
+            *doc = malloc(n * sizeof(int32_t));
+    herd_data_state st = {c->seed, 0, 0, T};
+    herd_data_set_state(val, &st);
+    double sum = 0;
+    int64_t valid = 0;
+    for (int i = 0; i < c->eval_batches && tok && tgt && doc; i++) {
+        int64_t nv;
+        if (herd_data_next(val, B, T, tok, tgt, doc)) { sum = NAN; break; }
+        sum += herd_model_forward(m, tok, tgt, doc, B, T, &nv);
+        valid += nv;
+    }
+    free(tok); free(tgt); free(doc);
+    *n_tok = valid;
+    return valid ? sum / (double)valid : NAN;
+}
+
+static int log_eval(herd_metrics *mt, herd_model *m, herd_data *val, const herd_config *c, int T,
+                    int64_t step)
+{
+    int64_t n;
+    double vl = evaluate(m, val, c, T, &n);
+    if (!isfinite(vl)) {
+        fprintf(stderr, "herd: %s: validation loss is not finite\n", c->val_path);
+        return -1;
+    }
+    printf("eval   %6lld | val loss %.4f (%lld tokens of %s)\n", (long long)step, vl, (long long)n,
+           c->val_path);
+    fflush(stdout);
+    if (fprintf(mt->f, "{\"step\":%lld,\"val_loss\":%.17g,\"val_tokens\":%lld}\n",
+                (long long)step, vl, (long long)n) < 0 || fflush(mt->f))
+        return -1;
+    return 0;
+}
+
 int herd_train(const herd_config *c, const char *config_origin)
 {
     set_threads(c->threads);
@@ -118,9 +159,15 @@ int herd_train(const herd_config *c, const char *config_origin)
         return -1;
     }
     herd_data *data = NULL;
+    herd_data *val = NULL;
     if (herd_data_open(&data, c->data_path, c->vocab_size, c->seed)) return -1;
+    if (c->val_path[0] && herd_data_open(&val, c->val_path, c->vocab_size, c->seed)) {
+        herd_data_close(data);
+        return -1;
+    }
     if (make_dirs(c->out_dir) || save_resolved_config(c)) {
         herd_data_close(data);
+        herd_data_close(val);
         return -1;
     }
 
@@ -130,11 +177,13 @@ int herd_train(const herd_config *c, const char *config_origin)
     herd_adamw opt;
     if (herd_model_create(&model, &dims, be, c->seed)) {
         herd_data_close(data);
+        herd_data_close(val);
         return -1;
     }
     if (herd_adamw_create(&opt, &model)) {
         herd_model_destroy(&model);
         herd_data_close(data);
+        herd_data_close(val);
         return -1;
     }
 
@@ -208,6 +257,9 @@ int herd_train(const herd_config *c, const char *config_origin)
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
                    "%.2f GFLOP/s | mfu %.1f%%\n", (long long)step, loss, lr, gnorm, tps,
                    tps * fpt / 1e9, 100 * sm.mfu), fflush(stdout);
+        int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
+        if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
+            rc = log_eval(&metrics, &model, val, c, T, step);
     }
     if (rc == 0)
         printf("done: %lld steps, %lld tokens; metrics in %s\n", (long long)step,
@@ -217,5 +269,6 @@ int herd_train(const herd_config *c, const char *config_origin)
     herd_adamw_destroy(&opt, &model);
     herd_model_destroy(&model);
     herd_data_close(data);
+    herd_data_close(val);
     return rc;
 }

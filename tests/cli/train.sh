@@ -64,6 +64,20 @@ else
     fail train_runs "$(cat "$tmp/a.err" "$tmp/b.err" 2>/dev/null | tail -5)"
 fi
 
+# a held-out shard: the validation loss is logged every eval_every steps and falls
+$herd data prepare --out "$tmp/val.bin" /usr/share/common-licenses/LGPL-2.1 >/dev/null 2>&1
+if run d --set "data.val_path=$tmp/val.bin" --set train.eval_every=10 --set train.eval_batches=2; then
+    vals=$(sed -n 's/.*"val_loss":\([^,]*\),.*/\1/p' "$tmp/d/metrics.jsonl")
+    first=$(echo "$vals" | head -1); lastv=$(echo "$vals" | tail -1)
+    if [ "$(echo "$vals" | wc -l)" -eq 4 ] && awk -v f="$first" -v l="$lastv" 'BEGIN {exit !(l < f)}'; then
+        pass train_val_loss
+    else
+        fail train_val_loss "val losses: $(echo $vals)"
+    fi
+else
+    fail train_val_loss "$(tail -3 "$tmp/d.err")"
+fi
+
 # a different seed gives a different curve
 if run c --set train.seed=7 --set train.max_steps=3 && \
    [ "$(losses c | head -3)" != "$(losses a | head -3)" ]; then pass train_seed_matters;
