@@ -56,6 +56,13 @@ int herd_data_next(herd_data *d, int B, int T, int32_t *tokens,
 void herd_data_get_state(const herd_data *d, herd_data_state *s);
 int  herd_data_set_state(herd_data *d, const herd_data_state *s);
 
+/* Windows per epoch for length T: (n_tokens - 1) / T (0 if T < 1). */
+uint64_t herd_data_n_windows(const herd_data *d, int T);
+
+/* Copy ids [start, start+n) of the shard into out (for tools such as
+ * `herd data inspect`). -1 if the range is outside the shard. */
+int herd_data_read(const herd_data *d, uint64_t start, uint64_t n, uint32_t *out);
+
 /* Write a shard from an in-memory token array (documents already separated by
  * eot_id). Crash-safe: temp file, fsync, rename. */
 int herd_shard_write(const char *path, const uint32_t *ids, uint64_t n,

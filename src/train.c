@@ -112,10 +112,9 @@ static double evaluate(herd_model *m, herd_data *val, const herd_config *c, int 
     int32_t *tok = malloc(n * sizeof(int32_t)), *tgt = malloc(n * sizeof(int32_t)),
             *doc = malloc(n * sizeof(int32_t));
     herd_data_state st = {c->seed, 0, 0, T};
-    herd_data_set_state(val, &st);
-    double sum = 0;
+    double sum = herd_data_set_state(val, &st) ? NAN : 0;
     int64_t valid = 0;
-    for (int i = 0; i < c->eval_batches && tok && tgt && doc; i++) {
+    for (int i = 0; i < c->eval_batches && tok && tgt && doc && !isnan(sum); i++) {
         int64_t nv;
         if (herd_data_next(val, B, T, tok, tgt, doc)) { sum = NAN; break; }
         sum += herd_model_forward(m, tok, tgt, doc, B, T, &nv);
