@@ -1,6 +1,8 @@
-// backend_cuda.cu — the CUDA backend table (fp32, cuBLAS). Memory is device
-// memory; copies are synchronous. NULL when no device is present, so callers
-// get a clean "no CUDA device" path on machines without a GPU.
+// backend_cuda.cu — the CUDA backend table (fp32, cuBLAS), its memory ops, the
+// cuBLAS handle and the device scratch. Memory is device memory; copies are
+// synchronous; every op runs on the default stream. herd_backend_cuda() is
+// NULL when no device is present, so callers get a clean "no CUDA device" path
+// on machines without a GPU.
 #include "kernels/cuda/cuda_common.h"
 extern "C" {
 #include "kernels/backend.h"
@@ -10,23 +12,70 @@ extern "C" {
 cublasHandle_t herd_cuda_blas(void)
 {
     static cublasHandle_t h;
-    if (!h) CUBLAS_CHECK(cublasCreate(&h));
+    if (!h) {
+        CUBLAS_CHECK(cublasCreate(&h));
+        // plain fp32 products (no TF32): this backend is checked against the CPU oracle
+        CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH));
+    }
     return h;
 }
+
+void *herd_cuda_scratch(int slot, size_t bytes)
+{
+    static void *buf[HERD_SCRATCH_N];
+    static size_t cap[HERD_SCRATCH_N];
+    if (bytes > cap[slot]) {
+        if (buf[slot]) CUDA_CHECK(cudaFree(buf[slot]));  // cudaFree waits for the device
+        buf[slot] = NULL;
+        cap[slot] = 0;
+        CUDA_CHECK(cudaMalloc(&buf[slot], bytes));
+        cap[slot] = bytes;
+    }
+    return buf[slot];
+}
+
+// ---- memory -----------------------------------------------------------------
 
 static void *cu_alloc(size_t bytes)
 {
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) return NULL;
-    CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 1));
+    size_t nb = bytes ? bytes : 1;
+    if (cudaMalloc(&p, nb) != cudaSuccess) {
+        (void)cudaGetLastError();  // clear it: the caller handles NULL
+        return NULL;
+    }
+    CUDA_CHECK(cudaMemset(p, 0, nb));
     return p;
 }
-static void cu_free(void *p) { if (p) CUDA_CHECK(cudaFree(p)); }
-static void cu_h2d(void *d, const void *s, size_t n) { CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyHostToDevice)); }
-static void cu_d2h(void *d, const void *s, size_t n) { CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost)); }
-static void cu_d2d(void *d, const void *s, size_t n) { CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice)); }
-static void cu_zero(float *x, size_t n) { CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float))); }
+
+static void cu_free(void *p)
+{
+    if (p) CUDA_CHECK(cudaFree(p));
+}
+
+static void cu_h2d(void *d, const void *s, size_t n)
+{
+    if (n) CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyHostToDevice));
+}
+
+static void cu_d2h(void *d, const void *s, size_t n)
+{
+    if (n) CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost));
+}
+
+static void cu_d2d(void *d, const void *s, size_t n)
+{
+    if (n) CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice));
+}
+
+static void cu_zero(float *x, size_t n)
+{
+    if (n) CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float)));
+}
+
 static void cu_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+
+// ---- the table ----------------------------------------------------------------
 
 static herd_backend make_table(void)
 {
@@ -65,7 +114,9 @@ extern "C" const herd_backend *herd_backend_cuda(void)
     static int probed, present;
     if (!probed) {
         int n = 0;
-        present = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+        cudaError_t e = cudaGetDeviceCount(&n);
+        if (e != cudaSuccess) (void)cudaGetLastError();  // no driver / no device: not sticky
+        present = e == cudaSuccess && n > 0;
         if (present) table = make_table();
         probed = 1;
     }
