@@ -16,8 +16,14 @@ CFLAGS    += -std=c11 $(OPT) $(ARCHFLAGS) -fopenmp -Wall -Wextra -Werror \
 # libgomp's spinning workers fight over the cores (measured: 0.5 of sgemm peak
 # instead of 0.84 on the 100m model).
 BLAS_DIR  ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
-CPPFLAGS  += -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags yaml-0.1 2>/dev/null)
-LDLIBS    += -lyaml -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
+# Open MPI, parallel HDF5 (the openmpi flavour), hwloc and PMIx, all from Debian
+# (scripts/deps.sh). pkg-config names the include and library directories.
+PKGS      := yaml-0.1 ompi-c hdf5-openmpi hwloc pmix
+CPPFLAGS  += -I. -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+comma     := ,
+PKG_RPATH := $(patsubst -L%,-Wl$(comma)-rpath$(comma)%,$(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null))
+LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(PKG_RPATH) \
+             -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 
 BUILD     := build
 LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard kernels/*.c kernels/cpu/*.c \
