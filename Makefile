@@ -47,9 +47,9 @@ endif
 ifdef HAVE_CUDA
 CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_OBJ      := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
-NVCCFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -I.
+NVCCFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -I. $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null)
 CPPFLAGS    += -DHERD_HAVE_CUDA
-LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lnccl -lcudart -lstdc++
 CUDA_STATUS := yes ($(NVCC))
 else
 CU_OBJ      :=

@@ -40,10 +40,11 @@ typedef struct herd_backend {
     void (*matmul_bwd)(float *da, float *dw, const float *dout, const float *a,
                        const float *w, int M, int N, int K, int accumulate_da);
 
-    /* out[n,d] = wte[tokens[i], :] */
+    /* out[n,d] = wte[tokens[i], :]; a row whose token is < 0 is zero (the
+     * token lives in another rank's slice of a vocabulary-parallel table) */
     void (*embedding_fwd)(float *out, const int32_t *tokens, const float *wte,
                           int n, int d);
-    /* dwte[tokens[i], :] += dout[i, :] */
+    /* dwte[tokens[i], :] += dout[i, :]; tokens < 0 are skipped */
     void (*embedding_bwd)(float *dwte, const float *dout, const int32_t *tokens,
                           int n, int d);
 
@@ -92,6 +93,20 @@ typedef struct herd_backend {
     /* logits[n,V] <- (softmax - onehot(target)) * scale, in place; ignored rows 0 */
     void (*xent_bwd)(float *logits, const float *lse, const int32_t *targets,
                      int n, int V, float scale);
+
+    /* Vocabulary-parallel cross-entropy, in three pieces around the
+     * all-reduces of the tensor-parallel group (with one rank they are the
+     * whole thing). This rank holds the logits of ids [v0, v0 + V).
+     * row_max[n] = max over the row's V columns. */
+    void (*xent_row_max)(float *row_max, const float *logits, int n, int V);
+    /* sumexp[n] = sum_j exp(logits[i,j] - m[i]) (summed in double);
+     * picked[n] = logits[i, targets[i] - v0] when v0 <= targets[i] < v0 + V, else 0 */
+    void (*xent_sumexp_pick)(float *sumexp, float *picked, const float *logits,
+                             const float *m, const int32_t *targets, int v0, int n, int V);
+    /* logits[n,V] <- (exp(logits - lse) - [j == targets[i] - v0]) * scale in
+     * place; rows with targets[i] < 0 (ignored) become 0 */
+    void (*xent_bwd_range)(float *logits, const float *lse, const int32_t *targets,
+                           int v0, int n, int V, float scale);
 
     /* AdamW on one tensor (torch.optim.AdamW semantics), gradient pre-multiplied
      * by grad_scale (clipping); bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */

@@ -10,10 +10,12 @@ int herd_metrics_format(char *buf, size_t size, const herd_step_metrics *s)
                     "{\"step\":%lld,\"loss\":%.17g,\"lr\":%.17g,\"grad_norm\":%.17g,"
                     "\"tokens_seen\":%lld,\"batch_tokens\":%lld,\"seq_len\":%d,"
                     "\"step_seconds\":%.6f,\"tokens_per_second\":%.3f,\"tflops\":%.6f,"
-                    "\"mfu\":%.6f}",
+                    "\"mfu\":%.6f,\"compute_s\":%.6f,\"comm_tp_s\":%.6f,\"comm_dp_s\":%.6f,"
+                    "\"comm_world_s\":%.6f}",
                     (long long)s->step, s->loss, s->lr, s->grad_norm, (long long)s->tokens_seen,
                     (long long)s->batch_tokens, s->seq_len, s->step_seconds,
-                    s->tokens_per_second, s->tflops, s->mfu);
+                    s->tokens_per_second, s->tflops, s->mfu, s->compute_s, s->comm_tp_s,
+                    s->comm_dp_s, s->comm_world_s);
 }
 
 int herd_metrics_open(herd_metrics *m, const char *path)

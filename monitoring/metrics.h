@@ -1,7 +1,8 @@
 /* metrics.h — one JSON object per optimizer step (JSON Lines).
  *
  * Fields: step, loss, lr, grad_norm, tokens_seen, batch_tokens, seq_len,
- * step_seconds, tokens_per_second, tflops (achieved, per device), mfu.
+ * step_seconds, tokens_per_second, tflops (achieved, per device), mfu,
+ * compute_s, comm_tp_s, comm_dp_s, comm_world_s.
  * Floats are written with 17 significant digits, so two runs' files compare
  * bit for bit.
  */
@@ -23,6 +24,11 @@ typedef struct {
     double  tokens_per_second;
     double  tflops;
     double  mfu;
+    /* the step split into compute and communication (seconds, this rank) */
+    double  compute_s;
+    double  comm_tp_s;    /* tensor-parallel group (incl. replicated-KV sums) */
+    double  comm_dp_s;    /* FSDP all-gather and reduce-scatter */
+    double  comm_world_s; /* global reductions: loss, token counts, grad norm */
 } herd_step_metrics;
 
 typedef struct {

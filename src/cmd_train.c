@@ -1,25 +1,59 @@
-/* cmd_train.c — `herd train CONFIG [--set key=value]...` */
+/* cmd_train.c — `herd train CONFIG [--set key=value]... [--dump-params FILE]`
+ *
+ * One process per rank: `mpirun -np N herd train ...` or `srun --mpi=pmix -n N
+ * herd train ...`; started alone it is a one-rank job. Every rank reads the
+ * config; only rank 0 prints, so that a bad key is reported once, and every
+ * rank exits non-zero. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "src/comm.h"
 #include "src/commands.h"
 #include "src/config.h"
 #include "src/train.h"
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: herd train CONFIG.yaml [--set section.key=value]...\n");
+    fprintf(stderr, "usage: herd train CONFIG.yaml [--set section.key=value]... "
+            "[--dump-params FILE.safetensors]\n");
     return 2;
+}
+
+/* Resolve the config; ranks other than 0 keep quiet (their messages would be
+ * copies of rank 0's). */
+static int resolve_quietly(herd_config *c, const char *path, int n_sets, char **sets, int rank)
+{
+    int saved = -1;
+    if (rank != 0) {
+        fflush(stderr);
+        saved = dup(2);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, 2);
+            close(devnull);
+        }
+    }
+    int rc = herd_config_resolve(c, path, n_sets, sets);
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+    }
+    return rc;
 }
 
 int herd_cmd_train(int argc, char **argv)
 {
     const char *path = NULL;
+    herd_train_options opt = {0};
     char **sets = calloc(argc, sizeof(char *));
     int n_sets = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_sets++] = argv[++i];
         else if (!strncmp(argv[i], "--set=", 6)) sets[n_sets++] = argv[i] + 6;
+        else if (!strcmp(argv[i], "--dump-params") && i + 1 < argc) opt.dump_params = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { free(sets); return usage(); }
         else if (argv[i][0] == '-' || path) {
             fprintf(stderr, "herd train: unexpected argument '%s'\n", argv[i]);
@@ -28,12 +62,20 @@ int herd_cmd_train(int argc, char **argv)
         } else path = argv[i];
     }
     if (!path) { free(sets); return usage(); }
+    if (herd_mpi_init(NULL, NULL)) { free(sets); return 1; }
+    int rank = herd_mpi_world_rank();
     herd_config c;
-    int rc = herd_config_resolve(&c, path, n_sets, sets);
+    int rc = resolve_quietly(&c, path, n_sets, sets, rank);
     free(sets);
-    if (rc) return 1;
-    printf("== resolved config (%s) ==\n", path);
-    herd_config_write(&c, stdout);
-    printf("==\n");
-    return herd_train(&c, path) ? 1 : 0;
+    if (rc == 0) {
+        if (rank == 0) {
+            printf("== resolved config (%s) ==\n", path);
+            herd_config_write(&c, stdout);
+            printf("==\n");
+            fflush(stdout);
+        }
+        rc = herd_train(&c, path, &opt);
+    }
+    herd_mpi_finalize();
+    return rc ? 1 : 0;
 }

@@ -89,6 +89,13 @@ static const key_spec keys[] = {
         "micro-batches per validation; the same windows every time"),
     KEY("data.path", T_STRING, data_path, 0, 0, 0, "token shard (docs/data-format.md)"),
     KEY("data.val_path", T_STRING, val_path, 0, 0, 0, "held-out shard for the validation loss (empty: none)"),
+    KEY("parallel.tp", T_INT, tp, 1, 4096, 0, "tensor-parallel size (divides n_heads, ffn_dim, vocab_size)"),
+    KEY("parallel.cp", T_INT, cp, 1, 4096, 0, "context-parallel size"),
+    KEY("parallel.pp", T_INT, pp, 1, 4096, 0, "pipeline-parallel size"),
+    KEY("parallel.dp", T_INT, dp, 0, 1 << 20, 0,
+        "FSDP data-parallel size; 0: world size / (tp * cp * pp)"),
+    KEY("parallel.sequence_parallel", T_INT, sequence_parallel, 0, 1, 0,
+        "1: RMSNorm and the residual stream split along tokens across the TP group"),
     KEY("monitor.peak_tflops", T_DOUBLE, peak_tflops, 0, 1e6, 0,
         "peak TFLOP/s per device for MFU (0: 989.4 on cuda, measured sgemm on cpu)"),
 };
@@ -783,10 +790,46 @@ static int check_training(const herd_config *c, const checker *C)
     return 0;
 }
 
+/* The layout against the model's shapes (the world size is checked at launch,
+ * src/grid.c). Megatron's rules: heads, ffn and vocabulary split evenly; KV
+ * heads split when TP <= n_kv_heads, else replicated TP / n_kv_heads times. */
+static int check_parallel(const herd_config *c, const checker *C)
+{
+    int tp = c->tp;
+    if (c->n_heads % tp)
+        return rule_error(C, "parallel.tp", "model.n_heads", "n_heads (%d) is not divisible by tp (%d)",
+                          c->n_heads, tp);
+    if (tp <= c->n_kv_heads ? c->n_kv_heads % tp : tp % c->n_kv_heads)
+        return rule_error(C, "parallel.tp", "model.n_kv_heads",
+                          "tp (%d) and n_kv_heads (%d): one must divide the other (KV heads are split "
+                          "or replicated)", tp, c->n_kv_heads);
+    if (c->ffn_dim % tp)
+        return rule_error(C, "parallel.tp", "model.ffn_dim", "ffn_dim (%d) is not divisible by tp (%d)",
+                          c->ffn_dim, tp);
+    if (c->vocab_size % tp)
+        return rule_error(C, "parallel.tp", "model.vocab_size",
+                          "vocab_size (%d) is not divisible by tp (%d) (vocabulary-parallel embedding)",
+                          c->vocab_size, tp);
+    for (int i = 0; i < c->n_ramp; i++) {
+        long long seqs = (long long)(c->ramp[i].batch_tokens / c->ramp[i].seq_len);
+        if (c->dp > 0 && seqs % ((long long)c->dp * c->micro_batch))
+            return rule_error(C, "parallel.dp", "batch.ramp",
+                              "stage %d: %lld sequences per batch are not a multiple of dp (%d) x "
+                              "micro_batch (%d)", i + 1, seqs, c->dp, c->micro_batch);
+        if (c->sequence_parallel && ((long long)c->micro_batch * c->ramp[i].seq_len) % tp)
+            return rule_error(C, "parallel.sequence_parallel", "parallel.tp",
+                              "stage %d: micro_batch x seq_len = %lld tokens are not divisible by tp (%d)",
+                              i + 1, (long long)c->micro_batch * c->ramp[i].seq_len, tp);
+    }
+    return 0;
+}
+
 static int validate(const herd_config *c, const char *origin, const provenance *prov)
 {
     checker C = {origin, prov};
-    if (check_table(c, &C) || check_model(c, &C) || check_ramp(c, &C) || check_training(c, &C)) return -1;
+    if (check_table(c, &C) || check_model(c, &C) || check_ramp(c, &C) || check_training(c, &C) ||
+        check_parallel(c, &C))
+        return -1;
     return 0;
 }
 

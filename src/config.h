@@ -72,6 +72,13 @@ typedef struct {
     int      eval_every;     /* validation loss every N steps and at the end (0: never) */
     int      eval_batches;   /* micro-batches per validation (the same windows each time) */
 
+    /* parallel: the 4D layout, ranks ordered TP innermost, then CP, PP, DP */
+    int      tp;             /* tensor parallel (Megatron: heads, ffn, vocabulary) */
+    int      cp;             /* context parallel (issue 6) */
+    int      pp;             /* pipeline parallel (issue 6) */
+    int      dp;             /* FSDP data parallel; 0: world size / (tp*cp*pp) */
+    int      sequence_parallel; /* 1: norms and residual stream split along tokens across TP */
+
     /* monitor */
     double   peak_tflops;    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
 } herd_config;

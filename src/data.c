@@ -345,6 +345,33 @@ int herd_data_next(herd_data *d, int B, int T, int32_t *tokens, int32_t *targets
     return 0;
 }
 
+int herd_data_next_part(herd_data *d, int T, int64_t n_global, int64_t first, int64_t count,
+                        int32_t *tokens, int32_t *targets, int32_t *doc)
+{
+    if (n_global < 1 || T < 1 || first < 0 || count < 0 || first + count > n_global)
+        return shard_err(d->path, "sampler", "part [%lld, +%lld) of a batch of %lld sequences of %d",
+                         (long long)first, (long long)count, (long long)n_global, T);
+    if (d->h.n_tokens < (uint64_t)T + 1)
+        return herd_data_next(d, 1, T, tokens, targets, doc); /* its message */
+    if (d->st.T != T) {
+        d->st.T = T;
+        d->st.index = 0;
+    }
+    for (int64_t b = 0; b < n_global; b++) {
+        uint64_t start;
+        if (next_window(d, T, &start)) return -1;
+        if (b < first || b >= first + count) continue; /* another rank's sequence */
+        size_t o = (size_t)(b - first) * (size_t)T;
+        if (d->h.dtype_bytes == 2)
+            pack_uint16_t((const uint16_t *)d->ids + start, T, d->h.eot_id, tokens + o,
+                          targets + o, doc + o);
+        else
+            pack_uint32_t((const uint32_t *)d->ids + start, T, d->h.eot_id, tokens + o,
+                          targets + o, doc + o);
+    }
+    return 0;
+}
+
 void herd_data_get_state(const herd_data *d, herd_data_state *s) { *s = d->st; }
 
 int herd_data_set_state(herd_data *d, const herd_data_state *s)

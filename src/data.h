@@ -53,6 +53,13 @@ const herd_shard_header *herd_data_header(const herd_data *d);
 int herd_data_next(herd_data *d, int B, int T, int32_t *tokens,
                    int32_t *targets, int32_t *doc);
 
+/* The next global batch of n_global windows of length T, of which this rank
+ * (a data-parallel rank) packs only windows [first, first + count) into host
+ * arrays [count*T]. The state advances over the whole batch, so every rank's
+ * state stays identical and the ranks together read what one process would. */
+int herd_data_next_part(herd_data *d, int T, int64_t n_global, int64_t first, int64_t count,
+                        int32_t *tokens, int32_t *targets, int32_t *doc);
+
 void herd_data_get_state(const herd_data *d, herd_data_state *s);
 int  herd_data_set_state(herd_data *d, const herd_data_state *s);
 

@@ -44,6 +44,12 @@ typedef struct {
     int64_t offset;
 } tensor_list;
 
+/* Add this rank's piece of a whole tensor [grows, gcols] (gcols 0: a vector):
+ * rows [r0, r0 + rows) and columns [c0, c0 + cols) of it. */
+static herd_tensor *tensor_add_piece(tensor_list *l, const char *name, int64_t grows, int64_t gcols,
+                                     herd_tp_split split, int64_t r0, int64_t rows, int64_t c0,
+                                     int64_t cols, int copies, int primary);
+
 static herd_tensor *tensor_add(tensor_list *l, const char *name, int64_t rows, int64_t cols)
 {
     if (l->n == l->cap) {
@@ -60,33 +66,72 @@ static herd_tensor *tensor_add(tensor_list *l, const char *name, int64_t rows, i
     t->decay = cols != 0;
     t->offset = l->offset;
     l->offset += t->numel;
+    t->global_shape[0] = rows;
+    t->global_shape[1] = cols;
+    t->tp_copies = 1;
+    t->tp_primary = 1;
     return t;
 }
 
+static herd_tensor *tensor_add_piece(tensor_list *l, const char *name, int64_t grows, int64_t gcols,
+                                     herd_tp_split split, int64_t r0, int64_t rows, int64_t c0,
+                                     int64_t cols, int copies, int primary)
+{
+    herd_tensor *t = tensor_add(l, name, rows, cols);
+    t->global_shape[0] = grows;
+    t->global_shape[1] = gcols;
+    t->global_offset[0] = r0;
+    t->global_offset[1] = c0;
+    t->split = split;
+    t->tp_copies = copies;
+    t->tp_primary = primary;
+    return t;
+}
+
+/* The table of this rank's tensors. With TP, rank r holds query heads
+ * [r*Hl, (r+1)*Hl), KV heads [r*KVl, ...) or, when tp > n_kv_heads, a copy of
+ * KV head r / (tp / n_kv_heads), ffn rows [r*Fl, ...) and vocabulary rows
+ * [r*Vl, ...); o_proj and down_proj hold the matching columns. */
 static void build_table(herd_model *m)
 {
     const herd_model_dims *d = &m->dims;
-    int64_t dm = d->d_model, q = (int64_t)d->n_heads * d->head_dim,
-            kv = (int64_t)d->n_kv_heads * d->head_dim, f = d->ffn_dim;
+    int64_t dm = d->d_model, hd = d->head_dim, q = (int64_t)d->n_heads * hd,
+            kv = (int64_t)d->n_kv_heads * hd, f = d->ffn_dim;
+    int tp = m->tp_size, r = m->tp_rank;
+    int64_t ql = (int64_t)m->n_heads_local * hd, kvl = (int64_t)m->n_kv_local * hd,
+            fl = m->ffn_local, vl = m->vocab_local;
+    int kv_copies = tp > d->n_kv_heads ? tp / d->n_kv_heads : 1;
+    int64_t kv_r0 = tp > d->n_kv_heads ? (int64_t)(r / kv_copies) * hd : (int64_t)r * kvl;
+    int kv_primary = tp > d->n_kv_heads ? r % kv_copies == 0 : 1;
     tensor_list l = {0};
     char name[64];
-    tensor_add(&l, "model.embed_tokens.weight", d->vocab_size, dm);
+    tensor_add_piece(&l, "model.embed_tokens.weight", d->vocab_size, dm, HERD_TP_ROWS,
+                     (int64_t)r * vl, vl, 0, dm, 1, 1);
     for (int i = 0; i < d->n_layers; i++) {
-#define LAYER(suffix, r, c) \
-        (snprintf(name, sizeof name, "model.layers.%d.%s", i, suffix), tensor_add(&l, name, r, c))
-        LAYER("input_layernorm.weight", dm, 0);
-        LAYER("self_attn.q_proj.weight", q, dm);
-        LAYER("self_attn.k_proj.weight", kv, dm);
-        LAYER("self_attn.v_proj.weight", kv, dm);
-        LAYER("self_attn.o_proj.weight", dm, q);
-        LAYER("post_attention_layernorm.weight", dm, 0);
-        LAYER("mlp.gate_proj.weight", f, dm);
-        LAYER("mlp.up_proj.weight", f, dm);
-        LAYER("mlp.down_proj.weight", dm, f);
-#undef LAYER
+#define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", i, suffix), name)
+        tensor_add_piece(&l, NAME("input_layernorm.weight"), dm, 0, HERD_TP_WHOLE, 0, dm, 0, 0,
+                         tp, r == 0);
+        tensor_add_piece(&l, NAME("self_attn.q_proj.weight"), q, dm, HERD_TP_ROWS, r * ql, ql, 0,
+                         dm, 1, 1);
+        tensor_add_piece(&l, NAME("self_attn.k_proj.weight"), kv, dm, HERD_TP_ROWS, kv_r0, kvl, 0,
+                         dm, kv_copies, kv_primary);
+        tensor_add_piece(&l, NAME("self_attn.v_proj.weight"), kv, dm, HERD_TP_ROWS, kv_r0, kvl, 0,
+                         dm, kv_copies, kv_primary);
+        tensor_add_piece(&l, NAME("self_attn.o_proj.weight"), dm, q, HERD_TP_COLS, 0, dm, r * ql,
+                         ql, 1, 1);
+        tensor_add_piece(&l, NAME("post_attention_layernorm.weight"), dm, 0, HERD_TP_WHOLE, 0, dm,
+                         0, 0, tp, r == 0);
+        tensor_add_piece(&l, NAME("mlp.gate_proj.weight"), f, dm, HERD_TP_ROWS, r * fl, fl, 0, dm,
+                         1, 1);
+        tensor_add_piece(&l, NAME("mlp.up_proj.weight"), f, dm, HERD_TP_ROWS, r * fl, fl, 0, dm, 1,
+                         1);
+        tensor_add_piece(&l, NAME("mlp.down_proj.weight"), dm, f, HERD_TP_COLS, 0, dm, r * fl, fl,
+                         1, 1);
+#undef NAME
     }
-    tensor_add(&l, "model.norm.weight", dm, 0);
-    tensor_add(&l, "lm_head.weight", d->vocab_size, dm);
+    tensor_add_piece(&l, "model.norm.weight", dm, 0, HERD_TP_WHOLE, 0, dm, 0, 0, tp, r == 0);
+    tensor_add_piece(&l, "lm_head.weight", d->vocab_size, dm, HERD_TP_ROWS, (int64_t)r * vl, vl,
+                     0, dm, 1, 1);
     m->tensors = l.t;
     m->n_tensors = l.n;
     m->n_params = l.offset;
@@ -133,9 +178,14 @@ static void init_params(const herd_model *m, float *host, uint64_t seed)
         }
         double std = m->dims.init_std * (is_output_side(t->name) ? out_scale : 1.0);
         uint64_t stream = herd_hash_str(t->name);
+        /* element (i, j) of this piece is element (r0 + i, c0 + j) of the whole */
+        int64_t cols = t->shape[1], gcols = t->global_shape[1];
+        int64_t r0 = t->global_offset[0], c0 = t->global_offset[1];
 #pragma omp parallel for schedule(static)
-        for (int64_t j = 0; j < t->numel; j++)
-            p[j] = (float)(std * herd_rng_normal(seed, stream, (uint64_t)j));
+        for (int64_t j = 0; j < t->numel; j++) {
+            uint64_t g = (uint64_t)((r0 + j / cols) * gcols + c0 + j % cols);
+            p[j] = (float)(std * herd_rng_normal(seed, stream, g));
+        }
     }
 }
 
@@ -157,9 +207,37 @@ static float *rope_table(const herd_model_dims *d)
 
 int herd_model_create(herd_model *m, const herd_model_dims *d, const herd_backend *be, uint64_t seed)
 {
+    return herd_model_create_parallel(m, d, be, seed, NULL);
+}
+
+int herd_model_create_parallel(herd_model *m, const herd_model_dims *d, const herd_backend *be,
+                               uint64_t seed, const herd_model_parallel *par)
+{
     memset(m, 0, sizeof(*m));
     m->dims = *d;
     m->be = be;
+    m->tp_size = par && par->tp ? par->tp->size : 1;
+    m->tp_rank = par && par->tp ? par->tp->rank : 0;
+    m->tp = m->tp_size > 1 ? par->tp : NULL;
+    m->sp = m->tp_size > 1 && par->sequence_parallel;
+    int tp = m->tp_size;
+    if (d->n_heads % tp || d->ffn_dim % tp || d->vocab_size % tp ||
+        (tp <= d->n_kv_heads ? d->n_kv_heads % tp : tp % d->n_kv_heads)) {
+        fprintf(stderr, "herd: model: tp %d does not split n_heads %d, n_kv_heads %d, ffn_dim %d "
+                "and vocab_size %d evenly\n", tp, d->n_heads, d->n_kv_heads, d->ffn_dim,
+                d->vocab_size);
+        return -1;
+    }
+    m->n_heads_local = d->n_heads / tp;
+    m->n_kv_local = tp <= d->n_kv_heads ? d->n_kv_heads / tp : 1;
+    m->ffn_local = d->ffn_dim / tp;
+    m->vocab_local = d->vocab_size / tp;
+    m->vocab_start = m->tp_rank * m->vocab_local;
+    if (tp > d->n_kv_heads) { /* the copies of one KV head sum their gradients */
+        int copies = tp / d->n_kv_heads;
+        m->kv_group = herd_comm_mpi_split(m->tp, m->tp_rank / copies, m->tp_rank, "tp-kv");
+        if (!m->kv_group) return -1;
+    }
     build_table(m);
     size_t bytes = sizeof(float) * (size_t)m->n_params;
     m->params = be->alloc(bytes);
@@ -204,7 +282,8 @@ static void free_acts(herd_model *m)
     }
     float **g[] = {&m->x_final, &m->h_final, &m->rstd_f, &m->logits, &m->losses, &m->lse,
                    &m->d_res, &m->d_h, &m->d_q, &m->d_k, &m->d_v, &m->d_o, &m->d_gate,
-                   &m->d_up, &m->d_act, &m->d_att};
+                   &m->d_up, &m->d_act, &m->d_att, &m->part, &m->d_full, &m->d_loc,
+                   &m->xent_tmp};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
         be->free(*g[i]);
         *g[i] = NULL;
@@ -217,6 +296,13 @@ static void free_acts(herd_model *m)
     m->cap_tokens = m->cap_T = m->cap_B = 0;
 }
 
+/* Buffer shapes, N = B*T tokens, Nl = N/tp with sequence parallelism (else N),
+ * Hl, KVl, Fl, Vl this rank's heads, KV heads, ffn and vocabulary:
+ *   residual stream x_in, x_mid, x_final, d_res: [Nl, d]; rstd: [Nl]
+ *   normed inputs of the matmuls h1, h2, h_final: [N, d] (with SP this rank
+ *   writes its Nl rows and the all-gather fills the rest)
+ *   q, o [N, Hl*hd]; k, v [N, KVl*hd]; att [B, Hl, T, T]; gate, up, act [N, Fl];
+ *   logits [N, Vl]. */
 int herd_model_reserve(herd_model *m, int B, int T)
 {
     if (B <= m->cap_B && T <= m->cap_T) return 0;
@@ -225,30 +311,41 @@ int herd_model_reserve(herd_model *m, int B, int T)
                 m->dims.max_seq_len);
         return -1;
     }
+    if (m->sp && ((long)B * T) % m->tp_size) {
+        fprintf(stderr, "herd: model: %d x %d tokens do not split over tp %d (sequence "
+                "parallel)\n", B, T, m->tp_size);
+        return -1;
+    }
     free_acts(m);
     const herd_backend *be = m->be;
     const herd_model_dims *d = &m->dims;
-    size_t N = (size_t)B * T, dm = d->d_model, q = (size_t)d->n_heads * d->head_dim,
-           kv = (size_t)d->n_kv_heads * d->head_dim, f = d->ffn_dim, V = d->vocab_size;
-    size_t att = (size_t)B * d->n_heads * T * T;
+    size_t N = (size_t)B * T, Nl = m->sp ? N / m->tp_size : N, dm = d->d_model,
+           q = (size_t)m->n_heads_local * d->head_dim, kv = (size_t)m->n_kv_local * d->head_dim,
+           f = m->ffn_local, V = m->vocab_local;
+    size_t att = (size_t)B * m->n_heads_local * T * T;
     int ok = 1;
 #define ALLOC(ptr, count) (ok &= ((ptr) = be->alloc(sizeof(*(ptr)) * (count))) != NULL)
     m->acts = calloc(d->n_layers, sizeof(*m->acts));
     ok &= m->acts != NULL;
     for (int l = 0; ok && l < d->n_layers; l++) {
         herd_layer_acts *a = &m->acts[l];
-        ALLOC(a->x_in, N * dm);  ALLOC(a->h1, N * dm);   ALLOC(a->rstd1, N);
+        ALLOC(a->x_in, Nl * dm); ALLOC(a->h1, N * dm);   ALLOC(a->rstd1, Nl);
         ALLOC(a->q, N * q);      ALLOC(a->k, N * kv);    ALLOC(a->v, N * kv);
-        ALLOC(a->att, att);      ALLOC(a->o, N * q);     ALLOC(a->x_mid, N * dm);
-        ALLOC(a->h2, N * dm);    ALLOC(a->rstd2, N);     ALLOC(a->gate, N * f);
+        ALLOC(a->att, att);      ALLOC(a->o, N * q);     ALLOC(a->x_mid, Nl * dm);
+        ALLOC(a->h2, N * dm);    ALLOC(a->rstd2, Nl);    ALLOC(a->gate, N * f);
         ALLOC(a->up, N * f);     ALLOC(a->act, N * f);
     }
-    ALLOC(m->x_final, N * dm); ALLOC(m->h_final, N * dm); ALLOC(m->rstd_f, N);
-    ALLOC(m->logits, N * V);   ALLOC(m->losses, N);       ALLOC(m->lse, N);
-    ALLOC(m->d_res, N * dm);   ALLOC(m->d_h, N * dm);     ALLOC(m->d_q, N * q);
-    ALLOC(m->d_k, N * kv);     ALLOC(m->d_v, N * kv);     ALLOC(m->d_o, N * q);
-    ALLOC(m->d_gate, N * f);   ALLOC(m->d_up, N * f);     ALLOC(m->d_act, N * f);
+    ALLOC(m->x_final, Nl * dm); ALLOC(m->h_final, N * dm); ALLOC(m->rstd_f, Nl);
+    ALLOC(m->logits, N * V);    ALLOC(m->losses, N);       ALLOC(m->lse, N);
+    ALLOC(m->d_res, Nl * dm);   ALLOC(m->d_h, N * dm);     ALLOC(m->d_q, N * q);
+    ALLOC(m->d_k, N * kv);      ALLOC(m->d_v, N * kv);     ALLOC(m->d_o, N * q);
+    ALLOC(m->d_gate, N * f);    ALLOC(m->d_up, N * f);     ALLOC(m->d_act, N * f);
     ALLOC(m->d_att, (size_t)T * T);
+    ALLOC(m->part, N * dm);     ALLOC(m->xent_tmp, 3 * N);
+    if (m->sp) {
+        ALLOC(m->d_full, N * dm);
+        ALLOC(m->d_loc, Nl * dm);
+    }
     ALLOC(m->tokens, N); ALLOC(m->targets, N); ALLOC(m->pos, N); ALLOC(m->doc, N);
 #undef ALLOC
     if (!ok) {
@@ -272,6 +369,7 @@ void herd_model_destroy(herd_model *m)
     free(m->layer);
     free(m->g_layer);
     free(m->tensors);
+    herd_comm_destroy(m->kv_group);
     memset(m, 0, sizeof(*m));
 }
 
@@ -284,6 +382,76 @@ const herd_tensor *herd_model_find(const herd_model *m, const char *name)
     return NULL;
 }
 
+/* ---- tensor-parallel data movement ----------------------------------------
+ * A failed collective leaves the other ranks of the group waiting: abort. */
+
+static void tp_check(int rc)
+{
+    if (rc) herd_comm_abort(1);
+}
+
+/* Rows of the [N, d] buffer `full` that this rank computes under SP. */
+static float *my_rows(const herd_model *m, float *full)
+{
+    return m->sp ? full + (size_t)m->tp_rank * m->N_local * m->dims.d_model : full;
+}
+
+/* full[N, d] <- the rows of every rank (each rank wrote its rows in place). */
+static void gather_rows(herd_model *m, float *full)
+{
+    if (!m->sp) return;
+    size_t *counts = malloc(sizeof(size_t) * m->tp_size);
+    for (int r = 0; r < m->tp_size; r++) counts[r] = (size_t)m->N_local * m->dims.d_model;
+    tp_check(herd_comm_all_gather(m->tp, my_rows(m, full), full, counts, HERD_F32));
+    free(counts);
+}
+
+/* out[Nl, d] <- sum over the TP group of part[N, d] (this rank's rows with SP:
+ * a reduce-scatter; all of them without: an all-reduce). part is clobbered;
+ * the result may be `part` itself only without SP. */
+static void reduce_rows(herd_model *m, float *out, float *part)
+{
+    const herd_backend *be = m->be;
+    size_t n = (size_t)m->N_local * m->dims.d_model;
+    if (m->sp) {
+        size_t *counts = malloc(sizeof(size_t) * m->tp_size);
+        for (int r = 0; r < m->tp_size; r++) counts[r] = n;
+        tp_check(herd_comm_reduce_scatter(m->tp, part, out, counts, HERD_F32));
+        free(counts);
+        return;
+    }
+    if (m->tp) tp_check(herd_comm_all_reduce(m->tp, part, n, HERD_F32, HERD_SUM));
+    if (out != part) be->copy_d2d(out, part, sizeof(float) * n);
+}
+
+/* Vocabulary-parallel cross-entropy: the full logits are never gathered; each
+ * rank reduces its columns and the TP group combines three numbers per row. */
+static void xent_forward(herd_model *m, int N)
+{
+    const herd_backend *be = m->be;
+    int V = m->vocab_local;
+    float *mx = m->xent_tmp, *se_pick = m->xent_tmp + N; /* [N], [2N] */
+    be->xent_row_max(mx, m->logits, N, V);
+    if (m->tp) tp_check(herd_comm_all_reduce(m->tp, mx, (size_t)N, HERD_F32, HERD_MAX));
+    be->xent_sumexp_pick(se_pick, se_pick + N, m->logits, mx, m->targets, m->vocab_start, N, V);
+    if (m->tp) tp_check(herd_comm_all_reduce(m->tp, se_pick, 2 * (size_t)N, HERD_F32, HERD_SUM));
+    /* lse and the losses from N triples on the host (a few floats per token) */
+    float *h = malloc(sizeof(float) * 3 * (size_t)N);
+    int32_t *tg = malloc(sizeof(int32_t) * (size_t)N);
+    be->copy_d2h(h, m->xent_tmp, sizeof(float) * 3 * (size_t)N);
+    be->copy_d2h(tg, m->targets, sizeof(int32_t) * (size_t)N);
+    float *lse = malloc(sizeof(float) * 2 * (size_t)N), *loss = lse + N;
+    for (int i = 0; i < N; i++) {
+        lse[i] = h[i] + logf(h[N + i]);
+        loss[i] = tg[i] >= 0 ? lse[i] - h[2 * N + i] : 0.0f;
+    }
+    be->copy_h2d(m->lse, lse, sizeof(float) * (size_t)N);
+    be->copy_h2d(m->losses, loss, sizeof(float) * (size_t)N);
+    free(h);
+    free(tg);
+    free(lse);
+}
+
 /* ---- forward ------------------------------------------------------------- */
 
 double herd_model_forward(herd_model *m, const int32_t *tokens, const int32_t *targets,
@@ -292,49 +460,63 @@ double herd_model_forward(herd_model *m, const int32_t *tokens, const int32_t *t
     const herd_backend *be = m->be;
     const herd_model_dims *d = &m->dims;
     if (herd_model_reserve(m, B, T)) return NAN;
-    int N = B * T, dm = d->d_model, H = d->n_heads, KV = d->n_kv_heads, hd = d->head_dim,
-        F = d->ffn_dim, V = d->vocab_size;
+    int N = B * T, dm = d->d_model, H = m->n_heads_local, KV = m->n_kv_local, hd = d->head_dim,
+        F = m->ffn_local, V = m->vocab_local;
+    float eps = (float)d->norm_eps;
     m->B = B;
     m->T = T;
+    m->N_local = m->sp ? N / m->tp_size : N;
+    int Nl = m->N_local;
 
-    int32_t *pos = malloc(sizeof(int32_t) * N);
+    int32_t *pos = malloc(sizeof(int32_t) * N), *tok = malloc(sizeof(int32_t) * N);
     int64_t valid = 0;
     for (int i = 0; i < N; i++) {
         pos[i] = i % T;
         valid += targets[i] >= 0;
+        int32_t t = tokens[i] - m->vocab_start; /* this rank's vocabulary rows */
+        tok[i] = t >= 0 && t < V ? t : -1;
     }
-    be->copy_h2d(m->tokens, tokens, sizeof(int32_t) * N);
+    be->copy_h2d(m->tokens, tok, sizeof(int32_t) * N);
     be->copy_h2d(m->targets, targets, sizeof(int32_t) * N);
     be->copy_h2d(m->doc, doc, sizeof(int32_t) * N);
     be->copy_h2d(m->pos, pos, sizeof(int32_t) * N);
     free(pos);
+    free(tok);
 
-    be->embedding_fwd(m->acts[0].x_in, m->tokens, m->wte, N, dm);
+    /* vocabulary-parallel embedding: each rank looks up its rows, zeros elsewhere */
+    be->embedding_fwd(m->tp ? m->part : m->acts[0].x_in, m->tokens, m->wte, N, dm);
+    if (m->tp) reduce_rows(m, m->acts[0].x_in, m->part);
     for (int l = 0; l < d->n_layers; l++) {
         herd_layer_acts *a = &m->acts[l];
         const herd_layer_params *p = &m->layer[l];
         float *x_out = l + 1 < d->n_layers ? m->acts[l + 1].x_in : m->x_final;
-        /* attention block */
-        be->rmsnorm_fwd(a->h1, a->rstd1, a->x_in, p->attn_norm, N, dm, (float)d->norm_eps);
-        be->matmul_fwd(a->q, a->h1, p->wq, N, H * hd, dm, 0);   /* [N, H*hd] */
-        be->matmul_fwd(a->k, a->h1, p->wk, N, KV * hd, dm, 0);  /* [N, KV*hd] */
+        /* attention block: norm (own rows), gather, column-parallel q/k/v */
+        be->rmsnorm_fwd(my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
+        gather_rows(m, a->h1);
+        be->matmul_fwd(a->q, a->h1, p->wq, N, H * hd, dm, 0);   /* [N, Hl*hd] */
+        be->matmul_fwd(a->k, a->h1, p->wk, N, KV * hd, dm, 0);  /* [N, KVl*hd] */
         be->matmul_fwd(a->v, a->h1, p->wv, N, KV * hd, dm, 0);
         be->rope_fwd(a->q, m->rope_cs, m->pos, N, H, hd);
         be->rope_fwd(a->k, m->rope_cs, m->pos, N, KV, hd);
         be->attention_fwd(a->o, a->att, a->q, a->k, a->v, m->doc, B, T, H, KV, hd);
-        be->copy_d2d(a->x_mid, a->x_in, sizeof(float) * (size_t)N * dm);
-        be->matmul_fwd(a->x_mid, a->o, p->wo, N, dm, H * hd, 1); /* residual */
+        /* row-parallel o_proj: partial sums, reduced, then the residual */
+        be->matmul_fwd(m->part, a->o, p->wo, N, dm, H * hd, 0);
+        reduce_rows(m, a->x_mid, m->part);
+        be->add_inplace(a->x_mid, a->x_in, (size_t)Nl * dm);
         /* feed-forward block */
-        be->rmsnorm_fwd(a->h2, a->rstd2, a->x_mid, p->ffn_norm, N, dm, (float)d->norm_eps);
-        be->matmul_fwd(a->gate, a->h2, p->w_gate, N, F, dm, 0); /* [N, F] */
+        be->rmsnorm_fwd(my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
+        gather_rows(m, a->h2);
+        be->matmul_fwd(a->gate, a->h2, p->w_gate, N, F, dm, 0); /* [N, Fl] */
         be->matmul_fwd(a->up, a->h2, p->w_up, N, F, dm, 0);
         be->swiglu_fwd(a->act, a->gate, a->up, (size_t)N * F);
-        be->copy_d2d(x_out, a->x_mid, sizeof(float) * (size_t)N * dm);
-        be->matmul_fwd(x_out, a->act, p->w_down, N, dm, F, 1);  /* residual */
+        be->matmul_fwd(m->part, a->act, p->w_down, N, dm, F, 0);
+        reduce_rows(m, x_out, m->part);
+        be->add_inplace(x_out, a->x_mid, (size_t)Nl * dm);
     }
-    be->rmsnorm_fwd(m->h_final, m->rstd_f, m->x_final, m->norm_f, N, dm, (float)d->norm_eps);
-    be->matmul_fwd(m->logits, m->h_final, m->lm_head, N, V, dm, 0); /* [N, V] */
-    be->xent_fwd(m->losses, m->lse, m->logits, m->targets, N, V);
+    be->rmsnorm_fwd(my_rows(m, m->h_final), m->rstd_f, m->x_final, m->norm_f, Nl, dm, eps);
+    gather_rows(m, m->h_final);
+    be->matmul_fwd(m->logits, m->h_final, m->lm_head, N, V, dm, 0); /* [N, Vl] */
+    xent_forward(m, N);
 
     float *losses = malloc(sizeof(float) * N);
     be->copy_d2h(losses, m->losses, sizeof(float) * N);
@@ -348,6 +530,26 @@ double herd_model_forward(herd_model *m, const int32_t *tokens, const int32_t *t
 
 /* ---- backward ------------------------------------------------------------ */
 
+/* The gradient of the residual stream as the [N, d] input of a row-parallel
+ * matmul's backward: d_res itself without SP, gathered from all ranks with. */
+static float *full_grad(herd_model *m)
+{
+    if (!m->sp) return m->d_res;
+    size_t n = (size_t)m->N_local * m->dims.d_model;
+    m->be->copy_d2d(my_rows(m, m->d_full), m->d_res, sizeof(float) * n);
+    gather_rows(m, m->d_full);
+    return m->d_full;
+}
+
+/* d_h [N, d] holds partial sums over the TP group: reduce to this rank's rows. */
+static float *reduced_dh(herd_model *m)
+{
+    if (!m->tp) return m->d_h;
+    float *out = m->sp ? m->d_loc : m->d_h;
+    reduce_rows(m, out, m->d_h);
+    return out;
+}
+
 void herd_model_backward(herd_model *m, float loss_scale)
 {
     const herd_backend *be = m->be;
@@ -356,26 +558,27 @@ void herd_model_backward(herd_model *m, float loss_scale)
         fprintf(stderr, "herd: model: backward without a forward\n");
         abort();
     }
-    int B = m->B, T = m->T, N = B * T, dm = d->d_model, H = d->n_heads, KV = d->n_kv_heads,
-        hd = d->head_dim, F = d->ffn_dim, V = d->vocab_size;
+    int B = m->B, T = m->T, N = B * T, Nl = m->N_local, dm = d->d_model, H = m->n_heads_local,
+        KV = m->n_kv_local, hd = d->head_dim, F = m->ffn_local, V = m->vocab_local;
 
-    be->xent_bwd(m->logits, m->lse, m->targets, N, V, loss_scale); /* logits -> dlogits */
+    be->xent_bwd_range(m->logits, m->lse, m->targets, m->vocab_start, N, V, loss_scale);
     be->matmul_bwd(m->d_h, m->g_lm_head, m->logits, m->h_final, m->lm_head, N, V, dm, 0);
-    be->zero(m->d_res, (size_t)N * dm);
-    be->rmsnorm_bwd(m->d_res, m->g_norm_f, m->d_h, m->x_final, m->norm_f, m->rstd_f, N, dm);
+    be->zero(m->d_res, (size_t)Nl * dm);
+    be->rmsnorm_bwd(m->d_res, m->g_norm_f, reduced_dh(m), m->x_final, m->norm_f, m->rstd_f, Nl, dm);
 
     for (int l = d->n_layers - 1; l >= 0; l--) {
         const herd_layer_acts *a = &m->acts[l];
         const herd_layer_params *p = &m->layer[l];
         herd_layer_params *g = &m->g_layer[l];
         /* feed-forward block; d_res is the gradient of the layer's output */
-        be->matmul_bwd(m->d_act, g->w_down, m->d_res, a->act, p->w_down, N, dm, F, 0);
+        be->matmul_bwd(m->d_act, g->w_down, full_grad(m), a->act, p->w_down, N, dm, F, 0);
         be->swiglu_bwd(m->d_gate, m->d_up, m->d_act, a->gate, a->up, (size_t)N * F);
         be->matmul_bwd(m->d_h, g->w_gate, m->d_gate, a->h2, p->w_gate, N, F, dm, 0);
         be->matmul_bwd(m->d_h, g->w_up, m->d_up, a->h2, p->w_up, N, F, dm, 1);
-        be->rmsnorm_bwd(m->d_res, g->ffn_norm, m->d_h, a->x_mid, p->ffn_norm, a->rstd2, N, dm);
+        be->rmsnorm_bwd(m->d_res, g->ffn_norm, reduced_dh(m), a->x_mid, p->ffn_norm, a->rstd2, Nl,
+                        dm);
         /* attention block; d_res is now the gradient of x_mid */
-        be->matmul_bwd(m->d_o, g->wo, m->d_res, a->o, p->wo, N, dm, H * hd, 0);
+        be->matmul_bwd(m->d_o, g->wo, full_grad(m), a->o, p->wo, N, dm, H * hd, 0);
         be->attention_bwd(m->d_q, m->d_k, m->d_v, m->d_att, m->d_o, a->att, a->q, a->k, a->v,
                           m->doc, B, T, H, KV, hd);
         be->rope_bwd(m->d_q, m->rope_cs, m->pos, N, H, hd);
@@ -383,8 +586,26 @@ void herd_model_backward(herd_model *m, float loss_scale)
         be->matmul_bwd(m->d_h, g->wq, m->d_q, a->h1, p->wq, N, H * hd, dm, 0);
         be->matmul_bwd(m->d_h, g->wk, m->d_k, a->h1, p->wk, N, KV * hd, dm, 1);
         be->matmul_bwd(m->d_h, g->wv, m->d_v, a->h1, p->wv, N, KV * hd, dm, 1);
-        be->rmsnorm_bwd(m->d_res, g->attn_norm, m->d_h, a->x_in, p->attn_norm, a->rstd1, N, dm);
+        be->rmsnorm_bwd(m->d_res, g->attn_norm, reduced_dh(m), a->x_in, p->attn_norm, a->rstd1, Nl,
+                        dm);
     }
-    be->embedding_bwd(m->g_wte, m->d_res, m->tokens, N, dm);
+    be->embedding_bwd(m->g_wte, full_grad(m), m->tokens, N, dm);
     m->have_forward = 0;  /* the logits now hold their gradient */
+}
+
+int herd_model_sync_grads(herd_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const herd_tensor *t = &m->tensors[i];
+        float *g = m->grads + t->offset;
+        /* under SP each rank's norm gradient covers its own tokens only */
+        if (m->sp && t->split == HERD_TP_WHOLE &&
+            herd_comm_all_reduce(m->tp, g, (size_t)t->numel, HERD_F32, HERD_SUM))
+            return -1;
+        /* a replicated KV head got gradient from each copy's query heads */
+        if (m->kv_group && t->tp_copies > 1 && t->split != HERD_TP_WHOLE &&
+            herd_comm_all_reduce(m->kv_group, g, (size_t)t->numel, HERD_F32, HERD_SUM))
+            return -1;
+    }
+    return 0;
 }

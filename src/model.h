@@ -14,7 +14,14 @@
 
 #include <stdint.h>
 #include "config.h"
+#include "comm.h"
 #include "../kernels/backend.h"
+
+/* How a tensor is cut across the tensor-parallel group (Megatron):
+ * column-parallel weights (q, k, v, gate, up, the vocabulary rows of the
+ * embedding and the output projection) split their rows, row-parallel ones
+ * (o, down) their columns; norm weights are whole on every rank. */
+typedef enum { HERD_TP_WHOLE = 0, HERD_TP_ROWS = 1, HERD_TP_COLS = 2 } herd_tp_split;
 
 typedef struct {
     char    name[64];      /* Hugging Face Llama name */
@@ -23,6 +30,12 @@ typedef struct {
     int     ndim;          /* 1 or 2 */
     int64_t shape[2];      /* [out, in] for matrices, [d] for norm weights */
     int     decay;         /* 1: weight decay applies (weight matrices) */
+    /* this rank's piece of the whole tensor */
+    int64_t global_shape[2]; /* the whole tensor ([d] for norms: [d, 0]) */
+    int64_t global_offset[2];/* where shape[] starts inside it */
+    herd_tp_split split;
+    int     tp_copies;     /* TP ranks holding this same piece (whole: tp; replicated KV: tp/kv) */
+    int     tp_primary;    /* 1 on the first of those copies: it alone counts it in norms and checkpoints */
 } herd_tensor;
 
 typedef struct {
@@ -62,9 +75,20 @@ typedef struct {
     float *act;    /* [N, F]    silu(gate) * up */
 } herd_layer_acts;
 
+/* Tensor (and sequence) parallelism of one model replica. */
+typedef struct {
+    herd_comm *tp;                /* the TP group; NULL: one rank */
+    int        sequence_parallel; /* norms and the residual stream split along tokens */
+} herd_model_parallel;
+
 typedef struct herd_model {
     herd_model_dims     dims;
     const herd_backend *be;
+    /* tensor parallel: this rank's share of heads, ffn and vocabulary */
+    herd_comm *tp;              /* NULL when tp_size == 1 */
+    herd_comm *kv_group;        /* TP ranks sharing a replicated KV head (tp > n_kv_heads) */
+    int   tp_size, tp_rank, sp;
+    int   n_heads_local, n_kv_local, ffn_local, vocab_local, vocab_start;
 
     int          n_tensors;
     herd_tensor *tensors;
@@ -81,7 +105,9 @@ typedef struct herd_model {
 
     /* activations, sized for B x T by herd_model_reserve */
     int B, T, cap_tokens, cap_T, cap_B;
-    int32_t *tokens, *targets, *pos, *doc;     /* [N] backend memory */
+    int N_local;               /* rows of the residual stream here: N / tp with SP, else N */
+    int32_t *tokens, *targets, *pos, *doc;     /* [N] backend memory; tokens are local
+                                                  vocabulary ids (-1: another rank's) */
     herd_layer_acts *acts;     /* [n_layers] */
     float *x_final;            /* [N, d] residual after the last layer */
     float *h_final, *rstd_f;   /* [N, d], [N] */
@@ -89,6 +115,10 @@ typedef struct herd_model {
     float *losses, *lse;       /* [N] */
     /* backward scratch */
     float *d_res, *d_h, *d_q, *d_k, *d_v, *d_o, *d_gate, *d_up, *d_act, *d_att;
+    float *part;               /* [N, d] partial sums of row-parallel outputs */
+    float *d_full;             /* [N, d] gathered d_res (SP); NULL without SP */
+    float *d_loc;              /* [N_local, d] reduced d_h (SP); NULL without SP */
+    float *xent_tmp;           /* [3N] row max, sum of exp, picked logit */
     int    have_forward;       /* the activations belong to the last forward */
 } herd_model;
 
@@ -108,6 +138,12 @@ int64_t herd_model_dims_total_params(const herd_model_dims *d);
  * on (seed, tensor name, element index), never on the layout. */
 int herd_model_create(herd_model *m, const herd_model_dims *d,
                       const herd_backend *be, uint64_t seed);
+/* The same with tensor / sequence parallelism: this rank holds and
+ * initialises only its slice of every tensor (identical to the same slice of
+ * a one-rank model). par may be NULL (one rank). */
+int herd_model_create_parallel(herd_model *m, const herd_model_dims *d,
+                               const herd_backend *be, uint64_t seed,
+                               const herd_model_parallel *par);
 void herd_model_destroy(herd_model *m);
 
 /* Make room for micro-batches of B sequences of T tokens. */
@@ -123,6 +159,11 @@ double herd_model_forward(herd_model *m, const int32_t *tokens,
 /* Backward of the last forward; gradients of (loss_scale * summed loss)
  * accumulate into m->grads. */
 void herd_model_backward(herd_model *m, float loss_scale);
+
+/* Once per optimizer step, after the last backward: sum the gradients that
+ * tensor parallelism leaves partial (norm weights under SP; replicated KV
+ * projections). -1 if a collective failed. */
+int herd_model_sync_grads(herd_model *m);
 
 /* Zero m->grads. */
 void herd_model_zero_grad(herd_model *m);

@@ -11,6 +11,9 @@
 #include "monitoring/metrics.h"
 #include "monitoring/mfu.h"
 #include "src/data.h"
+#include "src/fsdp.h"
+#include "src/grid.h"
+#include "src/safetensors.h"
 #include "src/model.h"
 #include "src/optim.h"
 #include "src/schedule.h"
@@ -62,16 +65,26 @@ static void set_threads(int threads)
     openblas_set_num_threads(threads);
 }
 
-static void print_header(const herd_config *c, const herd_model *m, double peak_tflops,
-                         const char *peak_origin)
+static void print_header(const herd_config *c, const herd_model *m, const herd_grid *g,
+                         const herd_fsdp *f, double peak_tflops, const char *peak_origin)
 {
     const herd_model_dims *d = &m->dims;
     int64_t pm = herd_model_dims_matmul_params(d);
-    printf("herd train: backend %s, %d threads\n", m->be->name, omp_get_max_threads());
+    char layout[96];
+    herd_grid_describe(g, layout, sizeof layout);
+    printf("herd train: backend %s, %d threads per rank, layout %s%s\n", m->be->name,
+           omp_get_max_threads(), layout, m->sp ? ", sequence parallel" : "");
+    size_t sharded, working;
+    herd_fsdp_memory(f, m, &sharded, &working);
+    printf("memory per rank: sharded state (fp32 master, gradient, Adam m and v) %.2f MiB "
+           "= 16 B x %lld elements (1/(TP*DP) of the model); unsharded working parameters and "
+           "gradients for the step %.2f MiB\n", sharded / 1048576.0, (long long)f->n_shard,
+           working / 1048576.0);
     printf("model: %d layers, d_model %d, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
            "theta %g\n", d->n_layers, d->d_model, d->n_heads, d->n_kv_heads, d->head_dim,
            d->ffn_dim, d->vocab_size, d->rope_theta);
-    printf("params: %lld total, P_matmul %lld\n", (long long)m->n_params, (long long)pm);
+    printf("params: %lld total (%lld on this rank), P_matmul %lld\n",
+           (long long)herd_model_dims_total_params(d), (long long)m->n_params, (long long)pm);
     printf("mfu: flops_per_token = 6*P_matmul + 6*n_layers*seq_len*d_model "
            "= 6*%lld + 6*%d*seq_len*%d; peak %.4g TFLOP/s (%s)\n",
            (long long)pm, d->n_layers, d->d_model, peak_tflops, peak_origin);
@@ -104,7 +117,8 @@ static int host_batch_reserve(host_batch *b, size_t n)
 }
 
 /* Mean loss over the same eval_batches micro-batches of the validation shard
- * every time (the sampler restarts from its first window), forward only. */
+ * every time (the sampler restarts from its first window), forward only.
+ * Every DP replica computes the same value; the TP ranks cooperate. */
 static double evaluate(herd_model *m, herd_data *val, const herd_config *c, int T, int64_t *n_tok)
 {
     int B = c->micro_batch;
@@ -126,7 +140,7 @@ static double evaluate(herd_model *m, herd_data *val, const herd_config *c, int 
 }
 
 static int log_eval(herd_metrics *mt, herd_model *m, herd_data *val, const herd_config *c, int T,
-                    int64_t step)
+                    int64_t step, int root)
 {
     int64_t n;
     double vl = evaluate(m, val, c, T, &n);
@@ -134,6 +148,7 @@ static int log_eval(herd_metrics *mt, herd_model *m, herd_data *val, const herd_
         fprintf(stderr, "herd: %s: validation loss is not finite\n", c->val_path);
         return -1;
     }
+    if (!root) return 0;
     printf("eval   %6lld | val loss %.4f (%lld tokens of %s)\n", (long long)step, vl, (long long)n,
            c->val_path);
     fflush(stdout);
@@ -143,46 +158,106 @@ static int log_eval(herd_metrics *mt, herd_model *m, herd_data *val, const herd_
     return 0;
 }
 
-int herd_train(const herd_config *c, const char *config_origin)
+/* Write the whole model (every tensor assembled from its TP pieces) as
+ * safetensors on world rank 0: `herd train --dump-params`, used by the
+ * equivalence tests to compare layouts. Collective over the TP group. */
+static int dump_params(herd_model *m, const herd_grid *g, const char *path)
+{
+    const herd_backend *be = m->be;
+    int P = g->tp_group->size, root = g->world_rank == 0, rc = 0;
+    herd_st_tensor *st = calloc(m->n_tensors, sizeof *st);
+    float **whole = calloc(m->n_tensors, sizeof *whole);
+    size_t *counts = malloc(sizeof(size_t) * P), *ocounts = malloc(sizeof(size_t) * P);
+    for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+        const herd_tensor *t = &m->tensors[i];
+        float *piece = malloc(sizeof(float) * (size_t)t->numel);
+        float *pieces = malloc(sizeof(float) * (size_t)t->numel * P);
+        int64_t off[2] = {t->global_offset[0], t->global_offset[1]}, *offs = malloc(16 * P);
+        be->copy_d2h(piece, m->params + t->offset, sizeof(float) * (size_t)t->numel);
+        for (int r = 0; r < P; r++) counts[r] = (size_t)t->numel, ocounts[r] = 2;
+        rc = herd_comm_all_gather(g->tp_group, piece, pieces, counts, HERD_F32) ||
+             herd_comm_all_gather(g->tp_group, off, offs, ocounts, HERD_I64);
+        int64_t gr = t->global_shape[0], gc = t->global_shape[1] ? t->global_shape[1] : 1;
+        int64_t rows = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : 1;
+        whole[i] = malloc(sizeof(float) * (size_t)(gr * gc));
+        for (int r = 0; r < P && rc == 0; r++) /* copies of a piece write the same numbers */
+            for (int64_t a = 0; a < rows; a++)
+                memcpy(whole[i] + (offs[2 * r] + a) * gc + offs[2 * r + 1],
+                       pieces + (size_t)r * t->numel + a * cols, sizeof(float) * (size_t)cols);
+        st[i] = (herd_st_tensor){t->name, "F32", t->ndim, {gr, t->global_shape[1]}, whole[i]};
+        free(piece);
+        free(pieces);
+        free(offs);
+    }
+    if (rc == 0 && root) rc = herd_safetensors_write(path, st, m->n_tensors, NULL, 0);
+    for (int i = 0; i < m->n_tensors; i++) free(whole[i]);
+    free(whole);
+    free(st);
+    free(counts);
+    free(ocounts);
+    return rc ? -1 : 0;
+}
+
+static double comm_seconds(const herd_comm *c) { return c ? c->seconds : 0.0; }
+
+/* Every rank reaches the same verdict on its inputs; a local failure (a file
+ * one rank cannot write) is shared so that no rank goes on alone. */
+static int agree(const herd_grid *g, int rc)
+{
+    int32_t bad = rc != 0;
+    if (herd_comm_all_reduce(g->world, &bad, 1, HERD_I32, HERD_MAX)) herd_comm_abort(1);
+    return bad ? -1 : 0;
+}
+
+int herd_train(const herd_config *c, const char *config_origin, const herd_train_options *opt)
 {
     set_threads(c->threads);
+    herd_grid grid;
+    if (herd_grid_create(&grid, c, config_origin, NULL)) {
+        herd_grid_destroy(&grid);
+        return -1;
+    }
+    int root = grid.world_rank == 0;
     const herd_backend *be = herd_backend_get(c->backend);
     if (!be) {
-        fprintf(stderr, "herd: %s: key 'train.backend': backend '%s' is not available "
-                "(%s)\n", config_origin, c->backend,
-                strcmp(c->backend, "cuda") ? "unknown backend" : "not built with CUDA or no device");
+        if (root)
+            fprintf(stderr, "herd: %s: key 'train.backend': backend '%s' is not available "
+                    "(%s)\n", config_origin, c->backend,
+                    strcmp(c->backend, "cuda") ? "unknown backend" : "not built with CUDA or no device");
+        herd_grid_destroy(&grid);
         return -1;
     }
     if (!c->data_path[0]) {
-        fprintf(stderr, "herd: %s: key 'data.path': no training data given\n", config_origin);
+        if (root) fprintf(stderr, "herd: %s: key 'data.path': no training data given\n", config_origin);
+        herd_grid_destroy(&grid);
         return -1;
     }
     herd_data *data = NULL;
     herd_data *val = NULL;
-    if (herd_data_open(&data, c->data_path, c->vocab_size, c->seed)) return -1;
-    if (c->val_path[0] && herd_data_open(&val, c->val_path, c->vocab_size, c->seed)) {
-        herd_data_close(data);
-        return -1;
-    }
-    if (make_dirs(c->out_dir) || save_resolved_config(c)) {
+    int rc = herd_data_open(&data, c->data_path, c->vocab_size, c->seed);
+    if (rc == 0 && c->val_path[0]) rc = herd_data_open(&val, c->val_path, c->vocab_size, c->seed);
+    if (rc == 0 && root) rc = make_dirs(c->out_dir) || save_resolved_config(c) ? -1 : 0;
+    if (agree(&grid, rc)) {
         herd_data_close(data);
         herd_data_close(val);
+        herd_grid_destroy(&grid);
         return -1;
     }
 
     herd_model_dims dims;
     herd_model_dims_from_config(&dims, c);
     herd_model model;
-    herd_adamw opt;
-    if (herd_model_create(&model, &dims, be, c->seed)) {
-        herd_data_close(data);
-        herd_data_close(val);
-        return -1;
-    }
-    if (herd_adamw_create(&opt, &model)) {
+    herd_fsdp fsdp;
+    herd_model_parallel par = {grid.tp_group, c->sequence_parallel};
+    rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
+    if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_group)) {
         herd_model_destroy(&model);
+        rc = -1;
+    }
+    if (agree(&grid, rc)) {
         herd_data_close(data);
         herd_data_close(val);
+        herd_grid_destroy(&grid);
         return -1;
     }
 
@@ -192,35 +267,43 @@ int herd_train(const herd_config *c, const char *config_origin)
         peak = HERD_PEAK_TFLOPS_H100_BF16;
         peak_origin = "H100 dense BF16";
     } else if (peak <= 0) {
+        /* every rank measures (the same binary on the same kind of core); rank 0's number is used */
         peak = herd_mfu_measure_cpu_peak(512, 0.3);
-        peak_origin = "measured fp32 sgemm 512^3 on this machine";
+        if (herd_comm_broadcast(grid.world, &peak, 1, HERD_F64, 0)) herd_comm_abort(1);
+        peak_origin = "measured fp32 sgemm 512^3 on this machine, per rank";
     }
-    print_header(c, &model, peak, peak_origin);
+    if (root) print_header(c, &model, &grid, &fsdp, peak, peak_origin);
 
     char mpath[HERD_PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->out_dir);
-    remove(mpath); /* a fresh run starts a fresh file; resume (issue 7) will append */
-    herd_metrics metrics;
-    int rc = herd_metrics_open(&metrics, mpath);
+    herd_metrics metrics = {0};
+    if (root) {
+        remove(mpath); /* a fresh run starts a fresh file; resume (issue 7) will append */
+        rc = herd_metrics_open(&metrics, mpath);
+    }
+    rc = agree(&grid, rc);
     host_batch hb = {0};
     int64_t p_matmul = herd_model_dims_matmul_params(&dims);
     int64_t step = 0, tokens_seen = 0;
+    int D = grid.dp, dr = grid.dp_rank;
 
     while (rc == 0 && (c->max_steps == 0 || step < c->max_steps) &&
            (c->max_tokens == 0 || tokens_seen < c->max_tokens)) {
         double t0 = now_s();
+        double c0_tp = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group),
+               c0_dp = comm_seconds(grid.dp_group), c0_w = comm_seconds(grid.world);
         const herd_ramp_stage *st = herd_schedule_ramp(c, tokens_seen);
         int T = st->seq_len, B = c->micro_batch;
-        int64_t n_seqs = st->batch_tokens / T, n_micro = n_seqs / B;
-        if (host_batch_reserve(&hb, (size_t)n_seqs * T)) { rc = -1; break; }
-        /* fetch the whole batch first: the loss is a mean over its valid targets */
+        /* this DP rank's share of the global batch: sequences [dr*n/D, (dr+1)*n/D) */
+        int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / D, n_micro = n_local / B;
+        if (host_batch_reserve(&hb, (size_t)n_local * T)) { rc = -1; break; }
+        rc = herd_data_next_part(data, T, n_seqs, dr * n_local, n_local, hb.tokens, hb.targets,
+                                 hb.doc);
+        if (agree(&grid, rc)) { rc = -1; break; }
+        /* the loss is a mean over the valid targets of the whole global batch */
         int64_t n_valid = 0;
-        for (int64_t i = 0; i < n_micro && rc == 0; i++) {
-            size_t o = (size_t)i * B * T;
-            rc = herd_data_next(data, B, T, hb.tokens + o, hb.targets + o, hb.doc + o);
-        }
-        if (rc) break;
-        for (size_t i = 0; i < (size_t)n_seqs * T; i++) n_valid += hb.targets[i] >= 0;
+        for (size_t i = 0; i < (size_t)n_local * T; i++) n_valid += hb.targets[i] >= 0;
+        if (herd_comm_all_reduce(grid.dp_group, &n_valid, 1, HERD_I64, HERD_SUM)) herd_comm_abort(1);
 
         herd_model_zero_grad(&model);
         double loss_sum = 0.0;
@@ -230,44 +313,58 @@ int herd_train(const herd_config *c, const char *config_origin)
                                            B, T, NULL);
             herd_model_backward(&model, (float)(1.0 / (double)n_valid));
         }
-        double loss = loss_sum / (double)n_valid;
-        double gnorm = herd_grad_norm(&model);
-        if (!isfinite(loss) || !isfinite(gnorm)) {
-            fprintf(stderr, "herd: step %lld: loss %g, grad norm %g is not finite; stopping\n",
-                    (long long)step, loss, gnorm);
+        if (herd_comm_all_reduce(grid.dp_group, &loss_sum, 1, HERD_F64, HERD_SUM) ||
+            herd_model_sync_grads(&model) || herd_fsdp_reduce_grads(&fsdp, &model))
+            herd_comm_abort(1);
+        double loss = loss_sum / (double)n_valid, gnorm = 0.0;
+        if (herd_fsdp_grad_norm(&fsdp, &model, grid.world, &gnorm)) herd_comm_abort(1);
+        if (!isfinite(loss) || !isfinite(gnorm)) { /* the same numbers on every rank */
+            if (root)
+                fprintf(stderr, "herd: step %lld: loss %g, grad norm %g is not finite; stopping\n",
+                        (long long)step, loss, gnorm);
             rc = -1;
             break;
         }
         double lr = herd_schedule_lr(c, step, tokens_seen);
-        herd_adamw_step(&opt, &model, c, lr, gnorm);
+        herd_fsdp_step(&fsdp, &model, c, lr, gnorm);
+        if (herd_fsdp_gather_params(&fsdp, &model)) herd_comm_abort(1);
         be->synchronize();
         tokens_seen += n_seqs * T;
         step++;
 
         double dt = now_s() - t0, tps = (double)(n_seqs * T) / dt;
         double fpt = herd_mfu_flops_per_token(p_matmul, dims.n_layers, T, dims.d_model);
+        double tps_dev = tps / grid.world_size; /* MFU is per device */
         herd_step_metrics sm = {
             .step = step, .loss = loss, .lr = lr, .grad_norm = gnorm,
             .tokens_seen = tokens_seen, .batch_tokens = n_seqs * T, .seq_len = T,
-            .step_seconds = dt, .tokens_per_second = tps, .tflops = tps * fpt / 1e12,
-            .mfu = herd_mfu(tps, fpt, peak)};
-        rc = herd_metrics_write(&metrics, &sm);
-        if (c->log_every > 0 && (step % c->log_every == 0 || step == 1))
+            .step_seconds = dt, .tokens_per_second = tps, .tflops = tps_dev * fpt / 1e12,
+            .mfu = herd_mfu(tps_dev, fpt, peak),
+            .comm_tp_s = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp,
+            .comm_dp_s = comm_seconds(grid.dp_group) - c0_dp,
+            .comm_world_s = comm_seconds(grid.world) - c0_w};
+        sm.compute_s = dt - sm.comm_tp_s - sm.comm_dp_s - sm.comm_world_s;
+        if (root) rc = herd_metrics_write(&metrics, &sm);
+        if (root && c->log_every > 0 && (step % c->log_every == 0 || step == 1))
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
-                   "%.2f GFLOP/s | mfu %.1f%%\n", (long long)step, loss, lr, gnorm, tps,
-                   tps * fpt / 1e9, 100 * sm.mfu), fflush(stdout);
+                   "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
+                   gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
+                   100 * (dt - sm.compute_s) / dt), fflush(stdout);
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
-            rc = log_eval(&metrics, &model, val, c, T, step);
+            rc = log_eval(&metrics, &model, val, c, T, step, root);
+        rc = agree(&grid, rc);
     }
-    if (rc == 0)
+    if (rc == 0 && opt && opt->dump_params) rc = agree(&grid, dump_params(&model, &grid, opt->dump_params));
+    if (rc == 0 && root)
         printf("done: %lld steps, %lld tokens; metrics in %s\n", (long long)step,
                (long long)tokens_seen, mpath);
     free(hb.tokens); free(hb.targets); free(hb.doc);
     herd_metrics_close(&metrics);
-    herd_adamw_destroy(&opt, &model);
+    herd_fsdp_destroy(&fsdp, &model);
     herd_model_destroy(&model);
     herd_data_close(data);
     herd_data_close(val);
+    herd_grid_destroy(&grid);
     return rc;
 }

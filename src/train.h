@@ -1,12 +1,19 @@
 /* train.h — the training loop: batch ramp, gradient accumulation, AdamW,
- * metrics. Single process for now; the parallel issues grow it. */
+ * metrics, over the process grid (src/grid.h): TP + SP inside the model, FSDP
+ * across DP. */
 #ifndef HERD_TRAIN_H
 #define HERD_TRAIN_H
 
 #include "src/config.h"
 
-/* Train per `c`; `config_origin` names the config in messages.
- * 0 on success, -1 on failure (message printed). */
-int herd_train(const herd_config *c, const char *config_origin);
+typedef struct {
+    const char *dump_params; /* write the final model here (safetensors), or NULL */
+} herd_train_options;
+
+/* Train per `c` as one rank of an MPI job (MPI initialised by the caller:
+ * herd_mpi_init); `config_origin` names the config in messages. opt may be
+ * NULL. Every rank returns the same status: 0, or -1 with the message printed
+ * once (rank 0) or by the rank that failed. */
+int herd_train(const herd_config *c, const char *config_origin, const herd_train_options *opt);
 
 #endif

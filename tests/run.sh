@@ -45,7 +45,7 @@ run_one() {
 for t in build/tests/test_*; do
     [ -x "$t" ] && run_one "$t" "$t"
 done
-for t in tests/cli/*.sh tests/golden/*.sh; do
+for t in tests/cli/*.sh tests/golden/*.sh tests/mpi/*.sh; do
     [ -f "$t" ] && run_one "$t" sh "$t"
 done
 

@@ -34,6 +34,9 @@ static const herd_backend cpu_backend = {
     .add_inplace = cpu_add_inplace,
     .xent_fwd = cpu_xent_fwd,
     .xent_bwd = cpu_xent_bwd,
+    .xent_row_max = cpu_xent_row_max,
+    .xent_sumexp_pick = cpu_xent_sumexp_pick,
+    .xent_bwd_range = cpu_xent_bwd_range,
     .adamw = cpu_adamw,
     .sumsq = cpu_sumsq,
 };

@@ -27,6 +27,11 @@ void cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *ga
 void cpu_add_inplace(float *y, const float *x, size_t n);
 void cpu_xent_fwd(float *losses, float *lse, const float *logits, const int32_t *targets, int n, int V);
 void cpu_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V, float scale);
+void cpu_xent_row_max(float *row_max, const float *logits, int n, int V);
+void cpu_xent_sumexp_pick(float *sumexp, float *picked, const float *logits, const float *m,
+                          const int32_t *targets, int v0, int n, int V);
+void cpu_xent_bwd_range(float *logits, const float *lse, const int32_t *targets, int v0, int n,
+                        int V, float scale);
 void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                float beta2, float eps, float wd, float bc1, float bc2, float grad_scale);
 double cpu_sumsq(const float *x, size_t n);

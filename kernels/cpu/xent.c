@@ -33,3 +33,45 @@ void cpu_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n
         row[targets[i]] -= scale;
     }
 }
+
+void cpu_xent_row_max(float *row_max, const float *logits, int n, int V)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * V;
+        float mx = row[0];
+        for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+        row_max[i] = mx;
+    }
+}
+
+void cpu_xent_sumexp_pick(float *sumexp, float *picked, const float *logits, const float *m,
+                          const int32_t *targets, int v0, int n, int V)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * V;
+        double s = 0.0;
+        for (int j = 0; j < V; j++) s += expf(row[j] - m[i]);
+        sumexp[i] = (float)s;
+        int t = targets[i] - v0;
+        picked[i] = targets[i] >= 0 && t >= 0 && t < V ? row[t] : 0.0f;
+    }
+}
+
+void cpu_xent_bwd_range(float *logits, const float *lse, const int32_t *targets, int v0, int n,
+                        int V, float scale)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *row = logits + (size_t)i * V;
+        if (targets[i] < 0) {
+            for (int j = 0; j < V; j++) row[j] = 0.0f;
+            continue;
+        }
+        float l = lse[i];
+        for (int j = 0; j < V; j++) row[j] = expf(row[j] - l) * scale;
+        int t = targets[i] - v0;
+        if (t >= 0 && t < V) row[t] -= scale;
+    }
+}

@@ -103,6 +103,9 @@ static herd_backend make_table(void)
     b.add_inplace = cuda_add_inplace;
     b.xent_fwd = cuda_xent_fwd;
     b.xent_bwd = cuda_xent_bwd;
+    b.xent_row_max = cuda_xent_row_max;
+    b.xent_sumexp_pick = cuda_xent_sumexp_pick;
+    b.xent_bwd_range = cuda_xent_bwd_range;
     b.adamw = cuda_adamw;
     b.sumsq = cuda_sumsq;
     return b;

@@ -10,7 +10,7 @@ __global__ void embedding_fwd_kernel(float *out, const int32_t *tokens, const fl
 {
     HERD_GRID_STRIDE(e, (size_t)n * d) {
         size_t i = e / d, j = e % d;
-        out[e] = wte[(size_t)tokens[i] * d + j];
+        out[e] = tokens[i] < 0 ? 0.0f : wte[(size_t)tokens[i] * d + j];
     }
 }
 
@@ -23,7 +23,8 @@ __global__ void embedding_bwd_kernel(float *dwte, const float *dout, const int32
 {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= d) return;
-    for (int i = 0; i < n; i++) dwte[(size_t)tokens[i] * d + j] += dout[(size_t)i * d + j];
+    for (int i = 0; i < n; i++)
+        if (tokens[i] >= 0) dwte[(size_t)tokens[i] * d + j] += dout[(size_t)i * d + j];
 }
 
 extern "C" void cuda_embedding_fwd(float *out, const int32_t *tokens, const float *wte, int n, int d)

@@ -58,3 +58,68 @@ extern "C" void cuda_xent_bwd(float *logits, const float *lse, const int32_t *ta
     xent_bwd_kernel<<<n, XENT_THREADS>>>(logits, lse, targets, V, scale);
     CUDA_LAUNCH_CHECK();
 }
+
+// ---- vocabulary-parallel pieces (kernels/backend.h), one block per row ----
+
+__global__ void xent_row_max_kernel(float *row_max, const float *logits, int V)
+{
+    const float *row = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, row[j]);
+    mx = herd_block_max(mx);
+    if (threadIdx.x == 0) row_max[blockIdx.x] = mx;
+}
+
+__global__ void xent_sumexp_pick_kernel(float *sumexp, float *picked, const float *logits,
+                                        const float *m, const int32_t *targets, int v0, int V)
+{
+    const float *row = logits + (size_t)blockIdx.x * V;
+    float mx = m[blockIdx.x];
+    double s = 0.0;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) s += (double)expf(row[j] - mx);
+    s = herd_block_sum(s);
+    if (threadIdx.x == 0) {
+        int tg = targets[blockIdx.x], t = tg - v0;
+        sumexp[blockIdx.x] = (float)s;
+        picked[blockIdx.x] = tg >= 0 && t >= 0 && t < V ? row[t] : 0.0f;
+    }
+}
+
+__global__ void xent_bwd_range_kernel(float *logits, const float *lse, const int32_t *targets,
+                                      int v0, int V, float scale)
+{
+    float *row = logits + (size_t)blockIdx.x * V;
+    int tg = targets[blockIdx.x], t = tg - v0;
+    float l = lse[blockIdx.x];
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float g = 0.0f;
+        if (tg >= 0) {
+            g = expf(row[j] - l) * scale;
+            if (j == t) g -= scale;
+        }
+        row[j] = g;
+    }
+}
+
+extern "C" void cuda_xent_row_max(float *row_max, const float *logits, int n, int V)
+{
+    if (n <= 0 || V <= 0) return;
+    xent_row_max_kernel<<<n, XENT_THREADS>>>(row_max, logits, V);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void cuda_xent_sumexp_pick(float *sumexp, float *picked, const float *logits,
+                                      const float *m, const int32_t *targets, int v0, int n, int V)
+{
+    if (n <= 0 || V <= 0) return;
+    xent_sumexp_pick_kernel<<<n, XENT_THREADS>>>(sumexp, picked, logits, m, targets, v0, V);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void cuda_xent_bwd_range(float *logits, const float *lse, const int32_t *targets,
+                                    int v0, int n, int V, float scale)
+{
+    if (n <= 0 || V <= 0) return;
+    xent_bwd_range_kernel<<<n, XENT_THREADS>>>(logits, lse, targets, v0, V, scale);
+    CUDA_LAUNCH_CHECK();
+}

@@ -1,0 +1,129 @@
+/* fsdp.c — see fsdp.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "src/fsdp.h"
+
+static int64_t row_elems(const herd_tensor *t) { return t->ndim == 2 ? t->shape[1] : 1; }
+
+int herd_fsdp_create(herd_fsdp *f, herd_model *m, herd_comm *dp)
+{
+    memset(f, 0, sizeof *f);
+    f->dp = dp;
+    int D = dp->size, r = dp->rank;
+    f->n_tensors = m->n_tensors;
+    f->off = calloc(m->n_tensors, sizeof(int64_t));
+    f->row0 = calloc(m->n_tensors, sizeof(int64_t));
+    f->rows = calloc(m->n_tensors, sizeof(int64_t));
+    f->counts = calloc((size_t)m->n_tensors * D, sizeof(size_t));
+    if (!f->off || !f->row0 || !f->rows || !f->counts) goto oom;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const herd_tensor *t = &m->tensors[i];
+        size_t *c = f->counts + (size_t)i * D;
+        f->row0[i] = (int64_t)herd_split_counts((size_t)t->shape[0], D, c, r);
+        f->rows[i] = (int64_t)c[r];
+        for (int k = 0; k < D; k++) c[k] *= (size_t)row_elems(t);
+        f->off[i] = f->n_shard;
+        f->n_shard += (int64_t)c[r];
+    }
+    const herd_backend *be = m->be;
+    size_t bytes = sizeof(float) * (size_t)(f->n_shard ? f->n_shard : 1);
+    if (D == 1) { /* the shard is the whole piece: share the working buffers */
+        f->master = m->params;
+        f->grad = m->grads;
+    } else {
+        f->owns = 1;
+        f->master = be->alloc(bytes);
+        f->grad = be->alloc(bytes);
+        if (!f->master || !f->grad) goto oom;
+        for (int i = 0; i < m->n_tensors; i++) {
+            const herd_tensor *t = &m->tensors[i];
+            be->copy_d2d(f->master + f->off[i], m->params + t->offset + f->row0[i] * row_elems(t),
+                         sizeof(float) * (size_t)(f->rows[i] * row_elems(t)));
+        }
+    }
+    f->m = be->alloc(bytes);
+    f->v = be->alloc(bytes);
+    if (!f->m || !f->v) goto oom;
+    return 0;
+oom:
+    fprintf(stderr, "herd: fsdp: out of memory for the sharded state (%lld elements)\n",
+            (long long)f->n_shard);
+    herd_fsdp_destroy(f, m);
+    return -1;
+}
+
+void herd_fsdp_destroy(herd_fsdp *f, const herd_model *m)
+{
+    const herd_backend *be = m->be;
+    if (f->owns) {
+        be->free(f->master);
+        be->free(f->grad);
+    }
+    be->free(f->m);
+    be->free(f->v);
+    free(f->off);
+    free(f->row0);
+    free(f->rows);
+    free(f->counts);
+    memset(f, 0, sizeof *f);
+}
+
+int herd_fsdp_gather_params(herd_fsdp *f, herd_model *m)
+{
+    if (f->dp->size == 1) return 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (herd_comm_all_gather(f->dp, f->master + f->off[i], m->params + m->tensors[i].offset,
+                                 f->counts + (size_t)i * f->dp->size, HERD_F32))
+            return -1;
+    return 0;
+}
+
+int herd_fsdp_reduce_grads(herd_fsdp *f, herd_model *m)
+{
+    if (f->dp->size == 1) return 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (herd_comm_reduce_scatter(f->dp, m->grads + m->tensors[i].offset, f->grad + f->off[i],
+                                     f->counts + (size_t)i * f->dp->size, HERD_F32))
+            return -1;
+    return 0;
+}
+
+int herd_fsdp_grad_norm(herd_fsdp *f, const herd_model *m, herd_comm *world, double *norm)
+{
+    double ss = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const herd_tensor *t = &m->tensors[i];
+        if (!t->tp_primary) continue; /* another TP rank holds the same numbers */
+        ss += m->be->sumsq(f->grad + f->off[i], (size_t)(f->rows[i] * row_elems(t)));
+    }
+    if (herd_comm_all_reduce(world, &ss, 1, HERD_F64, HERD_SUM)) return -1;
+    *norm = sqrt(ss);
+    return 0;
+}
+
+void herd_fsdp_step(herd_fsdp *f, const herd_model *m, const herd_config *c, double lr,
+                    double grad_norm)
+{
+    double clip = 1.0;
+    if (c->grad_clip > 0 && grad_norm > c->grad_clip) clip = c->grad_clip / (grad_norm + 1e-6);
+    f->t++;
+    float bc1 = (float)(1.0 - pow(c->beta1, (double)f->t));
+    float bc2 = (float)(1.0 - pow(c->beta2, (double)f->t));
+    for (int i = 0; i < m->n_tensors; i++) {
+        const herd_tensor *t = &m->tensors[i];
+        size_t n = (size_t)(f->rows[i] * row_elems(t));
+        if (!n) continue;
+        m->be->adamw(f->master + f->off[i], f->grad + f->off[i], f->m + f->off[i],
+                     f->v + f->off[i], n, (float)lr, (float)c->beta1, (float)c->beta2,
+                     (float)c->eps, t->decay ? (float)c->weight_decay : 0.0f, bc1, bc2,
+                     (float)clip);
+    }
+}
+
+void herd_fsdp_memory(const herd_fsdp *f, const herd_model *m, size_t *sharded, size_t *working)
+{
+    *sharded = 4 * sizeof(float) * (size_t)f->n_shard;
+    *working = f->owns ? 2 * sizeof(float) * (size_t)m->n_params : 0;
+}
