@@ -48,8 +48,8 @@ static void stage_name(stage *s)
     size_t b = n;
     while (b > 0 && s->dir[b - 1] != '/') b--;
     snprintf(s->name, sizeof s->name, "%.*s", (int)(n - b), s->dir + b);
-    for (char *p = s->name; *p; p++) /* quotes and underscores upset gnuplot titles */
-        if (*p == '\'' || *p == '"' || *p == '_' || *p == '\\') *p = '-';
+    for (char *p = s->name; *p; p++) /* quotes would end the gnuplot title string */
+        if (*p == '\'' || *p == '"' || *p == '\\') *p = '-';
 }
 
 /* the global token count at a stage's step (for validation points) */
@@ -104,7 +104,7 @@ static int write_data(const char *out, stage *st, int n, int *any_times, int *an
             long long x = (long long)(e->step + st[i].step_off);
             if (e->kind == HERD_EVENT_RESTART)
                 fprintf(f, "set arrow from %lld, graph 0 to %lld, graph 1 nohead lw 2 lc rgb 'red'\n"
-                           "set label 'restart' at %lld, graph 0.95 right rotate by 90 tc rgb 'red' font ',8'\n",
+                           "set label 'restart' at %lld, graph 0.5 center rotate by 90 offset -0.8,0 front tc rgb 'red' font ',8'\n",
                         x, x, x);
             else
                 fprintf(f, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dt 2 lc rgb 'blue'\n", x, x);
@@ -137,7 +137,7 @@ static int write_script(const char *out, const stage *st, int n, int any_times, 
         return -1;
     }
     fputs("# written by herd report; run in this directory: gnuplot report.gp\n"
-          "set terminal pngcairo size 960,480 font 'sans,10'\nset grid\nset key outside right top\n"
+          "set terminal pngcairo noenhanced size 960,480 font 'sans,10'\nset grid\nset key outside right top\n"
           "set datafile missing 'NaN'\n", f);
     /* loss per stage over tokens */
     fputs("set output 'loss.png'\nset title 'Loss per stage'\nset xlabel 'tokens'\n"
