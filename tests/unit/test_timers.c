@@ -41,14 +41,16 @@ TEST(parts_match_synthetic_step)
     double step = herd_timers_now() - t0; /* the caller's own clock around the step */
 
     CHECK(herd_step_times_check(&st, step, 0.05) == 0);
-    /* sleeps overshoot by scheduler latency; 8 ms covers a loaded 2-core box */
-    CHECK_NEAR(st.seconds[HERD_T_DATA], 0.020, 0.008);
-    CHECK_NEAR(st.seconds[HERD_T_COMPUTE], 0.040, 0.015); /* busy loops overshoot when preempted */
-    CHECK_NEAR(st.seconds[HERD_T_COMM_DP], 0.015, 0.008);
-    CHECK_NEAR(st.seconds[HERD_T_COMM_TP], 0.005, 0.008);
-    CHECK_NEAR(st.seconds[HERD_T_BUBBLE], 0.010, 0.008);
-    CHECK_NEAR(st.seconds[HERD_T_OTHER], 0.010, 0.008);
-    CHECK_NEAR(st.seconds[HERD_T_CKPT], 0.005, 0.008);
+    /* a part is at least what was slept or burnt in it (nanosleep never wakes
+     * early), and at most that plus scheduler latency on a loaded 2-core box */
+#define CHECK_PART(p, want) CHECK(st.seconds[p] >= (want) - 1e-4 && st.seconds[p] <= (want) + 0.015)
+    CHECK_PART(HERD_T_DATA, 0.020);
+    CHECK_PART(HERD_T_COMPUTE, 0.040);
+    CHECK_PART(HERD_T_COMM_DP, 0.015);
+    CHECK_PART(HERD_T_COMM_TP, 0.005);
+    CHECK_PART(HERD_T_BUBBLE, 0.010);
+    CHECK_PART(HERD_T_OTHER, 0.010);
+    CHECK_PART(HERD_T_CKPT, 0.005);
     CHECK(st.seconds[HERD_T_COMM_CP] == 0 && st.seconds[HERD_T_COMM_PP] == 0);
     /* exclusive: the DP and TP waits (20 ms) are not also counted in compute */
     CHECK(st.seconds[HERD_T_COMPUTE] < 0.040 + 0.0175);
