@@ -15,6 +15,7 @@ static const herd_command commands[] = {
     {"train", herd_cmd_train, "train a model: herd train CONFIG.yaml [--set key=value]..."},
     {"config", herd_cmd_config, "print the resolved config, or every key: herd config [CONFIG] [--keys]"},
     {"data", herd_cmd_data, "token shards: herd data prepare|inspect ..."},
+    {"report", herd_cmd_report, "plots of runs into one HTML page: herd report [--out DIR] RUN_DIR..."},
 };
 
 static int usage(FILE *f)

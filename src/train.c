@@ -297,8 +297,10 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         /* this DP rank's share of the global batch: sequences [dr*n/D, (dr+1)*n/D) */
         int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / D, n_micro = n_local / B;
         if (host_batch_reserve(&hb, (size_t)n_local * T)) { rc = -1; break; }
+        double td = now_s();
         rc = herd_data_next_part(data, T, n_seqs, dr * n_local, n_local, hb.tokens, hb.targets,
                                  hb.doc);
+        td = now_s() - td;
         if (agree(&grid, rc)) { rc = -1; break; }
         /* the loss is a mean over the valid targets of the whole global batch */
         int64_t n_valid = 0;
@@ -339,17 +341,22 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             .step = step, .loss = loss, .lr = lr, .grad_norm = gnorm,
             .tokens_seen = tokens_seen, .batch_tokens = n_seqs * T, .seq_len = T,
             .step_seconds = dt, .tokens_per_second = tps, .tflops = tps_dev * fpt / 1e12,
-            .mfu = herd_mfu(tps_dev, fpt, peak),
-            .comm_tp_s = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp,
-            .comm_dp_s = comm_seconds(grid.dp_group) - c0_dp,
-            .comm_world_s = comm_seconds(grid.world) - c0_w};
-        sm.compute_s = dt - sm.comm_tp_s - sm.comm_dp_s - sm.comm_world_s;
+            .mfu = herd_mfu(tps_dev, fpt, peak), .has_times = 1};
+        /* the step split: communication is the time inside each group's calls
+         * (waiting for the slowest peer included); the global reductions of
+         * loss, token count and grad norm count as DP */
+        double *ts = sm.times.seconds;
+        ts[HERD_T_COMM_TP] = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp;
+        ts[HERD_T_COMM_DP] = comm_seconds(grid.dp_group) - c0_dp + comm_seconds(grid.world) - c0_w;
+        ts[HERD_T_DATA] = td;
+        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - td;
+        sm.times.step = dt;
         if (root) rc = herd_metrics_write(&metrics, &sm);
         if (root && c->log_every > 0 && (step % c->log_every == 0 || step == 1))
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
                    "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
                    gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
-                   100 * (dt - sm.compute_s) / dt), fflush(stdout);
+                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP]) / dt), fflush(stdout);
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
             rc = log_eval(&metrics, &model, val, c, T, step, root);
