@@ -162,6 +162,7 @@ TEST(cuda_embedding)
     NEED_GPU();
     int n = 150, d = 300, V = 23;  /* many repeated tokens; d > one block */
     int32_t *tok = randint(n, 7, V);
+    for (int i = 0; i < n; i += 5) tok[i] = -1; /* another rank's vocabulary: zero row, no gradient */
     float *wte = randn((size_t)V * d, 1, 1), *out = calloc((size_t)n * d, 4),
           *dout = randn((size_t)n * d, 2, 1), *dwte = randn((size_t)V * d, 3, 1);
     float *gwte = up(wte, sizeof(float) * V * d), *gout = up(out, sizeof(float) * n * d),
@@ -380,6 +381,35 @@ TEST(cuda_xent)
     gpu->free(gl); gpu->free(gloss); gpu->free(glse); gpu->free(gtg);
 }
 
+/* The vocabulary-parallel pieces: this "rank" holds ids [v0, v0 + V), targets
+ * below, inside and above that range, and ignored ones. */
+TEST(cuda_xent_vocab_parallel)
+{
+    NEED_GPU();
+    int n = 13, V = 700, v0 = 300;
+    float *logits = randn((size_t)n * V, 7, 3), *mx = calloc(n, 4), *se = calloc(n, 4),
+          *pk = calloc(n, 4), *lse = calloc(n, 4);
+    int32_t *tg = randint(n, 8, 1400);
+    tg[0] = -1; tg[1] = v0; tg[2] = v0 + V - 1; tg[3] = v0 - 1; tg[4] = v0 + V;
+    float *gl = up(logits, sizeof(float) * n * V), *gmx = up(mx, n * 4), *gse = up(se, n * 4),
+          *gpk = up(pk, n * 4);
+    int32_t *gtg = up(tg, sizeof(int32_t) * n);
+    cpu->xent_row_max(mx, logits, n, V);
+    gpu->xent_row_max(gmx, gl, n, V);
+    CHECK(close_def("xent_row_max", gmx, mx, n));
+    cpu->xent_sumexp_pick(se, pk, logits, mx, tg, v0, n, V);
+    gpu->xent_sumexp_pick(gse, gpk, gl, gmx, gtg, v0, n, V);
+    CHECK(close_def("xent_sumexp", gse, se, n));
+    CHECK(close_def("xent_pick", gpk, pk, n));
+    for (int i = 0; i < n; i++) lse[i] = mx[i] + logf(se[i]);
+    float *glse = up(lse, n * 4);
+    cpu->xent_bwd_range(logits, lse, tg, v0, n, V, 0.5f);
+    gpu->xent_bwd_range(gl, glse, gtg, v0, n, V, 0.5f);
+    CHECK(close_def("xent_bwd_range", gl, logits, (size_t)n * V));
+    free(logits); free(mx); free(se); free(pk); free(lse); free(tg);
+    gpu->free(gl); gpu->free(gmx); gpu->free(gse); gpu->free(gpk); gpu->free(glse); gpu->free(gtg);
+}
+
 /* ---- AdamW and the square sum ---------------------------------------------------- */
 
 TEST(cuda_adamw)
@@ -469,6 +499,7 @@ int main(void)
     RUN(cuda_swiglu);
     RUN(cuda_add_inplace);
     RUN(cuda_xent);
+    RUN(cuda_xent_vocab_parallel);
     RUN(cuda_adamw);
     RUN(cuda_sumsq);
     RUN(cuda_model_step);
