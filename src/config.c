@@ -98,6 +98,10 @@ static const key_spec keys[] = {
         "1: RMSNorm and the residual stream split along tokens across the TP group"),
     KEY("monitor.peak_tflops", T_DOUBLE, peak_tflops, 0, 1e6, 0,
         "peak TFLOP/s per device for MFU (0: 989.4 on cuda, measured sgemm on cpu)"),
+    KEY("monitor.straggler_every", T_INT, straggler_every, 0, INT_MAX, 0,
+        "gather every rank's compute time every N steps and warn about slow ranks (0: never)"),
+    KEY("monitor.prom_file", T_STRING, prom_file, 0, 0, 0,
+        "Prometheus textfile written by rank 0 every step (empty: OUT_DIR/herd.prom)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -80,7 +80,9 @@ typedef struct {
     int      sequence_parallel; /* 1: norms and residual stream split along tokens across TP */
 
     /* monitor */
-    double   peak_tflops;    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
+    double   peak_tflops;
+    int      straggler_every;   /* gather per-rank compute time every N steps (0: never) */
+    char     prom_file[HERD_PATH_MAX]; /* Prometheus textfile ("": OUT_DIR/herd.prom) */    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
 } herd_config;
 
 /* Fill `c` with the built-in defaults (the "tiny" preset). */

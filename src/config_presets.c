@@ -95,6 +95,8 @@ void herd_config_defaults(herd_config *c)
     c->eval_every = 0;
     c->eval_batches = 8;
     c->peak_tflops = 0;
+    c->straggler_every = 10;
+    c->prom_file[0] = '\0';
     c->tp = c->cp = c->pp = 1;
     c->dp = 0;
     c->sequence_parallel = 0;

@@ -10,6 +10,9 @@
 #include <time.h>
 #include "monitoring/metrics.h"
 #include "monitoring/mfu.h"
+#include "monitoring/prometheus.h"
+#include "monitoring/straggler.h"
+#include <mpi.h>
 #include "src/data.h"
 #include "src/fsdp.h"
 #include "src/grid.h"
@@ -282,6 +285,15 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         rc = herd_metrics_open(&metrics, mpath);
     }
     rc = agree(&grid, rc);
+    /* stragglers: every rank's compute time, gathered every straggler_every steps */
+    herd_straggler *strag = NULL;
+    double compute_since_gather = 0.0;
+    if (rc == 0 && c->straggler_every > 0)
+        rc = agree(&grid, herd_straggler_create(&strag, MPI_COMM_WORLD, 4, 1.5));
+    char prom_path[HERD_PATH_MAX + 32], strag_path[HERD_PATH_MAX + 32];
+    if (c->prom_file[0]) snprintf(prom_path, sizeof prom_path, "%s", c->prom_file);
+    else snprintf(prom_path, sizeof prom_path, "%s/herd.prom", c->out_dir);
+    snprintf(strag_path, sizeof strag_path, "%s/stragglers.txt", c->out_dir);
     host_batch hb = {0};
     int64_t p_matmul = herd_model_dims_matmul_params(&dims);
     int64_t step = 0, tokens_seen = 0;
@@ -352,6 +364,24 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - td;
         sm.times.step = dt;
         if (root) rc = herd_metrics_write(&metrics, &sm);
+        compute_since_gather += ts[HERD_T_COMPUTE];
+        int n_scores = 0;
+        const herd_prom_straggler *scores = NULL;
+        if (strag && step % c->straggler_every == 0) {
+            if (herd_straggler_gather(strag, compute_since_gather)) herd_comm_abort(1);
+            compute_since_gather = 0.0;
+            if (root && herd_straggler_write_hosts(strag, strag_path)) rc = -1;
+        }
+        if (strag && herd_straggler_n_gathers(strag) > 0)
+            scores = herd_straggler_scores(strag, &n_scores);
+        if (root && rc == 0) {
+            herd_prom_snapshot ps = {
+                .step = step, .loss = loss, .grad_norm = gnorm, .lr = lr,
+                .tokens_total = tokens_seen, .step_seconds = dt, .tokens_per_second = tps,
+                .mfu = sm.mfu, .has_times = 1, .times = sm.times, .checkpoint_seconds = -1,
+                .n_stragglers = n_scores, .stragglers = scores};
+            rc = herd_prometheus_write(prom_path, &ps);
+        }
         if (root && c->log_every > 0 && (step % c->log_every == 0 || step == 1))
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
                    "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
@@ -367,6 +397,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         printf("done: %lld steps, %lld tokens; metrics in %s\n", (long long)step,
                (long long)tokens_seen, mpath);
     free(hb.tokens); free(hb.targets); free(hb.doc);
+    herd_straggler_destroy(strag);
     herd_metrics_close(&metrics);
     herd_fsdp_destroy(&fsdp, &model);
     herd_model_destroy(&model);
