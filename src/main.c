@@ -15,6 +15,8 @@ static const herd_command commands[] = {
     {"train", herd_cmd_train, "train a model: herd train CONFIG.yaml [--set key=value]..."},
     {"config", herd_cmd_config, "print the resolved config, or every key: herd config [CONFIG] [--keys]"},
     {"data", herd_cmd_data, "token shards: herd data prepare|inspect ..."},
+    {"topo", herd_cmd_topo, "discovered tree, placement and group bandwidths: herd topo [--conf F] [--layout T,C,P,D]"},
+    {"plan", herd_cmd_plan, "predicted MFU per layout: herd plan --conf F --layout T,C,P,D | --rank | --table4"},
 };
 
 static int usage(FILE *f)

@@ -117,13 +117,13 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
     double t_mb = (r->t_compute + r->t_tp + r->t_cp + r->t_pp) / M;
     r->t_bubble = (pp - 1) / (double)V * t_mb;
     /* FSDP (ZeRO-2) over dp x cp (CP ranks hold the same weights): all-gather
-     * the bf16 weights once per step, reduce-scatter the gradients once */
+     * the bf16 weights once per step, reduce-scatter the gradients once. Two
+     * levels, as NCCL's hierarchical collectives and HSDP do: the full size
+     * inside the CP group (close), then 1/cp of it across DP (far). */
     double p_local = p_total / ((double)tp * pp);
-    int g = dp * cp;
-    double bw_dp = st[HERD_DIM_DP].bw_GBps, lat_dp = st[HERD_DIM_DP].latency_us;
-    if (cp > 1 && st[HERD_DIM_CP].bw_GBps < bw_dp) bw_dp = st[HERD_DIM_CP].bw_GBps;
-    if (st[HERD_DIM_CP].latency_us > lat_dp) lat_dp = st[HERD_DIM_CP].latency_us;
-    double t_dp = ring(2 * p_local, g, bw_dp, lat_dp) + ring(in->grad_bytes * p_local, g, bw_dp, lat_dp);
+    const herd_topo_groupstat *sd = &st[HERD_DIM_DP], *sc = &st[HERD_DIM_CP];
+    double bytes = (2 + in->grad_bytes) * p_local;
+    double t_dp = ring(bytes, cp, sc->bw_GBps, sc->latency_us) + ring(bytes / cp, dp, sd->bw_GBps, sd->latency_us);
     r->t_dp = (1 - in->dp_overlap) * t_dp;
     r->t_step = r->t_compute + r->t_tp + r->t_cp + r->t_pp + r->t_bubble + r->t_dp;
     r->tokens_per_s = B / r->t_step;
@@ -135,15 +135,17 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
      * batches in flight (34 bytes per token per d_model per layer with
      * sequence parallelism and selective recompute, Korthikanti et al.) */
     double act = 34 * tok * d / tp * L * (1 + (pp - 1) / ((double)pp * V));
-    double stat_mem = p_local * (2 + in->grad_bytes + 12.0 / g);
+    double stat_mem = p_local * (2 + in->grad_bytes + 12.0 / ((double)dp * cp));
     r->mem_static_GB = stat_mem / 1e9;
     r->mem_GB = (stat_mem + act) / 1e9;
+    r->fits = r->mem_GB <= in->hbm_GB;
     return 0;
 }
 
 static int cmp_mfu(const void *a, const void *b)
 {
     const herd_plan_result *x = a, *y = b;
+    if (x->fits != y->fits) return y->fits - x->fits; /* layouts that fit in memory first */
     return (x->mfu < y->mfu) - (x->mfu > y->mfu);
 }
 

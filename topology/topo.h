@@ -211,6 +211,7 @@ typedef struct {
     double mfu, tflops_per_gpu, tokens_per_s;
     double mem_GB;            /* estimated peak memory per GPU */
     double mem_static_GB;     /* of which weights, gradients, optimizer state */
+    int    fits;              /* mem_GB <= hbm_GB (else it needs more activation recompute) */
     herd_topo_groupstat stat[HERD_NDIM];
 } herd_plan_result;
 
@@ -219,8 +220,9 @@ typedef struct {
 int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, int cp, int pp,
                        int dp, const int *perm, herd_plan_result *r);
 
-/* Every valid layout of t->n_ranks GPUs (placed with herd_topo_place), best
- * MFU first. *out is malloc'ed; n_max 0 = all. */
+/* Every valid layout of t->n_ranks GPUs (placed with herd_topo_place): those
+ * that fit in memory first, each part by MFU, best first. Layouts whose weights
+ * and optimizer state alone exceed HBM are left out. *out is malloc'ed. */
 int herd_plan_rank_layouts(const herd_plan_inputs *in, const herd_topo *t, int max_tp,
                            herd_plan_result **out, int *n_out);
 
