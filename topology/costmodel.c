@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "monitoring/mfu.h"
 #include "topology/topo.h"
 
 void herd_plan_inputs_default(herd_plan_inputs *in)
@@ -17,7 +18,7 @@ void herd_plan_inputs_default(herd_plan_inputs *in)
     memset(in, 0, sizeof *in);
     in->micro_batch = 1;
     in->virtual_stages = 0;   /* one layer per virtual stage, the paper's 126 = 16 x 8 - 2 */
-    in->peak_tflops = 989.4;  /* H100 SXM dense BF16 */
+    in->peak_tflops = HERD_PEAK_TFLOPS_H100_BF16;
     in->hbm_GB = 80.0;
     in->compute_eff = 0.50;   /* GEMMs of the 405B shapes in BF16, fraction of dense peak */
     in->attn_eff = 0.45;      /* FlashAttention with document masks: below the GEMMs */
@@ -92,7 +93,7 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
     double p_matmul = L * p_layer + d * in->vocab_size;
     double p_total = p_matmul + d * in->vocab_size; /* + the embedding table */
     double f_mm = 6 * p_matmul, f_attn = 6 * L * s * d;
-    r->flops_per_token = f_mm + f_attn;
+    r->flops_per_token = herd_mfu_flops_per_token((int64_t)p_matmul, in->n_layers, in->seq_len, in->d_model);
     double B = (double)in->batch_tokens, peak = in->peak_tflops * 1e12;
     r->t_compute = B * (f_mm / in->compute_eff + f_attn / in->attn_eff) / (N * peak);
 

@@ -112,6 +112,9 @@ int herd_topo_conf_default(char *buf, size_t len);
 int herd_topo_hostlist_expand(const char *list, const char *origin, char ***names, int *n);
 void herd_topo_names_free(char **names, int n);
 
+/* 1 if two host names name the same machine (equal, or equal up to a '.'). */
+int herd_topo_host_match(const char *host, const char *name);
+
 /* The tree of a running job: hostnames[r] is the host of world rank r (ranks
  * on one host get local ranks in rank order). topology_conf may be NULL (all
  * nodes under one switch). Every host must appear in the conf. */

@@ -15,8 +15,6 @@ typedef struct {
 int  herd_topo_conf_parse(const char *path, herd_conf_switch **sw, int *n);
 void herd_topo_conf_free(herd_conf_switch *sw, int n);
 
-/* 1 if host names the same machine as name (equal, or equal up to a '.'). */
-int herd_topo_host_match(const char *host, const char *name);
 
 /* ancestors of a node: path[0] = its leaf, up to the root; returns the count */
 int herd_topo_node_path(const herd_topo *t, int node, int *path, int max);
