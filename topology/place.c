@@ -138,9 +138,8 @@ static int check_dims(const herd_topo *t, int tp, int cp, int pp, int dp)
     }
     long long n = (long long)tp * cp * pp * dp;
     if (n != t->n_ranks) {
-        fprintf(stderr, "herd topo: layout tp=%d x cp=%d x pp=%d x dp=%d = %lld ranks does not fit the job's %d ranks%s%s\n",
-                tp, cp, pp, dp, n, t->n_ranks, t->conf_path[0] ? " (" : "", t->conf_path[0] ? t->conf_path : "");
-        if (t->conf_path[0]) fprintf(stderr, ")\n");
+        fprintf(stderr, "%s: layout tp=%d x cp=%d x pp=%d x dp=%d = %lld ranks does not fit the job's %d ranks\n",
+                t->conf_path[0] ? t->conf_path : "herd topo", tp, cp, pp, dp, n, t->n_ranks);
         return -1;
     }
     return 0;
