@@ -8,7 +8,8 @@
  *   the bandwidth each group gets when all groups of a kind talk at once.
  *
  * Under mpirun or srun (OMPI_COMM_WORLD_SIZE or PMIX_RANK set), every rank
- * sends its hostname and SLURM_TOPOLOGY_ADDR to rank 0, which prints. Alone,
+ * sends its node name ($SLURMD_NODENAME, else its hostname) and
+ * SLURM_TOPOLOGY_ADDR to rank 0, which prints. Alone,
  * the job is --hosts LIST x --ranks-per-node N, or this host.
  */
 #include <mpi.h>
@@ -205,7 +206,11 @@ int herd_cmd_topo(int argc, char **argv)
     int ok = herd_topo_machine_load(&m, xml) == 0;
 
     char host[HOST_LEN] = "", addr[ADDR_LEN] = "";
-    if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
+    /* Slurm's name for the node when there is one: on an emulated cluster
+     * (slurmd -N nodeK on one machine) every rank has the same hostname */
+    const char *slurm_node = getenv("SLURMD_NODENAME");
+    if (slurm_node && *slurm_node) snprintf(host, sizeof host, "%s", slurm_node);
+    else if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
     host[HOST_LEN - 1] = '\0';
     const char *env_addr = getenv("SLURM_TOPOLOGY_ADDR"), *pattern = getenv("SLURM_TOPOLOGY_ADDR_PATTERN");
     if (env_addr) snprintf(addr, sizeof addr, "%s", env_addr);

@@ -1,8 +1,9 @@
 /* hwloc_discover.c — one node with hwloc: sockets, NUMA, cores, GPUs and
  * NICs by PCI bus id, which NIC is closest to each GPU, and binding.
  *
- * GPUs are CUDA/NVML/ROCm OS devices, NICs OpenFabrics (RDMA) devices; a
- * device seen twice (cuda0 and nvml0 on one PCI function) counts once. Both
+ * GPUs are CUDA/NVML/ROCm OS devices, or else NVIDIA/AMD PCI functions of
+ * class 03xx; NICs OpenFabrics (RDMA) devices; a device seen twice (cuda0 and
+ * nvml0 on one PCI function) counts once. Both
  * lists are sorted by bus id, the order of CUDA_DEVICE_ORDER=PCI_BUS_ID, so
  * that local rank i drives gpu[i].
  */
@@ -133,6 +134,16 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
             m->nic[m->n_nics++] = d;
         }
     }
+    /* hwloc without its CUDA/NVML plugins (Debian's) shows a GPU only as a PCI
+     * function: NVIDIA or AMD, class 03xx (display / 3D controller) */
+    for (hwloc_obj_t o = NULL; (o = hwloc_get_next_pcidev(topo, o));) {
+        struct hwloc_pcidev_attr_s *a = &o->attr->pcidev;
+        herd_topo_pcidev d;
+        if ((a->vendor_id != 0x10de && a->vendor_id != 0x1002) || (a->class_id >> 8) != 0x03) continue;
+        if (m->n_gpus == HERD_TOPO_MAX_DEV || describe(topo, o, m->gpu, m->n_gpus, &d)) continue;
+        snprintf(d.name, sizeof d.name, "pci:%s", d.busid);
+        m->gpu[m->n_gpus++] = d;
+    }
     qsort(m->gpu, (size_t)m->n_gpus, sizeof m->gpu[0], cmp_busid);
     qsort(m->nic, (size_t)m->n_nics, sizeof m->nic[0], cmp_busid);
 
@@ -199,6 +210,13 @@ int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int 
             k++;
         }
     return share(m->gpu[g].cpus, j, k, buf, len);
+}
+
+const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_rank)
+{
+    if (m->n_gpus == 0 || local_rank < 0) return "";
+    int k = m->gpu[local_rank % m->n_gpus].nearest_nic;
+    return k >= 0 ? m->nic[k].name : "";
 }
 
 int herd_topo_bind_rank(const herd_topo_machine *m, int local_rank, int local_size, char *desc, size_t desc_len)

@@ -57,6 +57,10 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path);
 int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int local_size,
                                 char *buf, size_t len);
 
+/* The NIC nearest local rank's GPU ("mlx5_3"), "" without GPUs or NICs: for
+ * NCCL_IB_HCA / UCX_NET_DEVICES, so that each rank uses its own NIC. */
+const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_rank);
+
 /* Bind the calling process (all its threads) to herd_topo_machine_rank_cpus()
  * of the live machine. `m` must have been loaded live (not from XML).
  * On success writes "cores 0-27 (near cuda0, NIC mlx5_0)" style text into desc. */
@@ -116,7 +120,8 @@ void herd_topo_names_free(char **names, int n);
 int herd_topo_host_match(const char *host, const char *name);
 
 /* The tree of a running job: hostnames[r] is the host of world rank r (ranks
- * on one host get local ranks in rank order). topology_conf may be NULL (all
+ * on one host get local ranks in rank order); give Slurm's node name
+ * ($SLURMD_NODENAME) where set, since topology.conf names Slurm nodes. topology_conf may be NULL (all
  * nodes under one switch). Every host must appear in the conf. */
 int herd_topo_from_hosts(herd_topo **out, int n_ranks, const char *const *hostnames,
                          const char *topology_conf);

@@ -65,6 +65,13 @@ else
     fail topo_slurm_addr_env "exit status: $(cat "$tmp/e3")"
 fi
 
+# Slurm's node name wins over the hostname (emulated nodes share one host)
+if SLURMD_NODENAME=node5 $herd topo --xml $fix/dgx_h100.xml --conf $fix/small.conf >"$tmp/t4" 2>"$tmp/e7"; then
+    has topo_slurmd_nodename "$tmp/t4" "leaf3 (height 2, 1 GPUs): node5[1]" "leaf switches of the job's nodes: leaf3"
+else
+    fail topo_slurmd_nodename "exit status: $(cat "$tmp/e7")"
+fi
+
 # --json: every rank placed, TP groups inside one node
 if $herd topo --xml $fix/dgx_h100.xml --conf $fix/llama3.conf --hosts 'gpu[0001-0032]' --layout 8,1,16,2 --json \
    >"$tmp/j1" 2>"$tmp/e4" && $py - "$tmp/j1" <<'EOF'

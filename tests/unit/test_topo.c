@@ -60,6 +60,26 @@ TEST(machine_xml_dgx_h100)
         CHECK(m.gpu[g].nic_distance == 0);
     }
     CHECK(!strcmp(m.gpu[5].cpus, "16-31") && !strcmp(m.nic[7].name, "mlx5_7"));
+    CHECK(!strcmp(herd_topo_machine_rank_nic(&m, 6), "mlx5_6"));
+}
+
+TEST(machine_gpus_by_pci_class_without_cuda_plugin)
+{
+    /* the fixture without its cuda<i> OS devices: what hwloc without the
+     * CUDA/NVML plugins shows of a real H100 node */
+    FILE *in = fopen(FIX "dgx_h100.xml", "r");
+    char path[300], line[1024];
+    snprintf(path, sizeof path, "%s/nocuda.xml", tmpdir);
+    FILE *out = fopen(path, "w");
+    if (!in || !out) { CHECK(0); return; }
+    while (fgets(line, sizeof line, in))
+        if (!strstr(line, "name=\"cuda")) fputs(line, out);
+    fclose(in);
+    fclose(out);
+    herd_topo_machine m;
+    CHECK(herd_topo_machine_load(&m, path) == 0);
+    CHECK(m.n_gpus == 8 && m.n_nics == 8);
+    CHECK(!strcmp(m.gpu[0].name, "pci:0000:11:00.0") && m.gpu[7].nearest_nic == 7 && m.gpu[7].package == 1);
 }
 
 TEST(machine_env_hwloc_xmlfile_and_bad_xml)
@@ -322,6 +342,7 @@ int main(void)
     }
     RUN(hostlist_expands_ranges_padding_and_products);
     RUN(machine_xml_dgx_h100);
+    RUN(machine_gpus_by_pci_class_without_cuda_plugin);
     RUN(machine_env_hwloc_xmlfile_and_bad_xml);
     RUN(rank_cpus_near_gpu_or_share);
     RUN(bind_rank_live);
