@@ -22,16 +22,17 @@
 
 #define HOST_LEN 64
 #define ADDR_LEN 256
+#define BIND_LEN 160
 
 static int usage(FILE *f)
 {
     fprintf(f,
             "usage: herd topo [--xml HWLOC.xml] [--conf topology.conf] [--links FILE]\n"
-            "                 [--hosts HOSTLIST] [--ranks-per-node N] [--layout TP,CP,PP,DP] [--naive] [--json]\n"
+            "                 [--hosts HOSTLIST] [--ranks-per-node N] [--layout TP,CP,PP,DP] [--naive] [--json] [--bind]\n"
             "  prints this node (hwloc; --xml or HWLOC_XMLFILE replace the live machine), the job's tree\n"
             "  (topology.conf: --conf, else $SLURM_CONF's directory, else /etc/slurm; or SLURM_TOPOLOGY_ADDR),\n"
             "  the placement of the layout (default: TP = ranks per node, DP = the rest) and each group's bandwidth.\n"
-            "  Under mpirun/srun the job is the ranks themselves.\n");
+            "  Under mpirun/srun the job is the ranks themselves; --bind binds each rank (hwloc) and shows where.\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -161,7 +162,8 @@ static int parse_layout(const char *s, int l[4])
 int herd_cmd_topo(int argc, char **argv)
 {
     const char *xml = NULL, *conf = NULL, *links = NULL, *hosts = NULL;
-    int rpn = 0, naive = 0, json = 0, have_layout = 0, l[4] = {0};
+    int rpn = 0, naive = 0, json = 0, bind = 0, have_layout = 0, l[4] = {0};
+    char *binds = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout);
@@ -183,6 +185,7 @@ int herd_cmd_topo(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--naive")) naive = 1;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--bind")) bind = 1;
         else {
             fprintf(stderr, "herd topo: unexpected argument '%s'\n", a);
             return usage(stderr);
@@ -219,11 +222,26 @@ int herd_cmd_topo(int argc, char **argv)
     all_addrs = calloc((size_t)(size > 0 ? size : 1), ADDR_LEN);
     if (!all_hosts || !all_addrs) goto out;
     if (use_mpi) {
-        MPI_Gather(host, HOST_LEN, MPI_CHAR, all_hosts, HOST_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
+        MPI_Allgather(host, HOST_LEN, MPI_CHAR, all_hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD);
         MPI_Gather(addr, ADDR_LEN, MPI_CHAR, all_addrs, ADDR_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
         int all_ok;
         MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
         ok = all_ok;
+        if (ok && bind) {
+            /* local rank: earlier ranks on the same node; every rank binds itself */
+            int local = 0, local_size = 0;
+            for (int r = 0; r < size; r++)
+                if (herd_topo_host_match(all_hosts + (size_t)r * HOST_LEN, host)) {
+                    local += r < rank;
+                    local_size++;
+                }
+            char desc[BIND_LEN];
+            if (herd_topo_bind_rank(&m, local, local_size, desc, sizeof desc))
+                snprintf(desc, sizeof desc, "not bound (see stderr)");
+            binds = calloc((size_t)size, BIND_LEN);
+            if (!binds) goto out;
+            MPI_Gather(desc, BIND_LEN, MPI_CHAR, binds, BIND_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
+        }
         if (rank != 0) {
             rc = ok ? 0 : 1;
             goto out;
@@ -316,6 +334,10 @@ int herd_cmd_topo(int argc, char **argv)
                t->rank[r].local, g % l[0], g / l[0] % l[1], g / (l[0] * l[1]) % l[2], g / (l[0] * l[1] * l[2]));
     }
     if (show < n_ranks) printf("  ... %d more ranks (--json prints all)\n", n_ranks - show);
+    if (binds) {
+        printf("\nbinding (hwloc, each rank itself):\n");
+        for (int r = 0; r < n_ranks; r++) printf("  rank %d on %s: %s\n", r, hp[r], binds + (size_t)r * BIND_LEN);
+    }
     printf("\ngroups (all groups of a kind talking at once):\n");
     printf("  %-3s %6s %7s  %-8s %9s %9s %9s %8s\n", "dim", "size", "groups", "link", "off-node", "oversub", "GB/s",
            "alpha_us");
@@ -331,6 +353,7 @@ out:
     free(hp);
     free(ap);
     free(perm);
+    free(binds);
     herd_topo_free(t);
     if (use_mpi) {
         MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);

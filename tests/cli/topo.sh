@@ -137,8 +137,9 @@ expect_error plan_bad_links "bad.links:1|unknown key 'oversub'" \
 if command -v mpirun >/dev/null 2>&1; then
     if OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun --oversubscribe -np 2 \
        -x SLURM_CONF="$tmp/none/slurm.conf" -x SLURM_TOPOLOGY_ADDR="spine1.leaf7.$host" -x SLURM_TOPOLOGY_ADDR_PATTERN=switch.switch.node \
-       $herd topo >"$tmp/m1" 2>"$tmp/e6"; then
-        has topo_mpirun "$tmp/m1" "job: 2 ranks on 1 nodes" "leaf7 (height 2, 2 GPUs)" "tp       2       1  nvlink"
+       $herd topo --bind >"$tmp/m1" 2>"$tmp/e6"; then
+        has topo_mpirun "$tmp/m1" "job: 2 ranks on 1 nodes" "leaf7 (height 2, 2 GPUs)" "tp       2       1  nvlink" \
+            "rank 0 on $host: cores" "rank 1 on $host: cores"
     else
         fail topo_mpirun "exit status: $(tail -5 "$tmp/e6")"
     fi
