@@ -29,10 +29,12 @@ static int usage(FILE *f)
     fprintf(f,
             "usage: herd topo [--xml HWLOC.xml] [--conf topology.conf] [--links FILE]\n"
             "                 [--hosts HOSTLIST] [--ranks-per-node N] [--layout TP,CP,PP,DP] [--naive] [--json] [--bind]\n"
+            "                 [--pmix]\n"
             "  prints this node (hwloc; --xml or HWLOC_XMLFILE replace the live machine), the job's tree\n"
             "  (topology.conf: --conf, else $SLURM_CONF's directory, else /etc/slurm; or SLURM_TOPOLOGY_ADDR),\n"
             "  the placement of the layout (default: TP = ranks per node, DP = the rest) and each group's bandwidth.\n"
-            "  Under mpirun/srun the job is the ranks themselves; --bind binds each rank (hwloc) and shows where.\n");
+            "  Under mpirun/srun the job is the ranks themselves (gathered over MPI, or with --pmix from PMIx\n"
+            "  alone); --bind binds each rank (hwloc) and shows where.\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -162,7 +164,8 @@ static int parse_layout(const char *s, int l[4])
 int herd_cmd_topo(int argc, char **argv)
 {
     const char *xml = NULL, *conf = NULL, *links = NULL, *hosts = NULL;
-    int rpn = 0, naive = 0, json = 0, bind = 0, have_layout = 0, l[4] = {0};
+    int rpn = 0, naive = 0, json = 0, bind = 0, pmix = 0, have_layout = 0, l[4] = {0};
+    herd_topo_pmix_job pj = {0};
     char *binds = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -186,6 +189,7 @@ int herd_cmd_topo(int argc, char **argv)
         } else if (!strcmp(a, "--naive")) naive = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--bind")) bind = 1;
+        else if (!strcmp(a, "--pmix")) pmix = 1;
         else {
             fprintf(stderr, "herd topo: unexpected argument '%s'\n", a);
             return usage(stderr);
@@ -193,7 +197,7 @@ int herd_cmd_topo(int argc, char **argv)
     }
 
     /* under a launcher: the ranks themselves are the job */
-    int use_mpi = !hosts && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK"));
+    int use_mpi = !hosts && !pmix && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK"));
     int rank = 0, size = 1;
     if (use_mpi) {
         MPI_Init(NULL, NULL);
@@ -248,7 +252,22 @@ int herd_cmd_topo(int argc, char **argv)
         }
     }
     if (!ok) goto out;
-    if (!use_mpi) {
+    if (pmix) {
+        /* PMIx alone: every rank learns every rank's host; rank 0 prints */
+        if (herd_topo_pmix_ranks(&pj)) goto out;
+        if (pj.my_rank != 0) {
+            rc = 0;
+            goto out;
+        }
+        n_ranks = pj.n_ranks;
+        free(all_hosts);
+        free(all_addrs);
+        all_hosts = calloc((size_t)n_ranks, HOST_LEN);
+        all_addrs = calloc((size_t)n_ranks, ADDR_LEN);
+        if (!all_hosts || !all_addrs) goto out;
+        for (int r = 0; r < n_ranks; r++) snprintf(all_hosts + (size_t)r * HOST_LEN, HOST_LEN, "%s", pj.hostnames[r]);
+        snprintf(all_addrs, ADDR_LEN, "%s", addr);
+    } else if (!use_mpi) {
         if (hosts) {
             if (herd_topo_hostlist_expand(hosts, "--hosts", &names, &n_names)) goto out;
         } else {
@@ -354,6 +373,7 @@ out:
     free(ap);
     free(perm);
     free(binds);
+    herd_topo_pmix_free(&pj);
     herd_topo_free(t);
     if (use_mpi) {
         MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);

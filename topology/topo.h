@@ -132,6 +132,19 @@ int herd_topo_from_hosts(herd_topo **out, int n_ranks, const char *const *hostna
 int herd_topo_from_addrs(herd_topo **out, int n_ranks, const char *const *hostnames,
                          const char *const *addrs, const char *pattern);
 
+/* The job's ranks from PMIx (topology/pmix_discover.c), no MPI needed. */
+typedef struct {
+    int    n_ranks, my_rank;
+    char **hostnames;   /* [n_ranks] PMIX_HOSTNAME */
+    int   *node_id;     /* [n_ranks] PMIX_NODEID, -1 if not given */
+    int   *local_rank;  /* [n_ranks] PMIX_LOCAL_RANK, -1 if not given */
+} herd_topo_pmix_job;
+
+/* PMIx_Init, every rank's host, node id and local rank, PMIx_Finalize.
+ * -1 with a message when not under a PMIx launcher. */
+int herd_topo_pmix_ranks(herd_topo_pmix_job *job);
+void herd_topo_pmix_free(herd_topo_pmix_job *job);
+
 /* A whole cluster from its topology.conf, `gpus_per_node` GPUs on every node,
  * with a job of n_ranks GPUs packed onto its first nodes in tree order (as
  * Slurm's topology/tree packs them); n_ranks 0 takes every GPU. */

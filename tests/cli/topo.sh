@@ -143,6 +143,15 @@ if command -v mpirun >/dev/null 2>&1; then
     else
         fail topo_mpirun "exit status: $(tail -5 "$tmp/e6")"
     fi
+    # PMIx alone (no MPI): the launcher's PMIx server gives every rank's host
+    if OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SLURM_CONF="$tmp/none/slurm.conf" timeout 120 \
+       mpirun --oversubscribe -np 3 $herd topo --pmix >"$tmp/m2" 2>"$tmp/e8"; then
+        has topo_pmix "$tmp/m2" "job: 3 ranks on 1 nodes" "tp       3       1  nvlink"
+    else
+        fail topo_pmix "exit status: $(tail -5 "$tmp/e8")"
+    fi
 else
     echo "SKIP topo_mpirun: mpirun not installed"
+    echo "SKIP topo_pmix: mpirun not installed"
 fi
+expect_error topo_pmix_without_launcher "PMIx_Init|not started by a PMIx launcher" env -u PMIX_RANK $herd topo --pmix
