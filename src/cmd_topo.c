@@ -300,6 +300,11 @@ int herd_cmd_topo(int argc, char **argv)
     static char def[512];
     if (!conf && herd_topo_conf_default(def, sizeof def) == 0) conf = def;
     if (conf) {
+        /* the slurm.conf beside it, when there is one, must know every node */
+        char slurm_conf[600];
+        const char *slash = strrchr(conf, '/');
+        snprintf(slurm_conf, sizeof slurm_conf, "%.*sslurm.conf", slash ? (int)(slash + 1 - conf) : 0, conf);
+        if (access(slurm_conf, R_OK) == 0 && herd_topo_conf_check_nodes(conf, slurm_conf)) goto out;
         if (herd_topo_from_hosts(&t, n_ranks, hp, conf)) goto out;
     } else if (have_addrs) {
         if (herd_topo_from_addrs(&t, n_ranks, hp, ap, pattern)) goto out;

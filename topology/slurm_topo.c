@@ -225,3 +225,64 @@ int herd_topo_conf_default(char *buf, size_t len)
     }
     return access(buf, R_OK) == 0 ? 0 : -1;
 }
+
+/* NodeName= names of a slurm.conf (NodeName=DEFAULT skipped) */
+static int slurm_conf_nodes(const char *path, char ***names, int *n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open slurm.conf: %s\n", path, strerror(errno));
+        return -1;
+    }
+    strvec all = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, rc = 0;
+    while (!rc && getline(&line, &cap, f) > 0) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
+        if (!tok || strncasecmp(tok, "NodeName=", 9) || !strcasecmp(tok + 9, "DEFAULT")) continue;
+        char origin[300], **v;
+        int k;
+        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        if (herd_topo_hostlist_expand(tok + 9, origin, &v, &k)) { rc = -1; break; }
+        for (int i = 0; i < k && !rc; i++) rc = strvec_push(&all, v[i], strlen(v[i]));
+        herd_topo_names_free(v, k);
+    }
+    free(line);
+    fclose(f);
+    if (rc) {
+        herd_topo_names_free(all.v, all.n);
+        return -1;
+    }
+    *names = all.v;
+    *n = all.n;
+    return 0;
+}
+
+int herd_topo_conf_check_nodes(const char *topology_conf, const char *slurm_conf)
+{
+    herd_conf_switch *sw;
+    char **known;
+    int n_sw, n_known, rc = 0;
+    if (slurm_conf_nodes(slurm_conf, &known, &n_known)) return -1;
+    if (herd_topo_conf_parse(topology_conf, &sw, &n_sw)) {
+        herd_topo_names_free(known, n_known);
+        return -1;
+    }
+    for (int i = 0; i < n_sw && !rc; i++)
+        for (int k = 0; k < sw[i].n_nodes && !rc; k++) {
+            int found = 0;
+            for (int j = 0; j < n_known && !found; j++) found = !strcmp(known[j], sw[i].nodes[k]);
+            if (!found) {
+                fprintf(stderr, "%s:%d: SwitchName=%s: Nodes= names unknown node '%s' (no NodeName= in %s)\n",
+                        topology_conf, sw[i].line, sw[i].name, sw[i].nodes[k], slurm_conf);
+                rc = -1;
+            }
+        }
+    herd_topo_conf_free(sw, n_sw);
+    herd_topo_names_free(known, n_known);
+    return rc;
+}

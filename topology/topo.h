@@ -110,6 +110,10 @@ typedef struct herd_topo {
  * the path into buf; returns 0 if that file exists, -1 (quietly) if not. */
 int herd_topo_conf_default(char *buf, size_t len);
 
+/* Every node that topology_conf names must be a NodeName= of slurm_conf
+ * (what slurmctld checks): -1 naming the line, the switch and the node. */
+int herd_topo_conf_check_nodes(const char *topology_conf, const char *slurm_conf);
+
 /* Expand a Slurm hostlist "node[1-3,7],gpu[01-02]" into a newly allocated array
  * of strings (free with herd_topo_names_free). `origin` names the source in
  * messages. */

@@ -46,12 +46,13 @@ else
 fi
 
 # Slurm's environment: topology.conf beside $SLURM_CONF, our node's address
-: >"$tmp/slurm.conf"
 host=$(hostname)
-sed "s/node\[1-2\]/$host,node2/" $fix/small.conf >"$tmp/topology.conf"
-if SLURM_CONF="$tmp/slurm.conf" SLURM_TOPOLOGY_ADDR="core.pod1.leaf1.$host" \
+mkdir -p "$tmp/env"
+printf 'NodeName=%s,node[2-8] CPUs=2\n' "$host" >"$tmp/env/slurm.conf"
+sed "s/node\[1-2\]/$host,node2/" $fix/small.conf >"$tmp/env/topology.conf"
+if SLURM_CONF="$tmp/env/slurm.conf" SLURM_TOPOLOGY_ADDR="core.pod1.leaf1.$host" \
    SLURM_TOPOLOGY_ADDR_PATTERN=switch.switch.switch.node $herd topo --xml $fix/dgx_h100.xml >"$tmp/t2" 2>"$tmp/e2"; then
-    has topo_slurm_conf_env "$tmp/t2" "tree from $tmp/topology.conf" "leaf1 (height 2" \
+    has topo_slurm_conf_env "$tmp/t2" "tree from $tmp/env/topology.conf" "leaf1 (height 2" \
         "SLURM_TOPOLOGY_ADDR=core.pod1.leaf1.$host" "leaf switches of the job's nodes: leaf1"
 else
     fail topo_slurm_conf_env "exit status: $(cat "$tmp/e2")"
@@ -122,6 +123,17 @@ expect_error topo_conf_unknown_switch "unknown.conf:2|unknown switch 'l2'" \
     $herd topo --xml $fix/dgx_h100.xml --conf "$tmp/unknown.conf" --hosts 'node1'
 expect_error topo_conf_unknown_host "small.conf|host 'nodeX'|not below any switch" \
     $herd topo --xml $fix/dgx_h100.xml --conf $fix/small.conf --hosts 'node1,nodeX'
+mkdir -p "$tmp/cl"
+printf 'ClusterName=t\nNodeName=DEFAULT CPUs=2\nNodeName=node[1-4] Port=[17001-17004]\n' >"$tmp/cl/slurm.conf"
+printf 'SwitchName=l1 Nodes=node[1-2]\nSwitchName=l2 Nodes=node[3-6]\nSwitchName=top Switches=l[1-2]\n' >"$tmp/cl/topology.conf"
+expect_error topo_conf_unknown_node "topology.conf:2|SwitchName=l2|unknown node 'node5'|slurm.conf" \
+    env SLURM_CONF="$tmp/cl/slurm.conf" SLURMD_NODENAME=node1 $herd topo --xml $fix/dgx_h100.xml
+printf 'SwitchName=l1 Nodes=node[1-2]\nSwitchName=l2 Nodes=node[3-4]\nSwitchName=top Switches=l[1-2]\n' >"$tmp/cl/topology.conf"
+if SLURM_CONF="$tmp/cl/slurm.conf" SLURMD_NODENAME=node3 $herd topo --xml $fix/dgx_h100.xml >"$tmp/t5" 2>"$tmp/e9"; then
+    has topo_conf_known_nodes "$tmp/t5" "leaf switches of the job's nodes: l2"
+else
+    fail topo_conf_known_nodes "$(cat "$tmp/e9")"
+fi
 printf '<?xml version="1.0"?>\n<topology><object type="Mach' >"$tmp/bad.xml"
 expect_error topo_bad_xml "bad.xml|hwloc" $herd topo --xml "$tmp/bad.xml" --conf $fix/small.conf --hosts node1
 expect_error topo_layout_does_not_fit "small.conf|tp=8 x cp=1 x pp=4 x dp=2 = 64 ranks|16 ranks" \
