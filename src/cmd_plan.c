@@ -17,7 +17,9 @@ static int usage(FILE *f)
             "                 [--layout TP,CP,PP,DP]... [--naive] [--rank [--top K]] [--table4]\n"
             "                 [--compute-eff X] [--attn-eff X] [--tp-overlap X] [--cp-overlap X]\n"
             "                 [--pp-overlap X] [--dp-overlap X] [--micro-batch N] [--virtual-stages N]\n"
-            "                 [--peak-tflops X] [--hbm GB] [--json]\n"
+            "                 [--peak-tflops X] [--hbm GB] [--measured METRICS.jsonl]\n"
+            "                 [--sequence-parallel 0|1] [--json]\n"
+            "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
             "  --layout    estimate one layout (network-aware placement; --naive adds DP innermost)\n"
             "  --rank      rank every valid layout of N GPUs for the global batch, best MFU first\n"
             "  --table4    the Llama 3 paper's Table 4 rows (405B), predicted vs the paper's MFU\n");
@@ -181,6 +183,19 @@ int herd_cmd_plan(int argc, char **argv)
         NUM("--virtual-stages", 0, 1e4, in.virtual_stages = (int)x)
         NUM("--peak-tflops", 1, 1e6, in.peak_tflops = x)
         NUM("--hbm", 1, 1e6, in.hbm_GB = x)
+        else if (!strcmp(a, "--measured") && v) {
+            if (herd_plan_eff_from_metrics(v, &in.compute_eff)) return 1;
+            printf("compute_eff %.3f: median MFU of %s\n", in.compute_eff, v);
+            i++;
+        }
+        else if (!strcmp(a, "--sequence-parallel") && v) {
+            if (strcmp(v, "0") && strcmp(v, "1")) {
+                fprintf(stderr, "herd plan: --sequence-parallel '%s': expected 0 or 1\n", v);
+                return 2;
+            }
+            in.sequence_parallel = v[0] == '1';
+            i++;
+        }
         else if (!strcmp(a, "--naive")) naive = 1;
         else if (!strcmp(a, "--rank")) rank = 1;
         else if (!strcmp(a, "--table4")) table4 = 1;

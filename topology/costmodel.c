@@ -187,3 +187,55 @@ int herd_plan_rank_layouts(const herd_plan_inputs *in, const herd_topo *t, int m
     *n_out = n;
     return 0;
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int herd_plan_eff_from_metrics(const char *path, double *eff)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open metrics file\n", path);
+        return -1;
+    }
+    double *v = NULL;
+    int n = 0, cap = 0, lineno = 0, rc = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    while (getline(&line, &lcap, f) > 0) {
+        lineno++;
+        const char *p = strstr(line, "\"mfu\":");
+        if (!p) continue;
+        char *end;
+        double x = strtod(p + 6, &end);
+        if (end == p + 6 || !(x > 0 && x <= 1)) {
+            fprintf(stderr, "%s:%d: mfu: '%.20s' is not a fraction in (0, 1]\n", path, lineno, p + 6);
+            rc = -1;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            double *w = realloc(v, (size_t)cap * sizeof *w);
+            if (!w) { rc = -1; break; }
+            v = w;
+        }
+        v[n++] = x;
+    }
+    free(line);
+    fclose(f);
+    if (!rc && n < 2) {
+        fprintf(stderr, "%s: mfu: fewer than 2 steps with an \"mfu\" field (herd train's metrics.jsonl)\n", path);
+        rc = -1;
+    }
+    if (!rc) {
+        /* the first step pays for warm-up: the median of the others */
+        qsort(v + 1, (size_t)(n - 1), sizeof *v, cmp_double);
+        int m = n - 1;
+        *eff = m % 2 ? v[1 + m / 2] : 0.5 * (v[m / 2] + v[1 + m / 2]);
+    }
+    free(v);
+    return rc;
+}

@@ -228,6 +228,10 @@ typedef struct {
 /* The documented inputs (docs/topology.md): one set for every layout. */
 void herd_plan_inputs_default(herd_plan_inputs *in);
 
+/* A measured compute efficiency: the median "mfu" of a herd train
+ * metrics.jsonl (steps after the first), for compute_eff. */
+int herd_plan_eff_from_metrics(const char *path, double *eff);
+
 typedef struct {
     int    tp, cp, pp, dp, micro_batches, virtual_stages;
     double flops_per_token;   /* 6 P_matmul + 6 L s d (DESIGN.md) */

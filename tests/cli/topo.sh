@@ -117,6 +117,16 @@ else
     fail plan_rank "$(cat "$tmp/p3")"
 fi
 
+# a measured efficiency: the median MFU of a run's metrics (first step left out)
+printf '{"step":1,"mfu":0.100000}\n{"step":2,"mfu":0.400000}\n{"step":3,"mfu":0.460000}\n{"step":4,"mfu":0.420000}\n' >"$tmp/metrics.jsonl"
+if $herd plan --conf $fix/llama3.conf --links $fix/llama3.links --measured "$tmp/metrics.jsonl" --layout 8,1,16,64 >"$tmp/p4" 2>&1; then
+    has plan_measured_eff "$tmp/p4" "compute_eff 0.420: median MFU of" "compute_eff 0.42,"
+else
+    fail plan_measured_eff "$(cat "$tmp/p4")"
+fi
+printf '{"step":1,"mfu":0.1}\n{"step":2,"mfu":nan}\n' >"$tmp/badm.jsonl"
+expect_error plan_measured_bad "badm.jsonl:2|mfu" $herd plan --conf $fix/llama3.conf --measured "$tmp/badm.jsonl" --layout 8,1,16,64
+
 # bad input
 printf 'SwitchName=l1 Nodes=node[1-2]\nSwitchName=top Switches=l[1-2]\n' >"$tmp/unknown.conf"
 expect_error topo_conf_unknown_switch "unknown.conf:2|unknown switch 'l2'" \

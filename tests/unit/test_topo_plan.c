@@ -126,6 +126,43 @@ TEST(more_oversubscription_is_slower_for_dp_across_pods)
     herd_topo_free(t);
 }
 
+static void tp_times(const char *preset, int tp, int seq, long long batch, double *sp, double *nosp)
+{
+    herd_config c;
+    herd_config_defaults(&c);
+    herd_config_apply_preset(&c, preset);
+    herd_plan_inputs in;
+    herd_plan_inputs_default(&in);
+    in.n_layers = c.n_layers; in.d_model = c.d_model; in.n_heads = c.n_heads;
+    in.n_kv_heads = c.n_kv_heads; in.ffn_dim = c.ffn_dim; in.vocab_size = c.vocab_size;
+    in.seq_len = seq;
+    in.batch_tokens = batch;
+    herd_topo *t;
+    *sp = *nosp = -1;
+    if (herd_topo_from_conf(&t, FIX "small.conf", tp, tp)) return;
+    int l[4] = {tp, 1, 1, 1};
+    herd_plan_result r;
+    if (!estimate(&in, t, l, 0, &r)) *sp = r.t_tp;
+    in.sequence_parallel = 0;
+    if (!estimate(&in, t, l, 0, &r)) *nosp = r.t_tp;
+    herd_topo_free(t);
+}
+
+TEST(allreduce_ring_for_large_tree_for_small_messages)
+{
+    double sp, nosp;
+    /* 405B activations (268 MB): the ring all-reduce (= RS + AG) wins, so
+     * 4 all-reduces cost what sequence parallelism's 4 AG + 4 RS cost */
+    tp_times("405b", 8, 8192, 8192LL * 8, &sp, &nosp);
+    CHECK(sp > 0 && nosp > 0);
+    CHECK_NEAR(nosp / sp, 1.0, 1e-9);
+    /* tiny activations (16 KB over TP 4): latency-bound, the tree's 2 log2(4)
+     * hops beat the ring's 2 x 3 */
+    tp_times("tiny", 4, 128, 128LL * 8, &sp, &nosp);
+    CHECK(sp > 0 && nosp > 0);
+    CHECK(nosp < 0.8 * sp);
+}
+
 TEST(invalid_layouts)
 {
     herd_plan_inputs in;
@@ -160,6 +197,7 @@ int main(void)
     RUN(flops_match_the_mfu_definition);
     RUN(rank_layouts_16k);
     RUN(more_oversubscription_is_slower_for_dp_across_pods);
+    RUN(allreduce_ring_for_large_tree_for_small_messages);
     RUN(invalid_layouts);
     return test_summary();
 }
