@@ -18,7 +18,8 @@ static int usage(FILE *f)
             "                 [--compute-eff X] [--attn-eff X] [--tp-overlap X] [--cp-overlap X]\n"
             "                 [--pp-overlap X] [--dp-overlap X] [--micro-batch N] [--virtual-stages N]\n"
             "                 [--peak-tflops X] [--hbm GB] [--measured METRICS.jsonl]\n"
-            "                 [--sequence-parallel 0|1] [--json]\n"
+            "                 [--sequence-parallel 0|1] [--spread] [--json]\n"
+            "  --spread    the job's GPUs shared evenly among the pods (default: packed in tree order)\n"
             "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
             "  --layout    estimate one layout (network-aware placement; --naive adds DP innermost)\n"
             "  --rank      rank every valid layout of N GPUs for the global batch, best MFU first\n"
@@ -51,12 +52,12 @@ static int parse_num(const char *flag, const char *v, double lo, double hi, doub
 
 static const char *dim_name[HERD_NDIM] = {"TP", "CP", "PP", "DP"};
 
-static void print_inputs(const herd_plan_inputs *in, const herd_topo *t, const char *model)
+static void print_inputs(const herd_plan_inputs *in, const herd_topo *t, const char *model, int spread)
 {
     printf("model %s: layers %d, d_model %d, ffn %d, heads %d/%d kv, vocab %d\n", model, in->n_layers, in->d_model,
            in->ffn_dim, in->n_heads, in->n_kv_heads, in->vocab_size);
-    printf("cluster %s: %d GPUs in the job, %d nodes, tree height %d\n", t->conf_path, t->n_ranks, t->n_nodes,
-           t->height);
+    printf("cluster %s: %d nodes, tree height %d; the job's GPUs %s\n", t->conf_path, t->n_nodes, t->height,
+           spread ? "spread evenly over the top-level switches (--spread)" : "packed onto the first nodes in tree order");
     for (int h = 1; h <= t->height; h++)
         printf("  link height %d (%s): %.0f GB/s, %.0f us, oversubscription 1:%g\n", h, t->link[h].name,
                t->link[h].bw_GBps, t->link[h].latency_us, t->link[h].oversub);
@@ -109,12 +110,12 @@ static void json_result(const herd_plan_result *r, const char *place, int seq, d
 }
 
 /* estimate one layout with both placements as asked; 0/-1 */
-static int run_layout(herd_plan_inputs *in, const char *conf, const char *links, int gpn, const int l[4], int naive,
-                      int json, double paper, int *first_json, int last)
+static int run_layout(herd_plan_inputs *in, const char *conf, const char *links, int gpn, int spread, const int l[4],
+                      int naive, int json, double paper, int *first_json, int last)
 {
     herd_topo *t;
     int n = l[0] * l[1] * l[2] * l[3];
-    if (herd_topo_from_conf(&t, conf, gpn, n)) return -1;
+    if (herd_topo_from_conf_alloc(&t, conf, gpn, n, spread)) return -1;
     if (herd_topo_links_load(t, links)) { herd_topo_free(t); return -1; }
     int *perm = malloc((size_t)n * sizeof *perm);
     herd_plan_result r, rn;
@@ -149,7 +150,7 @@ out:
 int herd_cmd_plan(int argc, char **argv)
 {
     const char *conf = NULL, *links = NULL, *model = "405b";
-    int gpn = 8, gpus = 0, naive = 0, rank = 0, top = 10, table4 = 0, json = 0, n_layouts = 0;
+    int gpn = 8, gpus = 0, naive = 0, rank = 0, top = 10, table4 = 0, json = 0, n_layouts = 0, spread = 0;
     int layouts[16][4];
     herd_plan_inputs in;
     herd_plan_inputs_default(&in);
@@ -197,6 +198,7 @@ int herd_cmd_plan(int argc, char **argv)
             i++;
         }
         else if (!strcmp(a, "--naive")) naive = 1;
+        else if (!strcmp(a, "--spread")) spread = 1;
         else if (!strcmp(a, "--rank")) rank = 1;
         else if (!strcmp(a, "--table4")) table4 = 1;
         else if (!strcmp(a, "--json")) json = 1;
@@ -232,9 +234,9 @@ int herd_cmd_plan(int argc, char **argv)
     {
         herd_topo *t;
         int n = gpus ? gpus : n_layouts ? layouts[0][0] * layouts[0][1] * layouts[0][2] * layouts[0][3] : 0;
-        if (herd_topo_from_conf(&t, conf, gpn, table4 && !n ? 8192 : n)) return 1;
+        if (herd_topo_from_conf_alloc(&t, conf, gpn, table4 && !n ? 8192 : n, spread)) return 1;
         if (herd_topo_links_load(t, links)) { herd_topo_free(t); return 1; }
-        if (!json) print_inputs(&in, t, model);
+        if (!json) print_inputs(&in, t, model, spread);
         herd_topo_free(t);
     }
     int first = 1, rc = 0;
@@ -247,7 +249,7 @@ int herd_cmd_plan(int argc, char **argv)
             rc = -1;
             break;
         }
-        rc = run_layout(&in, conf, links, gpn, layouts[k], naive, json, 0, &first,
+        rc = run_layout(&in, conf, links, gpn, spread, layouts[k], naive, json, 0, &first,
                         k == n_layouts - 1 && !table4 && !rank);
     }
     if (table4 && !rc) {
@@ -258,7 +260,7 @@ int herd_cmd_plan(int argc, char **argv)
         for (int k = 0; k < 3 && !rc; k++) {
             row.seq_len = rows[k].seq;
             row.batch_tokens = 16777216;
-            rc = run_layout(&row, conf, links, gpn, rows[k].l, naive, json, rows[k].mfu, &first, k == 2 && !rank);
+            rc = run_layout(&row, conf, links, gpn, spread, rows[k].l, naive, json, rows[k].mfu, &first, k == 2 && !rank);
         }
     }
     if (rank && !rc) {
@@ -266,7 +268,7 @@ int herd_cmd_plan(int argc, char **argv)
         if (!gpus) {
             fprintf(stderr, "herd plan: --rank needs --gpus N\n");
             rc = -1;
-        } else if (herd_topo_from_conf(&t, conf, gpn, gpus)) {
+        } else if (herd_topo_from_conf_alloc(&t, conf, gpn, gpus, spread)) {
             rc = -1;
         } else if (herd_topo_links_load(t, links)) {
             herd_topo_free(t);

@@ -154,6 +154,12 @@ void herd_topo_pmix_free(herd_topo_pmix_job *job);
  * Slurm's topology/tree packs them); n_ranks 0 takes every GPU. */
 int herd_topo_from_conf(herd_topo **out, const char *topology_conf, int gpus_per_node, int n_ranks);
 
+/* Same, spread = 1: the job's GPUs shared evenly among the top-level
+ * subtrees (the pods under the core), packed inside each, as a user gets with
+ * one job per pod-sized share (e.g. sbatch --switches or a hand-made hostlist). */
+int herd_topo_from_conf_alloc(herd_topo **out, const char *topology_conf, int gpus_per_node, int n_ranks,
+                              int spread);
+
 void herd_topo_free(herd_topo *t);
 
 /* Links: defaults for H100 nodes (NVLink 4, one 400G NIC per GPU, full

@@ -166,14 +166,69 @@ out:
     return rc;
 }
 
-int herd_topo_from_conf(herd_topo **out, const char *topology_conf, int gpus_per_node, int n_ranks)
+/* use[i] = ranks on node i: spread evenly over the top-level subtrees (the
+ * pods under a core), packed in tree order inside each. */
+static int spread_ranks(const herd_topo *t, int gpn, int n_ranks, int *use, const char *path)
+{
+    int n_roots = 0, root = -1;
+    for (int s = 0; s < t->n_switches; s++)
+        if (t->sw[s].parent < 0) { n_roots++; root = s; }
+    int *unit = malloc((size_t)t->n_nodes * sizeof *unit), k = 0;
+    int *cap = calloc((size_t)t->n_switches + 1, sizeof *cap), *quota = calloc((size_t)t->n_switches + 1, sizeof *quota);
+    int *idx = malloc((size_t)(t->n_switches + 1) * sizeof *idx), rc = -1;
+    if (!unit || !cap || !quota || !idx) goto out;
+    for (int s = 0; s <= t->n_switches; s++) idx[s] = -1;
+    /* a node's unit: its ancestor just below the single root (or its root) */
+    for (int i = 0; i < t->n_nodes; i++) {
+        int s = t->node[i].leaf, below = s;
+        while (s >= 0 && t->sw[s].parent >= 0) { below = s; s = t->sw[s].parent; }
+        int u = n_roots == 1 && below != s ? below : s;
+        if (n_roots == 1 && t->node[i].leaf == root) u = root; /* nodes right under the root */
+        if (idx[u] < 0) idx[u] = k++;
+        unit[i] = idx[u];
+        cap[unit[i]] += gpn;
+    }
+    int left = n_ranks;
+    for (int pass = 0; left > 0 && pass < k + 1; pass++) {
+        /* equal shares; units that are full pass their share to the others */
+        int open = 0;
+        for (int u = 0; u < k; u++) open += quota[u] < cap[u];
+        if (!open) break;
+        int share = left / open, extra = left % open;
+        for (int u = 0; u < k && left > 0; u++) {
+            if (quota[u] >= cap[u]) continue;
+            int want = share + (extra > 0), room = cap[u] - quota[u], got = want < room ? want : room;
+            if (extra > 0) extra--;
+            quota[u] += got;
+            left -= got;
+        }
+    }
+    if (left > 0) {
+        fprintf(stderr, "%s: a job of %d GPUs does not fit\n", path, n_ranks);
+        goto out;
+    }
+    for (int i = 0; i < t->n_nodes; i++) {
+        int u = unit[i], g = quota[u] < gpn ? quota[u] : gpn;
+        use[i] = g;
+        quota[u] -= g;
+    }
+    rc = 0;
+out:
+    free(unit);
+    free(cap);
+    free(quota);
+    free(idx);
+    return rc;
+}
+
+int herd_topo_from_conf_alloc(herd_topo **out, const char *topology_conf, int gpus_per_node, int n_ranks, int spread)
 {
     if (gpus_per_node < 1 || gpus_per_node > HERD_TOPO_MAX_DEV) {
         fprintf(stderr, "%s: gpus per node %d: must be 1..%d\n", topology_conf, gpus_per_node, HERD_TOPO_MAX_DEV);
         return -1;
     }
     herd_topo *t = calloc(1, sizeof *t);
-    int sw_cap = 0;
+    int sw_cap = 0, *use = NULL;
     if (!t || build_conf(t, topology_conf, &sw_cap)) goto fail;
     long total = (long)t->n_nodes * gpus_per_node;
     if (n_ranks == 0) n_ranks = (int)total;
@@ -183,19 +238,37 @@ int herd_topo_from_conf(herd_topo **out, const char *topology_conf, int gpus_per
         goto fail;
     }
     t->rank = malloc((size_t)n_ranks * sizeof *t->rank);
-    if (!t->rank) goto fail;
+    use = calloc((size_t)t->n_nodes, sizeof *use);
+    if (!t->rank || !use) goto fail;
     t->n_ranks = n_ranks;
     for (int i = 0; i < t->n_nodes; i++) t->node[i].n_gpus = gpus_per_node;
-    for (int r = 0; r < n_ranks; r++) {
-        t->rank[r].node = r / gpus_per_node;
-        t->rank[r].local = r % gpus_per_node;
+    if (spread) {
+        if (spread_ranks(t, gpus_per_node, n_ranks, use, topology_conf)) goto fail;
+    } else {
+        /* packed: the first nodes in tree order, as Slurm's topology/tree packs */
+        for (int i = 0, left = n_ranks; i < t->n_nodes; i++) {
+            use[i] = left < gpus_per_node ? left : gpus_per_node;
+            left -= use[i];
+        }
     }
+    for (int i = 0, r = 0; i < t->n_nodes; i++)
+        for (int g = 0; g < use[i]; g++, r++) {
+            t->rank[r].node = i;
+            t->rank[r].local = g;
+        }
     if (finish(t, &sw_cap, topology_conf)) goto fail;
+    free(use);
     *out = t;
     return 0;
 fail:
+    free(use);
     herd_topo_free(t);
     return -1;
+}
+
+int herd_topo_from_conf(herd_topo **out, const char *topology_conf, int gpus_per_node, int n_ranks)
+{
+    return herd_topo_from_conf_alloc(out, topology_conf, gpus_per_node, n_ranks, 0);
 }
 
 /* Ranks onto nodes by hostname; nodes not yet in t are added under leaf -1

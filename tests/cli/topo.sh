@@ -111,6 +111,11 @@ if $herd plan --conf $fix/llama3.conf --links $fix/llama3.links --table4 >"$tmp/
 else
     fail plan_table4_text "$(cat "$tmp/p2")"
 fi
+if $herd plan --conf $fix/llama3.conf --links $fix/llama3.links --table4 --spread >"$tmp/p5" 2>&1; then
+    has plan_table4_spread "$tmp/p5" "spread evenly over the top-level switches" "PP 45 (pod) DP 10 (core)"
+else
+    fail plan_table4_spread "$(cat "$tmp/p5")"
+fi
 if $herd plan --conf $fix/llama3.conf --links $fix/llama3.links --gpus 8192 --rank --top 5 >"$tmp/p3" 2>&1; then
     has plan_rank "$tmp/p3" "valid layouts of 8192 GPUs" "best 5:"
 else

@@ -249,6 +249,30 @@ TEST(place_row3_spread_over_8_pods_keeps_pp_in_pods)
     herd_topo_free(t);
 }
 
+TEST(place_row3_on_llama3_spread_keeps_pp_in_pods)
+{
+    /* packed onto the first 2,048 nodes, 3 of 8 replicas straddle two pods;
+     * spread (2,048 GPUs per pod) every replica sits in one pod */
+    int l[4] = {8, 16, 16, 8}, *perm = malloc(16384 * sizeof *perm);
+    herd_topo *t;
+    CHECK(herd_topo_from_conf_alloc(&t, FIX "llama3.conf", 8, 16384, 0) == 0);
+    if (!t) { free(perm); return; }
+    CHECK(herd_topo_place(t, 8, 16, 16, 8, perm) == 0 && !groups_within(t, l, perm, 2, 3));
+    herd_topo_free(t);
+    CHECK(herd_topo_from_conf_alloc(&t, FIX "llama3.conf", 8, 16384, 1) == 0);
+    if (!t) { free(perm); return; }
+    for (int s = 0; s < t->n_switches; s++)
+        if (t->sw[s].height == 3) {
+            int n = 0;
+            for (int r = 0; r < t->n_ranks; r++) n += !strcmp(herd_topo_rank_switch(t, r, 3), t->sw[s].name);
+            CHECK(n == 2048);
+        }
+    CHECK(herd_topo_place(t, 8, 16, 16, 8, perm) == 0 && is_perm(perm, 16384));
+    CHECK(groups_within(t, l, perm, 0, 1) && groups_within(t, l, perm, 1, 2) && groups_within(t, l, perm, 2, 3));
+    herd_topo_free(t);
+    free(perm);
+}
+
 TEST(place_best_fit_avoids_a_crossing_that_linear_order_makes)
 {
     /* pods of 1, 2 and 1 nodes; TP8 x PP2 replicas of 2 nodes, DP 2. In tree
@@ -350,6 +374,7 @@ int main(void)
     RUN(llama3_conf_tree);
     RUN(place_llama3_table4_layouts);
     RUN(place_row3_spread_over_8_pods_keeps_pp_in_pods);
+    RUN(place_row3_on_llama3_spread_keeps_pp_in_pods);
     RUN(place_best_fit_avoids_a_crossing_that_linear_order_makes);
     RUN(hosts_with_conf_and_unknown_host);
     RUN(conf_errors);
