@@ -8,5 +8,7 @@ int herd_cmd_train(int argc, char **argv);
 int herd_cmd_config(int argc, char **argv);
 int herd_cmd_data(int argc, char **argv);
 int herd_cmd_report(int argc, char **argv);
+int herd_cmd_topo(int argc, char **argv);
+int herd_cmd_plan(int argc, char **argv);
 
 #endif

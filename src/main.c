@@ -16,6 +16,8 @@ static const herd_command commands[] = {
     {"config", herd_cmd_config, "print the resolved config, or every key: herd config [CONFIG] [--keys]"},
     {"data", herd_cmd_data, "token shards: herd data prepare|inspect ..."},
     {"report", herd_cmd_report, "plots of runs into one HTML page: herd report [--out DIR] RUN_DIR..."},
+    {"topo", herd_cmd_topo, "discovered tree, placement and group bandwidths: herd topo [--conf F] [--layout T,C,P,D]"},
+    {"plan", herd_cmd_plan, "predicted MFU per layout: herd plan --conf F --layout T,C,P,D | --rank | --table4"},
 };
 
 static int usage(FILE *f)

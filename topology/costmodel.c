@@ -1,0 +1,241 @@
+/* costmodel.c — time of one training step for a model, a job and a layout.
+ *
+ * Alpha-beta per collective on the bandwidth each group gets from its links
+ * (herd_topo_group_stats: slowest ring edge, uplink contention included), an
+ * interleaved 1F1B pipeline bubble, and an overlap fraction per kind of
+ * traffic. The equations and the inputs are in docs/topology.md; every name
+ * here is the one used there.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "monitoring/mfu.h"
+#include "topology/topo.h"
+
+void herd_plan_inputs_default(herd_plan_inputs *in)
+{
+    memset(in, 0, sizeof *in);
+    in->micro_batch = 1;
+    in->virtual_stages = 0;   /* one layer per virtual stage, the paper's 126 = 16 x 8 - 2 */
+    in->peak_tflops = HERD_PEAK_TFLOPS_H100_BF16;
+    in->hbm_GB = 80.0;
+    in->compute_eff = 0.50;   /* GEMMs of the 405B shapes in BF16, fraction of dense peak */
+    in->attn_eff = 0.45;      /* FlashAttention with document masks: below the GEMMs */
+    in->sequence_parallel = 1;
+    in->tp_overlap = 0.5;
+    in->cp_overlap = 0.0;     /* the K/V all-gather precedes attention: exposed */
+    in->pp_overlap = 0.5;
+    in->dp_overlap = 0.5;
+    in->grad_bytes = 4.0;     /* FP32 reduce-scatter of gradients */
+}
+
+/* ring all-gather or reduce-scatter of `bytes` (the full gathered size) over p ranks */
+static double ring(double bytes, int p, double bw_GBps, double lat_us)
+{
+    if (p <= 1) return 0;
+    return (p - 1) * lat_us * 1e-6 + (double)(p - 1) / p * bytes / (bw_GBps * 1e9);
+}
+
+/* all-reduce: the faster of ring (2(p-1) steps) and pipelined tree (2 log2 p) */
+static double allreduce(double bytes, int p, double bw_GBps, double lat_us)
+{
+    if (p <= 1) return 0;
+    double r = 2 * ring(bytes, p, bw_GBps, lat_us);
+    double tr = 2 * ceil(log2(p)) * lat_us * 1e-6 + 2 * bytes / (bw_GBps * 1e9);
+    return r < tr ? r : tr;
+}
+
+int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, int cp, int pp, int dp,
+                       const int *perm, herd_plan_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->tp = tp; r->cp = cp; r->pp = pp; r->dp = dp;
+    const double L = in->n_layers, d = in->d_model, s = in->seq_len;
+    const int N = t->n_ranks;
+    const char *who = "herd plan";
+    if ((long long)tp * cp * pp * dp != N) {
+        fprintf(stderr, "%s: layout tp=%d cp=%d pp=%d dp=%d needs %lld GPUs, the cluster job has %d\n", who, tp, cp,
+                pp, dp, (long long)tp * cp * pp * dp, N);
+        return -1;
+    }
+    if (in->n_heads % tp || in->ffn_dim % tp) {
+        fprintf(stderr, "%s: tp=%d must divide model.n_heads=%d and model.ffn_dim=%d\n", who, tp, in->n_heads,
+                in->ffn_dim);
+        return -1;
+    }
+    if (in->seq_len % (2 * cp)) {
+        fprintf(stderr, "%s: cp=%d: seq_len %d must split into 2*cp chunks\n", who, cp, in->seq_len);
+        return -1;
+    }
+    if (pp > in->n_layers) {
+        fprintf(stderr, "%s: pp=%d exceeds model.n_layers=%d\n", who, pp, in->n_layers);
+        return -1;
+    }
+    long long seqs = in->batch_tokens / in->seq_len;
+    if (seqs * in->seq_len != in->batch_tokens || seqs % ((long long)dp * in->micro_batch)) {
+        fprintf(stderr, "%s: dp=%d: the batch of %lld tokens (%lld sequences of %d) does not split into dp x micro_batch=%d\n",
+                who, dp, in->batch_tokens, seqs, in->seq_len, in->micro_batch);
+        return -1;
+    }
+    int M = (int)(seqs / dp / in->micro_batch);
+    int V = in->virtual_stages > 0 ? in->virtual_stages : (int)ceil(L / pp);
+    if (pp == 1 || M < pp) V = 1; /* interleaving needs a micro-batch per stage in flight */
+    r->micro_batches = M;
+    r->virtual_stages = V;
+
+    int dims[HERD_NDIM] = {tp, cp, pp, dp};
+    if (herd_topo_group_stats(t, dims, perm, r->stat)) return -1;
+
+    /* FLOPs (DESIGN.md): 6 P_matmul per token + attention 6 L s d (causal half) */
+    double hd = d / in->n_heads, kv_dim = in->n_kv_heads * hd;
+    double p_layer = 2 * d * d + 2 * d * kv_dim + 3 * d * in->ffn_dim;
+    double p_matmul = L * p_layer + d * in->vocab_size;
+    double p_total = p_matmul + d * in->vocab_size; /* + the embedding table */
+    double f_mm = 6 * p_matmul, f_attn = 6 * L * s * d;
+    r->flops_per_token = herd_mfu_flops_per_token((int64_t)p_matmul, in->n_layers, in->seq_len, in->d_model);
+    double B = (double)in->batch_tokens, peak = in->peak_tflops * 1e12;
+    r->t_compute = B * (f_mm / in->compute_eff + f_attn / in->attn_eff) / (N * peak);
+
+    /* per layer and micro-batch: the activation X [mb, s/cp, d] in bf16 */
+    double tok = (double)in->micro_batch * s / cp, X = tok * d * 2, layers = L / pp;
+    const herd_topo_groupstat *st = r->stat;
+    /* TP with sequence parallelism: 2 all-gathers + 2 reduce-scatters forward, the same backward */
+    double t_tp = in->sequence_parallel
+                      ? M * layers * 8 * ring(X, tp, st[HERD_DIM_TP].bw_GBps, st[HERD_DIM_TP].latency_us)
+                      : M * layers * 4 * allreduce(X, tp, st[HERD_DIM_TP].bw_GBps, st[HERD_DIM_TP].latency_us);
+    /* CP: all-gather K and V forward, reduce-scatter dK, dV backward; each rank holds its kv heads */
+    double kv_heads = in->n_kv_heads >= tp ? (double)in->n_kv_heads / tp : 1;
+    double kv_all = (double)in->micro_batch * s * 2 * kv_heads * hd * 2;
+    double t_cp = M * layers * 2 * ring(kv_all, cp, st[HERD_DIM_CP].bw_GBps, st[HERD_DIM_CP].latency_us);
+    /* PP: per micro-batch V sends forward and V backward of X/tp (sequence-parallel shard) */
+    double t_pp = pp > 1 ? M * 2.0 * V * (X / tp / (st[HERD_DIM_PP].bw_GBps * 1e9) + st[HERD_DIM_PP].latency_us * 1e-6)
+                         : 0;
+    r->t_tp = (1 - in->tp_overlap) * t_tp;
+    r->t_cp = (1 - in->cp_overlap) * t_cp;
+    r->t_pp = (1 - in->pp_overlap) * t_pp;
+    /* pipeline: (M + (pp-1)/V) micro-batch slots, each the rank's work per micro-batch */
+    double t_mb = (r->t_compute + r->t_tp + r->t_cp + r->t_pp) / M;
+    r->t_bubble = (pp - 1) / (double)V * t_mb;
+    /* FSDP (ZeRO-2) over dp x cp (CP ranks hold the same weights): all-gather
+     * the bf16 weights once per step, reduce-scatter the gradients once. Two
+     * levels, as NCCL's hierarchical collectives and HSDP do: the full size
+     * inside the CP group (close), then 1/cp of it across DP (far). */
+    double p_local = p_total / ((double)tp * pp);
+    const herd_topo_groupstat *sd = &st[HERD_DIM_DP], *sc = &st[HERD_DIM_CP];
+    double bytes = (2 + in->grad_bytes) * p_local;
+    double t_dp = ring(bytes, cp, sc->bw_GBps, sc->latency_us) + ring(bytes / cp, dp, sd->bw_GBps, sd->latency_us);
+    r->t_dp = (1 - in->dp_overlap) * t_dp;
+    r->t_step = r->t_compute + r->t_tp + r->t_cp + r->t_pp + r->t_bubble + r->t_dp;
+    r->tokens_per_s = B / r->t_step;
+    r->mfu = B * r->flops_per_token / (r->t_step * N * peak);
+    r->tflops_per_gpu = r->mfu * in->peak_tflops;
+
+    /* memory: bf16 weights + fp32 gradient accumulator of the stage, fp32
+     * master + Adam moments sharded over dp x cp, activations of the micro-
+     * batches in flight (34 bytes per token per d_model per layer with
+     * sequence parallelism and selective recompute, Korthikanti et al.) */
+    double act = 34 * tok * d / tp * L * (1 + (pp - 1) / ((double)pp * V));
+    double stat_mem = p_local * (2 + in->grad_bytes + 12.0 / ((double)dp * cp));
+    r->mem_static_GB = stat_mem / 1e9;
+    r->mem_GB = (stat_mem + act) / 1e9;
+    r->fits = r->mem_GB <= in->hbm_GB;
+    return 0;
+}
+
+static int cmp_mfu(const void *a, const void *b)
+{
+    const herd_plan_result *x = a, *y = b;
+    if (x->fits != y->fits) return y->fits - x->fits; /* layouts that fit in memory first */
+    return (x->mfu < y->mfu) - (x->mfu > y->mfu);
+}
+
+int herd_plan_rank_layouts(const herd_plan_inputs *in, const herd_topo *t, int max_tp, herd_plan_result **out,
+                           int *n_out)
+{
+    int N = t->n_ranks, n = 0, cap = 64;
+    herd_plan_result *res = malloc((size_t)cap * sizeof *res);
+    int *perm = malloc((size_t)N * sizeof *perm);
+    if (!res || !perm) { free(res); free(perm); return -1; }
+    /* invalid layouts are skipped quietly: silence the per-layout messages */
+    for (int tp = 1; tp <= max_tp && tp <= N; tp++) {
+        if (N % tp || in->n_heads % tp || in->ffn_dim % tp) continue;
+        for (int cp = 1; cp <= N / tp; cp++) {
+            if ((N / tp) % cp || in->seq_len % (2 * cp)) continue;
+            for (int pp = 1; pp <= N / tp / cp && pp <= in->n_layers; pp++) {
+                if ((N / tp / cp) % pp) continue;
+                int dp = N / tp / cp / pp;
+                long long seqs = in->batch_tokens / in->seq_len;
+                if (seqs % ((long long)dp * in->micro_batch)) continue;
+                if (herd_topo_place(t, tp, cp, pp, dp, perm)) continue;
+                herd_plan_result r;
+                if (herd_plan_estimate(in, t, tp, cp, pp, dp, perm, &r)) continue;
+                if (r.mem_static_GB > in->hbm_GB) continue; /* weights + optimizer alone do not fit */
+                if (n == cap) {
+                    cap *= 2;
+                    herd_plan_result *x = realloc(res, (size_t)cap * sizeof *x);
+                    if (!x) { free(res); free(perm); return -1; }
+                    res = x;
+                }
+                res[n++] = r;
+            }
+        }
+    }
+    free(perm);
+    qsort(res, (size_t)n, sizeof *res, cmp_mfu);
+    *out = res;
+    *n_out = n;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int herd_plan_eff_from_metrics(const char *path, double *eff)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open metrics file\n", path);
+        return -1;
+    }
+    double *v = NULL;
+    int n = 0, cap = 0, lineno = 0, rc = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    while (getline(&line, &lcap, f) > 0) {
+        lineno++;
+        const char *p = strstr(line, "\"mfu\":");
+        if (!p) continue;
+        char *end;
+        double x = strtod(p + 6, &end);
+        if (end == p + 6 || !(x > 0 && x <= 1)) {
+            fprintf(stderr, "%s:%d: mfu: '%.20s' is not a fraction in (0, 1]\n", path, lineno, p + 6);
+            rc = -1;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            double *w = realloc(v, (size_t)cap * sizeof *w);
+            if (!w) { rc = -1; break; }
+            v = w;
+        }
+        v[n++] = x;
+    }
+    free(line);
+    fclose(f);
+    if (!rc && n < 2) {
+        fprintf(stderr, "%s: mfu: fewer than 2 steps with an \"mfu\" field (herd train's metrics.jsonl)\n", path);
+        rc = -1;
+    }
+    if (!rc) {
+        /* the first step pays for warm-up: the median of the others */
+        qsort(v + 1, (size_t)(n - 1), sizeof *v, cmp_double);
+        int m = n - 1;
+        *eff = m % 2 ? v[1 + m / 2] : 0.5 * (v[m / 2] + v[1 + m / 2]);
+    }
+    free(v);
+    return rc;
+}
