@@ -78,6 +78,8 @@ typedef struct {
     int      pp;             /* pipeline parallel (issue 6) */
     int      dp;             /* FSDP data parallel; 0: world size / (tp*cp*pp) */
     int      sequence_parallel; /* 1: norms and residual stream split along tokens across TP */
+    int      placement;      /* 1: network-aware rank placement (topology/), 0: rank order */
+    int      bind_cores;     /* 1: bind each rank to its share of the node's cores (hwloc) */
 
     /* monitor */
     double   peak_tflops;

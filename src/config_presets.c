@@ -100,4 +100,6 @@ void herd_config_defaults(herd_config *c)
     c->tp = c->cp = c->pp = 1;
     c->dp = 0;
     c->sequence_parallel = 0;
+    c->placement = 1;
+    c->bind_cores = 0;
 }

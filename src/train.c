@@ -16,6 +16,7 @@
 #include "src/data.h"
 #include "src/fsdp.h"
 #include "src/grid.h"
+#include "src/placement.h"
 #include "src/safetensors.h"
 #include "src/model.h"
 #include "src/optim.h"
@@ -216,7 +217,21 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
 {
     set_threads(c->threads);
     herd_grid grid;
-    if (herd_grid_create(&grid, c, config_origin, NULL)) {
+    int world = herd_mpi_world_size();
+    int *perm = malloc(sizeof(int) * (size_t)world);
+    char place_desc[1200] = "rank order", bind_desc[256] = "not bound";
+    if (!perm) return -1;
+    if (c->placement && herd_placement_perm(c, world, perm, place_desc, sizeof place_desc)) {
+        free(perm);
+        return -1;
+    }
+    if (!c->placement)
+        for (int i = 0; i < world; i++) perm[i] = i;
+    if (c->bind_cores && herd_placement_bind(bind_desc, sizeof bind_desc))
+        snprintf(bind_desc, sizeof bind_desc, "binding failed (see above)");
+    int grid_rc = herd_grid_create(&grid, c, config_origin, perm);
+    free(perm);
+    if (grid_rc) {
         herd_grid_destroy(&grid);
         return -1;
     }
@@ -275,7 +290,10 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         if (herd_comm_broadcast(grid.world, &peak, 1, HERD_F64, 0)) herd_comm_abort(1);
         peak_origin = "measured fp32 sgemm 512^3 on this machine, per rank";
     }
-    if (root) print_header(c, &model, &grid, &fsdp, peak, peak_origin);
+    if (root) {
+        print_header(c, &model, &grid, &fsdp, peak, peak_origin);
+        printf("placement: %s; rank 0: %s\n", place_desc, bind_desc);
+    }
 
     char mpath[HERD_PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->out_dir);
