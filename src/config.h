@@ -19,6 +19,15 @@
 
 #define HERD_MAX_RAMP 8       /* batch-ramp stages */
 #define HERD_PATH_MAX 1024
+#define HERD_MAX_SOURCES 16   /* data.sources entries */
+
+/* One source of the training mix (data.sources). */
+typedef struct {
+    char   name[64];                 /* e.g. "general", "math", "code" */
+    char   path[HERD_PATH_MAX];      /* token shard */
+    char   val_path[HERD_PATH_MAX];  /* held-out shard ("": none) */
+    double weight;                   /* share of sequences, relative to the others */
+} herd_data_source;
 
 typedef struct {
     int64_t after_tokens;  /* this stage applies once tokens_seen >= after_tokens */
@@ -71,6 +80,8 @@ typedef struct {
     char     val_path[HERD_PATH_MAX];   /* held-out shard for the validation loss ("": none) */
     int      eval_every;     /* validation loss every N steps and at the end (0: never) */
     int      eval_batches;   /* micro-batches per validation (the same windows each time) */
+    int      n_sources;      /* data.sources: the mix (0: data.path alone) */
+    herd_data_source sources[HERD_MAX_SOURCES];
 
     /* monitor */
     double   peak_tflops;    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
