@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "src/curate.h"
 
 #define HERD_MAX_RAMP 8       /* batch-ramp stages */
 #define HERD_PATH_MAX 1024
@@ -82,6 +83,9 @@ typedef struct {
     int      eval_batches;   /* micro-batches per validation (the same windows each time) */
     int      n_sources;      /* data.sources: the mix (0: data.path alone) */
     herd_data_source sources[HERD_MAX_SOURCES];
+
+    /* curate: herd data clean (src/curate.h) */
+    herd_curate_params curate;
 
     /* monitor */
     double   peak_tflops;    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */

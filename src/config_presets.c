@@ -95,4 +95,5 @@ void herd_config_defaults(herd_config *c)
     c->eval_every = 0;
     c->eval_batches = 8;
     c->peak_tflops = 0;
+    herd_curate_defaults(&c->curate);
 }
