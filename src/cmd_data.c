@@ -32,6 +32,7 @@ static const char usage_text[] =
     "       herd data encode --tokenizer RANKS [--special] FILE\n"
     "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
     "       herd data clean --out DOCS [options] FILE...   (herd data clean --help)\n"
+    "       herd data sample [--set KEY=VALUE]... [--batches N] CONFIG\n"
     "\n"
     "  train-tokenizer  learn a byte-level BPE vocabulary of N regular tokens (256 special\n"
     "           tokens come after them) and write it as a tiktoken rank file\n"
@@ -39,6 +40,8 @@ static const char usage_text[] =
     "  tokenize BPE-encode the documents of FILEs (separated by NUL bytes) into SHARD,\n"
     "           with about F of the documents (default 0.05) held out in VAL\n"
     "  clean    normalise, de-duplicate (exact, MinHash, lines) and filter documents\n"
+    "  sample   read batches through the training loader of CONFIG (data.sources) and\n"
+    "           print each source's share of the tokens\n"
     "\n"
     "The shard format is described in docs/data-format.md.\n";
 
@@ -343,6 +346,7 @@ int herd_cmd_data(int argc, char **argv)
                       !strcmp(argv[1], "tokenize")))
         return herd_cmd_data_tok(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "clean")) return herd_cmd_data_clean(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "sample")) return herd_cmd_data_sample(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         fputs(usage_text, stdout);
         return 0;
