@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +18,30 @@
 
 /* ---- special tokens -------------------------------------------------------- */
 
-const char *herd_tokenizer_special_name(int i)
+static char special_names[HERD_TOK_N_SPECIAL][40];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static void init_ascii(void);
+
+/* The special names and the ASCII classes, built once (threads may encode). */
+static void init_tables(void)
 {
-    static char names[HERD_TOK_N_SPECIAL][40];
     static const char *fixed[10] = {
         "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
         "<|reserved_special_token_1|>", "<|reserved_special_token_2|>",
         "<|reserved_special_token_3|>", "<|start_header_id|>", "<|end_header_id|>",
         "<|reserved_special_token_4|>", "<|eot_id|>"};
+    for (int i = 0; i < HERD_TOK_N_SPECIAL; i++) {
+        if (i < 10) snprintf(special_names[i], sizeof special_names[i], "%s", fixed[i]);
+        else snprintf(special_names[i], sizeof special_names[i], "<|reserved_special_token_%d|>", i - 5);
+    }
+    init_ascii();
+}
+
+const char *herd_tokenizer_special_name(int i)
+{
     if (i < 0 || i >= HERD_TOK_N_SPECIAL) return NULL;
-    if (i < 10) return fixed[i];
-    /* formatted on each call into its own slot: idempotent, so concurrent calls are harmless */
-    snprintf(names[i], sizeof names[i], "<|reserved_special_token_%d|>", i - 5);
-    return names[i];
+    pthread_once(&tables_once, init_tables);
+    return special_names[i];
 }
 
 int herd_tokenizer_special_id(const herd_tokenizer *t, const char *name)
@@ -234,11 +246,7 @@ static size_t run_of(const unsigned char *s, size_t n, size_t i, int want_letter
 
 size_t herd_pretok_next(const unsigned char *s, size_t n, size_t i)
 {
-    static int ready;
-    if (!ready) { /* idempotent, so a race only repeats the same writes */
-        init_ascii();
-        ready = 1;
-    }
+    pthread_once(&tables_once, init_tables);
     int l0, l1;
     if (s[i] == '\'') {
         size_t m = contraction(s, n, i);
