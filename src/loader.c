@@ -19,7 +19,7 @@
 
 #define STATE_MAGIC "HERDLDR1"
 #define STATE_HEAD  48  /* magic, n_sources, T, seed, block, seq, reserved */
-#define STATE_PER   32  /* name hash, epoch, offset, credit */
+#define STATE_PER   40  /* name hash, epoch, offset, credit, weight */
 #define UNITS       (1ll << 30) /* weights in fixed point: exact, identical on every rank */
 
 typedef struct {
@@ -449,6 +449,7 @@ int herd_loader_get_state(const herd_loader *l, void *buf, size_t size)
         put64(q + 8, l->at.epoch[s]);
         put64(q + 16, l->at.off[s]);
         put64(q + 24, (uint64_t)l->at.credit[s]);
+        put64(q + 32, (uint64_t)l->src[s].w);
     }
     return 0;
 }
@@ -470,6 +471,7 @@ int herd_loader_set_state(herd_loader *l, const void *buf, size_t size)
         return lerr("loader state", "seed", "saved with seed %llu, this run has train.seed %llu",
                     (unsigned long long)get64(b + 16), (unsigned long long)l->seed);
     pos p;
+    int64_t w_units[HERD_MAX_SOURCES];
     memset(&p, 0, sizeof p);
     for (int s = 0; s < n; s++) {
         const unsigned char *q = b + STATE_HEAD + STATE_PER * (size_t)s;
@@ -479,6 +481,10 @@ int herd_loader_set_state(herd_loader *l, const void *buf, size_t size)
         p.epoch[s] = get64(q + 8);
         p.off[s] = get64(q + 16);
         p.credit[s] = (int64_t)get64(q + 24);
+        w_units[s] = (int64_t)get64(q + 32);
+        if (w_units[s] < 0 || w_units[s] > UNITS)
+            return lerr("loader state", "weight", "source \"%s\": weight %lld units is out of range",
+                        l->src[s].name, (long long)w_units[s]);
         if (p.off[s] > l->src[s].n)
             return lerr(l->src[s].path, "loader state", "offset %llu is beyond the %llu tokens of "
                         "source \"%s\" (another shard?)", (unsigned long long)p.off[s],
@@ -489,6 +495,9 @@ int herd_loader_set_state(herd_loader *l, const void *buf, size_t size)
     join_prefetch(l);
     l->ahead.T = 0;
     l->at = p;
+    /* the weights of the stage the state was saved in; a new stage calls
+     * herd_loader_set_weights after this */
+    for (int s = 0; s < n; s++) l->src[s].w = w_units[s];
     return 0;
 }
 

@@ -57,7 +57,9 @@ void herd_loader_set_prefetch(herd_loader *l, int on);
 int  herd_loader_set_weights(herd_loader *l, const double *w, int n);
 
 /* The position as a flat blob (magic, seed, sequences read, last T, and per
- * source: name hash, epoch, token offset, credit): checkpoints store it. */
+ * source: name hash, epoch, token offset, credit, current weight): checkpoints
+ * store it. set_state restores the weights too (the stage the run was in); to
+ * start a new stage, call herd_loader_set_weights after it. */
 size_t herd_loader_state_size(const herd_loader *l);
 int    herd_loader_get_state(const herd_loader *l, void *buf, size_t size);
 /* -1 + message if the blob is not a loader state, or is for other sources. */

@@ -189,6 +189,22 @@ TEST(changing_weights_keeps_cursors)
         }
     }
     CHECK(!dup); /* 600 sequences x 16 < any epoch: nothing read twice */
+    /* resume inside the annealing stage: the state carries its weights */
+    unsigned char st[1024];
+    size_t sz = herd_loader_state_size(l);
+    herd_loader_get_state(l, st, sz);
+    herd_loader *r;
+    herd_loader_open_sources(&r, src, NS, 1, VOCAB); /* opened with the config's weights */
+    CHECK(herd_loader_set_state(r, st, sz) == 0);
+    static int32_t t2[G * T];
+    int same = 1;
+    for (int k = 0; k < 20; k++) {
+        herd_loader_next(l, T, G, 0, G, tok, tgt, doc);
+        herd_loader_next(r, T, G, 0, G, t2, tgt, doc);
+        same &= !memcmp(tok, t2, sizeof tok);
+    }
+    CHECK(same);
+    herd_loader_close(r);
     herd_loader_close(l);
 }
 
