@@ -17,7 +17,7 @@ static int tok_usage(const char *why)
 {
     if (why) fprintf(stderr, "herd data: %s\n", why);
     fputs("usage: herd data train-tokenizer --vocab-size N --out RANKS FILE...\n"
-          "       herd data encode --tokenizer RANKS [--special] FILE\n"
+          "       herd data encode --tokenizer RANKS [--special] FILE...\n"
           "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
           "(herd data help lists every data command)\n",
           stderr);
@@ -135,25 +135,29 @@ static int train_tokenizer(int argc, char **argv)
 
 static int encode(int argc, char **argv)
 {
-    const char *rank = NULL, *file = NULL;
-    int special = 0;
+    const char *rank = NULL;
+    char **files = argv + 1;
+    int special = 0, n_files = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) rank = argv[++i];
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (argv[i][0] == '-' && argv[i][1]) return tok_usage("encode: unknown option");
-        else file = argv[i];
+        else files[n_files++] = argv[i];
     }
-    if (!rank || !file) return tok_usage("encode: --tokenizer RANKS and a FILE are required");
+    if (!rank || !n_files) return tok_usage("encode: --tokenizer RANKS and a FILE are required");
     herd_tokenizer *t;
     if (herd_tokenizer_load(&t, rank)) return 1;
-    size_t n;
-    unsigned char *s = herd_file_slurp(file, &n);
-    herd_ids ids = {0};
-    int rc = !s || herd_tokenizer_encode(t, s, n, special, &ids);
-    for (size_t i = 0; !rc && i < ids.n; i++) printf(i ? " %u" : "%u", ids.ids[i]);
-    if (!rc) printf("\n");
-    free(ids.ids);
-    free(s);
+    int rc = 0;
+    for (int f = 0; f < n_files && !rc; f++) { /* one line of ids per file */
+        size_t n;
+        unsigned char *s = herd_file_slurp(files[f], &n);
+        herd_ids ids = {0};
+        rc = !s || herd_tokenizer_encode(t, s, n, special, &ids);
+        for (size_t i = 0; !rc && i < ids.n; i++) printf(i ? " %u" : "%u", ids.ids[i]);
+        if (!rc) printf("\n");
+        free(ids.ids);
+        free(s);
+    }
     herd_tokenizer_free(t);
     return rc ? 1 : 0;
 }

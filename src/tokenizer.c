@@ -298,6 +298,8 @@ size_t herd_pretok_next(const unsigned char *s, size_t n, size_t i)
 
 /* ---- encode ------------------------------------------------------------------ */
 
+#define HERD_BPE_LONG 256 /* pieces longer than this use the heap */
+
 static int ids_push(herd_ids *o, uint32_t id)
 {
     if (o->n == o->cap) {
@@ -311,13 +313,108 @@ static int ids_push(herd_ids *o, uint32_t id)
     return 0;
 }
 
+/* The same merges for a long piece (a run of thousands of blanks or
+ * symbols), in O(n log n) rather than O(n^2): parts in a linked list, pairs in
+ * a min-heap keyed (rank, start) so that the pop is the lowest rank, leftmost
+ * on ties, exactly the choice of the quadratic scan; an entry whose rank is no
+ * longer its part's current pair rank is stale and skipped. */
+typedef struct { uint32_t rank; uint32_t i; } bpe_ent;
+
+static int ent_less(bpe_ent a, bpe_ent b) { return a.rank < b.rank || (a.rank == b.rank && a.i < b.i); }
+
+static void ent_push(bpe_ent *h, size_t *n, bpe_ent e)
+{
+    size_t i = (*n)++;
+    while (i > 0 && ent_less(e, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = e;
+}
+
+static bpe_ent ent_pop(bpe_ent *h, size_t *n)
+{
+    bpe_ent top = h[0], e = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && ent_less(h[c + 1], h[c])) c++;
+        if (!ent_less(h[c], e)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = e;
+    return top;
+}
+
+/* Rank of part i joined with its successor (parts start at their index). */
+static uint32_t pair_rank(const herd_tokenizer *t, const unsigned char *p, size_t n,
+                          const uint32_t *next, uint32_t i)
+{
+    const uint32_t END = UINT32_MAX;
+    uint32_t j = next[i];
+    if (j == END) return UINT32_MAX;
+    size_t e = next[j] == END ? n : next[j];
+    return herd_tok_rank(t, p + i, e - i);
+}
+
+static int bpe_piece_long(const herd_tokenizer *t, const unsigned char *p, size_t n, herd_ids *o)
+{
+    const uint32_t END = UINT32_MAX;
+    uint32_t *next = malloc(sizeof(uint32_t) * n), *prev = malloc(sizeof(uint32_t) * n),
+             *cur = malloc(sizeof(uint32_t) * n);
+    size_t cap = 4 * n + 16, hn = 0;
+    bpe_ent *h = malloc(sizeof(bpe_ent) * cap);
+    int rc = next && prev && cur && h ? 0 : -1;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        next[i] = i + 1 < n ? i + 1 : END;
+        prev[i] = i ? i - 1 : END;
+    }
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        cur[i] = next[i] == END ? UINT32_MAX : herd_tok_rank(t, p + i, 2);
+        if (cur[i] != UINT32_MAX) ent_push(h, &hn, (bpe_ent){cur[i], i});
+    }
+    while (rc == 0 && hn) {
+        bpe_ent e = ent_pop(h, &hn);
+        uint32_t i = e.i;
+        if (cur[i] != e.rank || e.rank == UINT32_MAX) continue; /* stale (or merged away: cur = MAX) */
+        uint32_t j = next[i];
+        next[i] = next[j];
+        if (next[j] != END) prev[next[j]] = i;
+        cur[j] = UINT32_MAX;
+        if (hn + 2 > cap) {
+            bpe_ent *q = realloc(h, sizeof(bpe_ent) * (cap *= 2));
+            if (!q) { rc = -1; break; }
+            h = q;
+        }
+        cur[i] = pair_rank(t, p, n, next, i);
+        if (cur[i] != UINT32_MAX) ent_push(h, &hn, (bpe_ent){cur[i], i});
+        if (prev[i] != END) {
+            uint32_t k = prev[i];
+            cur[k] = pair_rank(t, p, n, next, k);
+            if (cur[k] != UINT32_MAX) ent_push(h, &hn, (bpe_ent){cur[k], k});
+        }
+    }
+    for (uint32_t i = 0; rc == 0 && i != END; i = next[i]) {
+        size_t e = next[i] == END ? n : next[i];
+        rc = ids_push(o, herd_tok_rank(t, p + i, e - i));
+    }
+    free(next);
+    free(prev);
+    free(cur);
+    free(h);
+    return rc;
+}
+
 /* tiktoken's byte_pair_merge: parts[k] = (start of part k, rank of part k
  * joined with part k+1); merge the lowest-ranked adjacent pair until none of
  * the joined pairs is a token. */
-static int bpe_piece(const herd_tokenizer *t, const unsigned char *p, size_t n, herd_ids *o)
+int herd_tok_bpe_piece(const herd_tokenizer *t, const unsigned char *p, size_t n, herd_ids *o, int mode)
 {
     uint32_t r = herd_tok_rank(t, p, n);
     if (r != UINT32_MAX) return ids_push(o, r);
+    if (mode == 2 || (mode == 0 && n > HERD_BPE_LONG)) return bpe_piece_long(t, p, n, o);
     enum { STACK = 128 };
     size_t st_start[STACK + 1];
     uint32_t st_rank[STACK + 1];
@@ -370,7 +467,7 @@ static int encode_ordinary(const herd_tokenizer *t, const unsigned char *s, size
 {
     for (size_t i = 0; i < n;) {
         size_t e = herd_pretok_next(s, n, i);
-        if (bpe_piece(t, s + i, e - i, o)) return -1;
+        if (herd_tok_bpe_piece(t, s + i, e - i, o, 0)) return -1;
         i = e;
     }
     return 0;

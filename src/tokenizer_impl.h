@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "src/tokenizer.h"
 
 struct herd_tokenizer {
     uint32_t       n, cap;      /* regular tokens; ids 0..n-1 are ranks */
@@ -25,6 +26,11 @@ int herd_tok_build_table(struct herd_tokenizer *t);
 /* Add token id (bytes already in the arena) to the table; -1 if its bytes are
  * there already. The table must have room (table_cap >= 2 * final n). */
 int herd_tok_insert(struct herd_tokenizer *t, uint32_t id);
+/* BPE of one piece, appended to o. mode 0: the quadratic scan for short
+ * pieces, the heap for long ones; 1: always the scan; 2: always the heap
+ * (tests compare them). */
+int herd_tok_bpe_piece(const struct herd_tokenizer *t, const unsigned char *p, size_t n, herd_ids *o,
+                       int mode);
 int herd_tok_alloc(struct herd_tokenizer **out, uint32_t cap, size_t byte_cap);
 
 #endif

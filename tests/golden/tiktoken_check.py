@@ -34,13 +34,17 @@ enc = tiktoken.Encoding(name="herd-test", pat_str=PAT, mergeable_ranks=ranks,
                         special_tokens={s: n + i for i, s in enumerate(names)})
 
 
-def herd_ids(text, special):
-    path = f"{WORK}/text.txt"
-    with open(path, "wb") as f:
-        f.write(text.encode("utf-8"))
-    cmd = [HERD, "data", "encode", "--tokenizer", RANKS, path] + (["--special"] if special else [])
-    out = subprocess.run(cmd, check=True, capture_output=True).stdout.split()
-    return [int(x) for x in out]
+def herd_ids_all(items, special):
+    """herd's ids for every text, one herd process (a line of ids per file)."""
+    paths = []
+    for k, (name, text) in enumerate(items):
+        path = f"{WORK}/text{k}.txt"
+        with open(path, "wb") as f:
+            f.write(text.encode("utf-8"))
+        paths.append(path)
+    cmd = [HERD, "data", "encode", "--tokenizer", RANKS] + (["--special"] if special else []) + paths
+    lines = subprocess.run(cmd, check=True, capture_output=True).stdout.decode().split("\n")
+    return {name: [int(x) for x in lines[k].split()] for k, (name, _) in enumerate(items)}
 
 
 texts = {
@@ -57,18 +61,24 @@ texts = {
     "edge_nl": "\n",
     "edge_punct": "!!!???...\n\n---",
 }
+lr = random.Random(9)
+texts["long_letters"] = "".join(lr.choice("thequickbrownfoxlicense") for _ in range(3000))  # one piece, heap merge
+texts["long_symbols"] = " " + "".join(lr.choice("=-*#/.,;:!?()") for _ in range(2000)) + "\n"
+texts["long_spaces"] = " " * 5000 + "x" + "\t" * 700 + "\n" * 300
 alphabet = list("aZ9 \t\n\r'’sStTlLdD.,;!?-_()[]{}<>|=+*/\\\"#@$%^&~`") + \
            ["é", "ß", "ж", "日", "٣", "²", "Ⅳ", "\u00a0", "\u2003", "\u3000", "🎉", "ſ", "\u0301", "\x0b", "\x0c", "\x85"]
 rng = random.Random(4)
 for k in range(200):
     texts[f"random_{k}"] = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 120)))
 
+got_all = herd_ids_all([(k, v) for k, v in texts.items() if k != "specials"], False)
+got_all.update(herd_ids_all([("specials", texts["specials"])], True))
 failed = 0
 fuzz_ok = True
 for name, text in texts.items():
     special = name == "specials"
     want = enc.encode(text, allowed_special="all") if special else enc.encode_ordinary(text)
-    got = herd_ids(text, special)
+    got = got_all[name]
     ok = want == got and enc.decode_bytes(got) == text.encode("utf-8")
     if not ok:
         failed += 1

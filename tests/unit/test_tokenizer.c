@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "src/rng.h"
 #include "src/tokenizer.h"
+#include "src/tokenizer_impl.h"
 #include "tests/unit/test.h"
 
 static herd_tokenizer *trained;
@@ -84,6 +85,39 @@ TEST(roundtrip_random_bytes)
         }
     }
     CHECK(roundtrip(trained, (const unsigned char *)"", 0, 0));
+}
+
+/* The heap merge (long pieces) and the quadratic scan pick the same pairs. */
+TEST(long_piece_heap_equals_scan)
+{
+    if (!trained) SKIP("no tokenizer");
+    static unsigned char buf[3000];
+    for (int k = 0; k < 40; k++) {
+        size_t n = 1 + (size_t)(herd_splitmix64((uint64_t)k + 77) % sizeof buf);
+        for (size_t i = 0; i < n; i++) /* letters of the corpus: many merges apply */
+            buf[i] = (unsigned char)"the text learns merges "[herd_splitmix64((uint64_t)k * 7777 + i) % (k % 2 ? 23 : 6)];
+        herd_ids a = {0}, b = {0};
+        CHECK(herd_tok_bpe_piece(trained, buf, n, &a, 1) == 0);
+        CHECK(herd_tok_bpe_piece(trained, buf, n, &b, 2) == 0);
+        if (a.n != b.n || memcmp(a.ids, b.ids, a.n * sizeof(uint32_t))) {
+            fprintf(stderr, "  case %d (%zu bytes): %zu vs %zu ids\n", k, n, a.n, b.n);
+            CHECK(0);
+        }
+        free(a.ids);
+        free(b.ids);
+    }
+    /* a pathological piece: 1 MB of one symbol is fast (not quadratic) */
+    size_t big = 1 << 20;
+    unsigned char *s = malloc(big);
+    memset(s, '=', big);
+    herd_ids ids = {0};
+    CHECK(herd_tokenizer_encode(trained, s, big, 0, &ids) == 0);
+    size_t len;
+    unsigned char *back = herd_tokenizer_decode(trained, ids.ids, ids.n, &len);
+    CHECK(back && len == big && !memcmp(back, s, big));
+    free(back);
+    free(ids.ids);
+    free(s);
 }
 
 static int pieces(const char *s, const char *const *want, int n_want)
@@ -188,6 +222,7 @@ int main(void)
     trained = train_small(400);
     RUN(train_is_deterministic_and_compresses);
     RUN(roundtrip_random_bytes);
+    RUN(long_piece_heap_equals_scan);
     RUN(pretok_cases);
     RUN(special_tokens);
     RUN(save_load_roundtrip);
