@@ -886,6 +886,10 @@ static int check_sources(const herd_config *c, const checker *C)
         if (!memchr(s->name, 0, sizeof s->name) || !memchr(s->path, 0, sizeof s->path) ||
             !memchr(s->val_path, 0, sizeof s->val_path))
             return rule_error(C, "data.sources", NULL, "source %d: a string is not terminated", i + 1);
+        for (const char *q = s->name; *q; q++)
+            if (!isalnum((unsigned char)*q) && *q != '_' && *q != '-' && *q != '.')
+                return rule_error(C, "data.sources", NULL, "source %d: name '%s': use letters, digits, "
+                                  "'_', '-' and '.' (it becomes a metrics field)", i + 1, s->name);
         if (!(s->weight >= 0) || s->weight > 1e12)
             return rule_error(C, "data.sources", NULL, "source %d (%s): weight %g is negative or out "
                               "of range [0, 1e12]", i + 1, s->name, s->weight);

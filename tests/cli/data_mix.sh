@@ -85,5 +85,6 @@ mix shard_id_beyond_vocab 1 "id.bin: tokens: id 11 at index 1 is not below vocab
 mix weight_negative 1 "weight: -1 is out of range" "[{name: a, path: $tmp/a.bin, weight: 1}, {name: b, path: $tmp/a.bin, weight: -1}]"
 mix weights_all_zero 1 "every weight is 0" "[{name: a, path: $tmp/a.bin, weight: 0}, {name: b, path: $tmp/a.bin, weight: 0}]"
 mix source_names_twice 1 "both named 'a'" "[{name: a, path: $tmp/a.bin, weight: 1}, {name: a, path: $tmp/a.bin, weight: 1}]"
+mix source_name_not_a_field 1 "name 'a\"b': use letters" "[{name: 'a\"b', path: $tmp/a.bin, weight: 1}]"
 mix source_missing_shard 1 "nope.bin: file: cannot open" "[{name: a, path: $tmp/nope.bin, weight: 1}]"
 [ "$fails" -eq 0 ]
