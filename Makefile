@@ -56,7 +56,7 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: all deps test demo bench clean help summary
+.PHONY: all deps test demo demo-data bench clean help summary
 all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
 
 summary: $(BUILD)/herd
@@ -107,6 +107,13 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
 
+# data/demo-mix/: the four-source demo mix (general, math, code, multilingual),
+# cleaned, BPE-tokenized, with validation shards (scripts/make_demo_mix.sh)
+demo-data:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory $(BUILD)/herd
+	@sh scripts/make_demo_mix.sh
+
 bench:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory all
@@ -116,7 +123,7 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@echo "make deps | make | make test | make demo | make bench | make clean"
+	@echo "make deps | make | make test | make demo | make demo-data | make bench | make clean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -10,4 +10,17 @@ grep '^{' build/bench/train.log >>"$out"
 
 echo "== Parallelism I layouts: step time split into compute and communication (benchmarks/parallel_layouts.sh) =="
 sh benchmarks/parallel_layouts.sh 8 4 2>>"$out" | tee build/bench/parallel_layouts.log
+echo "== tokenizer: herd vs Python tiktoken, one thread each (benchmarks/tokenizer.sh) =="
+sh benchmarks/tokenizer.sh | tee build/bench/tokenizer.log
+grep '^{' build/bench/tokenizer.log >>"$out"
+if [ -s data/demo-mix/mix.yaml ]; then
+    echo "== loader: wait per step, prefetch off/on (benchmarks/bench_loader.c, data/demo-mix) =="
+    { printf 'batch: {ramp: [{after_tokens: 0, batch_tokens: 262144, seq_len: 8192}]}\n'
+      printf 'model: {vocab_size: 4096, max_seq_len: 8192}\n'
+      sed -n '/^data/,$p' data/demo-mix/mix.yaml; } >build/bench/loader.yaml
+    build/benchmarks/bench_loader build/bench/loader.yaml 50 | tee build/bench/loader.log
+    grep '^{' build/bench/loader.log >>"$out"
+else
+    echo "(loader benchmark skipped: run make demo-data first)"
+fi
 echo "results appended to $out"

@@ -28,6 +28,22 @@ static const char usage_text[] =
     "           VAL_SHARD instead\n"
     "  inspect  print the header of SHARD and its first N documents (default 5)\n"
     "\n"
+    "       herd data train-tokenizer --vocab-size N --out RANKS FILE...\n"
+    "       herd data encode --tokenizer RANKS [--special] FILE...\n"
+    "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
+    "       herd data clean --out DOCS [options] FILE...   (herd data clean --help)\n"
+    "       herd data sample [--set KEY=VALUE]... [--batches N] CONFIG\n"
+    "\n"
+    "  train-tokenizer  learn a byte-level BPE vocabulary of N regular tokens (256 special\n"
+    "           tokens come after them) and write it as a tiktoken rank file\n"
+    "  encode   print the token ids of each FILE, a line each (--special: special-token\n"
+    "           texts are ids)\n"
+    "  tokenize BPE-encode the documents of FILEs (separated by NUL bytes) into SHARD,\n"
+    "           with about F of the documents (default 0.05) held out in VAL\n"
+    "  clean    normalise, de-duplicate (exact, MinHash, lines) and filter documents\n"
+    "  sample   read batches through the training loader of CONFIG (data.sources) and\n"
+    "           print each source's share of the tokens\n"
+    "\n"
     "The shard format is described in docs/data-format.md.\n";
 
 static int usage_error(const char *why)
@@ -327,6 +343,11 @@ int herd_cmd_data(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "prepare")) return prepare(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "inspect")) return inspect(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "train-tokenizer") || !strcmp(argv[1], "encode") ||
+                      !strcmp(argv[1], "tokenize")))
+        return herd_cmd_data_tok(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "clean")) return herd_cmd_data_clean(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "sample")) return herd_cmd_data_sample(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         fputs(usage_text, stdout);
         return 0;

@@ -23,7 +23,7 @@
 
 /* ---- the table ---------------------------------------------------------- */
 
-typedef enum { T_INT, T_INT64, T_UINT64, T_DOUBLE, T_STRING, T_PRESET, T_RAMP } key_type;
+typedef enum { T_INT, T_INT64, T_UINT64, T_DOUBLE, T_STRING, T_PRESET, T_RAMP, T_SOURCES } key_type;
 
 enum { OPEN_MIN = 1, OPEN_MAX = 2 }; /* bound excluded: eps > 0, beta < 1 */
 
@@ -100,6 +100,24 @@ static const key_spec keys[] = {
         "1: place TP inside a node, PP/CP inside a pod from the discovered topology; 0: rank order"),
     KEY("parallel.bind_cores", T_INT, bind_cores, 0, 1, 0,
         "1: bind each rank to the cores nearest its GPU / its share of the node (hwloc)"),
+    KEY("data.sources", T_SOURCES, sources, 0, 0, 0,
+        "training mix: list of {name, path, val_path, weight}; replaces data.path (docs/data-format.md)"),
+    KEY("curate.shingle", T_INT, curate.shingle, 1, 64, 0, "words per MinHash shingle"),
+    KEY("curate.minhash_perms", T_INT, curate.minhash_perms, 1, 4096, 0, "MinHash signature length"),
+    KEY("curate.minhash_bands", T_INT, curate.minhash_bands, 1, 1024, 0,
+        "LSH bands; divide minhash_perms (rows = perms / bands)"),
+    KEY("curate.minhash_threshold", T_DOUBLE, curate.minhash_threshold, 0, 1, OPEN_MIN,
+        "estimated Jaccard at or above which a document is a near-duplicate"),
+    KEY("curate.line_bucket", T_INT, curate.line_bucket, 1, INT_MAX, 0, "documents per line-dedup bucket"),
+    KEY("curate.line_max_repeat", T_INT, curate.line_max_repeat, 1, INT_MAX, 0,
+        "a line seen more often than this in a bucket is removed"),
+    KEY("curate.min_bytes", T_INT64, curate.min_bytes, 0, 1e15, 0, "shorter documents are removed"),
+    KEY("curate.max_bytes", T_INT64, curate.max_bytes, 0, 1e15, 0, "longer documents are removed"),
+    KEY("curate.dup_ngram", T_INT, curate.dup_ngram, 1, 64, 0, "n of the duplicated n-gram coverage"),
+    KEY("curate.max_dup_ngram_frac", T_DOUBLE, curate.max_dup_ngram_frac, 0, 1, 0,
+        "remove a document whose repeated n-grams cover more of its words"),
+    KEY("curate.max_symbol_ratio", T_DOUBLE, curate.max_symbol_ratio, 0, 1e9, 0,
+        "remove a document with more '#' and ellipses per word"),
     KEY("monitor.peak_tflops", T_DOUBLE, peak_tflops, 0, 1e6, 0,
         "peak TFLOP/s per device for MFU (0: 989.4 on cuda, measured sgemm on cpu)"),
     KEY("monitor.straggler_every", T_INT, straggler_every, 0, INT_MAX, 0,
@@ -118,6 +136,15 @@ static const key_spec ramp_fields[] = {
     {"seq_len", T_INT, FIELD(herd_ramp_stage, seq_len), 1, 1 << 20, 0, "sequence length"},
 };
 #define N_RAMP_FIELDS (sizeof ramp_fields / sizeof ramp_fields[0])
+
+/* The fields of one data.sources entry (val_path may be left out). */
+static const key_spec source_fields[] = {
+    {"name", T_STRING, FIELD(herd_data_source, name), 0, 0, 0, "source name"},
+    {"path", T_STRING, FIELD(herd_data_source, path), 0, 0, 0, "token shard"},
+    {"val_path", T_STRING, FIELD(herd_data_source, val_path), 0, 0, 0, "held-out shard"},
+    {"weight", T_DOUBLE, FIELD(herd_data_source, weight), 0, 1e12, 0, "relative share"},
+};
+#define N_SOURCE_FIELDS (sizeof source_fields / sizeof source_fields[0])
 
 static const key_spec *find_key(const char *name)
 {
@@ -278,6 +305,7 @@ static const char *type_noun(key_type t)
     case T_STRING: return "a string";
     case T_PRESET: return "a preset name";
     case T_RAMP: return "a list of {after_tokens, batch_tokens, seq_len}";
+    case T_SOURCES: return "a list of {name, path, val_path, weight}";
     }
     return "?";
 }
@@ -459,10 +487,73 @@ static int ramp_from_node(const loader *L, yaml_node_t *seq, int line)
     return 0;
 }
 
+/* One entry of data.sources: name, path and weight required, val_path optional. */
+static int source_from_node(const loader *L, yaml_node_t *m, int i, herd_data_source *out)
+{
+    const char *key = "data.sources";
+    if (m->type != YAML_MAPPING_NODE)
+        return key_error(L->origin, node_line(L, m), key,
+                         "source %d: expected a mapping {name, path, val_path, weight}, got %s", i,
+                         node_kind(m));
+    memset(out, 0, sizeof *out);
+    int seen[N_SOURCE_FIELDS] = {0};
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(L->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(L->doc, p->value);
+        int line = node_line(L, kn);
+        const char *fname = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "?";
+        size_t f = 0;
+        while (f < N_SOURCE_FIELDS && strcmp(source_fields[f].name, fname)) f++;
+        if (f == N_SOURCE_FIELDS)
+            return key_error(L->origin, line, key,
+                             "source %d: unknown field '%s' (fields: name, path, val_path, weight)", i, fname);
+        if (seen[f]++) return key_error(L->origin, line, key, "source %d: '%s' given twice", i, fname);
+        if (vn->type != YAML_SCALAR_NODE)
+            return key_error(L->origin, line, key, "source %d: %s: expected %s, got %s", i, fname,
+                             type_noun(source_fields[f].type), node_kind(vn));
+        char why[256];
+        if (set_scalar(out, &source_fields[f], scalar_text(vn), why, sizeof why))
+            return key_error(L->origin, line, key, "source %d: %s: %s", i, fname, why);
+    }
+    for (size_t f = 0; f < N_SOURCE_FIELDS; f++)
+        if (!seen[f] && strcmp(source_fields[f].name, "val_path"))
+            return key_error(L->origin, node_line(L, m), key, "source %d: '%s' is missing", i,
+                             source_fields[f].name);
+    if (!out->name[0] || !out->path[0])
+        return key_error(L->origin, node_line(L, m), key, "source %d: %s is empty", i,
+                         out->name[0] ? "path" : "name");
+    return 0;
+}
+
+/* data.sources replaces the whole mix: a list of 0..HERD_MAX_SOURCES entries. */
+static int sources_from_node(const loader *L, yaml_node_t *seq, int line)
+{
+    const char *key = "data.sources";
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return key_error(L->origin, line, key, "expected %s, got %s", type_noun(T_SOURCES), node_kind(seq));
+    int n = (int)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n > HERD_MAX_SOURCES)
+        return key_error(L->origin, line, key, "has %d sources; give at most %d", n, HERD_MAX_SOURCES);
+    herd_data_source *src = calloc(HERD_MAX_SOURCES, sizeof *src);
+    if (!src) return key_error(L->origin, line, key, "out of memory");
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *m = yaml_document_get_node(L->doc, seq->data.sequence.items.start[i]);
+        if (source_from_node(L, m, i + 1, &src[i])) {
+            free(src);
+            return -1;
+        }
+    }
+    L->c->n_sources = n;
+    memcpy(L->c->sources, src, (size_t)n * sizeof src[0]);
+    free(src);
+    return 0;
+}
+
 /* Set key `k` (not the preset) from a value node. */
 static int key_from_node(const loader *L, const key_spec *k, yaml_node_t *vn, int line)
 {
     if (k->type == T_RAMP) return ramp_from_node(L, vn, line);
+    if (k->type == T_SOURCES) return sources_from_node(L, vn, line);
     if (vn->type != YAML_SCALAR_NODE)
         return key_error(L->origin, line, k->name, "expected %s, got %s", type_noun(k->type), node_kind(vn));
     char why[256];
@@ -621,21 +712,21 @@ int herd_config_load_file(herd_config *c, const char *path)
 
 /* The ramp on the command line is YAML flow text:
  *   --set 'batch.ramp=[{after_tokens: 0, batch_tokens: 8192, seq_len: 128}]' */
-static int ramp_from_text(herd_config *c, const char *text, const char *origin)
+static int list_from_text(herd_config *c, const char *text, const char *origin, const key_spec *k)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) return key_error(origin, AT_SET, "batch.ramp", "out of memory");
+    if (!yaml_parser_initialize(&parser)) return key_error(origin, AT_SET, k->name, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
     int rc = -1;
     if (!yaml_parser_load(&parser, &doc)) {
-        key_error(origin, AT_SET, "batch.ramp", "YAML syntax error: %s",
+        key_error(origin, AT_SET, k->name, "YAML syntax error: %s",
                   parser.problem ? parser.problem : "malformed YAML");
     } else {
         loader L = {c, origin, 0, &doc, NULL};
         yaml_node_t *root = yaml_document_get_root_node(&doc);
-        rc = root ? ramp_from_node(&L, root, AT_SET)
-                  : key_error(origin, AT_SET, "batch.ramp", "expected %s, got nothing", type_noun(T_RAMP));
+        rc = root ? key_from_node(&L, k, root, AT_SET)
+                  : key_error(origin, AT_SET, k->name, "expected %s, got nothing", type_noun(k->type));
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
@@ -660,7 +751,7 @@ static int set_assignment(herd_config *c, const char *assignment, const char *or
     char why[256];
     switch (k->type) {
     case T_PRESET: rc = set_preset(c, value, mode, origin, AT_SET); break;
-    case T_RAMP: rc = ramp_from_text(c, value, origin); break;
+    case T_RAMP: case T_SOURCES: rc = list_from_text(c, value, origin, k); break;
     default:
         rc = set_scalar(c, k, value, why, sizeof why) ? key_error(origin, AT_SET, k->name, "%s", why) : 0;
         break;
@@ -829,6 +920,36 @@ static int check_parallel(const herd_config *c, const checker *C)
                               "stage %d: micro_batch x seq_len = %lld tokens are not divisible by tp (%d)",
                               i + 1, (long long)c->micro_batch * c->ramp[i].seq_len, tp);
     }
+/* The mix: weights >= 0 and not all 0, distinct names, and not also data.path. */
+static int check_sources(const herd_config *c, const checker *C)
+{
+    if (c->n_sources < 0 || c->n_sources > HERD_MAX_SOURCES)
+        return rule_error(C, "data.sources", NULL, "has %d sources; give at most %d", c->n_sources,
+                          HERD_MAX_SOURCES);
+    double sum = 0;
+    for (int i = 0; i < c->n_sources; i++) {
+        const herd_data_source *s = &c->sources[i];
+        if (!memchr(s->name, 0, sizeof s->name) || !memchr(s->path, 0, sizeof s->path) ||
+            !memchr(s->val_path, 0, sizeof s->val_path))
+            return rule_error(C, "data.sources", NULL, "source %d: a string is not terminated", i + 1);
+        for (const char *q = s->name; *q; q++)
+            if (!isalnum((unsigned char)*q) && *q != '_' && *q != '-' && *q != '.')
+                return rule_error(C, "data.sources", NULL, "source %d: name '%s': use letters, digits, "
+                                  "'_', '-' and '.' (it becomes a metrics field)", i + 1, s->name);
+        if (!(s->weight >= 0) || s->weight > 1e12)
+            return rule_error(C, "data.sources", NULL, "source %d (%s): weight %g is negative or out "
+                              "of range [0, 1e12]", i + 1, s->name, s->weight);
+        sum += s->weight;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->sources[j].name, s->name))
+                return rule_error(C, "data.sources", NULL, "sources %d and %d are both named '%s'",
+                                  j + 1, i + 1, s->name);
+    }
+    if (c->n_sources > 0 && !(sum > 0))
+        return rule_error(C, "data.sources", NULL, "every weight is 0: nothing to sample");
+    if (c->n_sources > 0 && (c->data_path[0] || c->val_path[0]))
+        return rule_error(C, "data.sources", "data.path",
+                          "give data.sources or data.path/data.val_path, not both");
     return 0;
 }
 
@@ -836,7 +957,7 @@ static int validate(const herd_config *c, const char *origin, const provenance *
 {
     checker C = {origin, prov};
     if (check_table(c, &C) || check_model(c, &C) || check_ramp(c, &C) || check_training(c, &C) ||
-        check_parallel(c, &C))
+        check_parallel(c, &C) || check_sources(c, &C))
         return -1;
     return 0;
 }
@@ -896,6 +1017,19 @@ static void write_stage(FILE *f, const herd_ramp_stage *s)
             s->batch_tokens, s->seq_len);
 }
 
+static void write_source(FILE *f, const herd_data_source *s)
+{
+    char w[32];
+    format_double(s->weight, w, sizeof w);
+    fputs("{name: ", f);
+    write_quoted(f, s->name);
+    fputs(", path: ", f);
+    write_quoted(f, s->path);
+    fputs(", val_path: ", f);
+    write_quoted(f, s->val_path);
+    fprintf(f, ", weight: %s}", w);
+}
+
 /* One value as YAML; the ramp as a flow list so that it fits on one line. */
 static void write_value(FILE *f, const herd_config *c, const key_spec *k)
 {
@@ -912,6 +1046,14 @@ static void write_value(FILE *f, const herd_config *c, const key_spec *k)
         for (int i = 0; i < c->n_ramp; i++) {
             if (i) fputs(", ", f);
             write_stage(f, &c->ramp[i]);
+        }
+        fputc(']', f);
+        break;
+    case T_SOURCES:
+        fputc('[', f);
+        for (int i = 0; i < c->n_sources; i++) {
+            if (i) fputs(", ", f);
+            write_source(f, &c->sources[i]);
         }
         fputc(']', f);
         break;
@@ -936,6 +1078,15 @@ int herd_config_write(const herd_config *c, FILE *f)
             }
             continue;
         }
+        if (k->type == T_SOURCES && c->n_sources > 0) { /* block list, one source a line */
+            fputc('\n', f);
+            for (int s = 0; s < c->n_sources; s++) {
+                fputs("    - ", f);
+                write_source(f, &c->sources[s]);
+                fputc('\n', f);
+            }
+            continue;
+        }
         fputc(' ', f);
         write_value(f, c, k);
         fputc('\n', f);
@@ -946,7 +1097,8 @@ int herd_config_write(const herd_config *c, FILE *f)
 
 static const char *type_name(key_type t)
 {
-    static const char *const names[] = {"int", "int64", "uint64", "double", "string", "preset", "ramp"};
+    static const char *const names[] = {"int", "int64", "uint64", "double", "string", "preset", "ramp",
+                                        "sources"};
     return names[t];
 }
 
@@ -969,7 +1121,8 @@ void herd_config_print_keys(FILE *f)
                 fclose(m);
             }
         }
-        if (k->type != T_STRING && k->type != T_PRESET && k->type != T_RAMP && k->type != T_UINT64) {
+        if (k->type != T_STRING && k->type != T_PRESET && k->type != T_RAMP && k->type != T_UINT64 &&
+            k->type != T_SOURCES) {
             range[0] = ' ';
             format_bounds(k, range + 1, sizeof range - 1);
         }

@@ -16,9 +16,19 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "src/curate.h"
 
 #define HERD_MAX_RAMP 8       /* batch-ramp stages */
 #define HERD_PATH_MAX 1024
+#define HERD_MAX_SOURCES 16   /* data.sources entries */
+
+/* One source of the training mix (data.sources). */
+typedef struct {
+    char   name[64];                 /* e.g. "general", "math", "code" */
+    char   path[HERD_PATH_MAX];      /* token shard */
+    char   val_path[HERD_PATH_MAX];  /* held-out shard ("": none) */
+    double weight;                   /* share of sequences, relative to the others */
+} herd_data_source;
 
 typedef struct {
     int64_t after_tokens;  /* this stage applies once tokens_seen >= after_tokens */
@@ -71,6 +81,11 @@ typedef struct {
     char     val_path[HERD_PATH_MAX];   /* held-out shard for the validation loss ("": none) */
     int      eval_every;     /* validation loss every N steps and at the end (0: never) */
     int      eval_batches;   /* micro-batches per validation (the same windows each time) */
+    int      n_sources;      /* data.sources: the mix (0: data.path alone) */
+    herd_data_source sources[HERD_MAX_SOURCES];
+
+    /* curate: herd data clean (src/curate.h) */
+    herd_curate_params curate;
 
     /* parallel: the 4D layout, ranks ordered TP innermost, then CP, PP, DP */
     int      tp;             /* tensor parallel (Megatron: heads, ffn, vocabulary) */

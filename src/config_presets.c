@@ -102,4 +102,5 @@ void herd_config_defaults(herd_config *c)
     c->sequence_parallel = 0;
     c->placement = 1;
     c->bind_cores = 0;
+    herd_curate_defaults(&c->curate);
 }

@@ -1,0 +1,85 @@
+/* tokenizer.h — byte-level BPE compatible with tiktoken rank files (Llama 3).
+ *
+ * Ids: the regular vocabulary 0..n_regular-1 (the ranks of the rank file,
+ * which must be dense), then HERD_TOK_N_SPECIAL special tokens: Llama 3's
+ * 128,000 + 256 = 128,256. The special tokens are, in order, Llama 3's:
+ *   +0 <|begin_of_text|>  +1 <|end_of_text|>  +2..+5 <|reserved_special_token_0..3|>
+ *   +6 <|start_header_id|>  +7 <|end_header_id|>  +8 <|reserved_special_token_4|>
+ *   +9 <|eot_id|>  +10..+255 <|reserved_special_token_5..250|>
+ *
+ * Encoding = tiktoken's: the text is cut into pieces by the Llama 3 pre-split
+ * pattern (HERD_TOK_PATTERN), each piece is one token if the rank file has it,
+ * else its bytes are merged pairwise, always the adjacent pair whose joined
+ * bytes have the lowest rank (leftmost on a tie). Every single byte is a
+ * token, so any byte string encodes, invalid UTF-8 included (an invalid byte
+ * pre-splits as a lone symbol), and decode(encode(s)) == s.
+ *
+ * Rank file: one "base64(token bytes) rank" per line (tiktoken's format, the
+ * `tokenizer.model` of Llama 3 unchanged).
+ */
+#ifndef HERD_TOKENIZER_H
+#define HERD_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HERD_TOK_N_SPECIAL 256
+
+/* The pre-split pattern, as a regular expression (for tiktoken in the tests). */
+#define HERD_TOK_PATTERN                                                              \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}" \
+    "\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+/* Offsets of named special tokens from n_regular. */
+enum {
+    HERD_TOK_BOS = 0,          /* <|begin_of_text|> */
+    HERD_TOK_EOT = 1,          /* <|end_of_text|>, the document separator of shards */
+    HERD_TOK_START_HEADER = 6, /* <|start_header_id|> */
+    HERD_TOK_END_HEADER = 7,   /* <|end_header_id|> */
+    HERD_TOK_EOT_ID = 9        /* <|eot_id|> */
+};
+
+typedef struct herd_tokenizer herd_tokenizer;
+
+/* A growable id array; encode appends to it. Free ids with free(). */
+typedef struct {
+    uint32_t *ids;
+    size_t    n, cap;
+} herd_ids;
+
+/* Load a tiktoken rank file. -1 with "herd: PATH: line N: ..." on an empty
+ * file, bad base64, a missing/duplicate/out-of-order rank, a duplicate token,
+ * or a missing single byte. */
+int  herd_tokenizer_load(herd_tokenizer **out, const char *path);
+/* Write the rank file (temp file, fsync, rename). */
+int  herd_tokenizer_save(const herd_tokenizer *t, const char *path);
+void herd_tokenizer_free(herd_tokenizer *t);
+
+/* Learn a vocabulary of n_regular tokens (>= 256: the 256 bytes, then merges
+ * in order of pair frequency over the pre-split pieces of text). Deterministic. */
+int  herd_tokenizer_train(herd_tokenizer **out, const unsigned char *text, size_t n,
+                          int n_regular);
+
+int  herd_tokenizer_n_regular(const herd_tokenizer *t);
+int  herd_tokenizer_vocab_size(const herd_tokenizer *t); /* n_regular + 256 */
+/* Name of special token i (0..255), e.g. "<|eot_id|>". */
+const char *herd_tokenizer_special_name(int i);
+/* Id of a special token by name, -1 if it is not one. */
+int  herd_tokenizer_special_id(const herd_tokenizer *t, const char *name);
+
+/* Append the ids of s[0..n) to out. With allow_special, the special tokens'
+ * texts in s become their ids; otherwise they are ordinary text. -1 only when
+ * out of memory. */
+int  herd_tokenizer_encode(const herd_tokenizer *t, const unsigned char *s, size_t n,
+                           int allow_special, herd_ids *out);
+/* The bytes of ids (malloc'ed, *len set). NULL with a message if an id is not
+ * below vocab_size. */
+unsigned char *herd_tokenizer_decode(const herd_tokenizer *t, const uint32_t *ids, size_t n,
+                                     size_t *len);
+/* Bytes of regular token id (NULL if special or out of range). */
+const unsigned char *herd_tokenizer_token(const herd_tokenizer *t, uint32_t id, size_t *len);
+
+/* End of the pre-split piece that starts at s[i] (i < n). */
+size_t herd_pretok_next(const unsigned char *s, size_t n, size_t i);
+
+#endif
