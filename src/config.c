@@ -920,6 +920,9 @@ static int check_parallel(const herd_config *c, const checker *C)
                               "stage %d: micro_batch x seq_len = %lld tokens are not divisible by tp (%d)",
                               i + 1, (long long)c->micro_batch * c->ramp[i].seq_len, tp);
     }
+    return 0;
+}
+
 /* The mix: weights >= 0 and not all 0, distinct names, and not also data.path. */
 static int check_sources(const herd_config *c, const checker *C)
 {
