@@ -14,6 +14,8 @@
 #include "monitoring/straggler.h"
 #include <mpi.h>
 #include "src/data.h"
+#include "src/eval.h"
+#include "src/loader.h"
 #include "src/fsdp.h"
 #include "src/grid.h"
 #include "src/placement.h"
@@ -202,6 +204,33 @@ static int dump_params(herd_model *m, const herd_grid *g, const char *path)
     return rc ? -1 : 0;
 }
 
+/* Validation loss and bits per byte of every source of a data.sources mix
+ * (the same windows each time); every DP replica computes the same numbers. */
+static double forward_for_eval(void *ctx, const int32_t *tok, const int32_t *tgt, const int32_t *doc,
+                               int B, int T, int64_t *n_valid)
+{
+    return herd_model_forward(ctx, tok, tgt, doc, B, T, n_valid);
+}
+
+static int log_eval_sources(herd_metrics *mt, herd_model *m, herd_loader *ld, const herd_config *c,
+                            int T, int64_t step, int root)
+{
+    int n = herd_loader_n_val_sources(ld);
+    if (n <= 0) return 0;
+    herd_eval_acc *acc = calloc((size_t)n, sizeof *acc);
+    int rc = acc ? 0 : -1;
+    for (int v = 0; v < n && rc == 0; v++)
+        rc = herd_eval_source(ld, v, forward_for_eval, m, c->micro_batch, T, 0, c->eval_batches,
+                              &acc[v]);
+    if (rc == 0 && root) {
+        rc = herd_eval_report(ld, acc, step, mt->f, stdout);
+        fflush(mt->f);
+        fflush(stdout);
+    }
+    free(acc);
+    return rc;
+}
+
 static double comm_seconds(const herd_comm *c) { return c ? c->seconds : 0.0; }
 
 /* Every rank reaches the same verdict on its inputs; a local failure (a file
@@ -245,18 +274,18 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         herd_grid_destroy(&grid);
         return -1;
     }
-    if (!c->data_path[0]) {
+    if (!c->data_path[0] && c->n_sources == 0) {
         if (root) fprintf(stderr, "herd: %s: key 'data.path': no training data given\n", config_origin);
         herd_grid_destroy(&grid);
         return -1;
     }
-    herd_data *data = NULL;
+    herd_loader *data = NULL;
     herd_data *val = NULL;
-    int rc = herd_data_open(&data, c->data_path, c->vocab_size, c->seed);
+    int rc = herd_loader_open(&data, c, c->vocab_size);
     if (rc == 0 && c->val_path[0]) rc = herd_data_open(&val, c->val_path, c->vocab_size, c->seed);
     if (rc == 0 && root) rc = make_dirs(c->out_dir) || save_resolved_config(c) ? -1 : 0;
     if (agree(&grid, rc)) {
-        herd_data_close(data);
+        herd_loader_close(data);
         herd_data_close(val);
         herd_grid_destroy(&grid);
         return -1;
@@ -273,7 +302,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         rc = -1;
     }
     if (agree(&grid, rc)) {
-        herd_data_close(data);
+        herd_loader_close(data);
         herd_data_close(val);
         herd_grid_destroy(&grid);
         return -1;
@@ -328,8 +357,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / D, n_micro = n_local / B;
         if (host_batch_reserve(&hb, (size_t)n_local * T)) { rc = -1; break; }
         double td = now_s();
-        rc = herd_data_next_part(data, T, n_seqs, dr * n_local, n_local, hb.tokens, hb.targets,
-                                 hb.doc);
+        rc = herd_loader_next(data, T, n_seqs, dr * n_local, n_local, hb.tokens, hb.targets,
+                              hb.doc);
         td = now_s() - td;
         if (agree(&grid, rc)) { rc = -1; break; }
         /* the loss is a mean over the valid targets of the whole global batch */
@@ -408,6 +437,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
             rc = log_eval(&metrics, &model, val, c, T, step, root);
+        if (rc == 0 && c->n_sources > 0 && c->eval_every > 0 && (step % c->eval_every == 0 || last))
+            rc = log_eval_sources(&metrics, &model, data, c, T, step, root);
         rc = agree(&grid, rc);
     }
     if (rc == 0 && opt && opt->dump_params) rc = agree(&grid, dump_params(&model, &grid, opt->dump_params));
@@ -419,7 +450,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_metrics_close(&metrics);
     herd_fsdp_destroy(&fsdp, &model);
     herd_model_destroy(&model);
-    herd_data_close(data);
+    herd_loader_close(data);
     herd_data_close(val);
     herd_grid_destroy(&grid);
     return rc;
