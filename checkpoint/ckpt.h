@@ -126,6 +126,12 @@ int herd_ckpt_retain(const char *dir, int keep_last, int keep_every);
 int herd_ckpt_average(const char *out_step_dir, const char *const *in_step_dirs, int n,
                       const char *kind);
 
+/* Every tensor of kind `kind` (NULL: "param"), whole, into one file with the
+ * usual Llama tensor names: safetensors when out_path ends in .safetensors,
+ * HDF5 (one dataset per tensor at the root) when it ends in .h5 or .hdf5.
+ * Crash-safe (temp name, fsync, rename). */
+int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kind);
+
 /* XXH64 of a buffer and of a whole file (the shard checksum). */
 uint64_t herd_xxh64(const void *p, size_t len, uint64_t seed);
 int herd_xxh64_file(const char *path, uint64_t *hash, int64_t *size);

@@ -7,5 +7,6 @@
 int herd_cmd_train(int argc, char **argv);
 int herd_cmd_config(int argc, char **argv);
 int herd_cmd_data(int argc, char **argv);
+int herd_cmd_ckpt(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const herd_command commands[] = {
     {"train", herd_cmd_train, "train a model: herd train CONFIG.yaml [--set key=value]..."},
     {"config", herd_cmd_config, "print the resolved config, or every key: herd config [CONFIG] [--keys]"},
     {"data", herd_cmd_data, "token shards: herd data prepare|inspect ..."},
+    {"ckpt", herd_cmd_ckpt, "checkpoints: herd ckpt ls|verify|average|export ..."},
 };
 
 static int usage(FILE *f)
