@@ -27,6 +27,7 @@ struct herd_ckpt_writer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int quit, job_pending, job_done, job_rc;  /* under mu */
+    int copy_pending, snap_done;              /* under mu: defer_copy's snapshot */
     double job_write_s;                       /* under mu */
 
     /* the snapshot of the checkpoint in flight, reused from one checkpoint to the next */
@@ -34,6 +35,7 @@ struct herd_ckpt_writer {
     int64_t step;
     ckpt_entry *ents;
     const float **ptrs;
+    const float **srcs;          /* defer_copy: the caller's tensors, copied by the thread */
     int n, cap_n;
     float *buf;
     size_t buf_cap;              /* floats */
@@ -61,8 +63,19 @@ static void *writer_main(void *arg)
         while (!w->job_pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
         w->job_pending = 0;
+        int copy = w->copy_pending;
+        w->copy_pending = 0;
         pthread_mutex_unlock(&w->mu);
-        double t0 = ckpt_now();
+        if (copy) {
+            for (int i = 0; i < w->n; i++)
+                memcpy((float *)w->ptrs[i], w->srcs[i],
+                       (size_t)(w->ents[i].shape[0] * w->ents[i].shape[1]) * sizeof(float));
+            pthread_mutex_lock(&w->mu);
+            w->snap_done = 1;
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+        }
+        double t0 = ckpt_now();   /* write_s: the file work only, not the deferred copy */
         int rc = ckpt_shard_write(w->step_dir, w->rank, w->world, w->step, w->ents, w->ptrs, w->n,
                                   w->meta, w->meta_len, &w->res);
         double t1 = ckpt_now();
@@ -116,9 +129,28 @@ int herd_ckpt_writer_destroy(herd_ckpt_writer *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     if (w->comm != MPI_COMM_NULL) MPI_Comm_free(&w->comm);
-    free(w->ents); free(w->ptrs); free(w->buf); free(w->meta); free(w->all_ents); free(w->gathered);
+    free(w->ents); free(w->ptrs); free(w->srcs); free(w->buf); free(w->meta); free(w->all_ents); free(w->gathered);
     free(w);
     return rc;
+}
+
+int herd_ckpt_writer_reserve(herd_ckpt_writer *w, size_t bytes)
+{
+    herd_ckpt_wait(w);   /* the buffer may be in use by the thread */
+    size_t n = (bytes + sizeof(float) - 1) / sizeof(float);
+    if (n <= w->buf_cap) return 0;
+    free(w->buf);
+    w->buf = malloc(n * sizeof(float));
+    if (!w->buf) {
+        fprintf(stderr, "checkpoint: writer: cannot allocate a %zu-byte snapshot buffer\n", bytes);
+        w->buf_cap = 0;
+        return -1;
+    }
+    /* not 0: the compiler would turn malloc + memset 0 into calloc, which maps
+     * the zero page and leaves the faults for later */
+    memset(w->buf, 0x7f, n * sizeof(float));
+    w->buf_cap = n;
+    return 0;
 }
 
 int herd_ckpt_busy(const herd_ckpt_writer *w) { return w->state != W_IDLE; }
@@ -262,6 +294,17 @@ static int progress(herd_ckpt_writer *w, int blocking)
 
 int herd_ckpt_poll(herd_ckpt_writer *w) { return progress(w, 0); }
 
+int herd_ckpt_snapshot_wait(herd_ckpt_writer *w)
+{
+    if (w->state != W_WRITING) return 0;   /* no copy can be pending outside WRITING */
+    double t0 = ckpt_now();
+    pthread_mutex_lock(&w->mu);
+    while (!w->snap_done && !w->job_done) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    w->cur_stall += ckpt_now() - t0;
+    return 0;
+}
+
 int herd_ckpt_wait(herd_ckpt_writer *w)
 {
     int rc = 0;
@@ -281,6 +324,7 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
         w->cap_n = n;
         w->ents = realloc(w->ents, (size_t)n * sizeof *w->ents);
         w->ptrs = realloc(w->ptrs, (size_t)n * sizeof *w->ptrs);
+        w->srcs = realloc(w->srcs, (size_t)n * sizeof *w->srcs);
     }
     int ok = snprintf(w->step_dir, sizeof w->step_dir, "%s", step_dir) < (int)sizeof w->step_dir;
     if (!ok) fprintf(stderr, "checkpoint: %s: path too long\n", step_dir);
@@ -338,13 +382,18 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
     if (total > w->buf_cap) {
         free(w->buf);
         w->buf = malloc(total * sizeof(float));
-        w->buf_cap = total;
+        w->buf_cap = w->buf ? total : 0;
+        if (!w->buf) {
+            fprintf(stderr, "checkpoint: %s: cannot allocate the %zu-byte snapshot\n", step_dir, total * sizeof(float));
+            return -1;
+        }
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         size_t k = (size_t)(w->ents[i].shape[0] * w->ents[i].shape[1]);
-        memcpy(w->buf + off, s[i].data, k * sizeof(float));
+        if (!w->opt.defer_copy) memcpy(w->buf + off, s[i].data, k * sizeof(float));
         w->ptrs[i] = w->buf + off;
+        w->srcs[i] = s[i].data;
         off += k;
     }
     if (meta_len > w->meta_cap) {
@@ -361,6 +410,8 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
     pthread_mutex_lock(&w->mu);
     w->job_pending = 1;
     w->job_done = 0;
+    w->copy_pending = w->opt.defer_copy;
+    w->snap_done = !w->opt.defer_copy;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     w->state = W_WRITING;

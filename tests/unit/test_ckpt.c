@@ -327,6 +327,37 @@ TEST(bad_slices_refused)
     CHECK(herd_ckpt_find_latest(dir, latest, sizeof latest) == -1);
 }
 
+/* defer_copy: the thread takes the snapshot; after snapshot_wait the caller's
+ * changes do not reach the checkpoint */
+TEST(deferred_snapshot)
+{
+    char dir[512], latest[600];
+    subdir(dir, sizeof dir, "defer");
+    fill(4);
+    herd_ckpt_slice s[8];
+    int n = make_slices(s);
+    herd_ckpt_writer *w;
+    herd_ckpt_options opt = {.quiet = 1, .defer_copy = 1};
+    if (herd_ckpt_writer_create(&w, MPI_COMM_NULL, &opt)) { CHECK(0); return; }
+    CHECK(herd_ckpt_save_begin(w, dir, 4, s, n, NULL, 0) == 0);
+    CHECK(herd_ckpt_snapshot_wait(w) == 0);
+    for (int i = 0; i < 96; i++) A[0][i] = -1.0f;
+    CHECK(herd_ckpt_wait(w) == 0);
+    herd_ckpt_stats st;
+    herd_ckpt_get_stats(w, &st);
+    CHECK(st.step == 4 && st.stall_s >= 0 && st.write_s > 0);
+    CHECK(herd_ckpt_writer_destroy(w) == 0);
+    herd_ckpt *c;
+    if (herd_ckpt_find_latest(dir, latest, sizeof latest) || herd_ckpt_open(&c, latest)) { CHECK(0); return; }
+    int64_t o[2] = {0, 0}, sh[2] = {12, 8};
+    float got[96];
+    CHECK(herd_ckpt_read(c, "param", "model.layers.0.mlp.up_proj.weight", 2, o, sh, got) == 0);
+    int bad = 0;
+    for (int i = 0; i < 96; i++) bad += got[i] != val(0, 0, i / 8, i % 8, 4);
+    CHECK(bad == 0);
+    herd_ckpt_close(c);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/herd_test_ckpt.%d", (int)getpid());
@@ -340,6 +371,7 @@ int main(void)
     RUN(retention_keeps_last_and_every);
     RUN(average_is_elementwise_mean);
     RUN(bad_slices_refused);
+    RUN(deferred_snapshot);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (!test_n_fail_ && system(cmd)) fprintf(stderr, "cannot remove %s\n", root);
