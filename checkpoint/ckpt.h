@@ -127,6 +127,19 @@ int herd_ckpt_n_tensors(const herd_ckpt *c);
 int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **name,
                      int *ndim, int64_t global_shape[2]);
 
+/* ---- stopping on a signal (Slurm: --signal=B:USR1@120, scancel, preemption) ----
+ * Installs SIGUSR1 and SIGTERM handlers that only set a flag. Every step each
+ * rank calls herd_ckpt_stopper_check: it starts a non-blocking MAX-allreduce
+ * of the flag and completes the one started at the previous call, so every
+ * rank learns "someone was signalled" at the same step, one step late, without
+ * blocking. On 1 the trainer saves a checkpoint at this step, waits for the
+ * commit, and exits with HERD_EXIT_REQUEUE (src/exitcodes.h). */
+typedef struct herd_ckpt_stopper herd_ckpt_stopper;
+int herd_ckpt_stopper_create(herd_ckpt_stopper **out, MPI_Comm comm); /* comm: MPI_COMM_NULL for one process */
+int herd_ckpt_stopper_check(herd_ckpt_stopper *s);   /* 1: every rank stops after this step */
+int herd_ckpt_stopper_signal(const herd_ckpt_stopper *s); /* the signal received here (0: none) */
+void herd_ckpt_stopper_destroy(herd_ckpt_stopper *s);
+
 /* ---- maintenance ---- */
 /* Apply retention to dir: keep the newest keep_last complete checkpoints and
  * those whose step is a multiple of keep_every; never delete the newest

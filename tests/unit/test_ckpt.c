@@ -358,6 +358,17 @@ TEST(deferred_snapshot)
     herd_ckpt_close(c);
 }
 
+TEST(sigterm_one_process)
+{
+    herd_ckpt_stopper *st;
+    if (herd_ckpt_stopper_create(&st, MPI_COMM_NULL)) { CHECK(0); return; }
+    CHECK(herd_ckpt_stopper_check(st) == 0);
+    raise(SIGTERM);   /* handled: the process goes on */
+    CHECK(herd_ckpt_stopper_check(st) == 1);
+    CHECK(herd_ckpt_stopper_signal(st) == SIGTERM);
+    herd_ckpt_stopper_destroy(st);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/herd_test_ckpt.%d", (int)getpid());
@@ -372,6 +383,7 @@ int main(void)
     RUN(average_is_elementwise_mean);
     RUN(bad_slices_refused);
     RUN(deferred_snapshot);
+    RUN(sigterm_one_process);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (!test_n_fail_ && system(cmd)) fprintf(stderr, "cannot remove %s\n", root);

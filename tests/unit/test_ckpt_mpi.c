@@ -8,6 +8,7 @@
  * Run directly (as tests/run.sh does), it starts itself under
  * `mpirun -np 4 --oversubscribe` and passes its output through. */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -181,6 +182,28 @@ TEST(save_cols2_on_2_ranks_read_rows4)
     CHECK(all_ok(ok));
 }
 
+/* SIGUSR1 to rank 2 alone at step 5: every rank stops at the same step, then
+ * saves there and commits (the trainer's exit path, HERD_EXIT_REQUEUE) */
+TEST(signal_every_rank_stops_at_one_step)
+{
+    herd_ckpt_stopper *st;
+    if (herd_ckpt_stopper_create(&st, MPI_COMM_WORLD)) { CHECK(all_ok(0)); return; }
+    int stop_at = -1;
+    for (int step = 0; step < 50; step++) {
+        if (rank == 2 && step == 5) raise(SIGUSR1);
+        usleep(1000 * (rank + 1));   /* the ranks drift apart, as in training */
+        if (herd_ckpt_stopper_check(st)) { stop_at = step; break; }
+    }
+    int sig = herd_ckpt_stopper_signal(st);
+    herd_ckpt_stopper_destroy(st);
+    int steps[4];
+    MPI_Allgather(&stop_at, 1, MPI_INT, steps, 1, MPI_INT, MPI_COMM_WORLD);
+    int ok = steps[0] == 6 && steps[1] == 6 && steps[2] == 6 && steps[3] == 6;
+    ok &= rank == 2 ? sig == SIGUSR1 : sig == 0;
+    if (!ok && rank == 0) fprintf(stderr, "  stop steps %d %d %d %d\n", steps[0], steps[1], steps[2], steps[3]);
+    CHECK(all_ok(ok));
+}
+
 static int launch_self(char **argv)
 {
     char cmd[1024];
@@ -212,6 +235,7 @@ int main(int argc, char **argv)
     if (rank) { fclose(stdout); if (!freopen("/dev/null", "w", stdout)) return 1; }  /* rank 0 reports */
     RUN(save_rows4_read_other_layouts);
     RUN(save_cols2_on_2_ranks_read_rows4);
+    RUN(signal_every_rank_stops_at_one_step);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0 && !test_n_fail_) {
         char cmd[300];
