@@ -13,7 +13,9 @@
  * Threads: the writer's background thread does file I/O (HDF5 included) only;
  * every MPI call is made from the thread that calls save_begin/poll/wait, so
  * MPI_THREAD_FUNNELED suffices. Do not call HDF5 from another thread of the
- * process while a checkpoint is in flight (HDF5 is not thread-safe).
+ * process while a checkpoint is in flight (HDF5 is not thread-safe) — this
+ * includes the reader functions below: read at start-up, or after
+ * herd_ckpt_wait.
  *
  * Every function returns 0 or -1 with a message on stderr naming the file and
  * the field (the project's status convention).
@@ -103,6 +105,9 @@ typedef struct herd_ckpt herd_ckpt;
  * on stderr, naming the shard, and the previous one is tried. Writes its
  * directory to out_path. -1 when none (message says why). */
 int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n);
+/* The same, for a whole job: rank 0 searches and verifies (reading every
+ * shard once, not once per rank), then broadcasts the result. Collective. */
+int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n);
 /* Verify one step directory: 0 good, -1 with a message naming the bad file. */
 int herd_ckpt_verify(const char *step_dir);
 

@@ -307,3 +307,16 @@ int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n)
     fprintf(stderr, "checkpoint: %s: no complete checkpoint that verifies\n", dir);
     return -1;
 }
+
+int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    char buf[4096] = {0};
+    int rc = 0;
+    if (rank == 0) rc = herd_ckpt_find_latest(dir, buf, sizeof buf);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, 0, comm);
+    if (!rc) snprintf(out_path, n, "%s", buf);
+    return rc;
+}

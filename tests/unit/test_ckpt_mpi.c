@@ -115,7 +115,8 @@ TEST(save_rows4_read_other_layouts)
     CHECK(herd_ckpt_writer_destroy(w) == 0);
 
     char latest[512];
-    int ok = herd_ckpt_find_latest(dir, latest, sizeof latest) == 0 && strstr(latest, "step_00000005");
+    int ok = herd_ckpt_find_latest_comm(MPI_COMM_WORLD, dir, latest, sizeof latest) == 0 &&
+             strstr(latest, "step_00000005");
     herd_ckpt *c;
     if (!ok || herd_ckpt_open(&c, latest)) { CHECK(all_ok(0)); return; }
     ok = herd_ckpt_world(c) == world && herd_ckpt_step(c) == 5;
