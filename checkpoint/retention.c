@@ -65,3 +65,30 @@ int herd_ckpt_retain(const char *dir, int keep_last, int keep_every)
     if (ckpt_fsync_path(dir)) rc = -1;
     return rc;
 }
+
+/* Before a commit, every shard of this save is in place: any temp file is a
+ * killed save's debris, and a shard of a rank >= world is a larger earlier
+ * run's. Remove them so that the directory holds exactly what MANIFEST lists. */
+int ckpt_step_dir_clean(const char *step_dir, int world);
+int ckpt_step_dir_clean(const char *step_dir, int world)
+{
+    DIR *d = opendir(step_dir);
+    if (!d) {
+        fprintf(stderr, "checkpoint: %s: cannot open directory: %s\n", step_dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        int r;
+        char tail[8];
+        int stale = (de->d_name[0] == '.' && strstr(de->d_name, ".tmp")) ||
+                    (sscanf(de->d_name, "shard_%d.h%7s", &r, tail) == 2 && !strcmp(tail, "5") && r >= world);
+        if (!stale) continue;
+        char f[8300];
+        snprintf(f, sizeof f, "%s/%s", step_dir, de->d_name);
+        if (unlink(f)) { fprintf(stderr, "checkpoint: %s: cannot delete: %s\n", f, strerror(errno)); rc = -1; }
+    }
+    closedir(d);
+    return rc;
+}

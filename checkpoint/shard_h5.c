@@ -22,17 +22,30 @@ void ckpt_slice_path(const ckpt_entry *e, char *out, size_t n)
 
 /* Fault injection for the kill tests: HERD_CKPT_PAUSE_AT=POINT makes this
  * process create the file HERD_CKPT_PAUSE_MARK and sleep at POINT, so that a
- * test can SIGKILL it there. Points: shard_open, shard_written, shard_synced,
+ * test can SIGKILL it there (the file holds the pid; HERD_CKPT_PAUSE_RANK
+ * limits it to one rank of an MPI job). Points: shard_open, shard_written, shard_synced,
  * shard_renamed, before_manifest. */
 void ckpt_fault_point(const char *point);
 void ckpt_fault_point(const char *point)
 {
     const char *at = getenv("HERD_CKPT_PAUSE_AT");
     if (!at || strcmp(at, point)) return;
+    /* HERD_CKPT_PAUSE_RANK=R: only that rank of the job (as the launcher numbers it) */
+    const char *only = getenv("HERD_CKPT_PAUSE_RANK");
+    const char *me = getenv("OMPI_COMM_WORLD_RANK");
+    if (!me) me = getenv("PMIX_RANK");
+    if (only && (!me || strcmp(only, me))) return;
     const char *mark = getenv("HERD_CKPT_PAUSE_MARK");
-    if (mark) {
-        int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) close(fd);
+    if (mark) {   /* written under a temp name: the test reads a whole pid or nothing */
+        char tmp[4200], pid[32];
+        snprintf(tmp, sizeof tmp, "%s.tmp", mark);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            int k = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+            if (write(fd, pid, (size_t)k) != k) fprintf(stderr, "checkpoint: %s: short write\n", tmp);
+            close(fd);
+            rename(tmp, mark);
+        }
     }
     fprintf(stderr, "checkpoint: paused at %s (HERD_CKPT_PAUSE_AT)\n", point);
     for (int i = 0; i < 600; i++) sleep(1);

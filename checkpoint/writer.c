@@ -16,6 +16,7 @@
 #include "checkpoint/internal.h"
 
 void ckpt_fault_point(const char *point);
+int ckpt_step_dir_clean(const char *step_dir, int world);
 
 enum { W_IDLE, W_WRITING, W_GATHER, W_BCAST };
 
@@ -221,6 +222,7 @@ static int commit(herd_ckpt_writer *w, const uint64_t *all)
         m.shards[r].size = (int64_t)all[3 * r + 1];
         m.shards[r].xxh64 = all[3 * r + 2];
     }
+    if (!rc) ckpt_step_dir_clean(w->step_dir, w->world);   /* debris only; failure is not fatal */
     if (!rc) rc = ckpt_global_view_write(w->step_dir, &m);
     if (!rc) ckpt_fault_point("before_manifest");
     if (!rc) rc = ckpt_manifest_write(w->step_dir, &m);

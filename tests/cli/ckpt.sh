@@ -100,6 +100,29 @@ $herd ckpt export "$tmp/run" "$tmp/fallback.h5" >"$tmp/e2.out" 2>&1
 if grep -q 'falling back' "$tmp/e2.out" && grep -q 'exported .*step_00000020' "$tmp/e2.out"; then
     pass ckpt_fallback_previous; else fail ckpt_fallback_previous "$(cat "$tmp/e2.out")"; fi
 
+# SIGKILL of one rank of a 2-rank job in the middle of a save, at several points:
+# the job dies, step 20 stays the newest good checkpoint of the run, and a
+# 2-rank save of step 50 then commits over the debris
+kill_ok=1
+for point in shard_written shard_synced shard_renamed; do
+    rm -rf "$tmp/k"; mkdir -p "$tmp/k"; cp -r "$ck/step_00000020" "$tmp/k/"
+    rm -f "$tmp/pause"
+    HERD_CKPT_PAUSE_AT=$point HERD_CKPT_PAUSE_RANK=1 HERD_CKPT_PAUSE_MARK=$tmp/pause \
+        mpirun -np 2 --oversubscribe "$make_ck" "$tmp/k" 50 >"$tmp/kill.out" 2>&1 &
+    job=$!
+    i=0; while [ ! -s "$tmp/pause" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    if [ ! -s "$tmp/pause" ]; then kill_ok=0; echo "no pause at $point" >>"$tmp/kill.log"; kill "$job"; wait "$job"; continue; fi
+    kill -9 "$(cat "$tmp/pause")"
+    wait "$job"
+    newest=$($herd ckpt verify "$tmp/k" 2>&1 | grep '^OK' | head -1)
+    case "$newest" in *step_00000020*) ;; *) kill_ok=0; echo "after kill at $point: $newest" >>"$tmp/kill.log" ;; esac
+    mpirun -np 2 --oversubscribe "$make_ck" "$tmp/k" 50 >>"$tmp/kill.out" 2>&1 || kill_ok=0
+    $herd ckpt verify "$tmp/k/step_00000050" >/dev/null 2>&1 || { kill_ok=0; echo "re-save at $point failed" >>"$tmp/kill.log"; }
+    [ "$(ls -A "$tmp/k/step_00000050" | sort | tr '\n' ' ')" = "MANIFEST model.h5 shard_00000.h5 shard_00001.h5 " ] \
+        || { kill_ok=0; echo "debris left after re-save at $point: $(ls -A "$tmp/k/step_00000050")" >>"$tmp/kill.log"; }
+done
+[ "$kill_ok" = 1 ] && pass ckpt_sigkill_rank_mpi || fail ckpt_sigkill_rank_mpi "$(cat "$tmp/kill.log" 2>/dev/null)"
+
 # bad input
 $herd ckpt ls "$tmp/nowhere" >"$tmp/b1" 2>&1; rc=$?
 [ "$rc" -eq 1 ] && grep -q "$tmp/nowhere" "$tmp/b1" && pass ckpt_bad_dir || fail ckpt_bad_dir "rc=$rc $(cat "$tmp/b1")"
