@@ -47,6 +47,13 @@ typedef struct {
                         must call herd_ckpt_snapshot_wait before it next changes a
                         saved tensor (e.g. before the optimizer step, so that the
                         copy overlaps forward and backward) */
+    /* GPU: slices' data may live on the device when `copy` moves it to the
+     * host (e.g. the backend's copy_d2h; with defer_copy it is called from the
+     * writer's thread), and the snapshot may be pinned host memory from
+     * host_alloc/host_free (e.g. cudaHostAlloc). NULL: memcpy, malloc, free. */
+    void  (*copy)(void *dst_host, const void *src, size_t bytes);
+    void *(*host_alloc)(size_t bytes);
+    void  (*host_free)(void *p);
 } herd_ckpt_options;
 
 /* Timings of the last committed checkpoint (and of the one in flight). */

@@ -56,6 +56,8 @@ struct herd_ckpt_writer {
     herd_ckpt_stats st;
 };
 
+static void copy_host(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+
 static void *writer_main(void *arg)
 {
     herd_ckpt_writer *w = arg;
@@ -69,8 +71,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         if (copy) {
             for (int i = 0; i < w->n; i++)
-                memcpy((float *)w->ptrs[i], w->srcs[i],
-                       (size_t)(w->ents[i].shape[0] * w->ents[i].shape[1]) * sizeof(float));
+                w->opt.copy((float *)w->ptrs[i], w->srcs[i],
+                            (size_t)(w->ents[i].shape[0] * w->ents[i].shape[1]) * sizeof(float));
             pthread_mutex_lock(&w->mu);
             w->snap_done = 1;
             pthread_cond_broadcast(&w->cv);
@@ -105,6 +107,11 @@ int herd_ckpt_writer_create(herd_ckpt_writer **out, MPI_Comm comm, const herd_ck
         MPI_Comm_size(w->comm, &w->world);
     }
     if (opt) w->opt = *opt;
+    if (!w->opt.copy) w->opt.copy = copy_host;
+    if (!w->opt.host_alloc || !w->opt.host_free) {
+        w->opt.host_alloc = malloc;
+        w->opt.host_free = free;
+    }
     w->st.step = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
@@ -130,7 +137,9 @@ int herd_ckpt_writer_destroy(herd_ckpt_writer *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     if (w->comm != MPI_COMM_NULL) MPI_Comm_free(&w->comm);
-    free(w->ents); free(w->ptrs); free(w->srcs); free(w->buf); free(w->meta); free(w->all_ents); free(w->gathered);
+    free(w->ents); free(w->ptrs); free(w->srcs);
+    if (w->buf) w->opt.host_free(w->buf);
+    free(w->meta); free(w->all_ents); free(w->gathered);
     free(w);
     return rc;
 }
@@ -140,8 +149,8 @@ int herd_ckpt_writer_reserve(herd_ckpt_writer *w, size_t bytes)
     herd_ckpt_wait(w);   /* the buffer may be in use by the thread */
     size_t n = (bytes + sizeof(float) - 1) / sizeof(float);
     if (n <= w->buf_cap) return 0;
-    free(w->buf);
-    w->buf = malloc(n * sizeof(float));
+    if (w->buf) w->opt.host_free(w->buf);
+    w->buf = w->opt.host_alloc(n * sizeof(float));
     if (!w->buf) {
         fprintf(stderr, "checkpoint: writer: cannot allocate a %zu-byte snapshot buffer\n", bytes);
         w->buf_cap = 0;
@@ -382,8 +391,8 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
     /* the snapshot: one buffer, kept between checkpoints so that its pages are
      * faulted in once, not at every checkpoint */
     if (total > w->buf_cap) {
-        free(w->buf);
-        w->buf = malloc(total * sizeof(float));
+        if (w->buf) w->opt.host_free(w->buf);
+        w->buf = w->opt.host_alloc(total * sizeof(float));
         w->buf_cap = w->buf ? total : 0;
         if (!w->buf) {
             fprintf(stderr, "checkpoint: %s: cannot allocate the %zu-byte snapshot\n", step_dir, total * sizeof(float));
@@ -393,7 +402,7 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         size_t k = (size_t)(w->ents[i].shape[0] * w->ents[i].shape[1]);
-        if (!w->opt.defer_copy) memcpy(w->buf + off, s[i].data, k * sizeof(float));
+        if (!w->opt.defer_copy) w->opt.copy(w->buf + off, s[i].data, k * sizeof(float));
         w->ptrs[i] = w->buf + off;
         w->srcs[i] = s[i].data;
         off += k;

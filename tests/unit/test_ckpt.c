@@ -358,6 +358,47 @@ TEST(deferred_snapshot)
     herd_ckpt_close(c);
 }
 
+/* the GPU hooks: a copy function (here a host one that counts and flips a
+ * sign, so that its use is visible in the saved values) and an allocator */
+static size_t copied_bytes, allocs, frees;
+static void negating_copy(void *dst, const void *src, size_t bytes)
+{
+    const float *s = src;
+    float *d = dst;
+    for (size_t i = 0; i < bytes / sizeof(float); i++) d[i] = -s[i];
+    copied_bytes += bytes;
+}
+static void *count_alloc(size_t b) { allocs++; return malloc(b); }
+static void count_free(void *p) { frees++; free(p); }
+
+TEST(copy_and_alloc_hooks)
+{
+    for (int defer = 0; defer < 2; defer++) {
+        char dir[512], latest[600];
+        snprintf(dir, sizeof dir, "%s/hooks%d", root, defer);
+        fill(6);
+        herd_ckpt_slice s[8];
+        int n = make_slices(s);
+        herd_ckpt_writer *w;
+        herd_ckpt_options opt = {.quiet = 1, .defer_copy = defer, .copy = negating_copy,
+                                 .host_alloc = count_alloc, .host_free = count_free};
+        copied_bytes = allocs = frees = 0;
+        if (herd_ckpt_writer_create(&w, MPI_COMM_NULL, &opt)) { CHECK(0); return; }
+        CHECK(herd_ckpt_save_begin(w, dir, 6, s, n, NULL, 0) == 0);
+        CHECK(herd_ckpt_wait(w) == 0);
+        CHECK(herd_ckpt_writer_destroy(w) == 0);
+        CHECK(copied_bytes == (3 * 32 + 10 + 96) * sizeof(float));
+        CHECK(allocs == 1 && frees == 1);
+        herd_ckpt *c;
+        if (herd_ckpt_find_latest(dir, latest, sizeof latest) || herd_ckpt_open(&c, latest)) { CHECK(0); return; }
+        int64_t o[2] = {0, 0}, sh[2] = {10, 0};
+        float got[10];
+        CHECK(herd_ckpt_read(c, "param", "model.norm.weight", 1, o, sh, got) == 0);
+        for (int i = 0; i < 10; i++) CHECK(got[i] == -val(0, 1, i, 0, 6));
+        herd_ckpt_close(c);
+    }
+}
+
 TEST(sigterm_one_process)
 {
     herd_ckpt_stopper *st;
@@ -383,6 +424,7 @@ int main(void)
     RUN(average_is_elementwise_mean);
     RUN(bad_slices_refused);
     RUN(deferred_snapshot);
+    RUN(copy_and_alloc_hooks);
     RUN(sigterm_one_process);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
