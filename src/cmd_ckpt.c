@@ -16,7 +16,7 @@ int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: herd ckpt ls DIR                 steps, sizes, state of the checkpoints in DIR\n"
+            "usage: herd ckpt ls DIR|STEP_DIR        steps, sizes, state in DIR; or one checkpoint's tensors\n"
             "       herd ckpt verify DIR|STEP_DIR    check every shard's size, checksum and header\n"
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
             "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
@@ -76,8 +76,29 @@ static const char *state_of(const char *p, int *world, int *slices)
     return s;
 }
 
+/* ls of one step directory: its tensors */
+static int ls_step(const char *p)
+{
+    herd_ckpt *c;
+    if (herd_ckpt_open(&c, p)) return 1;
+    printf("step %" PRId64 ", written by %d rank(s), %.2f MB\n", herd_ckpt_step(c), herd_ckpt_world(c),
+           (double)dir_bytes(p) / 1e6);
+    printf("%-8s %-56s %s\n", "kind", "tensor", "global shape");
+    for (int i = 0; i < herd_ckpt_n_tensors(c); i++) {
+        const char *k, *name;
+        int nd;
+        int64_t g[2];
+        herd_ckpt_tensor(c, i, &k, &name, &nd, g);
+        if (nd == 1) printf("%-8s %-56s [%" PRId64 "]\n", k, name, g[0]);
+        else printf("%-8s %-56s [%" PRId64 ", %" PRId64 "]\n", k, name, g[0], g[1]);
+    }
+    herd_ckpt_close(c);
+    return 0;
+}
+
 static int cmd_ls(const char *arg)
 {
+    if (ckpt_dir_has_manifest(arg)) return ls_step(arg);
     char dir[4096];
     resolve_dir(arg, dir, sizeof dir);
     int64_t *steps;

@@ -31,6 +31,10 @@ $herd ckpt ls "$tmp/run" >"$tmp/ls.out" 2>&1
 if [ "$(grep -c ' complete$' "$tmp/ls.out")" -eq 3 ] && grep -q '^40 .*incomplete$' "$tmp/ls.out" \
    && grep -q '^30 .* 2 .*complete$' "$tmp/ls.out"; then pass ckpt_ls; else fail ckpt_ls "$(cat "$tmp/ls.out")"; fi
 
+$herd ckpt ls "$ck/step_00000030" >"$tmp/ls2.out" 2>&1
+if grep -q '^step 30, written by 2 rank' "$tmp/ls2.out" && grep -q '^adam_m .*model.layers.0.mlp.down_proj.weight .*\[16, 48\]' "$tmp/ls2.out" \
+   && [ "$(grep -c '^param ' "$tmp/ls2.out")" -eq 12 ]; then pass ckpt_ls_step; else fail ckpt_ls_step "$(cat "$tmp/ls2.out")"; fi
+
 if $herd ckpt verify "$ck" >"$tmp/v.out" 2>&1 && grep -q '^3 good, 0 bad' "$tmp/v.out"; then
     pass ckpt_verify_good; else fail ckpt_verify_good "$(cat "$tmp/v.out")"; fi
 
