@@ -2,11 +2,16 @@
  * every value is a known formula, from 1 or more MPI ranks, so that the shell
  * and h5py tests (tests/cli/ckpt*.sh) have real checkpoints to read.
  *
- *   [mpirun -np N] build/tests/ckpt_make DIR STEP [rows|cols]
+ *   [mpirun -np N] build/tests/ckpt_make DIR STEP [rows|cols|3d]
  *
  * value(kind k, tensor t, i, j, step) = (k ? -1 : 1) * (1000 t + 10 i + 0.5 j + 0.25 step)
  * (every value exact in float32). rows: each rank holds a block of rows;
- * cols: a block of columns of 2-D tensors (1-D ones are split by rows). */
+ * cols: a block of columns of 2-D tensors (1-D ones are split by rows).
+ * 3d: 8 ranks as TP2 x PP2 x DP2 (TP innermost): stage 0 holds the embedding
+ * and layer 0, stage 1 the final norm and lm_head; TP splits q/k/v/gate/up,
+ * the embedding and lm_head by rows and o/down by columns, norms replicated
+ * on both TP ranks (overlapping slices); FSDP (DP) then splits each TP shard's
+ * rows in two. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,12 +50,18 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     int64_t step = strtoll(argv[2], NULL, 10);
     int cols = argc > 3 && !strcmp(argv[3], "cols");
+    int three_d = argc > 3 && !strcmp(argv[3], "3d");
     int mpi = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
     int rank = 0, world = 1;
     if (mpi) {
         MPI_Init(&argc, &argv);
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
         MPI_Comm_size(MPI_COMM_WORLD, &world);
+    }
+    if (three_d && world != 8) {
+        fprintf(stderr, "ckpt_make: layout 3d needs 8 ranks, got %d\n", world);
+        if (mpi) MPI_Finalize();
+        return 2;
     }
     herd_ckpt_slice s[2 * NT];
     float *bufs[2 * NT];
@@ -65,7 +76,20 @@ int main(int argc, char **argv)
             x->global_shape[0] = T[t].g0;
             x->global_shape[1] = T[t].g1;
             int64_t g1 = T[t].ndim > 1 ? T[t].g1 : 1;
-            if (cols && T[t].ndim == 2) {
+            if (three_d) {
+                int tp = rank % 2, pp = (rank / 2) % 2, dp = rank / 4;
+                int stage1 = !strcmp(T[t].name, "model.norm.weight") || !strcmp(T[t].name, "lm_head.weight");
+                if (stage1 != pp) continue;
+                int by_col = strstr(T[t].name, "o_proj") || strstr(T[t].name, "down_proj");
+                int replicated = T[t].ndim == 1;
+                int64_t r0 = 0, nr = T[t].g0, c0 = 0, nc = g1;
+                if (!replicated && by_col) split(g1, 2, tp, &c0, &nc);
+                if (!replicated && !by_col) split(T[t].g0, 2, tp, &r0, &nr);
+                int64_t dr0, dnr;
+                split(nr, 2, dp, &dr0, &dnr);
+                x->offset[0] = r0 + dr0; x->shape[0] = dnr;
+                x->offset[1] = c0; x->shape[1] = nc;
+            } else if (cols && T[t].ndim == 2) {
                 x->offset[0] = 0; x->shape[0] = T[t].g0;
                 split(T[t].g1, world, rank, &x->offset[1], &x->shape[1]);
             } else {
