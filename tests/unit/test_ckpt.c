@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/internal.h"
+#include "kernels/backend.h"
 #include "tests/unit/test.h"
 
 static char root[256];
@@ -399,6 +400,50 @@ TEST(copy_and_alloc_hooks)
     }
 }
 
+/* The trainer's path on any backend: tensors in the backend's memory, the
+ * snapshot taken with its copy_d2h (defer_copy: from the writer's thread).
+ * CPU always; CUDA where a device exists. */
+static void save_from_backend(const herd_backend *be, const char *tag)
+{
+    char dir[512], latest[600];
+    snprintf(dir, sizeof dir, "%s/backend_%s", root, tag);
+    fill(8);
+    float *dev = be->alloc(sizeof A[0]);
+    if (!dev) { CHECK(0); return; }
+    be->copy_h2d(dev, A[0], sizeof A[0]);
+    be->synchronize();
+    herd_ckpt_slice sl = {.ndim = 2, .global_shape = {12, 8}, .offset = {0, 0}, .shape = {12, 8}, .data = dev};
+    snprintf(sl.name, sizeof sl.name, "lm_head.weight");
+    snprintf(sl.kind, sizeof sl.kind, "param");
+    herd_ckpt_writer *w;
+    herd_ckpt_options opt = {.quiet = 1, .defer_copy = 1, .copy = be->copy_d2h};
+    if (herd_ckpt_writer_create(&w, MPI_COMM_NULL, &opt)) { CHECK(0); be->free(dev); return; }
+    CHECK(herd_ckpt_save_begin(w, dir, 8, &sl, 1, NULL, 0) == 0);
+    CHECK(herd_ckpt_snapshot_wait(w) == 0);
+    be->zero(dev, 96);   /* the optimizer may now change the tensor */
+    CHECK(herd_ckpt_wait(w) == 0);
+    CHECK(herd_ckpt_writer_destroy(w) == 0);
+    be->free(dev);
+    herd_ckpt *c;
+    if (herd_ckpt_find_latest(dir, latest, sizeof latest) || herd_ckpt_open(&c, latest)) { CHECK(0); return; }
+    int64_t o[2] = {0, 0}, sh[2] = {12, 8};
+    float got[96];
+    CHECK(herd_ckpt_read(c, "param", "lm_head.weight", 2, o, sh, got) == 0);
+    int bad = 0;
+    for (int i = 0; i < 96; i++) bad += got[i] != val(0, 0, i / 8, i % 8, 8);
+    CHECK(bad == 0);
+    herd_ckpt_close(c);
+}
+
+TEST(snapshot_from_cpu_backend) { save_from_backend(herd_backend_cpu(), "cpu"); }
+
+TEST(snapshot_from_cuda_backend)
+{
+    const herd_backend *gpu = herd_backend_cuda();
+    if (!gpu) SKIP("no CUDA device");
+    save_from_backend(gpu, "cuda");
+}
+
 TEST(sigterm_one_process)
 {
     herd_ckpt_stopper *st;
@@ -425,6 +470,8 @@ int main(void)
     RUN(bad_slices_refused);
     RUN(deferred_snapshot);
     RUN(copy_and_alloc_hooks);
+    RUN(snapshot_from_cpu_backend);
+    RUN(snapshot_from_cuda_backend);
     RUN(sigterm_one_process);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
