@@ -239,6 +239,27 @@ int herd_ckpt_verify(const char *step_dir)
                 fprintf(stderr, "checkpoint: %s: not a readable HDF5 file (bad header)\n", p);
                 rc = -1;
             } else {
+                /* the shard holds what the index says it holds */
+                for (int i = 0; i < m.n_ents && !rc; i++) {
+                    const ckpt_entry *e = &m.ents[i];
+                    if (e->rank != r) continue;
+                    char path[256];
+                    ckpt_slice_path(e, path, sizeof path);
+                    hid_t ds = H5Lexists(f, e->kind, H5P_DEFAULT) > 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
+                    hsize_t d[2] = {0, 0};
+                    int nd = -1;
+                    if (ds >= 0) {
+                        hid_t sp = H5Dget_space(ds);
+                        nd = H5Sget_simple_extent_dims(sp, d, NULL);
+                        H5Sclose(sp);
+                        H5Dclose(ds);
+                    }
+                    if (nd != e->ndim || d[0] != (hsize_t)e->shape[0] || (nd == 2 && d[1] != (hsize_t)e->shape[1])) {
+                        fprintf(stderr, "checkpoint: %s: dataset %s missing or of the wrong shape (the MANIFEST "
+                                "lists it)\n", p, path);
+                        rc = -1;
+                    }
+                }
                 H5Fclose(f);
             }
         }

@@ -171,6 +171,48 @@ TEST(flipped_byte_falls_back)
     CHECK(herd_ckpt_find_latest(dir, latest, sizeof latest) == -1);
 }
 
+/* A MANIFEST that is self-consistent but points at a bad shard: a truncated
+ * file (size), a non-HDF5 file with the right checksum (header), a shard
+ * without a dataset the index lists (content). Each is named. */
+TEST(bad_shards_named)
+{
+    char dir[512], p[700], sd[600];
+    subdir(dir, sizeof dir, "badshard");
+    CHECK(save_step(dir, 1, NULL) == 0);
+    snprintf(sd, sizeof sd, "%s/step_00000001", dir);
+    ckpt_manifest m;
+    if (ckpt_manifest_read(sd, &m)) { CHECK(0); return; }
+    snprintf(p, sizeof p, "%s/shard_00000.h5", sd);
+    /* truncated */
+    CHECK(truncate(p, m.shards[0].size - 100) == 0);
+    CHECK(herd_ckpt_verify(sd) == -1);
+    /* garbage with a matching checksum and size */
+    FILE *f = fopen(p, "wb");
+    if (f) { fputs("this is not an HDF5 file", f); fclose(f); }
+    CHECK(herd_xxh64_file(p, &m.shards[0].xxh64, &m.shards[0].size) == 0);
+    CHECK(ckpt_manifest_write(sd, &m) == 0);
+    CHECK(herd_ckpt_verify(sd) == -1);
+    /* a real HDF5 file of another step, its checksum in the manifest: the
+     * index names a dataset it lacks */
+    char other[512], op[600];
+    subdir(other, sizeof other, "badshard_other");
+    herd_ckpt_writer *w;
+    herd_ckpt_options q = {.quiet = 1};
+    float x[4] = {1, 2, 3, 4};
+    herd_ckpt_slice s = {.ndim = 1, .global_shape = {4, 0}, .offset = {0, 0}, .shape = {4, 0}, .data = x};
+    snprintf(s.name, sizeof s.name, "other");
+    snprintf(s.kind, sizeof s.kind, "param");
+    if (herd_ckpt_writer_create(&w, MPI_COMM_NULL, &q)) { CHECK(0); ckpt_manifest_free(&m); return; }
+    CHECK(herd_ckpt_save_begin(w, other, 1, &s, 1, NULL, 0) == 0 && herd_ckpt_wait(w) == 0);
+    herd_ckpt_writer_destroy(w);
+    snprintf(op, sizeof op, "%s/step_00000001/shard_00000.h5", other);
+    CHECK(rename(op, p) == 0);
+    CHECK(herd_xxh64_file(p, &m.shards[0].xxh64, &m.shards[0].size) == 0);
+    CHECK(ckpt_manifest_write(sd, &m) == 0);
+    CHECK(herd_ckpt_verify(sd) == -1);
+    ckpt_manifest_free(&m);
+}
+
 TEST(manifest_tamper_and_incomplete)
 {
     char dir[512], p[600], latest[600];
@@ -462,6 +504,7 @@ int main(void)
     RUN(xxh64_known_values);
     RUN(roundtrip_and_regions);
     RUN(flipped_byte_falls_back);
+    RUN(bad_shards_named);
     RUN(manifest_tamper_and_incomplete);
     RUN(never_rewrites_a_committed_step);
     RUN(sigkill_during_save);
