@@ -94,7 +94,9 @@ int herd_ckpt_save_begin(herd_ckpt_writer *w, const char *dir, int64_t step,
 /* With defer_copy: block until the snapshot of the checkpoint in flight is
  * taken (its time counts in the stall). Without: returns at once. */
 int herd_ckpt_snapshot_wait(herd_ckpt_writer *w);
-/* Progress the commit; call once per step from the main thread. Never blocks.
+/* Progress the commit; call once per step from the main thread, on EVERY rank
+ * of the communicator (the commit's collectives start from here: a rank that
+ * stops polling holds the others' herd_ckpt_wait). Never blocks.
  * Returns 0 (nothing in flight, or still in flight, or just committed) or -1
  * when the checkpoint failed on some rank (it is then not committed). */
 int herd_ckpt_poll(herd_ckpt_writer *w);
