@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hdf5.h>
 #include "checkpoint/internal.h"
 
 void ckpt_fault_point(const char *point);
@@ -106,6 +107,10 @@ int herd_ckpt_writer_create(herd_ckpt_writer **out, MPI_Comm comm, const herd_ck
         MPI_Comm_rank(w->comm, &w->rank);
         MPI_Comm_size(w->comm, &w->world);
     }
+    /* Initialise HDF5 here, on the caller's thread: parallel HDF5's library
+     * initialisation makes MPI calls (an attribute on MPI_COMM_SELF), which
+     * must not come from the writer thread under MPI_THREAD_FUNNELED. */
+    H5open();
     if (opt) w->opt = *opt;
     if (!w->opt.copy) w->opt.copy = copy_host;
     if (!w->opt.host_alloc || !w->opt.host_free) {
