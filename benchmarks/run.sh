@@ -23,4 +23,10 @@ if [ -s data/demo-mix/mix.yaml ]; then
 else
     echo "(loader benchmark skipped: run make demo-data first)"
 fi
-echo "results appended to $out"
+echo "== checkpoint stall and background write vs sequential disk write (benchmarks/bench_ckpt.c) =="
+build/benchmarks/bench_ckpt | tee build/bench/ckpt.log
+grep '^{' build/bench/ckpt.log >>"$out"
+echo "== one HDF5 file per rank vs one shared file, 2 MPI ranks (benchmarks/bench_ckpt_layout.c) =="
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe \
+    build/benchmarks/bench_ckpt_layout | tee build/bench/ckpt_layout.log
+grep '^{' build/bench/ckpt_layout.log >>"$out"

@@ -14,5 +14,6 @@ int herd_cmd_plan(int argc, char **argv);
 int herd_cmd_data_tok(int argc, char **argv);
 int herd_cmd_data_clean(int argc, char **argv);
 int herd_cmd_data_sample(int argc, char **argv);
+int herd_cmd_ckpt(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const herd_command commands[] = {
     {"report", herd_cmd_report, "plots of runs into one HTML page: herd report [--out DIR] RUN_DIR..."},
     {"topo", herd_cmd_topo, "discovered tree, placement and group bandwidths: herd topo [--conf F] [--layout T,C,P,D]"},
     {"plan", herd_cmd_plan, "predicted MFU per layout: herd plan --conf F --layout T,C,P,D | --rank | --table4"},
+    {"ckpt", herd_cmd_ckpt, "checkpoints: herd ckpt ls|verify|average|export ..."},
 };
 
 static int usage(FILE *f)

@@ -1,0 +1,81 @@
+/* internal.h — what the files of checkpoint/ share; not a public header. */
+#ifndef HERD_CKPT_INTERNAL_H
+#define HERD_CKPT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "checkpoint/ckpt.h"
+
+#define HERD_CKPT_FORMAT "herd-checkpoint 1"
+#define HERD_CKPT_MANIFEST "MANIFEST"
+
+/* One slice in the index: which rank's shard holds which rectangle. */
+typedef struct {
+    char    name[96];
+    char    kind[16];
+    int32_t ndim;
+    int32_t rank;
+    int64_t global_shape[2];
+    int64_t offset[2];
+    int64_t shape[2];
+} ckpt_entry;
+
+typedef struct {
+    char     file[32];   /* shard_RRRRR.h5, relative to the step directory */
+    int64_t  size;
+    uint64_t xxh64;
+} ckpt_shard;
+
+typedef struct {
+    int64_t     step;
+    int         world;
+    ckpt_shard *shards;  /* [world] */
+    ckpt_entry *ents;    /* [n_ents] */
+    int         n_ents;
+} ckpt_manifest;
+
+/* manifest.c */
+int  ckpt_manifest_write(const char *step_dir, const ckpt_manifest *m);
+int  ckpt_manifest_read(const char *step_dir, ckpt_manifest *m);
+void ckpt_manifest_free(ckpt_manifest *m);
+int  ckpt_fsync_path(const char *path);       /* fsync a file or directory by name */
+int  ckpt_mkdir_p(const char *path);
+int  ckpt_parent_dir(const char *path, char *out, size_t n);
+void ckpt_shard_name(int rank, char *out, size_t n);
+void ckpt_step_name(int64_t step, char *out, size_t n);
+int  ckpt_dir_has_manifest(const char *step_dir);
+double ckpt_now(void);
+
+/* shard_h5.c: every HDF5 call of the writer side */
+typedef struct {
+    int64_t size;
+    uint64_t xxh64;
+} ckpt_shard_result;
+/* Write shard `rank` of step_dir: temp name, XXH64 while the kernel writes
+ * back, fsync, rename, fsync dir. */
+int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
+                     const ckpt_entry *ents, const float *const *data, int n,
+                     const void *meta, size_t meta_len, ckpt_shard_result *res);
+/* The global view: one virtual dataset per tensor over the shards' slices. */
+int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m);
+void ckpt_h5_quiet(void);
+/* Dataset path of a slice inside its shard: /kind/name/OFF0_OFF1 */
+void ckpt_slice_path(const ckpt_entry *e, char *out, size_t n);
+
+/* xxh64.c streaming state */
+typedef struct {
+    uint64_t v[4];
+    uint64_t total;
+    unsigned char buf[32];
+    size_t   buflen;
+    uint64_t seed;
+} ckpt_xxh64_state;
+void     ckpt_xxh64_init(ckpt_xxh64_state *s, uint64_t seed);
+void     ckpt_xxh64_update(ckpt_xxh64_state *s, const void *p, size_t len);
+uint64_t ckpt_xxh64_digest(const ckpt_xxh64_state *s);
+
+/* writer.c — internal: write a checkpoint to an explicit step directory */
+int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
+                        const herd_ckpt_slice *s, int n, const void *meta, size_t meta_len);
+
+#endif

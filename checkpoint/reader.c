@@ -1,0 +1,343 @@
+/* reader.c — find the newest good checkpoint, verify one, and read any
+ * rectangular region of any tensor from whichever shards hold it (resharding:
+ * the reading run's layout need not be the writing run's). */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hdf5.h>
+#include "checkpoint/internal.h"
+
+struct herd_ckpt {
+    char dir[4096];
+    ckpt_manifest m;
+    hid_t *files;      /* [world], opened on first use */
+    /* distinct tensors: index into m.ents of a representative */
+    int *tensors, n_tensors;
+};
+
+static int ent_key_cmp(const ckpt_entry *x, const ckpt_entry *y)
+{
+    int c = strcmp(x->kind, y->kind);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+int herd_ckpt_open(herd_ckpt **out, const char *step_dir)
+{
+    herd_ckpt *c = calloc(1, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "%s", step_dir);
+    if (ckpt_manifest_read(step_dir, &c->m)) {
+        free(c);
+        return -1;
+    }
+    c->files = malloc((size_t)c->m.world * sizeof *c->files);
+    for (int r = 0; r < c->m.world; r++) c->files[r] = -1;
+    c->tensors = malloc((size_t)(c->m.n_ents ? c->m.n_ents : 1) * sizeof *c->tensors);
+    for (int i = 0; i < c->m.n_ents; i++) {
+        int seen = 0;
+        for (int j = 0; j < c->n_tensors && !seen; j++) {
+            const ckpt_entry *a = &c->m.ents[c->tensors[j]], *b = &c->m.ents[i];
+            if (!ent_key_cmp(a, b)) {
+                seen = 1;
+                if (a->ndim != b->ndim || a->global_shape[0] != b->global_shape[0] ||
+                    a->global_shape[1] != b->global_shape[1]) {
+                    fprintf(stderr, "checkpoint: %s/MANIFEST: tensor %s/%s: field 'global_shape' differs "
+                            "between ranks %d and %d\n", step_dir, a->kind, a->name, a->rank, b->rank);
+                    herd_ckpt_close(c);
+                    return -1;
+                }
+            }
+        }
+        if (!seen) c->tensors[c->n_tensors++] = i;
+    }
+    *out = c;
+    return 0;
+}
+
+void herd_ckpt_close(herd_ckpt *c)
+{
+    if (!c) return;
+    for (int r = 0; r < c->m.world; r++)
+        if (c->files && c->files[r] >= 0) H5Fclose(c->files[r]);
+    free(c->files);
+    free(c->tensors);
+    ckpt_manifest_free(&c->m);
+    free(c);
+}
+
+int64_t herd_ckpt_step(const herd_ckpt *c) { return c->m.step; }
+int herd_ckpt_world(const herd_ckpt *c) { return c->m.world; }
+int herd_ckpt_n_tensors(const herd_ckpt *c) { return c->n_tensors; }
+
+int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **name, int *ndim,
+                     int64_t global_shape[2])
+{
+    if (i < 0 || i >= c->n_tensors) return -1;
+    const ckpt_entry *e = &c->m.ents[c->tensors[i]];
+    if (kind) *kind = e->kind;
+    if (name) *name = e->name;
+    if (ndim) *ndim = e->ndim;
+    if (global_shape) { global_shape[0] = e->global_shape[0]; global_shape[1] = e->global_shape[1]; }
+    return 0;
+}
+
+static hid_t shard_file(herd_ckpt *c, int r)
+{
+    if (c->files[r] >= 0) return c->files[r];
+    ckpt_h5_quiet();
+    char p[8300];
+    snprintf(p, sizeof p, "%s/%s", c->dir, c->m.shards[r].file);
+    c->files[r] = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (c->files[r] < 0) fprintf(stderr, "checkpoint: %s: cannot open as HDF5 (bad header?)\n", p);
+    return c->files[r];
+}
+
+int herd_ckpt_read(herd_ckpt *c, const char *kind, const char *name, int ndim,
+                   const int64_t offset[2], const int64_t shape[2], float *out)
+{
+    int64_t o[2] = {offset[0], ndim > 1 ? offset[1] : 0};
+    int64_t s[2] = {shape[0], ndim > 1 ? shape[1] : 1};
+    int found = 0;
+    for (int j = 0; j < c->n_tensors; j++) {
+        const ckpt_entry *e = &c->m.ents[c->tensors[j]];
+        if (strcmp(e->kind, kind) || strcmp(e->name, name)) continue;
+        found = 1;
+        if (e->ndim != ndim) {
+            fprintf(stderr, "checkpoint: %s: tensor %s/%s: field 'ndim' is %d in the checkpoint, %d asked\n",
+                    c->dir, kind, name, e->ndim, ndim);
+            return -1;
+        }
+        for (int d = 0; d < 2; d++)
+            if (s[d] < 1 || o[d] < 0 || o[d] + s[d] > e->global_shape[d]) {
+                fprintf(stderr, "checkpoint: %s: tensor %s/%s: region dim %d [%" PRId64 ", %" PRId64
+                        ") outside global_shape %" PRId64 "\n", c->dir, kind, name, d, o[d], o[d] + s[d],
+                        e->global_shape[d]);
+                return -1;
+            }
+    }
+    if (!found) {
+        fprintf(stderr, "checkpoint: %s: no tensor %s/%s\n", c->dir, kind, name);
+        return -1;
+    }
+    size_t total = (size_t)(s[0] * s[1]);
+    unsigned char *covered = calloc(total, 1);  /* overlapping slices (replicas) are allowed */
+    int rc = 0;
+    ckpt_h5_quiet();
+    for (int i = 0; i < c->m.n_ents && !rc; i++) {
+        const ckpt_entry *e = &c->m.ents[i];
+        if (strcmp(e->kind, kind) || strcmp(e->name, name)) continue;
+        int64_t lo[2], hi[2];
+        int empty = 0;
+        for (int d = 0; d < 2; d++) {
+            lo[d] = o[d] > e->offset[d] ? o[d] : e->offset[d];
+            hi[d] = o[d] + s[d] < e->offset[d] + e->shape[d] ? o[d] + s[d] : e->offset[d] + e->shape[d];
+            if (hi[d] <= lo[d]) empty = 1;
+        }
+        if (empty) continue;
+        hid_t f = shard_file(c, e->rank);
+        if (f < 0) { rc = -1; break; }
+        char path[256];
+        ckpt_slice_path(e, path, sizeof path);
+        hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
+        if (ds < 0) {
+            fprintf(stderr, "checkpoint: %s/%s: no dataset %s\n", c->dir, c->m.shards[e->rank].file, path);
+            rc = -1;
+            break;
+        }
+        hid_t fsp = H5Dget_space(ds);
+        hsize_t fdims[2];
+        int fnd = H5Sget_simple_extent_dims(fsp, fdims, NULL);
+        if (fnd != e->ndim || (hsize_t)e->shape[0] != fdims[0] || (e->ndim > 1 && (hsize_t)e->shape[1] != fdims[1])) {
+            fprintf(stderr, "checkpoint: %s/%s: dataset %s: field 'shape' disagrees with the manifest\n",
+                    c->dir, c->m.shards[e->rank].file, path);
+            rc = -1;
+        } else {
+            hsize_t fo[2] = {(hsize_t)(lo[0] - e->offset[0]), (hsize_t)(lo[1] - e->offset[1])};
+            hsize_t cnt[2] = {(hsize_t)(hi[0] - lo[0]), (hsize_t)(hi[1] - lo[1])};
+            hsize_t mdims[2] = {(hsize_t)s[0], (hsize_t)s[1]};
+            hsize_t mo[2] = {(hsize_t)(lo[0] - o[0]), (hsize_t)(lo[1] - o[1])};
+            hid_t msp = H5Screate_simple(ndim, mdims, NULL);
+            H5Sselect_hyperslab(fsp, H5S_SELECT_SET, fo, NULL, cnt, NULL);
+            H5Sselect_hyperslab(msp, H5S_SELECT_SET, mo, NULL, cnt, NULL);
+            if (H5Dread(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, out) < 0) {
+                fprintf(stderr, "checkpoint: %s/%s: reading %s failed\n", c->dir, c->m.shards[e->rank].file, path);
+                rc = -1;
+            }
+            H5Sclose(msp);
+            for (int64_t r = lo[0]; r < hi[0]; r++)
+                memset(covered + (size_t)((r - o[0]) * s[1] + (lo[1] - o[1])), 1, (size_t)(hi[1] - lo[1]));
+        }
+        H5Sclose(fsp);
+        H5Dclose(ds);
+    }
+    if (!rc)
+        for (size_t k = 0; k < total; k++)
+            if (!covered[k]) {
+                fprintf(stderr, "checkpoint: %s: tensor %s/%s: element [%" PRId64 ", %" PRId64
+                        "] of the region is in no shard\n", c->dir, kind, name,
+                        o[0] + (int64_t)(k / (size_t)s[1]), o[1] + (int64_t)(k % (size_t)s[1]));
+                rc = -1;
+                break;
+            }
+    free(covered);
+    return rc;
+}
+
+int herd_ckpt_meta(herd_ckpt *c, int rank, void **meta, size_t *len)
+{
+    *meta = NULL;
+    *len = 0;
+    if (rank < 0 || rank >= c->m.world) {
+        fprintf(stderr, "checkpoint: %s: no rank %d (world %d)\n", c->dir, rank, c->m.world);
+        return -1;
+    }
+    hid_t f = shard_file(c, rank);
+    if (f < 0) return -1;
+    if (H5Lexists(f, "meta", H5P_DEFAULT) <= 0) return 0;  /* saved with no metadata */
+    hid_t ds = H5Dopen2(f, "meta", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    *meta = malloc((size_t)(n > 0 ? n : 1));
+    int rc = H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, *meta) < 0 ? -1 : 0;
+    H5Dclose(ds);
+    if (rc) {
+        fprintf(stderr, "checkpoint: %s/%s: cannot read /meta\n", c->dir, c->m.shards[rank].file);
+        free(*meta);
+        *meta = NULL;
+        return -1;
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+int herd_ckpt_verify(const char *step_dir)
+{
+    ckpt_manifest m;
+    if (ckpt_manifest_read(step_dir, &m)) return -1;
+    int rc = 0;
+    ckpt_h5_quiet();
+    for (int r = 0; r < m.world && !rc; r++) {
+        char p[8300];
+        snprintf(p, sizeof p, "%s/%s", step_dir, m.shards[r].file);
+        uint64_t h;
+        int64_t size;
+        if (herd_xxh64_file(p, &h, &size)) { rc = -1; break; }
+        if (size != m.shards[r].size) {
+            fprintf(stderr, "checkpoint: %s: field 'size' is %" PRId64 " bytes, the manifest says %" PRId64 "\n",
+                    p, size, m.shards[r].size);
+            rc = -1;
+        } else if (h != m.shards[r].xxh64) {
+            fprintf(stderr, "checkpoint: %s: checksum xxh64 %016" PRIx64 " does not match the manifest's %016"
+                    PRIx64 " (corrupt shard)\n", p, h, m.shards[r].xxh64);
+            rc = -1;
+        } else {
+            hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+            if (f < 0) {
+                fprintf(stderr, "checkpoint: %s: not a readable HDF5 file (bad header)\n", p);
+                rc = -1;
+            } else {
+                /* the shard holds what the index says it holds */
+                for (int i = 0; i < m.n_ents && !rc; i++) {
+                    const ckpt_entry *e = &m.ents[i];
+                    if (e->rank != r) continue;
+                    char path[256];
+                    ckpt_slice_path(e, path, sizeof path);
+                    hid_t ds = H5Lexists(f, e->kind, H5P_DEFAULT) > 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
+                    hsize_t d[2] = {0, 0};
+                    int nd = -1;
+                    if (ds >= 0) {
+                        hid_t sp = H5Dget_space(ds);
+                        nd = H5Sget_simple_extent_dims(sp, d, NULL);
+                        H5Sclose(sp);
+                        H5Dclose(ds);
+                    }
+                    if (nd != e->ndim || d[0] != (hsize_t)e->shape[0] || (nd == 2 && d[1] != (hsize_t)e->shape[1])) {
+                        fprintf(stderr, "checkpoint: %s: dataset %s missing or of the wrong shape (the MANIFEST "
+                                "lists it)\n", p, path);
+                        rc = -1;
+                    }
+                }
+                H5Fclose(f);
+            }
+        }
+    }
+    ckpt_manifest_free(&m);
+    return rc;
+}
+
+static int step_cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Steps of the step_NNNNNNNN directories under dir, newest first. */
+int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
+int ckpt_list_steps(const char *dir, int64_t **steps, int *n)
+{
+    *steps = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "checkpoint: %s: cannot open directory: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    int cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        if (strncmp(de->d_name, "step_", 5)) continue;
+        long long s = strtoll(de->d_name + 5, &end, 10);
+        if (*end || end == de->d_name + 5 || s < 0) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *steps = realloc(*steps, (size_t)cap * sizeof **steps);
+        }
+        (*steps)[(*n)++] = s;
+    }
+    closedir(d);
+    if (*n) qsort(*steps, (size_t)*n, sizeof **steps, step_cmp_desc);
+    return 0;
+}
+
+int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n)
+{
+    int64_t *steps;
+    int ns;
+    if (ckpt_list_steps(dir, &steps, &ns)) return -1;
+    for (int i = 0; i < ns; i++) {
+        char name[32], p[4200];
+        ckpt_step_name(steps[i], name, sizeof name);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        if (!ckpt_dir_has_manifest(p)) {
+            fprintf(stderr, "checkpoint: %s: no MANIFEST (incomplete), skipped\n", p);
+            continue;
+        }
+        if (herd_ckpt_verify(p)) {
+            fprintf(stderr, "checkpoint: %s: does not verify, falling back to the previous checkpoint\n", p);
+            continue;
+        }
+        free(steps);
+        snprintf(out_path, n, "%s", p);
+        return 0;
+    }
+    free(steps);
+    fprintf(stderr, "checkpoint: %s: no complete checkpoint that verifies\n", dir);
+    return -1;
+}
+
+int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    char buf[4096] = {0};
+    int rc = 0;
+    if (rank == 0) rc = herd_ckpt_find_latest(dir, buf, sizeof buf);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, 0, comm);
+    if (!rc) snprintf(out_path, n, "%s", buf);
+    return rc;
+}
