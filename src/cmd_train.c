@@ -13,6 +13,7 @@
 #include "src/commands.h"
 #include "src/config.h"
 #include "src/train.h"
+#include "src/exitcodes.h"
 
 static int usage(void)
 {
@@ -77,5 +78,5 @@ int herd_cmd_train(int argc, char **argv)
         rc = herd_train(&c, path, &opt);
     }
     herd_mpi_finalize();
-    return rc ? 1 : 0;
+    return rc == HERD_EXIT_REQUEUE ? HERD_EXIT_REQUEUE : rc ? HERD_EXIT_FAIL : HERD_EXIT_OK;
 }

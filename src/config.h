@@ -96,6 +96,13 @@ typedef struct {
     int      placement;      /* 1: network-aware rank placement (topology/), 0: rank order */
     int      bind_cores;     /* 1: bind each rank to its share of the node's cores (hwloc) */
 
+    /* checkpoint (checkpoint/ckpt.h, src/train_ckpt.h) */
+    int      ckpt_every;     /* steps between checkpoints, and one at the end (0: none) */
+    int      ckpt_keep_last; /* keep the newest K complete checkpoints (0: all) */
+    int      ckpt_keep_every;/* and every checkpoint whose step is a multiple of M (0: none) */
+    int      ckpt_resume;    /* 1: resume from the newest good checkpoint of ckpt_dir */
+    char     ckpt_dir[HERD_PATH_MAX]; /* "": OUT_DIR/checkpoints */
+
     /* monitor */
     double   peak_tflops;
     int      straggler_every;   /* gather per-rank compute time every N steps (0: never) */

@@ -96,6 +96,11 @@ void herd_config_defaults(herd_config *c)
     c->eval_batches = 8;
     c->peak_tflops = 0;
     c->straggler_every = 10;
+    c->ckpt_every = 0;
+    c->ckpt_keep_last = 3;
+    c->ckpt_keep_every = 0;
+    c->ckpt_resume = 1;
+    c->ckpt_dir[0] = '\0';
     c->prom_file[0] = '\0';
     c->tp = c->cp = c->pp = 1;
     c->dp = 0;

@@ -24,6 +24,8 @@
 #include "src/optim.h"
 #include "src/schedule.h"
 #include "src/train.h"
+#include "src/train_ckpt.h"
+#include "src/exitcodes.h"
 
 static double now_s(void)
 {
@@ -324,12 +326,25 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         printf("placement: %s; rank 0: %s\n", place_desc, bind_desc);
     }
 
+    /* checkpoints: resume from the newest good one, whatever layout wrote it */
+    herd_train_ckpt tck;
+    int64_t step = 0, tokens_seen = 0;
+    char resumed_from[HERD_PATH_MAX + 256];
+    rc = agree(&grid, herd_train_ckpt_open(&tck, c, &grid));
+    int resumed = rc == 0 ? herd_train_ckpt_resume(&tck, c, &grid, &model, &fsdp, data, &step,
+                                                   &tokens_seen, resumed_from, sizeof resumed_from)
+                          : -1;
+    if (resumed < 0) rc = -1;
+    if (root && resumed > 0) printf("resumed from %s\n", resumed_from), fflush(stdout);
+
     char mpath[HERD_PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->out_dir);
     herd_metrics metrics = {0};
-    if (root) {
-        remove(mpath); /* a fresh run starts a fresh file; resume (issue 7) will append */
+    if (root && rc == 0) {
+        if (!resumed) remove(mpath); /* a fresh run starts a fresh file; a resumed one appends */
         rc = herd_metrics_open(&metrics, mpath);
+        if (rc == 0 && resumed)
+            rc = herd_metrics_event_restart(&metrics, step, (double)time(NULL), 1);
     }
     rc = agree(&grid, rc);
     /* stragglers: every rank's compute time, gathered every straggler_every steps */
@@ -343,7 +358,6 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     snprintf(strag_path, sizeof strag_path, "%s/stragglers.txt", c->out_dir);
     host_batch hb = {0};
     int64_t p_matmul = herd_model_dims_matmul_params(&dims);
-    int64_t step = 0, tokens_seen = 0;
     int D = grid.dp, dr = grid.dp_rank;
 
     while (rc == 0 && (c->max_steps == 0 || step < c->max_steps) &&
@@ -440,7 +454,31 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         if (rc == 0 && c->n_sources > 0 && c->eval_every > 0 && (step % c->eval_every == 0 || last))
             rc = log_eval_sources(&metrics, &model, data, c, T, step, root);
         rc = agree(&grid, rc);
+        /* checkpoint every ckpt_every steps, at the end, and when a signal
+         * asks every rank to stop (SIGUSR1 before the time limit, SIGTERM) */
+        if (rc == 0 && tck.writer && herd_ckpt_poll(tck.writer)) rc = -1;
+        int stop = rc == 0 ? herd_ckpt_stopper_check(tck.stopper) : 0;
+        if (stop < 0) rc = -1, stop = 0;
+        if (rc == 0 && tck.writer && tck.last_saved != step &&
+            (step % c->ckpt_every == 0 || last || stop)) {
+            double stall = 0;
+            rc = agree(&grid, herd_train_ckpt_save(&tck, c, &grid, &model, &fsdp, data, step,
+                                                   tokens_seen, &stall));
+            if (rc == 0 && root)
+                rc = herd_metrics_event_checkpoint(&metrics, step, (double)time(NULL), stall, 0.0);
+        }
+        if (rc == 0 && stop) {
+            if (tck.writer && herd_ckpt_wait(tck.writer)) rc = -1;
+            if (root)
+                printf("stopping at step %lld on signal %d: checkpoint %s; exit %d (requeue)\n",
+                       (long long)step, herd_ckpt_stopper_signal(tck.stopper),
+                       tck.writer && rc == 0 ? "committed" : "NOT written (checkpoint.every 0)",
+                       HERD_EXIT_REQUEUE), fflush(stdout);
+            if (rc == 0) rc = HERD_EXIT_REQUEUE;
+            break;
+        }
     }
+    if (herd_train_ckpt_close(&tck) && rc == 0) rc = -1;
     if (rc == 0 && opt && opt->dump_params) rc = agree(&grid, dump_params(&model, &grid, opt->dump_params));
     if (rc == 0 && root)
         printf("done: %lld steps, %lld tokens; metrics in %s\n", (long long)step,

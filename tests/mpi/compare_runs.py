@@ -33,8 +33,15 @@ def load_st(path):
 
 
 def losses(run_dir):
+    """The loss of each step; a resumed run appends the steps after its
+    checkpoint again (the lost work stays in the file), the last one counts."""
+    by_step = {}
     with open(run_dir + "/metrics.jsonl") as f:
-        return [json.loads(line)["loss"] for line in f if '"loss"' in line]
+        for line in f:
+            if '"loss"' in line:
+                r = json.loads(line)
+                by_step[r["step"]] = r["loss"]
+    return [by_step[k] for k in sorted(by_step)]
 
 
 def main():
