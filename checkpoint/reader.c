@@ -274,8 +274,6 @@ static int step_cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Steps of the step_NNNNNNNN directories under dir, newest first. */
-int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
 int ckpt_list_steps(const char *dir, int64_t **steps, int *n)
 {
     *steps = NULL;
