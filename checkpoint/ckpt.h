@@ -114,8 +114,9 @@ typedef struct herd_ckpt herd_ckpt;
  * on stderr, naming the shard, and the previous one is tried. Writes its
  * directory to out_path. -1 when none (message says why). */
 int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n);
-/* The same, for a whole job: rank 0 searches and verifies (reading every
- * shard once, not once per rank), then broadcasts the result. Collective. */
+/* The same, for a whole job: every rank verifies its share of the shards
+ * (rank r: shards r, r + world, ...: each shard read once, by one rank), an
+ * allreduce decides, all ranks get the same answer. Collective. */
 int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n);
 /* Verify one step directory: 0 good, -1 with a message naming the bad file. */
 int herd_ckpt_verify(const char *step_dir);

@@ -74,6 +74,13 @@ void     ckpt_xxh64_init(ckpt_xxh64_state *s, uint64_t seed);
 void     ckpt_xxh64_update(ckpt_xxh64_state *s, const void *p, size_t len);
 uint64_t ckpt_xxh64_digest(const ckpt_xxh64_state *s);
 
+/* shard_h5.c: the test hook (HERD_CKPT_PAUSE_AT) */
+void ckpt_fault_point(const char *point);
+/* reader.c: steps of the step_NNNNNNNN directories under dir, newest first */
+int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
+/* retention.c: remove a killed save's debris from a step directory */
+int ckpt_step_dir_clean(const char *step_dir, int world);
+
 /* writer.c — internal: write a checkpoint to an explicit step directory */
 int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
                         const herd_ckpt_slice *s, int n, const void *meta, size_t meta_len);

@@ -213,13 +213,14 @@ int herd_ckpt_meta(herd_ckpt *c, int rank, void **meta, size_t *len)
     return 0;
 }
 
-int herd_ckpt_verify(const char *step_dir)
+/* Verify the shards first, first + stride, ... (a job splits the work) */
+static int verify_part(const char *step_dir, int first, int stride)
 {
     ckpt_manifest m;
     if (ckpt_manifest_read(step_dir, &m)) return -1;
     int rc = 0;
     ckpt_h5_quiet();
-    for (int r = 0; r < m.world && !rc; r++) {
+    for (int r = first; r < m.world && !rc; r += stride) {
         char p[8300];
         snprintf(p, sizeof p, "%s/%s", step_dir, m.shards[r].file);
         uint64_t h;
@@ -268,14 +269,14 @@ int herd_ckpt_verify(const char *step_dir)
     return rc;
 }
 
+int herd_ckpt_verify(const char *step_dir) { return verify_part(step_dir, 0, 1); }
+
 static int step_cmp_desc(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* Steps of the step_NNNNNNNN directories under dir, newest first. */
-int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
 int ckpt_list_steps(const char *dir, int64_t **steps, int *n)
 {
     *steps = NULL;
@@ -331,13 +332,42 @@ int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n)
 
 int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n)
 {
-    int rank = 0;
+    /* Rank 0 lists the candidates and says which have a MANIFEST (one view of
+     * the file system for everybody); every rank then checks its share of the
+     * shards (rank r: shards r, r + world, ...), so no rank reads the whole
+     * checkpoint; an allreduce gives the verdict. */
+    int rank, world;
     MPI_Comm_rank(comm, &rank);
-    char buf[4096] = {0};
-    int rc = 0;
-    if (rank == 0) rc = herd_ckpt_find_latest(dir, buf, sizeof buf);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
-    MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, 0, comm);
-    if (!rc) snprintf(out_path, n, "%s", buf);
-    return rc;
+    MPI_Comm_size(comm, &world);
+    int64_t *steps = NULL;
+    int ns = 0;
+    if (rank == 0 && ckpt_list_steps(dir, &steps, &ns)) ns = -1;
+    MPI_Bcast(&ns, 1, MPI_INT, 0, comm);
+    if (ns < 0) return -1;
+    if (rank) steps = malloc((size_t)(ns ? ns : 1) * sizeof *steps);
+    MPI_Bcast(steps, ns, MPI_INT64_T, 0, comm);
+    for (int i = 0; i < ns; i++) {
+        char name[32], p[4200];
+        ckpt_step_name(steps[i], name, sizeof name);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        int has = rank == 0 ? ckpt_dir_has_manifest(p) : 0;
+        MPI_Bcast(&has, 1, MPI_INT, 0, comm);
+        if (!has) {
+            if (rank == 0) fprintf(stderr, "checkpoint: %s: no MANIFEST (incomplete), skipped\n", p);
+            continue;
+        }
+        int ok = verify_part(p, rank, world) == 0;
+        MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
+        if (!ok) {
+            if (rank == 0)
+                fprintf(stderr, "checkpoint: %s: does not verify, falling back to the previous checkpoint\n", p);
+            continue;
+        }
+        free(steps);
+        snprintf(out_path, n, "%s", p);
+        return 0;
+    }
+    free(steps);
+    if (rank == 0) fprintf(stderr, "checkpoint: %s: no complete checkpoint that verifies\n", dir);
+    return -1;
 }

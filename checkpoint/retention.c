@@ -11,8 +11,6 @@
 #include <unistd.h>
 #include "checkpoint/internal.h"
 
-int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
-
 static int remove_step_dir(const char *p)
 {
     char f[8300];
@@ -69,7 +67,6 @@ int herd_ckpt_retain(const char *dir, int keep_last, int keep_every)
 /* Before a commit, every shard of this save is in place: any temp file is a
  * killed save's debris, and a shard of a rank >= world is a larger earlier
  * run's. Remove them so that the directory holds exactly what MANIFEST lists. */
-int ckpt_step_dir_clean(const char *step_dir, int world);
 int ckpt_step_dir_clean(const char *step_dir, int world)
 {
     DIR *d = opendir(step_dir);

@@ -25,7 +25,6 @@ void ckpt_slice_path(const ckpt_entry *e, char *out, size_t n)
  * test can SIGKILL it there (the file holds the pid; HERD_CKPT_PAUSE_RANK
  * limits it to one rank of an MPI job). Points: shard_open, shard_written, shard_synced,
  * shard_renamed, before_manifest. */
-void ckpt_fault_point(const char *point);
 void ckpt_fault_point(const char *point)
 {
     const char *at = getenv("HERD_CKPT_PAUSE_AT");

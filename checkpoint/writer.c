@@ -16,9 +16,6 @@
 #include <hdf5.h>
 #include "checkpoint/internal.h"
 
-void ckpt_fault_point(const char *point);
-int ckpt_step_dir_clean(const char *step_dir, int world);
-
 enum { W_IDLE, W_WRITING, W_GATHER, W_BCAST };
 
 struct herd_ckpt_writer {

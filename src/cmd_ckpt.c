@@ -11,8 +11,6 @@
 #include "checkpoint/internal.h"
 #include "src/commands.h"
 
-int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
-
 static int usage(void)
 {
     fprintf(stderr,

@@ -148,6 +148,29 @@ sys.exit(0 if np.array_equal(a, (9000 + 10 * i + 0.5 * j + 0.25 * 60).astype(np.
 PY
 fi
 
+# signals: SIGUSR1 to one rank, or to mpirun (which forwards it to every rank):
+# every rank stops at one step, that step's checkpoint commits with the right
+# values, and the job exits 75 (HERD_EXIT_REQUEUE) for Slurm to requeue it
+for target in rank1 mpirun; do
+    d=$tmp/sig_$target; mkdir -p "$d"
+    CKPT_MAKE_PIDDIR=$d mpirun -np 2 --oversubscribe "$make_ck" "$d/ck" 3000 loop >"$d/out" 2>&1 &
+    job=$!
+    i=0; while [ ! -s "$d/pid.1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.5
+    if [ "$target" = rank1 ]; then kill -USR1 "$(cat "$d/pid.1")"; else kill -USR1 "$job"; fi
+    wait "$job"; rc=$?
+    newest=$(ls "$d/ck" 2>/dev/null | grep '^step_' | tail -1)
+    stop=$(sed -n 's/.*stopped at step \([0-9]*\) with a checkpoint.*/\1/p' "$d/out")
+    why="rc=$rc newest=$newest stop=$stop"
+    if [ "$rc" -eq 75 ] && [ -n "$stop" ] && [ "$newest" = "$(printf 'step_%08d' "$stop")" ] \
+       && $herd ckpt verify "$d/ck/$newest" >/dev/null 2>&1; then
+        if [ "$have_h5py" = 1 ]; then
+            $py tests/cli/ckpt_h5py.py "$d/ck/$newest" "$stop" --expect-world 2 >"$d/py" 2>&1 \
+                && pass "ckpt_signal_$target" || fail "ckpt_signal_$target" "$(grep FAIL "$d/py")"
+        else pass "ckpt_signal_$target"; fi
+    else fail "ckpt_signal_$target" "$why $(tail -3 "$d/out")"; fi
+done
+
 # bad input
 $herd ckpt ls "$tmp/nowhere" >"$tmp/b1" 2>&1; rc=$?
 [ "$rc" -eq 1 ] && grep -q "$tmp/nowhere" "$tmp/b1" && pass ckpt_bad_dir || fail ckpt_bad_dir "rc=$rc $(cat "$tmp/b1")"

@@ -3,6 +3,13 @@
  * and h5py tests (tests/cli/ckpt*.sh) have real checkpoints to read.
  *
  *   [mpirun -np N] build/tests/ckpt_make DIR STEP [rows|cols|3d]
+ *   [mpirun -np N] build/tests/ckpt_make DIR MAX_STEPS loop
+ *
+ * loop: a training loop's checkpoint path (rows layout): 20 ms steps, the
+ * state after step s holds value(..., s), a checkpoint every 10 steps with
+ * defer_copy, and on SIGUSR1/SIGTERM (to any rank) every rank stops at the
+ * same step, saves it, waits for the commit and exits 75 (HERD_EXIT_REQUEUE).
+ * Each rank writes its pid to $CKPT_MAKE_PIDDIR/pid.RANK when it is running.
  *
  * value(kind k, tensor t, i, j, step) = (k ? -1 : 1) * (1000 t + 10 i + 0.5 j + 0.25 step)
  * (every value exact in float32). rows: each rank holds a block of rows;
@@ -16,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "checkpoint/ckpt.h"
+#include "src/exitcodes.h"
 
 static const struct { const char *name; int ndim; int64_t g0, g1; } T[] = {
     {"model.embed_tokens.weight", 2, 32, 16},
@@ -34,11 +43,68 @@ static const struct { const char *name; int ndim; int64_t g0, g1; } T[] = {
 };
 #define NT (int)(sizeof T / sizeof T[0])
 
+static int slice_t[2 * NT], slice_k[2 * NT];
+
+static void refill(herd_ckpt_slice *s, float **bufs, int n, int64_t step)
+{
+    for (int q = 0; q < n; q++) {
+        herd_ckpt_slice *x = &s[q];
+        for (int64_t i = 0; i < x->shape[0]; i++)
+            for (int64_t j = 0; j < x->shape[1]; j++)
+                bufs[q][i * x->shape[1] + j] = (float)((slice_k[q] ? -1.0 : 1.0) *
+                    (1000.0 * slice_t[q] + 10.0 * (double)(x->offset[0] + i) + 0.5 * (double)(x->offset[1] + j) +
+                     0.25 * (double)step));
+    }
+}
+
 static void split(int64_t n, int parts, int p, int64_t *off, int64_t *len)
 {
     int64_t base = n / parts, rem = n % parts;
     *off = p * base + (p < rem ? p : rem);
     *len = base + (p < rem);
+}
+
+static int train_loop(const char *dir, int64_t max_steps, herd_ckpt_slice *s, float **bufs, int n,
+                      int mpi, int rank, int world)
+{
+    MPI_Comm comm = mpi ? MPI_COMM_WORLD : MPI_COMM_NULL;
+    herd_ckpt_options opt = {.keep_last = 2, .defer_copy = 1};
+    herd_ckpt_writer *w;
+    herd_ckpt_stopper *st;
+    if (herd_ckpt_writer_create(&w, comm, &opt) || herd_ckpt_stopper_create(&st, comm)) return HERD_EXIT_FAIL;
+    const char *piddir = getenv("CKPT_MAKE_PIDDIR");
+    if (piddir) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/pid.%d", piddir, rank);
+        FILE *f = fopen(p, "w");
+        if (f) { fprintf(f, "%d\n", (int)getpid()); fclose(f); }
+    }
+    int rc = HERD_EXIT_FAIL;
+    refill(s, bufs, n, 0);
+    for (int64_t step = 0; step <= max_steps; step++) {
+        int stop = herd_ckpt_stopper_check(st);
+        if (stop || (step > 0 && step % 10 == 0)) {
+            char meta[128];
+            snprintf(meta, sizeof meta, "{\"step\": %" PRId64 ", \"rank\": %d, \"world\": %d}", step, rank, world);
+            if (herd_ckpt_save_begin(w, dir, step, s, n, meta, strlen(meta))) break;
+        }
+        usleep(20000);                  /* forward + backward */
+        herd_ckpt_snapshot_wait(w);
+        if (stop) {
+            rc = herd_ckpt_wait(w) ? HERD_EXIT_FAIL : HERD_EXIT_REQUEUE;
+            if (rank == 0)
+                fprintf(stderr, "ckpt_make: signal %d: stopped at step %" PRId64 " with a checkpoint, exit %d\n",
+                        herd_ckpt_stopper_signal(st), step, rc);
+            break;
+        }
+        refill(s, bufs, n, step + 1);   /* the optimizer */
+        herd_ckpt_poll(w);
+    }
+    herd_ckpt_stopper_destroy(st);
+    if (herd_ckpt_writer_destroy(w)) rc = HERD_EXIT_FAIL;
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    if (mpi) MPI_Finalize();
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -51,6 +117,7 @@ int main(int argc, char **argv)
     int64_t step = strtoll(argv[2], NULL, 10);
     int cols = argc > 3 && !strcmp(argv[3], "cols");
     int three_d = argc > 3 && !strcmp(argv[3], "3d");
+    int loop = argc > 3 && !strcmp(argv[3], "loop");
     int mpi = getenv("OMPI_COMM_WORLD_SIZE") != NULL;
     int rank = 0, world = 1;
     if (mpi) {
@@ -98,13 +165,13 @@ int main(int argc, char **argv)
             }
             if (T[t].ndim == 1) x->shape[1] = 1;
             float *b = malloc((size_t)(x->shape[0] * x->shape[1]) * sizeof *b);
-            for (int64_t i = 0; i < x->shape[0]; i++)
-                for (int64_t j = 0; j < x->shape[1]; j++)
-                    b[i * x->shape[1] + j] = (float)((k ? -1.0 : 1.0) *
-                        (1000.0 * t + 10.0 * (double)(x->offset[0] + i) + 0.5 * (double)(x->offset[1] + j) + 0.25 * (double)step));
             x->data = b;
+            slice_t[n] = t;
+            slice_k[n] = k;
             bufs[n++] = b;
         }
+    refill(s, bufs, n, step);
+    if (loop) return train_loop(dir, step, s, bufs, n, mpi, rank, world);
     char meta[128];
     snprintf(meta, sizeof meta, "{\"step\": %" PRId64 ", \"rank\": %d, \"world\": %d}", step, rank, world);
     herd_ckpt_writer *w;

@@ -151,6 +151,18 @@ static void flip_byte(const char *path, long at)
     close(fd);
 }
 
+static long find_float(const char *path, float v)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (!memcmp(buf + i, &v, 4)) return (long)i;
+    return -1;
+}
+
 TEST(flipped_byte_falls_back)
 {
     char dir[512], p[600], latest[600];
@@ -158,9 +170,11 @@ TEST(flipped_byte_falls_back)
     CHECK(save_step(dir, 1, NULL) == 0);
     CHECK(save_step(dir, 2, NULL) == 0);
     snprintf(p, sizeof p, "%s/step_00000002/shard_00000.h5", dir);
-    struct stat st;
-    stat(p, &st);
-    flip_byte(p, st.st_size / 2);
+    /* flip a byte of tensor data (not HDF5 metadata, which the header and
+     * structure checks would catch anyway): only the checksum can tell */
+    long at = find_float(p, val(0, 0, 5, 5, 2));
+    CHECK(at > 0);
+    flip_byte(p, at + 1);
     snprintf(latest, sizeof latest, "%s/step_00000002", dir);
     CHECK(herd_ckpt_verify(latest) == -1);
     CHECK(herd_ckpt_find_latest(dir, latest, sizeof latest) == 0);

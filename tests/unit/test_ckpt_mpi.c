@@ -205,6 +205,43 @@ TEST(signal_every_rank_stops_at_one_step)
     CHECK(all_ok(ok));
 }
 
+/* 4 ranks write step 11; a byte of shard 3 flips: the job-wide search (rank 3
+ * checks shard 3) falls back to step 9 on every rank */
+TEST(flipped_byte_in_one_shard_job_wide)
+{
+    fill(11);
+    herd_ckpt_slice s[2];
+    int rows = R / world;
+    mk(&s[0], "param", WN, 2, R, C, rank * rows, 0, rows, C, W[0] + rank * rows * C);
+    mk(&s[1], "param", BN, 1, NB, 0, 0, 0, NB, 0, Bv[0]);
+    herd_ckpt_writer *w;
+    herd_ckpt_options opt = {.quiet = 1};
+    int ok = herd_ckpt_writer_create(&w, MPI_COMM_WORLD, &opt) == 0;
+    ok &= herd_ckpt_save_begin(w, dir, 11, s, 2, NULL, 0) == 0;
+    ok &= herd_ckpt_wait(w) == 0;
+    ok &= herd_ckpt_writer_destroy(w) == 0;
+    char latest[512];
+    ok &= herd_ckpt_find_latest_comm(MPI_COMM_WORLD, dir, latest, sizeof latest) == 0 &&
+          strstr(latest, "step_00000011") != NULL;
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 3) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/step_00000011/shard_00003.h5", dir);
+        FILE *f = fopen(p, "r+b");
+        if (f) {
+            fseek(f, 2000, SEEK_SET);
+            int ch = fgetc(f);
+            fseek(f, 2000, SEEK_SET);
+            fputc(ch ^ 0x01, f);
+            fclose(f);
+        } else ok = 0;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    ok &= herd_ckpt_find_latest_comm(MPI_COMM_WORLD, dir, latest, sizeof latest) == 0 &&
+          strstr(latest, "step_00000009") != NULL;
+    CHECK(all_ok(ok));
+}
+
 static int launch_self(char **argv)
 {
     char cmd[1024];
@@ -237,6 +274,7 @@ int main(int argc, char **argv)
     RUN(save_rows4_read_other_layouts);
     RUN(save_cols2_on_2_ranks_read_rows4);
     RUN(signal_every_rank_stops_at_one_step);
+    RUN(flipped_byte_in_one_shard_job_wide);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0 && !test_n_fail_) {
         char cmd[300];
