@@ -400,7 +400,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             rc = -1;
             break;
         }
-        double lr = herd_schedule_lr(c, step, tokens_seen);
+        double lr = herd_schedule_lr(c, step, tokens_seen), ckpt_stall = 0;
+        if (herd_train_ckpt_snapshot_wait(&tck, &ckpt_stall)) { rc = -1; break; }
         herd_fsdp_step(&fsdp, &model, c, lr, gnorm);
         if (herd_fsdp_gather_params(&fsdp, &model)) herd_comm_abort(1);
         be->synchronize();
@@ -422,7 +423,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         ts[HERD_T_COMM_TP] = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp;
         ts[HERD_T_COMM_DP] = comm_seconds(grid.dp_group) - c0_dp + comm_seconds(grid.world) - c0_w;
         ts[HERD_T_DATA] = td;
-        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - td;
+        ts[HERD_T_CKPT] = ckpt_stall;
+        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - td - ckpt_stall;
         sm.times.step = dt;
         if (root) rc = herd_metrics_write(&metrics, &sm);
         compute_since_gather += ts[HERD_T_COMPUTE];

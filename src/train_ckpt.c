@@ -41,7 +41,22 @@ int herd_train_ckpt_open(herd_train_ckpt *tc, const herd_config *c, const herd_g
     memset(&opt, 0, sizeof opt);
     opt.keep_last = c->ckpt_keep_last;
     opt.keep_every = c->ckpt_keep_every;
+    /* the background thread takes the snapshot while the next forward and
+     * backward run; herd_train_ckpt_snapshot_wait comes before the optimizer
+     * changes the shards (measured stall: 0.06-3% of a synchronous write
+     * instead of 13% with the copy in save_begin, docs/checkpoint-format.md) */
+    opt.defer_copy = !strcmp(c->backend, "cpu");
     return herd_ckpt_writer_create(&tc->writer, comm, &opt);
+}
+
+int herd_train_ckpt_snapshot_wait(herd_train_ckpt *tc, double *stall_s)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = tc->writer ? herd_ckpt_snapshot_wait(tc->writer) : 0;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    *stall_s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
+    return rc;
 }
 
 int herd_train_ckpt_close(herd_train_ckpt *tc)

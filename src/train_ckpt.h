@@ -33,6 +33,10 @@ typedef struct {
 
 /* Set up the writer and the signal handlers (collective). */
 int herd_train_ckpt_open(herd_train_ckpt *tc, const herd_config *c, const herd_grid *g);
+/* Before the optimizer changes the shards: wait until the background thread
+ * has copied the snapshot of the checkpoint in flight (*stall_s: how long). */
+int herd_train_ckpt_snapshot_wait(herd_train_ckpt *tc, double *stall_s);
+
 /* Wait for the checkpoint in flight, free (collective). */
 int herd_train_ckpt_close(herd_train_ckpt *tc);
 
