@@ -100,14 +100,26 @@ CONF
 pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 pidfile_pid() { [ -f "$1" ] && cat "$1" 2>/dev/null; }
 
-# Processes carrying our marker (daemons, slurmstepd, job tasks launched with our
-# SLURM_CONF): their PIDs, found through /proc/PID/environ.
+# Processes of this cluster: the daemons and what they fork (slurmscriptd,
+# slurmstepd) carry our marker; job tasks carry SLURM_CONF=$CONF with a job and
+# step id. Their PIDs come from /proc/PID/environ; this script and its own
+# subshells (descendants of $$) never count.
+descends_from_me() { # PID
+    q=$1
+    for _ in 1 2 3 4 5 6; do
+        [ "$q" = "$$" ] && return 0
+        q=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$q/status" 2>/dev/null)
+        [ -z "$q" ] || [ "$q" -le 1 ] && return 1
+    done
+    return 1
+}
 own_pids() {
     for e in /proc/[0-9]*/environ; do
         p=${e#/proc/}; p=${p%/environ}
-        [ "$p" = "$$" ] && continue
-        if tr '\0' '\n' 2>/dev/null <"$e" | grep -qx -e "$MARK" -e "SLURM_CONF=$CONF"; then
-            echo "$p"
+        env=$(tr '\0' '\n' 2>/dev/null <"$e") || continue
+        if echo "$env" | grep -qx "$MARK" \
+           || { echo "$env" | grep -qx "SLURM_CONF=$CONF" && echo "$env" | grep -q '^SLURM_STEP_ID='; }; then
+            descends_from_me "$p" || echo "$p"
         fi
     done
 }
@@ -179,10 +191,15 @@ stop() {
         pid_alive "$p" && kill -KILL "$p" 2>/dev/null
     done
     # leftovers of ours (slurmstepd and tasks of a killed node), by PID
+    # (slurmscriptd and slurmstepd end by themselves once their daemon is gone:
+    # give them a few seconds before SIGKILL)
+    t=0
     left=$(own_pids)
-    [ -n "$left" ] && kill -KILL $left 2>/dev/null
-    sleep 0.5
-    left=$(own_pids)
+    while [ -n "$left" ] && [ "$t" -lt 10 ]; do
+        [ "$t" -ge 4 ] && kill -KILL $left 2>/dev/null
+        sleep 0.5; t=$((t + 1))
+        left=$(own_pids)
+    done
     rm -f "$DIR"/run/*.pid
     if [ -n "$left" ]; then
         echo "cluster.sh: processes of the cluster still alive: $left" >&2
