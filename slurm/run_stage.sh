@@ -1,8 +1,8 @@
 #!/bin/sh
 # run_stage.sh — one training stage inside a Slurm allocation, with recovery.
 #
-#   run_stage.sh check  CONFIG [--out DIR] [--init-from DIR] [--set key=value]...
-#   run_stage.sh run    CONFIG [--out DIR] [--init-from DIR] [--set key=value]...
+#   run_stage.sh check  CONFIG [--out DIR] [--init-from DIR] [--set key=value]... [-- TRAINER_ARGS]
+#   run_stage.sh run    CONFIG [--out DIR] [--init-from DIR] [--set key=value]... [-- TRAINER_ARGS]
 #
 # `check` validates the input without Slurm (the config through `herd config`, the
 # output directory by creating and writing a file in it, the previous stage's
@@ -46,7 +46,7 @@ mode=${1:-}; shift 2>/dev/null
 case "$mode" in check|run) ;; *) die "usage: $me check|run CONFIG [--out DIR] [--init-from DIR] [--set key=value]..." ;; esac
 [ $# -ge 1 ] || die "usage: $me $mode CONFIG [--out DIR] [--init-from DIR] [--set key=value]..."
 CONFIG=$1; shift
-OUT=""; INIT_FROM=""; SETS=""
+OUT=""; INIT_FROM=""; SETS=""; EXTRA=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) [ $# -ge 2 ] || die "--out: needs a directory"; OUT=$2; shift 2 ;;
@@ -55,7 +55,10 @@ while [ $# -gt 0 ]; do
                case "$2" in *=*) ;; *) die "--set '$2': not key=value" ;; esac
                case "$2" in *" "*|*"'"*) die "--set '$2': spaces and quotes are not supported" ;; esac
                SETS="$SETS --set $2"; shift 2 ;;
-        *) die "argument '$1': expected --out, --init-from or --set" ;;
+        --) shift; for a in "$@"; do
+                case "$a" in *" "*|*"'"*) die "'$a': spaces and quotes are not supported" ;; esac
+                EXTRA="$EXTRA $a"; done; break ;;
+        *) die "argument '$1': expected --out, --init-from, --set or -- TRAINER_ARGS" ;;
     esac
 done
 
@@ -105,9 +108,25 @@ MIN_NODES=${HERD_MIN_NODES:-$NEED}
 mp=1
 for k in tp cp pp; do v=$(cfg_get parallel $k); [ -n "$v" ] && mp=$((mp * v)); done
 
+# The full layout's data-parallel size, and the most nodes (of N healthy, at
+# least HERD_MIN_NODES) whose ranks hold whole model replicas and a DP size that
+# divides the full one, so that the global batch still splits evenly.
+DP_FULL=$(( NEED * TPN / mp ))
+shrunk_nodes() {
+    k=$1
+    while [ "$k" -ge "$MIN_NODES" ] && [ "$k" -ge 1 ]; do
+        r=$((k * TPN))
+        if [ $((r % mp)) -eq 0 ] && [ $((r / mp)) -ge 1 ] && [ $((DP_FULL % (r / mp))) -eq 0 ]; then
+            echo "$k"; return 0
+        fi
+        k=$((k - 1))
+    done
+    return 1
+}
+
 # newest complete checkpoint (its MANIFEST is written last) under DIR/checkpoints
 newest_ckpt() {
-    for d in $(ls -d "$1"/checkpoints/step_* 2>/dev/null | sort -r); do
+    for d in $(ls -d "$1"/checkpoints/step_* 2>/dev/null | grep -E '/step_[0-9]+$' | sort -r); do
         [ -f "$d/MANIFEST" ] && { echo "$d"; return 0; }
     done
     return 1
@@ -167,6 +186,9 @@ healthy_nodes() {
     rm -rf "$tmp"
 }
 
+HAVE_VERIFY=0
+"$HERD_BIN" help 2>/dev/null | grep -q '^  ckpt ' && HAVE_VERIFY=1
+
 restarts=0
 cause=""; t_fail=0; fail_step=""
 while :; do
@@ -179,12 +201,11 @@ while :; do
     if [ "$n_good" -ge "$NEED" ]; then
         nodes=$(echo $good | tr ' ' '\n' | head -n "$NEED" | tr '\n' ',' | sed 's/,$//')
         n_use=$NEED; dp_set=""
-    elif [ "$n_good" -ge "$MIN_NODES" ] && [ "$n_good" -ge 1 ]; then
-        nodes=$(echo $good | tr ' ' ','); n_use=$n_good
-        dp=$(( n_good * TPN / mp ))
-        [ "$dp" -ge 1 ] || requeue "$n_good healthy nodes hold less than one model replica ($mp ranks)"
+    elif [ "$n_good" -ge "$MIN_NODES" ] && [ "$n_good" -ge 1 ] && n_use=$(shrunk_nodes "$n_good"); then
+        nodes=$(echo $good | tr ' ' '\n' | head -n "$n_use" | tr '\n' ',' | sed 's/,$//')
+        dp=$(( n_use * TPN / mp ))
         dp_set="--set parallel.dp=$dp"
-        say "only $n_good of $NEED nodes healthy: shrinking data parallelism to parallel.dp=$dp"
+        say "only $n_good of $NEED nodes healthy: shrinking data parallelism from $DP_FULL to parallel.dp=$dp on $n_use nodes"
     else
         requeue "only $n_good healthy nodes of $n_alloc, fewer than HERD_MIN_NODES $MIN_NODES"
     fi
@@ -192,6 +213,14 @@ while :; do
     [ -n "$dp_set" ] && ntasks=$(( $(echo "$dp_set" | sed 's/.*=//') * mp ))
 
     ckpt=$(newest_ckpt "$OUT") || ckpt="none"
+    # a checkpoint that fails verification (`herd ckpt verify`, where herd has it)
+    # is renamed aside, so that the trainer resumes from the one before it
+    while [ "$ckpt" != none ] && [ "$HAVE_VERIFY" = 1 ] && ! "$HERD_BIN" ckpt verify "$ckpt" >"$OUT/verify.log" 2>&1; do
+        say "checkpoint $ckpt fails verification: $(tail -n 1 "$OUT/verify.log"); moving it to $OUT/checkpoints.corrupt/"
+        mkdir -p "$OUT/checkpoints.corrupt" && mv "$ckpt" "$OUT/checkpoints.corrupt/$(basename "$ckpt").$(now)" \
+            || die "$ckpt: cannot move aside"
+        ckpt=$(newest_ckpt "$OUT") || ckpt="none"
+    done
     t_launch=$(now)
     if [ "$restarts" -gt 0 ]; then
         lost_steps="?"
@@ -208,10 +237,10 @@ while :; do
     if [ "${HERD_PER_RANK_OUT:-0}" = 1 ]; then
         srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 \
             sh -c 'exec "$@" --set "train.out_dir=$HERD_OUT/rank$SLURM_PROCID"' herd-rank \
-            $TRAIN_CMD "$CONFIG" $SETS $dp_set 2>"$attempt_err" &
+            $TRAIN_CMD "$CONFIG" $SETS $dp_set $EXTRA 2>"$attempt_err" &
     else
         srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 \
-            $TRAIN_CMD "$CONFIG" $SETS --set "train.out_dir=$OUT" $dp_set 2>"$attempt_err" &
+            $TRAIN_CMD "$CONFIG" $SETS --set "train.out_dir=$OUT" $dp_set $EXTRA 2>"$attempt_err" &
     fi
     pid=$!
     # `wait` returns early when a trapped signal arrives: wait again until srun ends
@@ -242,7 +271,9 @@ while :; do
     elif [ "$rc" -eq 76 ]; then
         cause="hang watchdog fired (exit 76)"
     else
-        cause="step failed with exit $rc: $(grep -m1 -iE 'error|killed|terminated|fail' "$attempt_err" | cut -c1-160)"
+        why=$(grep -m1 -E 'srun: error: .*task' "$attempt_err")
+        [ -n "$why" ] || why=$(grep -m1 -iE 'error|killed|terminated|fail' "$attempt_err")
+        cause="step failed with exit $rc: $(echo "$why" | cut -c1-160)"
     fi
     restarts=$((restarts + 1))
     if [ "$restarts" -gt "$MAX_RESTARTS" ]; then

@@ -76,7 +76,7 @@ fi
 
 # train across the 4 nodes (until the MPI trainer lands: one independent tiny run per rank)
 export HERD_PER_RANK_OUT=1
-out=$(sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/run" 2>&1)
+out=$(HERD_SBATCH_ARGS="--output=$tmp/train.out" sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/run" 2>&1)
 job=$(echo "$out" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
 ok=1
 if [ -z "$job" ] || ! job_wait "$job" 60; then ok=0; fi
@@ -109,7 +109,7 @@ if [ -n "$pid" ]; then
         sleep 0.1; t=$((t + 1))
     done
     t_again=$(date +%s.%N)
-    echo "rank kill: training again $(echo "$t_again - $t_kill" | bc) s after the SIGKILL of rank 3 (PID $pid)"
+    echo "rank kill: training again $(awk -v a="$t_again" -v k="$t_kill" 'BEGIN {printf "%.1f", a - k}') s after the SIGKILL of rank 3 (PID $pid)"
 fi
 if [ -n "$pid" ] && job_wait "$job" 90 && [ "$(job_state "$job")" = COMPLETED ] \
    && grep -q 'restart 1/3: cause: step failed with exit' "$tmp/kill/recovery.log" \
