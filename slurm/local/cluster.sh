@@ -80,6 +80,9 @@ KillWait=5
 MinJobAge=600
 ReturnToService=2
 JobRequeue=1
+# a requeued job becomes eligible again after cred_expire + 1 s (default 120):
+# 10 s keeps the requeue tests short; one host, so credentials never travel far
+AuthInfo=cred_expire=10
 NodeName=node[1-$n] NodeHostname=localhost Port=[$NODE_PORT-$last_port] CPUs=2 State=UNKNOWN
 PartitionName=debug Nodes=node[1-$n] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF

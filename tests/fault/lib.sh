@@ -47,6 +47,10 @@ fault_setup() {
     [ "$HAVE_CKPT" = 1 ] && ckpt_keys="checkpoint:
   every: $CKPT_EVERY
   keep_last: 3"
+    # a short hang limit, so that (b) restarts in seconds (key proposed to the lead)
+    wd_keys=""
+    echo "$keys" | grep -q '^monitor.watchdog_step_s ' && wd_keys="monitor:
+  watchdog_step_s: ${FAULT_WATCHDOG_S:-15}"
     cat >"$T/cfg.yaml" <<YAML
 model:
   preset: tiny
@@ -67,6 +71,7 @@ data:
 parallel:
   tp: 2
 $ckpt_keys
+$wd_keys
 YAML
     # the reference: the same stage, undisturbed (one per make test-fault)
     REF=$FAULT_REF_DIR/final.st
