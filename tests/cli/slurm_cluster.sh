@@ -122,6 +122,42 @@ else
 fi
 unset HERD_PER_RANK_OUT
 
+# SIGSTOP one rank of an MPI step loop that runs the real watchdog
+# (tests/slurm/mpi_steps.c): its peers wait in MPI_Allreduce, their watchdogs
+# exit 76, srun -K1 ends the step, the driver relaunches it
+if mpicc -std=c11 -D_GNU_SOURCE -O2 -I. -o "$tmp/mpi_steps" tests/slurm/mpi_steps.c monitoring/watchdog.c \
+        -lpthread 2>"$tmp/mpicc.err"; then
+    job=$(HERD_TRAIN_CMD="$tmp/mpi_steps" MPI_STEPS_N=40 MPI_STEPS_MS=100 MPI_STEPS_LIMIT=2 \
+          sbatch --parsable --output="$tmp/hang.out" slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/hang")
+    t=0
+    while [ "$t" -lt 300 ] && [ "$(lines "$tmp/hang/metrics.jsonl")" -lt 10 ]; do sleep 0.1; t=$((t + 1)); done
+    pid=$(rank_pid "$job" 5 "$tmp/mpi_steps")
+    if [ -n "$pid" ]; then
+        kill -STOP "$pid"; t_stop=$(date +%s.%N)
+        t=0
+        while [ "$t" -lt 600 ] && ! grep -q 'restart 1/' "$tmp/hang/recovery.log"; do sleep 0.1; t=$((t + 1)); done
+        t_rel=$(date +%s.%N)
+        while [ "$t" -lt 600 ]; do
+            m=$(stat -c %.9Y "$tmp/hang/metrics.jsonl" 2>/dev/null || echo 0)
+            awk -v m="$m" -v r="$t_rel" 'BEGIN {exit !(m > r)}' && break
+            sleep 0.1; t=$((t + 1))
+        done
+        echo "rank stop: training again $(awk -v a="$(date +%s.%N)" -v k="$t_stop" 'BEGIN {printf "%.1f", a - k}') s after the SIGSTOP of rank 5 (watchdog limit 2 s)"
+    fi
+    if [ -n "$pid" ] && job_wait "$job" 60 && [ "$(job_state "$job")" = COMPLETED ] \
+       && grep -q 'restart 1/3: cause: hang watchdog fired' "$tmp/hang/recovery.log" \
+       && grep -q 'STILL WAITING' "$tmp/hang.out" && grep -q 'allreduce step' "$tmp/hang.out" \
+       && grep -q 'stage finished (step exit 0) after 1 restarts' "$tmp/hang/recovery.log"; then
+        pass rank_stop_watchdog_restart
+        grep -E 'restart' "$tmp/hang/recovery.log" | sed 's/^/  /'
+    else
+        fail rank_stop_watchdog_restart "pid '$pid' job $job $(job_state "$job"): $(cat "$tmp/hang/recovery.log" 2>&1)"
+    fi
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+else
+    fail rank_stop_watchdog_restart "mpicc: $(cat "$tmp/mpicc.err")"
+fi
+
 # stop: nothing of the cluster's left
 sh slurm/local/cluster.sh stop >"$tmp/stop.out" 2>&1; rc=$?
 left=$(own_procs)
