@@ -21,10 +21,10 @@ mark_fault; kill -KILL "$pid"
 echo "$NAME: killed rank 0 while $(basename "$caught") was being written"
 wait_training_again 120
 partial=$(basename "$caught")
-if finish_and_compare 0 && ! grep -q "restart 1/.*from checkpoint .*/$partial;" "$T/run/recovery.log" && lost_ok; then
-    pass "$NAME"
-else
-    fail "$NAME" "resumed from the partial checkpoint $partial, or parameters differ"
-fi
+ok=1
+finish_and_compare 0 || ok=0
+grep -q "restart 1/.*from checkpoint .*/$partial;" "$T/run/recovery.log" && { fail "$NAME" "relaunched from the partial checkpoint $partial"; ok=0; }
+lost_ok || { fail "$NAME" "a restart lost more than $CKPT_EVERY steps (one checkpoint interval)"; ok=0; }
+[ "$ok" = 1 ] && pass "$NAME"
 show_log
 [ "$fails" -eq 0 ]

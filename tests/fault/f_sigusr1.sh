@@ -8,11 +8,10 @@ submit
 wait_steps $((CKPT_EVERY + 2))
 mark_fault; scancel -s USR1 -b "$JOB"
 wait_training_again 400
-if finish_and_compare 0 700 && grep -q 'got SIGUSR1' "$T/run/recovery.log" \
-   && grep -q "requeueing job $JOB" "$T/run/recovery.log"; then
-    pass "$NAME"
-else
-    fail "$NAME" "expected SIGUSR1 forwarded and the job requeued"
-fi
+ok=1
+finish_and_compare 0 700 || ok=0
+grep -q 'got SIGUSR1' "$T/run/recovery.log" || { fail "$NAME" "the driver did not see SIGUSR1"; ok=0; }
+grep -q "requeueing job $JOB" "$T/run/recovery.log" || { fail "$NAME" "the job did not requeue itself"; ok=0; }
+[ "$ok" = 1 ] && pass "$NAME"
 show_log
 [ "$fails" -eq 0 ]
