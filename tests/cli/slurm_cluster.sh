@@ -76,7 +76,13 @@ fi
 
 # train across the 4 nodes (until the MPI trainer lands: one independent tiny run per rank)
 export HERD_PER_RANK_OUT=1
-out=$(HERD_SBATCH_ARGS="--output=$tmp/train.out" sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/run" 2>&1)
+# a previous stage with a complete checkpoint (MANIFEST) and a newer, incomplete one:
+# the stage, which has none of its own, must start from the complete one
+mkdir -p "$tmp/prev/checkpoints/step_00000010" "$tmp/prev/checkpoints/step_00000020"
+echo shard >"$tmp/prev/checkpoints/step_00000010/rank0.h5"; : >"$tmp/prev/checkpoints/step_00000010/MANIFEST"
+echo partial >"$tmp/prev/checkpoints/step_00000020/rank0.h5"
+out=$(HERD_SBATCH_ARGS="--output=$tmp/train.out" sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/run" \
+      --init-from "$tmp/prev" 2>&1)
 job=$(echo "$out" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
 ok=1
 if [ -z "$job" ] || ! job_wait "$job" 60; then ok=0; fi
@@ -86,6 +92,12 @@ grep -q 'stage finished (step exit 0) after 0 restarts' "$tmp/run/recovery.log" 
 [ "$(job_state "$job")" = COMPLETED ] || ok=0
 if [ "$ok" = 1 ]; then pass sbatch_train_4_nodes_8_ranks
 else fail sbatch_train_4_nodes_8_ranks "job $job $(job_state "$job"): $out $(cat "$tmp/run/recovery.log" 2>&1)"; fi
+if [ -f "$tmp/run/checkpoints/step_00000010/MANIFEST" ] && [ ! -e "$tmp/run/checkpoints/step_00000020" ] \
+   && grep -q "stage starts from the previous stage's checkpoint $tmp/prev/checkpoints/step_00000010" "$tmp/run/recovery.log"; then
+    pass stage_starts_from_previous_stage_checkpoint
+else
+    fail stage_starts_from_previous_stage_checkpoint "$(ls -R "$tmp/run/checkpoints" 2>&1; cat "$tmp/run/recovery.log" 2>&1)"
+fi
 
 # kill rank 3 mid-run: srun -K1 ends the step; the driver relaunches on the same,
 # healthy nodes (without the MPI trainer's resume, the relaunch starts over)
