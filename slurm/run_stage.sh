@@ -277,7 +277,14 @@ while :; do
     fi
     restarts=$((restarts + 1))
     if [ "$restarts" -gt "$MAX_RESTARTS" ]; then
-        requeue "$cause; HERD_MAX_RESTARTS $MAX_RESTARTS restarts used in this allocation"
+        # a new allocation helps only when nodes were lost; a step that keeps
+        # failing on healthy nodes would fail the same way after a requeue
+        healthy_nodes
+        if [ -n "$BAD" ]; then
+            requeue "$cause; HERD_MAX_RESTARTS $MAX_RESTARTS restarts used in this allocation; failed nodes:$BAD"
+        fi
+        say "giving up: $cause; HERD_MAX_RESTARTS $MAX_RESTARTS restarts used and every node is healthy (not a node fault)"
+        exit 1
     fi
     say "step failed at $(date -u +%T) (last logged step ${fail_step:-none}): $cause"
 done

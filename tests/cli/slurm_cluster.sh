@@ -170,6 +170,19 @@ else
     fail rank_stop_watchdog_restart "mpicc: $(cat "$tmp/mpicc.err")"
 fi
 
+# a step that fails on healthy nodes every time: restart up to the limit, then give up
+# (no requeue: a new allocation would fail the same way)
+job=$(HERD_TRAIN_CMD=/bin/false HERD_MAX_RESTARTS=1 sbatch --parsable --output="$tmp/false.out" \
+      slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/false")
+if job_wait "$job" 60 && [ "$(job_state "$job")" = FAILED ] \
+   && grep -q 'restart 1/1: cause: step failed with exit 1' "$tmp/false/recovery.log" \
+   && grep -q 'giving up: .*every node is healthy' "$tmp/false/recovery.log" \
+   && ! grep -q requeueing "$tmp/false/recovery.log"; then
+    pass persistent_failure_gives_up
+else
+    fail persistent_failure_gives_up "job $job $(job_state "$job"): $(cat "$tmp/false/recovery.log" 2>&1)"
+fi
+
 # stop: nothing of the cluster's left
 sh slurm/local/cluster.sh stop >"$tmp/stop.out" 2>&1; rc=$?
 left=$(own_procs)
