@@ -169,7 +169,7 @@ requeue() { # requeue WHY
 # A node is healthy when Slurm does not call it down, drained, failed or not
 # responding, and a one-task probe step runs on it within HERD_PROBE_TIMEOUT.
 healthy_nodes() {
-    tmp=$(mktemp -d)
+    tmp=$(mktemp -d); probes=""
     for n in $ALLOC; do
         (
             st=$(scontrol show node "$n" 2>/dev/null | sed -n 's/.*State=\([^ ]*\).*/\1/p')
@@ -177,8 +177,13 @@ healthy_nodes() {
             timeout -k 2 "$PROBE" srun --overlap -N1 -n1 -w "$n" --mpi=none -K1 true >/dev/null 2>&1 \
                 || echo "probe step failed or timed out (${PROBE}s)" >"$tmp/$n.bad"
         ) &
+        probes="$probes $!"
     done
-    wait
+    # `wait` returns early when a trapped signal arrives: wait until every probe ended
+    for p in $probes; do
+        wait "$p"
+        while kill -0 "$p" 2>/dev/null; do wait "$p"; done
+    done
     GOOD=""; BAD=""
     for n in $ALLOC; do
         if [ -f "$tmp/$n.bad" ]; then BAD="$BAD $n ($(cat "$tmp/$n.bad"))"; else GOOD="$GOOD $n"; fi
@@ -230,6 +235,9 @@ while :; do
     else
         say "launch on $nodes ($ntasks ranks, $TPN per node) from checkpoint $ckpt"
     fi
+
+    # a stop signal that arrived between steps: the newest checkpoint is final
+    [ -n "$signalled" ] && requeue "SIG$signalled arrived while no step ran"
 
     # ---- the step ----
     export HERD_OUT="$OUT"
