@@ -66,6 +66,9 @@ MpiDefault=pmix
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+# a requeued job waits for its BeginTime and then for a scheduling pass: every 2 s
+# here, not Slurm's default 60 s
+SchedulerParameters=sched_interval=2,bf_interval=5
 TopologyPlugin=topology/tree
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none

@@ -138,7 +138,7 @@ unset HERD_PER_RANK_OUT
 # (tests/slurm/mpi_steps.c): its peers wait in MPI_Allreduce, their watchdogs
 # exit 76, srun -K1 ends the step, the driver relaunches it
 if mpicc -std=c11 -D_GNU_SOURCE -O2 -I. -o "$tmp/mpi_steps" tests/slurm/mpi_steps.c monitoring/watchdog.c \
-        -lpthread 2>"$tmp/mpicc.err"; then
+        src/stopsig.c -lpthread 2>"$tmp/mpicc.err"; then
     job=$(HERD_TRAIN_CMD="$tmp/mpi_steps" MPI_STEPS_N=40 MPI_STEPS_MS=100 MPI_STEPS_LIMIT=2 \
           sbatch --parsable --output="$tmp/hang.out" slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/hang")
     t=0
@@ -168,6 +168,37 @@ if mpicc -std=c11 -D_GNU_SOURCE -O2 -I. -o "$tmp/mpi_steps" tests/slurm/mpi_step
     [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
 else
     fail rank_stop_watchdog_restart "mpicc: $(cat "$tmp/mpicc.err")"
+fi
+
+# SIGUSR1 to the batch shell (what --signal=B:USR1@S does before the time limit):
+# forwarded to the step, the ranks agree and exit 75, the job requeues itself and
+# comes back (cred_expire + 1 s later), and finishes
+if [ -x "$tmp/mpi_steps" ]; then
+    job=$(HERD_TRAIN_CMD="$tmp/mpi_steps" MPI_STEPS_N=40 MPI_STEPS_MS=100 MPI_STEPS_LIMIT=5 \
+          sbatch --parsable --output="$tmp/usr1.out" slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/usr1")
+    t=0
+    while [ "$t" -lt 300 ] && [ "$(lines "$tmp/usr1/metrics.jsonl")" -lt 10 ]; do sleep 0.1; t=$((t + 1)); done
+    scancel -s USR1 -b "$job"; t_sig=$(date +%s.%N)
+    t=0
+    while [ "$t" -lt 900 ] && [ "$(grep -c 'launch on' "$tmp/usr1/recovery.log")" -lt 2 ]; do sleep 0.1; t=$((t + 1)); done
+    t_rel=$(date +%s.%N)
+    while [ "$t" -lt 900 ]; do
+        m=$(stat -c %.9Y "$tmp/usr1/metrics.jsonl" 2>/dev/null || echo 0)
+        awk -v m="$m" -v r="$t_rel" 'BEGIN {exit !(m > r)}' && break
+        sleep 0.1; t=$((t + 1))
+    done
+    echo "SIGUSR1: training again $(awk -v a="$(date +%s.%N)" -v k="$t_sig" 'BEGIN {printf "%.1f", a - k}') s after the signal (exit 75, requeue, requeue delay)"
+    if job_wait "$job" 60 && [ "$(job_state "$job")" = COMPLETED ] \
+       && grep -q 'got SIGUSR1' "$tmp/usr1/recovery.log" \
+       && grep -q "requeueing job $job: the step stopped with exit 75" "$tmp/usr1/recovery.log" \
+       && grep -q '"stopped":' "$tmp/usr1/metrics.jsonl" \
+       && scontrol show job "$job" | grep -q 'Restarts=1' \
+       && grep -q 'stage finished (step exit 0)' "$tmp/usr1/recovery.log"; then
+        pass sigusr1_exit75_requeues
+        sed 's/^/  /' "$tmp/usr1/recovery.log"
+    else
+        fail sigusr1_exit75_requeues "job $job $(job_state "$job"): $(cat "$tmp/usr1/recovery.log" 2>&1)"
+    fi
 fi
 
 # a step that fails on healthy nodes every time: restart up to the limit, then give up

@@ -7,7 +7,10 @@
  *   mpi_steps CONFIG [--set train.out_dir=DIR]...   (the stage driver's arguments)
  *   env: MPI_STEPS_N (steps, 40), MPI_STEPS_MS (sleep per step, 100),
  *        MPI_STEPS_LIMIT (watchdog step limit in s, 2)
- * Rank 0 appends {"step":N} to DIR/metrics.jsonl after every step. */
+ * Rank 0 appends {"step":N} to DIR/metrics.jsonl after every step.
+ * SIGUSR1/SIGTERM (src/stopsig.h): the ranks agree on it after the step (an
+ * allreduce MAX), rank 0 appends {"stopped":N}, and all exit 75 (requeue me),
+ * the protocol the trainer follows after committing its checkpoint. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,8 @@
 #include <unistd.h>
 
 #include "monitoring/watchdog.h"
+#include "src/exitcodes.h"
+#include "src/stopsig.h"
 
 static double env_or(const char *name, double dflt)
 {
@@ -34,7 +39,8 @@ int main(int argc, char **argv)
     int steps = (int)env_or("MPI_STEPS_N", 40), ms = (int)env_or("MPI_STEPS_MS", 100);
     double limit = env_or("MPI_STEPS_LIMIT", 2);
     const char *node = getenv("SLURMD_NODENAME");
-    if (herd_watchdog_start(limit, limit, rank, node) != 0) MPI_Abort(MPI_COMM_WORLD, 1);
+    if (herd_watchdog_start(limit, limit, rank, node) != 0 || herd_stopsig_install() != 0)
+        MPI_Abort(MPI_COMM_WORLD, 1);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
@@ -50,6 +56,19 @@ int main(int argc, char **argv)
             if (!f) { perror(path); MPI_Abort(MPI_COMM_WORLD, 1); }
             fprintf(f, "{\"step\":%d}\n", step);
             fclose(f);
+        }
+        int stop = herd_stopsig_pending(), any = 0;
+        herd_watchdog_enter("allreduce stop flag step %d", step);
+        MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        herd_watchdog_leave();
+        if (any) {
+            if (rank == 0) {
+                FILE *f = fopen(path, "a");
+                if (f) { fprintf(f, "{\"stopped\":%d}\n", step); fclose(f); }
+            }
+            herd_watchdog_stop();
+            MPI_Finalize();
+            return HERD_EXIT_REQUEUE;
         }
         usleep((useconds_t)ms * 1000);
     }
