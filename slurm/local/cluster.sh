@@ -4,7 +4,8 @@
 #   slurm/local/cluster.sh start [NODES]   slurmctld + one `slurmd -N nodeK` per node (default 4)
 #   slurm/local/cluster.sh stop            cancel its jobs, end its daemons and their steps, by PID
 #   slurm/local/cluster.sh status          daemons alive, sinfo, squeue
-#   slurm/local/cluster.sh env             prints `export SLURM_CONF=...` (eval it)
+#   slurm/local/cluster.sh env             prints the exports clients need (eval it): SLURM_CONF
+#                                          and Open MPI over TCP on loopback
 #
 # Everything lives under one directory, $HERD_SLURM_DIR (default /tmp/herd-slurm):
 # etc/ (slurm.conf, topology.conf), state/, spool/nodeK/, tmp/nodeK/, log/, run/ (PID files).
@@ -170,7 +171,7 @@ start() {
         die "only $idle of $n nodes became idle in 60 s; logs in $DIR/log"
     fi
     echo "cluster.sh: $n nodes up in ${t}s under $DIR (slurmctld port $CTLD_PORT, slurmd ports $NODE_PORT-$((NODE_PORT + n - 1)))"
-    echo "export SLURM_CONF=$CONF"
+    echo "eval \"\$($0 env)\"   # SLURM_CONF and the Open MPI settings for this cluster"
 }
 
 stop() {
@@ -232,6 +233,7 @@ case "${1:-}" in
     start) start "${2:-4}" ;;
     stop) stop ;;
     status) status ;;
-    env) echo "export SLURM_CONF=$CONF" ;;
+    env) echo "export SLURM_CONF=$CONF"
+         echo "export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo" ;;
     *) echo "usage: $0 start [NODES] | stop | status | env   (directory: $DIR)" >&2; exit 2 ;;
 esac
