@@ -29,8 +29,7 @@ cluster_up() {
     base=$(free_port_base) || { why="no free port range found"; return 1; }
     export HERD_SLURM_PORT=$base HERD_SLURM_NODE_PORT=$((base + 1))
     out=$(sh slurm/local/cluster.sh start "$1" 2>&1) || { why="cluster.sh start failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; return 1; }
-    export SLURM_CONF=$HERD_SLURM_DIR/etc/slurm.conf
-    export OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+    eval "$(sh slurm/local/cluster.sh env)"
     return 0
 }
 
