@@ -56,7 +56,7 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: all deps test demo demo-data bench clean help summary
+.PHONY: all deps test test-fault demo demo-data bench clean help summary
 all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
 
 summary: $(BUILD)/herd
@@ -102,6 +102,12 @@ test:
 	@$(MAKE) --no-print-directory all
 	@sh tests/run.sh
 
+# fault injection on the local Slurm cluster (tests/fault, several minutes; not in `make test`)
+test-fault:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@sh tests/fault/run.sh
+
 demo:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory all
@@ -123,7 +129,7 @@ clean:
 	rm -rf $(BUILD)
 
 help:
-	@echo "make deps | make | make test | make demo | make demo-data | make bench | make clean"
+	@echo "make deps | make | make test | make test-fault | make demo | make demo-data | make bench | make clean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential pkg-config libopenblas-openmp-dev libyaml-dev
           python3 python3-numpy python3-torch python3-h5py
           libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc
-          libhdf5-openmpi-dev hdf5-tools slurm-wlm slurmctld slurmd munge
+          libhdf5-openmpi-dev hdf5-tools slurm-wlm slurmctld slurmd munge iproute2
           gnuplot-nox python3-prometheus-client
           fortunes fortunes-de fortunes-es fortunes-it dict-gcide unicode-data"
 

@@ -1,0 +1,298 @@
+#!/bin/sh
+# run_stage.sh — one training stage inside a Slurm allocation, with recovery.
+#
+#   run_stage.sh check  CONFIG [--out DIR] [--init-from DIR] [--set key=value]... [-- TRAINER_ARGS]
+#   run_stage.sh run    CONFIG [--out DIR] [--init-from DIR] [--set key=value]... [-- TRAINER_ARGS]
+#
+# `check` validates the input without Slurm (the config through `herd config`, the
+# output directory by creating and writing a file in it, the previous stage's
+# checkpoint directory) and exits 1 with a message naming the file and the field.
+# slurm/train.sbatch runs it before `sbatch` asks for nodes, and again at job start.
+#
+# `run` (inside the allocation) launches `srun --mpi=pmix -K1 herd train ...` and,
+# when the step fails, finds the allocation's failed nodes (Slurm's node state and
+# a probe step on each node), excludes them and relaunches on the healthy nodes
+# (spares first, then a smaller data-parallel size when HERD_MIN_NODES allows),
+# up to HERD_MAX_RESTARTS times. When the allocation cannot continue, or the step
+# stopped on SIGUSR1/SIGTERM after committing a checkpoint (exit 75), the job
+# requeues itself. Each launch resumes from the newest complete checkpoint in the
+# output directory (the trainer does that); a stage with none starts from the
+# previous stage's newest complete checkpoint (--init-from), copied in.
+# Every restart is logged, to stderr and OUT_DIR/recovery.log, with its cause,
+# the nodes excluded and the time lost.
+#
+# Settings (environment):
+#   HERD_ROOT           the herd checkout (default: SLURM_SUBMIT_DIR, else this file's ../)
+#   HERD_BIN            the herd binary (default $HERD_ROOT/build/herd)
+#   HERD_TRAIN_CMD      the command srun runs (default "$HERD_BIN train"); CONFIG and the
+#                       --set arguments follow it
+#   HERD_MAX_RESTARTS   relaunches inside one allocation (default 3)
+#   HERD_MAX_REQUEUES   requeues of the job (default 3; SLURM_RESTART_COUNT counts them)
+#   HERD_SPARES         allocated nodes kept as spares (default 0)
+#   HERD_MIN_NODES      fewest nodes to go on with (default: all but the spares, i.e. no
+#                       shrinking); fewer nodes than needed shrink parallel.dp
+#   HERD_TASKS_PER_NODE ranks per node (default SLURM_NTASKS_PER_NODE, else 1)
+#   HERD_PROBE_TIMEOUT  seconds a node has to run a probe step (default 10)
+#   HERD_PER_RANK_OUT   1: each rank trains into OUT_DIR/rankN (the single-process trainer
+#                       before MPI lands; independent runs, one per rank)
+set -u
+
+me=run_stage.sh
+say() { echo "herd-stage: $*" >&2; [ -n "${LOG:-}" ] && echo "$(date -u +%FT%TZ) $*" >>"$LOG"; return 0; }
+die() { echo "$me: $*" >&2; exit 1; }
+now() { date +%s; }
+
+mode=${1:-}; shift 2>/dev/null
+case "$mode" in check|run) ;; *) die "usage: $me check|run CONFIG [--out DIR] [--init-from DIR] [--set key=value]..." ;; esac
+[ $# -ge 1 ] || die "usage: $me $mode CONFIG [--out DIR] [--init-from DIR] [--set key=value]..."
+CONFIG=$1; shift
+OUT=""; INIT_FROM=""; SETS=""; EXTRA=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) [ $# -ge 2 ] || die "--out: needs a directory"; OUT=$2; shift 2 ;;
+        --init-from) [ $# -ge 2 ] || die "--init-from: needs a directory"; INIT_FROM=$2; shift 2 ;;
+        --set) [ $# -ge 2 ] || die "--set: needs key=value"
+               case "$2" in *=*) ;; *) die "--set '$2': not key=value" ;; esac
+               case "$2" in *" "*|*"'"*) die "--set '$2': spaces and quotes are not supported" ;; esac
+               SETS="$SETS --set $2"; shift 2 ;;
+        --) shift; for a in "$@"; do
+                case "$a" in *" "*|*"'"*) die "'$a': spaces and quotes are not supported" ;; esac
+                EXTRA="$EXTRA $a"; done; break ;;
+        *) die "argument '$1': expected --out, --init-from, --set or -- TRAINER_ARGS" ;;
+    esac
+done
+
+if [ -z "${HERD_ROOT:-}" ]; then
+    if [ -n "${SLURM_SUBMIT_DIR:-}" ]; then HERD_ROOT=$SLURM_SUBMIT_DIR
+    else HERD_ROOT=$(cd "$(dirname "$0")/.." && pwd); fi
+fi
+HERD_BIN=${HERD_BIN:-$HERD_ROOT/build/herd}
+
+# ---- input checks: no Slurm needed, so bad input never costs an allocation ----
+[ -x "$HERD_BIN" ] || die "$HERD_BIN: herd binary not found or not executable (run make, or set HERD_BIN)"
+[ -e "$CONFIG" ] || die "$CONFIG: config file does not exist"
+[ -f "$CONFIG" ] && [ -r "$CONFIG" ] || die "$CONFIG: config file is not a readable file"
+resolved=$("$HERD_BIN" config "$CONFIG" $SETS 2>&1) || die "$CONFIG: config rejected: $resolved"
+# the value of KEY in SECTION of the resolved config (herd config prints 2-space YAML)
+cfg_get() {
+    printf '%s\n' "$resolved" | awk -v s="$1:" -v k="$2:" '
+        /^[^ #]/ {in_s = ($1 == s)} in_s && $1 == k {v = $2; gsub(/"/, "", v); print v; exit}'
+}
+[ -n "$OUT" ] || OUT=$(cfg_get train out_dir)
+[ -n "$OUT" ] || die "$CONFIG: train.out_dir: empty, and no --out given"
+case "$OUT" in /*) ;; *) OUT=$HERD_ROOT/$OUT ;; esac
+mkdir -p "$OUT" 2>/dev/null || die "$OUT: output directory (train.out_dir) cannot be created"
+probe_file="$OUT/.herd-write-test.$$"
+( : >"$probe_file" ) 2>/dev/null && rm -f "$probe_file" \
+    || die "$OUT: output directory (train.out_dir) is not writable"
+if [ -n "$INIT_FROM" ]; then
+    [ -d "$INIT_FROM" ] || die "$INIT_FROM: --init-from: previous stage's directory does not exist"
+fi
+[ "$mode" = check ] && { echo "$me: $CONFIG: ok (output $OUT)"; exit 0; }
+
+# ---- inside the allocation ----
+[ -n "${SLURM_JOB_ID:-}" ] || die "run: not inside a Slurm allocation (SLURM_JOB_ID unset); use sbatch"
+LOG=$OUT/recovery.log
+MAX_RESTARTS=${HERD_MAX_RESTARTS:-3}
+MAX_REQUEUES=${HERD_MAX_REQUEUES:-3}
+SPARES=${HERD_SPARES:-0}
+TPN=${HERD_TASKS_PER_NODE:-${SLURM_NTASKS_PER_NODE:-1}}
+PROBE=${HERD_PROBE_TIMEOUT:-10}
+TRAIN_CMD=${HERD_TRAIN_CMD:-$HERD_BIN train}
+ALLOC=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | tr '\n' ' ')
+n_alloc=$(echo $ALLOC | wc -w)
+NEED=$((n_alloc - SPARES))
+MIN_NODES=${HERD_MIN_NODES:-$NEED}
+[ "$NEED" -ge 1 ] || die "HERD_SPARES: $SPARES spares leave no node of $n_alloc to train on"
+# model-parallel size: what one data-parallel replica needs (keys of the MPI trainer)
+mp=1
+for k in tp cp pp; do v=$(cfg_get parallel $k); [ -n "$v" ] && mp=$((mp * v)); done
+
+# The full layout's data-parallel size, and the most nodes (of N healthy, at
+# least HERD_MIN_NODES) whose ranks hold whole model replicas and a DP size that
+# divides the full one, so that the global batch still splits evenly.
+DP_FULL=$(( NEED * TPN / mp ))
+shrunk_nodes() {
+    k=$1
+    while [ "$k" -ge "$MIN_NODES" ] && [ "$k" -ge 1 ]; do
+        r=$((k * TPN))
+        if [ $((r % mp)) -eq 0 ] && [ $((r / mp)) -ge 1 ] && [ $((DP_FULL % (r / mp))) -eq 0 ]; then
+            echo "$k"; return 0
+        fi
+        k=$((k - 1))
+    done
+    return 1
+}
+
+# newest complete checkpoint (its MANIFEST is written last) under DIR/checkpoints
+newest_ckpt() {
+    for d in $(ls -d "$1"/checkpoints/step_* 2>/dev/null | grep -E '/step_[0-9]+$' | sort -r); do
+        [ -f "$d/MANIFEST" ] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+last_logged_step() { # the last step in metrics.jsonl (rank 0's when per-rank)
+    m=$OUT/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && m=$OUT/rank0/metrics.jsonl
+    tail -n 1 "$m" 2>/dev/null | sed -n 's/.*"step":\([0-9]*\).*/\1/p'
+}
+
+if [ -n "$INIT_FROM" ] && ! newest_ckpt "$OUT" >/dev/null; then
+    prev=$(newest_ckpt "$INIT_FROM") || die "$INIT_FROM: --init-from: no complete checkpoint (step_*/MANIFEST) under $INIT_FROM/checkpoints"
+    mkdir -p "$OUT/checkpoints" && cp -a "$prev" "$OUT/checkpoints/" \
+        || die "$OUT/checkpoints: cannot copy the previous stage's checkpoint $prev"
+    say "stage starts from the previous stage's checkpoint $prev"
+fi
+
+# Signals: --signal=B:USR1@S reaches this shell only; forward USR1 and TERM to
+# the step (scancel -s: every step of the job, not this batch shell), and
+# remember, so that the end of the step means "requeue", whatever its code.
+signalled=""
+forward() {
+    signalled=$1
+    say "got SIG$1: forwarding to the step (checkpoint, commit, exit $((75)))"
+    scancel -s "$1" "$SLURM_JOB_ID" 2>/dev/null
+}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+
+requeue() { # requeue WHY
+    if [ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_REQUEUES" ]; then
+        say "not requeueing ($1): the job was requeued ${SLURM_RESTART_COUNT:-0} times already (HERD_MAX_REQUEUES $MAX_REQUEUES)"
+        exit 1
+    fi
+    say "requeueing job $SLURM_JOB_ID: $1"
+    scontrol requeue "$SLURM_JOB_ID" || { say "scontrol requeue $SLURM_JOB_ID failed"; exit 1; }
+    exit 0
+}
+
+# healthy_nodes sets GOOD (names) and BAD ("name (why)" each).
+# A node is healthy when Slurm does not call it down, drained, failed or not
+# responding, and a one-task probe step runs on it within HERD_PROBE_TIMEOUT.
+healthy_nodes() {
+    tmp=$(mktemp -d); probes=""
+    for n in $ALLOC; do
+        (
+            st=$(scontrol show node "$n" 2>/dev/null | sed -n 's/.*State=\([^ ]*\).*/\1/p')
+            case "$st" in ''|*DOWN*|*DRAIN*|*FAIL*|*NOT_RESPONDING*|*'*'*) echo "state $st" >"$tmp/$n.bad"; exit ;; esac
+            timeout -k 2 "$PROBE" srun --overlap -N1 -n1 -w "$n" --mpi=none -K1 true >/dev/null 2>&1 \
+                || echo "probe step failed or timed out (${PROBE}s)" >"$tmp/$n.bad"
+        ) &
+        probes="$probes $!"
+    done
+    # `wait` returns early when a trapped signal arrives: wait until every probe ended
+    for p in $probes; do
+        wait "$p"
+        while kill -0 "$p" 2>/dev/null; do wait "$p"; done
+    done
+    GOOD=""; BAD=""
+    for n in $ALLOC; do
+        if [ -f "$tmp/$n.bad" ]; then BAD="$BAD $n ($(cat "$tmp/$n.bad"))"; else GOOD="$GOOD $n"; fi
+    done
+    rm -rf "$tmp"
+}
+
+HAVE_VERIFY=0
+"$HERD_BIN" help 2>/dev/null | grep -q '^  ckpt ' && HAVE_VERIFY=1
+
+restarts=0
+cause=""; t_fail=0; fail_step=""
+while :; do
+    # ---- pick the nodes ----
+    t_probe=$(now)
+    healthy_nodes
+    good=$GOOD
+    n_good=$(echo $good | wc -w)
+    [ -n "$BAD" ] && say "excluding failed nodes:$BAD"
+    if [ "$n_good" -ge "$NEED" ]; then
+        nodes=$(echo $good | tr ' ' '\n' | head -n "$NEED" | tr '\n' ',' | sed 's/,$//')
+        n_use=$NEED; dp_set=""
+    elif [ "$n_good" -ge "$MIN_NODES" ] && [ "$n_good" -ge 1 ] && n_use=$(shrunk_nodes "$n_good"); then
+        nodes=$(echo $good | tr ' ' '\n' | head -n "$n_use" | tr '\n' ',' | sed 's/,$//')
+        dp=$(( n_use * TPN / mp ))
+        dp_set="--set parallel.dp=$dp"
+        say "only $n_good of $NEED nodes healthy: shrinking data parallelism from $DP_FULL to parallel.dp=$dp on $n_use nodes"
+    else
+        requeue "only $n_good healthy nodes of $n_alloc, fewer than HERD_MIN_NODES $MIN_NODES"
+    fi
+    ntasks=$((n_use * TPN))
+    [ -n "$dp_set" ] && ntasks=$(( $(echo "$dp_set" | sed 's/.*=//') * mp ))
+
+    ckpt=$(newest_ckpt "$OUT") || ckpt="none"
+    # a checkpoint that fails verification (`herd ckpt verify`, where herd has it)
+    # is renamed aside, so that the trainer resumes from the one before it
+    while [ "$ckpt" != none ] && [ "$HAVE_VERIFY" = 1 ] && ! "$HERD_BIN" ckpt verify "$ckpt" >"$OUT/verify.log" 2>&1; do
+        say "checkpoint $ckpt fails verification: $(tail -n 1 "$OUT/verify.log"); moving it to $OUT/checkpoints.corrupt/"
+        mkdir -p "$OUT/checkpoints.corrupt" && mv "$ckpt" "$OUT/checkpoints.corrupt/$(basename "$ckpt").$(now)" \
+            || die "$ckpt: cannot move aside"
+        ckpt=$(newest_ckpt "$OUT") || ckpt="none"
+    done
+    t_launch=$(now)
+    if [ "$restarts" -gt 0 ]; then
+        lost_steps="?"
+        [ -n "$fail_step" ] && lost_steps=$(( fail_step - $(echo "$ckpt" | sed -n 's/.*step_0*\([0-9][0-9]*\)$/\1/p;s/^none$/0/p') ))
+        say "restart $restarts/$MAX_RESTARTS: cause: $cause; relaunch on $nodes ($ntasks ranks) from checkpoint $ckpt;" \
+            "time lost: $((t_launch - t_fail)) s down (probing nodes $((t_launch - t_probe)) s), $lost_steps steps since the checkpoint"
+    else
+        say "launch on $nodes ($ntasks ranks, $TPN per node) from checkpoint $ckpt"
+    fi
+
+    # a stop signal that arrived between steps: the newest checkpoint is final
+    [ -n "$signalled" ] && requeue "SIG$signalled arrived while no step ran"
+
+    # ---- the step ----
+    export HERD_OUT="$OUT"
+    attempt_err=$OUT/step-$SLURM_JOB_ID-${SLURM_RESTART_COUNT:-0}-$restarts.err
+    if [ "${HERD_PER_RANK_OUT:-0}" = 1 ]; then
+        srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 \
+            sh -c 'exec "$@" --set "train.out_dir=$HERD_OUT/rank$SLURM_PROCID"' herd-rank \
+            $TRAIN_CMD "$CONFIG" $SETS $dp_set $EXTRA 2>"$attempt_err" &
+    else
+        srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 \
+            $TRAIN_CMD "$CONFIG" $SETS --set "train.out_dir=$OUT" $dp_set $EXTRA 2>"$attempt_err" &
+    fi
+    pid=$!
+    # `wait` returns early when a trapped signal arrives: wait again until srun ends
+    while :; do
+        wait "$pid"; rc=$?
+        if [ "$rc" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then continue; fi
+        break
+    done
+    t_fail=$(now)
+    cat "$attempt_err" >&2
+    fail_step=$(last_logged_step)
+
+    # ---- what happened ----
+    if [ "$rc" -eq 0 ] && [ -z "$signalled" ]; then
+        say "stage finished (step exit 0) after $restarts restarts"
+        exit 0
+    fi
+    if [ "$rc" -eq 75 ] || [ -n "$signalled" ]; then
+        [ "$rc" -eq 0 ] && { say "stage finished (step exit 0) while SIG$signalled was pending"; exit 0; }
+        requeue "the step stopped with exit $rc after SIG${signalled:-?} (75 = checkpoint committed)"
+    fi
+    if [ "$rc" -eq 2 ]; then
+        say "the step refused its input (exit 2, usage): not restarting"
+        exit 1
+    fi
+    if grep -q 'herd watchdog: .*HANG' "$attempt_err"; then
+        cause="hang watchdog fired (exit $rc): $(grep -m1 'herd watchdog: .*HANG' "$attempt_err" | sed 's/^[^:]*: //')"
+    elif [ "$rc" -eq 76 ]; then
+        cause="hang watchdog fired (exit 76)"
+    else
+        why=$(grep -m1 -E 'srun: error: .*task' "$attempt_err")
+        [ -n "$why" ] || why=$(grep -m1 -iE 'error|killed|terminated|fail' "$attempt_err")
+        cause="step failed with exit $rc: $(echo "$why" | cut -c1-160)"
+    fi
+    restarts=$((restarts + 1))
+    if [ "$restarts" -gt "$MAX_RESTARTS" ]; then
+        # a new allocation helps only when nodes were lost; a step that keeps
+        # failing on healthy nodes would fail the same way after a requeue
+        healthy_nodes
+        if [ -n "$BAD" ]; then
+            requeue "$cause; HERD_MAX_RESTARTS $MAX_RESTARTS restarts used in this allocation; failed nodes:$BAD"
+        fi
+        say "giving up: $cause; HERD_MAX_RESTARTS $MAX_RESTARTS restarts used and every node is healthy (not a node fault)"
+        exit 1
+    fi
+    say "step failed at $(date -u +%T) (last logged step ${fail_step:-none}): $cause"
+done
