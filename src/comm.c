@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "src/comm.h"
+#include "monitoring/watchdog.h"
 
 static double now_s(void)
 {
@@ -31,7 +32,9 @@ size_t herd_split_counts(size_t n, int parts, size_t *counts, int i)
 #define TIMED(c, what, call)                                                              \
     do {                                                                                  \
         double t0_ = now_s();                                                             \
+        herd_watchdog_enter("%s on group '%s' (%d ranks)", what, (c)->name, (c)->size);   \
         int rc_ = (call);                                                                 \
+        herd_watchdog_leave();                                                            \
         (c)->seconds += now_s() - t0_;                                                    \
         if (rc_) {                                                                        \
             fprintf(stderr, "herd: rank %d of group '%s' (%s): %s failed\n", (c)->rank,   \

@@ -105,6 +105,8 @@ typedef struct {
 
     /* monitor */
     double   peak_tflops;
+    double   watchdog_step_s;   /* a step (or collective) longer than this aborts the job (0: off) */
+    double   watchdog_commit_s; /* the limit while a checkpoint commits */
     int      straggler_every;   /* gather per-rank compute time every N steps (0: never) */
     char     prom_file[HERD_PATH_MAX]; /* Prometheus textfile ("": OUT_DIR/herd.prom) */    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
 } herd_config;

@@ -96,6 +96,8 @@ void herd_config_defaults(herd_config *c)
     c->eval_batches = 8;
     c->peak_tflops = 0;
     c->straggler_every = 10;
+    c->watchdog_step_s = 600;
+    c->watchdog_commit_s = 1800;
     c->ckpt_every = 0;
     c->ckpt_keep_last = 3;
     c->ckpt_keep_every = 0;

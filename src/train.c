@@ -12,6 +12,8 @@
 #include "monitoring/mfu.h"
 #include "monitoring/prometheus.h"
 #include "monitoring/straggler.h"
+#include "monitoring/watchdog.h"
+#include <unistd.h>
 #include <mpi.h>
 #include "src/data.h"
 #include "src/eval.h"
@@ -267,17 +269,31 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         return -1;
     }
     int root = grid.world_rank == 0;
+    if (c->watchdog_step_s > 0) {
+        char host[128] = "";
+        const char *node = getenv("SLURMD_NODENAME");
+        if (node) snprintf(host, sizeof host, "%s", node);
+        else gethostname(host, sizeof host - 1);
+        double commit = c->watchdog_commit_s > c->watchdog_step_s ? c->watchdog_commit_s
+                                                                  : c->watchdog_step_s;
+        if (herd_watchdog_start(c->watchdog_step_s, commit, grid.world_rank, host)) {
+            herd_grid_destroy(&grid);
+            return -1;
+        }
+    }
     const herd_backend *be = herd_backend_get(c->backend);
     if (!be) {
         if (root)
             fprintf(stderr, "herd: %s: key 'train.backend': backend '%s' is not available "
                     "(%s)\n", config_origin, c->backend,
                     strcmp(c->backend, "cuda") ? "unknown backend" : "not built with CUDA or no device");
+        herd_watchdog_stop();
         herd_grid_destroy(&grid);
         return -1;
     }
     if (!c->data_path[0] && c->n_sources == 0) {
         if (root) fprintf(stderr, "herd: %s: key 'data.path': no training data given\n", config_origin);
+        herd_watchdog_stop();
         herd_grid_destroy(&grid);
         return -1;
     }
@@ -289,6 +305,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     if (agree(&grid, rc)) {
         herd_loader_close(data);
         herd_data_close(val);
+        herd_watchdog_stop();
         herd_grid_destroy(&grid);
         return -1;
     }
@@ -306,6 +323,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     if (agree(&grid, rc)) {
         herd_loader_close(data);
         herd_data_close(val);
+        herd_watchdog_stop();
         herd_grid_destroy(&grid);
         return -1;
     }
@@ -469,8 +487,11 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             if (rc == 0 && root)
                 rc = herd_metrics_event_checkpoint(&metrics, step, (double)time(NULL), stall, 0.0);
         }
+        herd_watchdog_beat(step);
         if (rc == 0 && stop) {
+            herd_watchdog_commit(1);
             if (tck.writer && herd_ckpt_wait(tck.writer)) rc = -1;
+            herd_watchdog_commit(0);
             if (root)
                 printf("stopping at step %lld on signal %d: checkpoint %s; exit %d (requeue)\n",
                        (long long)step, herd_ckpt_stopper_signal(tck.stopper),
@@ -480,7 +501,9 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             break;
         }
     }
+    herd_watchdog_commit(1); /* the last checkpoint commits */
     if (herd_train_ckpt_close(&tck) && rc == 0) rc = -1;
+    herd_watchdog_commit(0);
     if (rc == 0 && opt && opt->dump_params) rc = agree(&grid, dump_params(&model, &grid, opt->dump_params));
     if (rc == 0 && root)
         printf("done: %lld steps, %lld tokens; metrics in %s\n", (long long)step,
@@ -492,6 +515,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_model_destroy(&model);
     herd_loader_close(data);
     herd_data_close(val);
+    herd_watchdog_stop();
     herd_grid_destroy(&grid);
     return rc;
 }
