@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "src/train_ckpt.h"
 
 #define META_MAGIC "HERDCKP1"
@@ -151,15 +152,21 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
     return rc;
 }
 
-/* Is there any step_ directory under dir (complete or not)? */
-static int any_checkpoint_dir(const char *dir)
+/* Is there a step_ directory under dir with a MANIFEST (a committed
+ * checkpoint, good or damaged)? Directories without one are writes that never
+ * committed: recognisably incomplete, ignored, and a fresh run may start. */
+static int any_committed_checkpoint(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return 0;
     struct dirent *e;
     int found = 0;
+    char path[HERD_PATH_MAX + 600];
     while ((e = readdir(d)))
-        if (!strncmp(e->d_name, "step_", 5)) found = 1;
+        if (!strncmp(e->d_name, "step_", 5)) {
+            snprintf(path, sizeof path, "%s/%s/MANIFEST", dir, e->d_name);
+            if (access(path, F_OK) == 0) found = 1;
+        }
     closedir(d);
     return found;
 }
@@ -170,7 +177,7 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
 {
     from[0] = '\0';
     if (!c->ckpt_resume) return 0;
-    int any = any_checkpoint_dir(tc->dir), root = g->world_rank == 0;
+    int any = any_committed_checkpoint(tc->dir), root = g->world_rank == 0;
     int32_t flag = any;
     if (herd_comm_all_reduce(g->world, &flag, 1, HERD_I32, HERD_MAX)) return -1;
     if (!flag) return 0;

@@ -74,25 +74,29 @@ else
     fail sbatch_job_bad_input_fails_fast "job $job state $(job_state "$job"): $(cat "$tmp/gone.out" 2>&1)"
 fi
 
-# train across the 4 nodes (until the MPI trainer lands: one independent tiny run per rank)
-export HERD_PER_RANK_OUT=1
-# a previous stage with a complete checkpoint (MANIFEST) and a newer, incomplete one:
-# the stage, which has none of its own, must start from the complete one
-mkdir -p "$tmp/prev/checkpoints/step_00000010" "$tmp/prev/checkpoints/step_00000020"
-echo shard >"$tmp/prev/checkpoints/step_00000010/rank0.h5"; : >"$tmp/prev/checkpoints/step_00000010/MANIFEST"
-echo partial >"$tmp/prev/checkpoints/step_00000020/rank0.h5"
+# train across the 4 nodes: one MPI job of 8 ranks (DP8)
+# a previous stage (1 process, 10 steps) with complete checkpoints and a newer,
+# incomplete one: the stage, which has none of its own, must start from the
+# newest complete one (step 10) and train steps 11..20
+tiny_config "$tmp" 20
+build/herd train "$tmp/cfg.yaml" --set train.max_steps=10 --set train.out_dir="$tmp/prev" \
+    >"$tmp/prev.log" 2>&1 || fail prev_stage "$(tail -3 "$tmp/prev.log")"
+mkdir -p "$tmp/prev/checkpoints/step_00000020"
+echo partial >"$tmp/prev/checkpoints/step_00000020/shard_00000.h5"
 out=$(HERD_SBATCH_ARGS="--output=$tmp/train.out" sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/run" \
       --init-from "$tmp/prev" 2>&1)
 job=$(echo "$out" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
 ok=1
-if [ -z "$job" ] || ! job_wait "$job" 60; then ok=0; fi
-for r in 0 1 2 3 4 5 6 7; do [ "$(lines "$tmp/run/rank$r/metrics.jsonl")" -eq 10 ] || ok=0; done
+if [ -z "$job" ] || ! job_wait "$job" 90; then ok=0; fi
+[ "$(grep -c '"loss"' "$tmp/run/metrics.jsonl" 2>/dev/null)" = 10 ] || ok=0
+grep -q 'layout TP1 x CP1 x PP1 x DP8 (8 ranks)' "$tmp/train.out" 2>/dev/null || ok=0
 grep -q 'launch on node1,node2,node3,node4 (8 ranks, 2 per node)' "$tmp/run/recovery.log" 2>/dev/null || ok=0
 grep -q 'stage finished (step exit 0) after 0 restarts' "$tmp/run/recovery.log" 2>/dev/null || ok=0
 [ "$(job_state "$job")" = COMPLETED ] || ok=0
 if [ "$ok" = 1 ]; then pass sbatch_train_4_nodes_8_ranks
-else fail sbatch_train_4_nodes_8_ranks "job $job $(job_state "$job"): $out $(cat "$tmp/run/recovery.log" 2>&1)"; fi
-if [ -f "$tmp/run/checkpoints/step_00000010/MANIFEST" ] && [ ! -e "$tmp/run/checkpoints/step_00000020" ] \
+else fail sbatch_train_4_nodes_8_ranks "job $job $(job_state "$job"): $out $(cat "$tmp/run/recovery.log" 2>&1; tail -5 "$tmp/train.out")"; fi
+if grep -q "resumed from $tmp/run/checkpoints/step_00000010 (step 10, written by TP1 x CP1 x PP1 x DP1, 1 ranks)" \
+        "$tmp/train.out" && [ -f "$tmp/run/checkpoints/step_00000020/MANIFEST" ] \
    && grep -q "stage starts from the previous stage's checkpoint $tmp/prev/checkpoints/step_00000010" "$tmp/run/recovery.log"; then
     pass stage_starts_from_previous_stage_checkpoint
 else
@@ -100,13 +104,15 @@ else
 fi
 
 # kill rank 3 mid-run: srun -K1 ends the step; the driver relaunches on the same,
-# healthy nodes (without the MPI trainer's resume, the relaunch starts over)
-tiny_config "$tmp" 120
+# healthy nodes, from the newest checkpoint
+tiny_config "$tmp" 40
 rm -rf "$tmp/out"
 job=$(sbatch --parsable --output="$tmp/kill.out" slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/kill")
 herd_exe=$(readlink -f build/herd)
 t=0; pid=""
-while [ "$t" -lt 300 ] && [ "$(lines "$tmp/kill/rank3/metrics.jsonl")" -lt 5 ]; do sleep 0.1; t=$((t + 1)); done
+# after step 8: the checkpoint of step 5 has committed, so the relaunch resumes from it
+while [ "$t" -lt 600 ] && [ "$(grep -c '"loss"' "$tmp/kill/metrics.jsonl" 2>/dev/null)" -lt 8 ]; do
+    sleep 0.1; t=$((t + 1)); done
 pid=$(rank_pid "$job" 3 "$herd_exe")
 if [ -n "$pid" ]; then
     kill -KILL "$pid"; t_kill=$(date +%s.%N)
@@ -114,8 +120,8 @@ if [ -n "$pid" ]; then
     t=0; pid2=""
     while [ "$t" -lt 600 ]; do
         [ -z "$pid2" ] && pid2=$(rank_pid "$job" 3 "$herd_exe" | grep -vx "$pid")
-        if [ -n "$pid2" ] && [ "$(lines "$tmp/kill/rank3/metrics.jsonl")" -ge 1 ]; then
-            m=$(stat -c %.9Y "$tmp/kill/rank3/metrics.jsonl" 2>/dev/null || echo 0)
+        if [ -n "$pid2" ] && [ "$(lines "$tmp/kill/metrics.jsonl")" -ge 1 ]; then
+            m=$(stat -c %.9Y "$tmp/kill/metrics.jsonl" 2>/dev/null || echo 0)
             awk -v m="$m" -v k="$t_kill" 'BEGIN {exit !(m > k)}' && break
         fi
         sleep 0.1; t=$((t + 1))
@@ -123,8 +129,9 @@ if [ -n "$pid" ]; then
     t_again=$(date +%s.%N)
     echo "rank kill: training again $(awk -v a="$t_again" -v k="$t_kill" 'BEGIN {printf "%.1f", a - k}') s after the SIGKILL of rank 3 (PID $pid)"
 fi
-if [ -n "$pid" ] && job_wait "$job" 90 && [ "$(job_state "$job")" = COMPLETED ] \
+if [ -n "$pid" ] && job_wait "$job" 180 && [ "$(job_state "$job")" = COMPLETED ] \
    && grep -q 'restart 1/3: cause: step failed with exit' "$tmp/kill/recovery.log" \
+   && grep -q 'from checkpoint .*step_00000005' "$tmp/kill/recovery.log" \
    && grep -q 'time lost: [0-9]* s down' "$tmp/kill/recovery.log" \
    && grep -q 'stage finished (step exit 0) after 1 restarts' "$tmp/kill/recovery.log"; then
     pass rank_kill_restarts_in_allocation
@@ -132,7 +139,6 @@ if [ -n "$pid" ] && job_wait "$job" 90 && [ "$(job_state "$job")" = COMPLETED ] 
 else
     fail rank_kill_restarts_in_allocation "pid '$pid' job $job $(job_state "$job"): $(cat "$tmp/kill/recovery.log" 2>&1)"
 fi
-unset HERD_PER_RANK_OUT
 
 # SIGSTOP one rank of an MPI step loop that runs the real watchdog
 # (tests/slurm/mpi_steps.c): its peers wait in MPI_Allreduce, their watchdogs

@@ -76,7 +76,7 @@ tiny_config() {
 model:
   preset: tiny
 batch:
-  micro_batch: 4
+  micro_batch: 2
   ramp:
     - {after_tokens: 0, batch_tokens: 1024, seq_len: 64}
 schedule:
@@ -87,6 +87,8 @@ train:
   log_every: 50
   threads: 1
   out_dir: $1/out
+checkpoint:
+  every: 5
 data:
   path: $1/train.bin
 YAML
