@@ -99,6 +99,18 @@ case "$line" in
 *) fail print_schedule "bubble line '$line'" ;;
 esac
 
+# evaluation runs through the stages too (forward only, stage after stage):
+# the validation loss of TP2 x CP2 x PP2 equals the one-process value
+$herd data prepare --out "$tmp/val.bin" /usr/share/common-licenses/MPL-2.0 >/dev/null 2>&1
+ev() { # ev NAME NP [--set ...]: the eval line
+    name=$1; np=$2; shift 2
+    timeout 120 mpirun -np "$np" "$herd" train "$tmp/l4.yaml" --set train.out_dir="$tmp/$name" \
+        --set data.val_path="$tmp/val.bin" --set train.eval_every=5 "$@" 2>&1 | grep '^eval'
+}
+e1=$(ev eval_ref 1); e8=$(ev eval_tp2cp2pp2 8 --set parallel.tp=2 --set parallel.cp=2 --set parallel.pp=2)
+if [ -n "$e1" ] && [ "$e1" = "$e8" ]; then pass "eval_tp2_cp2_pp2 ($e8)"
+else fail eval_tp2_cp2_pp2 "one process '$e1', TP2xCP2xPP2 '$e8'"; fi
+
 # bad input: every rank exits non-zero, rank 0 says why once, before any step
 bad() { # bad NAME PATTERN CFG [args...]
     name=$1; pat=$2; c=$3; shift 3
