@@ -869,6 +869,12 @@ static void release_simple(herd_model *m)
     }
 }
 
+void herd_model_drop_forward(herd_model *m)
+{
+    release_simple(m);
+    m->have_forward = 0;
+}
+
 double herd_model_forward(herd_model *m, const int32_t *tokens, const int32_t *targets,
                           const int32_t *doc, int B, int T, int64_t *n_valid)
 {

@@ -221,6 +221,10 @@ double herd_model_forward(herd_model *m, const int32_t *tokens,
                           const int32_t *targets, const int32_t *doc,
                           int B, int T, int64_t *n_valid);
 
+/* Give back the slots a herd_model_forward holds for its backward (an
+ * evaluation forward has none coming); the pipeline calls it first. */
+void herd_model_drop_forward(herd_model *m);
+
 /* With pp > 1 these two run the stages one after the other (blocking
  * point-to-point, no overlap; evaluation and reference use): every rank of the
  * pipeline group calls them and gets the loss.

@@ -187,6 +187,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
                 N, P);
         return -1;
     }
+    herd_model_drop_forward(m); /* an evaluation's activations are not needed */
     if (herd_model_reserve(m, B, T)) return -1;
     int *warm = malloc(sizeof(int) * P);
     herd_pipe_op *ops = malloc(sizeof(*ops) * 2 * (size_t)N * V);

@@ -401,7 +401,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
            (c->max_tokens == 0 || tokens_seen < c->max_tokens)) {
         double t0 = now_s();
         double c0_tp = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group),
-               c0_dp = comm_seconds(grid.dp_group), c0_w = comm_seconds(grid.world);
+               c0_dp = comm_seconds(grid.dp_group), c0_w = comm_seconds(grid.world),
+               c0_cp = comm_seconds(grid.cp_group), c0_pp = comm_seconds(grid.pp_group);
         const herd_ramp_stage *st = herd_schedule_ramp(c, tokens_seen);
         int T = st->seq_len, B = c->micro_batch;
         /* this DP rank's share of the global batch: sequences [dr*n/D, (dr+1)*n/D) */
@@ -465,8 +466,11 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         double *ts = sm.times.seconds;
         ts[HERD_T_COMM_TP] = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp;
         ts[HERD_T_COMM_DP] = comm_seconds(grid.dp_group) - c0_dp + comm_seconds(grid.world) - c0_w;
+        ts[HERD_T_COMM_CP] = comm_seconds(grid.cp_group) - c0_cp;
+        ts[HERD_T_COMM_PP] = comm_seconds(grid.pp_group) - c0_pp; /* waits for other stages */
         ts[HERD_T_DATA] = td;
-        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - td;
+        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - ts[HERD_T_COMM_CP] -
+                             ts[HERD_T_COMM_PP] - td;
         sm.times.step = dt;
         if (root) rc = herd_metrics_write(&metrics, &sm);
         compute_since_gather += ts[HERD_T_COMPUTE];
@@ -491,7 +495,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
                    "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
                    gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
-                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP]) / dt), fflush(stdout);
+                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP] + ts[HERD_T_COMM_CP] + ts[HERD_T_COMM_PP]) /
+                       dt), fflush(stdout);
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
             rc = log_eval(&metrics, &model, val, c, T, step, root);

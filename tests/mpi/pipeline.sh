@@ -111,6 +111,19 @@ e1=$(ev eval_ref 1); e8=$(ev eval_tp2cp2pp2 8 --set parallel.tp=2 --set parallel
 if [ -n "$e1" ] && [ "$e1" = "$e8" ]; then pass "eval_tp2_cp2_pp2 ($e8)"
 else fail eval_tp2_cp2_pp2 "one process '$e1', TP2xCP2xPP2 '$e8'"; fi
 
+# a batch ramp (seq_len 16, then 32) with evaluation between the steps: the
+# slots an evaluation forward held are given back before the next shape
+cfg "$tmp/ramp.yaml" 4 512
+sed -i 's/^    - {after_tokens: 0, batch_tokens: 512, seq_len: 32}/    - {after_tokens: 0, batch_tokens: 256, seq_len: 16}\n    - {after_tokens: 512, batch_tokens: 512, seq_len: 32}/' "$tmp/ramp.yaml"
+vset="--set data.val_path=$tmp/val.bin --set train.eval_every=1"
+if run ref_ramp ramp 1 $vset && run pp2_ramp_eval ramp 8 --set parallel.pp=2 --set parallel.cp=2 $vset &&
+   out=$($py tests/mpi/compare_runs.py "$tmp/ref_ramp" "$tmp/ref_ramp.st" "$tmp/pp2_ramp_eval" \
+         "$tmp/pp2_ramp_eval.st" 1e-5); then
+    pass "pp2_cp2_ramp_with_eval ($(echo "$out" | tail -1))"
+else
+    fail pp2_cp2_ramp_with_eval "${out:-run failed: $(tail -3 "$tmp/pp2_ramp_eval.log")}"
+fi
+
 # bad input: every rank exits non-zero, rank 0 says why once, before any step
 bad() { # bad NAME PATTERN CFG [args...]
     name=$1; pat=$2; c=$3; shift 3
