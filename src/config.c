@@ -937,10 +937,12 @@ static int check_parallel(const herd_config *c, const checker *C)
             return rule_error(C, "parallel.dp", "batch.ramp",
                               "stage %d: %lld sequences per batch are not a multiple of dp (%d) x "
                               "micro_batch (%d)", i + 1, seqs, c->dp, c->micro_batch);
-        if (c->sequence_parallel && ((long long)c->micro_batch * c->ramp[i].seq_len) % tp)
+        /* with CP a rank holds seq_len / cp tokens of each sequence */
+        if (c->sequence_parallel && c->ramp[i].seq_len % c->cp == 0 &&
+            ((long long)c->micro_batch * (c->ramp[i].seq_len / c->cp)) % tp)
             return rule_error(C, "parallel.sequence_parallel", "parallel.tp",
-                              "stage %d: micro_batch x seq_len = %lld tokens are not divisible by tp (%d)",
-                              i + 1, (long long)c->micro_batch * c->ramp[i].seq_len, tp);
+                              "stage %d: micro_batch x seq_len / cp = %lld tokens are not divisible by tp (%d)",
+                              i + 1, (long long)c->micro_batch * (c->ramp[i].seq_len / c->cp), tp);
     }
     return 0;
 }

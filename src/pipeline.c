@@ -253,8 +253,8 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
     for (int i = 0; r.sreq && i < 2 * V * N; i++)
         if (r.sreq[i]) check(herd_comm_wait(m->pp, r.sreq[i]));
     if (rc == 0 && m->pp) check(herd_comm_all_reduce(m->pp, &loss, 1, HERD_F64, HERD_SUM));
-    if (st) {
-        st->span = now_s() - t_start;
+    if (st) { /* the span ends with the rank's last op (not the loss reduction after it) */
+        st->span = st->n_ev ? st->ev[st->n_ev - 1].t1 : now_s() - t_start;
         st->busy = busy;
         st->peak_slots = m->peak_slots;
     }
