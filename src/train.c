@@ -105,6 +105,32 @@ static void print_header(const herd_config *c, const herd_model *m, const herd_g
     fflush(stdout);
 }
 
+/* The pipeline's stages and schedule, context parallel's chunks. */
+static void print_pipeline(const herd_config *c, const herd_model *m, const herd_grid *g)
+{
+    if (g->pp > 1 || c->virtual_stages > 1) {
+        int S = g->pp * m->n_chunks, *first = malloc(sizeof(int) * S), *count = malloc(sizeof(int) * S);
+        if (first && count &&
+            herd_model_split_layers(m->dims.n_layers, S, c->pp_first_last_fewer, first, count) == 0) {
+            long long n = c->ramp[0].batch_tokens / c->ramp[0].seq_len / g->dp / c->micro_batch;
+            int *warm = malloc(sizeof(int) * g->pp);
+            double sim = warm ? herd_pipe_plan(g->pp, m->n_chunks, (int)n, warm) : -1;
+            printf("pipeline: %d virtual stages (pp %d x virtual_stages %d, %s), layers per "
+                   "stage:", S, g->pp, m->n_chunks, m->n_chunks > 1 ? "interleaved 1F1B" : "1F1B");
+            for (int s = 0; s < S; s++) printf(" %d", count[s]);
+            printf("; %lld micro-batches per DP rank: bubble (PP-1)/(N*V+PP-1) = %.3f, this "
+                   "schedule's %.3f\n", n, herd_pipe_theory(g->pp, m->n_chunks, (int)n), sim);
+            free(warm);
+        }
+        free(first);
+        free(count);
+    }
+    if (g->cp > 1)
+        printf("context parallel: cp %d, each sequence in %d chunks of seq_len/%d tokens; rank i "
+               "holds chunks i and %d-i; K and V all-gathered\n", g->cp, 2 * g->cp, 2 * g->cp,
+               2 * g->cp - 1);
+}
+
 typedef struct {
     int32_t *tokens, *targets, *doc;  /* host [n_seqs * T] */
     size_t   cap;
@@ -373,6 +399,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     if (root) {
         print_header(c, &model, &grid, &fsdp, peak, peak_origin);
         printf("placement: %s; rank 0: %s\n", place_desc, bind_desc);
+        print_pipeline(c, &model, &grid);
     }
 
     char mpath[HERD_PATH_MAX + 32];
@@ -515,7 +542,9 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             printf("pipeline: peak activations per stage (micro-batch x chunk slots of one "
                    "step):");
             for (int p = 0; p < grid.pp; p++) printf(" %d", peaks[p]);
-            printf(" (1F1B bound: pp = %d)\n", grid.pp);
+            if (model.n_chunks == 1) printf(" (1F1B bound: pp = %d)\n", grid.pp);
+            else printf(" (interleaved: each slot holds one chunk, 1/%d of a stage's layers)\n",
+                        model.n_chunks);
         }
         free(peaks);
         free(cnt);
