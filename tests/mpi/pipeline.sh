@@ -79,6 +79,9 @@ check cp2_dp4 l4 "TP1 x CP2 x PP1 x DP4" --set parallel.cp=2
 check cp4_dp2 l4 "TP1 x CP4 x PP1 x DP2" --set parallel.cp=4
 check tp2_cp2_pp2 l4 "TP2 x CP2 x PP2 x DP1" --set parallel.tp=2 --set parallel.cp=2 --set parallel.pp=2
 check cp2_pp2_dp2 l4 "TP1 x CP2 x PP2 x DP2" --set parallel.cp=2 --set parallel.pp=2
+# everything at once: TP2 with sequence parallel, CP2, PP2 interleaved (V 2)
+check tp2sp_cp2_pp2v2 l4 "TP2 x CP2 x PP2 x DP1" --set parallel.tp=2 --set parallel.sequence_parallel=1 \
+    --set parallel.cp=2 --set parallel.pp=2 --set parallel.virtual_stages=2
 
 # 1F1B activation memory: no stage holds more than PP micro-batches at once,
 # and stage 0 (PP - 1 warm-up forwards + 1) holds exactly PP
