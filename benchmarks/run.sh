@@ -10,6 +10,8 @@ grep '^{' build/bench/train.log >>"$out"
 
 echo "== Parallelism I layouts: step time split into compute and communication (benchmarks/parallel_layouts.sh) =="
 sh benchmarks/parallel_layouts.sh 8 4 2>>"$out" | tee build/bench/parallel_layouts.log
+echo "== pipeline bubble per schedule, measured vs theory (benchmarks/pipeline_bubble.sh) =="
+sh benchmarks/pipeline_bubble.sh 2 2>>"$out" | tee build/bench/pipeline_bubble.log
 echo "== tokenizer: herd vs Python tiktoken, one thread each (benchmarks/tokenizer.sh) =="
 sh benchmarks/tokenizer.sh | tee build/bench/tokenizer.log
 grep '^{' build/bench/tokenizer.log >>"$out"

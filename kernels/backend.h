@@ -77,6 +77,22 @@ typedef struct herd_backend {
                           const float *k, const float *v, const int32_t *doc,
                           int B, int T, int H, int KV, int hd);
 
+    /* The same with explicit positions and documents (context parallelism:
+     * the keys are the whole sequence gathered from the CP group, the queries
+     * this rank's chunks). q[B,Tq,H,hd], k,v[B,Tk,KV,hd], qpos,qdoc[B,Tq],
+     * kpos,kdoc[B,Tk] (backend memory). Query i attends to key j iff
+     * kpos[j] <= qpos[i] and kdoc[j] == qdoc[i]; every query must see at least
+     * one key (its own). att[B,H,Tq,Tk]. */
+    void (*attention_fwd_pos)(float *out, float *att, const float *q, const float *k,
+                              const float *v, const int32_t *qpos, const int32_t *qdoc,
+                              const int32_t *kpos, const int32_t *kdoc,
+                              int B, int Tq, int Tk, int H, int KV, int hd);
+    /* dq, dk, dv overwritten; scratch[Tq,Tk] backend memory; the mask is in att. */
+    void (*attention_bwd_pos)(float *dq, float *dk, float *dv, float *scratch,
+                              const float *dout, const float *att, const float *q,
+                              const float *k, const float *v,
+                              int B, int Tq, int Tk, int H, int KV, int hd);
+
     /* out[n] = silu(gate) * up */
     void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t n);
     /* dgate, dup overwritten */

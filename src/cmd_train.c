@@ -18,7 +18,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: herd train CONFIG.yaml [--set section.key=value]... "
-            "[--dump-params FILE.safetensors]\n");
+            "[--dump-params FILE.safetensors] [--print-schedule]\n");
     return 2;
 }
 
@@ -55,6 +55,7 @@ int herd_cmd_train(int argc, char **argv)
         if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_sets++] = argv[++i];
         else if (!strncmp(argv[i], "--set=", 6)) sets[n_sets++] = argv[i] + 6;
         else if (!strcmp(argv[i], "--dump-params") && i + 1 < argc) opt.dump_params = argv[++i];
+        else if (!strcmp(argv[i], "--print-schedule")) opt.print_schedule = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { free(sets); return usage(); }
         else if (argv[i][0] == '-' || path) {
             fprintf(stderr, "herd train: unexpected argument '%s'\n", argv[i]);

@@ -98,6 +98,10 @@ static const key_spec keys[] = {
         "FSDP data-parallel size; 0: world size / (tp * cp * pp)"),
     KEY("parallel.sequence_parallel", T_INT, sequence_parallel, 0, 1, 0,
         "1: RMSNorm and the residual stream split along tokens across the TP group"),
+    KEY("parallel.virtual_stages", T_INT, virtual_stages, 1, 64, 0,
+        "model chunks per pipeline rank: 1 the 1F1B schedule, V > 1 the interleaved one"),
+    KEY("parallel.pp_first_last_fewer", T_INT, pp_first_last_fewer, 0, 1, 0,
+        "1: the first and the last pipeline stage hold one transformer layer fewer"),
     KEY("parallel.placement", T_INT, placement, 0, 1, 0,
         "1: place TP inside a node, PP/CP inside a pod from the discovered topology; 0: rank order"),
     KEY("parallel.bind_cores", T_INT, bind_cores, 0, 1, 0,
@@ -922,16 +926,36 @@ static int check_parallel(const herd_config *c, const checker *C)
         return rule_error(C, "parallel.tp", "model.vocab_size",
                           "vocab_size (%d) is not divisible by tp (%d) (vocabulary-parallel embedding)",
                           c->vocab_size, tp);
+    int stages = c->pp * c->virtual_stages, fewer = c->pp_first_last_fewer && stages > 1;
+    int total = c->n_layers + (fewer ? 2 : 0);
+    if (total % stages || total / stages - fewer < 1)
+        return rule_error(C, "parallel.pp", "model.n_layers",
+                          "%d layers cannot be split into pp (%d) x virtual_stages (%d) = %d "
+                          "pipeline stages%s", c->n_layers, c->pp, c->virtual_stages, stages,
+                          fewer ? " with the first and last one layer fewer (n_layers + 2 must be "
+                                  "a multiple of the stages, at least 2 per stage)" : "");
     for (int i = 0; i < c->n_ramp; i++) {
         long long seqs = (long long)(c->ramp[i].batch_tokens / c->ramp[i].seq_len);
+        if (c->cp > 1 && c->ramp[i].seq_len % (2 * c->cp))
+            return rule_error(C, "parallel.cp", "batch.ramp",
+                              "stage %d: seq_len %d is not divisible by 2 x cp (%d): context "
+                              "parallelism cuts each sequence into 2 x cp chunks", i + 1,
+                              c->ramp[i].seq_len, 2 * c->cp);
+        if (c->pp > 1 && c->dp > 0 && seqs / ((long long)c->dp * c->micro_batch) < c->pp)
+            return rule_error(C, "parallel.pp", "batch.ramp",
+                              "stage %d: %lld micro-batches per DP rank are fewer than the %d "
+                              "pipeline stages (the schedule needs N >= pp)", i + 1,
+                              seqs / ((long long)c->dp * c->micro_batch), c->pp);
         if (c->dp > 0 && seqs % ((long long)c->dp * c->micro_batch))
             return rule_error(C, "parallel.dp", "batch.ramp",
                               "stage %d: %lld sequences per batch are not a multiple of dp (%d) x "
                               "micro_batch (%d)", i + 1, seqs, c->dp, c->micro_batch);
-        if (c->sequence_parallel && ((long long)c->micro_batch * c->ramp[i].seq_len) % tp)
+        /* with CP a rank holds seq_len / cp tokens of each sequence */
+        if (c->sequence_parallel && c->ramp[i].seq_len % c->cp == 0 &&
+            ((long long)c->micro_batch * (c->ramp[i].seq_len / c->cp)) % tp)
             return rule_error(C, "parallel.sequence_parallel", "parallel.tp",
-                              "stage %d: micro_batch x seq_len = %lld tokens are not divisible by tp (%d)",
-                              i + 1, (long long)c->micro_batch * c->ramp[i].seq_len, tp);
+                              "stage %d: micro_batch x seq_len / cp = %lld tokens are not divisible by tp (%d)",
+                              i + 1, (long long)c->micro_batch * (c->ramp[i].seq_len / c->cp), tp);
     }
     return 0;
 }

@@ -93,6 +93,8 @@ typedef struct {
     int      pp;             /* pipeline parallel (issue 6) */
     int      dp;             /* FSDP data parallel; 0: world size / (tp*cp*pp) */
     int      sequence_parallel; /* 1: norms and residual stream split along tokens across TP */
+    int      virtual_stages; /* V model chunks per pipeline rank (1: 1F1B, > 1: interleaved) */
+    int      pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
     int      placement;      /* 1: network-aware rank placement (topology/), 0: rank order */
     int      bind_cores;     /* 1: bind each rank to its share of the node's cores (hwloc) */
 

@@ -105,6 +105,7 @@ void herd_config_defaults(herd_config *c)
     c->ckpt_dir[0] = '\0';
     c->prom_file[0] = '\0';
     c->tp = c->cp = c->pp = 1;
+    c->virtual_stages = 1;
     c->dp = 0;
     c->sequence_parallel = 0;
     c->placement = 1;

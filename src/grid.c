@@ -54,13 +54,6 @@ int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, con
                     c->dp ? c->dp : W / inner, (long)inner * (c->dp ? c->dp : W / inner), W);
         return -1;
     }
-    if (c->cp > 1 || c->pp > 1) {
-        if (root)
-            fprintf(stderr, "herd: %s: keys 'parallel.cp' and 'parallel.pp': context and "
-                    "pipeline parallelism are not implemented yet (issue 6); use cp 1 and pp 1\n",
-                    origin);
-        return -1;
-    }
     for (int seq = 0; seq < (int)c->n_ramp; seq++) {
         long long seqs = (long long)(c->ramp[seq].batch_tokens / c->ramp[seq].seq_len);
         if (seqs % ((long long)g->dp * c->micro_batch)) {
@@ -68,6 +61,14 @@ int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, con
                 fprintf(stderr, "herd: %s: key 'batch.ramp': stage %d: %lld sequences per batch "
                         "are not a multiple of dp (%d) x micro_batch (%d)\n", origin, seq + 1, seqs,
                         g->dp, c->micro_batch);
+            return -1;
+        }
+        /* the pipeline schedule needs at least one micro-batch per stage */
+        if (g->pp > 1 && seqs / ((long long)g->dp * c->micro_batch) < g->pp) {
+            if (root)
+                fprintf(stderr, "herd: %s: keys 'parallel.pp', 'batch.ramp': stage %d: %lld "
+                        "micro-batches per DP rank are fewer than the %d pipeline stages\n",
+                        origin, seq + 1, seqs / ((long long)g->dp * c->micro_batch), g->pp);
             return -1;
         }
     }

@@ -35,7 +35,8 @@ typedef struct {
     int64_t global_offset[2];/* where shape[] starts inside it */
     herd_tp_split split;
     int     tp_copies;     /* TP ranks holding this same piece (whole: tp; replicated KV: tp/kv) */
-    int     tp_primary;    /* 1 on the first of those copies: it alone counts it in norms and checkpoints */
+    int     tp_primary;    /* 1 on the first of those copies (and CP rank 0): it alone counts it
+                              in norms and checkpoints */
 } herd_tensor;
 
 typedef struct {
@@ -73,13 +74,45 @@ typedef struct {
     float *gate;   /* [N, F] */
     float *up;     /* [N, F] */
     float *act;    /* [N, F]    silu(gate) * up */
+    float *kg, *vg;/* [B, T, KV*hd] keys / values of the whole sequence gathered over CP
+                      (CP > 1 only; then att is [B, H, T/CP, T]) */
 } herd_layer_acts;
+
+/* One micro-batch's activations for one chunk (a run of contiguous layers;
+ * with interleaved pipelining a rank holds V chunks). The pipeline schedule
+ * takes a slot per (chunk, micro-batch) in flight and gives it back when its
+ * backward is done, so the activation memory of a stage is (slots in use) x
+ * (one micro-batch's activations of a chunk); m->peak_slots records the most
+ * held at once. Shapes: Nl tokens of the residual stream, N local tokens. */
+typedef struct {
+    int      chunk, in_use;
+    herd_layer_acts *acts;   /* [layers of the chunk] */
+    float   *x_out;          /* [Nl, d] output of the chunk's last layer (sent on) */
+    float   *d_out;          /* [Nl, d] gradient of x_out (received) */
+    float   *d_in;           /* [Nl, d] gradient of the chunk's input (sent back) */
+    int32_t *tokens, *targets, *pos, *doc; /* [N] this rank's tokens (CP: two chunks of each
+                                              sequence), global positions */
+    int32_t *kpos, *kdoc;    /* [B*T] positions / documents of the gathered keys (CP > 1) */
+    float   *h_final, *rstd_f, *logits, *losses, *lse; /* head chunk only */
+    void    *send_req;       /* a send from d_in / x_out still in flight (src/pipeline.c) */
+} herd_act_slot;
 
 /* Tensor (and sequence) parallelism of one model replica. */
 typedef struct {
     herd_comm *tp;                /* the TP group; NULL: one rank */
     int        sequence_parallel; /* norms and the residual stream split along tokens */
+    herd_comm *pp;                /* the pipeline group; NULL: one stage */
+    herd_comm *cp;                /* the context-parallel group; NULL: one rank */
+    int        virtual_stages;    /* V chunks per pipeline rank (interleaved schedule); 0: 1 */
+    int        first_last_fewer;  /* first and last virtual stage hold one layer fewer */
 } herd_model_parallel;
+
+/* The layers of each of n_stages virtual stages, contiguous and in order:
+ * first[s], count[s]. Even split, or with first_last_fewer the first and the
+ * last stage one layer fewer than the others. -1 with a message naming
+ * model.n_layers when it does not split (count 0 or uneven). */
+int herd_model_split_layers(int n_layers, int n_stages, int first_last_fewer, int *first,
+                            int *count);
 
 typedef struct herd_model {
     herd_model_dims     dims;
@@ -99,7 +132,19 @@ typedef struct herd_model {
     /* views into params / grads */
     float *wte, *norm_f, *lm_head;             /* [V,d], [d], [V,d] */
     float *g_wte, *g_norm_f, *g_lm_head;
-    herd_layer_params *layer, *g_layer;
+    herd_layer_params *layer, *g_layer;      /* [n_layers_local] */
+
+    /* pipeline: this rank holds chunks c = 0..n_chunks-1, chunk c being
+     * virtual stage c * pp_size + pp_rank (Megatron's interleaving) */
+    herd_comm *pp, *cp;        /* NULL when of size 1 */
+    int pp_size, pp_rank, cp_size, cp_rank;
+    int n_chunks, n_stages, n_layers_local;
+    int *chunk_first, *chunk_layers;  /* [n_chunks] local layer index, count */
+    int *layer_gid;                   /* [n_layers_local] global layer index */
+    int has_embed, has_head;          /* virtual stage 0 / n_stages-1 is here */
+    herd_act_slot *slots;
+    int n_slots, slots_in_use, peak_slots;
+    int *simple_slot;                 /* [n_chunks] slots of herd_model_forward */
 
     float *rope_cs;            /* [max_seq_len, hd/2, 2] backend memory */
 
@@ -108,17 +153,16 @@ typedef struct herd_model {
     int N_local;               /* rows of the residual stream here: N / tp with SP, else N */
     int32_t *tokens, *targets, *pos, *doc;     /* [N] backend memory; tokens are local
                                                   vocabulary ids (-1: another rank's) */
-    herd_layer_acts *acts;     /* [n_layers] */
-    float *x_final;            /* [N, d] residual after the last layer */
-    float *h_final, *rstd_f;   /* [N, d], [N] */
-    float *logits;             /* [N, V]; dlogits after the backward */
-    float *losses, *lse;       /* [N] */
+    int T_local;               /* tokens of a sequence here: T / CP */
+    float *logits;             /* [N, V] of the last herd_model_forward; dlogits after the
+                                  backward (a view of its slot) */
     /* backward scratch */
     float *d_res, *d_h, *d_q, *d_k, *d_v, *d_o, *d_gate, *d_up, *d_act, *d_att;
     float *part;               /* [N, d] partial sums of row-parallel outputs */
     float *d_full;             /* [N, d] gathered d_res (SP); NULL without SP */
     float *d_loc;              /* [N_local, d] reduced d_h (SP); NULL without SP */
     float *xent_tmp;           /* [3N] row max, sum of exp, picked logit */
+    float *d_kg, *d_vg, *cp_tmp; /* [B*T, KVl*hd] CP > 1 only */
     int    have_forward;       /* the activations belong to the last forward */
 } herd_model;
 
@@ -149,6 +193,27 @@ void herd_model_destroy(herd_model *m);
 /* Make room for micro-batches of B sequences of T tokens. */
 int herd_model_reserve(herd_model *m, int B, int T);
 
+/* ---- the pipeline's pieces (src/pipeline.c drives them) ----------------
+ * A slot holds one micro-batch of one chunk. acquire: -1 when out of memory.
+ * set_batch selects this rank's tokens of the host arrays [B*T] (CP: chunks
+ * r and 2CP-1-r of every sequence). chunk_forward runs the chunk's layers on
+ * the slot's input (the embedding on virtual stage 0, else
+ * slot->acts[0].x_in, filled by the caller) into slot->x_out, and on the last
+ * virtual stage the loss: it returns the sum of the losses of the micro-batch
+ * (summed over CP), 0 elsewhere. chunk_backward takes slot->d_out (ignored on
+ * the last virtual stage) and leaves the input's gradient in slot->d_in (not
+ * on virtual stage 0); weight gradients accumulate into m->grads. */
+int    herd_model_slot_acquire(herd_model *m, int chunk);
+void   herd_model_slot_release(herd_model *m, int slot);
+int    herd_model_slot_set_batch(herd_model *m, int slot, const int32_t *tokens,
+                                 const int32_t *targets, const int32_t *doc, int B, int T);
+double herd_model_chunk_forward(herd_model *m, int slot);
+void   herd_model_chunk_backward(herd_model *m, int slot, float loss_scale);
+/* Elements of a chunk's input / output: [Nl, d] */
+size_t herd_model_io_numel(const herd_model *m);
+/* The virtual stage of chunk c and the pipeline rank of a virtual stage. */
+int herd_model_chunk_stage(const herd_model *m, int chunk);
+
 /* Forward pass on host arrays tokens/targets/doc [B*T] (targets < 0 ignored;
  * positions are 0..T-1 in each sequence). Returns the sum of the per-token
  * losses over non-ignored targets (host float); *n_valid gets their count. */
@@ -156,13 +221,21 @@ double herd_model_forward(herd_model *m, const int32_t *tokens,
                           const int32_t *targets, const int32_t *doc,
                           int B, int T, int64_t *n_valid);
 
-/* Backward of the last forward; gradients of (loss_scale * summed loss)
+/* Give back the slots a herd_model_forward holds for its backward (an
+ * evaluation forward has none coming); the pipeline calls it first. */
+void herd_model_drop_forward(herd_model *m);
+
+/* With pp > 1 these two run the stages one after the other (blocking
+ * point-to-point, no overlap; evaluation and reference use): every rank of the
+ * pipeline group calls them and gets the loss.
+ * Backward of the last forward; gradients of (loss_scale * summed loss)
  * accumulate into m->grads. */
 void herd_model_backward(herd_model *m, float loss_scale);
 
 /* Once per optimizer step, after the last backward: sum the gradients that
  * tensor parallelism leaves partial (norm weights under SP; replicated KV
- * projections). -1 if a collective failed. */
+ * projections) and, with CP, every gradient over the CP group (each CP rank
+ * saw a part of every sequence). -1 if a collective failed. */
 int herd_model_sync_grads(herd_model *m);
 
 /* Zero m->grads. */

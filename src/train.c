@@ -20,6 +20,7 @@
 #include "src/loader.h"
 #include "src/fsdp.h"
 #include "src/grid.h"
+#include "src/pipeline.h"
 #include "src/placement.h"
 #include "src/safetensors.h"
 #include "src/model.h"
@@ -108,6 +109,32 @@ static void print_header(const herd_config *c, const herd_model *m, const herd_g
     fflush(stdout);
 }
 
+/* The pipeline's stages and schedule, context parallel's chunks. */
+static void print_pipeline(const herd_config *c, const herd_model *m, const herd_grid *g)
+{
+    if (g->pp > 1 || c->virtual_stages > 1) {
+        int S = g->pp * m->n_chunks, *first = malloc(sizeof(int) * S), *count = malloc(sizeof(int) * S);
+        if (first && count &&
+            herd_model_split_layers(m->dims.n_layers, S, c->pp_first_last_fewer, first, count) == 0) {
+            long long n = c->ramp[0].batch_tokens / c->ramp[0].seq_len / g->dp / c->micro_batch;
+            int *warm = malloc(sizeof(int) * g->pp);
+            double sim = warm ? herd_pipe_plan(g->pp, m->n_chunks, (int)n, warm) : -1;
+            printf("pipeline: %d virtual stages (pp %d x virtual_stages %d, %s), layers per "
+                   "stage:", S, g->pp, m->n_chunks, m->n_chunks > 1 ? "interleaved 1F1B" : "1F1B");
+            for (int s = 0; s < S; s++) printf(" %d", count[s]);
+            printf("; %lld micro-batches per DP rank: bubble (PP-1)/(N*V+PP-1) = %.3f, this "
+                   "schedule's %.3f\n", n, herd_pipe_theory(g->pp, m->n_chunks, (int)n), sim);
+            free(warm);
+        }
+        free(first);
+        free(count);
+    }
+    if (g->cp > 1)
+        printf("context parallel: cp %d, each sequence in %d chunks of seq_len/%d tokens; rank i "
+               "holds chunks i and %d-i; K and V all-gathered\n", g->cp, 2 * g->cp, 2 * g->cp,
+               2 * g->cp - 1);
+}
+
 typedef struct {
     int32_t *tokens, *targets, *doc;  /* host [n_seqs * T] */
     size_t   cap;
@@ -168,6 +195,44 @@ static int log_eval(herd_metrics *mt, herd_model *m, herd_data *val, const herd_
     return 0;
 }
 
+/* Pipeline rank 0 collects the other stages' whole tensors (name, shape,
+ * numbers) after its own in st / whole (grown to hold them); *n counts them. */
+static int gather_stages(herd_comm *pp, herd_st_tensor *st, float **whole, int *n, int root)
+{
+    if (!root) {
+        int32_t cnt = *n;
+        if (herd_comm_send(pp, &cnt, 1, HERD_I32, 0, 7001)) return -1;
+        for (int i = 0; i < *n; i++) {
+            char name[64] = {0};
+            snprintf(name, sizeof name, "%s", st[i].name);
+            int64_t shape[3] = {st[i].ndim, st[i].shape[0], st[i].shape[1]};
+            int64_t numel = shape[1] * (shape[0] == 2 ? shape[2] : 1);
+            if (herd_comm_send(pp, name, 16, HERD_I32, 0, 7002) ||
+                herd_comm_send(pp, shape, 3, HERD_I64, 0, 7003) ||
+                herd_comm_send(pp, whole[i], (size_t)numel, HERD_F32, 0, 7004))
+                return -1;
+        }
+        return 0;
+    }
+    for (int p = 1; p < pp->size; p++) {
+        int32_t cnt;
+        if (herd_comm_recv(pp, &cnt, 1, HERD_I32, p, 7001)) return -1;
+        for (int j = 0; j < cnt; j++) {
+            char *name = calloc(64, 1);
+            int64_t shape[3];
+            if (!name || herd_comm_recv(pp, name, 16, HERD_I32, p, 7002) ||
+                herd_comm_recv(pp, shape, 3, HERD_I64, p, 7003))
+                return -1;
+            int64_t numel = shape[1] * (shape[0] == 2 ? shape[2] : 1);
+            float *w = malloc(sizeof(float) * (size_t)numel);
+            if (!w || herd_comm_recv(pp, w, (size_t)numel, HERD_F32, p, 7004)) return -1;
+            st[*n] = (herd_st_tensor){name, "F32", (int)shape[0], {shape[1], shape[2]}, w};
+            whole[(*n)++] = w;
+        }
+    }
+    return 0;
+}
+
 /* Write the whole model (every tensor assembled from its TP pieces) as
  * safetensors on world rank 0: `herd train --dump-params`, used by the
  * equivalence tests to compare layouts. Collective over the TP group. */
@@ -175,8 +240,10 @@ static int dump_params(herd_model *m, const herd_grid *g, const char *path)
 {
     const herd_backend *be = m->be;
     int P = g->tp_group->size, root = g->world_rank == 0, rc = 0;
-    herd_st_tensor *st = calloc(m->n_tensors, sizeof *st);
-    float **whole = calloc(m->n_tensors, sizeof *whole);
+    /* room for every stage's tensors on pipeline rank 0 */
+    int cap = (int)(3 + 9 * (int64_t)m->dims.n_layers);
+    herd_st_tensor *st = calloc(cap, sizeof *st);
+    float **whole = calloc(cap, sizeof *whole);
     size_t *counts = malloc(sizeof(size_t) * P), *ocounts = malloc(sizeof(size_t) * P);
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
         const herd_tensor *t = &m->tensors[i];
@@ -199,8 +266,17 @@ static int dump_params(herd_model *m, const herd_grid *g, const char *path)
         free(pieces);
         free(offs);
     }
-    if (rc == 0 && root) rc = herd_safetensors_write(path, st, m->n_tensors, NULL, 0);
-    for (int i = 0; i < m->n_tensors; i++) free(whole[i]);
+    int n_st = m->n_tensors;
+    if (g->pp > 1 && g->tp_rank == 0 && g->cp_rank == 0 && g->dp_rank == 0 && rc == 0) {
+        /* every stage's whole tensors to pipeline rank 0, which writes them */
+        root = g->pp_rank == 0;
+        rc = gather_stages(g->pp_group, st, whole, &n_st, root);
+    } else if (g->pp > 1) {
+        root = 0;
+    }
+    if (rc == 0 && root) rc = herd_safetensors_write(path, st, n_st, NULL, 0);
+    for (int i = n_st; i-- > m->n_tensors;) free((char *)st[i].name);
+    for (int i = 0; i < n_st; i++) free(whole[i]);
     free(whole);
     free(st);
     free(counts);
@@ -314,7 +390,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_model_dims_from_config(&dims, c);
     herd_model model;
     herd_fsdp fsdp;
-    herd_model_parallel par = {grid.tp_group, c->sequence_parallel};
+    herd_model_parallel par = {grid.tp_group, c->sequence_parallel, grid.pp_group, grid.cp_group,
+                               c->virtual_stages, c->pp_first_last_fewer};
     rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
     if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_group)) {
         herd_model_destroy(&model);
@@ -342,6 +419,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     if (root) {
         print_header(c, &model, &grid, &fsdp, peak, peak_origin);
         printf("placement: %s; rank 0: %s\n", place_desc, bind_desc);
+        print_pipeline(c, &model, &grid);
     }
 
     /* checkpoints: resume from the newest good one, whatever layout wrote it */
@@ -382,7 +460,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
            (c->max_tokens == 0 || tokens_seen < c->max_tokens)) {
         double t0 = now_s();
         double c0_tp = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group),
-               c0_dp = comm_seconds(grid.dp_group), c0_w = comm_seconds(grid.world);
+               c0_dp = comm_seconds(grid.dp_group), c0_w = comm_seconds(grid.world),
+               c0_cp = comm_seconds(grid.cp_group), c0_pp = comm_seconds(grid.pp_group);
         const herd_ramp_stage *st = herd_schedule_ramp(c, tokens_seen);
         int T = st->seq_len, B = c->micro_batch;
         /* this DP rank's share of the global batch: sequences [dr*n/D, (dr+1)*n/D) */
@@ -400,11 +479,18 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
 
         herd_model_zero_grad(&model);
         double loss_sum = 0.0;
-        for (int64_t i = 0; i < n_micro; i++) {
-            size_t o = (size_t)i * B * T;
-            loss_sum += herd_model_forward(&model, hb.tokens + o, hb.targets + o, hb.doc + o,
-                                           B, T, NULL);
-            herd_model_backward(&model, (float)(1.0 / (double)n_valid));
+        /* the micro-batches through the pipeline schedule (one stage: forward,
+         * backward, one after the other); loss summed over the stages */
+        int want_sched = opt && opt->print_schedule && c->max_steps && step + 1 == c->max_steps;
+        herd_pipe_stats pst;
+        if (herd_pipe_run(&model, hb.tokens, hb.targets, hb.doc, (int)n_micro, B, T,
+                          (float)(1.0 / (double)n_valid), &loss_sum, want_sched ? &pst : NULL))
+            herd_comm_abort(1);
+        if (want_sched) {
+            if (grid.dp_rank == 0 && grid.cp_rank == 0 && grid.tp_rank == 0 &&
+                herd_pipe_print(&model, &pst, (int)n_micro, stdout))
+                herd_comm_abort(1);
+            herd_pipe_stats_free(&pst);
         }
         if (herd_comm_all_reduce(grid.dp_group, &loss_sum, 1, HERD_F64, HERD_SUM) ||
             herd_model_sync_grads(&model) || herd_fsdp_reduce_grads(&fsdp, &model))
@@ -440,9 +526,12 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         double *ts = sm.times.seconds;
         ts[HERD_T_COMM_TP] = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp;
         ts[HERD_T_COMM_DP] = comm_seconds(grid.dp_group) - c0_dp + comm_seconds(grid.world) - c0_w;
+        ts[HERD_T_COMM_CP] = comm_seconds(grid.cp_group) - c0_cp;
+        ts[HERD_T_COMM_PP] = comm_seconds(grid.pp_group) - c0_pp; /* waits for other stages */
         ts[HERD_T_DATA] = td;
         ts[HERD_T_CKPT] = ckpt_stall;
-        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - td - ckpt_stall;
+        ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - ts[HERD_T_COMM_CP] -
+                             ts[HERD_T_COMM_PP] - td - ckpt_stall;
         sm.times.step = dt;
         if (root) rc = herd_metrics_write(&metrics, &sm);
         compute_since_gather += ts[HERD_T_COMPUTE];
@@ -467,7 +556,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
                    "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
                    gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
-                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP]) / dt), fflush(stdout);
+                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP] + ts[HERD_T_COMM_CP] + ts[HERD_T_COMM_PP]) /
+                       dt), fflush(stdout);
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
             rc = log_eval(&metrics, &model, val, c, T, step, root);
@@ -505,6 +595,23 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     if (herd_train_ckpt_close(&tck) && rc == 0) rc = -1;
     herd_watchdog_commit(0);
     if (rc == 0 && opt && opt->dump_params) rc = agree(&grid, dump_params(&model, &grid, opt->dump_params));
+    if (rc == 0 && grid.pp > 1) { /* activation memory per stage: slots held at once */
+        int32_t *peaks = calloc((size_t)grid.pp, sizeof(int32_t)), mine = model.peak_slots;
+        size_t *cnt = malloc(sizeof(size_t) * (size_t)grid.pp);
+        for (int p = 0; cnt && p < grid.pp; p++) cnt[p] = 1;
+        if (!peaks || !cnt || herd_comm_all_gather(grid.pp_group, &mine, peaks, cnt, HERD_I32))
+            herd_comm_abort(1);
+        if (root) {
+            printf("pipeline: peak activations per stage (micro-batch x chunk slots of one "
+                   "step):");
+            for (int p = 0; p < grid.pp; p++) printf(" %d", peaks[p]);
+            if (model.n_chunks == 1) printf(" (1F1B bound: pp = %d)\n", grid.pp);
+            else printf(" (interleaved: each slot holds one chunk, 1/%d of a stage's layers)\n",
+                        model.n_chunks);
+        }
+        free(peaks);
+        free(cnt);
+    }
     if (rc == 0 && root)
         printf("done: %lld steps, %lld tokens; metrics in %s\n", (long long)step,
                (long long)tokens_seen, mpath);

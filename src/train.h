@@ -8,6 +8,7 @@
 
 typedef struct {
     const char *dump_params; /* write the final model here (safetensors), or NULL */
+    int print_schedule;      /* print the pipeline timeline of the last step (max_steps) */
 } herd_train_options;
 
 /* Train per `c` as one rank of an MPI job (MPI initialised by the caller:

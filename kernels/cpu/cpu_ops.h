@@ -21,6 +21,12 @@ void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, c
 void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                        const float *att, const float *q, const float *k, const float *v,
                        const int32_t *doc, int B, int T, int H, int KV, int hd);
+void cpu_attention_fwd_pos(float *out, float *att, const float *q, const float *k, const float *v,
+                           const int32_t *qpos, const int32_t *qdoc, const int32_t *kpos,
+                           const int32_t *kdoc, int B, int Tq, int Tk, int H, int KV, int hd);
+void cpu_attention_bwd_pos(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                           const float *att, const float *q, const float *k, const float *v,
+                           int B, int Tq, int Tk, int H, int KV, int hd);
 void cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);
 void cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate,
                     const float *up, size_t n);

@@ -98,6 +98,8 @@ static herd_backend make_table(void)
     b.rope_bwd = cuda_rope_bwd;
     b.attention_fwd = cuda_attention_fwd;
     b.attention_bwd = cuda_attention_bwd;
+    b.attention_fwd_pos = cuda_attention_fwd_pos;
+    b.attention_bwd_pos = cuda_attention_bwd_pos;
     b.swiglu_fwd = cuda_swiglu_fwd;
     b.swiglu_bwd = cuda_swiglu_bwd;
     b.add_inplace = cuda_add_inplace;

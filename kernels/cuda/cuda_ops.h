@@ -17,6 +17,12 @@ void cuda_rope_fwd(float *x, const float *cos_sin, const int32_t *pos, int n, in
 void cuda_rope_bwd(float *dx, const float *cos_sin, const int32_t *pos, int n, int n_heads, int head_dim);
 void cuda_attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
                         const int32_t *doc, int B, int T, int H, int KV, int hd);
+void cuda_attention_fwd_pos(float *out, float *att, const float *q, const float *k, const float *v,
+                            const int32_t *qpos, const int32_t *qdoc, const int32_t *kpos,
+                            const int32_t *kdoc, int B, int Tq, int Tk, int H, int KV, int hd);
+void cuda_attention_bwd_pos(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                            const float *att, const float *q, const float *k, const float *v,
+                            int B, int Tq, int Tk, int H, int KV, int hd);
 void cuda_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *att, const float *q, const float *k, const float *v,
                         const int32_t *doc, int B, int T, int H, int KV, int hd);

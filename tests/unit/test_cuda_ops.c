@@ -319,6 +319,59 @@ TEST(cuda_attention)
     CHECK(ok);
 }
 
+/* Attention with positions (context parallel): rank r of CP holds chunks r and
+ * 2CP-1-r of each sequence (Tq = T/CP queries); the keys are the whole
+ * sequence in the gathered order (rank after rank), documents as make_docs. */
+static void attention_pos_case(int B, int T, int CP, int r, int H, int KV, int hd, int *ok)
+{
+    int Tq = T / CP, C = T / (2 * CP);
+    size_t nq = (size_t)B * Tq * H * hd, nk = (size_t)B * T * KV * hd, na = (size_t)B * H * Tq * T;
+    int32_t *doc = malloc(sizeof(int32_t) * B * T), *qpos = malloc(sizeof(int32_t) * B * Tq),
+            *qdoc = malloc(sizeof(int32_t) * B * Tq), *kpos = malloc(sizeof(int32_t) * B * T),
+            *kdoc = malloc(sizeof(int32_t) * B * T);
+    make_docs(doc, B, T);
+    for (int b = 0; b < B; b++)
+        for (int rr = 0; rr < CP; rr++)
+            for (int j = 0; j < Tq; j++) {
+                int p = j < C ? rr * C + j : (2 * CP - 1 - rr) * C + (j - C);
+                kpos[b * T + rr * Tq + j] = p;
+                kdoc[b * T + rr * Tq + j] = doc[b * T + p];
+                if (rr == r) qpos[b * Tq + j] = p, qdoc[b * Tq + j] = doc[b * T + p];
+            }
+    float *q = randn(nq, 5, 1), *k = randn(nk, 6, 1), *v = randn(nk, 7, 1), *dout = randn(nq, 8, 1);
+    float *o = calloc(nq, 4), *att = calloc(na, 4), *dq = calloc(nq, 4), *dk = calloc(nk, 4),
+          *dv = calloc(nk, 4), *scr = calloc((size_t)Tq * T, 4);
+    float *gq = up(q, nq * 4), *gk = up(k, nk * 4), *gv = up(v, nk * 4), *gdo = up(dout, nq * 4),
+          *go = up(dout, nq * 4), *gatt = up(att, na * 4), *gdq = up(dout, nq * 4),
+          *gdk = up(k, nk * 4), *gdv = up(v, nk * 4), *gscr = up(scr, (size_t)Tq * T * 4);
+    int32_t *gqp = up(qpos, 4 * (size_t)B * Tq), *gqd = up(qdoc, 4 * (size_t)B * Tq),
+            *gkp = up(kpos, 4 * (size_t)B * T), *gkd = up(kdoc, 4 * (size_t)B * T);
+    cpu->attention_fwd_pos(o, att, q, k, v, qpos, qdoc, kpos, kdoc, B, Tq, T, H, KV, hd);
+    gpu->attention_fwd_pos(go, gatt, gq, gk, gv, gqp, gqd, gkp, gkd, B, Tq, T, H, KV, hd);
+    *ok &= close_def("attention_fwd_pos out", go, o, nq);
+    *ok &= close_def("attention_fwd_pos att", gatt, att, na);
+    cpu->attention_bwd_pos(dq, dk, dv, scr, dout, att, q, k, v, B, Tq, T, H, KV, hd);
+    gpu->attention_bwd_pos(gdq, gdk, gdv, gscr, gdo, gatt, gq, gk, gv, B, Tq, T, H, KV, hd);
+    *ok &= close_def("attention_bwd_pos dq", gdq, dq, nq);
+    *ok &= close_def("attention_bwd_pos dk", gdk, dk, nk);
+    *ok &= close_def("attention_bwd_pos dv", gdv, dv, nk);
+    free(doc); free(qpos); free(qdoc); free(kpos); free(kdoc); free(q); free(k); free(v);
+    free(dout); free(o); free(att); free(dq); free(dk); free(dv); free(scr);
+    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(gatt);
+    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gscr);
+    gpu->free(gqp); gpu->free(gqd); gpu->free(gkp); gpu->free(gkd);
+}
+
+TEST(cuda_attention_pos)
+{
+    NEED_GPU();
+    int ok = 1;
+    attention_pos_case(2, 24, 2, 0, 4, 2, 8, &ok);   /* CP2, rank 0: chunks 0 and 3 */
+    attention_pos_case(2, 24, 2, 1, 4, 2, 8, &ok);   /* CP2, rank 1: chunks 1 and 2 */
+    attention_pos_case(1, 160, 4, 2, 6, 1, 16, &ok); /* CP4, rows longer than a block, MQA */
+    CHECK(ok);
+}
+
 /* ---- SwiGLU and the residual add -------------------------------------------------- */
 
 TEST(cuda_swiglu)
@@ -496,6 +549,7 @@ int main(void)
     RUN(cuda_rmsnorm);
     RUN(cuda_rope);
     RUN(cuda_attention);
+    RUN(cuda_attention_pos);
     RUN(cuda_swiglu);
     RUN(cuda_add_inplace);
     RUN(cuda_xent);

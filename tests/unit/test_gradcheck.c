@@ -208,6 +208,69 @@ TEST(grad_attention)
     free(dq); free(dk); free(dv); free(scr);
 }
 
+/* ---- attention with positions (context parallel) ---------------------------
+ * CP 2, T 8: rank 0 holds chunks 0 and 3 (positions 0 1 6 7); the keys are the
+ * whole sequence in gathered order (rank 0's tokens, then rank 1's: 2 3 4 5);
+ * documents cross the chunk boundaries. */
+enum { PB = 2, PTQ = 4, PTK = 8 };
+static float *ap_q, *ap_k, *ap_v, *ap_out, *ap_att, *ap_r;
+static int32_t ap_qpos[PB * PTQ] = {0, 1, 6, 7, 0, 1, 6, 7};
+static int32_t ap_kpos[PB * PTK] = {0, 1, 6, 7, 2, 3, 4, 5, 0, 1, 6, 7, 2, 3, 4, 5};
+/* documents by position: b0 0 0 0 1 1 1 2 2, b1 0 1 1 1 1 1 1 1 */
+static const int32_t ap_docpos[PB][PTK] = {{0, 0, 0, 1, 1, 1, 2, 2}, {0, 1, 1, 1, 1, 1, 1, 1}};
+static int32_t ap_qdoc[PB * PTQ], ap_kdoc[PB * PTK];
+static double ap_probe(void *c)
+{
+    be->attention_fwd_pos(ap_out, ap_att, ap_q, ap_k, ap_v, ap_qpos, ap_qdoc, ap_kpos, ap_kdoc, PB,
+                          PTQ, PTK, AH, AKV, AD);
+    return dot(ap_out, ap_r, PB * PTQ * AH * AD);
+}
+TEST(grad_attention_pos)
+{
+    for (int b = 0; b < PB; b++) {
+        for (int i = 0; i < PTQ; i++) ap_qdoc[b * PTQ + i] = ap_docpos[b][ap_qpos[b * PTQ + i]];
+        for (int j = 0; j < PTK; j++) ap_kdoc[b * PTK + j] = ap_docpos[b][ap_kpos[b * PTK + j]];
+    }
+    size_t nq = PB * PTQ * AH * AD, nk = PB * PTK * AKV * AD;
+    ap_q = randn(nq, 11, 1); ap_k = randn(nk, 12, 1); ap_v = randn(nk, 13, 1); ap_r = randn(nq, 14, 1);
+    ap_out = calloc(nq, 4); ap_att = calloc(PB * AH * PTQ * PTK, 4);
+    ap_probe(NULL);
+    /* the mask on global positions and documents, across chunk boundaries */
+    for (int b = 0; b < PB; b++)
+        for (int h = 0; h < AH; h++)
+            for (int i = 0; i < PTQ; i++)
+                for (int j = 0; j < PTK; j++) {
+                    float p = ap_att[((b * AH + h) * PTQ + i) * PTK + j];
+                    int allowed = ap_kpos[b * PTK + j] <= ap_qpos[b * PTQ + i] &&
+                                  ap_kdoc[b * PTK + j] == ap_qdoc[b * PTQ + i];
+                    CHECK(allowed ? p > 0.0f : p == 0.0f);
+                }
+    float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(PTQ * PTK, 4);
+    be->attention_bwd_pos(dq, dk, dv, scr, ap_r, ap_att, ap_q, ap_k, ap_v, PB, PTQ, PTK, AH, AKV, AD);
+    CHECK(check_input("attention_pos.q", ap_probe, NULL, ap_q, dq, nq, 1e-2f, 3e-3));
+    CHECK(check_input("attention_pos.k", ap_probe, NULL, ap_k, dk, nk, 1e-2f, 3e-3));
+    CHECK(check_input("attention_pos.v", ap_probe, NULL, ap_v, dv, nk, 1e-2f, 3e-3));
+    free(ap_q); free(ap_k); free(ap_v); free(ap_r); free(ap_out); free(ap_att);
+    free(dq); free(dk); free(dv); free(scr);
+}
+
+/* With positions 0..T-1 for queries and keys it is the plain attention. */
+TEST(attention_pos_matches_plain)
+{
+    size_t nq = AB * AT * AH * AD, nk = AB * AT * AKV * AD;
+    float *q = randn(nq, 21, 1), *k = randn(nk, 22, 1), *v = randn(nk, 23, 1);
+    float *o1 = calloc(nq, 4), *o2 = calloc(nq, 4), *a1 = calloc(AB * AH * AT * AT, 4),
+          *a2 = calloc(AB * AH * AT * AT, 4);
+    int32_t pos[AB * AT];
+    for (int i = 0; i < AB * AT; i++) pos[i] = i % AT;
+    be->attention_fwd(o1, a1, q, k, v, at_doc, AB, AT, AH, AKV, AD);
+    be->attention_fwd_pos(o2, a2, q, k, v, pos, at_doc, pos, at_doc, AB, AT, AT, AH, AKV, AD);
+    double err = 0;
+    for (size_t i = 0; i < nq; i++) err = fmax(err, fabsf(o1[i] - o2[i]));
+    CHECK(err < 1e-6);
+    free(q); free(k); free(v); free(o1); free(o2); free(a1); free(a2);
+}
+
 /* ---- swiglu --------------------------------------------------------------- */
 static float *sw_g, *sw_u, *sw_out, *sw_r;
 static double sw_probe(void *c)
@@ -292,6 +355,8 @@ int main(void)
     RUN(grad_rmsnorm);
     RUN(grad_rope);
     RUN(grad_attention);
+    RUN(grad_attention_pos);
+    RUN(attention_pos_matches_plain);
     RUN(grad_swiglu);
     RUN(grad_xent);
     RUN(grad_model);
