@@ -1,6 +1,7 @@
 #!/bin/sh
 # Checkpoints through the trainer: exact resume (bitwise, one process and 8
-# ranks), resharding on resume (4 ranks DP4 <-> 8 ranks TP2+SP x DP4), a
+# ranks), resharding on resume (4 ranks DP4 <-> 8 ranks TP2+SP x DP4 and
+# TP2 x PP2 x DP2, CP2 x PP2 x DP2 -> TP2 x DP4, TP8 -> 1 rank), a
 # SIGKILL at each point of a shard write leaves the previous checkpoint as the
 # newest and the resume works, a flipped byte in the newest shard makes the
 # resume fall back to the previous checkpoint, SIGUSR1 to one rank stops every
@@ -71,6 +72,9 @@ reshard() { # reshard NAME NP1 "ARGS1" NP2 "ARGS2"
 reshard reshard_dp4_to_tp2sp_dp4 4 "" 8 "--set parallel.tp=2 --set parallel.sequence_parallel=1"
 reshard reshard_tp2sp_dp4_to_dp4 8 "--set parallel.tp=2 --set parallel.sequence_parallel=1" 4 ""
 reshard reshard_tp8_to_1rank 8 "--set parallel.tp=8" 1 ""
+reshard reshard_dp4_to_tp2_pp2_dp2 4 "" 8 "--set parallel.tp=2 --set parallel.pp=2"
+reshard reshard_tp2_pp2_dp2_to_dp4 8 "--set parallel.tp=2 --set parallel.pp=2" 4 ""
+reshard reshard_cp2_pp2_dp2_to_tp2_dp4 8 "--set parallel.cp=2 --set parallel.pp=2" 8 "--set parallel.tp=2"
 
 # SIGKILL in the middle of writing step 10's shard, at each point
 for point in shard_open shard_written shard_synced shard_renamed before_manifest; do
