@@ -46,6 +46,13 @@ int herd_fsdp_create(herd_fsdp *f, herd_model *m, herd_comm *dp)
     f->m = be->alloc(bytes);
     f->v = be->alloc(bytes);
     if (!f->m || !f->v) goto oom;
+    if (D > 1) {
+        f->rank_counts = calloc((size_t)D, sizeof(size_t));
+        f->bucket = be->alloc(sizeof(float) * (size_t)m->n_params);
+        if (!f->rank_counts || !f->bucket) goto oom;
+        for (int i = 0; i < m->n_tensors; i++)
+            for (int k = 0; k < D; k++) f->rank_counts[k] += f->counts[(size_t)i * D + k];
+    }
     return 0;
 oom:
     fprintf(stderr, "herd: fsdp: out of memory for the sharded state (%lld elements)\n",
@@ -63,6 +70,8 @@ void herd_fsdp_destroy(herd_fsdp *f, const herd_model *m)
     }
     be->free(f->m);
     be->free(f->v);
+    be->free(f->bucket);
+    free(f->rank_counts);
     free(f->off);
     free(f->row0);
     free(f->rows);
@@ -70,24 +79,45 @@ void herd_fsdp_destroy(herd_fsdp *f, const herd_model *m)
     memset(f, 0, sizeof *f);
 }
 
+/* Move every tensor's rank-k rows between the working buffer `full`
+ * (tensor after tensor) and the bucket (rank after rank): to_bucket 1 packs,
+ * 0 unpacks. */
+static void bucket_copy(const herd_fsdp *f, const herd_model *m, float *full, int to_bucket)
+{
+    int D = f->dp->size;
+    size_t pos = 0;
+    for (int k = 0; k < D; k++)
+        for (int i = 0; i < m->n_tensors; i++) {
+            const size_t *c = f->counts + (size_t)i * D;
+            size_t within = 0; /* elements of the ranks before k in this tensor */
+            for (int j = 0; j < k; j++) within += c[j];
+            float *t = full + m->tensors[i].offset + within;
+            if (c[k]) {
+                if (to_bucket) m->be->copy_d2d(f->bucket + pos, t, sizeof(float) * c[k]);
+                else m->be->copy_d2d(t, f->bucket + pos, sizeof(float) * c[k]);
+            }
+            pos += c[k];
+        }
+}
+
 int herd_fsdp_gather_params(herd_fsdp *f, herd_model *m)
 {
     if (f->dp->size == 1) return 0;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (herd_comm_all_gather(f->dp, f->master + f->off[i], m->params + m->tensors[i].offset,
-                                 f->counts + (size_t)i * f->dp->size, HERD_F32))
-            return -1;
+    size_t mine = 0;
+    for (int k = 0; k < f->dp->rank; k++) mine += f->rank_counts[k];
+    /* this rank's block is its master shard buffer as it is */
+    m->be->copy_d2d(f->bucket + mine, f->master, sizeof(float) * (size_t)f->n_shard);
+    if (herd_comm_all_gather(f->dp, f->bucket + mine, f->bucket, f->rank_counts, HERD_F32))
+        return -1;
+    bucket_copy(f, m, m->params, 0);
     return 0;
 }
 
 int herd_fsdp_reduce_grads(herd_fsdp *f, herd_model *m)
 {
     if (f->dp->size == 1) return 0;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (herd_comm_reduce_scatter(f->dp, m->grads + m->tensors[i].offset, f->grad + f->off[i],
-                                     f->counts + (size_t)i * f->dp->size, HERD_F32))
-            return -1;
-    return 0;
+    bucket_copy(f, m, m->grads, 1);
+    return herd_comm_reduce_scatter(f->dp, f->bucket, f->grad, f->rank_counts, HERD_F32);
 }
 
 int herd_fsdp_grad_norm(herd_fsdp *f, const herd_model *m, herd_comm *world, double *norm)

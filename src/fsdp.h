@@ -29,6 +29,11 @@ typedef struct {
     int64_t    n_shard;   /* elements in the shard buffers */
     float     *master, *grad, *m, *v;  /* backend memory [n_shard] */
     int        owns;      /* master/grad are allocated here (dp > 1) */
+    /* one collective per step for all tensors (not one per tensor): the
+     * buffer holds every rank's shards rank after rank, each rank's block in
+     * the order of its own shard buffers */
+    size_t    *rank_counts; /* [dp] elements of each rank's block */
+    float     *bucket;      /* backend memory [n_params] */
     int64_t    t;         /* AdamW updates applied */
 } herd_fsdp;
 
