@@ -225,6 +225,36 @@ void herd_sft_data_free(herd_sft_data *d)
 }
 
 typedef struct {
+    herd_chat *c;
+    int n;
+} chats_ctx;
+
+static int chats_line(void *arg, const herd_json *j, const char *where)
+{
+    chats_ctx *x = arg;
+    herd_chat c;
+    if (herd_chat_from_json(&c, herd_json_get(j, "messages"), where, "messages")) return -1;
+    x->c = realloc(x->c, sizeof *x->c * (size_t)(x->n + 1));
+    x->c[x->n++] = c;
+    return 0;
+}
+
+int herd_chat_load_jsonl(const char *path, herd_chat **out, int *n)
+{
+    chats_ctx x = {NULL, 0};
+    int rc = each_line(path, chats_line, &x);
+    if (rc) {
+        for (int i = 0; i < x.n; i++) herd_chat_free(&x.c[i]);
+        free(x.c);
+        x.c = NULL;
+        x.n = 0;
+    }
+    *out = x.c;
+    *n = x.n;
+    return rc;
+}
+
+typedef struct {
     const herd_tokenizer *t;
     int max_len;
     herd_pref_data *d;

@@ -106,6 +106,10 @@ typedef struct {
 int  herd_pref_data_load(herd_pref_data *d, const char *path, const herd_tokenizer *t, int max_len);
 void herd_pref_data_free(herd_pref_data *d);
 
+/* Every conversation of an SFT-format file, parsed (not tokenised): for
+ * prompts of generation and rejection sampling. -1 as herd_sft_data_load. */
+int herd_chat_load_jsonl(const char *path, herd_chat **out, int *n);
+
 /* ---- batches -------------------------------------------------------------- */
 
 /* Pack conversations convs[*next ..] into B rows of T tokens, several per row
