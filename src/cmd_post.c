@@ -371,6 +371,7 @@ int herd_cmd_post(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(NULL);
     const char *sub = argv[1];
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines reach a log file as they happen */
     if (!strcmp(sub, "rs")) return herd_post_rs(argc - 1, argv + 1);
     if (!strcmp(sub, "eval")) return herd_post_eval(argc - 1, argv + 1);
     if (!strcmp(sub, "demo-data")) return herd_post_demo_data(argc - 1, argv + 1);

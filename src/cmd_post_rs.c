@@ -98,7 +98,8 @@ static void write_messages(FILE *f, const herd_chat *c, int n, int open_end)
 /* Generate for prompts [first, first + n) of chats, `k` samples each;
  * texts[(i - first) * k + s] malloc'ed. */
 static int sample_chunk(const herd_post_env *e, herd_model *m, herd_chat *chats, int first, int n,
-                        int k, const herd_gen_opts *o, char **texts, herd_chat_tokens *prompts)
+                        int k, const herd_gen_opts *o, char **texts, herd_chat_tokens *prompts,
+                        herd_chat_tokens *samples)
 {
     int B = n * k, rc = 0;
     const uint32_t **pr = malloc(sizeof *pr * (size_t)B);
@@ -112,7 +113,17 @@ static int sample_chunk(const herd_post_env *e, herd_model *m, herd_chat *chats,
         for (int s = 0; s < k; s++) pr[i * k + s] = prompts[i].ids, pl[i * k + s] = (int)prompts[i].n;
     }
     if (!rc) rc = herd_generate(m, pr, pl, B, o, out, ol);
-    for (int b = 0; b < B && !rc; b++) texts[b] = herd_post_decode(e, out[b], ol[b]);
+    for (int b = 0; b < B && !rc; b++) {
+        texts[b] = herd_post_decode(e, out[b], ol[b]);
+        if (!samples) continue;
+        /* the sampled ids as a response: content, then the eot (added if the sample ran out) */
+        memset(&samples[b], 0, sizeof samples[b]);
+        for (int i = 0; i < ol[b]; i++)
+            herd_chat_tokens_push(&samples[b], out[b][i],
+                                  out[b][i] == (uint32_t)e->eot_id ? HERD_MASK_EOT : HERD_MASK_CONTENT);
+        if (ol[b] == 0 || out[b][ol[b] - 1] != (uint32_t)e->eot_id)
+            herd_chat_tokens_push(&samples[b], (uint32_t)e->eot_id, HERD_MASK_EOT);
+    }
     for (int b = 0; b < B; b++) free(out[b]);
     free(out), free(pr), free(pl), free(ol);
     return rc;
@@ -144,6 +155,7 @@ int herd_post_rs(int argc, char **argv)
     herd_gen_opts o = {a.max_new, a.temperature, a.top_p, a.seed, e.eot_id, 1};
     char **texts = calloc((size_t)chunk * a.k, sizeof *texts);
     herd_chat_tokens *prompts = calloc((size_t)chunk, sizeof *prompts);
+    herd_chat_tokens *samples = calloc((size_t)chunk * a.k, sizeof *samples);
     int32_t *tok = malloc(sizeof(int32_t) * 3 * (size_t)a.k * T), *tgt = tok + a.k * T,
             *doc = tgt + a.k * T;
     int *last = malloc(sizeof(int) * a.k);
@@ -152,21 +164,17 @@ int herd_post_rs(int argc, char **argv)
     for (int first = 0; first < n && !rc; first += chunk) {
         int m = n - first < chunk ? n - first : chunk;
         o.seed = a.seed + (uint64_t)first; /* each chunk its own sample counters */
-        if (sample_chunk(&e, &pol, chats, first, m, a.k, &o, texts, prompts)) {
+        if (sample_chunk(&e, &pol, chats, first, m, a.k, &o, texts, prompts, samples)) {
             rc = 1;
             break;
         }
         for (int i = 0; i < m && !rc; i++) {
             int rows = 0, fits = 1;
-            for (int s = 0; s < a.k; s++) {
-                herd_chat_tokens resp = {0};
-                const char *t = texts[i * a.k + s];
-                herd_chat_encode_response(e.tok, t, strlen(t), &resp);
-                last[s] = herd_chat_row(&prompts[i], &resp, T, HERD_MASK_EOT, tok + (size_t)s * T,
-                                        tgt + (size_t)s * T, doc + (size_t)s * T);
+            for (int s = 0; s < a.k; s++) { /* the RM scores exactly the sampled ids */
+                last[s] = herd_chat_row(&prompts[i], &samples[i * a.k + s], T, HERD_MASK_EOT,
+                                        tok + (size_t)s * T, tgt + (size_t)s * T, doc + (size_t)s * T);
                 fits &= last[s] >= 0;
                 rows++;
-                herd_chat_tokens_free(&resp);
             }
             if (!fits) { /* the prompt + a sample exceed the context: counted, not kept */
                 skipped++;
@@ -203,7 +211,11 @@ int herd_post_rs(int argc, char **argv)
                 n_pairs++;
             }
         }
-        for (int b = 0; b < m * a.k; b++) free(texts[b]), texts[b] = NULL;
+        for (int b = 0; b < m * a.k; b++) {
+            free(texts[b]);
+            texts[b] = NULL;
+            herd_chat_tokens_free(&samples[b]);
+        }
         for (int i = 0; i < m; i++) herd_chat_tokens_free(&prompts[i]);
     }
     if (fclose(fo)) rc = 1;
@@ -215,7 +227,8 @@ int herd_post_rs(int argc, char **argv)
                fp ? ", pairs in " : "", fp ? a.pairs : "");
     if (fp && !rc) printf("herd post rs: %d preference pairs (best vs worst) written\n", n_pairs);
     for (int i = 0; i < n; i++) herd_chat_free(&chats[i]);
-    free(chats), free(texts), free(prompts), free(tok), free(last), free(r), free(a.sets);
+    free(chats), free(texts), free(prompts), free(samples), free(tok), free(last), free(r);
+    free(a.sets);
     herd_model_destroy(&pol);
     herd_model_destroy(&rm);
     herd_post_env_close(&e);
@@ -251,7 +264,7 @@ int herd_post_eval(int argc, char **argv)
     herd_chat_tokens *prompts = calloc((size_t)chunk, sizeof *prompts);
     for (int first = 0; first < n && !rc; first += chunk) {
         int k = n - first < chunk ? n - first : chunk;
-        if (sample_chunk(&e, &m, chats, first, k, 1, &o, texts, prompts)) {
+        if (sample_chunk(&e, &m, chats, first, k, 1, &o, texts, prompts, NULL)) {
             rc = 1;
             break;
         }
@@ -283,21 +296,26 @@ int herd_post_average(int argc, char **argv)
 {
     const char *config = NULL, *tokenizer = NULL, *out = NULL;
     const char **in = calloc(argc, sizeof *in);
-    int n = 0;
+    char **sets = calloc(argc, sizeof *sets);
+    int n = 0, n_sets = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tokenizer = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_sets++] = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!config) config = argv[i];
         else in[n++] = argv[i];
     }
     if (!config || !out || n < 1) {
         free(in);
+        free(sets);
         fputs("usage: herd post average CONFIG --tokenizer R --out W.safetensors W1 W2 ...\n", stderr);
         return 2;
     }
     herd_post_env e;
     herd_model acc, m;
-    if (herd_post_env_open(&e, config, 0, NULL, tokenizer) || herd_post_model_open(&acc, &e, NULL) ||
+    int bad = herd_post_env_open(&e, config, n_sets, sets, tokenizer);
+    free(sets);
+    if (bad || herd_post_model_open(&acc, &e, NULL) ||
         herd_post_model_open(&m, &e, NULL))
         return 1;
     int rc = 0;
