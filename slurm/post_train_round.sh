@@ -14,6 +14,7 @@
 #                                                      runs/post_demo/data
 #   MODEL     the model entering the round (weights)   runs/post_demo/sft0.safetensors
 #   OUT       this round's directory                   runs/post_demo/round1
+#   RS_PROMPTS prompts of rejection sampling           $DATA/sft.jsonl
 #   K         samples per prompt                       8
 #   RM_STEPS SFT_STEPS DPO_STEPS                       200 300 100
 # Outputs in OUT: rm, sft, dpo, model (= the average of sft and dpo) as
@@ -35,6 +36,7 @@ TOK=${TOK:-runs/post_demo/tok.ranks}
 DATA=${DATA:-runs/post_demo/data}
 MODEL=${MODEL:-runs/post_demo/sft0.safetensors}
 OUT=${OUT:-runs/post_demo/round1}
+RS_PROMPTS=${RS_PROMPTS:-$DATA/sft.jsonl}
 K=${K:-8}
 RM_STEPS=${RM_STEPS:-200}
 SFT_STEPS=${SFT_STEPS:-300}
@@ -46,7 +48,7 @@ run() {
     if [ -n "${SLURM_JOB_ID:-}" ]; then srun --ntasks=1 "$@"; else "$@"; fi
 }
 log() { echo "post_train_round: $*" | tee -a "$OUT/log.txt"; }
-for f in "$HERD" "$CONFIG" "$TOK" "$DATA/sft.jsonl" "$DATA/pref.jsonl" "$DATA/test.jsonl" "$MODEL"; do
+for f in "$HERD" "$CONFIG" "$TOK" "$RS_PROMPTS" "$DATA/sft.jsonl" "$DATA/pref.jsonl" "$DATA/test.jsonl" "$MODEL"; do
     [ -e "$f" ] || { echo "post_train_round: $f: not found" >&2; exit 1; }
 done
 common="--tokenizer $TOK"
@@ -55,8 +57,8 @@ log "round $OUT from $MODEL"
 log "1/5 reward model on $DATA/pref.jsonl"
 run "$HERD" post rm "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$MODEL" \
     --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$DATA/pref.jsonl" >>"$OUT/log.txt"
-log "2/5 rejection sampling: $K samples per prompt of $DATA/sft.jsonl, best by the reward model"
-run "$HERD" post rs "$CONFIG" $common --prompts "$DATA/sft.jsonl" --weights "$MODEL" \
+log "2/5 rejection sampling: $K samples per prompt of $RS_PROMPTS, best by the reward model"
+run "$HERD" post rs "$CONFIG" $common --prompts "$RS_PROMPTS" --weights "$MODEL" \
     --rm "$OUT/rm.safetensors" --k "$K" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
 log "3/5 SFT on the kept samples + the SFT data"
 cat "$DATA/sft.jsonl" "$OUT/rs.jsonl" >"$OUT/sft_mix.jsonl"

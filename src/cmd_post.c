@@ -354,6 +354,22 @@ static int run_dpo(const post_args *a, const herd_post_env *e)
             win = 0;
         }
     }
+    if (!rc && v.n) { /* held-out pairs: the final policy against the reference */
+        int64_t vn;
+        pair_ix *vp = list_pairs(&v, &vn);
+        herd_dpo_stats st, sum = {0};
+        int batches = 0;
+        for (int64_t first = 0; first < vn && !rc; first += P, batches++) {
+            dpo_batch(&v, vp, vn, first, P, T, tok, tgt, doc);
+            rc = herd_dpo_reference(&ref, tok, tgt, doc, P, T, rl) ||
+                 herd_dpo_step(&pol, tok, tgt, doc, P, T, rl, &o, 0, &st);
+            sum.loss += st.loss, sum.margin += st.margin, sum.accuracy += st.accuracy;
+        }
+        if (!rc && batches)
+            printf("herd post dpo: %s: loss %.4f margin %.4f accuracy %.3f (held-out pairs)\n",
+                   a->val, sum.loss / batches, sum.margin / batches, sum.accuracy / batches);
+        free(vp);
+    }
     if (!rc) rc = herd_weights_save(&pol, a->out);
     if (!rc) printf("herd post dpo: wrote %s\n", a->out);
     free(tok);

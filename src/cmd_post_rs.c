@@ -270,13 +270,14 @@ int herd_post_eval(int argc, char **argv)
         }
         for (int i = 0; i < k; i++) {
             const herd_chat *c = &chats[first + i];
-            if (c->n == 0 || c->msgs[c->n - 1].role != HERD_ROLE_ASSISTANT) continue;
-            const char *want, *got;
-            size_t nw, ng;
-            trim(c->msgs[c->n - 1].content, &want, &nw);
-            trim(texts[i], &got, &ng);
-            correct += nw == ng && !memcmp(want, got, nw);
-            total++;
+            if (c->n > 0 && c->msgs[c->n - 1].role == HERD_ROLE_ASSISTANT) {
+                const char *want, *got;
+                size_t nw, ng;
+                trim(c->msgs[c->n - 1].content, &want, &nw);
+                trim(texts[i], &got, &ng);
+                correct += nw == ng && !memcmp(want, got, nw);
+                total++;
+            }
             free(texts[i]);
             herd_chat_tokens_free(&prompts[i]);
         }
