@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "src/chat.h"
 #include "src/dpo.h"
 #include "src/reward.h"
 #include "src/rng.h"
@@ -103,6 +104,40 @@ TEST(reward_equal_is_log2_and_step_ranks)
     CHECK(herd_rm_step(&m, t2, d2, B, T, last, none, rank, head, 0, &s) == -1);
 }
 
+/* SFT packing: two conversations in one row give the loss of each alone (the
+ * document mask keeps them apart; RoPE sees only relative positions). */
+TEST(packed_conversations_equal_separate)
+{
+    herd_chat_tokens c[2] = {{0}, {0}};
+    const int len[2] = {9, 7};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < len[k]; i++)
+            herd_chat_tokens_push(&c[k], (uint32_t)(herd_splitmix64(50 + 10 * k + i) % V),
+                                  i >= 4 ? (i == len[k] - 1 ? HERD_MASK_EOT : HERD_MASK_CONTENT) : 0);
+    enum { TT = 20 };
+    int32_t tt[TT], tg[TT], dc[TT];
+    int next = 0;
+    CHECK(herd_chat_pack(c, 2, &next, 1, TT, HERD_MASK_EOT, tt, tg, dc) == 2);
+    int64_t nv, n1, n2;
+    double packed = herd_model_forward(&m, tt, tg, dc, 1, TT, &nv);
+    double sep = 0;
+    for (int k = 0; k < 2; k++) {
+        next = 0;
+        CHECK(herd_chat_pack(&c[k], 1, &next, 1, TT, HERD_MASK_EOT, tt, tg, dc) == 1);
+        sep += herd_model_forward(&m, tt, tg, dc, 1, TT, k ? &n2 : &n1);
+    }
+    CHECK(nv == n1 + n2 && nv == 5 + 3);
+    CHECK_NEAR(packed, sep, 1e-4 * fabs(sep));
+    /* without the document mask the second conversation would see the first */
+    next = 0;
+    herd_chat_pack(c, 2, &next, 1, TT, HERD_MASK_EOT, tt, tg, dc);
+    for (int i = 0; i < TT; i++) dc[i] = 0;
+    double leaky = herd_model_forward(&m, tt, tg, dc, 1, TT, &nv);
+    CHECK(fabs(leaky - sep) > 1e-3);
+    herd_chat_tokens_free(&c[0]);
+    herd_chat_tokens_free(&c[1]);
+}
+
 int main(void)
 {
     herd_model_dims d = {.n_layers = 2, .d_model = 32, .n_heads = 4, .n_kv_heads = 2,
@@ -113,6 +148,7 @@ int main(void)
     RUN(dpo_policy_equal_reference_is_log2_plus_nll);
     RUN(dpo_step_lowers_the_loss);
     RUN(reward_equal_is_log2_and_step_ranks);
+    RUN(packed_conversations_equal_separate);
     herd_model_destroy(&m);
     return test_summary();
 }
