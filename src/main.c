@@ -19,6 +19,8 @@ static const herd_command commands[] = {
     {"topo", herd_cmd_topo, "discovered tree, placement and group bandwidths: herd topo [--conf F] [--layout T,C,P,D]"},
     {"plan", herd_cmd_plan, "predicted MFU per layout: herd plan --conf F --layout T,C,P,D | --rank | --table4"},
     {"ckpt", herd_cmd_ckpt, "checkpoints: herd ckpt ls|verify|average|export ..."},
+    {"generate", herd_cmd_generate, "sample in the chat format (KV cache, batched) or chat: herd generate CONFIG --tokenizer R ..."},
+    {"post", herd_cmd_post, "post-training: herd post sft|rm|dpo|rs|eval|demo-data ..."},
 };
 
 static int usage(FILE *f)

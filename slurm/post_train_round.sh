@@ -1,0 +1,80 @@
+#!/bin/sh
+# One post-training round (Llama 3, section 4): reward model -> rejection
+# sampling -> SFT -> DPO -> model averaging, then held-out accuracy of each.
+#
+#   sbatch slurm/post_train_round.sh            (a Slurm job; each step an srun)
+#   sh slurm/post_train_round.sh                (the same, here, without Slurm)
+#
+# Inputs (environment; defaults are the demo's):
+#   HERD      the herd binary                          build/herd
+#   CONFIG    model shape and optimizer                configs/post_demo.yaml
+#   TOK       tokenizer rank file                      runs/post_demo/tok.ranks
+#   DATA      dir with sft.jsonl (SFT data and the rejection-sampling prompts),
+#             pref.jsonl (preference pairs), test.jsonl (held-out, exact answers)
+#                                                      runs/post_demo/data
+#   MODEL     the model entering the round (weights)   runs/post_demo/sft0.safetensors
+#   OUT       this round's directory                   runs/post_demo/round1
+#   RS_PROMPTS prompts of rejection sampling           $DATA/sft.jsonl
+#   K         samples per prompt                       8
+#   RM_STEPS SFT_STEPS DPO_STEPS                       200 300 100
+# Outputs in OUT: rm, sft, dpo, model (= the average of sft and dpo) as
+# .safetensors, rs.jsonl (the kept samples), eval.tsv (held-out accuracy),
+# log.txt. The next round takes MODEL=OUT/model.safetensors;
+# slurm/post_train.sh chains N rounds with --dependency=afterok.
+#
+#SBATCH --job-name=herd-post-round
+#SBATCH --nodes=1
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=2
+#SBATCH --time=01:00:00
+#SBATCH --output=post-round-%j.out
+set -eu
+cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")/..}"
+HERD=${HERD:-build/herd}
+CONFIG=${CONFIG:-configs/post_demo.yaml}
+TOK=${TOK:-runs/post_demo/tok.ranks}
+DATA=${DATA:-runs/post_demo/data}
+MODEL=${MODEL:-runs/post_demo/sft0.safetensors}
+OUT=${OUT:-runs/post_demo/round1}
+RS_PROMPTS=${RS_PROMPTS:-$DATA/sft.jsonl}
+K=${K:-8}
+RM_STEPS=${RM_STEPS:-200}
+SFT_STEPS=${SFT_STEPS:-300}
+DPO_STEPS=${DPO_STEPS:-100}
+mkdir -p "$OUT"
+# under Slurm every step is its own job step (one task: these commands are
+# single-process); elsewhere the commands run directly
+run() {
+    if [ -n "${SLURM_JOB_ID:-}" ]; then srun --ntasks=1 "$@"; else "$@"; fi
+}
+log() { echo "post_train_round: $*" | tee -a "$OUT/log.txt"; }
+for f in "$HERD" "$CONFIG" "$TOK" "$RS_PROMPTS" "$DATA/sft.jsonl" "$DATA/pref.jsonl" "$DATA/test.jsonl" "$MODEL"; do
+    [ -e "$f" ] || { echo "post_train_round: $f: not found" >&2; exit 1; }
+done
+common="--tokenizer $TOK"
+
+log "round $OUT from $MODEL"
+log "1/5 reward model on $DATA/pref.jsonl"
+run "$HERD" post rm "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$MODEL" \
+    --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$DATA/pref.jsonl" >>"$OUT/log.txt"
+log "2/5 rejection sampling: $K samples per prompt of $RS_PROMPTS, best by the reward model"
+run "$HERD" post rs "$CONFIG" $common --prompts "$RS_PROMPTS" --weights "$MODEL" \
+    --rm "$OUT/rm.safetensors" --k "$K" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
+log "3/5 SFT on the kept samples + the SFT data"
+cat "$DATA/sft.jsonl" "$OUT/rs.jsonl" >"$OUT/sft_mix.jsonl"
+run "$HERD" post sft "$CONFIG" $common --data "$OUT/sft_mix.jsonl" --weights "$MODEL" \
+    --out "$OUT/sft.safetensors" --steps "$SFT_STEPS" >>"$OUT/log.txt"
+log "4/5 DPO (beta 0.1, NLL 0.2) from the round's SFT model"
+run "$HERD" post dpo "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$OUT/sft.safetensors" \
+    --out "$OUT/dpo.safetensors" --steps "$DPO_STEPS" >>"$OUT/log.txt"
+log "5/5 average of the SFT and DPO models"
+run "$HERD" post average "$CONFIG" $common --out "$OUT/model.safetensors" \
+    "$OUT/sft.safetensors" "$OUT/dpo.safetensors" >>"$OUT/log.txt"
+printf 'model\taccuracy\n' >"$OUT/eval.tsv"
+for m in "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors"; do
+    acc=$(run "$HERD" post eval "$CONFIG" $common --data "$DATA/test.jsonl" --weights "$m" |
+          sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+    printf '%s\t%s\n' "$m" "$acc" >>"$OUT/eval.tsv"
+done
+log "held-out accuracy:"
+tee -a "$OUT/log.txt" <"$OUT/eval.tsv"

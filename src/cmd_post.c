@@ -1,0 +1,411 @@
+/* cmd_post.c — `herd post sft|rm|dpo`: the training steps of a post-training
+ * round, single process on the CPU (the parallel versions come with the
+ * trainer's 4D layout; these run the same model code on one rank).
+ *
+ *   herd post sft CONFIG --tokenizer R --data SFT.jsonl [--weights W] --out W2
+ *   herd post rm  CONFIG --tokenizer R --data PREF.jsonl [--weights W] --out RM
+ *   herd post dpo CONFIG --tokenizer R --data PREF.jsonl --weights W [--ref W0] --out W2
+ *        [--beta 0.1] [--nll-coef 0.2]
+ *   common: [--steps N] [--lr X] [--val FILE] [--set section.key=value]...
+ *
+ * Shapes: model.* of CONFIG; micro-batch batch.micro_batch rows (sft: packed
+ * sequences of model.max_seq_len tokens; rm: responses; dpo: pairs); AdamW of
+ * optim.*, linear warm-up over schedule.warmup_steps (at most a tenth of the
+ * steps), then constant; steps: --steps, else train.max_steps, else one epoch.
+ * rs, eval and demo-data are in cmd_post_rs.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "src/chat.h"
+#include "src/commands.h"
+#include "src/dpo.h"
+#include "src/optim.h"
+#include "src/post_common.h"
+#include "src/reward.h"
+#include "src/weights.h"
+
+int herd_post_rs(int argc, char **argv);
+int herd_post_eval(int argc, char **argv);
+int herd_post_demo_data(int argc, char **argv);
+int herd_post_average(int argc, char **argv);
+
+typedef struct {
+    const char *config, *tokenizer, *data, *weights, *ref, *out, *val;
+    char **sets;
+    int n_sets;
+    int64_t steps;
+    double lr, beta, nll_coef;
+} post_args;
+
+static int usage(const char *why)
+{
+    if (why) fprintf(stderr, "herd post: %s\n", why);
+    fputs("usage: herd post sft CONFIG --tokenizer R --data SFT.jsonl [--weights W] --out W2\n"
+          "       herd post rm  CONFIG --tokenizer R --data PREF.jsonl [--weights W] --out RM\n"
+          "       herd post dpo CONFIG --tokenizer R --data PREF.jsonl --weights W [--ref W0] --out W2\n"
+          "                [--beta 0.1] [--nll-coef 0.2]\n"
+          "         (common: [--steps N] [--lr X] [--val FILE] [--set section.key=value]...)\n"
+          "       herd post rs CONFIG --tokenizer R --prompts F.jsonl --weights W --rm RM --out SFT.jsonl\n"
+          "                [--k 4] [--temperature 0.8] [--top-p 0.95] [--max-new N] [--pairs PREF.jsonl]\n"
+          "       herd post eval CONFIG --tokenizer R --data TEST.jsonl [--weights W] [--max-new N]\n"
+          "       herd post average CONFIG --tokenizer R --out W.safetensors W1 W2 ...\n"
+          "       herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--seed S]\n", stderr);
+    return 2;
+}
+
+static int parse(int argc, char **argv, post_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->sets = calloc(argc, sizeof(char *));
+    a->beta = 0.1;
+    a->nll_coef = 0.2;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v && k[0] == '-') return usage("an option is missing its value");
+        if (!strcmp(k, "--set")) a->sets[a->n_sets++] = argv[++i];
+        else if (!strcmp(k, "--tokenizer")) a->tokenizer = argv[++i];
+        else if (!strcmp(k, "--data")) a->data = argv[++i];
+        else if (!strcmp(k, "--weights")) a->weights = argv[++i];
+        else if (!strcmp(k, "--ref")) a->ref = argv[++i];
+        else if (!strcmp(k, "--out")) a->out = argv[++i];
+        else if (!strcmp(k, "--val")) a->val = argv[++i];
+        else if (!strcmp(k, "--steps")) {
+            a->steps = strtoll(argv[++i], &end, 10);
+            if (*end || a->steps < 1) return usage("--steps: expected an integer >= 1");
+        } else if (!strcmp(k, "--lr") || !strcmp(k, "--beta") || !strcmp(k, "--nll-coef")) {
+            double x = strtod(argv[++i], &end);
+            if (*end || !(x >= 0)) return usage("--lr, --beta, --nll-coef: expected a number >= 0");
+            *(!strcmp(k, "--lr") ? &a->lr : !strcmp(k, "--beta") ? &a->beta : &a->nll_coef) = x;
+        } else if (k[0] != '-' && !a->config) a->config = k;
+        else {
+            fprintf(stderr, "herd post: unexpected argument '%s'\n", k);
+            return usage(NULL);
+        }
+    }
+    if (!a->config || !a->data || !a->out) return usage("CONFIG, --data and --out are required");
+    return 0;
+}
+
+static double lr_at(const post_args *a, const herd_config *c, int64_t step, int64_t steps)
+{
+    double lr = a->lr > 0 ? a->lr : c->lr;
+    int64_t warm = c->warmup_steps < steps / 10 ? c->warmup_steps : steps / 10;
+    return step < warm ? lr * (double)(step + 1) / (double)warm : lr;
+}
+
+static void update(herd_adamw *opt, herd_model *m, const herd_config *c, double lr)
+{
+    double norm = herd_grad_norm(m);
+    herd_adamw_step(opt, m, c, lr, norm);
+}
+
+/* ---- SFT ------------------------------------------------------------------ */
+
+/* Mean per-token loss over every conversation of d, each packed once. */
+static double sft_eval(herd_model *m, const herd_sft_data *d, int B, int T)
+{
+    int32_t *buf = malloc(sizeof(int32_t) * 3 * (size_t)B * T);
+    int done = 0;
+    double sum = 0;
+    int64_t n = 0;
+    while (done < d->n) {
+        int next = 0; /* pack the rest without wrapping around */
+        int placed = herd_chat_pack(d->convs + done, d->n - done, &next, B, T, HERD_MASK_EOT, buf,
+                                    buf + B * T, buf + 2 * B * T);
+        int64_t nv;
+        sum += herd_model_forward(m, buf, buf + B * T, buf + 2 * B * T, B, T, &nv);
+        n += nv;
+        done += placed;
+    }
+    free(buf);
+    return n ? sum / (double)n : NAN;
+}
+
+static int run_sft(const post_args *a, const herd_post_env *e)
+{
+    const herd_config *c = &e->cfg;
+    int B = c->micro_batch, T = c->max_seq_len;
+    herd_sft_data d, v = {0};
+    if (herd_sft_data_load(&d, a->data, e->tok, T)) return 1;
+    printf("herd post sft: %s: %lld conversations, %lld kept, %lld skipped (longer than "
+           "model.max_seq_len %d)\n", a->data, (long long)d.stats.lines, (long long)d.stats.kept,
+           (long long)d.stats.skipped_long, T);
+    if (a->val && herd_sft_data_load(&v, a->val, e->tok, T)) {
+        herd_sft_data_free(&d);
+        return 1;
+    }
+    if (d.n == 0) {
+        fprintf(stderr, "herd post sft: %s: no conversation to train on\n", a->data);
+        herd_sft_data_free(&d);
+        return 1;
+    }
+    herd_model m;
+    herd_adamw opt;
+    if (herd_post_model_open(&m, e, a->weights)) return 1;
+    herd_adamw_create(&opt, &m);
+    /* one epoch: the packed rows needed to place every conversation once */
+    int64_t tokens = 0;
+    for (int i = 0; i < d.n; i++) tokens += (int64_t)d.convs[i].n;
+    int64_t steps = a->steps ? a->steps : c->max_steps ? c->max_steps
+                                        : (tokens + (int64_t)B * T - 1) / ((int64_t)B * T);
+    int32_t *buf = malloc(sizeof(int32_t) * 3 * (size_t)B * T);
+    int next = 0;
+    if (v.n) printf("herd post sft: step 0 val_loss %.4f\n", sft_eval(&m, &v, B, T));
+    for (int64_t s = 0; s < steps; s++) {
+        herd_chat_pack(d.convs, d.n, &next, B, T, HERD_MASK_EOT, buf, buf + B * T, buf + 2 * B * T);
+        int64_t nv;
+        herd_model_zero_grad(&m);
+        double loss = herd_model_forward(&m, buf, buf + B * T, buf + 2 * B * T, B, T, &nv);
+        if (nv) herd_model_backward(&m, 1.0f / (float)nv);
+        update(&opt, &m, c, lr_at(a, c, s, steps));
+        if ((s + 1) % (c->log_every > 0 ? c->log_every : 10) == 0 || s + 1 == steps)
+            printf("herd post sft: step %lld/%lld loss %.4f (%lld target tokens)\n",
+                   (long long)s + 1, (long long)steps, nv ? loss / nv : 0.0, (long long)nv);
+    }
+    if (v.n) printf("herd post sft: final val_loss %.4f\n", sft_eval(&m, &v, B, T));
+    int rc = herd_weights_save(&m, a->out) ? 1 : 0;
+    if (!rc) printf("herd post sft: wrote %s\n", a->out);
+    free(buf);
+    herd_adamw_destroy(&opt, &m);
+    herd_model_destroy(&m);
+    herd_sft_data_free(&d);
+    herd_sft_data_free(&v);
+    return rc;
+}
+
+/* ---- preference batches --------------------------------------------------- */
+
+static int load_pref(const char *path, const herd_post_env *e, herd_pref_data *d, const char *who)
+{
+    if (herd_pref_data_load(d, path, e->tok, e->cfg.max_seq_len)) return -1;
+    printf("herd post %s: %s: %lld records, %lld kept, %lld skipped as identical responses, "
+           "%lld skipped as longer than model.max_seq_len %d\n", who, path,
+           (long long)d->stats.lines, (long long)d->stats.kept, (long long)d->stats.skipped_same,
+           (long long)d->stats.skipped_long, e->cfg.max_seq_len);
+    if (d->n == 0) {
+        fprintf(stderr, "herd post %s: %s: no usable preference record\n", who, path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reward-model rows of records [i, i + n): every response of each. */
+static int rm_rows(const herd_pref_data *d, int i, int n, int T, int32_t *tok, int32_t *doc,
+                   int *last, int *group, int *rank)
+{
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)T);
+    int r = 0;
+    for (int k = 0; k < n; k++) {
+        const herd_pref *p = &d->items[(i + k) % d->n];
+        for (int j = 0; j < p->n_resp; j++, r++) {
+            last[r] = herd_chat_row(&p->prompt, &p->resp[j], T, HERD_MASK_EOT, tok + (size_t)r * T,
+                                    tgt, doc + (size_t)r * T);
+            group[r] = k;
+            rank[r] = j;
+        }
+    }
+    free(tgt);
+    return r;
+}
+
+static int max_resp(const herd_pref_data *d)
+{
+    int m = 0;
+    for (int i = 0; i < d->n; i++)
+        if (d->items[i].n_resp > m) m = d->items[i].n_resp;
+    return m;
+}
+
+static void rm_eval(herd_model *m, const herd_pref_data *d, int head, int T, const char *what)
+{
+    int R = max_resp(d), *last = malloc(sizeof(int) * 3 * R), *group = last + R, *rank = group + R;
+    int32_t *tok = malloc(sizeof(int32_t) * 2 * (size_t)R * T), *doc = tok + (size_t)R * T;
+    double loss = 0, acc = 0;
+    int pairs = 0;
+    for (int i = 0; i < d->n; i++) {
+        int rows = rm_rows(d, i, 1, T, tok, doc, last, group, rank);
+        herd_rm_stats s;
+        if (herd_rm_step(m, tok, doc, rows, T, last, group, rank, head, 0, &s)) continue;
+        loss += s.loss * s.pairs;
+        acc += s.accuracy * s.pairs;
+        pairs += s.pairs;
+    }
+    printf("herd post rm: %s: loss %.4f accuracy %.4f over %d pairs\n", what,
+           pairs ? loss / pairs : NAN, pairs ? acc / pairs : NAN, pairs);
+    free(last);
+    free(tok);
+}
+
+static int run_rm(const post_args *a, const herd_post_env *e)
+{
+    const herd_config *c = &e->cfg;
+    int T = c->max_seq_len, head = herd_rm_head_id(e->n_regular);
+    herd_pref_data d, v = {0};
+    if (load_pref(a->data, e, &d, "rm")) return 1;
+    if (a->val && load_pref(a->val, e, &v, "rm")) return 1;
+    int per = c->micro_batch; /* records per step: all their responses */
+    int R = per * max_resp(&d);
+    int *last = malloc(sizeof(int) * 3 * R), *group = last + R, *rank = group + R;
+    int32_t *tok = malloc(sizeof(int32_t) * 2 * (size_t)R * T), *doc = tok + (size_t)R * T;
+    herd_model m;
+    herd_adamw opt;
+    if (herd_post_model_open(&m, e, a->weights)) return 1;
+    herd_adamw_create(&opt, &m);
+    int64_t steps = a->steps ? a->steps : c->max_steps ? c->max_steps : (d.n + per - 1) / per;
+    double run_loss = 0, run_acc = 0;
+    int every = c->log_every > 0 ? c->log_every : 10, in_window = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        int rows = rm_rows(&d, (int)((s * per) % d.n), per, T, tok, doc, last, group, rank);
+        herd_rm_stats st;
+        herd_model_zero_grad(&m);
+        if (herd_rm_step(&m, tok, doc, rows, T, last, group, rank, head, 1, &st)) return 1;
+        update(&opt, &m, c, lr_at(a, c, s, steps));
+        run_loss += st.loss, run_acc += st.accuracy, in_window++;
+        if ((s + 1) % every == 0 || s + 1 == steps) {
+            printf("herd post rm: step %lld/%lld loss %.4f accuracy %.3f\n", (long long)s + 1,
+                   (long long)steps, run_loss / in_window, run_acc / in_window);
+            run_loss = run_acc = 0, in_window = 0;
+        }
+    }
+    if (v.n) rm_eval(&m, &v, head, T, a->val);
+    int rc = herd_weights_save(&m, a->out) ? 1 : 0;
+    if (!rc) printf("herd post rm: wrote %s\n", a->out);
+    free(last);
+    free(tok);
+    herd_adamw_destroy(&opt, &m);
+    herd_model_destroy(&m);
+    herd_pref_data_free(&d);
+    herd_pref_data_free(&v);
+    return rc;
+}
+
+/* ---- DPO ------------------------------------------------------------------ */
+
+/* Pair k of the data: (record, worse response), the best response of each
+ * record against each worse one, in order. */
+typedef struct { int rec, worse; } pair_ix;
+
+static pair_ix *list_pairs(const herd_pref_data *d, int64_t *n)
+{
+    *n = 0;
+    for (int i = 0; i < d->n; i++) *n += d->items[i].n_resp - 1;
+    pair_ix *p = malloc(sizeof *p * (size_t)*n);
+    int64_t k = 0;
+    for (int i = 0; i < d->n; i++)
+        for (int j = 1; j < d->items[i].n_resp; j++) p[k++] = (pair_ix){i, j};
+    return p;
+}
+
+/* P pairs from pair `first` on (wrapping): chosen rows 0..P-1, rejected P..2P-1. */
+static void dpo_batch(const herd_pref_data *d, const pair_ix *pairs, int64_t n_pairs, int64_t first,
+                      int P, int T, int32_t *tok, int32_t *tgt, int32_t *doc)
+{
+    for (int p = 0; p < P; p++) {
+        pair_ix x = pairs[(first + p) % n_pairs];
+        const herd_pref *r = &d->items[x.rec];
+        herd_chat_row(&r->prompt, &r->resp[0], T, HERD_MASK_CONTENT, tok + (size_t)p * T,
+                      tgt + (size_t)p * T, doc + (size_t)p * T);
+        herd_chat_row(&r->prompt, &r->resp[x.worse], T, HERD_MASK_CONTENT,
+                      tok + (size_t)(P + p) * T, tgt + (size_t)(P + p) * T, doc + (size_t)(P + p) * T);
+    }
+}
+
+static int run_dpo(const post_args *a, const herd_post_env *e)
+{
+    const herd_config *c = &e->cfg;
+    int T = c->max_seq_len, P = c->micro_batch;
+    herd_pref_data d, v = {0};
+    if (!a->weights) return usage("dpo: --weights (the SFT model: policy and reference) is required");
+    if (load_pref(a->data, e, &d, "dpo")) return 1;
+    if (a->val && load_pref(a->val, e, &v, "dpo")) return 1;
+    herd_model pol, ref;
+    herd_adamw opt;
+    if (herd_post_model_open(&pol, e, a->weights)) return 1;
+    if (herd_post_model_open(&ref, e, a->ref ? a->ref : a->weights)) return 1;
+    herd_adamw_create(&opt, &pol);
+    int64_t n_pairs;
+    pair_ix *pairs = list_pairs(&d, &n_pairs);
+    int64_t steps = a->steps ? a->steps : c->max_steps ? c->max_steps : (n_pairs + P - 1) / P;
+    size_t rows = (size_t)2 * P * T;
+    int32_t *tok = malloc(sizeof(int32_t) * 3 * rows), *tgt = tok + rows, *doc = tgt + rows;
+    double *rl = malloc(sizeof(double) * 2 * P);
+    herd_dpo_opts o = {a->beta, a->nll_coef};
+    printf("herd post dpo: beta %g, nll_coef %g, %lld pairs, %d per step, %lld steps\n", o.beta,
+           o.nll_coef, (long long)n_pairs, P, (long long)steps);
+    int every = c->log_every > 0 ? c->log_every : 10, rc = 0, win = 0;
+    herd_dpo_stats acc = {0};
+    for (int64_t s = 0; s < steps && !rc; s++) {
+        dpo_batch(&d, pairs, n_pairs, s * P, P, T, tok, tgt, doc);
+        herd_dpo_stats st;
+        herd_model_zero_grad(&pol);
+        rc = herd_dpo_reference(&ref, tok, tgt, doc, P, T, rl) ||
+             herd_dpo_step(&pol, tok, tgt, doc, P, T, rl, &o, 1, &st);
+        if (rc) break;
+        update(&opt, &pol, c, lr_at(a, c, s, steps));
+        acc.loss += st.loss, acc.nll += st.nll, acc.margin += st.margin, acc.accuracy += st.accuracy;
+        win++;
+        if ((s + 1) % every == 0 || s + 1 == steps) {
+            printf("herd post dpo: step %lld/%lld loss %.4f nll %.4f margin %.4f accuracy %.3f\n",
+                   (long long)s + 1, (long long)steps, acc.loss / win, acc.nll / win,
+                   acc.margin / win, acc.accuracy / win);
+            memset(&acc, 0, sizeof acc);
+            win = 0;
+        }
+    }
+    if (!rc && v.n) { /* held-out pairs: the final policy against the reference */
+        int64_t vn;
+        pair_ix *vp = list_pairs(&v, &vn);
+        herd_dpo_stats st, sum = {0};
+        int batches = 0;
+        for (int64_t first = 0; first < vn && !rc; first += P, batches++) {
+            dpo_batch(&v, vp, vn, first, P, T, tok, tgt, doc);
+            rc = herd_dpo_reference(&ref, tok, tgt, doc, P, T, rl) ||
+                 herd_dpo_step(&pol, tok, tgt, doc, P, T, rl, &o, 0, &st);
+            sum.loss += st.loss, sum.margin += st.margin, sum.accuracy += st.accuracy;
+        }
+        if (!rc && batches)
+            printf("herd post dpo: %s: loss %.4f margin %.4f accuracy %.3f (held-out pairs)\n",
+                   a->val, sum.loss / batches, sum.margin / batches, sum.accuracy / batches);
+        free(vp);
+    }
+    if (!rc) rc = herd_weights_save(&pol, a->out);
+    if (!rc) printf("herd post dpo: wrote %s\n", a->out);
+    free(tok);
+    free(rl);
+    free(pairs);
+    herd_adamw_destroy(&opt, &pol);
+    herd_model_destroy(&pol);
+    herd_model_destroy(&ref);
+    herd_pref_data_free(&d);
+    herd_pref_data_free(&v);
+    return rc ? 1 : 0;
+}
+
+int herd_cmd_post(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(NULL);
+    const char *sub = argv[1];
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines reach a log file as they happen */
+    if (!strcmp(sub, "rs")) return herd_post_rs(argc - 1, argv + 1);
+    if (!strcmp(sub, "eval")) return herd_post_eval(argc - 1, argv + 1);
+    if (!strcmp(sub, "demo-data")) return herd_post_demo_data(argc - 1, argv + 1);
+    if (!strcmp(sub, "average")) return herd_post_average(argc - 1, argv + 1);
+    int (*run)(const post_args *, const herd_post_env *) =
+        !strcmp(sub, "sft") ? run_sft : !strcmp(sub, "rm") ? run_rm : !strcmp(sub, "dpo") ? run_dpo : NULL;
+    if (!run) {
+        fprintf(stderr, "herd post: unknown command '%s'\n", sub);
+        return usage(NULL);
+    }
+    post_args a;
+    int rc = parse(argc - 1, argv + 1, &a);
+    herd_post_env e;
+    if (!rc && herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) rc = 1;
+    if (!rc) {
+        rc = run(&a, &e);
+        herd_post_env_close(&e);
+    }
+    free(a.sets);
+    return rc;
+}

@@ -1,0 +1,79 @@
+#!/bin/sh
+# herd post / herd generate end to end on a very small model: demo data,
+# tokenizer, a few SFT / RM / DPO steps, rejection sampling, evaluation,
+# averaging (the element-wise mean, checked with numpy), generation with and
+# without the KV cache (same greedy text); and the bad input of issue 13: an
+# unknown role, identical responses, a prompt longer than the context, a
+# vocabulary that does not match, a weights file of another shape.
+set -u
+cd "$(dirname "$0")/../.."
+herd=$PWD/build/herd
+if [ ! -x "$herd" ]; then echo "SKIP post_cli: build/herd not built"; exit 0; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
+cfg=configs/post_demo.yaml
+small="--set model.n_layers=1 --set model.d_model=32 --set model.n_heads=4 --set model.n_kv_heads=2 --set model.ffn_dim=64 --set batch.micro_batch=4 --set train.log_every=1"
+t="--tokenizer $tmp/tok.ranks"
+
+# expect NAME STATUS "PATTERN" CMD...: exit status and a fixed string in stdout+stderr
+expect() {
+    name=$1; want=$2; pat=$3; shift 3
+    "$@" >"$tmp/out" 2>&1
+    rc=$?
+    if [ "$rc" -ne "$want" ]; then fail "$name" "exit $rc, expected $want: $(tail -3 "$tmp/out")"; return 1; fi
+    if ! grep -qF -- "$pat" "$tmp/out"; then fail "$name" "output lacks '$pat': $(tail -3 "$tmp/out")"; return 1; fi
+    pass "$name"
+}
+
+expect post_demo_data 0 "SFT conversations" $herd post demo-data --out "$tmp/d" --train 200 --test 20 --pref 100
+expect post_tokenizer 0 "vocab_size 576" $herd data train-tokenizer --vocab-size 320 --out "$tmp/tok.ranks" "$tmp/d/corpus.txt"
+expect post_sft 0 "wrote" $herd post sft $cfg $t $small --data "$tmp/d/sft.jsonl" --val "$tmp/d/test.jsonl" --out "$tmp/w0.safetensors" --steps 3
+expect post_rm 0 "accuracy" $herd post rm $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/rm.safetensors" --steps 2
+expect post_dpo 0 "beta 0.1, nll_coef 0.2" $herd post dpo $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w1.safetensors" --steps 2
+expect post_rs 0 "kept 20 best samples" $herd post rs $cfg $t $small --prompts "$tmp/d/test.jsonl" --weights "$tmp/w0.safetensors" --rm "$tmp/rm.safetensors" --k 3 --out "$tmp/rs.jsonl" --max-new 4
+n=$(wc -l <"$tmp/rs.jsonl")
+if [ "$n" -eq 20 ] && grep -q '"role":"assistant"' "$tmp/rs.jsonl"; then pass post_rs_output; else fail post_rs_output "$n lines"; fi
+expect post_eval 0 "of 20 exact answers" $herd post eval $cfg $t $small --data "$tmp/d/test.jsonl" --weights "$tmp/w1.safetensors"
+expect post_average 0 "mean of 2 models" $herd post average $cfg $t $small --out "$tmp/avg.safetensors" "$tmp/w0.safetensors" "$tmp/w1.safetensors"
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    if /usr/bin/python3 - "$tmp" <<'PY'
+import sys
+sys.path.insert(0, "tests/golden")
+import numpy as np
+from llama_ref import read_safetensors
+d = sys.argv[1]
+a, _ = read_safetensors(f"{d}/w0.safetensors")
+b, _ = read_safetensors(f"{d}/w1.safetensors")
+m, _ = read_safetensors(f"{d}/avg.safetensors")
+assert set(a) == set(m) and len(a) > 5
+assert any(np.abs(a[k] - b[k]).max() > 0 for k in a), "the two models are equal"
+err = max(np.abs(m[k] - (a[k] + b[k]) / 2).max() for k in a)
+assert err < 1e-6, err
+PY
+    then pass post_average_is_elementwise_mean; else fail post_average_is_elementwise_mean "numpy check"; fi
+else
+    echo "SKIP post_average_is_elementwise_mean: numpy not installed for /usr/bin/python3"
+fi
+# the KV cache changes no greedy token, through the CLI
+$herd generate $cfg $t $small --weights "$tmp/w1.safetensors" --prompt "12+5=?" --prompt "x+3=9, x=?" --max-new 6 >"$tmp/g1" 2>&1
+$herd generate $cfg $t $small --weights "$tmp/w1.safetensors" --prompt "12+5=?" --prompt "x+3=9, x=?" --max-new 6 --no-cache >"$tmp/g2" 2>&1
+if [ -s "$tmp/g1" ] && cmp -s "$tmp/g1" "$tmp/g2"; then pass post_generate_cache_same_text; else fail post_generate_cache_same_text "$(cat "$tmp/g1" "$tmp/g2")"; fi
+printf '3+4=?\n/reset\n5+5=?\n' | $herd generate $cfg $t $small --weights "$tmp/w1.safetensors" --chat --max-new 4 >"$tmp/chat" 2>/dev/null
+if [ "$(grep -c '^assistant> ' "$tmp/chat")" -eq 2 ]; then pass post_chat_mode; else fail post_chat_mode "$(cat "$tmp/chat")"; fi
+
+# bad input
+printf '{"messages": [{"role": "user", "content": "1+1=?"}, {"role": "bot", "content": "2"}]}\n' >"$tmp/badrole.jsonl"
+expect post_unknown_role 1 "badrole.jsonl:1: messages[1].role: unknown role 'bot'" $herd post sft $cfg $t $small --data "$tmp/badrole.jsonl" --out "$tmp/x.safetensors"
+printf '{"prompt": [{"role": "user", "content": "1+1=?"}], "chosen": "2", "rejected": "2"}\n{"prompt": [{"role": "user", "content": "1+2=?"}], "chosen": "3", "rejected": "4"}\n' >"$tmp/same.jsonl"
+expect post_identical_pair_counted 0 "1 skipped as identical responses" $herd post rm $cfg $t $small --data "$tmp/same.jsonl" --out "$tmp/x.safetensors" --steps 1
+long=$(head -c 300 /dev/zero | tr '\0' '7')
+printf '{"messages": [{"role": "user", "content": "%s"}, {"role": "assistant", "content": "2"}]}\n{"messages": [{"role": "user", "content": "1+1=?"}, {"role": "assistant", "content": "2"}]}\n' "$long" >"$tmp/long.jsonl"
+expect post_long_conversation_counted 0 "1 skipped (longer than model.max_seq_len 64)" $herd post sft $cfg $t $small --data "$tmp/long.jsonl" --out "$tmp/x.safetensors" --steps 1
+expect post_long_prompt_refused 1 "exceed model.max_seq_len 64" $herd generate $cfg $t $small --prompt "$long"
+expect post_vocab_mismatch 1 "model.vocab_size is 600 but the tokenizer" $herd post eval $cfg $t $small --set model.vocab_size=600 --data "$tmp/d/test.jsonl"
+expect post_weights_wrong_shape 1 "model.embed_tokens.weight: shape: expected [576, 64]" $herd post eval $cfg $t $small --set model.d_model=64 --set model.ffn_dim=128 --data "$tmp/d/test.jsonl" --weights "$tmp/w0.safetensors"
+expect post_usage 2 "usage: herd post" $herd post sft $cfg
+[ "$fails" -eq 0 ]
