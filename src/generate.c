@@ -239,6 +239,7 @@ int herd_generate(herd_model *m, const uint32_t *const *prompts, const int *prom
     if (o->use_cache) {
         rc = kv_init(&s, m, B, S) || kv_reserve(&s, total > B ? total : B);
     } else {
+        herd_model_drop_forward(m); /* a previous forward's activations are not needed */
         rc = herd_model_reserve(m, 1, S);
     }
     /* rows of the step: the whole prompts first, then one token per live sequence */

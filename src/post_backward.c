@@ -71,7 +71,10 @@ void herd_model_seq_logprobs(const herd_model *m, const int32_t *targets, int B,
 {
     size_t N = (size_t)B * T;
     float *loss = malloc(sizeof(float) * N);
-    m->be->copy_d2h(loss, m->losses, sizeof(float) * N);
+    /* the per-token losses of the last herd_model_forward live in the slot of
+     * its last chunk (one process: the only chunk) */
+    const herd_act_slot *sl = &m->slots[m->simple_slot[m->n_chunks - 1]];
+    m->be->copy_d2h(loss, sl->losses, sizeof(float) * N);
     for (int b = 0; b < B; b++) {
         double s = 0.0;
         int64_t c = 0;
