@@ -111,7 +111,8 @@ job=$(sbatch --parsable --output="$tmp/kill.out" slurm/train.sbatch "$tmp/cfg.ya
 herd_exe=$(readlink -f build/herd)
 t=0; pid=""
 # after step 8: the checkpoint of step 5 has committed, so the relaunch resumes from it
-while [ "$t" -lt 600 ] && [ "$(grep -c '"loss"' "$tmp/kill/metrics.jsonl" 2>/dev/null)" -lt 8 ]; do
+nloss() { n=$(grep -c '"loss"' "$1" 2>/dev/null); echo "${n:-0}"; }
+while [ "$t" -lt 600 ] && [ "$(nloss "$tmp/kill/metrics.jsonl")" -lt 8 ]; do
     sleep 0.1; t=$((t + 1)); done
 pid=$(rank_pid "$job" 3 "$herd_exe")
 if [ -n "$pid" ]; then
