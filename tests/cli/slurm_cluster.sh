@@ -74,6 +74,31 @@ else
     fail sbatch_job_bad_input_fails_fast "job $job state $(job_state "$job"): $(cat "$tmp/gone.out" 2>&1)"
 fi
 
+# herd topo under srun: the job's tree from Slurm's topology.conf (leaf switches and spine)
+out=$(timeout 60 srun --mpi=pmix -N4 -n8 build/herd topo 2>&1)
+if echo "$out" | grep -q 'leaf1' && echo "$out" | grep -q 'leaf2' && echo "$out" | grep -q 'spine' \
+   && echo "$out" | grep -q 'node4'; then
+    pass srun_herd_topo_shows_slurm_switches
+    echo "$out" | grep -E 'leaf|spine' | head -6 | sed 's/^/  /'
+else
+    fail srun_herd_topo_shows_slurm_switches "$out"
+fi
+
+# the same training run under srun --mpi=pmix across 4 nodes as under mpirun on one:
+# TP2 x DP4, 5 steps, against the one-process run (tests/mpi/compare_runs.py)
+tiny_config "$tmp" 5
+build/herd train "$tmp/cfg.yaml" --set train.out_dir="$tmp/one" --set checkpoint.every=0 \
+    --dump-params "$tmp/one.st" >"$tmp/one.log" 2>&1
+timeout 120 srun --mpi=pmix -N4 -n8 build/herd train "$tmp/cfg.yaml" --set parallel.tp=2 \
+    --set checkpoint.every=0 --set train.out_dir="$tmp/srun" --dump-params "$tmp/srun.st" \
+    >"$tmp/srun.log" 2>&1
+if grep -q 'layout TP2 x CP1 x PP1 x DP4 (8 ranks)' "$tmp/srun.log" &&
+   out=$(/usr/bin/python3 tests/mpi/compare_runs.py "$tmp/one" "$tmp/one.st" "$tmp/srun" "$tmp/srun.st" 1e-5); then
+    pass "srun_pmix_tp2_dp4_equals_one_process ($(echo "$out" | tail -1))"
+else
+    fail srun_pmix_tp2_dp4_equals_one_process "${out:-$(tail -5 "$tmp/srun.log")}"
+fi
+
 # train across the 4 nodes: one MPI job of 8 ranks (DP8)
 # a previous stage (1 process, 10 steps) with complete checkpoints and a newer,
 # incomplete one: the stage, which has none of its own, must start from the
