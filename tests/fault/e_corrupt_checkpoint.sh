@@ -6,8 +6,10 @@ set -u; cd "$(dirname "$0")/../.."; . tests/fault/lib.sh
 fault_setup fault_e_corrupt_checkpoint
 submit
 wait_steps $((2 * CKPT_EVERY + 2))
-newest=$(ls -d "$T"/run/checkpoints/step_* 2>/dev/null | sort | tail -n 1)
-shard=$(ls -S "$newest"/* 2>/dev/null | grep -v MANIFEST | head -n 1)
+# the newest COMMITTED checkpoint (a MANIFEST): a newer one may still be in flight
+newest=$(for d in $(ls -d "$T"/run/checkpoints/step_* 2>/dev/null | sort); do
+             [ -f "$d/MANIFEST" ] && echo "$d"; done | tail -n 1)
+shard=$(ls "$newest"/shard_*.h5 2>/dev/null | head -n 1)
 [ -f "$shard" ] || { fail "$NAME" "no shard in $newest"; exit 1; }
 size=$(stat -c %s "$shard")
 pid=$(rank_pid "$JOB" 2 "$HERD_EXE") || { fail "$NAME" "rank 2 not found"; exit 1; }
