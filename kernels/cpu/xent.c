@@ -18,20 +18,11 @@ void cpu_xent_fwd(float *losses, float *lse, const float *logits, const int32_t 
     }
 }
 
-/* logits[n,V] <- (softmax - onehot) * scale; rows with target < 0 become 0 */
+/* logits[n,V] <- (softmax - onehot) * scale; rows with target < 0 become 0:
+ * the vocabulary-parallel backward with the whole vocabulary on this rank */
 void cpu_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V, float scale)
 {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        float *row = logits + (size_t)i * V;
-        if (targets[i] < 0) {
-            for (int j = 0; j < V; j++) row[j] = 0.0f;
-            continue;
-        }
-        float l = lse[i];
-        for (int j = 0; j < V; j++) row[j] = expf(row[j] - l) * scale;
-        row[targets[i]] -= scale;
-    }
+    cpu_xent_bwd_range(logits, lse, targets, 0, n, V, scale);
 }
 
 void cpu_xent_row_max(float *row_max, const float *logits, int n, int V)

@@ -26,23 +26,6 @@ __global__ void xent_fwd_kernel(float *losses, float *lse, const float *logits,
     }
 }
 
-// logits[n,V] <- (softmax - onehot(target)) * scale in place; ignored rows 0
-__global__ void xent_bwd_kernel(float *logits, const float *lse, const int32_t *targets, int V,
-                                float scale)
-{
-    float *row = logits + (size_t)blockIdx.x * V;
-    int t = targets[blockIdx.x];
-    float l = lse[blockIdx.x];
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        float g = 0.0f;
-        if (t >= 0) {
-            g = expf(row[j] - l) * scale;
-            if (j == t) g -= scale;
-        }
-        row[j] = g;
-    }
-}
-
 extern "C" void cuda_xent_fwd(float *losses, float *lse, const float *logits,
                               const int32_t *targets, int n, int V)
 {
@@ -51,12 +34,12 @@ extern "C" void cuda_xent_fwd(float *losses, float *lse, const float *logits,
     CUDA_LAUNCH_CHECK();
 }
 
+// logits[n,V] <- (softmax - onehot(target)) * scale in place; ignored rows 0:
+// the vocabulary-parallel backward with the whole vocabulary here
 extern "C" void cuda_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V,
                               float scale)
 {
-    if (n <= 0 || V <= 0) return;
-    xent_bwd_kernel<<<n, XENT_THREADS>>>(logits, lse, targets, V, scale);
-    CUDA_LAUNCH_CHECK();
+    cuda_xent_bwd_range(logits, lse, targets, 0, n, V, scale);
 }
 
 // ---- vocabulary-parallel pieces (kernels/backend.h), one block per row ----
