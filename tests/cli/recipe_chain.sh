@@ -82,19 +82,31 @@ done
 /usr/bin/python3 tests/recipe/check_chain.py configs/recipe/tiny "$RUN" "$tmp/st" 0.30; rc=$?
 [ "$rc" -eq 0 ] || fails=$((fails + 1))
 
-# a failed stage stops the chain; --status names it and shows why
+# a failed stage stops the chain, --status names it and why; --from resumes there
 mkdir -p "$tmp/badcfg"
 cp configs/recipe/tiny/01_pretrain.yaml configs/recipe/tiny/02_long_context_256.yaml "$tmp/badcfg/"
-# the stage's data disappears after submission: the check passes, the job fails
+sed -i 's/^  max_tokens: .*/  max_tokens: 20480/' "$tmp/badcfg/01_pretrain.yaml"           # 10 steps
+sed -i 's/^  max_tokens: .*/  max_tokens: 28672/' "$tmp/badcfg/02_long_context_256.yaml"   # 2 more
+# stage 2's data disappears after submission: the checks pass, its job fails
 cp data/demo-mix/code.bin "$tmp/code.bin"
-sed -i "s|data/demo-mix/code.bin|$tmp/code.bin|" "$tmp/badcfg/01_pretrain.yaml"
-sh slurm/pipeline.sh "$tmp/badcfg" --out "$tmp/badrun" --no-eval >"$tmp/bad.log" 2>&1 && rm -f "$tmp/code.bin"
+sed -i "s|data/demo-mix/code.bin|$tmp/code.bin|" "$tmp/badcfg/02_long_context_256.yaml"
+sh slurm/pipeline.sh "$tmp/badcfg" --out "$tmp/badrun" --no-eval >"$tmp/bad.log" 2>&1 && mv "$tmp/code.bin" "$tmp/code.bin.away"
 timeout 120 sh -c 'while [ -n "$(squeue -h -o %i)" ]; do sleep 1; done'
 st=$(sh slurm/pipeline.sh --status "$tmp/badrun" 2>&1); rc=$?
-if [ "$rc" -ne 0 ] && echo "$st" | grep -q "stage 01_pretrain FAILED" && echo "$st" | grep -q "code.bin" \
-   && echo "$st" | grep -Eq "02_long_context_256 .*(CANCELLED|PENDING)" && [ ! -d "$tmp/badrun/02_long_context_256/checkpoints" ]; then
+if [ "$rc" -ne 0 ] && echo "$st" | grep -q "stage 02_long_context_256 FAILED" && echo "$st" | grep -q "code.bin" \
+   && echo "$st" | grep -Eq "^stage +01_pretrain .*COMPLETED" && echo "$st" | grep -Eq "^average .*CANCELLED" \
+   && [ ! -f "$tmp/badrun/final/average.json" ]; then
     pass recipe_failed_stage_stops_chain
 else
     fail recipe_failed_stage_stops_chain "rc $rc: $st"
+fi
+mv "$tmp/code.bin.away" "$tmp/code.bin"
+timeout 120 sh slurm/pipeline.sh "$tmp/badcfg" --out "$tmp/badrun" --from 02 --no-eval --wait >"$tmp/from.log" 2>&1; rc=$?
+first=$(head -n 1 "$tmp/badrun/02_long_context_256/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
+if [ "$rc" -eq 0 ] && ! grep -q "stage 01_pretrain: job" "$tmp/from.log" && [ "$first" = 11 ] \
+   && [ -f "$tmp/badrun/final/average.json" ] && grep -Eq "^stage +02_long_context_256 .*COMPLETED" "$tmp/from.log"; then
+    pass "recipe_from_resumes_failed_stage (stage 02 from step 10 of stage 01)"
+else
+    fail recipe_from_resumes_failed_stage "rc $rc, first step ${first:-none}: $(cat "$tmp/from.log")"
 fi
 exit $fails
