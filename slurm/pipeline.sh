@@ -12,7 +12,8 @@
 # (nodes, tasks per node, time, partition, account: edit them there).
 # After each stage, an evaluation job (slurm/recipe_eval.sh, afterok on the stage)
 # writes RUN_DIR/STAGE/eval.json: the validation loss per source at the short
-# context of the first stage. After the last stage (the annealing stage), an
+# context of the first stage, and RUN_DIR/STAGE/passkey.json: passkey retrieval
+# accuracy per context length. After the last stage (the annealing stage), an
 # averaging job (afterok) averages that stage's own checkpoints (`herd ckpt average`)
 # into RUN_DIR/final/ and exports RUN_DIR/final/model.safetensors.
 # A failed stage stops the chain: dependent jobs are cancelled
@@ -55,7 +56,7 @@ status() {
                [ -f "$dir/recovery.log" ] && tail -n 3 "$dir/recovery.log" | sed 's/^/       | recovery: /' ;;
         esac
     done <"$run/pipeline.jobs"
-    for e in "$run"/*/eval.json; do [ -f "$e" ] && echo "eval   $e: $(cat "$e")"; done
+    for e in "$run"/*/eval.json "$run"/*/passkey.json; do [ -f "$e" ] && echo "eval   $e: $(cat "$e")"; done
     [ -f "$run/final/average.json" ] && echo "final  $(cat "$run/final/average.json")"
     return $bad
 }

@@ -2,7 +2,7 @@
 # recipe_eval.sh — evaluation after a stage of the recipe (slurm/pipeline.sh runs it as
 # a job after each stage; it also runs outside Slurm).
 #
-#   sh slurm/recipe_eval.sh STAGE_DIR SHORT_CONFIG
+#   sh slurm/recipe_eval.sh STAGE_DIR SHORT_CONFIG [TOKENIZER]
 #
 # Writes STAGE_DIR/eval.json: the validation loss and bits per byte per source of the
 # stage's newest complete checkpoint, at the SHORT context of SHORT_CONFIG (the first
@@ -13,14 +13,18 @@
 # both multiplied by the lr, so the parameters do not move) and train.eval_every 1, so
 # that the trainer's own per-source validation (the same windows every time) runs on
 # the checkpoint's parameters at the short sequence length, on one rank.
+# Then STAGE_DIR/passkey.json: passkey retrieval accuracy at 1/8 .. 1 x max_seq_len
+# (slurm/recipe_passkey.sh), with TOKENIZER, default tokenizer.model next to the
+# first data source of SHORT_CONFIG (data/demo-mix/ for the tiny recipe); skipped,
+# with a message, when there is none. HERD_PASSKEY=0 skips it.
 # Exit 1 with a message naming the file when something is missing.
 #SBATCH --nodes=1
 #SBATCH --ntasks=1
 set -u
 me=recipe_eval.sh
 die() { echo "$me: $*" >&2; exit 1; }
-[ $# -eq 2 ] || die "usage: $me STAGE_DIR SHORT_CONFIG"
-STAGE=$1; CFG=$2
+[ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: $me STAGE_DIR SHORT_CONFIG [TOKENIZER]"
+STAGE=$1; CFG=$2; TOK=${3:-}
 HERD_ROOT=${HERD_ROOT:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$0")/.." && pwd)}}
 HERD_BIN=${HERD_BIN:-$HERD_ROOT/build/herd}
 [ -x "$HERD_BIN" ] || die "$HERD_BIN: herd binary not found (set HERD_BIN)"
@@ -62,3 +66,13 @@ printf '{"stage": "%s", "checkpoint": "%s", "step": %s, "seq_len": %s, "val": {%
     "$(basename "$STAGE")" "$ck" "$step" "$seq" "$val" >"$STAGE/eval.json.tmp" && mv "$STAGE/eval.json.tmp" "$STAGE/eval.json"
 cat "$STAGE/eval.json"
 rm -rf "$ev/checkpoints"
+
+[ "${HERD_PASSKEY:-1}" = 1 ] || exit 0
+if [ -z "$TOK" ]; then
+    src=$("$HERD_BIN" config "$CFG" | sed -n 's/.* path: "\{0,1\}\([^",]*\)"\{0,1\},.*/\1/p' | head -n 1)
+    [ -n "$src" ] && TOK=$(dirname "$src")/tokenizer.model
+fi
+if [ -z "$TOK" ] || [ ! -f "$TOK" ]; then
+    echo "$me: ${TOK:-tokenizer}: no tokenizer: passkey evaluation skipped" >&2; exit 0
+fi
+sh "$HERD_ROOT/slurm/recipe_passkey.sh" "$ck" "$CFG" "$TOK" "$STAGE/passkey.json"

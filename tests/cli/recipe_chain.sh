@@ -14,6 +14,7 @@
 #    (each exported to safetensors; max |diff| <= 1e-6);
 #  - the short-context (128) validation loss after the long-context stages is
 #    within 0.30 nats of its value before them, per source (eval.json);
+#  - each stage has passkey.json (4 context lengths, none skipped, accuracy in [0, 1]);
 #  - a failed stage stops the chain and --status names it (a stage whose data
 #    path is missing).
 set -u
@@ -102,7 +103,7 @@ else
 fi
 mv "$tmp/code.bin.away" "$tmp/code.bin"
 timeout 120 sh slurm/pipeline.sh "$tmp/badcfg" --out "$tmp/badrun" --from 02 --no-eval --wait >"$tmp/from.log" 2>&1; rc=$?
-first=$(head -n 1 "$tmp/badrun/02_long_context_256/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
+first=$(grep -m1 '^{"step"' "$tmp/badrun/02_long_context_256/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
 if [ "$rc" -eq 0 ] && ! grep -q "stage 01_pretrain: job" "$tmp/from.log" && [ "$first" = 11 ] \
    && [ -f "$tmp/badrun/final/average.json" ] && grep -Eq "^stage +02_long_context_256 .*COMPLETED" "$tmp/from.log"; then
     pass "recipe_from_resumes_failed_stage (stage 02 from step 10 of stage 01)"
