@@ -44,10 +44,20 @@ status() {
         st=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
         reason=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.* Reason=\([^ ]*\).*/\1/p')
         rc=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.* ExitCode=\([^ ]*\).*/\1/p')
-        [ -n "$st" ] || st=UNKNOWN
+        # a job that aged out of slurmctld (MinJobAge): accounting if there is any, else its files
+        [ -n "$st" ] || st=$(sacct -n -X -P -j "$job" -o State 2>/dev/null | head -n 1 | cut -d' ' -f1)
+        if [ -z "$st" ]; then
+            case "$kind" in
+                stage) tail -n 1 "$dir/recovery.log" 2>/dev/null | grep -q "stage finished" && st=COMPLETED ;;
+                eval) [ -f "$dir/eval.json" ] && st=COMPLETED ;;
+                average) [ -f "$dir/average.json" ] && st=COMPLETED ;;
+            esac
+            st=${st:-UNKNOWN}
+        fi
         printf '%-6s %-28s job %-6s %-10s exit %-5s %s\n' "$kind" "$name" "$job" "$st" "${rc:--}" "$dir"
         case "$st" in
             COMPLETED|PENDING|RUNNING|CONFIGURING|COMPLETING|REQUEUED) ;;
+            UNKNOWN) bad=1; echo "       $kind $name: not known to Slurm any more and no result in $dir" ;;
             CANCELLED) [ "$reason" = DependencyNeverSatisfied ] || bad=1
                        echo "       not run: $reason" ;;
             *) bad=1
