@@ -1,0 +1,176 @@
+#!/bin/sh
+# pipeline.sh — the training recipe as a chain of Slurm jobs.
+#
+#   sh slurm/pipeline.sh CONFIG_DIR [--out RUN_DIR] [--from STAGE] [--wait] [--no-eval]
+#   sh slurm/pipeline.sh --status RUN_DIR
+#
+# Every CONFIG_DIR/*.yaml is a stage, in file-name order (01_pretrain.yaml,
+# 02_long_context_..., ..., NN_anneal.yaml). Each stage is one slurm/train.sbatch job
+# into RUN_DIR/STAGE, submitted with --dependency=afterok on the stage before and
+# --init-from the previous stage's directory (it starts from that stage's newest
+# complete checkpoint). The `#SBATCH` lines of a stage's config are passed to sbatch
+# (nodes, tasks per node, time, partition, account: edit them there).
+# After each stage, an evaluation job (slurm/recipe_eval.sh, afterok on the stage)
+# writes RUN_DIR/STAGE/eval.json: the validation loss per source at the short
+# context of the first stage, and RUN_DIR/STAGE/passkey.json: passkey retrieval
+# accuracy per context length. After the last stage (the annealing stage), an
+# averaging job (afterok) averages that stage's own checkpoints (`herd ckpt average`)
+# into RUN_DIR/final/ and exports RUN_DIR/final/model.safetensors.
+# A failed stage stops the chain: dependent jobs are cancelled
+# (--kill-on-invalid-dep=yes), and `--status` names the stage and its log tail.
+#
+#   --from STAGE   resume the chain at STAGE (a file name, with or without .yaml, or
+#                  its number prefix, e.g. 03): the stages before it are not submitted;
+#                  STAGE starts from its own newest checkpoint, else the previous one's
+#   --wait         wait until every job left the queue, print --status, exit 0 only
+#                  when every job completed
+#   --no-eval      no evaluation jobs
+# Environment: HERD_ROOT, HERD_BIN (as slurm/train.sbatch), HERD_SBATCH_ARGS (added to
+# every sbatch), HERD_PIPELINE_POLL (seconds between --wait polls, default 2).
+set -u
+me=pipeline.sh
+die() { echo "$me: $*" >&2; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+export HERD_ROOT=${HERD_ROOT:-$(dirname "$here")}
+HERD_BIN=${HERD_BIN:-$HERD_ROOT/build/herd}
+export HERD_BIN
+
+# ---- --status RUN_DIR: one line per job, and the log tail of a failed one ----
+status() {
+    run=$1
+    [ -f "$run/pipeline.jobs" ] || die "$run/pipeline.jobs: not a pipeline run directory (no job list)"
+    bad=0
+    while read -r kind name job dir; do
+        st=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+        reason=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.* Reason=\([^ ]*\).*/\1/p')
+        rc=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.* ExitCode=\([^ ]*\).*/\1/p')
+        # a job that aged out of slurmctld (MinJobAge): accounting if there is any, else its files
+        [ -n "$st" ] || st=$(sacct -n -X -P -j "$job" -o State 2>/dev/null | head -n 1 | cut -d' ' -f1)
+        if [ -z "$st" ]; then
+            case "$kind" in
+                stage) tail -n 1 "$dir/recovery.log" 2>/dev/null | grep -q "stage finished" && st=COMPLETED ;;
+                eval) [ -f "$dir/eval.json" ] && st=COMPLETED ;;
+                average) [ -f "$dir/average.json" ] && st=COMPLETED ;;
+            esac
+            st=${st:-UNKNOWN}
+        fi
+        printf '%-6s %-28s job %-6s %-10s exit %-5s %s\n' "$kind" "$name" "$job" "$st" "${rc:--}" "$dir"
+        case "$st" in
+            COMPLETED|PENDING|RUNNING|CONFIGURING|COMPLETING|REQUEUED) ;;
+            UNKNOWN) bad=1; echo "       $kind $name: not known to Slurm any more and no result in $dir" ;;
+            CANCELLED) [ "$reason" = DependencyNeverSatisfied ] || bad=1
+                       echo "       not run: $reason" ;;
+            *) bad=1
+               echo "       $kind $name FAILED ($st, exit $rc); last lines of its log:"
+               for f in "$dir"/job-"$job".out; do [ -f "$f" ] && tail -n 15 "$f" | sed 's/^/       | /'; done
+               [ -f "$dir/recovery.log" ] && tail -n 3 "$dir/recovery.log" | sed 's/^/       | recovery: /' ;;
+        esac
+    done <"$run/pipeline.jobs"
+    for e in "$run"/*/eval.json "$run"/*/passkey.json; do [ -f "$e" ] && echo "eval   $e: $(cat "$e")"; done
+    [ -f "$run/final/average.json" ] && echo "final  $(cat "$run/final/average.json")"
+    return $bad
+}
+
+[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE] [--wait] [--no-eval] | --status RUN_DIR"
+if [ "$1" = --status ]; then
+    [ $# -eq 2 ] || die "usage: $me --status RUN_DIR"
+    status "$2"; exit $?
+fi
+CDIR=$1; shift
+RUN=""; FROM=""; WAIT=0; EVAL=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) [ $# -ge 2 ] || die "--out: needs a directory"; RUN=$2; shift 2 ;;
+        --from) [ $# -ge 2 ] || die "--from: needs a stage"; FROM=${2%.yaml}; shift 2 ;;
+        --wait) WAIT=1; shift ;;
+        --no-eval) EVAL=0; shift ;;
+        *) die "argument '$1': expected --out, --from, --wait or --no-eval" ;;
+    esac
+done
+[ -d "$CDIR" ] || die "$CDIR: config directory does not exist"
+stages=$(ls "$CDIR" | grep '\.yaml$' | sort)
+[ -n "$stages" ] || die "$CDIR: no stage configs (*.yaml)"
+[ -n "$RUN" ] || RUN=runs/recipe-$(basename "$CDIR")
+case "$RUN" in /*) ;; *) RUN=$(pwd)/$RUN ;; esac
+CDIR=$(cd "$CDIR" && pwd)
+mkdir -p "$RUN" || die "$RUN: run directory cannot be created"
+first=$(echo "$stages" | head -n 1)
+last=$(echo "$stages" | tail -n 1)
+
+# --from: the first stage to submit
+if [ -n "$FROM" ]; then
+    hit=$(echo "$stages" | sed 's/\.yaml$//' | awk -v f="$FROM" '$0 == f || index($0, f "_") == 1' | head -n 1)
+    [ -n "$hit" ] || die "--from $FROM: no stage $FROM in $CDIR (stages: $(echo $stages))"
+    FROM=$hit
+fi
+
+# ---- check every stage before submitting any (no allocation for bad input) ----
+for s in $stages; do
+    name=${s%.yaml}
+    sh "$here/run_stage.sh" check "$CDIR/$s" --out "$RUN/$name" >/dev/null || die "$CDIR/$s: stage $name refused (above)"
+done
+
+# sbatch options of a stage: its config's `#SBATCH` lines
+stage_sbatch() { sed -n 's/^#SBATCH[ 	]\{1,\}\(--[^ 	#]*\).*/\1/p' "$1" | tr '\n' ' '; }
+
+jobsfile=$RUN/pipeline.jobs
+# a resumed chain keeps the lines of the stages it does not resubmit
+if [ -z "$FROM" ] || [ ! -f "$jobsfile" ]; then : >"$jobsfile"
+else awk -v f="$FROM" '$1 != "average" && $2 < f' "$jobsfile" >"$jobsfile.tmp" && mv "$jobsfile.tmp" "$jobsfile"; fi
+submitting=0; [ -z "$FROM" ] && submitting=1
+prev=""; prev_job=""
+ids=""
+for s in $stages; do
+    name=${s%.yaml}
+    [ "$name" = "$FROM" ] && submitting=1
+    if [ "$submitting" = 0 ]; then prev=$name; continue; fi
+    dep=""; [ -n "$prev_job" ] && dep="--dependency=afterok:$prev_job --kill-on-invalid-dep=yes"
+    init=""
+    if [ -n "$prev" ]; then
+        init="--init-from $RUN/$prev"
+        # resuming the chain: the previous stage must have left a checkpoint
+        if [ -z "$prev_job" ] && ! ls -d "$RUN/$prev"/checkpoints/step_*/MANIFEST >/dev/null 2>&1; then
+            die "--from $FROM: $RUN/$prev/checkpoints: the previous stage left no complete checkpoint"
+        fi
+    fi
+    mkdir -p "$RUN/$name"
+    # shellcheck disable=SC2086
+    job=$(sbatch --parsable --job-name="herd-$name" --output="$RUN/$name/job-%j.out" \
+              $(stage_sbatch "$CDIR/$s") ${HERD_SBATCH_ARGS:-} $dep \
+              "$here/train.sbatch" "$CDIR/$s" --out "$RUN/$name" $init) \
+        || die "sbatch of stage $name failed"
+    job=${job%%;*}
+    echo "stage $name $job $RUN/$name" >>"$jobsfile"
+    echo "$me: stage $name: job $job${prev_job:+ (after $prev_job)}"
+    ids="$ids${ids:+,}$job"
+    if [ "$EVAL" = 1 ]; then
+        ej=$(sbatch --parsable --job-name="herd-eval-$name" --output="$RUN/$name/job-%j.out" \
+                 --nodes=1 --ntasks=1 ${HERD_SBATCH_ARGS:-} --dependency=afterok:"$job" --kill-on-invalid-dep=yes \
+                 "$here/recipe_eval.sh" "$RUN/$name" "$CDIR/$first") || die "sbatch of the evaluation of $name failed"
+        ej=${ej%%;*}
+        echo "eval $name $ej $RUN/$name" >>"$jobsfile"
+        echo "$me: evaluation of $name: job $ej"
+        ids="$ids,$ej"
+    fi
+    prev=$name; prev_job=$job
+done
+[ -n "$prev_job" ] || die "--from $FROM: nothing submitted"
+
+# ---- averaging the annealing stage's checkpoints into RUN_DIR/final ----
+before=$(echo "$stages" | sed 's/\.yaml$//' | grep -B1 -x "${last%.yaml}" | head -n 1)
+aj=$(sbatch --parsable --job-name=herd-average --output="$RUN/final-job-%j.out" --nodes=1 --ntasks=1 \
+         ${HERD_SBATCH_ARGS:-} --dependency=afterok:"$prev_job" --kill-on-invalid-dep=yes \
+         "$here/recipe_average.sh" "$RUN/${last%.yaml}" "$RUN/$before" "$RUN/final") \
+    || die "sbatch of the averaging job failed"
+aj=${aj%%;*}
+mkdir -p "$RUN/final"
+echo "average final $aj $RUN/final" >>"$jobsfile"
+echo "$me: averaging of ${last%.yaml}'s checkpoints into $RUN/final: job $aj"
+ids="$ids,$aj"
+echo "$me: job list in $jobsfile; watch with:"
+echo "  squeue -j $ids -o '%.8i %.24j %.10T %.20R'"
+echo "  sh slurm/pipeline.sh --status $RUN"
+
+[ "$WAIT" = 1 ] || exit 0
+while [ -n "$(squeue -h -j "$ids" -o %i 2>/dev/null)" ]; do sleep "${HERD_PIPELINE_POLL:-2}"; done
+status "$RUN"

@@ -1,0 +1,113 @@
+#!/bin/sh
+# The tiny recipe end to end on the local Slurm cluster (about 2 minutes):
+# slurm/pipeline.sh submits configs/recipe/tiny (pre-training with a batch ramp,
+# long context 256 -> 512 -> 1024 with cp 2 at 1024, annealing), the evaluations
+# and the averaging as a chain of afterok jobs, and waits. Checks (the numerical
+# ones in tests/recipe/check_chain.py):
+#  - every job completed;
+#  - each stage started from the previous stage's final checkpoint: the same step
+#    and the same MANIFEST (its per-shard checksums) in both, and the stage's first
+#    logged step is that step + 1;
+#  - seq_len and lr of every logged step follow the stage's config (the schedule
+#    recomputed from the resolved config: warm-up, cosine, annealing to 0);
+#  - the final model equals the element-wise mean of the annealing checkpoints
+#    (each exported to safetensors; max |diff| <= 1e-6);
+#  - the short-context (128) validation loss after the long-context stages is
+#    within 0.30 nats of its value before them, per source (eval.json);
+#  - each stage has passkey.json (4 context lengths, none skipped, accuracy in [0, 1]);
+#  - a failed stage stops the chain and --status names it (a stage whose data
+#    path is missing).
+set -u
+cd "$(dirname "$0")/../.."
+. tests/slurm/lib.sh
+[ -x build/herd ] || { skip recipe_chain "build/herd not built"; exit 0; }
+if [ ! -s data/demo-mix/mix.yaml ]; then
+    sh scripts/make_demo_mix.sh >/dev/null 2>&1 || { skip recipe_chain "data/demo-mix missing and make demo-data failed"; exit 0; }
+fi
+export HERD_SLURM_DIR=$(mktemp -d /tmp/herd-slurm-recipe.XXXXXX)
+tmp=$(mktemp -d /tmp/herd-recipe.XXXXXX)
+cleanup() {
+    sh slurm/local/cluster.sh stop >/dev/null 2>&1
+    [ "${HERD_KEEP:-0}" = 1 ] && echo "kept $tmp" || rm -rf "$tmp"; rm -rf "$HERD_SLURM_DIR"
+}
+trap cleanup EXIT INT TERM
+
+# bad input: refused before anything is submitted
+msg=$(sh slurm/pipeline.sh "$tmp/nodir" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && echo "$msg" | grep -q "$tmp/nodir: config directory does not exist"; then
+    pass recipe_pipeline_missing_dir_refused
+else
+    fail recipe_pipeline_missing_dir_refused "rc $rc: $msg"
+fi
+msg=$(sh slurm/pipeline.sh configs/recipe/tiny --from 09 --out "$tmp/x" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && echo "$msg" | grep -q -- "--from 09: no stage 09"; then
+    pass recipe_pipeline_bad_from_refused
+else
+    fail recipe_pipeline_bad_from_refused "rc $rc: $msg"
+fi
+
+if ! cluster_up 4; then skip recipe_chain "$why"; exit 0; fi
+export HERD_OMPI_IF=lo
+
+t0=$(date +%s)
+RUN=$tmp/run
+timeout 420 sh slurm/pipeline.sh configs/recipe/tiny --out "$RUN" --wait >"$tmp/pipeline.log" 2>&1; rc=$?
+t1=$(date +%s)
+if [ "$rc" -eq 0 ] && [ "$(grep -c 'COMPLETED' "$tmp/pipeline.log")" -ge 11 ]; then
+    pass "recipe_chain_completed ($((t1 - t0)) s, 5 stages + 5 evaluations + averaging)"
+else
+    fail recipe_chain_completed "rc $rc after $((t1 - t0)) s: $(tail -n 30 "$tmp/pipeline.log")"
+    exit 1
+fi
+grep -q "squeue -j" "$tmp/pipeline.log" && grep -Eq "stage 01_pretrain: job [0-9]+" "$tmp/pipeline.log" \
+    && pass recipe_pipeline_prints_jobs || fail recipe_pipeline_prints_jobs "$(head -n 5 "$tmp/pipeline.log")"
+
+# MANIFESTs: stage i's copy of stage i-1's newest checkpoint is byte-identical
+prev=""; ok=1; why=""
+for s in $(ls configs/recipe/tiny | sed 's/\.yaml$//'); do
+    if [ -n "$prev" ]; then
+        p=$(ls -d "$RUN/$prev"/checkpoints/step_* | sort | tail -n 1)
+        c=$RUN/$s/checkpoints/$(basename "$p")
+        cmp -s "$p/MANIFEST" "$c/MANIFEST" || { ok=0; why="$why $s: $c/MANIFEST differs from $p/MANIFEST;"; }
+        build/herd ckpt verify "$c" >/dev/null 2>&1 || { ok=0; why="$why $c fails verify;"; }
+    fi
+    prev=$s
+done
+[ "$ok" = 1 ] && pass recipe_stages_start_from_previous_checkpoint_manifest || fail recipe_stages_start_from_previous_checkpoint_manifest "$why"
+
+# the final model and the annealing checkpoints as safetensors
+mkdir -p "$tmp/st"
+for d in $(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['checkpoints']))" "$RUN/final/average.json"); do
+    build/herd ckpt export "$d" "$tmp/st/$(basename "$d").safetensors" >/dev/null 2>&1 || fail recipe_export "$d"
+done
+/usr/bin/python3 tests/recipe/check_chain.py configs/recipe/tiny "$RUN" "$tmp/st" 0.30; rc=$?
+[ "$rc" -eq 0 ] || fails=$((fails + 1))
+
+# a failed stage stops the chain, --status names it and why; --from resumes there
+mkdir -p "$tmp/badcfg"
+cp configs/recipe/tiny/01_pretrain.yaml configs/recipe/tiny/02_long_context_256.yaml "$tmp/badcfg/"
+sed -i 's/^  max_tokens: .*/  max_tokens: 20480/' "$tmp/badcfg/01_pretrain.yaml"           # 10 steps
+sed -i 's/^  max_tokens: .*/  max_tokens: 28672/' "$tmp/badcfg/02_long_context_256.yaml"   # 2 more
+# stage 2's data disappears after submission: the checks pass, its job fails
+cp data/demo-mix/code.bin "$tmp/code.bin"
+sed -i "s|data/demo-mix/code.bin|$tmp/code.bin|" "$tmp/badcfg/02_long_context_256.yaml"
+sh slurm/pipeline.sh "$tmp/badcfg" --out "$tmp/badrun" --no-eval >"$tmp/bad.log" 2>&1 && mv "$tmp/code.bin" "$tmp/code.bin.away"
+timeout 120 sh -c 'while [ -n "$(squeue -h -o %i)" ]; do sleep 1; done'
+st=$(sh slurm/pipeline.sh --status "$tmp/badrun" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && echo "$st" | grep -q "stage 02_long_context_256 FAILED" && echo "$st" | grep -q "code.bin" \
+   && echo "$st" | grep -Eq "^stage +01_pretrain .*COMPLETED" && echo "$st" | grep -Eq "^average .*CANCELLED" \
+   && [ ! -f "$tmp/badrun/final/average.json" ]; then
+    pass recipe_failed_stage_stops_chain
+else
+    fail recipe_failed_stage_stops_chain "rc $rc: $st"
+fi
+mv "$tmp/code.bin.away" "$tmp/code.bin"
+timeout 120 sh slurm/pipeline.sh "$tmp/badcfg" --out "$tmp/badrun" --from 02 --no-eval --wait >"$tmp/from.log" 2>&1; rc=$?
+first=$(grep -m1 '^{"step"' "$tmp/badrun/02_long_context_256/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
+if [ "$rc" -eq 0 ] && ! grep -q "stage 01_pretrain: job" "$tmp/from.log" && [ "$first" = 11 ] \
+   && [ -f "$tmp/badrun/final/average.json" ] && grep -Eq "^stage +02_long_context_256 .*COMPLETED" "$tmp/from.log"; then
+    pass "recipe_from_resumes_failed_stage (stage 02 from step 10 of stage 01)"
+else
+    fail recipe_from_resumes_failed_stage "rc $rc, first step ${first:-none}: $(cat "$tmp/from.log")"
+fi
+exit $fails
