@@ -56,7 +56,7 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: all deps test test-fault demo demo-data bench clean help summary
+.PHONY: all deps test test-fault demo demo-stop demo-data bench clean help summary
 all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
 
 summary: $(BUILD)/herd
@@ -112,6 +112,10 @@ demo:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh
+
+# stop the demo's Slurm cluster (make demo stops it itself unless interrupted hard)
+demo-stop:
+	@HERD_SLURM_DIR=$${HERD_SLURM_DIR:-/tmp/herd-demo-slurm} sh slurm/local/cluster.sh stop
 
 # data/demo-mix/: the four-source demo mix (general, math, code, multilingual),
 # cleaned, BPE-tokenized, with validation shards (scripts/make_demo_mix.sh)

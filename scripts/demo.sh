@@ -1,14 +1,112 @@
 #!/bin/sh
-# make demo: real text -> token shards -> train the tiny Llama 3 -> loss curve.
-# (Later issues grow this into the staged recipe on a local Slurm cluster.)
+# make demo: the Llama 3 recipe in miniature on a real local Slurm cluster.
+#
+#   1. the demo corpus (make demo-data: four sources, BPE tokenizer, shards)
+#   2. a 4-node Slurm cluster on this machine (slurm/local/cluster.sh)
+#   3. the tiny recipe chain (slurm/pipeline.sh configs/recipe/tiny): pre-training
+#      with the batch ramp and the mix, three long-context stages (context
+#      parallel at the longest), annealing, the average of the annealing
+#      checkpoints as the final model, evaluations between the stages
+#   4. one node failure during pre-training (its slurmd and its rank killed);
+#      the stage driver excludes the node and goes on from the last checkpoint
+#   5. a summary per stage, then the cluster stops (make demo-stop if interrupted)
+#
+# DEMO_FAULT=0 skips the node failure. RUN (default runs/recipe-demo) is where
+# everything goes.
 set -eu
 cd "$(dirname "$0")/.."
-echo "== 1. data: Debian's license texts as byte-level token shards =="
-sh scripts/make_demo_data.sh
-build/herd data inspect data/demo/train.bin | head -8
+RUN=${RUN:-runs/recipe-demo}
+export HERD_SLURM_DIR=${HERD_SLURM_DIR:-/tmp/herd-demo-slurm}
+t_start=$(date +%s)
+
+echo "== 1. data: the demo mix (general, math, code, multilingual) =="
+if [ ! -s data/demo-mix/mix.yaml ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
+
 echo
-echo "== 2. train: configs/tiny.yaml =="
-build/herd train configs/tiny.yaml "$@"
+echo "== 2. a 4-node Slurm cluster on this machine =="
+sh slurm/local/cluster.sh stop >/dev/null 2>&1 || true
+sh slurm/local/cluster.sh start 4
+eval "$(sh slurm/local/cluster.sh env)"
+trap 'sh slurm/local/cluster.sh stop >/dev/null 2>&1' EXIT INT TERM
+sinfo -N -o '%N %T' | sed 's/^/  /'
+scontrol show topology | sed 's/^/  /'
+
 echo
-echo "== 3. loss curve (runs/demo/metrics.jsonl) =="
-sh monitoring/loss_curve.sh runs/demo/metrics.jsonl 20
+echo "== 3. the tiny recipe chain (slurm/pipeline.sh configs/recipe/tiny) =="
+rm -rf "$RUN"
+sh slurm/pipeline.sh configs/recipe/tiny --out "$RUN" --wait >"$RUN.pipeline.log" 2>&1 &
+pipe=$!
+sleep 2
+sed 's/^/  /' "$RUN.pipeline.log"
+
+# ---- 4. a node failure during pre-training ----
+nloss() { n=$(grep -c '"loss"' "$1" 2>/dev/null); echo "${n:-0}"; }
+herd_exe=$(readlink -f build/herd)
+# the ranks of job $1 on node $2 (by their environment: processes this demo started)
+node_ranks() {
+    for e in /proc/[0-9]*/environ; do
+        p=${e#/proc/}; p=${p%/environ}
+        [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$herd_exe" ] || continue
+        env=$(tr '\0' '\n' 2>/dev/null <"$e")
+        echo "$env" | grep -qx "SLURM_JOB_ID=$1" && echo "$env" | grep -qx "SLURMD_NODENAME=$2" && echo "$p"
+    done
+}
+if [ "${DEMO_FAULT:-1}" = 1 ]; then
+    pre=$RUN/01_pretrain
+    t=0
+    while [ "$t" -lt 1200 ] && [ "$(nloss "$pre/metrics.jsonl")" -lt 14 ] && kill -0 $pipe 2>/dev/null; do
+        sleep 0.5; t=$((t + 1))
+    done
+    job=$(awk '$1 == "stage" && $2 == "01_pretrain" {print $3}' "$RUN/pipeline.jobs")
+    node=$(scontrol show hostnames "$(squeue -h -j "$job" -o '%N')" 2>/dev/null | tail -n 1)
+    if [ -n "$node" ] && [ -f "$HERD_SLURM_DIR/run/slurmd-$node.pid" ]; then
+        ranks=$(node_ranks "$job" "$node")
+        echo
+        echo "== 4. node failure: killing $node's slurmd and its ranks ($ranks) at step $(nloss "$pre/metrics.jsonl") of pre-training =="
+        # shellcheck disable=SC2086
+        kill -KILL "$(cat "$HERD_SLURM_DIR/run/slurmd-$node.pid")" $ranks 2>/dev/null || true
+    else
+        echo "== 4. node failure: skipped (pre-training was not running on a node this demo could find)"
+    fi
+fi
+
+prc=0; wait $pipe || prc=$?
+tail -n 3 "$RUN.pipeline.log" | sed 's/^/  /'
+
+echo
+echo "== 5. summary ($RUN) =="
+val() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" "$1" | tail -n 1; }
+printf '  %-16s %8s %10s %9s %8s %9s  %s\n' stage steps tokens loss mfu% restarts "short-context val loss (general math code multilingual)"
+for d in "$RUN"/[0-9]*_*; do
+    [ -d "$d" ] || continue
+    m=$d/metrics.jsonl
+    last=$(grep '"loss"' "$m" 2>/dev/null | tail -n 1)
+    steps=$(echo "$last" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+    tokens=$(echo "$last" | sed -n 's/.*"tokens_seen":\([0-9]*\).*/\1/p')
+    loss=$(echo "$last" | sed -n 's/.*"loss":\([-0-9.e+]*\).*/\1/p')
+    mfu=$(grep '"mfu"' "$m" 2>/dev/null | sed -n 's/.*"mfu":\([0-9.e+-]*\).*/\1/p' |
+          awk '{s += $1; n++} END {if (n) printf "%.2f", 100 * s / n}')
+    restarts=$(grep -c 'restart [0-9]*/' "$d/recovery.log" 2>/dev/null || true)
+    ev=""
+    if [ -f "$d/eval.json" ]; then
+        ev=$(for s in general math code multilingual; do
+                 sed -n "s/.*\"$s\": {\"loss\": \([0-9.]*\).*/\1/p" "$d/eval.json" | cut -c1-5
+             done | tr '\n' ' ')
+    fi
+    printf '  %-16s %8s %10s %9.4f %8s %9s  %s\n' "$(basename "$d")" "${steps:-?}" "${tokens:-?}" \
+        "${loss:-0}" "${mfu:-?}" "${restarts:-0}" "$ev"
+done
+if [ -f "$d/passkey.json" ]; then echo "  passkey retrieval (last stage): $(cat "$d/passkey.json")"; fi
+echo
+grep -h 'restart\|excluding\|shrinking' "$RUN"/01_pretrain/recovery.log 2>/dev/null | sed 's/^/  /' || true
+if [ -f "$RUN/final/average.json" ]; then
+    echo "  final model: the average of the annealing checkpoints: $(ls -d "$RUN"/final/step_* 2>/dev/null | tail -n 1)"
+    echo "               safetensors: $RUN/final/model.safetensors"
+    echo "               $(cat "$RUN/final/average.json")"
+fi
+echo "  took $(( $(date +%s) - t_start )) s; the chain exited $prc"
+if [ -x build/herd ] && [ -d "$RUN/01_pretrain" ]; then
+    build/herd report --out "$RUN/report" "$RUN"/[0-9]*_* >/dev/null 2>&1 &&
+        echo "  plots: $RUN/report/report.html"
+fi
+exit $prc
