@@ -33,15 +33,17 @@ scontrol show topology | sed 's/^/  /'
 
 echo
 echo "== 3. the tiny recipe chain (slurm/pipeline.sh configs/recipe/tiny) =="
-rm -rf "$RUN"
+rm -rf "$RUN"; mkdir -p "$(dirname "$RUN")"
 sh slurm/pipeline.sh configs/recipe/tiny --out "$RUN" --wait >"$RUN.pipeline.log" 2>&1 &
 pipe=$!
 sleep 2
 sed 's/^/  /' "$RUN.pipeline.log"
 
 # ---- 4. a node failure during pre-training ----
-nloss() { n=$(grep -c '"loss"' "$1" 2>/dev/null); echo "${n:-0}"; }
+nloss() { n=$(grep -c '"loss"' "$1" 2>/dev/null || true); echo "${n:-0}"; }
 herd_exe=$(readlink -f build/herd)
+# (after step 22: the checkpoint of step 20 has committed, so the recovery
+# resumes from it)
 # the ranks of job $1 on node $2 (by their environment: processes this demo started)
 node_ranks() {
     for e in /proc/[0-9]*/environ; do
@@ -54,7 +56,7 @@ node_ranks() {
 if [ "${DEMO_FAULT:-1}" = 1 ]; then
     pre=$RUN/01_pretrain
     t=0
-    while [ "$t" -lt 1200 ] && [ "$(nloss "$pre/metrics.jsonl")" -lt 14 ] && kill -0 $pipe 2>/dev/null; do
+    while [ "$t" -lt 1200 ] && [ "$(nloss "$pre/metrics.jsonl")" -lt 23 ] && kill -0 $pipe 2>/dev/null; do
         sleep 0.5; t=$((t + 1))
     done
     job=$(awk '$1 == "stage" && $2 == "01_pretrain" {print $3}' "$RUN/pipeline.jobs")
@@ -86,7 +88,7 @@ for d in "$RUN"/[0-9]*_*; do
     loss=$(echo "$last" | sed -n 's/.*"loss":\([-0-9.e+]*\).*/\1/p')
     mfu=$(grep '"mfu"' "$m" 2>/dev/null | sed -n 's/.*"mfu":\([0-9.e+-]*\).*/\1/p' |
           awk '{s += $1; n++} END {if (n) printf "%.2f", 100 * s / n}')
-    restarts=$(grep -c 'restart [0-9]*/' "$d/recovery.log" 2>/dev/null || true)
+    restarts=$(grep -c 'restart [0-9]*/\|requeueing' "$d/recovery.log" 2>/dev/null || true)
     ev=""
     if [ -f "$d/eval.json" ]; then
         ev=$(for s in general math code multilingual; do
@@ -96,9 +98,14 @@ for d in "$RUN"/[0-9]*_*; do
     printf '  %-16s %8s %10s %9.4f %8s %9s  %s\n' "$(basename "$d")" "${steps:-?}" "${tokens:-?}" \
         "${loss:-0}" "${mfu:-?}" "${restarts:-0}" "$ev"
 done
-if [ -f "$d/passkey.json" ]; then echo "  passkey retrieval (last stage): $(cat "$d/passkey.json")"; fi
+if [ -f "$d/passkey.json" ]; then
+    echo "  passkey retrieval accuracy of the final stage by context length:" \
+        "$(grep -o '"[0-9]*": {"correct": [0-9]*, "skipped": [0-9]*, "accuracy": [0-9.]*' "$d/passkey.json" |
+           sed 's/"\([0-9]*\)".*"accuracy": \([0-9.]*\)/\1: \2/' | tr '\n' ' ')"
+fi
 echo
-grep -h 'restart\|excluding\|shrinking' "$RUN"/01_pretrain/recovery.log 2>/dev/null | sed 's/^/  /' || true
+echo "  recovery of pre-training ($RUN/01_pretrain/recovery.log):"
+sed 's/^/    /' "$RUN"/01_pretrain/recovery.log 2>/dev/null || true
 if [ -f "$RUN/final/average.json" ]; then
     echo "  final model: the average of the annealing checkpoints: $(ls -d "$RUN"/final/step_* 2>/dev/null | tail -n 1)"
     echo "               safetensors: $RUN/final/model.safetensors"
