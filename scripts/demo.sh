@@ -12,3 +12,6 @@ build/herd train configs/tiny.yaml "$@"
 echo
 echo "== 3. loss curve (runs/demo/metrics.jsonl) =="
 sh monitoring/loss_curve.sh runs/demo/metrics.jsonl 20
+echo
+echo "== 4. report: plots of the run (runs/demo/report/report.html and *.png) =="
+build/herd report runs/demo
