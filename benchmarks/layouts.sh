@@ -12,7 +12,8 @@
 #    alone on a core) x cores / ranks: what one of 8 ranks gets of 2 cores. It is
 #    monitor.peak_tflops of every run and --peak-tflops of `herd plan`.
 # 2. links: an MPI ping-pong between ranks on node1 and node3 (different leaf
-#    switches) gives latency and bandwidth; every height gets it, because every
+#    switches), 4 pairs at once as 8 ranks load 2 cores, gives latency and
+#    bandwidth (benchmarks/mpi/pingpong.c); every height gets it, because every
 #    emulated node is this one host and Open MPI runs over TCP on loopback
 #    (slurm/local/cluster.sh env), in a node too.
 # 3. layouts: every tp, cp, pp, dp with product 8 that `herd config` accepts
@@ -21,7 +22,7 @@
 # 4. measured: the mean over steps 2..STEPS of metrics.jsonl (step 1 pays for
 #    first touches of memory and the first connections).
 # 5. predicted: herd plan --json with the cluster's topology.conf, the links
-#    file, 2 ranks per node, compute_eff from the DP-only run (--measured).
+#    file, 2 ranks per node, --compute-eff = the DP-only layout's measured MFU.
 # Results: build/bench/layouts.txt (the table), build/bench/layouts.png,
 # JSON lines appended to build/bench/results.jsonl.
 # Without Slurm (not root, no slurmctld) it falls back to mpirun and says so.
@@ -74,32 +75,41 @@ echo "peak: fp32 sgemm $core_peak TFLOP/s per core (herd train's measurement) x 
 if cluster_up 4; then
     slurm=1
     conf=$HERD_SLURM_DIR/etc/topology.conf
-    launch() { timeout 180 srun --mpi=pmix -N4 -n"$np" "$@"; }
+    launch() { timeout 120 srun --mpi=pmix -N4 -n"$np" "$@"; }
     echo "launcher: srun --mpi=pmix -N4 -n$np on the local Slurm cluster ($HERD_SLURM_DIR, 4 nodes, 2 leaf switches)"
 else
     echo "NOTE: Slurm cannot start here ($why): falling back to mpirun -np $np on this host;"
     echo "      herd plan still uses a 4-node, 2-leaf topology.conf like the local cluster's."
     conf=$tmp/topology.conf
     printf 'SwitchName=leaf1 Nodes=node[1-2]\nSwitchName=leaf2 Nodes=node[3-4]\nSwitchName=spine Switches=leaf1,leaf2\n' >"$conf"
-    launch() { timeout 180 mpirun -np "$np" "$@"; }
+    launch() { timeout 120 mpirun -np "$np" "$@"; }
     export OMPI_MCA_btl=self,tcp OMPI_MCA_pml=ob1 OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 fi
 
-# ---- 2. links: ping-pong between two emulated nodes under different leaves ----
+# ---- 2. links: ping-pong between emulated nodes under different leaves ----
+# once with one pair alone (node1 <-> node3), once with 8 ranks as 4 pairs at
+# once (rank r <-> r + 4: node1 <-> node3, node2 <-> node4), the way the 8 ranks
+# of a layout load the 2 cores; the links file gets the loaded numbers
 mpicc -O2 -o "$tmp/pingpong" benchmarks/mpi/pingpong.c || { echo "layouts.sh: mpicc failed" >&2; exit 1; }
 if [ "$slurm" = 1 ]; then
-    pp=$(timeout 60 srun --mpi=pmix -N2 -n2 -w node1,node3 "$tmp/pingpong" 2>&1) || true
+    pp1=$(timeout 60 srun --mpi=pmix -N2 -n2 -w node1,node3 "$tmp/pingpong" 2>&1) || true
+    pp8=$(launch "$tmp/pingpong" 2>&1) || true
 else
-    pp=$(timeout 60 mpirun -np 2 "$tmp/pingpong" 2>&1) || true
+    pp1=$(timeout 60 mpirun -np 2 "$tmp/pingpong" 2>&1) || true
+    pp8=$(launch "$tmp/pingpong" 2>&1) || true
 fi
-echo "$pp" | grep -q '^pingpong:' || { echo "layouts.sh: ping-pong failed: $pp" >&2; exit 1; }
-echo "$pp" | grep '^pingpong:'
-lat=$(echo "$pp" | awk '/^pingpong:/ {print $3}')
-bw=$(echo "$pp" | awk '/^pingpong:/ {print $5}')
+for p in "$pp1" "$pp8"; do
+    echo "$p" | grep -q '^pingpong:' || { echo "layouts.sh: ping-pong failed: $p" >&2; exit 1; }
+done
+echo "ping-pong, one pair alone: $(echo "$pp1" | grep '^pingpong:')"
+echo "ping-pong, 4 pairs at once: $(echo "$pp8" | grep '^pingpong:')  (used for herd plan)"
+lat=$(echo "$pp8" | awk '/^pingpong:/ {print $3}')
+bw=$(echo "$pp8" | awk '/^pingpong:/ {print $5}')
 links=$bench/layouts.links
 {
-    echo "# this machine's links for herd plan, measured by benchmarks/layouts.sh (MPI ping-pong"
-    echo "# node1 <-> node3 over TCP loopback): every height is the same loopback"
+    echo "# this machine's links for herd plan, measured by benchmarks/layouts.sh: MPI ping-pong"
+    echo "# node1 <-> node3 with 4 pairs at once (8 ranks on the cores), over TCP loopback;"
+    echo "# every height is the same loopback. One pair alone: $(echo "$pp1" | grep '^pingpong:' | cut -d' ' -f2-5)"
     for h in 1 2 3; do echo "$h bandwidth=$bw latency=$lat"; done
 } >"$links"
 
