@@ -211,8 +211,9 @@ cat "$bench/layouts.txt"
 launcher=mpirun
 [ "$slurm" = 1 ] && launcher=srun-pmix
 awk -v rho="$rho" -v peak="$peak" -v bw="$bw" -v lat="$lat" -v la="$launcher" '{
-    printf "{\"bench\": \"layouts\", \"model\": \"tiny\", \"ranks\": 8, \"launcher\": \"%s\", \"tp\": %s, \"cp\": %s, \"pp\": %s, \"dp\": %s, ",
-        la, substr($1, 1, 1), substr($1, 3, 1), substr($1, 5, 1), substr($1, 7, 1)
+    split($1, g, ",")
+    printf "{\"bench\": \"layouts\", \"model\": \"tiny\", \"ranks\": %d, \"launcher\": \"%s\", \"tp\": %s, \"cp\": %s, \"pp\": %s, \"dp\": %s, ",
+        g[1] * g[2] * g[3] * g[4], la, g[1], g[2], g[3], g[4]
     printf "\"tokens_per_second\": %s, \"mfu\": %s, \"step_s\": %s, \"compute_s\": %s, \"comm_tp_s\": %s, \"comm_cp_s\": %s, \"comm_pp_s\": %s, \"comm_dp_s\": %s, \"bubble_s\": %s, \"data_s\": %s, ",
         $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
     printf "\"pred_mfu\": %s, \"pred_step_s\": %s, \"peak_tflops\": %s, \"link_GBps\": %s, \"link_latency_us\": %s, \"spearman\": %s}\n",
