@@ -56,7 +56,7 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: all deps test test-fault demo demo-stop demo-data bench clean help summary
+.PHONY: all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary
 all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
 
 summary: $(BUILD)/herd
@@ -129,11 +129,18 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@sh benchmarks/run.sh
 
+# every TP x CP x PP x DP layout of 8 ranks on the local Slurm cluster, measured
+# MFU beside herd plan's prediction (benchmarks/layouts.sh; a few minutes)
+bench-layouts:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory $(BUILD)/herd
+	@sh benchmarks/layouts.sh
+
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@echo "make deps | make | make test | make test-fault | make demo | make demo-data | make bench | make clean"
+	@echo "make deps | make | make test | make test-fault | make demo | make demo-data | make bench | make bench-layouts | make clean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -182,7 +182,7 @@ int herd_cmd_plan(int argc, char **argv)
         NUM("--dp-overlap", 0, 1, in.dp_overlap = x)
         NUM("--micro-batch", 1, 1e6, in.micro_batch = (int)x)
         NUM("--virtual-stages", 0, 1e4, in.virtual_stages = (int)x)
-        NUM("--peak-tflops", 1, 1e6, in.peak_tflops = x)
+        NUM("--peak-tflops", 1e-6, 1e6, in.peak_tflops = x)
         NUM("--hbm", 1, 1e6, in.hbm_GB = x)
         else if (!strcmp(a, "--measured") && v) {
             if (herd_plan_eff_from_metrics(v, &in.compute_eff)) return 1;
