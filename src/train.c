@@ -527,11 +527,14 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         ts[HERD_T_COMM_TP] = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp;
         ts[HERD_T_COMM_DP] = comm_seconds(grid.dp_group) - c0_dp + comm_seconds(grid.world) - c0_w;
         ts[HERD_T_COMM_CP] = comm_seconds(grid.cp_group) - c0_cp;
-        ts[HERD_T_COMM_PP] = comm_seconds(grid.pp_group) - c0_pp; /* waits for other stages */
+        /* pipeline transfers are asynchronous (isend/irecv posted ahead): the
+         * time a stage spends in its pp-group waits is idle time waiting for a
+         * neighbour stage — the bubble, with any transfer it did not hide */
+        ts[HERD_T_BUBBLE] = comm_seconds(grid.pp_group) - c0_pp;
         ts[HERD_T_DATA] = td;
         ts[HERD_T_CKPT] = ckpt_stall;
         ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - ts[HERD_T_COMM_CP] -
-                             ts[HERD_T_COMM_PP] - td - ckpt_stall;
+                             ts[HERD_T_BUBBLE] - td - ckpt_stall;
         sm.times.step = dt;
         if (root) rc = herd_metrics_write(&metrics, &sm);
         compute_since_gather += ts[HERD_T_COMPUTE];
@@ -556,7 +559,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
                    "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
                    gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
-                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP] + ts[HERD_T_COMM_CP] + ts[HERD_T_COMM_PP]) /
+                   100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP] + ts[HERD_T_COMM_CP] + ts[HERD_T_BUBBLE]) /
                        dt), fflush(stdout);
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
