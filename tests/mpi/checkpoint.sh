@@ -7,17 +7,8 @@
 # resume fall back to the previous checkpoint, SIGUSR1 to one rank stops every
 # rank with a committed checkpoint and exit 75, and the resumed run ends
 # bitwise equal to an undisturbed one.
-set -u
-cd "$(dirname "$0")/../.."
-herd=$PWD/build/herd
-if [ ! -x "$herd" ]; then echo "SKIP checkpoint: build/herd not built"; exit 0; fi
-if ! command -v mpirun >/dev/null; then echo "SKIP checkpoint: mpirun not found"; exit 0; fi
-py=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
+NAME=checkpoint
+. "$(dirname "$0")/../lib/mpi.sh"
 cmp_runs() { $py tests/mpi/compare_runs.py "$@"; }
 
 $herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 \

@@ -4,18 +4,8 @@
 # parameters within 1e-5 relative, tests/mpi/compare_runs.py), a layout run
 # twice is bitwise identical, and bad layouts / launches fail on every rank
 # with one clear message and no hang.
-set -u
-cd "$(dirname "$0")/../.."
-herd=$PWD/build/herd
-if [ ! -x "$herd" ]; then echo "SKIP parallel: build/herd not built"; exit 0; fi
-if ! command -v mpirun >/dev/null; then echo "SKIP parallel: mpirun not found (scripts/deps.sh)"; exit 0; fi
-py=/usr/bin/python3
-if ! $py -c 'import numpy' 2>/dev/null; then echo "SKIP parallel: python3-numpy missing"; exit 0; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
+NAME=parallel
+. "$(dirname "$0")/../lib/mpi.sh"
 
 $herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 \
     /usr/share/common-licenses/Apache-2.0 >/dev/null 2>&1 || { fail prepare "data prepare"; exit 1; }

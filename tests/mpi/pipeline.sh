@@ -4,18 +4,8 @@
 # config (loss of every step and final parameters within 1e-5 relative,
 # tests/mpi/compare_runs.py); the 1F1B activation bound; the printed schedule;
 # bad layouts refused before any step with one message.
-set -u
-cd "$(dirname "$0")/../.."
-herd=$PWD/build/herd
-if [ ! -x "$herd" ]; then echo "SKIP pipeline: build/herd not built"; exit 0; fi
-if ! command -v mpirun >/dev/null; then echo "SKIP pipeline: mpirun not found (scripts/deps.sh)"; exit 0; fi
-py=/usr/bin/python3
-if ! $py -c 'import numpy' 2>/dev/null; then echo "SKIP pipeline: python3-numpy missing"; exit 0; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
+NAME=pipeline
+. "$(dirname "$0")/../lib/mpi.sh"
 
 # Short documents (7..29 byte tokens each, one per file) so that every
 # 32-token window holds document boundaries and, with CP, documents cross the
