@@ -229,6 +229,20 @@ static void trainer_free(trainer *T)
 
 int herd_tokenizer_train(herd_tokenizer **out, const unsigned char *text, size_t n, int n_regular)
 {
+    return herd_tokenizer_train_opts(out, text, n, n_regular, 0);
+}
+
+/* A piece of ASCII digits only (the pre-split keeps numbers in pieces of their own). */
+static int all_digits(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9') return 0;
+    return n > 0;
+}
+
+int herd_tokenizer_train_opts(herd_tokenizer **out, const unsigned char *text, size_t n, int n_regular,
+                              int split_digits)
+{
     *out = NULL;
     if (n_regular < 256) {
         fprintf(stderr, "herd: train-tokenizer: vocab_size %d: must be at least 256 (the bytes)\n",
@@ -262,7 +276,10 @@ int herd_tokenizer_train(herd_tokenizer **out, const unsigned char *text, size_t
         size_t e = z ? (size_t)(z - text) : n;
         for (size_t i = d; i < e && rc == 0;) {
             size_t j = herd_pretok_next(text, e, i);
-            rc = add_piece(&T, text + i, j - i);
+            /* split_digits: numbers never enter the statistics, so no merge joins two
+             * digits and every number encodes digit by digit (LLaMA 1/2's choice;
+             * Llama 3 merges up to 3 digits) */
+            if (!(split_digits && all_digits(text + i, j - i))) rc = add_piece(&T, text + i, j - i);
             i = j;
         }
         d = e + 1;

@@ -28,7 +28,7 @@ static const char usage_text[] =
     "           VAL_SHARD instead\n"
     "  inspect  print the header of SHARD and its first N documents (default 5)\n"
     "\n"
-    "       herd data train-tokenizer --vocab-size N --out RANKS FILE...\n"
+    "       herd data train-tokenizer --vocab-size N [--split-digits] --out RANKS FILE...\n"
     "       herd data encode --tokenizer RANKS [--special] FILE...\n"
     "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
     "       herd data clean --out DOCS [options] FILE...   (herd data clean --help)\n"

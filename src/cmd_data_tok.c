@@ -16,7 +16,7 @@
 static int tok_usage(const char *why)
 {
     if (why) fprintf(stderr, "herd data: %s\n", why);
-    fputs("usage: herd data train-tokenizer --vocab-size N --out RANKS FILE...\n"
+    fputs("usage: herd data train-tokenizer --vocab-size N [--split-digits] --out RANKS FILE...\n"
           "       herd data encode --tokenizer RANKS [--special] FILE...\n"
           "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
           "(herd data help lists every data command)\n",
@@ -98,9 +98,10 @@ static int train_tokenizer(int argc, char **argv)
     const char *out = NULL;
     long vocab = 0;
     char **files = argv + 1;
-    int n_files = 0;
+    int n_files = 0, split_digits = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--split-digits")) split_digits = 1;
         else if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc) {
             if (parse_long(argv[++i], 256, 1L << 24, &vocab))
                 return tok_usage("train-tokenizer: --vocab-size: expected an integer from 256 "
@@ -120,7 +121,7 @@ static int train_tokenizer(int argc, char **argv)
         return 1;
     }
     herd_tokenizer *t;
-    int rc = herd_tokenizer_train(&t, text, n, (int)vocab);
+    int rc = herd_tokenizer_train_opts(&t, text, n, (int)vocab, split_digits);
     free(text);
     if (rc) return 1;
     rc = herd_tokenizer_save(t, out);

@@ -59,6 +59,10 @@ void herd_tokenizer_free(herd_tokenizer *t);
  * in order of pair frequency over the pre-split pieces of text). Deterministic. */
 int  herd_tokenizer_train(herd_tokenizer **out, const unsigned char *text, size_t n,
                           int n_regular);
+/* The same; split_digits != 0 learns no merge inside a number, so numbers
+ * encode one digit per token (what arithmetic needs from a small model). */
+int  herd_tokenizer_train_opts(herd_tokenizer **out, const unsigned char *text, size_t n,
+                               int n_regular, int split_digits);
 
 int  herd_tokenizer_n_regular(const herd_tokenizer *t);
 int  herd_tokenizer_vocab_size(const herd_tokenizer *t); /* n_regular + 256 */
