@@ -5,7 +5,7 @@
  *   herd post sft CONFIG --tokenizer R --data SFT.jsonl [--weights W] --out W2
  *   herd post rm  CONFIG --tokenizer R --data PREF.jsonl [--weights W] --out RM
  *   herd post dpo CONFIG --tokenizer R --data PREF.jsonl --weights W [--ref W0] --out W2
- *        [--beta 0.1] [--nll-coef 0.2]
+ *        [--beta B] [--nll-coef C]   (default: post.dpo_beta 0.1, post.dpo_nll_coef 0.2)
  *   common: [--steps N] [--lr X] [--val FILE] [--set section.key=value]...
  *
  * Shapes: model.* of CONFIG; micro-batch batch.micro_batch rows (sft: packed
@@ -44,13 +44,13 @@ static int usage(const char *why)
     fputs("usage: herd post sft CONFIG --tokenizer R --data SFT.jsonl [--weights W] --out W2\n"
           "       herd post rm  CONFIG --tokenizer R --data PREF.jsonl [--weights W] --out RM\n"
           "       herd post dpo CONFIG --tokenizer R --data PREF.jsonl --weights W [--ref W0] --out W2\n"
-          "                [--beta 0.1] [--nll-coef 0.2]\n"
+          "                [--beta B] [--nll-coef C]   (config: post.dpo_beta, post.dpo_nll_coef)\n"
           "         (common: [--steps N] [--lr X] [--val FILE] [--set section.key=value]...)\n"
           "       herd post rs CONFIG --tokenizer R --prompts F.jsonl --weights W --rm RM --out SFT.jsonl\n"
-          "                [--k 4] [--temperature 0.8] [--top-p 0.95] [--max-new N] [--pairs PREF.jsonl]\n"
+          "                [--k K] [--temperature T] [--top-p P] [--max-new N] [--pairs PREF.jsonl]\n"
           "       herd post eval CONFIG --tokenizer R --data TEST.jsonl [--weights W] [--max-new N]\n"
           "       herd post average CONFIG --tokenizer R --out W.safetensors W1 W2 ...\n"
-          "       herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--seed S]\n", stderr);
+          "       herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--prompts N] [--max M] [--seed S]\n", stderr);
     return 2;
 }
 
@@ -58,8 +58,7 @@ static int parse(int argc, char **argv, post_args *a)
 {
     memset(a, 0, sizeof *a);
     a->sets = calloc(argc, sizeof(char *));
-    a->beta = 0.1;
-    a->nll_coef = 0.2;
+    a->beta = a->nll_coef = -1; /* not given: post.dpo_beta, post.dpo_nll_coef of the config */
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -331,7 +330,8 @@ static int run_dpo(const post_args *a, const herd_post_env *e)
     size_t rows = (size_t)2 * P * T;
     int32_t *tok = malloc(sizeof(int32_t) * 3 * rows), *tgt = tok + rows, *doc = tgt + rows;
     double *rl = malloc(sizeof(double) * 2 * P);
-    herd_dpo_opts o = {a->beta, a->nll_coef};
+    herd_dpo_opts o = {a->beta >= 0 ? a->beta : e->cfg.dpo_beta,
+                       a->nll_coef >= 0 ? a->nll_coef : e->cfg.dpo_nll_coef};
     printf("herd post dpo: beta %g, nll_coef %g, %lld pairs, %d per step, %lld steps\n", o.beta,
            o.nll_coef, (long long)n_pairs, P, (long long)steps);
     int every = c->log_every > 0 ? c->log_every : 10, rc = 0, win = 0;

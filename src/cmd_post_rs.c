@@ -30,7 +30,8 @@ static int rs_usage(const char *why)
 {
     if (why) fprintf(stderr, "herd post: %s\n", why);
     fputs("usage: herd post rs CONFIG --tokenizer R --prompts F.jsonl --weights W --rm RM --out SFT.jsonl\n"
-          "                [--k 4] [--temperature 0.8] [--top-p 0.95] [--max-new 16] [--seed S]\n"
+          "                [--k K] [--temperature T] [--top-p P] [--max-new 16] [--seed S]\n"
+          "                (defaults: post.rs_k 4, post.rs_temperature 0.8, post.rs_top_p 0.95)\n"
           "                [--pairs PREF.jsonl]\n"
           "       herd post eval CONFIG --tokenizer R --data TEST.jsonl [--weights W] [--max-new 16]\n",
           stderr);
@@ -41,7 +42,7 @@ static int rs_parse(int argc, char **argv, rs_args *a)
 {
     memset(a, 0, sizeof *a);
     a->sets = calloc(argc, sizeof(char *));
-    a->k = 4, a->max_new = 16, a->batch = 64, a->temperature = 0.8, a->top_p = 0.95, a->seed = 1;
+    a->k = 0, a->max_new = 16, a->batch = 64, a->temperature = 0, a->top_p = 0, a->seed = 1; /* 0: the config's post.rs_* */
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         char *end = NULL;
@@ -142,6 +143,9 @@ int herd_post_rs(int argc, char **argv)
     herd_chat *chats = NULL;
     int n = 0, rc = 0;
     if (herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) return 1;
+    if (!a.k) a.k = e.cfg.rs_k;
+    if (!(a.temperature > 0)) a.temperature = e.cfg.rs_temperature;
+    if (!(a.top_p > 0)) a.top_p = e.cfg.rs_top_p;
     if (herd_chat_load_jsonl(a.prompts, &chats, &n) || herd_post_model_open(&pol, &e, a.weights) ||
         herd_post_model_open(&rm, &e, a.rm))
         return 1;
@@ -336,11 +340,11 @@ int herd_post_average(int argc, char **argv)
 
 /* ---- demo data ------------------------------------------------------------ */
 
-/* Problem i of the stream `seed`: question and exact answer. */
-static void problem(uint64_t seed, uint64_t i, char *q, size_t nq, int *answer)
+/* Problem i of the stream `seed`, operands in [0, max): question and exact answer. */
+static void problem(uint64_t seed, uint64_t i, int max, char *q, size_t nq, int *answer)
 {
     uint64_t r = herd_splitmix64(seed * 0x9E3779B97F4A7C15ULL + i);
-    int kind = (int)(r % 3), a = (int)((r >> 8) % 50), b = (int)((r >> 20) % 50);
+    int kind = (int)(r % 3), a = (int)((r >> 8) % (uint64_t)max), b = (int)((r >> 32) % (uint64_t)max);
     if (kind == 0) snprintf(q, nq, "%d+%d=?", a, b), *answer = a + b;
     else if (kind == 1) {
         if (a < b) { int t = a; a = b; b = t; }
@@ -354,16 +358,24 @@ static void write_sft(FILE *f, const char *q, const char *ans)
                "{\"role\":\"assistant\",\"content\":\"%s\"}]}\n", q, ans);
 }
 
+/* `herd post demo-data`: five files of one task, disjoint question sets:
+ *   sft.jsonl      questions with their answers (the SFT data)
+ *   pref.jsonl     other questions, correct vs a near miss (the preference data)
+ *   prompts.jsonl  other questions without answers (rejection sampling's prompts)
+ *   test.jsonl     held-out questions with answers (accuracy), none in the others
+ *   corpus.txt     every question and answer as text (to train a tokenizer) */
 int herd_post_demo_data(int argc, char **argv)
 {
     const char *dir = NULL;
-    long n_train = 2000, n_test = 200, n_pref = 1000;
+    long n_train = 2000, n_test = 200, n_pref = 1000, n_rs = 1000, max = 50;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--train") && i + 1 < argc) n_train = atol(argv[++i]);
         else if (!strcmp(argv[i], "--test") && i + 1 < argc) n_test = atol(argv[++i]);
         else if (!strcmp(argv[i], "--pref") && i + 1 < argc) n_pref = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--prompts") && i + 1 < argc) n_rs = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--max") && i + 1 < argc) max = atol(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "herd post demo-data: unexpected argument '%s'\n", argv[i]);
@@ -371,15 +383,17 @@ int herd_post_demo_data(int argc, char **argv)
             break;
         }
     }
-    if (!dir || n_train < 1 || n_test < 1 || n_pref < 1) {
-        fputs("usage: herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--seed S]\n", stderr);
+    if (!dir || n_train < 1 || n_test < 1 || n_pref < 1 || n_rs < 0 || max < 2 || max > 100000) {
+        fputs("usage: herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--prompts N]\n"
+              "                           [--max M (operands in [0, M))] [--seed S]\n", stderr);
         return 2;
     }
     mkdir(dir, 0777);
-    char path[4][1200];
-    const char *names[4] = {"sft.jsonl", "test.jsonl", "pref.jsonl", "corpus.txt"};
-    FILE *f[4];
-    for (int k = 0; k < 4; k++) {
+    enum { SFT, TEST, PREF, PROMPTS, CORPUS, N_FILES };
+    char path[N_FILES][1200];
+    const char *names[N_FILES] = {"sft.jsonl", "test.jsonl", "pref.jsonl", "prompts.jsonl", "corpus.txt"};
+    FILE *f[N_FILES];
+    for (int k = 0; k < N_FILES; k++) {
         snprintf(path[k], sizeof path[k], "%s/%s", dir, names[k]);
         if (!(f[k] = fopen(path[k], "w"))) {
             perror(path[k]);
@@ -392,13 +406,13 @@ int herd_post_demo_data(int argc, char **argv)
     /* the test set is a separate stream; a training question equal to a test one is dropped */
     char (*tq)[64] = malloc(sizeof *tq * (size_t)n_test);
     for (long i = 0; i < n_test; i++) {
-        problem(seed + 1000, (uint64_t)i, tq[i], sizeof tq[i], &x);
+        problem(seed + 1000, (uint64_t)i, (int)max, tq[i], sizeof tq[i], &x);
         snprintf(ans, sizeof ans, "%d", x);
-        write_sft(f[1], tq[i], ans);
+        write_sft(f[TEST], tq[i], ans);
     }
-    long dropped = 0, n_sft = 0, n_pairs = 0;
-    for (long i = 0; i < n_train + n_pref; i++) {
-        problem(seed, (uint64_t)i, q, sizeof q, &x);
+    long dropped = 0, n_sft = 0, n_pairs = 0, n_prompts = 0;
+    for (long i = 0; i < n_train + n_pref + n_rs; i++) {
+        problem(seed, (uint64_t)i, (int)max, q, sizeof q, &x);
         int in_test = 0;
         for (long t = 0; t < n_test && !in_test; t++) in_test = !strcmp(q, tq[t]);
         if (in_test) {
@@ -406,24 +420,27 @@ int herd_post_demo_data(int argc, char **argv)
             continue;
         }
         snprintf(ans, sizeof ans, "%d", x);
-        fprintf(f[3], "%s %s\n", q, ans);
+        fprintf(f[CORPUS], "%s %s\n", q, ans);
         if (i < n_train) {
-            write_sft(f[0], q, ans);
+            write_sft(f[SFT], q, ans);
             n_sft++;
-        } else {
+        } else if (i < n_train + n_pref) {
             n_pairs++; /* correct vs a near miss */
             uint64_t r = herd_splitmix64(seed ^ (uint64_t)i * 7919);
             int off = 1 + (int)(r % 10);
             snprintf(bad, sizeof bad, "%d", (r >> 8) & 1 && x >= off ? x - off : x + off);
-            fprintf(f[2], "{\"prompt\":[{\"role\":\"user\",\"content\":\"%s\"}],"
-                          "\"chosen\":\"%s\",\"rejected\":\"%s\"}\n", q, ans, bad);
+            fprintf(f[PREF], "{\"prompt\":[{\"role\":\"user\",\"content\":\"%s\"}],"
+                             "\"chosen\":\"%s\",\"rejected\":\"%s\"}\n", q, ans, bad);
+        } else {
+            n_prompts++;
+            fprintf(f[PROMPTS], "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}\n", q);
         }
     }
     int rc = 0;
-    for (int k = 0; k < 4; k++) rc |= fclose(f[k]) != 0;
+    for (int k = 0; k < N_FILES; k++) rc |= fclose(f[k]) != 0;
     free(tq);
-    printf("herd post demo-data: %s: %ld SFT conversations, %ld preference pairs, %ld held-out "
-           "(%ld training questions dropped as equal to a held-out one)\n", dir, n_sft, n_pairs,
-           n_test, dropped);
+    printf("herd post demo-data: %s: %ld SFT conversations, %ld preference pairs, %ld prompts, %ld "
+           "held-out, operands < %ld (%ld questions dropped as equal to a held-out one)\n", dir, n_sft,
+           n_pairs, n_prompts, n_test, max, dropped);
     return rc;
 }

@@ -141,6 +141,14 @@ static const key_spec keys[] = {
         "gather every rank's compute time every N steps and warn about slow ranks (0: never)"),
     KEY("monitor.prom_file", T_STRING, prom_file, 0, 0, 0,
         "Prometheus textfile written by rank 0 every step (empty: OUT_DIR/herd.prom)"),
+    KEY("post.dpo_beta", T_DOUBLE, dpo_beta, 0, 1e3, OPEN_MIN,
+        "DPO: beta, the scale of the policy/reference log-ratio margin (Llama 3: 0.1)"),
+    KEY("post.dpo_nll_coef", T_DOUBLE, dpo_nll_coef, 0, 1e3, 0,
+        "DPO: weight of the NLL term on the chosen response (Llama 3: 0.2)"),
+    KEY("post.rs_k", T_INT, rs_k, 1, 1 << 16, 0, "rejection sampling: samples per prompt"),
+    KEY("post.rs_temperature", T_DOUBLE, rs_temperature, 0, 100, OPEN_MIN,
+        "rejection sampling: sampling temperature"),
+    KEY("post.rs_top_p", T_DOUBLE, rs_top_p, 0, 1, OPEN_MIN, "rejection sampling: top-p (nucleus)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -110,7 +110,14 @@ typedef struct {
     double   watchdog_step_s;   /* a step (or collective) longer than this aborts the job (0: off) */
     double   watchdog_commit_s; /* the limit while a checkpoint commits */
     int      straggler_every;   /* gather per-rank compute time every N steps (0: never) */
-    char     prom_file[HERD_PATH_MAX]; /* Prometheus textfile ("": OUT_DIR/herd.prom) */    /* per device, for MFU; 0: 989.4 on cuda, measured sgemm on cpu */
+    char     prom_file[HERD_PATH_MAX]; /* Prometheus textfile ("": OUT_DIR/herd.prom) */
+
+    /* post: post-training (herd post dpo, herd post rs); the paper's values by default */
+    double   dpo_beta;          /* DPO's beta: scale of the log-ratio margin */
+    double   dpo_nll_coef;      /* weight of the NLL term on the chosen response */
+    int      rs_k;              /* rejection sampling: samples per prompt */
+    double   rs_temperature;    /* rejection sampling: sampling temperature */
+    double   rs_top_p;          /* rejection sampling: nucleus */
 } herd_config;
 
 /* Fill `c` with the built-in defaults (the "tiny" preset). */

@@ -104,6 +104,11 @@ void herd_config_defaults(herd_config *c)
     c->ckpt_resume = 1;
     c->ckpt_dir[0] = '\0';
     c->prom_file[0] = '\0';
+    c->dpo_beta = 0.1;
+    c->dpo_nll_coef = 0.2;
+    c->rs_k = 4;
+    c->rs_temperature = 0.8;
+    c->rs_top_p = 0.95;
     c->tp = c->cp = c->pp = 1;
     c->virtual_stages = 1;
     c->dp = 0;

@@ -33,6 +33,24 @@ expect post_tokenizer 0 "vocab_size 576" $herd data train-tokenizer --vocab-size
 expect post_sft 0 "wrote" $herd post sft $cfg $t $small --data "$tmp/d/sft.jsonl" --val "$tmp/d/test.jsonl" --out "$tmp/w0.safetensors" --steps 3
 expect post_rm 0 "accuracy" $herd post rm $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/rm.safetensors" --steps 2
 expect post_dpo 0 "beta 0.1, nll_coef 0.2" $herd post dpo $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w1.safetensors" --steps 2
+expect post_dpo_config_keys 0 "beta 0.5, nll_coef 0," $herd post dpo $cfg $t $small --set post.dpo_beta=0.5 --set post.dpo_nll_coef=0 --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w2.safetensors" --steps 1
+expect post_dpo_flag_over_config 0 "beta 0.25, nll_coef 0.2" $herd post dpo $cfg $t $small --set post.dpo_beta=0.5 --beta 0.25 --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w2.safetensors" --steps 1
+expect post_dpo_bad_beta 1 "post.dpo_beta" $herd post dpo $cfg $t $small --set post.dpo_beta=0 --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w2.safetensors" --steps 1
+# demo data: the rejection-sampling prompts are questions without answers, none of them held out
+if [ "$(wc -l <"$tmp/d/prompts.jsonl")" -gt 0 ] && ! grep -q '"assistant"' "$tmp/d/prompts.jsonl" &&
+   ! grep -Fxf "$(sed 's/.*"user","content":"\([^"]*\)".*/\1/' "$tmp/d/test.jsonl" >"$tmp/tq"; echo "$tmp/tq")" \
+        "$(sed 's/.*"user","content":"\([^"]*\)".*/\1/' "$tmp/d/prompts.jsonl" >"$tmp/pq"; echo "$tmp/pq")" >/dev/null; then
+    pass post_demo_data_prompts_disjoint
+else
+    fail post_demo_data_prompts_disjoint "$(head -2 "$tmp/d/prompts.jsonl")"
+fi
+# --split-digits: numbers encode one digit per token
+$herd data train-tokenizer --vocab-size 300 --split-digits --out "$tmp/tokd.ranks" "$tmp/d/corpus.txt" >/dev/null 2>&1
+printf '12+345=357' >"$tmp/num.txt"
+nd=$($herd data encode --tokenizer "$tmp/tokd.ranks" "$tmp/num.txt" 2>/dev/null | wc -w)
+nm=$($herd data encode --tokenizer "$tmp/tok.ranks" "$tmp/num.txt" 2>/dev/null | wc -w)
+if [ "$nd" -eq 10 ] && [ "$nm" -lt 10 ]; then pass "tokenizer_split_digits (10 tokens, $nm without)"
+else fail tokenizer_split_digits "$nd tokens with --split-digits, $nm without"; fi
 expect post_rs 0 "kept 20 best samples" $herd post rs $cfg $t $small --prompts "$tmp/d/test.jsonl" --weights "$tmp/w0.safetensors" --rm "$tmp/rm.safetensors" --k 3 --out "$tmp/rs.jsonl" --max-new 4
 n=$(wc -l <"$tmp/rs.jsonl")
 if [ "$n" -eq 20 ] && grep -q '"role":"assistant"' "$tmp/rs.jsonl"; then pass post_rs_output; else fail post_rs_output "$n lines"; fi
