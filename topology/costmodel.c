@@ -70,6 +70,10 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
         fprintf(stderr, "%s: cp=%d: seq_len %d must split into 2*cp chunks\n", who, cp, in->seq_len);
         return -1;
     }
+    if (in->recompute < HERD_RECOMPUTE_NONE || in->recompute > HERD_RECOMPUTE_FULL) {
+        fprintf(stderr, "%s: recompute %d: expected none (0), selective (1) or full (2)\n", who, in->recompute);
+        return -1;
+    }
     if (pp > in->n_layers) {
         fprintf(stderr, "%s: pp=%d exceeds model.n_layers=%d\n", who, pp, in->n_layers);
         return -1;

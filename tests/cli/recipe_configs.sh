@@ -19,6 +19,11 @@ conf=tests/fixtures/topology/llama3.conf
 get() { printf '%s\n' "$resolved" | awk -v s="$1:" -v k="$2:" '/^[^ #]/ {in_s = ($1 == s)} in_s && $1 == k {v = $2; gsub(/"/, "", v); print v; exit}'; }
 ramp() { printf '%s\n' "$resolved" | sed -n 's/^ *- {after_tokens: \([0-9]*\), batch_tokens: \([0-9]*\), seq_len: \([0-9]*\)}.*/\1 \2 \3/p'; }
 weight() { printf '%s\n' "$resolved" | sed -n "s/.*name: \"\{0,1\}$1\"\{0,1\},.* weight: \([0-9.]*\)}.*/\1/p"; }
+# a recompute mode herd plan does not know is refused, naming the flag
+out=$(build/herd plan --conf "$conf" --layout 8,1,16,64 --recompute some 2>&1) \
+    && fail "recipe_plan_bad_recompute" "exit 0: $out" \
+    || { echo "$out" | grep -q -- "--recompute 'some'" && pass "recipe_plan_bad_recompute" \
+         || fail "recipe_plan_bad_recompute" "message: $out"; }
 for scale in 8b 70b 405b; do
     d=configs/recipe/$scale
     prev_tokens=0; n_long=0; prev_seq=0; math0=""
