@@ -18,9 +18,13 @@ static int usage(FILE *f)
             "                 [--compute-eff X] [--attn-eff X] [--tp-overlap X] [--cp-overlap X]\n"
             "                 [--pp-overlap X] [--dp-overlap X] [--micro-batch N] [--virtual-stages N]\n"
             "                 [--peak-tflops X] [--hbm GB] [--measured METRICS.jsonl]\n"
-            "                 [--sequence-parallel 0|1] [--spread] [--json]\n"
+            "                 [--sequence-parallel 0|1] [--recompute none|selective|full]\n"
+            "                 [--first-last-fewer 0|1] [--spread] [--json]\n"
             "  --spread    the job's GPUs shared evenly among the pods (default: packed in tree order)\n"
             "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
+            "  --recompute activations recomputed in the backward (train.recompute; memory estimate)\n"
+            "  --first-last-fewer  the first and last pipeline stage hold one layer fewer\n"
+            "              (parallel.pp_first_last_fewer)\n"
             "  --layout    estimate one layout (network-aware placement; --naive adds DP innermost)\n"
             "  --rank      rank every valid layout of N GPUs for the global batch, best MFU first\n"
             "  --table4    the Llama 3 paper's Table 4 rows (405B), predicted vs the paper's MFU\n");
@@ -63,10 +67,11 @@ static void print_inputs(const herd_plan_inputs *in, const herd_topo *t, const c
                t->link[h].bw_GBps, t->link[h].latency_us, t->link[h].oversub);
     printf("inputs: peak %.1f TFLOP/s, HBM %.0f GB, compute_eff %.2f, attn_eff %.2f, tp_overlap %.2f, "
            "cp_overlap %.2f, pp_overlap %.2f, dp_overlap %.2f, grad bytes %.0f, micro_batch %d, "
-           "virtual stages %s, sequence parallel %s\n",
+           "virtual stages %s, sequence parallel %s, recompute %s, first/last stage one layer fewer %s\n",
            in->peak_tflops, in->hbm_GB, in->compute_eff, in->attn_eff, in->tp_overlap, in->cp_overlap, in->pp_overlap,
            in->dp_overlap, in->grad_bytes, in->micro_batch, in->virtual_stages ? "set" : "1 layer each",
-           in->sequence_parallel ? "yes" : "no");
+           in->sequence_parallel ? "yes" : "no", herd_plan_recompute_name(in->recompute),
+           in->pp_first_last_fewer ? "yes" : "no");
 }
 
 static void print_header(void)
@@ -96,10 +101,11 @@ static void json_result(const herd_plan_result *r, const char *place, int seq, d
     printf("    {\"tp\": %d, \"cp\": %d, \"pp\": %d, \"dp\": %d, \"placement\": \"%s\", \"seq\": %d, "
            "\"micro_batches\": %d, \"virtual_stages\": %d, \"mfu\": %.4f, \"tflops_per_gpu\": %.1f, "
            "\"step_s\": %.4f, \"compute_s\": %.4f, \"bubble_s\": %.4f, \"tp_s\": %.4f, \"cp_s\": %.4f, "
-           "\"pp_s\": %.4f, \"dp_s\": %.4f, \"mem_GB\": %.2f, \"fits\": %s",
+           "\"pp_s\": %.4f, \"dp_s\": %.4f, \"mem_GB\": %.2f, \"mem_static_GB\": %.2f, \"mem_act_GB\": %.2f, "
+           "\"mem_stage\": %d, \"mem_inflight\": %.1f, \"fits\": %s",
            r->tp, r->cp, r->pp, r->dp, place, seq, r->micro_batches, r->virtual_stages, r->mfu, r->tflops_per_gpu,
            r->t_step, r->t_compute, r->t_bubble, r->t_tp, r->t_cp, r->t_pp, r->t_dp, r->mem_GB,
-           r->fits ? "true" : "false");
+           r->mem_static_GB, r->mem_act_GB, r->mem_stage, r->mem_inflight, r->fits ? "true" : "false");
     if (paper > 0) printf(", \"paper_mfu\": %.2f", paper);
     printf(", \"groups\": {");
     for (int d = 0; d < HERD_NDIM; d++)
@@ -195,6 +201,21 @@ int herd_cmd_plan(int argc, char **argv)
                 return 2;
             }
             in.sequence_parallel = v[0] == '1';
+            i++;
+        }
+        else if (!strcmp(a, "--recompute") && v) {
+            if ((in.recompute = herd_plan_recompute_parse(v)) < 0) {
+                fprintf(stderr, "herd plan: --recompute '%s': expected none, selective or full\n", v);
+                return 2;
+            }
+            i++;
+        }
+        else if (!strcmp(a, "--first-last-fewer") && v) {
+            if (strcmp(v, "0") && strcmp(v, "1")) {
+                fprintf(stderr, "herd plan: --first-last-fewer '%s': expected 0 or 1\n", v);
+                return 2;
+            }
+            in.pp_first_last_fewer = v[0] == '1';
             i++;
         }
         else if (!strcmp(a, "--naive")) naive = 1;

@@ -82,6 +82,8 @@ static const key_spec keys[] = {
         "human log line every N steps (0: none; JSONL gets every step)"),
     KEY("train.out_dir", T_STRING, out_dir, 0, 0, 0, "metrics.jsonl and config.yaml go here"),
     KEY("train.backend", T_STRING, backend, 0, 0, 0, "cpu or cuda"),
+    KEY("train.recompute", T_STRING, recompute, 0, 0, 0,
+        "none, selective or full activation recompute (herd plan's memory estimate; the CPU trainer ignores it)"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
     KEY("train.eval_every", T_INT, eval_every, 0, INT_MAX, 0,
         "validation loss every N steps and at the end (0: never)"),
@@ -906,6 +908,9 @@ static int check_training(const herd_config *c, const checker *C)
         return rule_error(C, "optim.min_lr", "optim.lr", "min_lr (%g) is larger than lr (%g)", c->min_lr, c->lr);
     if (strcmp(c->backend, "cpu") && strcmp(c->backend, "cuda"))
         return rule_error(C, "train.backend", NULL, "'%s' is not a backend (cpu, cuda)", c->backend);
+    if (strcmp(c->recompute, "none") && strcmp(c->recompute, "selective") && strcmp(c->recompute, "full"))
+        return rule_error(C, "train.recompute", NULL, "'%s' is not a recompute mode (none, selective, full)",
+                          c->recompute);
     if (c->anneal_tokens > 0 && c->max_tokens <= c->anneal_tokens)
         return rule_error(C, "schedule.anneal_tokens", "train.max_tokens",
                           "annealing over the last %lld tokens needs train.max_tokens larger than that "

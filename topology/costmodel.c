@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "monitoring/mfu.h"
-#include "topology/topo.h"
+#include "topology/topo_internal.h"
 
 void herd_plan_inputs_default(herd_plan_inputs *in)
 {
@@ -28,6 +28,8 @@ void herd_plan_inputs_default(herd_plan_inputs *in)
     in->pp_overlap = 0.5;
     in->dp_overlap = 0.5;
     in->grad_bytes = 4.0;     /* FP32 reduce-scatter of gradients */
+    in->recompute = HERD_RECOMPUTE_NONE;
+    in->pp_first_last_fewer = 0;
 }
 
 /* ring all-gather or reduce-scatter of `bytes` (the full gathered size) over p ranks */
@@ -68,6 +70,10 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
         fprintf(stderr, "%s: cp=%d: seq_len %d must split into 2*cp chunks\n", who, cp, in->seq_len);
         return -1;
     }
+    if (in->recompute < HERD_RECOMPUTE_NONE || in->recompute > HERD_RECOMPUTE_FULL) {
+        fprintf(stderr, "%s: recompute %d: expected none (0), selective (1) or full (2)\n", who, in->recompute);
+        return -1;
+    }
     if (pp > in->n_layers) {
         fprintf(stderr, "%s: pp=%d exceeds model.n_layers=%d\n", who, pp, in->n_layers);
         return -1;
@@ -96,6 +102,10 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
     r->flops_per_token = herd_mfu_flops_per_token((int64_t)p_matmul, in->n_layers, in->seq_len, in->d_model);
     double B = (double)in->batch_tokens, peak = in->peak_tflops * 1e12;
     r->t_compute = B * (f_mm / in->compute_eff + f_attn / in->attn_eff) / (N * peak);
+    /* full recompute reruns each layer's forward (a third of 6P and of the
+     * attention): 4/3 the time; selective reruns elementwise ops only, which
+     * compute_eff already covers. MFU still counts model FLOPs (DESIGN.md). */
+    if (in->recompute == HERD_RECOMPUTE_FULL) r->t_compute *= 4.0 / 3.0;
 
     /* per layer and micro-batch: the activation X [mb, s/cp, d] in bf16 */
     double tok = (double)in->micro_batch * s / cp, X = tok * d * 2, layers = L / pp;
@@ -131,15 +141,8 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
     r->mfu = B * r->flops_per_token / (r->t_step * N * peak);
     r->tflops_per_gpu = r->mfu * in->peak_tflops;
 
-    /* memory: bf16 weights + fp32 gradient accumulator of the stage, fp32
-     * master + Adam moments sharded over dp x cp, activations of the micro-
-     * batches in flight (34 bytes per token per d_model per layer with
-     * sequence parallelism and selective recompute, Korthikanti et al.) */
-    double act = 34 * tok * d / tp * L * (1 + (pp - 1) / ((double)pp * V));
-    double stat_mem = p_local * (2 + in->grad_bytes + 12.0 / ((double)dp * cp));
-    r->mem_static_GB = stat_mem / 1e9;
-    r->mem_GB = (stat_mem + act) / 1e9;
-    r->fits = r->mem_GB <= in->hbm_GB;
+    /* memory per pipeline rank, the most loaded one (memmodel.c) */
+    if (herd_plan_memory(in, tp, cp, pp, dp, V, M, r)) return -1;
     return 0;
 }
 

@@ -229,7 +229,29 @@ typedef struct {
     double pp_overlap;        /* fraction of pipeline send/recv hidden */
     double dp_overlap;        /* fraction of FSDP all-gather/reduce-scatter hidden */
     double grad_bytes;        /* bytes per gradient element in the reduce-scatter: 4 (fp32) */
+    int    recompute;         /* HERD_RECOMPUTE_*: activations kept for the backward (docs/topology.md) */
+    int    pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
 } herd_plan_inputs;
+
+/* Activation recomputation (train.recompute), as the memory estimate charges it:
+ * NONE keeps every tensor the backward reads (FlashAttention: no s x s scores);
+ * SELECTIVE recomputes the elementwise RMSNorm outputs and the SwiGLU product
+ * (no GEMM is rerun); FULL keeps each layer's input and reruns its forward. */
+enum { HERD_RECOMPUTE_NONE = 0, HERD_RECOMPUTE_SELECTIVE = 1, HERD_RECOMPUTE_FULL = 2 };
+
+/* "none" / "selective" / "full" -> HERD_RECOMPUTE_*; -1 if none of them. */
+int herd_plan_recompute_parse(const char *s);
+const char *herd_plan_recompute_name(int mode);
+
+/* Bytes one GPU keeps per transformer layer and micro-batch for the backward
+ * (bf16), at TP tp, CP cp, with in->recompute (FULL: the layer input only). */
+double herd_plan_layer_act_bytes(const herd_plan_inputs *in, int tp, int cp);
+
+/* Per pipeline rank p of pp (V chunks, M micro-batches; herd's schedule,
+ * src/pipeline.c): its transformer layers, and the most layer x micro-batch
+ * activations it holds at once. -1 if the layers do not split. */
+int herd_plan_stage_layers(const herd_plan_inputs *in, int pp, int V, int M, int p, int *layers,
+                           double *inflight);
 
 /* The documented inputs (docs/topology.md): one set for every layout. */
 void herd_plan_inputs_default(herd_plan_inputs *in);
@@ -244,8 +266,11 @@ typedef struct {
     double t_compute, t_bubble, t_tp, t_cp, t_pp, t_dp;  /* seconds per step (exposed comm) */
     double t_step;
     double mfu, tflops_per_gpu, tokens_per_s;
-    double mem_GB;            /* estimated peak memory per GPU */
+    double mem_GB;            /* estimated peak memory per GPU: the most loaded pipeline rank */
     double mem_static_GB;     /* of which weights, gradients, optimizer state */
+    double mem_act_GB;        /* of which activations (and the one-layer backward workspace) */
+    int    mem_stage;         /* the pipeline rank of mem_GB */
+    double mem_inflight;      /* layer x micro-batch activations that rank holds at its peak */
     int    fits;              /* mem_GB <= hbm_GB (else it needs more activation recompute) */
     herd_topo_groupstat stat[HERD_NDIM];
 } herd_plan_result;
