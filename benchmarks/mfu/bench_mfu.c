@@ -12,6 +12,12 @@
  * backend's device memory in use after the timed steps (herd allocates every
  * buffer up front, so it is the step's peak up to the backend's scratch).
  * The last line is JSON.
+ *
+ * --attention-only: the attention op alone (forward + backward, the flash pair
+ * where the backend prefers it), one document per sequence (plain causal, as
+ * SDPA's is_causal), TFLOP/s by the formula's attention term: 6 B H T^2 hd per
+ * fwd+bwd (QK^T and PV, 2 FLOP per multiply-add, backward twice the forward,
+ * halved by the causal mask).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +40,7 @@ typedef struct {
     const char *backend, *label;
     int layers, d_model, ffn, heads, kv_heads, vocab, seq, batch, steps, warmup;
     double peak_tflops;
+    int attention_only;
 } opts;
 
 static int usage(const char *msg)
@@ -41,13 +48,13 @@ static int usage(const char *msg)
     fprintf(stderr, "bench_mfu: %s\nusage: bench_mfu [--backend cpu|cuda] [--tiny] [--layers L] "
             "[--d-model D] [--ffn F] [--heads H] [--kv-heads KV] [--vocab V] [--seq T] "
             "[--batch B] [--steps N] [--warmup W] [--peak-tflops P] [--label S] [--no-compile] "
-            "[--pure-bf16]\n", msg);
+            "[--pure-bf16] [--attention-only]\n", msg);
     return 2;
 }
 
 static int parse(opts *o, int argc, char **argv)
 {
-    *o = (opts){"cuda", "", 4, 4096, 14336, 32, 8, 128256, 8192, 1, 10, 2, 989.4};
+    *o = (opts){"cuda", "", 4, 4096, 14336, 32, 8, 128256, 8192, 1, 10, 2, 989.4, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--tiny")) {
@@ -55,6 +62,7 @@ static int parse(opts *o, int argc, char **argv)
             o->vocab = 512; o->seq = 128; o->batch = 2; o->steps = 2; o->warmup = 1;
             continue;
         }
+        if (!strcmp(a, "--attention-only")) { o->attention_only = 1; continue; }
         /* torch-only flags, accepted so that one argument string serves both sides */
         if (!strcmp(a, "--no-compile") || !strcmp(a, "--pure-bf16")) continue;
         if (i + 1 >= argc) return usage("a flag without its value");
@@ -93,6 +101,59 @@ static int parse(opts *o, int argc, char **argv)
     return 0;
 }
 
+static int bench_attention(const opts *o, const herd_backend *be)
+{
+    int B = o->batch, T = o->seq, H = o->heads, KV = o->kv_heads, hd = o->d_model / o->heads;
+    int flash = be->prefer_flash && be->attention_flash_fwd && be->attention_flash_bwd;
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd;
+    size_t natt = flash ? (size_t)B * H * T : (size_t)B * H * T * T;
+    float *hx = malloc(sizeof(float) * nq);
+    float *q = be->alloc(4 * nq), *k = be->alloc(4 * nk), *v = be->alloc(4 * nk),
+          *dout = be->alloc(4 * nq), *out = be->alloc(4 * nq), *att = be->alloc(4 * natt),
+          *dq = be->alloc(4 * nq), *dk = be->alloc(4 * nk), *dv = be->alloc(4 * nk),
+          *scr = flash ? NULL : be->alloc(4 * (size_t)T * T);
+    int32_t *doc = be->alloc(sizeof(int32_t) * (size_t)B * T); /* zero: one document */
+    if (!hx || !q || !k || !v || !dout || !out || !att || !dq || !dk || !dv || !doc ||
+        (!flash && !scr)) {
+        fprintf(stderr, "bench_mfu: --attention-only: out of %s memory\n", be->name);
+        return 1;
+    }
+    float *dst[] = {q, k, v, dout};
+    size_t cnt[] = {nq, nk, nk, nq};
+    for (int t = 0; t < 4; t++) {
+        for (size_t i = 0; i < cnt[t]; i++) hx[i] = (float)herd_rng_normal(11, (uint64_t)t, i);
+        be->copy_h2d(dst[t], hx, sizeof(float) * cnt[t]);
+    }
+    double t0 = 0;
+    for (int s = 0; s < o->warmup + o->steps; s++) {
+        if (s == o->warmup) {
+            be->synchronize();
+            t0 = now_s();
+        }
+        if (flash) {
+            be->attention_flash_fwd(out, att, q, k, v, doc, B, T, H, KV, hd);
+            be->attention_flash_bwd(dq, dk, dv, dout, out, att, q, k, v, doc, B, T, H, KV, hd);
+        } else {
+            be->attention_fwd(out, att, q, k, v, doc, B, T, H, KV, hd);
+            be->attention_bwd(dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
+        }
+    }
+    be->synchronize();
+    double dt = (now_s() - t0) / o->steps;
+    double flops = 6.0 * B * H * (double)T * T * hd, tflops = flops / dt / 1e12;
+    printf("herd %s attention (%s, fp32): B %d T %d H %d KV %d hd %d: fwd+bwd %.3f ms, "
+           "%.2f TFLOP/s\n", be->name, flash ? "flash" : "materialized", B, T, H, KV, hd,
+           dt * 1e3, tflops);
+    printf("{\"bench\":\"attention\",\"impl\":\"herd\",\"label\":\"%s\",\"backend\":\"%s\","
+           "\"attention\":\"%s\",\"precision\":\"fp32\",\"batch\":%d,\"seq\":%d,\"heads\":%d,"
+           "\"kv_heads\":%d,\"head_dim\":%d,\"ms\":%.4f,\"tflops\":%.4f}\n", o->label, be->name,
+           flash ? "flash" : "materialized", B, T, H, KV, hd, dt * 1e3, tflops);
+    void *bufs[] = {q, k, v, dout, out, att, dq, dk, dv, scr, doc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+    free(hx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -104,6 +165,7 @@ int main(int argc, char **argv)
                 "or no device)\n", o.backend);
         return 1;
     }
+    if (o.attention_only) return bench_attention(&o, be);
     herd_config c;
     herd_config_defaults(&c);
     c.n_layers = o.layers; c.d_model = o.d_model; c.ffn_dim = o.ffn; c.n_heads = o.heads;

@@ -18,6 +18,9 @@ timed after W warm-up steps (the warm-up includes torch.compile's compilation).
 MFU is DESIGN.md's formula, its inputs printed:
     flops_per_token = 6 * P_matmul + 6 * n_layers * seq_len * d_model
     MFU = tokens_per_second * flops_per_token / peak
+--attention-only: scaled_dot_product_attention alone (is_causal, GQA), forward +
+backward, TFLOP/s with the formula's attention term 6 B H T^2 hd (as bench_mfu).
+
 P_matmul: every weight matrix of a matmul (q, k, v, o, gate, up, down per layer and
 the output projection), embedding and norms excluded. The last line is JSON.
 """
@@ -58,6 +61,11 @@ def parse():
     ap.add_argument("--peak-tflops", type=float, default=989.4,
                     help="dense peak of the datatype (H100/H200 BF16: 989.4)")
     ap.add_argument("--label", default="", help="a name for the table row")
+    ap.add_argument("--attention-only", action="store_true",
+                    help="time SDPA forward + backward alone")
+    ap.add_argument("--attn-dtype", default="bf16", choices=["bf16", "fp32"],
+                    help="--attention-only: the dtype of q, k, v")
+    ap.add_argument("--backend", default="", help="ignored (herd's flag)")
     ap.add_argument("--tiny", action="store_true",
                     help="herd's tiny preset (2 layers, d 64, ffn 192, 4 heads, 2 kv, vocab 512, "
                          "seq 128), batch 2, 2 steps after 1 warm-up")
@@ -70,6 +78,45 @@ def parse():
     if a.steps < 1 or a.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
     return a
+
+
+def bench_attention(a, torch, dev):
+    import torch.nn.functional as F
+    cuda = dev.type == "cuda"
+    hd = a.d_model // a.heads
+    dt_ = torch.bfloat16 if a.attn_dtype == "bf16" else torch.float32
+    g = torch.Generator(device="cpu").manual_seed(2)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g).to(device=dev, dtype=dt_).requires_grad_()
+    q, k, v = rnd(a.batch, a.heads, a.seq, hd), rnd(a.batch, a.kv_heads, a.seq, hd), \
+        rnd(a.batch, a.kv_heads, a.seq, hd)
+    dout = torch.randn(a.batch, a.heads, a.seq, hd, generator=g).to(device=dev, dtype=dt_)
+
+    def step():
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           enable_gqa=a.kv_heads != a.heads)
+        o.backward(dout)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+    for _ in range(a.warmup):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    sync()
+    dt = (time.perf_counter() - t0) / a.steps
+    tflops = 6.0 * a.batch * a.heads * a.seq * a.seq * hd / dt / 1e12
+    print(f"torch SDPA attention ({a.attn_dtype}) B {a.batch} T {a.seq} H {a.heads} KV "
+          f"{a.kv_heads} hd {hd}: fwd+bwd {dt * 1e3:.3f} ms, {tflops:.2f} TFLOP/s")
+    print(json.dumps({"bench": "attention", "impl": "torch_sdpa", "label": a.label,
+                      "precision": a.attn_dtype, "batch": a.batch, "seq": a.seq,
+                      "heads": a.heads, "kv_heads": a.kv_heads, "head_dim": hd,
+                      "ms": dt * 1e3, "tflops": tflops}))
+    return 0
 
 
 def main():
@@ -85,6 +132,8 @@ def main():
     if cuda and not torch.cuda.is_available():
         print("torch_llama.py: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
+    if a.attention_only:
+        return bench_attention(a, torch, dev)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=a.vocab, hidden_size=a.d_model, intermediate_size=a.ffn,
                       num_hidden_layers=a.layers, num_attention_heads=a.heads,

@@ -13,6 +13,13 @@
 #include "src/model.h"
 #include "src/rng.h"
 #include "tests/unit/test.h"
+#ifdef HERD_HAVE_CUDA
+/* from kernels/cuda/cuda_ops.h (not included whole: its names are this file's test names) */
+void cuda_matmul_bf16_fwd(float *out, const void *a, const void *w, int M, int N, int K,
+                          int accumulate);
+void cuda_f32_to_bf16(void *dst, const float *src, size_t n);
+void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
+#endif
 
 static const herd_backend *cpu, *gpu;
 
@@ -124,6 +131,42 @@ TEST(cuda_matmul_fwd)
     CHECK(close_def("matmul_fwd", go, o, (size_t)M * N));
     free(a); free(w); free(o);
     gpu->free(ga); gpu->free(gw); gpu->free(go);
+}
+
+/* BF16 GEMM through cuBLASLt (kernels/cuda/matmul_lt.cu) against the CPU fp32
+ * matmul: bf16 tolerance, 2e-2 relative plus 2e-2 of the largest |out| (the
+ * inputs are rounded to 8 bits of mantissa; the sum is fp32). */
+TEST(cuda_matmul_bf16)
+{
+    NEED_GPU();
+#ifdef HERD_HAVE_CUDA
+    int shapes[][3] = {{37, 29, 41}, {256, 384, 512}, {8, 4096, 64}};
+    for (int c = 0; c < 3; c++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        float *a = randn((size_t)M * K, 1, 1), *w = randn((size_t)N * K, 2, 1),
+              *o = randn((size_t)M * N, 3, 1);
+        float *ga = up(a, sizeof(float) * M * K), *gw = up(w, sizeof(float) * N * K),
+              *go = up(o, sizeof(float) * M * N);
+        void *ga16 = gpu->alloc(2 * (size_t)M * K), *gw16 = gpu->alloc(2 * (size_t)N * K);
+        cuda_f32_to_bf16(ga16, ga, (size_t)M * K);
+        cuda_f32_to_bf16(gw16, gw, (size_t)N * K);
+        /* the round trip loses at most half a bf16 ulp: 2^-9 relative */
+        float *back = gpu->alloc(sizeof(float) * (size_t)M * K);
+        cuda_bf16_to_f32(back, ga16, (size_t)M * K);
+        CHECK(close_to("bf16 round trip", back, a, (size_t)M * K, 0, 1.0 / 512));
+        cpu->matmul_fwd(o, a, w, M, N, K, 1);  /* accumulate onto o */
+        cuda_matmul_bf16_fwd(go, ga16, gw16, M, N, K, 1);
+        double mx = 0;
+        for (size_t i = 0; i < (size_t)M * N; i++) mx = fmax(mx, fabs(o[i]));
+        CHECK(close_to("matmul_bf16 accumulate", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
+        cpu->matmul_fwd(o, a, w, M, N, K, 0);
+        cuda_matmul_bf16_fwd(go, ga16, gw16, M, N, K, 0);
+        CHECK(close_to("matmul_bf16", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
+        free(a); free(w); free(o);
+        gpu->free(ga); gpu->free(gw); gpu->free(go); gpu->free(ga16); gpu->free(gw16);
+        gpu->free(back);
+    }
+#endif
 }
 
 TEST(cuda_matmul_bwd)
@@ -604,6 +647,7 @@ int main(void)
     RUN(cuda_memory);
     RUN(cuda_matmul_fwd);
     RUN(cuda_matmul_bwd);
+    RUN(cuda_matmul_bf16);
     RUN(cuda_embedding);
     RUN(cuda_rmsnorm);
     RUN(cuda_rope);
