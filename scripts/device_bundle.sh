@@ -34,6 +34,8 @@ make --no-print-directory -j2 BUILD="$DEV" ARCHFLAGS=-march=x86-64-v3 $targets
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/lib"
 for b in $BINS; do cp "$DEV/$b" "$OUT/bin/"; done
+# debug info off the copies: the bundle travels to the GPU machine (64 MiB at most)
+strip -g "$OUT"/bin/* 2>/dev/null || true
 # shellcheck disable=SC2086
 libs=$(for b in $BINS; do ldd "$DEV/$b"; done | awk '/=> \// {print $3} /^[ \t]*\/[^ ]*ld-linux/ {print $1}' | sort -u)
 for lib in $libs; do
@@ -78,4 +80,7 @@ path="\$path:/usr/lib/x86_64-linux-gnu:/usr/lib64:/lib/x86_64-linux-gnu:/lib64"
 exec "\$here/lib/$loader" --library-path "\$path" "\$prog" "\$@"
 RUN
 chmod +x "$OUT/run"
-echo "device_bundle.sh: $OUT: $(ls "$OUT/bin" | tr '\n' ' ')+ $(ls "$OUT/lib" | wc -l) libraries, $(du -sh "$OUT" | cut -f1) (CUDA $cuda_major from the GPU machine)"
+bins=$(ls "$OUT/bin" | tr '\n' ' ')
+nlib=$(ls "$OUT/lib" | wc -l)
+size=$(du -sh "$OUT" | cut -f1)
+echo "device_bundle.sh: $OUT: $bins+ $nlib libraries, $size (CUDA $cuda_major from the GPU machine)"

@@ -20,8 +20,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 OUT=${MFU_OUT:-build/mfu}
 PY=${PYTHON:-python3}
-STEPS=${STEPS:-10}
-WARMUP=${WARMUP:-3}
+STEPS=${STEPS:-5}
+WARMUP=${WARMUP:-2}
 mkdir -p "$OUT"
 : >"$OUT/results.jsonl"
 

@@ -177,7 +177,7 @@ def main():
         loss = step()
     sync()
     dt = time.perf_counter() - t0
-    loss = float(loss)
+    loss = float(loss.detach())
 
     tokens = a.batch * a.seq * a.steps
     tps = tokens / dt
