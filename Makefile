@@ -47,7 +47,10 @@ endif
 ifdef HAVE_CUDA
 CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_OBJ      := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
-NVCCFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -I. $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null)
+# sm_90 machine code (H100/H200) plus compute_80 PTX, the generic target that the
+# driver compiles for any GPU from A100 on
+NVCC_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+NVCCFLAGS   ?= -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -fPIC -I. $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null)
 CPPFLAGS    += -DHERD_HAVE_CUDA
 LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lnccl -lcudart -lstdc++
 CUDA_STATUS := yes ($(NVCC))
