@@ -31,7 +31,7 @@ LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard kernels/*.c
 LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 TEST_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-BENCH_SRC := $(wildcard benchmarks/*.c)
+BENCH_SRC := $(wildcard benchmarks/*.c benchmarks/mfu/*.c)
 BENCH_BIN := $(patsubst benchmarks/%.c,$(BUILD)/benchmarks/%,$(BENCH_SRC))
 TOOL_SRC  := $(wildcard tests/golden/*.c)
 TOOL_BIN  := $(patsubst tests/golden/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
@@ -47,16 +47,20 @@ endif
 ifdef HAVE_CUDA
 CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_OBJ      := $(patsubst %.cu,$(BUILD)/%.o,$(CU_SRC))
-NVCCFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -I. $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null)
+# sm_90 machine code (H100/H200) plus compute_80 PTX, the generic target that the
+# driver compiles for any GPU from A100 on
+NVCC_ARCH   ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+NVCCFLAGS   ?= -O3 -std=c++17 $(NVCC_ARCH) -Xcompiler -fPIC -I. $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null)
 CPPFLAGS    += -DHERD_HAVE_CUDA
-LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lnccl -lcudart -lstdc++
+LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lnccl -lcudart -lstdc++
 CUDA_STATUS := yes ($(NVCC))
 else
 CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary
+.PHONY: all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
+        device-bundle
 all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
 
 summary: $(BUILD)/herd
@@ -72,7 +76,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -DHERD_HAVE_CUDA -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -DHERD_HAVE_CUDA -MMD -MP -c $< -o $@
 
 $(BUILD)/libherd.a: $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
@@ -135,6 +139,11 @@ bench-layouts:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory $(BUILD)/herd
 	@sh benchmarks/layouts.sh
+
+# build/bundle/: the CUDA binaries and the libraries a GPU machine without
+# herd's build deps lacks (scripts/device_bundle.sh; docs/cuda.md)
+device-bundle:
+	@sh scripts/device_bundle.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -132,6 +132,27 @@ typedef struct herd_backend {
 
     /* sum of squares, accumulated in double in a fixed order (deterministic) */
     double (*sumsq)(const float *x, size_t n);
+
+    /* ---- optional (NULL / 0 where a backend lacks them) --------------------- */
+
+    /* Flash attention: attention_fwd's semantics (causal, document mask, GQA)
+     * without the [B,H,T,T] probabilities: tiled over query and key blocks with
+     * an online softmax, it keeps only lse[B,H,T] = logsumexp over the allowed
+     * keys of the scaled scores q.k/sqrt(hd), and the backward recomputes the
+     * probabilities from it. Key tiles that the mask empties are skipped. */
+    void (*attention_flash_fwd)(float *out, float *lse, const float *q, const float *k,
+                                const float *v, const int32_t *doc,
+                                int B, int T, int H, int KV, int hd);
+    /* dq, dk, dv overwritten; out and lse are the forward's. */
+    void (*attention_flash_bwd)(float *dq, float *dk, float *dv, const float *dout,
+                                const float *out, const float *lse, const float *q,
+                                const float *k, const float *v, const int32_t *doc,
+                                int B, int T, int H, int KV, int hd);
+    /* 1: the model should use the flash pair (CUDA); 0: the materialized one
+     * (CPU, whose flash pair exists as the oracle of the GPU's) */
+    int prefer_flash;
+    /* device memory in use, bytes (the whole device's, cudaMemGetInfo) */
+    size_t (*mem_in_use)(void);
 } herd_backend;
 
 /* The CPU backend (kernels/cpu), always present. */

@@ -364,6 +364,14 @@ static void free_slot(herd_model *m, herd_act_slot *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The flash-attention pair (no [T,T] probabilities; att holds lse [B,H,T])
+ * where the backend prefers it (CUDA) and the keys are not gathered over CP. */
+static int use_flash(const herd_model *m)
+{
+    return !m->cp && m->be->prefer_flash && m->be->attention_flash_fwd &&
+           m->be->attention_flash_bwd;
+}
+
 static void free_acts(herd_model *m)
 {
     const herd_backend *be = m->be;
@@ -427,7 +435,7 @@ int herd_model_reserve(herd_model *m, int B, int T)
     ALLOC(m->d_res, Nl * dm);   ALLOC(m->d_h, N * dm);     ALLOC(m->d_q, N * q);
     ALLOC(m->d_k, N * kv);      ALLOC(m->d_v, N * kv);     ALLOC(m->d_o, N * q);
     ALLOC(m->d_gate, N * f);    ALLOC(m->d_up, N * f);     ALLOC(m->d_act, N * f);
-    ALLOC(m->d_att, (size_t)Tl * T);
+    ALLOC(m->d_att, use_flash(m) ? 1 : (size_t)Tl * T);
     ALLOC(m->part, N * dm);     ALLOC(m->xent_tmp, 3 * N);
     if (m->sp) {
         ALLOC(m->d_full, N * dm);
@@ -460,7 +468,7 @@ static int alloc_slot(herd_model *m, herd_act_slot *s, int chunk)
     size_t N = (size_t)B * Tl, Nl = m->sp ? N / m->tp_size : N, dm = m->dims.d_model,
            q = (size_t)m->n_heads_local * m->dims.head_dim,
            kv = (size_t)m->n_kv_local * m->dims.head_dim, f = m->ffn_local, V = m->vocab_local;
-    size_t att = (size_t)B * m->n_heads_local * Tl * T;
+    size_t att = (size_t)B * m->n_heads_local * Tl * (use_flash(m) ? 1 : T);
     int ok = 1, nl = m->chunk_layers[chunk];
     memset(s, 0, sizeof *s);
     s->chunk = chunk;
@@ -751,6 +759,8 @@ double herd_model_chunk_forward(herd_model *m, int slot)
             cp_gather(m, a->vg, a->v);
             be->attention_fwd_pos(a->o, a->att, a->q, a->kg, a->vg, s->pos, s->doc, s->kpos,
                                   s->kdoc, B, Tl, T, H, KV, hd);
+        } else if (use_flash(m)) {
+            be->attention_flash_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
         } else {
             be->attention_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
         }
@@ -841,6 +851,9 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
                                   a->vg, B, Tl, T, H, KV, hd);
             cp_reduce_grad(m, m->d_k, m->d_kg);
             cp_reduce_grad(m, m->d_v, m->d_vg);
+        } else if (use_flash(m)) {
+            be->attention_flash_bwd(m->d_q, m->d_k, m->d_v, m->d_o, a->o, a->att, a->q, a->k,
+                                    a->v, s->doc, B, T, H, KV, hd);
         } else {
             be->attention_bwd(m->d_q, m->d_k, m->d_v, m->d_att, m->d_o, a->att, a->q, a->k, a->v,
                               s->doc, B, T, H, KV, hd);

@@ -66,7 +66,8 @@ typedef struct {
     float *q;      /* [N, H*hd] after RoPE */
     float *k;      /* [N, KV*hd] after RoPE */
     float *v;      /* [N, KV*hd] */
-    float *att;    /* [B, H, T, T] attention probabilities */
+    float *att;    /* [B, H, T, T] attention probabilities; [B, H, T] log-sum-exp
+                      where the backend's flash pair is used (src/model.c use_flash) */
     float *o;      /* [N, H*hd] attention output (before wo) */
     float *x_mid;  /* [N, d]    residual after attention */
     float *h2;     /* [N, d]    FFN RMSNorm output */

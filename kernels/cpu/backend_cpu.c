@@ -41,6 +41,9 @@ static const herd_backend cpu_backend = {
     .xent_bwd_range = cpu_xent_bwd_range,
     .adamw = cpu_adamw,
     .sumsq = cpu_sumsq,
+    .attention_flash_fwd = cpu_attention_flash_fwd,
+    .attention_flash_bwd = cpu_attention_flash_bwd,
+    .prefer_flash = 0, /* the materialized pair stays the CPU model's path */
 };
 
 const herd_backend *herd_backend_cpu(void) { return &cpu_backend; }

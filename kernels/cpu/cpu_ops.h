@@ -21,6 +21,14 @@ void cpu_attention_fwd(float *out, float *att, const float *q, const float *k, c
 void cpu_attention_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                        const float *att, const float *q, const float *k, const float *v,
                        const int32_t *doc, int B, int T, int H, int KV, int hd);
+/* flash pair (kernels/cpu/attention_flash.c): lse[B,H,T] instead of att */
+void cpu_attention_flash_fwd(float *out, float *lse, const float *q, const float *k,
+                             const float *v, const int32_t *doc, int B, int T, int H, int KV,
+                             int hd);
+void cpu_attention_flash_bwd(float *dq, float *dk, float *dv, const float *dout,
+                             const float *out, const float *lse, const float *q, const float *k,
+                             const float *v, const int32_t *doc, int B, int T, int H, int KV,
+                             int hd);
 void cpu_attention_fwd_pos(float *out, float *att, const float *q, const float *k, const float *v,
                            const int32_t *qpos, const int32_t *qdoc, const int32_t *kpos,
                            const int32_t *kdoc, int B, int Tq, int Tk, int H, int KV, int hd);

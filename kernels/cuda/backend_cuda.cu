@@ -75,6 +75,14 @@ static void cu_zero(float *x, size_t n)
 
 static void cu_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
+// the whole device's memory in use (this process and any other), bytes
+static size_t cu_mem_in_use(void)
+{
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return total_b - free_b;
+}
+
 // ---- the table ----------------------------------------------------------------
 
 static herd_backend make_table(void)
@@ -110,6 +118,10 @@ static herd_backend make_table(void)
     b.xent_bwd_range = cuda_xent_bwd_range;
     b.adamw = cuda_adamw;
     b.sumsq = cuda_sumsq;
+    b.attention_flash_fwd = cuda_attention_flash_fwd;
+    b.attention_flash_bwd = cuda_attention_flash_bwd;
+    b.prefer_flash = 1;
+    b.mem_in_use = cu_mem_in_use;
     return b;
 }
 

@@ -31,7 +31,9 @@ cublasHandle_t herd_cuda_blas(void);
  * pointer stays valid until the next call with the same slot and a larger
  * size. Everything runs on the default stream, so a buffer is never in use by
  * two ops at once. */
-enum herd_cuda_scratch_slot { HERD_SCRATCH_RMSNORM, HERD_SCRATCH_SUMSQ, HERD_SCRATCH_N };
+enum herd_cuda_scratch_slot { HERD_SCRATCH_RMSNORM, HERD_SCRATCH_SUMSQ, HERD_SCRATCH_FLASH_D,
+                             HERD_SCRATCH_LT,
+                             HERD_SCRATCH_N };
 void *herd_cuda_scratch(int slot, size_t bytes);
 
 /* Blocks for a grid-stride loop over n elements (kernels loop, so the grid

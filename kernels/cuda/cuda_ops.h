@@ -40,5 +40,20 @@ void cuda_xent_bwd(float *logits, const float *lse, const int32_t *targets, int 
 void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                 float beta2, float eps, float wd, float bc1, float bc2, float grad_scale);
 double cuda_sumsq(const float *x, size_t n);
+/* flash pair (kernels/cuda/flash_attention.cu): lse[B,H,T] instead of att */
+void cuda_attention_flash_fwd(float *out, float *lse, const float *q, const float *k,
+                              const float *v, const int32_t *doc, int B, int T, int H, int KV,
+                              int hd);
+void cuda_attention_flash_bwd(float *dq, float *dk, float *dv, const float *dout,
+                              const float *out, const float *lse, const float *q, const float *k,
+                              const float *v, const int32_t *doc, int B, int T, int H, int KV,
+                              int hd);
+
+/* BF16 (kernels/cuda/matmul_lt.cu, cuBLASLt): bf16 inputs, fp32 accumulate and output.
+ * out[M,N] (+)= a[M,K] @ w[N,K]^T; a, w hold __nv_bfloat16 (2 bytes each). */
+void cuda_matmul_bf16_fwd(float *out, const void *a, const void *w, int M, int N, int K,
+                          int accumulate);
+void cuda_f32_to_bf16(void *dst, const float *src, size_t n); /* round to nearest even */
+void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
 
 #endif

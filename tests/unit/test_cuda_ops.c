@@ -13,6 +13,13 @@
 #include "src/model.h"
 #include "src/rng.h"
 #include "tests/unit/test.h"
+#ifdef HERD_HAVE_CUDA
+/* from kernels/cuda/cuda_ops.h (not included whole: its names are this file's test names) */
+void cuda_matmul_bf16_fwd(float *out, const void *a, const void *w, int M, int N, int K,
+                          int accumulate);
+void cuda_f32_to_bf16(void *dst, const float *src, size_t n);
+void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
+#endif
 
 static const herd_backend *cpu, *gpu;
 
@@ -124,6 +131,42 @@ TEST(cuda_matmul_fwd)
     CHECK(close_def("matmul_fwd", go, o, (size_t)M * N));
     free(a); free(w); free(o);
     gpu->free(ga); gpu->free(gw); gpu->free(go);
+}
+
+/* BF16 GEMM through cuBLASLt (kernels/cuda/matmul_lt.cu) against the CPU fp32
+ * matmul: bf16 tolerance, 2e-2 relative plus 2e-2 of the largest |out| (the
+ * inputs are rounded to 8 bits of mantissa; the sum is fp32). */
+TEST(cuda_matmul_bf16)
+{
+    NEED_GPU();
+#ifdef HERD_HAVE_CUDA
+    int shapes[][3] = {{37, 29, 41}, {256, 384, 512}, {8, 4096, 64}};
+    for (int c = 0; c < 3; c++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        float *a = randn((size_t)M * K, 1, 1), *w = randn((size_t)N * K, 2, 1),
+              *o = randn((size_t)M * N, 3, 1);
+        float *ga = up(a, sizeof(float) * M * K), *gw = up(w, sizeof(float) * N * K),
+              *go = up(o, sizeof(float) * M * N);
+        void *ga16 = gpu->alloc(2 * (size_t)M * K), *gw16 = gpu->alloc(2 * (size_t)N * K);
+        cuda_f32_to_bf16(ga16, ga, (size_t)M * K);
+        cuda_f32_to_bf16(gw16, gw, (size_t)N * K);
+        /* the round trip loses at most half a bf16 ulp: 2^-9 relative */
+        float *back = gpu->alloc(sizeof(float) * (size_t)M * K);
+        cuda_bf16_to_f32(back, ga16, (size_t)M * K);
+        CHECK(close_to("bf16 round trip", back, a, (size_t)M * K, 0, 1.0 / 512));
+        cpu->matmul_fwd(o, a, w, M, N, K, 1);  /* accumulate onto o */
+        cuda_matmul_bf16_fwd(go, ga16, gw16, M, N, K, 1);
+        double mx = 0;
+        for (size_t i = 0; i < (size_t)M * N; i++) mx = fmax(mx, fabs(o[i]));
+        CHECK(close_to("matmul_bf16 accumulate", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
+        cpu->matmul_fwd(o, a, w, M, N, K, 0);
+        cuda_matmul_bf16_fwd(go, ga16, gw16, M, N, K, 0);
+        CHECK(close_to("matmul_bf16", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
+        free(a); free(w); free(o);
+        gpu->free(ga); gpu->free(gw); gpu->free(go); gpu->free(ga16); gpu->free(gw16);
+        gpu->free(back);
+    }
+#endif
 }
 
 TEST(cuda_matmul_bwd)
@@ -316,6 +359,65 @@ TEST(cuda_attention)
     attention_case(2, 150, 4, 2, 16, &ok);  /* rows longer than a thread block */
     attention_case(1, 33, 6, 1, 8, &ok);    /* one kv head (MQA) */
     attention_case(3, 17, 2, 2, 4, &ok);    /* plain multi-head */
+    CHECK(ok);
+}
+
+/* The flash pair (kernels/cuda/flash_attention.cu) against the CPU flash pair
+ * and the CPU materialized attention, fp32 path: 1e-4 relative + 1e-4 absolute.
+ * hd 128 is the Llama 3 head; 40 leaves lanes idle; 256 needs more than 48 KiB
+ * of shared memory. */
+static void flash_case(int B, int T, int H, int KV, int hd, int *ok)
+{
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd, nl = (size_t)B * H * T;
+    int32_t *doc = malloc(sizeof(int32_t) * B * T);
+    make_docs(doc, B, T);
+    float *q = randn(nq, 1, 1), *k = randn(nk, 2, 1), *v = randn(nk, 3, 1), *dout = randn(nq, 4, 1);
+    float *o = calloc(nq, 4), *lse = calloc(nl, 4), *dq = calloc(nq, 4), *dk = calloc(nk, 4),
+          *dv = calloc(nk, 4), *mo = calloc(nq, 4), *att = calloc((size_t)B * H * T * T, 4),
+          *scr = calloc((size_t)T * T, 4), *mdq = calloc(nq, 4), *mdk = calloc(nk, 4),
+          *mdv = calloc(nk, 4);
+    /* outputs start as garbage on the GPU: the ops overwrite them */
+    float *gq = up(q, nq * 4), *gk = up(k, nk * 4), *gv = up(v, nk * 4), *gdo = up(dout, nq * 4),
+          *go = up(dout, nq * 4), *glse = up(q, nl * 4), *gdq = up(dout, nq * 4),
+          *gdk = up(k, nk * 4), *gdv = up(v, nk * 4);
+    int32_t *gdoc = up(doc, sizeof(int32_t) * B * T);
+    cpu->attention_flash_fwd(o, lse, q, k, v, doc, B, T, H, KV, hd);
+    gpu->attention_flash_fwd(go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    *ok &= close_def("attention_flash_fwd out", go, o, nq);
+    *ok &= close_def("attention_flash_fwd lse", glse, lse, nl);
+    cpu->attention_fwd(mo, att, q, k, v, doc, B, T, H, KV, hd);
+    *ok &= close_def("attention_flash_fwd out vs materialized", go, mo, nq);
+    cpu->attention_flash_bwd(dq, dk, dv, dout, o, lse, q, k, v, doc, B, T, H, KV, hd);
+    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    *ok &= close_def("attention_flash_bwd dq", gdq, dq, nq);
+    *ok &= close_def("attention_flash_bwd dk", gdk, dk, nk);
+    *ok &= close_def("attention_flash_bwd dv", gdv, dv, nk);
+    cpu->attention_bwd(mdq, mdk, mdv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
+    *ok &= close_def("attention_flash_bwd dk vs materialized", gdk, mdk, nk);
+    /* deterministic: a second run gives the same bits */
+    float *h1 = malloc(nk * 4);
+    gpu->copy_d2h(h1, gdk, nk * 4);
+    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    *ok &= same_bits("attention_flash_bwd dk rerun", gdk, h1, nk);
+    free(h1);
+    free(doc); free(q); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk);
+    free(dv); free(mo); free(att); free(scr); free(mdq); free(mdk); free(mdv);
+    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(glse);
+    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gdoc);
+}
+
+TEST(cuda_attention_flash)
+{
+    NEED_GPU();
+    CHECK(gpu->attention_flash_fwd && gpu->attention_flash_bwd && gpu->prefer_flash);
+    if (!gpu->attention_flash_fwd) return;
+    int ok = 1;
+    flash_case(2, 19, 4, 2, 8, &ok);     /* shorter than a tile */
+    flash_case(2, 150, 4, 2, 16, &ok);   /* several tiles, documents change inside tiles */
+    flash_case(1, 33, 6, 1, 8, &ok);     /* MQA */
+    flash_case(1, 200, 4, 2, 128, &ok);  /* Llama 3 head_dim */
+    flash_case(2, 70, 2, 1, 40, &ok);    /* head_dim not a multiple of 32 */
+    flash_case(1, 64, 2, 2, 256, &ok);   /* shared memory above 48 KiB */
     CHECK(ok);
 }
 
@@ -545,11 +647,13 @@ int main(void)
     RUN(cuda_memory);
     RUN(cuda_matmul_fwd);
     RUN(cuda_matmul_bwd);
+    RUN(cuda_matmul_bf16);
     RUN(cuda_embedding);
     RUN(cuda_rmsnorm);
     RUN(cuda_rope);
     RUN(cuda_attention);
     RUN(cuda_attention_pos);
+    RUN(cuda_attention_flash);
     RUN(cuda_swiglu);
     RUN(cuda_add_inplace);
     RUN(cuda_xent);
