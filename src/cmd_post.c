@@ -1,6 +1,6 @@
 /* cmd_post.c — `herd post sft|rm|dpo`: the training steps of a post-training
- * round, single process on the CPU (the parallel versions come with the
- * trainer's 4D layout; these run the same model code on one rank).
+ * round on the CPU, one process or data-parallel over MPI ranks (below; TP,
+ * PP and CP come with the trainer's 4D layout).
  *
  *   herd post sft CONFIG --tokenizer R --data SFT.jsonl [--weights W] --out W2
  *   herd post rm  CONFIG --tokenizer R --data PREF.jsonl [--weights W] --out RM
