@@ -17,6 +17,11 @@
 #   RS_PROMPTS prompts of rejection sampling           $DATA/sft.jsonl
 #   K         samples per prompt                       8
 #   RM_STEPS SFT_STEPS DPO_STEPS                       200 300 100
+#   NTASKS    ranks of each data-parallel step (rm, rs, sft, dpo, eval): 1
+#             under Slurm `srun --ntasks=$NTASKS --mpi=pmix`, without Slurm
+#             `mpirun -n $NTASKS` when NTASKS > 1; batch.micro_batch of CONFIG
+#             is the global batch and must be >= NTASKS (set --ntasks of the
+#             job to at least NTASKS: `sbatch --ntasks=4 ...`)
 # Outputs in OUT: rm, sft, dpo, model (= the average of sft and dpo) as
 # .safetensors, rs.jsonl (the kept samples), eval.tsv (held-out accuracy),
 # log.txt. The next round takes MODEL=OUT/model.safetensors;
@@ -38,13 +43,25 @@ MODEL=${MODEL:-runs/post_demo/sft0.safetensors}
 OUT=${OUT:-runs/post_demo/round1}
 RS_PROMPTS=${RS_PROMPTS:-$DATA/sft.jsonl}
 K=${K:-8}
+NTASKS=${NTASKS:-1}
 RM_STEPS=${RM_STEPS:-200}
 SFT_STEPS=${SFT_STEPS:-300}
 DPO_STEPS=${DPO_STEPS:-100}
 mkdir -p "$OUT"
-# under Slurm every step is its own job step (one task: these commands are
-# single-process); elsewhere the commands run directly
+case $NTASKS in ''|*[!0-9]*|0) echo "post_train_round: NTASKS: expected an integer >= 1, got '$NTASKS'" >&2; exit 1 ;; esac
+# under Slurm every step is its own job step, NTASKS data-parallel ranks
+# joined by PMIx; elsewhere the commands run directly, or under Open MPI's
+# mpirun with NTASKS > 1 (the settings of tests/lib/mpi.sh: root allowed, more
+# ranks than cores allowed). `run1` is for the steps that are one process
+# (average: a file operation).
 run() {
+    if [ -n "${SLURM_JOB_ID:-}" ]; then srun --ntasks="$NTASKS" --mpi=pmix "$@"
+    elif [ "$NTASKS" -gt 1 ]; then
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+            mpirun -n "$NTASKS" "$@"
+    else "$@"; fi
+}
+run1() {
     if [ -n "${SLURM_JOB_ID:-}" ]; then srun --ntasks=1 "$@"; else "$@"; fi
 }
 log() { echo "post_train_round: $*" | tee -a "$OUT/log.txt"; }
@@ -53,7 +70,7 @@ for f in "$HERD" "$CONFIG" "$TOK" "$RS_PROMPTS" "$DATA/sft.jsonl" "$DATA/pref.js
 done
 common="--tokenizer $TOK"
 
-log "round $OUT from $MODEL"
+log "round $OUT from $MODEL ($NTASKS data-parallel ranks per step)"
 log "1/5 reward model on $DATA/pref.jsonl"
 run "$HERD" post rm "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$MODEL" \
     --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$DATA/pref.jsonl" >>"$OUT/log.txt"
@@ -68,7 +85,7 @@ log "4/5 DPO (beta 0.1, NLL 0.2) from the round's SFT model"
 run "$HERD" post dpo "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$OUT/sft.safetensors" \
     --out "$OUT/dpo.safetensors" --steps "$DPO_STEPS" >>"$OUT/log.txt"
 log "5/5 average of the SFT and DPO models"
-run "$HERD" post average "$CONFIG" $common --out "$OUT/model.safetensors" \
+run1 "$HERD" post average "$CONFIG" $common --out "$OUT/model.safetensors" \
     "$OUT/sft.safetensors" "$OUT/dpo.safetensors" >>"$OUT/log.txt"
 printf 'model\taccuracy\n' >"$OUT/eval.tsv"
 for m in "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors"; do

@@ -1,6 +1,6 @@
 /* cmd_post.c — `herd post sft|rm|dpo`: the training steps of a post-training
- * round, single process on the CPU (the parallel versions come with the
- * trainer's 4D layout; these run the same model code on one rank).
+ * round on the CPU, one process or data-parallel over MPI ranks (below; TP,
+ * PP and CP come with the trainer's 4D layout).
  *
  *   herd post sft CONFIG --tokenizer R --data SFT.jsonl [--weights W] --out W2
  *   herd post rm  CONFIG --tokenizer R --data PREF.jsonl [--weights W] --out RM
@@ -12,7 +12,14 @@
  * sequences of model.max_seq_len tokens; rm: responses; dpo: pairs); AdamW of
  * optim.*, linear warm-up over schedule.warmup_steps (at most a tenth of the
  * steps), then constant; steps: --steps, else train.max_steps, else one epoch.
- * rs, eval and demo-data are in cmd_post_rs.c. */
+ * rs, eval and demo-data are in cmd_post_rs.c.
+ *
+ * Under mpirun / srun with N ranks the same commands run data-parallel
+ * (src/post_dp.h): the global batch stays batch.micro_batch rows / records /
+ * pairs per step, each rank takes a contiguous share (micro_batch >= N; an
+ * uneven split is fine), the loss is normalised over the global batch, the
+ * gradients are summed over the ranks, AdamW runs replicated, and rank 0
+ * alone prints, evaluates --val and writes --out. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +29,12 @@
 #include "src/dpo.h"
 #include "src/optim.h"
 #include "src/post_common.h"
+#include "src/post_dp.h"
 #include "src/reward.h"
 #include "src/weights.h"
 
-int herd_post_rs(int argc, char **argv);
-int herd_post_eval(int argc, char **argv);
+int herd_post_rs(int argc, char **argv, const herd_post_dp *dp);
+int herd_post_eval(int argc, char **argv, const herd_post_dp *dp);
 int herd_post_demo_data(int argc, char **argv);
 int herd_post_average(int argc, char **argv);
 
@@ -122,7 +130,7 @@ static double sft_eval(herd_model *m, const herd_sft_data *d, int B, int T)
     return n ? sum / (double)n : NAN;
 }
 
-static int run_sft(const post_args *a, const herd_post_env *e)
+static int run_sft(const post_args *a, const herd_post_env *e, const herd_post_dp *dp)
 {
     const herd_config *c = &e->cfg;
     int B = c->micro_batch, T = c->max_seq_len;
@@ -151,20 +159,31 @@ static int run_sft(const post_args *a, const herd_post_env *e)
                                         : (tokens + (int64_t)B * T - 1) / ((int64_t)B * T);
     int32_t *buf = malloc(sizeof(int32_t) * 3 * (size_t)B * T);
     int next = 0;
-    if (v.n) printf("herd post sft: step 0 val_loss %.4f\n", sft_eval(&m, &v, B, T));
+    /* every rank packs the whole global batch (cheap, deterministic) and
+     * trains on its rows [r0, r0 + nr) */
+    int64_t r0, nr;
+    herd_post_dp_share(dp, B, &r0, &nr);
+    const int32_t *tk = buf + r0 * T, *tg = buf + (size_t)B * T + r0 * T,
+                  *dc = buf + 2 * (size_t)B * T + r0 * T;
+    if (v.n && dp->rank == 0) printf("herd post sft: step 0 val_loss %.4f\n", sft_eval(&m, &v, B, T));
     for (int64_t s = 0; s < steps; s++) {
         herd_chat_pack(d.convs, d.n, &next, B, T, HERD_MASK_EOT, buf, buf + B * T, buf + 2 * B * T);
         int64_t nv;
         herd_model_zero_grad(&m);
-        double loss = herd_model_forward(&m, buf, buf + B * T, buf + 2 * B * T, B, T, &nv);
+        double loss = herd_model_forward(&m, tk, tg, dc, (int)nr, T, &nv);
+        /* the mean over the target tokens of the GLOBAL batch, as the trainer */
+        double g[2] = {loss, (double)nv};
+        herd_post_dp_sum(dp, g, 2);
+        loss = g[0], nv = (int64_t)g[1];
         if (nv) herd_model_backward(&m, 1.0f / (float)nv);
+        herd_post_dp_reduce_grads(dp, &m, 1.0);
         update(&opt, &m, c, lr_at(a, c, s, steps));
         if ((s + 1) % (c->log_every > 0 ? c->log_every : 10) == 0 || s + 1 == steps)
             printf("herd post sft: step %lld/%lld loss %.4f (%lld target tokens)\n",
                    (long long)s + 1, (long long)steps, nv ? loss / nv : 0.0, (long long)nv);
     }
-    if (v.n) printf("herd post sft: final val_loss %.4f\n", sft_eval(&m, &v, B, T));
-    int rc = herd_weights_save(&m, a->out) ? 1 : 0;
+    if (v.n && dp->rank == 0) printf("herd post sft: final val_loss %.4f\n", sft_eval(&m, &v, B, T));
+    int rc = dp->rank == 0 && herd_weights_save(&m, a->out) ? 1 : 0;
     if (!rc) printf("herd post sft: wrote %s\n", a->out);
     free(buf);
     herd_adamw_destroy(&opt, &m);
@@ -237,7 +256,7 @@ static void rm_eval(herd_model *m, const herd_pref_data *d, int head, int T, con
     free(tok);
 }
 
-static int run_rm(const post_args *a, const herd_post_env *e)
+static int run_rm(const post_args *a, const herd_post_env *e, const herd_post_dp *dp)
 {
     const herd_config *c = &e->cfg;
     int T = c->max_seq_len, head = herd_rm_head_id(e->n_regular);
@@ -245,7 +264,9 @@ static int run_rm(const post_args *a, const herd_post_env *e)
     if (load_pref(a->data, e, &d, "rm")) return 1;
     if (a->val && load_pref(a->val, e, &v, "rm")) return 1;
     int per = c->micro_batch; /* records per step: all their responses */
-    int R = per * max_resp(&d);
+    int64_t o0, on; /* this rank's records of a step: [o0, o0 + on) of the per */
+    herd_post_dp_share(dp, per, &o0, &on);
+    int R = (int)on * max_resp(&d);
     int *last = malloc(sizeof(int) * 3 * R), *group = last + R, *rank = group + R;
     int32_t *tok = malloc(sizeof(int32_t) * 2 * (size_t)R * T), *doc = tok + (size_t)R * T;
     herd_model m;
@@ -256,20 +277,29 @@ static int run_rm(const post_args *a, const herd_post_env *e)
     double run_loss = 0, run_acc = 0;
     int every = c->log_every > 0 ? c->log_every : 10, in_window = 0;
     for (int64_t s = 0; s < steps; s++) {
-        int rows = rm_rows(&d, (int)((s * per) % d.n), per, T, tok, doc, last, group, rank);
+        int rows = rm_rows(&d, (int)((s * per + o0) % d.n), (int)on, T, tok, doc, last, group, rank);
         herd_rm_stats st;
         herd_model_zero_grad(&m);
-        if (herd_rm_step(&m, tok, doc, rows, T, last, group, rank, head, 1, &st)) return 1;
+        /* the loss is the mean over the pairs of the GLOBAL batch: each rank
+         * divides its sums by the global count, and the sums add up */
+        double np = herd_rm_count_pairs(group, rank, rows);
+        herd_post_dp_sum(dp, &np, 1);
+        if (herd_post_dp_any(dp, herd_rm_step_norm(&m, tok, doc, rows, T, last, group, rank, head,
+                                                   1, (int)np, &st)))
+            return 1;
+        double g[2] = {st.loss, st.accuracy};
+        herd_post_dp_sum(dp, g, 2);
+        herd_post_dp_reduce_grads(dp, &m, 1.0);
         update(&opt, &m, c, lr_at(a, c, s, steps));
-        run_loss += st.loss, run_acc += st.accuracy, in_window++;
+        run_loss += g[0], run_acc += g[1], in_window++;
         if ((s + 1) % every == 0 || s + 1 == steps) {
             printf("herd post rm: step %lld/%lld loss %.4f accuracy %.3f\n", (long long)s + 1,
                    (long long)steps, run_loss / in_window, run_acc / in_window);
             run_loss = run_acc = 0, in_window = 0;
         }
     }
-    if (v.n) rm_eval(&m, &v, head, T, a->val);
-    int rc = herd_weights_save(&m, a->out) ? 1 : 0;
+    if (v.n && dp->rank == 0) rm_eval(&m, &v, head, T, a->val);
+    int rc = dp->rank == 0 && herd_weights_save(&m, a->out) ? 1 : 0;
     if (!rc) printf("herd post rm: wrote %s\n", a->out);
     free(last);
     free(tok);
@@ -311,7 +341,7 @@ static void dpo_batch(const herd_pref_data *d, const pair_ix *pairs, int64_t n_p
     }
 }
 
-static int run_dpo(const post_args *a, const herd_post_env *e)
+static int run_dpo(const post_args *a, const herd_post_env *e, const herd_post_dp *dp)
 {
     const herd_config *c = &e->cfg;
     int T = c->max_seq_len, P = c->micro_batch;
@@ -336,15 +366,22 @@ static int run_dpo(const post_args *a, const herd_post_env *e)
            o.nll_coef, (long long)n_pairs, P, (long long)steps);
     int every = c->log_every > 0 ? c->log_every : 10, rc = 0, win = 0;
     herd_dpo_stats acc = {0};
+    int64_t p0, pn; /* this rank's pairs of a step: [p0, p0 + pn) of the P */
+    herd_post_dp_share(dp, P, &p0, &pn);
     for (int64_t s = 0; s < steps && !rc; s++) {
-        dpo_batch(&d, pairs, n_pairs, s * P, P, T, tok, tgt, doc);
+        dpo_batch(&d, pairs, n_pairs, s * P + p0, (int)pn, T, tok, tgt, doc);
         herd_dpo_stats st;
         herd_model_zero_grad(&pol);
-        rc = herd_dpo_reference(&ref, tok, tgt, doc, P, T, rl) ||
-             herd_dpo_step(&pol, tok, tgt, doc, P, T, rl, &o, 1, &st);
-        if (rc) break;
+        /* the sums over this rank's pn pairs divided by the global P: the
+         * shares of the global mean, which add up over the ranks */
+        rc = herd_dpo_reference(&ref, tok, tgt, doc, (int)pn, T, rl) ||
+             herd_dpo_step_norm(&pol, tok, tgt, doc, (int)pn, T, rl, &o, 1, P, &st);
+        if ((rc = herd_post_dp_any(dp, rc))) break;
+        double g[4] = {st.loss, st.nll, st.margin, st.accuracy};
+        herd_post_dp_sum(dp, g, 4);
+        herd_post_dp_reduce_grads(dp, &pol, 1.0);
         update(&opt, &pol, c, lr_at(a, c, s, steps));
-        acc.loss += st.loss, acc.nll += st.nll, acc.margin += st.margin, acc.accuracy += st.accuracy;
+        acc.loss += g[0], acc.nll += g[1], acc.margin += g[2], acc.accuracy += g[3];
         win++;
         if ((s + 1) % every == 0 || s + 1 == steps) {
             printf("herd post dpo: step %lld/%lld loss %.4f nll %.4f margin %.4f accuracy %.3f\n",
@@ -354,7 +391,7 @@ static int run_dpo(const post_args *a, const herd_post_env *e)
             win = 0;
         }
     }
-    if (!rc && v.n) { /* held-out pairs: the final policy against the reference */
+    if (!rc && v.n && dp->rank == 0) { /* held-out pairs: the final policy against the reference */
         int64_t vn;
         pair_ix *vp = list_pairs(&v, &vn);
         herd_dpo_stats st, sum = {0};
@@ -370,7 +407,7 @@ static int run_dpo(const post_args *a, const herd_post_env *e)
                    a->val, sum.loss / batches, sum.margin / batches, sum.accuracy / batches);
         free(vp);
     }
-    if (!rc) rc = herd_weights_save(&pol, a->out);
+    if (!rc && dp->rank == 0) rc = herd_weights_save(&pol, a->out);
     if (!rc) printf("herd post dpo: wrote %s\n", a->out);
     free(tok);
     free(rl);
@@ -388,24 +425,44 @@ int herd_cmd_post(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(NULL);
     const char *sub = argv[1];
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines reach a log file as they happen */
-    if (!strcmp(sub, "rs")) return herd_post_rs(argc - 1, argv + 1);
-    if (!strcmp(sub, "eval")) return herd_post_eval(argc - 1, argv + 1);
     if (!strcmp(sub, "demo-data")) return herd_post_demo_data(argc - 1, argv + 1);
     if (!strcmp(sub, "average")) return herd_post_average(argc - 1, argv + 1);
-    int (*run)(const post_args *, const herd_post_env *) =
+    int is_rs = !strcmp(sub, "rs"), is_eval = !strcmp(sub, "eval");
+    int (*run)(const post_args *, const herd_post_env *, const herd_post_dp *) =
         !strcmp(sub, "sft") ? run_sft : !strcmp(sub, "rm") ? run_rm : !strcmp(sub, "dpo") ? run_dpo : NULL;
-    if (!run) {
+    if (!run && !is_rs && !is_eval) {
         fprintf(stderr, "herd post: unknown command '%s'\n", sub);
         return usage(NULL);
     }
+    /* the data-parallel job (one process without a launcher); ranks other
+     * than 0 keep stderr for their errors but print no progress: rank 0 speaks
+     * for the job, with the global numbers */
+    herd_post_dp dp;
+    if (herd_post_dp_open(&dp)) return 1;
+    if (dp.rank != 0 && !freopen("/dev/null", "w", stdout)) perror("herd post: /dev/null");
+    int rc;
+    if (is_rs || is_eval) {
+        rc = is_rs ? herd_post_rs(argc - 1, argv + 1, &dp) : herd_post_eval(argc - 1, argv + 1, &dp);
+        herd_post_dp_close(&dp);
+        return rc;
+    }
     post_args a;
-    int rc = parse(argc - 1, argv + 1, &a);
+    rc = parse(argc - 1, argv + 1, &a);
     herd_post_env e;
     if (!rc && herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) rc = 1;
+    if (!rc && e.cfg.micro_batch < dp.size) { /* the same test on every rank: all stop */
+        if (dp.rank == 0)
+            fprintf(stderr, "herd post %s: %s: key 'batch.micro_batch': %d is fewer than the %d "
+                    "ranks (each rank needs at least one row, record or pair of a step)\n", sub,
+                    a.config, e.cfg.micro_batch, dp.size);
+        herd_post_env_close(&e);
+        rc = 1;
+    }
     if (!rc) {
-        rc = run(&a, &e);
+        rc = run(&a, &e, &dp);
         herd_post_env_close(&e);
     }
     free(a.sets);
+    herd_post_dp_close(&dp);
     return rc;
 }

@@ -1,6 +1,12 @@
 /* cmd_post_rs.c — `herd post rs|eval|average|demo-data`: rejection sampling
  * with a reward model, exact-answer evaluation, averaging of weights files,
- * and the demo's data with checkable answers (arithmetic, short algebra). */
+ * and the demo's data with checkable answers (arithmetic, short algebra).
+ *
+ * rs and eval run data-parallel under mpirun / srun (src/post_dp.h): the
+ * prompts go in chunks of the single-process run (the chunk a prompt falls in,
+ * and so its sampling counters, depend on its index alone), each rank takes a
+ * contiguous run of chunks, and rank 0 writes the outputs in prompt order and
+ * prints the global counts: N ranks write the same bytes as one. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +15,13 @@
 #include "src/chat.h"
 #include "src/generate.h"
 #include "src/post_common.h"
+#include "src/post_dp.h"
 #include "src/reward.h"
 #include "src/rng.h"
 #include "src/weights.h"
 
-int herd_post_rs(int argc, char **argv);
-int herd_post_eval(int argc, char **argv);
+int herd_post_rs(int argc, char **argv, const herd_post_dp *dp);
+int herd_post_eval(int argc, char **argv, const herd_post_dp *dp);
 int herd_post_average(int argc, char **argv);
 int herd_post_demo_data(int argc, char **argv);
 
@@ -130,7 +137,7 @@ static int sample_chunk(const herd_post_env *e, herd_model *m, herd_chat *chats,
     return rc;
 }
 
-int herd_post_rs(int argc, char **argv)
+int herd_post_rs(int argc, char **argv, const herd_post_dp *dp)
 {
     rs_args a;
     if (rs_parse(argc, argv, &a)) return 2;
@@ -149,11 +156,20 @@ int herd_post_rs(int argc, char **argv)
     if (herd_chat_load_jsonl(a.prompts, &chats, &n) || herd_post_model_open(&pol, &e, a.weights) ||
         herd_post_model_open(&rm, &e, a.rm))
         return 1;
-    FILE *fo = fopen(a.out, "w"), *fp = a.pairs ? fopen(a.pairs, "w") : NULL;
-    if (!fo || (a.pairs && !fp)) {
-        perror(fo ? a.pairs : a.out);
-        return 1;
+    /* the files are rank 0's; every rank writes its lines to memory first */
+    FILE *fo = NULL, *fp = NULL;
+    int bad = 0;
+    if (dp->rank == 0) {
+        fo = fopen(a.out, "w"), fp = a.pairs ? fopen(a.pairs, "w") : NULL;
+        if (!fo || (a.pairs && !fp)) {
+            perror(fo ? a.pairs : a.out);
+            bad = 1;
+        }
     }
+    if (herd_post_dp_any(dp, bad)) return 1;
+    char *mo = NULL, *mp = NULL;
+    size_t nmo = 0, nmp = 0;
+    FILE *so = open_memstream(&mo, &nmo), *sp = a.pairs ? open_memstream(&mp, &nmp) : NULL;
     int T = e.cfg.max_seq_len, head = herd_rm_head_id(e.n_regular), chunk = a.batch / a.k;
     if (chunk < 1) chunk = 1;
     herd_gen_opts o = {a.max_new, a.temperature, a.top_p, a.seed, e.eot_id, 1};
@@ -165,7 +181,9 @@ int herd_post_rs(int argc, char **argv)
     int *last = malloc(sizeof(int) * a.k);
     double *r = malloc(sizeof(double) * a.k), sum_best = 0, sum_mean = 0;
     int kept = 0, skipped = 0, n_pairs = 0;
-    for (int first = 0; first < n && !rc; first += chunk) {
+    int64_t c0, cn; /* this rank's chunks */
+    herd_post_dp_share(dp, (n + chunk - 1) / chunk, &c0, &cn);
+    for (int first = (int)c0 * chunk; first < n && first < (c0 + cn) * chunk && !rc; first += chunk) {
         int m = n - first < chunk ? n - first : chunk;
         o.seed = a.seed + (uint64_t)first; /* each chunk its own sample counters */
         if (sample_chunk(&e, &pol, chats, first, m, a.k, &o, texts, prompts, samples)) {
@@ -199,19 +217,19 @@ int herd_post_rs(int argc, char **argv)
             const herd_chat *c = &chats[first + i];
             int pn = prompt_len(c);
             const char *bt = texts[i * a.k + best], *wt = texts[i * a.k + worst];
-            fprintf(fo, "{\"messages\":");
-            write_messages(fo, c, pn, 1);
-            fprintf(fo, "%s{\"role\":\"assistant\",\"content\":", pn ? "," : "");
-            herd_post_json_str(fo, bt, strlen(bt));
-            fprintf(fo, "}]}\n");
-            if (fp && strcmp(bt, wt)) {
-                fprintf(fp, "{\"prompt\":");
-                write_messages(fp, c, pn, 0);
-                fprintf(fp, ",\"chosen\":");
-                herd_post_json_str(fp, bt, strlen(bt));
-                fprintf(fp, ",\"rejected\":");
-                herd_post_json_str(fp, wt, strlen(wt));
-                fprintf(fp, "}\n");
+            fprintf(so, "{\"messages\":");
+            write_messages(so, c, pn, 1);
+            fprintf(so, "%s{\"role\":\"assistant\",\"content\":", pn ? "," : "");
+            herd_post_json_str(so, bt, strlen(bt));
+            fprintf(so, "}]}\n");
+            if (sp && strcmp(bt, wt)) {
+                fprintf(sp, "{\"prompt\":");
+                write_messages(sp, c, pn, 0);
+                fprintf(sp, ",\"chosen\":");
+                herd_post_json_str(sp, bt, strlen(bt));
+                fprintf(sp, ",\"rejected\":");
+                herd_post_json_str(sp, wt, strlen(wt));
+                fprintf(sp, "}\n");
                 n_pairs++;
             }
         }
@@ -222,7 +240,20 @@ int herd_post_rs(int argc, char **argv)
         }
         for (int i = 0; i < m; i++) herd_chat_tokens_free(&prompts[i]);
     }
-    if (fclose(fo)) rc = 1;
+    /* every rank's lines to rank 0, in rank (= prompt) order; the counts summed */
+    fclose(so);
+    if (sp) fclose(sp);
+    rc = herd_post_dp_any(dp, rc);
+    if (!rc) {
+        double g[5] = {kept, skipped, n_pairs, sum_best, sum_mean};
+        herd_post_dp_sum(dp, g, 5);
+        kept = (int)g[0], skipped = (int)g[1], n_pairs = (int)g[2], sum_best = g[3], sum_mean = g[4];
+        if (herd_post_dp_gather_text(dp, mo, nmo, fo)) rc = 1;
+        if (a.pairs && herd_post_dp_gather_text(dp, mp, nmp, fp)) rc = 1;
+    }
+    free(mo);
+    free(mp);
+    if (fo && fclose(fo)) rc = 1;
     if (fp && fclose(fp)) rc = 1;
     if (!rc)
         printf("herd post rs: %d prompts, K %d: kept %d best samples (mean reward of the best %.4f "
@@ -248,7 +279,7 @@ static void trim(const char *s, const char **b, size_t *n)
     *n = len;
 }
 
-int herd_post_eval(int argc, char **argv)
+int herd_post_eval(int argc, char **argv, const herd_post_dp *dp)
 {
     rs_args a;
     if (rs_parse(argc, argv, &a)) return 2;
@@ -266,7 +297,9 @@ int herd_post_eval(int argc, char **argv)
     int chunk = a.batch;
     char **texts = calloc((size_t)chunk, sizeof *texts);
     herd_chat_tokens *prompts = calloc((size_t)chunk, sizeof *prompts);
-    for (int first = 0; first < n && !rc; first += chunk) {
+    int64_t c0, cn; /* this rank's chunks of prompts */
+    herd_post_dp_share(dp, (n + chunk - 1) / chunk, &c0, &cn);
+    for (int first = (int)c0 * chunk; first < n && first < (c0 + cn) * chunk && !rc; first += chunk) {
         int k = n - first < chunk ? n - first : chunk;
         if (sample_chunk(&e, &m, chats, first, k, 1, &o, texts, prompts, NULL)) {
             rc = 1;
@@ -285,6 +318,12 @@ int herd_post_eval(int argc, char **argv)
             free(texts[i]);
             herd_chat_tokens_free(&prompts[i]);
         }
+    }
+    rc = herd_post_dp_any(dp, rc);
+    if (!rc) { /* accuracy over the whole test set */
+        double g[2] = {correct, total};
+        herd_post_dp_sum(dp, g, 2);
+        correct = (int)g[0], total = (int)g[1];
     }
     if (!rc)
         printf("herd post eval: %s: accuracy %.4f (%d of %d exact answers, greedy)\n", a.data,

@@ -21,7 +21,14 @@ int herd_dpo_step(herd_model *policy, const int32_t *tokens, const int32_t *targ
                   const int32_t *doc, int P, int T, const double *ref_logp,
                   const herd_dpo_opts *o, int backward, herd_dpo_stats *st)
 {
-    int R = 2 * P;
+    return herd_dpo_step_norm(policy, tokens, targets, doc, P, T, ref_logp, o, backward, P, st);
+}
+
+int herd_dpo_step_norm(herd_model *policy, const int32_t *tokens, const int32_t *targets,
+                       const int32_t *doc, int P, int T, const double *ref_logp,
+                       const herd_dpo_opts *o, int backward, int norm, herd_dpo_stats *st)
+{
+    int R = 2 * P, N = norm; /* the sums over the P pairs are divided by N */
     if (isnan(herd_model_forward(policy, tokens, targets, doc, R, T, NULL))) return -1;
     double *lp = malloc(sizeof(double) * R);
     int64_t *n = malloc(sizeof(int64_t) * R);
@@ -37,13 +44,13 @@ int herd_dpo_step(herd_model *policy, const int32_t *tokens, const int32_t *targ
         }
         double z = o->beta * ((lp[p] - ref_logp[p]) - (lp[P + p] - ref_logp[P + p]));
         double nll = -lp[p] / (double)n[p];
-        s.dpo += -log_sigmoid(z) / P;
-        s.nll += nll / P;
-        s.margin += z / P;
-        s.accuracy += (z > 0) / (double)P;
+        s.dpo += -log_sigmoid(z) / N;
+        s.nll += nll / N;
+        s.margin += z / N;
+        s.accuracy += (z > 0) / (double)N;
         /* d loss / d (summed token loss S = -pi) of each row */
-        float gc = (float)((o->beta * sigmoid(-z) + o->nll_coef / (double)n[p]) / P);
-        float gr = (float)(-o->beta * sigmoid(-z) / P);
+        float gc = (float)((o->beta * sigmoid(-z) + o->nll_coef / (double)n[p]) / N);
+        float gr = (float)(-o->beta * sigmoid(-z) / N);
         for (int t = 0; t < T; t++) {
             scale[(size_t)p * T + t] = gc;
             scale[(size_t)(P + p) * T + t] = gr;

@@ -43,4 +43,12 @@ int herd_dpo_step(herd_model *policy, const int32_t *tokens, const int32_t *targ
                   const int32_t *doc, int P, int T, const double *ref_logp,
                   const herd_dpo_opts *o, int backward, herd_dpo_stats *st);
 
+/* The same with the sums over the P pairs divided by `norm` instead of P
+ * (loss, stats and gradient): a data-parallel rank holding P of the norm
+ * pairs of a global batch gets its exact share of the global mean, so that
+ * the gradients and stats summed over the ranks are those of one process. */
+int herd_dpo_step_norm(herd_model *policy, const int32_t *tokens, const int32_t *targets,
+                       const int32_t *doc, int P, int T, const double *ref_logp,
+                       const herd_dpo_opts *o, int backward, int norm, herd_dpo_stats *st);
+
 #endif

@@ -25,9 +25,26 @@ int herd_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int 
     return 0;
 }
 
+int herd_rm_count_pairs(const int *group, const int *rank, int B)
+{
+    int n = 0;
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < B; j++)
+            if (group[i] == group[j] && rank[i] < rank[j]) n++;
+    return n;
+}
+
 int herd_rm_step(herd_model *m, const int32_t *tokens, const int32_t *doc, int B, int T,
                  const int *last, const int *group, const int *rank, int head_id, int backward,
                  herd_rm_stats *st)
+{
+    return herd_rm_step_norm(m, tokens, doc, B, T, last, group, rank, head_id, backward,
+                             herd_rm_count_pairs(group, rank, B), st);
+}
+
+int herd_rm_step_norm(herd_model *m, const int32_t *tokens, const int32_t *doc, int B, int T,
+                      const int *last, const int *group, const int *rank, int head_id,
+                      int backward, int norm, herd_rm_stats *st)
 {
     double *r = malloc(sizeof(double) * B), *g = calloc(B, sizeof(double));
     if (herd_rm_score(m, tokens, doc, B, T, last, head_id, r)) {
@@ -36,18 +53,17 @@ int herd_rm_step(herd_model *m, const int32_t *tokens, const int32_t *doc, int B
         return -1;
     }
     herd_rm_stats s = {0};
-    for (int i = 0; i < B; i++)
-        for (int j = 0; j < B; j++)
-            if (group[i] == group[j] && rank[i] < rank[j]) s.pairs++;
+    s.pairs = herd_rm_count_pairs(group, rank, B);
+    double N = norm > 0 ? norm : 1; /* the sums over the pairs are divided by N */
     for (int i = 0; i < B && s.pairs; i++)
         for (int j = 0; j < B; j++) {
             if (group[i] != group[j] || rank[i] >= rank[j]) continue;
             double z = r[i] - r[j]; /* i is better */
-            s.loss += (z >= 0 ? log1p(exp(-z)) : -z + log1p(exp(z))) / s.pairs;
-            s.accuracy += (z > 0) / (double)s.pairs;
+            s.loss += (z >= 0 ? log1p(exp(-z)) : -z + log1p(exp(z))) / N;
+            s.accuracy += (z > 0) / N;
             double sg = z >= 0 ? exp(-z) / (1.0 + exp(-z)) : 1.0 / (1.0 + exp(z)); /* sigmoid(-z) */
-            g[i] -= sg / s.pairs;
-            g[j] += sg / s.pairs;
+            g[i] -= sg / N;
+            g[j] += sg / N;
         }
     int rc = 0;
     if (!s.pairs) {

@@ -37,4 +37,15 @@ int herd_rm_step(herd_model *m, const int32_t *tokens, const int32_t *doc, int B
                  const int *last, const int *group, const int *rank, int head_id, int backward,
                  herd_rm_stats *st);
 
+/* The ranked pairs among B rows (what herd_rm_step counts). */
+int herd_rm_count_pairs(const int *group, const int *rank, int B);
+
+/* herd_rm_step with the sums over the pairs divided by `norm` instead of
+ * their count (loss, accuracy, gradient; st->pairs stays the local count): a
+ * data-parallel rank's exact share of the mean over the global batch's norm
+ * pairs. */
+int herd_rm_step_norm(herd_model *m, const int32_t *tokens, const int32_t *doc, int B, int T,
+                      const int *last, const int *group, const int *rank, int head_id,
+                      int backward, int norm, herd_rm_stats *st);
+
 #endif

@@ -104,6 +104,75 @@ TEST(reward_equal_is_log2_and_step_ranks)
     CHECK(herd_rm_step(&m, t2, d2, B, T, last, none, rank, head, 0, &s) == -1);
 }
 
+/* Data parallelism without MPI: the batch split 2 + 1 pairs, each part's
+ * step divided by the global pair count, gives summed gradients and stats equal
+ * to the whole batch's step (what the ranks' all-reduce adds up). */
+static double rel_err(const float *a, const float *b, int64_t n)
+{
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), r += (double)b[i] * b[i];
+    return sqrt(d / (r > 0 ? r : 1e-300));
+}
+
+TEST(dpo_step_norm_shares_sum_to_the_whole)
+{
+    double rl[2 * P];
+    herd_dpo_opts o = {0.1, 0.2};
+    herd_dpo_stats whole, s1, s2;
+    /* a reference that differs from the policy: nonzero margins */
+    for (int i = 0; i < 2 * P; i++) rl[i] = -30.0 + 2.0 * i;
+    herd_model_zero_grad(&m);
+    CHECK(herd_dpo_step(&m, tok, tgt, doc, P, T, rl, &o, 1, &whole) == 0);
+    float *g = malloc(sizeof(float) * (size_t)m.n_params);
+    memcpy(g, m.grads, sizeof(float) * (size_t)m.n_params);
+    /* part 1: pairs 0, 1; part 2: pair 2 (rows: chosen then rejected) */
+    int32_t a[3][4 * T], b[3][2 * T];
+    double ra[4] = {rl[0], rl[1], rl[P], rl[P + 1]}, rb[2] = {rl[2], rl[P + 2]};
+    const int32_t *src[3] = {tok, tgt, doc};
+    for (int k = 0; k < 3; k++) {
+        memcpy(a[k], src[k], sizeof(int32_t) * 2 * T);
+        memcpy(a[k] + 2 * T, src[k] + P * T, sizeof(int32_t) * 2 * T);
+        memcpy(b[k], src[k] + 2 * T, sizeof(int32_t) * T);
+        memcpy(b[k] + T, src[k] + (P + 2) * T, sizeof(int32_t) * T);
+    }
+    herd_model_zero_grad(&m);
+    CHECK(herd_dpo_step_norm(&m, a[0], a[1], a[2], 2, T, ra, &o, 1, P, &s1) == 0);
+    CHECK(herd_dpo_step_norm(&m, b[0], b[1], b[2], 1, T, rb, &o, 1, P, &s2) == 0);
+    CHECK(rel_err(m.grads, g, m.n_params) < 1e-5);
+    CHECK_NEAR(s1.loss + s2.loss, whole.loss, 1e-5); /* fp32 forward of 4 vs 6 rows */
+    CHECK_NEAR(s1.margin + s2.margin, whole.margin, 1e-5);
+    CHECK(fabs(whole.margin) > 1e-3);
+    free(g);
+}
+
+TEST(reward_step_norm_shares_sum_to_the_whole)
+{
+    /* three records of two responses: rows 0..5, pairs (0,1) (2,3) (4,5) */
+    enum { B = 6 };
+    int last[B], group[B], rank[B];
+    int32_t t2[B * T], d2[B * T];
+    for (int r = 0; r < B; r++) {
+        last[r] = T - 1 - r % 3, group[r] = r / 2, rank[r] = r % 2;
+        for (int t = 0; t < T; t++)
+            t2[r * T + t] = (int32_t)(herd_splitmix64(900 + (size_t)r * T + t) % V), d2[r * T + t] = 0;
+    }
+    int head = 5;
+    herd_rm_stats whole, s1, s2;
+    CHECK(herd_rm_count_pairs(group, rank, B) == 3);
+    herd_model_zero_grad(&m);
+    CHECK(herd_rm_step(&m, t2, d2, B, T, last, group, rank, head, 1, &whole) == 0);
+    float *g = malloc(sizeof(float) * (size_t)m.n_params);
+    memcpy(g, m.grads, sizeof(float) * (size_t)m.n_params);
+    herd_model_zero_grad(&m);
+    CHECK(herd_rm_step_norm(&m, t2, d2, 4, T, last, group, rank, head, 1, 3, &s1) == 0);
+    CHECK(herd_rm_step_norm(&m, t2 + 4 * T, d2, 2, T, last + 4, group + 4, rank + 4, head, 1, 3, &s2) == 0);
+    CHECK(s1.pairs == 2 && s2.pairs == 1);
+    CHECK(rel_err(m.grads, g, m.n_params) < 1e-5);
+    CHECK_NEAR(s1.loss + s2.loss, whole.loss, 1e-5); /* fp32 forward of 4 vs 6 rows */
+    CHECK_NEAR(s1.accuracy + s2.accuracy, whole.accuracy, 1e-12);
+    free(g);
+}
+
 /* SFT packing: two conversations in one row give the loss of each alone (the
  * document mask keeps them apart; RoPE sees only relative positions). */
 TEST(packed_conversations_equal_separate)
@@ -148,6 +217,8 @@ int main(void)
     RUN(dpo_policy_equal_reference_is_log2_plus_nll);
     RUN(dpo_step_lowers_the_loss);
     RUN(reward_equal_is_log2_and_step_ranks);
+    RUN(dpo_step_norm_shares_sum_to_the_whole);
+    RUN(reward_step_norm_shares_sum_to_the_whole);
     RUN(packed_conversations_equal_separate);
     herd_model_destroy(&m);
     return test_summary();
