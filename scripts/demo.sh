@@ -9,7 +9,10 @@
 #      checkpoints as the final model, evaluations between the stages
 #   4. one node failure during pre-training (its slurmd and its rank killed);
 #      the stage driver excludes the node and goes on from the last checkpoint
-#   5. a summary per stage, then the cluster stops (make demo-stop if interrupted)
+#   5. post-training (configs/recipe/tiny/post): SFT of the final model, then rounds
+#      of reward model, rejection sampling, SFT, DPO and averaging, each a Slurm job
+#   6. a summary per stage and per post-training round, then the cluster stops
+#      (make demo-stop if interrupted)
 #
 # DEMO_FAULT=0 skips the node failure. RUN (default runs/recipe-demo) is where
 # everything goes.
@@ -110,6 +113,25 @@ if [ -f "$RUN/final/average.json" ]; then
     echo "  final model: the average of the annealing checkpoints: $(ls -d "$RUN"/final/step_* 2>/dev/null | tail -n 1)"
     echo "               safetensors: $RUN/final/model.safetensors"
     echo "               $(cat "$RUN/final/average.json")"
+fi
+if [ -d "$RUN/post" ]; then
+    nq=$(grep -c . "$(sed -n 's/^DATA=\${DATA:-\(.*\)}$/\1/p' configs/recipe/tiny/post/post.env | sed "s|\$HERD_ROOT|$PWD|")/test.jsonl" 2>/dev/null || echo "?")
+    echo
+    echo "  post-training: held-out exact-answer accuracy (greedy, $nq questions none of the training sets holds)"
+    for r in $(ls -d "$RUN"/post/round* 2>/dev/null | sort -V); do
+        [ -f "$r/eval.tsv" ] || { echo "    $(basename "$r"): no result (see $r/log.txt)"; continue; }
+        tail -n +2 "$r/eval.tsv" | while IFS="$(printf '\t')" read -r m acc; do
+            case "$m" in
+                */final/model.safetensors) what="pretrained (the recipe's final model)" ;;
+                "$r"/sft.safetensors) [ "$(basename "$r")" = round0 ] && what="round 0: SFT only" || what="$(basename "$r"): SFT on rejection samples + SFT data" ;;
+                "$r"/dpo.safetensors) what="$(basename "$r"): DPO" ;;
+                "$r"/model.safetensors) what="$(basename "$r"): average of SFT and DPO (the round's model)" ;;
+                *) continue ;;  # the round's input, printed as the previous round's model
+            esac
+            printf '    %-58s %s\n' "$what" "$acc"
+        done
+    done
+    echo "    (per round: $RUN/post/roundR/eval.tsv and log.txt)"
 fi
 echo "  took $(( $(date +%s) - t_start )) s; the chain exited $prc"
 if [ -x build/herd ] && [ -d "$RUN/01_pretrain" ]; then

@@ -16,6 +16,12 @@
 # accuracy per context length. After the last stage (the annealing stage), an
 # averaging job (afterok) averages that stage's own checkpoints (`herd ckpt average`)
 # into RUN_DIR/final/ and exports RUN_DIR/final/model.safetensors.
+# Post-training follows when CONFIG_DIR/post/post.env exists: round 0 (SFT of the
+# final model) and ROUNDS rounds of slurm/post_train_round.sh (reward model,
+# rejection sampling, SFT, DPO, averaging), one job each, afterok on the one
+# before, into RUN_DIR/post/roundR (held-out accuracy in its eval.tsv). post.env
+# sets the round's variables (CONFIG, TOK, DATA, ROUNDS, step counts: see
+# slurm/post_train_round.sh); a variable already in the environment wins.
 # A failed stage stops the chain: dependent jobs are cancelled
 # (--kill-on-invalid-dep=yes), and `--status` names the stage and its log tail.
 #
@@ -25,6 +31,8 @@
 #   --wait         wait until every job left the queue, print --status, exit 0 only
 #                  when every job completed
 #   --no-eval      no evaluation jobs
+#   --no-post      no post-training jobs
+#   --from post    only post-training, from RUN_DIR/final/model.safetensors
 # Environment: HERD_ROOT, HERD_BIN (as slurm/train.sbatch), HERD_SBATCH_ARGS (added to
 # every sbatch), HERD_PIPELINE_POLL (seconds between --wait polls, default 2).
 set -u
@@ -51,6 +59,7 @@ status() {
                 stage) tail -n 1 "$dir/recovery.log" 2>/dev/null | grep -q "stage finished" && st=COMPLETED ;;
                 eval) [ -f "$dir/eval.json" ] && st=COMPLETED ;;
                 average) [ -f "$dir/average.json" ] && st=COMPLETED ;;
+                post) [ -f "$dir/eval.tsv" ] && st=COMPLETED ;;
             esac
             st=${st:-UNKNOWN}
         fi
@@ -68,23 +77,27 @@ status() {
     done <"$run/pipeline.jobs"
     for e in "$run"/*/eval.json "$run"/*/passkey.json; do [ -f "$e" ] && echo "eval   $e: $(cat "$e")"; done
     [ -f "$run/final/average.json" ] && echo "final  $(cat "$run/final/average.json")"
+    for e in "$run"/post/round*/eval.tsv; do
+        [ -f "$e" ] && echo "post   $(dirname "$e"): held-out accuracy $(tail -n +2 "$e" | awk -F'\t' '{n = split($1, p, "/"); printf "%s%s %s", (NR > 1 ? ", " : ""), p[n], $2}')"
+    done
     return $bad
 }
 
-[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE] [--wait] [--no-eval] | --status RUN_DIR"
+[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE|post] [--wait] [--no-eval] [--no-post] | --status RUN_DIR"
 if [ "$1" = --status ]; then
     [ $# -eq 2 ] || die "usage: $me --status RUN_DIR"
     status "$2"; exit $?
 fi
 CDIR=$1; shift
-RUN=""; FROM=""; WAIT=0; EVAL=1
+RUN=""; FROM=""; WAIT=0; EVAL=1; POST=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) [ $# -ge 2 ] || die "--out: needs a directory"; RUN=$2; shift 2 ;;
         --from) [ $# -ge 2 ] || die "--from: needs a stage"; FROM=${2%.yaml}; shift 2 ;;
         --wait) WAIT=1; shift ;;
         --no-eval) EVAL=0; shift ;;
-        *) die "argument '$1': expected --out, --from, --wait or --no-eval" ;;
+        --no-post) POST=0; shift ;;
+        *) die "argument '$1': expected --out, --from, --wait, --no-eval or --no-post" ;;
     esac
 done
 [ -d "$CDIR" ] || die "$CDIR: config directory does not exist"
@@ -98,7 +111,12 @@ first=$(echo "$stages" | head -n 1)
 last=$(echo "$stages" | tail -n 1)
 
 # --from: the first stage to submit
-if [ -n "$FROM" ]; then
+postenv=$CDIR/post/post.env
+[ -f "$postenv" ] || POST=0
+if [ "$FROM" = post ]; then
+    [ "$POST" = 1 ] || die "--from post: $postenv does not exist (or --no-post)"
+    [ -s "$RUN/final/model.safetensors" ] || die "--from post: $RUN/final/model.safetensors: the chain has no final model yet"
+elif [ -n "$FROM" ]; then
     hit=$(echo "$stages" | sed 's/\.yaml$//' | awk -v f="$FROM" '$0 == f || index($0, f "_") == 1' | head -n 1)
     [ -n "$hit" ] || die "--from $FROM: no stage $FROM in $CDIR (stages: $(echo $stages))"
     FROM=$hit
@@ -109,6 +127,20 @@ for s in $stages; do
     name=${s%.yaml}
     sh "$here/run_stage.sh" check "$CDIR/$s" --out "$RUN/$name" >/dev/null || die "$CDIR/$s: stage $name refused (above)"
 done
+# post-training: its variables (the environment wins), its config and its files
+if [ "$POST" = 1 ]; then
+    ROUNDS=${ROUNDS:-}
+    set -a; . "$postenv" || die "$postenv: cannot be read"; set +a
+    case "$ROUNDS" in ''|*[!0-9]*) die "$postenv: ROUNDS '$ROUNDS': expected a number of rounds >= 0" ;; esac
+    for v in CONFIG TOK DATA; do
+        eval "f=\${$v:-}"
+        [ -n "$f" ] || die "$postenv: $v is not set"
+    done
+    for f in "$CONFIG" "$TOK" "$DATA/sft.jsonl" "$DATA/pref.jsonl" "$DATA/test.jsonl"; do
+        [ -e "$f" ] || die "$postenv: $f: not found"
+    done
+    "$HERD_BIN" config "$CONFIG" >/dev/null || die "$CONFIG: post-training config refused (above)"
+fi
 
 # sbatch options of a stage: its config's `#SBATCH` lines
 stage_sbatch() { sed -n 's/^#SBATCH[ 	]\{1,\}\(--[^ 	#]*\).*/\1/p' "$1" | tr '\n' ' '; }
@@ -118,6 +150,7 @@ jobsfile=$RUN/pipeline.jobs
 if [ -z "$FROM" ] || [ ! -f "$jobsfile" ]; then : >"$jobsfile"
 else awk -v f="$FROM" '$1 != "average" && $2 < f' "$jobsfile" >"$jobsfile.tmp" && mv "$jobsfile.tmp" "$jobsfile"; fi
 submitting=0; [ -z "$FROM" ] && submitting=1
+[ "$FROM" = post ] && stages=""
 prev=""; prev_job=""
 ids=""
 for s in $stages; do
@@ -154,9 +187,11 @@ for s in $stages; do
     fi
     prev=$name; prev_job=$job
 done
-[ -n "$prev_job" ] || die "--from $FROM: nothing submitted"
+[ -n "$prev_job" ] || [ "$FROM" = post ] || die "--from $FROM: nothing submitted"
 
 # ---- averaging the annealing stage's checkpoints into RUN_DIR/final ----
+aj=""
+if [ -n "$prev_job" ]; then
 before=$(echo "$stages" | sed 's/\.yaml$//' | grep -B1 -x "${last%.yaml}" | head -n 1)
 aj=$(sbatch --parsable --job-name=herd-average --output="$RUN/final-job-%j.out" --nodes=1 --ntasks=1 \
          ${HERD_SBATCH_ARGS:-} --dependency=afterok:"$prev_job" --kill-on-invalid-dep=yes \
@@ -167,6 +202,27 @@ mkdir -p "$RUN/final"
 echo "average final $aj $RUN/final" >>"$jobsfile"
 echo "$me: averaging of ${last%.yaml}'s checkpoints into $RUN/final: job $aj"
 ids="$ids,$aj"
+fi
+
+# ---- post-training: round 0 (SFT only), then ROUNDS rounds ----
+if [ "$POST" = 1 ]; then
+    [ "$FROM" = post ] && awk '$1 != "post"' "$jobsfile" >"$jobsfile.tmp" && mv "$jobsfile.tmp" "$jobsfile"
+    model=$RUN/final/model.safetensors; pdep=$aj; r=0
+    while [ "$r" -le "$ROUNDS" ]; do
+        out=$RUN/post/round$r
+        mkdir -p "$out"
+        # shellcheck disable=SC2086
+        pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out sbatch --parsable --export=ALL --job-name=herd-post-$r \
+                 --output="$out/job-%j.out" ${HERD_SBATCH_ARGS:-} \
+                 ${pdep:+--dependency=afterok:$pdep --kill-on-invalid-dep=yes} "$here/post_train_round.sh") \
+            || die "sbatch of post-training round $r failed"
+        pj=${pj%%;*}
+        echo "post round$r $pj $out" >>"$jobsfile"
+        echo "$me: post-training round $r$( [ "$r" = 0 ] && echo ' (SFT only)'): job $pj${pdep:+ (after $pdep)}"
+        ids="$ids${ids:+,}$pj"
+        model=$out/model.safetensors; pdep=$pj; r=$((r + 1))
+    done
+fi
 echo "$me: job list in $jobsfile; watch with:"
 echo "  squeue -j $ids -o '%.8i %.24j %.10T %.20R'"
 echo "  sh slurm/pipeline.sh --status $RUN"

@@ -1,6 +1,8 @@
 #!/bin/sh
 # One post-training round (Llama 3, section 4): reward model -> rejection
 # sampling -> SFT -> DPO -> model averaging, then held-out accuracy of each.
+# ROUND=0 is the start of post-training instead: SFT of the pretrained model on
+# the SFT data alone (the SFT-only model every later round is compared with).
 #
 #   sbatch slurm/post_train_round.sh            (a Slurm job; each step an srun)
 #   sh slurm/post_train_round.sh                (the same, here, without Slurm)
@@ -14,9 +16,11 @@
 #                                                      runs/post_demo/data
 #   MODEL     the model entering the round (weights)   runs/post_demo/sft0.safetensors
 #   OUT       this round's directory                   runs/post_demo/round1
-#   RS_PROMPTS prompts of rejection sampling           $DATA/sft.jsonl
-#   K         samples per prompt                       8
-#   RM_STEPS SFT_STEPS DPO_STEPS                       200 300 100
+#   ROUND     0: SFT only; >= 1: a whole round         1
+#   RS_PROMPTS prompts of rejection sampling           $DATA/prompts.jsonl (else sft.jsonl)
+#   K         samples per prompt                       the config's post.rs_k
+#   SFT0_STEPS (round 0) RM_STEPS SFT_STEPS DPO_STEPS  600, 200 300 100
+#   RM_LR SFT_LR DPO_LR   learning rates (--lr)        the config's optim.lr
 #   NTASKS    ranks of each data-parallel step (rm, rs, sft, dpo, eval): 1
 #             under Slurm `srun --ntasks=$NTASKS --mpi=pmix`, without Slurm
 #             `mpirun -n $NTASKS` when NTASKS > 1; batch.micro_batch of CONFIG
@@ -41,9 +45,12 @@ TOK=${TOK:-runs/post_demo/tok.ranks}
 DATA=${DATA:-runs/post_demo/data}
 MODEL=${MODEL:-runs/post_demo/sft0.safetensors}
 OUT=${OUT:-runs/post_demo/round1}
-RS_PROMPTS=${RS_PROMPTS:-$DATA/sft.jsonl}
-K=${K:-8}
+ROUND=${ROUND:-1}
+RS_PROMPTS=${RS_PROMPTS:-$DATA/prompts.jsonl}
+[ -e "$RS_PROMPTS" ] || RS_PROMPTS=$DATA/sft.jsonl
+K=${K:-}
 NTASKS=${NTASKS:-1}
+SFT0_STEPS=${SFT0_STEPS:-600}
 RM_STEPS=${RM_STEPS:-200}
 SFT_STEPS=${SFT_STEPS:-300}
 DPO_STEPS=${DPO_STEPS:-100}
@@ -69,29 +76,45 @@ for f in "$HERD" "$CONFIG" "$TOK" "$RS_PROMPTS" "$DATA/sft.jsonl" "$DATA/pref.js
     [ -e "$f" ] || { echo "post_train_round: $f: not found" >&2; exit 1; }
 done
 common="--tokenizer $TOK"
+lr() { [ -z "$1" ] || echo "--lr $1"; }
 
-log "round $OUT from $MODEL ($NTASKS data-parallel ranks per step)"
+# held-out accuracy of each model given, into OUT/eval.tsv
+evaluate() {
+    printf 'model\taccuracy\n' >"$OUT/eval.tsv"
+    for m in "$@"; do
+        acc=$(run "$HERD" post eval "$CONFIG" $common --data "$DATA/test.jsonl" --weights "$m" |
+              sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+        [ -n "$acc" ] || { echo "post_train_round: $m: evaluation failed" >&2; exit 1; }
+        printf '%s\t%s\n' "$m" "$acc" >>"$OUT/eval.tsv"
+    done
+    log "held-out accuracy:"
+    tee -a "$OUT/log.txt" <"$OUT/eval.tsv"
+}
+
+if [ "$ROUND" = 0 ]; then
+    log "round 0 (SFT only) $OUT from $MODEL"
+    run "$HERD" post sft "$CONFIG" $common --data "$DATA/sft.jsonl" --weights "$MODEL" \
+        --out "$OUT/sft.safetensors" --steps "$SFT0_STEPS" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
+    cp "$OUT/sft.safetensors" "$OUT/model.safetensors"
+    evaluate "$MODEL" "$OUT/sft.safetensors"
+    exit 0
+fi
+
+log "round $ROUND: $OUT from $MODEL ($NTASKS data-parallel ranks per step)"
 log "1/5 reward model on $DATA/pref.jsonl"
 run "$HERD" post rm "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$MODEL" \
-    --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$DATA/pref.jsonl" >>"$OUT/log.txt"
-log "2/5 rejection sampling: $K samples per prompt of $RS_PROMPTS, best by the reward model"
+    --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$DATA/pref.jsonl" $(lr "${RM_LR:-}") >>"$OUT/log.txt"
+log "2/5 rejection sampling: ${K:-post.rs_k} samples per prompt of $RS_PROMPTS, best by the reward model"
 run "$HERD" post rs "$CONFIG" $common --prompts "$RS_PROMPTS" --weights "$MODEL" \
-    --rm "$OUT/rm.safetensors" --k "$K" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
+    --rm "$OUT/rm.safetensors" ${K:+--k $K} --seed "$ROUND" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
 log "3/5 SFT on the kept samples + the SFT data"
 cat "$DATA/sft.jsonl" "$OUT/rs.jsonl" >"$OUT/sft_mix.jsonl"
 run "$HERD" post sft "$CONFIG" $common --data "$OUT/sft_mix.jsonl" --weights "$MODEL" \
-    --out "$OUT/sft.safetensors" --steps "$SFT_STEPS" >>"$OUT/log.txt"
-log "4/5 DPO (beta 0.1, NLL 0.2) from the round's SFT model"
+    --out "$OUT/sft.safetensors" --steps "$SFT_STEPS" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
+log "4/5 DPO (the config's post.dpo_beta, post.dpo_nll_coef) from the round's SFT model"
 run "$HERD" post dpo "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$OUT/sft.safetensors" \
-    --out "$OUT/dpo.safetensors" --steps "$DPO_STEPS" >>"$OUT/log.txt"
+    --out "$OUT/dpo.safetensors" --steps "$DPO_STEPS" $(lr "${DPO_LR:-}") >>"$OUT/log.txt"
 log "5/5 average of the SFT and DPO models"
 run1 "$HERD" post average "$CONFIG" $common --out "$OUT/model.safetensors" \
     "$OUT/sft.safetensors" "$OUT/dpo.safetensors" >>"$OUT/log.txt"
-printf 'model\taccuracy\n' >"$OUT/eval.tsv"
-for m in "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors"; do
-    acc=$(run "$HERD" post eval "$CONFIG" $common --data "$DATA/test.jsonl" --weights "$m" |
-          sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
-    printf '%s\t%s\n' "$m" "$acc" >>"$OUT/eval.tsv"
-done
-log "held-out accuracy:"
-tee -a "$OUT/log.txt" <"$OUT/eval.tsv"
+evaluate "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors"

@@ -11,7 +11,8 @@
  * Shapes: model.* of CONFIG; micro-batch batch.micro_batch rows (sft: packed
  * sequences of model.max_seq_len tokens; rm: responses; dpo: pairs); AdamW of
  * optim.*, linear warm-up over schedule.warmup_steps (at most a tenth of the
- * steps), then constant; steps: --steps, else train.max_steps, else one epoch.
+ * steps), then a cosine to optim.min_lr at the last step; steps: --steps, else
+ * train.max_steps, else one epoch.
  * rs, eval and demo-data are in cmd_post_rs.c.
  *
  * Under mpirun / srun with N ranks the same commands run data-parallel
@@ -58,7 +59,7 @@ static int usage(const char *why)
           "                [--k K] [--temperature T] [--top-p P] [--max-new N] [--pairs PREF.jsonl]\n"
           "       herd post eval CONFIG --tokenizer R --data TEST.jsonl [--weights W] [--max-new N]\n"
           "       herd post average CONFIG --tokenizer R --out W.safetensors W1 W2 ...\n"
-          "       herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--prompts N] [--max M] [--seed S]\n", stderr);
+          "       herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--prompts N] [--digits D] [--seed S]\n", stderr);
     return 2;
 }
 
@@ -95,11 +96,17 @@ static int parse(int argc, char **argv, post_args *a)
     return 0;
 }
 
+/* Linear warm-up over schedule.warmup_steps (at most a tenth of the run), then a
+ * cosine from the peak (--lr, else optim.lr) down to optim.min_lr (scaled by
+ * the same factor as the peak) at the last step: the schedule of the run itself,
+ * whatever --steps is, so a short run still ends at a low rate. */
 static double lr_at(const post_args *a, const herd_config *c, int64_t step, int64_t steps)
 {
-    double lr = a->lr > 0 ? a->lr : c->lr;
+    double lr = a->lr > 0 ? a->lr : c->lr, lo = c->lr > 0 ? lr * c->min_lr / c->lr : 0;
     int64_t warm = c->warmup_steps < steps / 10 ? c->warmup_steps : steps / 10;
-    return step < warm ? lr * (double)(step + 1) / (double)warm : lr;
+    if (step < warm) return lr * (double)(step + 1) / (double)warm;
+    double p = steps - 1 > warm ? (double)(step - warm) / (double)(steps - 1 - warm) : 1.0;
+    return lo + 0.5 * (lr - lo) * (1.0 + cos(M_PI * p));
 }
 
 static void update(herd_adamw *opt, herd_model *m, const herd_config *c, double lr)
