@@ -36,6 +36,7 @@
 
 int herd_post_rs(int argc, char **argv, const herd_post_dp *dp);
 int herd_post_eval(int argc, char **argv, const herd_post_dp *dp);
+int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp);
 int herd_post_demo_data(int argc, char **argv);
 int herd_post_average(int argc, char **argv);
 
@@ -58,6 +59,8 @@ static int usage(const char *why)
           "       herd post rs CONFIG --tokenizer R --prompts F.jsonl --weights W --rm RM --out SFT.jsonl\n"
           "                [--k K] [--temperature T] [--top-p P] [--max-new N] [--pairs PREF.jsonl]\n"
           "       herd post eval CONFIG --tokenizer R --data TEST.jsonl [--weights W] [--max-new N]\n"
+          "       herd post annotate CONFIG --tokenizer R --data QA.jsonl --weights W --out PREF.jsonl\n"
+          "                [--k K] [--temperature T] [--top-p P] [--seed S]   (pairs on the model's samples)\n"
           "       herd post average CONFIG --tokenizer R --out W.safetensors W1 W2 ...\n"
           "       herd post demo-data --out DIR [--train N] [--test N] [--pref N] [--prompts N] [--digits D] [--seed S]\n", stderr);
     return 2;
@@ -434,10 +437,10 @@ int herd_cmd_post(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines reach a log file as they happen */
     if (!strcmp(sub, "demo-data")) return herd_post_demo_data(argc - 1, argv + 1);
     if (!strcmp(sub, "average")) return herd_post_average(argc - 1, argv + 1);
-    int is_rs = !strcmp(sub, "rs"), is_eval = !strcmp(sub, "eval");
+    int is_rs = !strcmp(sub, "rs"), is_eval = !strcmp(sub, "eval"), is_ann = !strcmp(sub, "annotate");
     int (*run)(const post_args *, const herd_post_env *, const herd_post_dp *) =
         !strcmp(sub, "sft") ? run_sft : !strcmp(sub, "rm") ? run_rm : !strcmp(sub, "dpo") ? run_dpo : NULL;
-    if (!run && !is_rs && !is_eval) {
+    if (!run && !is_rs && !is_eval && !is_ann) {
         fprintf(stderr, "herd post: unknown command '%s'\n", sub);
         return usage(NULL);
     }
@@ -448,8 +451,10 @@ int herd_cmd_post(int argc, char **argv)
     if (herd_post_dp_open(&dp)) return 1;
     if (dp.rank != 0 && !freopen("/dev/null", "w", stdout)) perror("herd post: /dev/null");
     int rc;
-    if (is_rs || is_eval) {
-        rc = is_rs ? herd_post_rs(argc - 1, argv + 1, &dp) : herd_post_eval(argc - 1, argv + 1, &dp);
+    if (is_rs || is_eval || is_ann) {
+        rc = is_rs    ? herd_post_rs(argc - 1, argv + 1, &dp)
+             : is_ann ? herd_post_annotate(argc - 1, argv + 1, &dp)
+                      : herd_post_eval(argc - 1, argv + 1, &dp);
         herd_post_dp_close(&dp);
         return rc;
     }

@@ -335,6 +335,113 @@ int herd_post_eval(int argc, char **argv, const herd_post_dp *dp)
     return rc;
 }
 
+/* herd post annotate: preference pairs on the current model's own samples, as
+ * the paper collects them each round (annotators rank the latest models'
+ * responses and edit the chosen one). The annotator here is the exact answer:
+ * --data holds conversations whose last assistant message is the reference;
+ * K samples per prompt; a prompt with a wrong sample gives the pair
+ * (chosen: the reference — a correct sample equals it —, rejected: the first
+ * wrong sample); a prompt whose K samples are all right gives none. */
+int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp)
+{
+    rs_args a;
+    if (rs_parse(argc, argv, &a)) return 2;
+    if (!a.data || !a.weights || !a.out) {
+        free(a.sets);
+        return rs_usage("annotate: --data QA.jsonl, --weights and --out are required");
+    }
+    herd_post_env e;
+    herd_model m;
+    herd_chat *chats = NULL;
+    int n = 0, rc = 0, bad = 0;
+    if (herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) return 1;
+    if (!a.k) a.k = e.cfg.rs_k;
+    if (!(a.temperature > 0)) a.temperature = e.cfg.rs_temperature;
+    if (!(a.top_p > 0)) a.top_p = e.cfg.rs_top_p;
+    if (herd_chat_load_jsonl(a.data, &chats, &n) || herd_post_model_open(&m, &e, a.weights)) return 1;
+    for (int i = 0; i < n && !bad; i++)
+        if (chats[i].n < 2 || chats[i].msgs[chats[i].n - 1].role != HERD_ROLE_ASSISTANT) {
+            fprintf(stderr, "herd post annotate: %s: line %d: messages: the last message must be the "
+                    "assistant's reference answer\n", a.data, i + 1);
+            bad = 1;
+        }
+    FILE *fo = NULL;
+    if (!bad && dp->rank == 0 && !(fo = fopen(a.out, "w"))) {
+        perror(a.out);
+        bad = 1;
+    }
+    if (herd_post_dp_any(dp, bad)) return 1;
+    char *mo = NULL;
+    size_t nmo = 0;
+    FILE *so = open_memstream(&mo, &nmo);
+    int chunk = a.batch / a.k;
+    if (chunk < 1) chunk = 1;
+    herd_gen_opts o = {a.max_new, a.temperature, a.top_p, a.seed, e.eot_id, 1};
+    char **texts = calloc((size_t)chunk * a.k, sizeof *texts);
+    herd_chat_tokens *prompts = calloc((size_t)chunk, sizeof *prompts);
+    double right = 0, samples = 0, pairs = 0, all_right = 0;
+    int64_t c0, cn;
+    herd_post_dp_share(dp, (n + chunk - 1) / chunk, &c0, &cn);
+    for (int first = (int)c0 * chunk; first < n && first < (c0 + cn) * chunk && !rc; first += chunk) {
+        int mm = n - first < chunk ? n - first : chunk;
+        o.seed = a.seed + (uint64_t)first; /* the prompt index decides the samples, not the rank */
+        if (sample_chunk(&e, &m, chats, first, mm, a.k, &o, texts, prompts, NULL)) {
+            rc = 1;
+            break;
+        }
+        for (int i = 0; i < mm; i++) {
+            const herd_chat *c = &chats[first + i];
+            const char *want, *got;
+            size_t nw, ng;
+            trim(c->msgs[c->n - 1].content, &want, &nw);
+            int wrong = -1;
+            for (int s = 0; s < a.k; s++) {
+                trim(texts[i * a.k + s], &got, &ng);
+                int ok = nw == ng && !memcmp(want, got, nw);
+                right += ok, samples++;
+                if (!ok && wrong < 0) wrong = s;
+            }
+            if (wrong < 0) all_right++;
+            else {
+                int pn = prompt_len(c);
+                fprintf(so, "{\"prompt\":");
+                write_messages(so, c, pn, 0);
+                fprintf(so, ",\"chosen\":");
+                herd_post_json_str(so, want, nw);
+                fprintf(so, ",\"rejected\":");
+                trim(texts[i * a.k + wrong], &got, &ng);
+                herd_post_json_str(so, got, ng);
+                fprintf(so, "}\n");
+                pairs++;
+            }
+            for (int s = 0; s < a.k; s++) {
+                free(texts[i * a.k + s]);
+                texts[i * a.k + s] = NULL;
+            }
+            herd_chat_tokens_free(&prompts[i]);
+        }
+    }
+    fclose(so);
+    rc = herd_post_dp_any(dp, rc);
+    if (!rc) {
+        double g[4] = {right, samples, pairs, all_right};
+        herd_post_dp_sum(dp, g, 4);
+        right = g[0], samples = g[1], pairs = g[2], all_right = g[3];
+        if (herd_post_dp_gather_text(dp, mo, nmo, fo)) rc = 1;
+    }
+    free(mo);
+    if (fo && fclose(fo)) rc = 1;
+    if (!rc)
+        printf("herd post annotate: %s: %d prompts, K %d: %.0f of %.0f samples right (%.4f); %.0f "
+               "pairs (reference vs a wrong sample) in %s, %.0f prompts all right\n", a.data, n, a.k,
+               right, samples, samples ? right / samples : 0.0, pairs, a.out, all_right);
+    for (int i = 0; i < n; i++) herd_chat_free(&chats[i]);
+    free(chats), free(texts), free(prompts), free(a.sets);
+    herd_model_destroy(&m);
+    herd_post_env_close(&e);
+    return rc;
+}
+
 /* herd post average CONFIG --tokenizer R --out W W1 W2 ...: element-wise mean. */
 int herd_post_average(int argc, char **argv)
 {
@@ -412,6 +519,8 @@ static void write_sft(FILE *f, const char *q, const char *ans)
 /* `herd post demo-data`: five files of one task, disjoint question sets:
  *   sft.jsonl      questions with their answers (the SFT data)
  *   pref.jsonl     other questions, correct vs a near miss (the preference data)
+ *   pref_questions.jsonl  the same questions with their answers (for annotate:
+ *                  pairs on the model's own samples, each round)
  *   prompts.jsonl  other questions without answers (rejection sampling's prompts)
  *   test.jsonl     held-out questions with answers (accuracy), none in the others
  *   corpus.txt     every question and answer as text (to train a tokenizer) */
@@ -440,9 +549,10 @@ int herd_post_demo_data(int argc, char **argv)
         return 2;
     }
     mkdir(dir, 0777);
-    enum { SFT, TEST, PREF, PROMPTS, CORPUS, N_FILES };
+    enum { SFT, TEST, PREF, PROMPTS, CORPUS, PREF_QA, N_FILES };
     char path[N_FILES][1200];
-    const char *names[N_FILES] = {"sft.jsonl", "test.jsonl", "pref.jsonl", "prompts.jsonl", "corpus.txt"};
+    const char *names[N_FILES] = {"sft.jsonl", "test.jsonl", "pref.jsonl", "prompts.jsonl", "corpus.txt",
+                                  "pref_questions.jsonl"};
     FILE *f[N_FILES];
     for (int k = 0; k < N_FILES; k++) {
         snprintf(path[k], sizeof path[k], "%s/%s", dir, names[k]);
@@ -482,6 +592,7 @@ int herd_post_demo_data(int argc, char **argv)
             snprintf(bad, sizeof bad, "%d", (r >> 8) & 1 && x >= off ? x - off : x + off);
             fprintf(f[PREF], "{\"prompt\":[{\"role\":\"user\",\"content\":\"%s\"}],"
                              "\"chosen\":\"%s\",\"rejected\":\"%s\"}\n", q, ans, bad);
+            write_sft(f[PREF_QA], q, ans);
         } else {
             n_prompts++;
             fprintf(f[PROMPTS], "{\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]}\n", q);

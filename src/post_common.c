@@ -44,12 +44,29 @@ int herd_post_model_open(herd_model *m, const herd_post_env *e, const char *weig
     return 0;
 }
 
+/* Bytes of the valid UTF-8 sequence at s[0..n), 0 if it is not one (a model's
+ * sample may stop inside a character or emit stray continuation bytes). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
+    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
 void herd_post_json_str(FILE *f, const char *s, size_t n)
 {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        if (c >= 0x80) { /* JSON is UTF-8: a byte that is not part of a character becomes U+FFFD */
+            size_t len = utf8_len((const unsigned char *)s + i, n - i);
+            if (len) fwrite(s + i, 1, len, f), i += len - 1;
+            else fputs("\\ufffd", f);
+        } else if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c == '\t') fputs("\\t", f);
         else if (c == '\r') fputs("\\r", f);

@@ -26,7 +26,8 @@ void herd_post_env_close(herd_post_env *e);
  * of train.seed). */
 int herd_post_model_open(herd_model *m, const herd_post_env *e, const char *weights);
 
-/* Write s[0..n) as a JSON string (quotes and escapes). */
+/* Write s[0..n) as a JSON string (quotes and escapes; a byte that is not part of
+ * a UTF-8 character is written as U+FFFD, so the file stays JSON). */
 void herd_post_json_str(FILE *f, const char *s, size_t n);
 
 /* The text of generated ids up to (not including) the eot; malloc'ed. */

@@ -54,6 +54,26 @@ else fail tokenizer_split_digits "$nd tokens with --split-digits, $nm without"; 
 expect post_rs 0 "kept 20 best samples" $herd post rs $cfg $t $small --prompts "$tmp/d/test.jsonl" --weights "$tmp/w0.safetensors" --rm "$tmp/rm.safetensors" --k 3 --out "$tmp/rs.jsonl" --max-new 4
 n=$(wc -l <"$tmp/rs.jsonl")
 if [ "$n" -eq 20 ] && grep -q '"role":"assistant"' "$tmp/rs.jsonl"; then pass post_rs_output; else fail post_rs_output "$n lines"; fi
+# annotate: references = the model's own greedy answers and sampling at a temperature
+# of ~0: every sample is right, no pair; references = the held-out answers: each
+# pair's chosen is the reference and its rejected is a different (wrong) sample
+$herd post rs $cfg $t $small --prompts "$tmp/d/test.jsonl" --weights "$tmp/w0.safetensors" --rm "$tmp/rm.safetensors" \
+    --k 1 --temperature 1e-6 --max-new 4 --out "$tmp/own.jsonl" >/dev/null 2>&1
+expect post_annotate_own_answers 0 "0 pairs (reference vs a wrong sample)" $herd post annotate $cfg $t $small --data "$tmp/own.jsonl" --weights "$tmp/w0.safetensors" --k 2 --temperature 1e-6 --max-new 4 --out "$tmp/ann0.jsonl"
+expect post_annotate 0 "herd post annotate:" $herd post annotate $cfg $t $small --data "$tmp/d/test.jsonl" --weights "$tmp/w0.safetensors" --k 3 --max-new 4 --out "$tmp/ann.jsonl"
+if /usr/bin/python3 - "$tmp/ann.jsonl" "$tmp/d/test.jsonl" <<'PY'
+import json, sys
+ref = {}
+for l in open(sys.argv[2]):
+    m = json.loads(l)["messages"]; ref[m[0]["content"]] = m[-1]["content"]
+pairs = [json.loads(l) for l in open(sys.argv[1])]
+assert pairs, "no pair from an untrained model"
+for p in pairs:
+    q = p["prompt"][0]["content"]
+    assert p["chosen"] == ref[q] and p["rejected"] != p["chosen"], p
+PY
+then pass post_annotate_pairs_reference_vs_wrong; else fail post_annotate_pairs_reference_vs_wrong "$(head -2 "$tmp/ann.jsonl")"; fi
+expect post_annotate_needs_reference 1 "the last message must be the assistant's reference answer" $herd post annotate $cfg $t $small --data "$tmp/d/prompts.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/ann1.jsonl"
 expect post_eval 0 "of 20 exact answers" $herd post eval $cfg $t $small --data "$tmp/d/test.jsonl" --weights "$tmp/w1.safetensors"
 expect post_average 0 "mean of 2 models" $herd post average $cfg $t $small --out "$tmp/avg.safetensors" "$tmp/w0.safetensors" "$tmp/w1.safetensors"
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then

@@ -84,6 +84,17 @@ else
     fail post_mpi_rs_2ranks_same_bytes "exit $r1/$r2, $(wc -l <"$tmp/rs1.jsonl") lines; $(tail -2 "$tmp/rs2.log")"
 fi
 
+# annotate: 40 questions in chunks of 16 (--k 4) on both ranks; the same pairs file
+an="post annotate $cfg $t $small --data $tmp/p40.jsonl --weights $tmp/w0.safetensors --k 4 --max-new 4"
+$herd $an --out "$tmp/an1.jsonl" >"$tmp/an1.log" 2>&1; r1=$?
+mpi $an --out "$tmp/an2.jsonl" >"$tmp/an2.log" 2>&1; r2=$?
+if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ -s "$tmp/an1.jsonl" ] && cmp -s "$tmp/an1.jsonl" "$tmp/an2.jsonl" &&
+   [ "$(grep 'herd post annotate:' "$tmp/an1.log" | cut -d';' -f1)" = "$(grep 'herd post annotate:' "$tmp/an2.log" | cut -d';' -f1)" ]; then
+    pass "post_mpi_annotate_2ranks_same_bytes ($(wc -l <"$tmp/an1.jsonl") pairs)"
+else
+    fail post_mpi_annotate_2ranks_same_bytes "exit $r1/$r2; $(tail -2 "$tmp/an2.log")"
+fi
+
 # eval: 128 prompts (2 chunks of 64): 64 whose answer is the model's own greedy
 # output (rs at a temperature of 1e-6 with K 1: correct by construction) and 64
 # of the test set; the accuracy line of 2 ranks equals the one-process line
