@@ -341,7 +341,8 @@ int herd_post_eval(int argc, char **argv, const herd_post_dp *dp)
  * --data holds conversations whose last assistant message is the reference;
  * K samples per prompt; a prompt with a wrong sample gives the pair
  * (chosen: the reference — a correct sample equals it —, rejected: the first
- * wrong sample); a prompt whose K samples are all right gives none. */
+ * non-empty wrong sample); a prompt whose K samples are all right (or wrong
+ * only by being empty) gives none. */
 int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp)
 {
     rs_args a;
@@ -379,7 +380,7 @@ int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp)
     herd_gen_opts o = {a.max_new, a.temperature, a.top_p, a.seed, e.eot_id, 1};
     char **texts = calloc((size_t)chunk * a.k, sizeof *texts);
     herd_chat_tokens *prompts = calloc((size_t)chunk, sizeof *prompts);
-    double right = 0, samples = 0, pairs = 0, all_right = 0;
+    double right = 0, samples = 0, pairs = 0, all_right = 0, empty = 0;
     int64_t c0, cn;
     herd_post_dp_share(dp, (n + chunk - 1) / chunk, &c0, &cn);
     for (int first = (int)c0 * chunk; first < n && first < (c0 + cn) * chunk && !rc; first += chunk) {
@@ -399,7 +400,9 @@ int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp)
                 trim(texts[i * a.k + s], &got, &ng);
                 int ok = nw == ng && !memcmp(want, got, nw);
                 right += ok, samples++;
-                if (!ok && wrong < 0) wrong = s;
+                /* an empty sample (the eot first) is wrong but has no token DPO can score */
+                if (!ok && ng > 0 && wrong < 0) wrong = s;
+                if (!ok && ng == 0) empty++;
             }
             if (wrong < 0) all_right++;
             else {
@@ -424,17 +427,18 @@ int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp)
     fclose(so);
     rc = herd_post_dp_any(dp, rc);
     if (!rc) {
-        double g[4] = {right, samples, pairs, all_right};
-        herd_post_dp_sum(dp, g, 4);
-        right = g[0], samples = g[1], pairs = g[2], all_right = g[3];
+        double g[5] = {right, samples, pairs, all_right, empty};
+        herd_post_dp_sum(dp, g, 5);
+        right = g[0], samples = g[1], pairs = g[2], all_right = g[3], empty = g[4];
         if (herd_post_dp_gather_text(dp, mo, nmo, fo)) rc = 1;
     }
     free(mo);
     if (fo && fclose(fo)) rc = 1;
     if (!rc)
         printf("herd post annotate: %s: %d prompts, K %d: %.0f of %.0f samples right (%.4f); %.0f "
-               "pairs (reference vs a wrong sample) in %s, %.0f prompts all right\n", a.data, n, a.k,
-               right, samples, samples ? right / samples : 0.0, pairs, a.out, all_right);
+               "pairs (reference vs a wrong sample) in %s, %.0f prompts without a non-empty wrong "
+               "sample (%.0f empty samples)\n", a.data, n, a.k, right, samples,
+               samples ? right / samples : 0.0, pairs, a.out, all_right, empty);
     for (int i = 0; i < n; i++) herd_chat_free(&chats[i]);
     free(chats), free(texts), free(prompts), free(a.sets);
     herd_model_destroy(&m);
