@@ -126,6 +126,7 @@ if [ -d "$RUN/post" ]; then
                 "$r"/sft.safetensors) [ "$(basename "$r")" = round0 ] && what="round 0: SFT only" || what="$(basename "$r"): SFT on rejection samples + SFT data" ;;
                 "$r"/dpo.safetensors) what="$(basename "$r"): DPO" ;;
                 "$r"/model.safetensors) what="$(basename "$r"): average of SFT and DPO (the round's model)" ;;
+                "$r"/control.safetensors) what="$(basename "$r") control: SFT data only, as many steps" ;;
                 *) continue ;;  # the round's input, printed as the previous round's model
             esac
             printf '    %-58s %s\n' "$what" "$acc"

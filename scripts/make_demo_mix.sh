@@ -7,8 +7,9 @@
 #   code          C headers (/usr/include) and Python modules (/usr/lib/python3*)
 #   multilingual  German, Spanish and Italian fortunes (fortunes-de/es/it)
 # Each source: raw documents -> herd data clean -> cleaned documents; one BPE
-# tokenizer (4096 ids) is trained on all of them; each source is tokenized into
-# a train shard and a held-out validation shard. mix.yaml gives the config
+# tokenizer (4096 ids, numbers split into digits) is trained on all of them; each
+# source is tokenized into a train shard and a held-out validation shard; post/
+# holds the post-training demo's conversations (sft, pref, prompts, test). mix.yaml gives the config
 # keys (model.vocab_size, data.sources) for `herd train --config`.
 # Idempotent: does nothing while mix.yaml is newer than build/herd.
 set -eu
@@ -112,7 +113,9 @@ for s in general math code multilingual; do
 done
 
 echo "== tokenizer (3840 regular + 256 special = 4096 ids) =="
-"$herd" data train-tokenizer --vocab-size 3840 --out "$out/tokenizer.model" \
+# --split-digits: numbers are encoded one digit per token (LLaMA 1/2's choice),
+# so that the post-training demo's arithmetic is learnable by a tiny model
+"$herd" data train-tokenizer --vocab-size 3840 --split-digits --out "$out/tokenizer.model" \
     "$out/general.docs" "$out/math.docs" "$out/code.docs" "$out/multilingual.docs"
 
 echo "== shards =="
@@ -120,6 +123,10 @@ for s in general math code multilingual; do
     "$herd" data tokenize --tokenizer "$out/tokenizer.model" --out "$out/$s.bin" \
         --val "$out/$s.val.bin" --val-fraction 0.05 "$out/$s.docs"
 done
+
+echo "== post-training data (herd post demo-data: no-carry arithmetic in the chat format) =="
+rm -rf "$out/post"
+"$herd" post demo-data --out "$out/post" --digits 2 --train 1000 --pref 2000 --prompts 2000 --test 500
 
 cat >"$out/mix.yaml.tmp" <<YAML
 # The demo mix (make demo-data): the paper's default proportions.

@@ -212,7 +212,10 @@ if [ "$POST" = 1 ]; then
         out=$RUN/post/round$r
         mkdir -p "$out"
         # shellcheck disable=SC2086
-        pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out sbatch --parsable --export=ALL --job-name=herd-post-$r \
+        # the control of round r continues round r-1's control (round 0's model for round 1)
+        ctl=""; [ "$r" -ge 1 ] && ctl=$RUN/post/round$((r - 1))/control.safetensors
+        [ "$r" = 1 ] && ctl=$RUN/post/round0/model.safetensors
+        pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out CONTROL_FROM=$ctl sbatch --parsable --export=ALL --job-name=herd-post-$r \
                  --output="$out/job-%j.out" ${HERD_SBATCH_ARGS:-} \
                  ${pdep:+--dependency=afterok:$pdep --kill-on-invalid-dep=yes} "$here/post_train_round.sh") \
             || die "sbatch of post-training round $r failed"

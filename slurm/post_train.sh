@@ -16,9 +16,9 @@ r=1
 while [ "$r" -le "$N" ]; do
     out="$BASE/round$r"
     if [ -n "${LOCAL:-}" ]; then
-        MODEL="$MODEL" OUT="$out" sh slurm/post_train_round.sh
+        ROUND=$r MODEL="$MODEL" OUT="$out" sh slurm/post_train_round.sh
     else
-        id=$(MODEL="$MODEL" OUT="$out" sbatch --parsable --export=ALL ${dep:+--dependency=afterok:$dep} \
+        id=$(ROUND=$r MODEL="$MODEL" OUT="$out" sbatch --parsable --export=ALL ${dep:+--dependency=afterok:$dep} \
              slurm/post_train_round.sh)
         echo "round $r: job $id${dep:+ (after $dep)}"
         dep=$id

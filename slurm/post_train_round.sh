@@ -1,6 +1,7 @@
 #!/bin/sh
-# One post-training round (Llama 3, section 4): reward model -> rejection
-# sampling -> SFT -> DPO -> model averaging, then held-out accuracy of each.
+# One post-training round (Llama 3, section 4): preference annotation of the
+# model's samples -> reward model -> rejection sampling -> SFT -> DPO -> model
+# averaging, then held-out accuracy of each.
 # ROUND=0 is the start of post-training instead: SFT of the pretrained model on
 # the SFT data alone (the SFT-only model every later round is compared with).
 #
@@ -18,9 +19,15 @@
 #   OUT       this round's directory                   runs/post_demo/round1
 #   ROUND     0: SFT only; >= 1: a whole round         1
 #   RS_PROMPTS prompts of rejection sampling           $DATA/prompts.jsonl (else sft.jsonl)
+#   PREF_QA   questions with reference answers: each round's preference pairs
+#             are the model's own samples, annotated by them (herd post annotate)
+#                                                      $DATA/pref_questions.jsonl (if there)
 #   K         samples per prompt                       the config's post.rs_k
 #   SFT0_STEPS (round 0) RM_STEPS SFT_STEPS DPO_STEPS  600, 200 300 100
 #   RM_LR SFT_LR DPO_LR   learning rates (--lr)        the config's optim.lr
+#   CONTROL_FROM  a model to continue on the SFT data alone for as many steps as
+#             the round's SFT + DPO (the control: does the round beat more SFT?)
+#             into OUT/control.safetensors                 (none)
 #   NTASKS    ranks of each data-parallel step (rm, rs, sft, dpo, eval): 1
 #             under Slurm `srun --ntasks=$NTASKS --mpi=pmix`, without Slurm
 #             `mpirun -n $NTASKS` when NTASKS > 1; batch.micro_batch of CONFIG
@@ -47,6 +54,7 @@ MODEL=${MODEL:-runs/post_demo/sft0.safetensors}
 OUT=${OUT:-runs/post_demo/round1}
 ROUND=${ROUND:-1}
 RS_PROMPTS=${RS_PROMPTS:-$DATA/prompts.jsonl}
+PREF_QA=${PREF_QA:-$DATA/pref_questions.jsonl}
 [ -e "$RS_PROMPTS" ] || RS_PROMPTS=$DATA/sft.jsonl
 K=${K:-}
 NTASKS=${NTASKS:-1}
@@ -101,20 +109,38 @@ if [ "$ROUND" = 0 ]; then
 fi
 
 log "round $ROUND: $OUT from $MODEL ($NTASKS data-parallel ranks per step)"
-log "1/5 reward model on $DATA/pref.jsonl"
-run "$HERD" post rm "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$MODEL" \
-    --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$DATA/pref.jsonl" $(lr "${RM_LR:-}") >>"$OUT/log.txt"
-log "2/5 rejection sampling: ${K:-post.rs_k} samples per prompt of $RS_PROMPTS, best by the reward model"
+# the round's preference data: pairs on MODEL's own samples, annotated by the
+# reference answers of PREF_QA (the paper annotates the latest model's samples each
+# round), with the fixed pairs of DATA/pref.jsonl for the reward model
+pref=$DATA/pref.jsonl; rm_pref=$DATA/pref.jsonl
+if [ -e "$PREF_QA" ]; then
+    log "1/6 preference pairs on the model's samples of $PREF_QA (annotated by the reference answers)"
+    run "$HERD" post annotate "$CONFIG" $common --data "$PREF_QA" --weights "$MODEL" ${K:+--k $K} \
+        --seed "$ROUND" --out "$OUT/pref.jsonl" >>"$OUT/log.txt"
+    pref=$OUT/pref.jsonl; rm_pref=$OUT/rm_pref.jsonl
+    cat "$DATA/pref.jsonl" "$OUT/pref.jsonl" >"$rm_pref"
+fi
+log "2/6 reward model on $rm_pref"
+run "$HERD" post rm "$CONFIG" $common --data "$rm_pref" --weights "$MODEL" \
+    --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "$rm_pref" $(lr "${RM_LR:-}") >>"$OUT/log.txt"
+log "3/6 rejection sampling: ${K:-post.rs_k} samples per prompt of $RS_PROMPTS, best by the reward model"
 run "$HERD" post rs "$CONFIG" $common --prompts "$RS_PROMPTS" --weights "$MODEL" \
     --rm "$OUT/rm.safetensors" ${K:+--k $K} --seed "$ROUND" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
-log "3/5 SFT on the kept samples + the SFT data"
+log "4/6 SFT on the kept samples + the SFT data"
 cat "$DATA/sft.jsonl" "$OUT/rs.jsonl" >"$OUT/sft_mix.jsonl"
 run "$HERD" post sft "$CONFIG" $common --data "$OUT/sft_mix.jsonl" --weights "$MODEL" \
     --out "$OUT/sft.safetensors" --steps "$SFT_STEPS" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
-log "4/5 DPO (the config's post.dpo_beta, post.dpo_nll_coef) from the round's SFT model"
-run "$HERD" post dpo "$CONFIG" $common --data "$DATA/pref.jsonl" --weights "$OUT/sft.safetensors" \
+log "5/6 DPO on $pref (the config's post.dpo_beta, post.dpo_nll_coef) from the round's SFT model"
+run "$HERD" post dpo "$CONFIG" $common --data "$pref" --weights "$OUT/sft.safetensors" \
     --out "$OUT/dpo.safetensors" --steps "$DPO_STEPS" $(lr "${DPO_LR:-}") >>"$OUT/log.txt"
-log "5/5 average of the SFT and DPO models"
+log "6/6 average of the SFT and DPO models"
 run1 "$HERD" post average "$CONFIG" $common --out "$OUT/model.safetensors" \
     "$OUT/sft.safetensors" "$OUT/dpo.safetensors" >>"$OUT/log.txt"
-evaluate "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors"
+control=""
+if [ -n "${CONTROL_FROM:-}" ]; then
+    log "control: $CONTROL_FROM on the SFT data alone for $((SFT_STEPS + DPO_STEPS)) steps"
+    run "$HERD" post sft "$CONFIG" $common --data "$DATA/sft.jsonl" --weights "$CONTROL_FROM" \
+        --out "$OUT/control.safetensors" --steps "$((SFT_STEPS + DPO_STEPS))" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
+    control=$OUT/control.safetensors
+fi
+evaluate "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors" $control

@@ -15,6 +15,9 @@
 #  - the short-context (128) validation loss after the long-context stages is
 #    within 0.30 nats of its value before them, per source (eval.json);
 #  - each stage has passkey.json (4 context lengths, none skipped, accuracy in [0, 1]);
+#  - post-training joins the chain: round 0 (SFT) from the final model, round 1
+#    (RM, rejection sampling, SFT, DPO, average, control) from round 0's model, each
+#    with held-out accuracies; the round's model is the mean of its SFT and DPO;
 #  - a failed stage stops the chain and --status names it (a stage whose data
 #    path is missing).
 set -u
@@ -51,10 +54,18 @@ export HERD_OMPI_IF=lo
 
 t0=$(date +%s)
 RUN=$tmp/run
-timeout 420 sh slurm/pipeline.sh configs/recipe/tiny --out "$RUN" --wait >"$tmp/pipeline.log" 2>&1; rc=$?
+# post-training as a link of the chain, with few steps (the demo runs the real ones)
+head -n 40 data/demo-mix/post/prompts.jsonl >"$tmp/prompts.jsonl"
+head -n 40 data/demo-mix/post/test.jsonl >"$tmp/test.jsonl"
+mkdir -p "$tmp/postdata"
+cp data/demo-mix/post/sft.jsonl data/demo-mix/post/pref.jsonl "$tmp/postdata/"
+cp "$tmp/test.jsonl" "$tmp/postdata/test.jsonl"; cp "$tmp/prompts.jsonl" "$tmp/postdata/prompts.jsonl"
+export ROUNDS=1 SFT0_STEPS=20 RM_STEPS=4 SFT_STEPS=6 DPO_STEPS=4 K=2 DATA=$tmp/postdata
+timeout 480 sh slurm/pipeline.sh configs/recipe/tiny --out "$RUN" --wait >"$tmp/pipeline.log" 2>&1; rc=$?
+unset ROUNDS SFT0_STEPS RM_STEPS SFT_STEPS DPO_STEPS K DATA
 t1=$(date +%s)
-if [ "$rc" -eq 0 ] && [ "$(grep -c 'COMPLETED' "$tmp/pipeline.log")" -ge 11 ]; then
-    pass "recipe_chain_completed ($((t1 - t0)) s, 5 stages + 5 evaluations + averaging)"
+if [ "$rc" -eq 0 ] && [ "$(grep -c 'COMPLETED' "$tmp/pipeline.log")" -ge 13 ]; then
+    pass "recipe_chain_completed ($((t1 - t0)) s, 5 stages + 5 evaluations + averaging + 2 post-training rounds)"
 else
     fail recipe_chain_completed "rc $rc after $((t1 - t0)) s: $(tail -n 30 "$tmp/pipeline.log")"
     exit 1
@@ -64,7 +75,7 @@ grep -q "squeue -j" "$tmp/pipeline.log" && grep -Eq "stage 01_pretrain: job [0-9
 
 # MANIFESTs: stage i's copy of stage i-1's newest checkpoint is byte-identical
 prev=""; ok=1; why=""
-for s in $(ls configs/recipe/tiny | sed 's/\.yaml$//'); do
+for s in $(ls configs/recipe/tiny | grep '\.yaml$' | sed 's/\.yaml$//'); do
     if [ -n "$prev" ]; then
         p=$(ls -d "$RUN/$prev"/checkpoints/step_* | sort | tail -n 1)
         c=$RUN/$s/checkpoints/$(basename "$p")
@@ -82,6 +93,23 @@ for d in $(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1
 done
 /usr/bin/python3 tests/recipe/check_chain.py configs/recipe/tiny "$RUN" "$tmp/st" 0.30; rc=$?
 [ "$rc" -eq 0 ] || fails=$((fails + 1))
+
+# post-training: round 0 starts from the chain's final model, round 1 from round 0's;
+# each evaluated on the held-out questions; a round's model is the mean of its SFT and DPO
+ok=1; why=""
+grep -q "round 0 (SFT only) .* from $RUN/final/model.safetensors" "$RUN/post/round0/log.txt" 2>/dev/null || { ok=0; why="$why round0 did not start from final/model.safetensors;"; }
+grep -q "round 1: .* from $RUN/post/round0/model.safetensors" "$RUN/post/round1/log.txt" 2>/dev/null || { ok=0; why="$why round1 did not start from round0's model;"; }
+for r in 0 1; do
+    n=$(tail -n +2 "$RUN/post/round$r/eval.tsv" 2>/dev/null | awk -F'\t' '$2 >= 0 && $2 <= 1' | wc -l)
+    want=2; [ "$r" = 1 ] && want=5
+    [ "$n" -eq "$want" ] || { ok=0; why="$why round$r/eval.tsv has $n accuracies in [0, 1], expected $want;"; }
+done
+grep -Eq "^post +round1 .*COMPLETED" "$tmp/pipeline.log" || { ok=0; why="$why post round1 not COMPLETED;"; }
+[ "$ok" = 1 ] && pass "recipe_post_training_rounds_chained ($(tail -n +2 "$RUN/post/round1/eval.tsv" | cut -f2 | tr '\n' ' '))" \
+    || fail recipe_post_training_rounds_chained "$why $(tail -n 5 "$tmp/pipeline.log")"
+if /usr/bin/python3 tests/lib/check_mean.py "$RUN/post/round1/model.safetensors" "$RUN/post/round1/sft.safetensors" \
+       "$RUN/post/round1/dpo.safetensors" >/dev/null
+then pass recipe_post_round_model_is_mean_of_sft_and_dpo; else fail recipe_post_round_model_is_mean_of_sft_and_dpo "numpy check"; fi
 
 # a failed stage stops the chain, --status names it and why; --from resumes there
 mkdir -p "$tmp/badcfg"
