@@ -120,13 +120,14 @@ if [ -d "$RUN/post" ]; then
     echo "  post-training: held-out exact-answer accuracy (greedy, $nq questions none of the training sets holds)"
     for r in $(ls -d "$RUN"/post/round* 2>/dev/null | sort -V); do
         [ -f "$r/eval.tsv" ] || { echo "    $(basename "$r"): no result (see $r/log.txt)"; continue; }
+        rn=$(basename "$r")
         tail -n +2 "$r/eval.tsv" | while IFS="$(printf '\t')" read -r m acc; do
             case "$m" in
                 */final/model.safetensors) what="pretrained (the recipe's final model)" ;;
-                "$r"/sft.safetensors) [ "$(basename "$r")" = round0 ] && what="round 0: SFT only" || what="$(basename "$r"): SFT on rejection samples + SFT data" ;;
-                "$r"/dpo.safetensors) what="$(basename "$r"): DPO" ;;
-                "$r"/model.safetensors) what="$(basename "$r"): average of SFT and DPO (the round's model)" ;;
-                "$r"/control.safetensors) what="$(basename "$r") control: SFT data only, as many steps" ;;
+                */$rn/sft.safetensors) [ "$rn" = round0 ] && what="round 0: SFT only" || what="$rn: SFT on rejection samples + SFT data" ;;
+                */$rn/dpo.safetensors) what="$rn: DPO on the round's annotated pairs" ;;
+                */$rn/model.safetensors) what="$rn: average of SFT and DPO (the round's model)" ;;
+                */$rn/control.safetensors) what="$rn control: SFT data only, as many steps" ;;
                 *) continue ;;  # the round's input, printed as the previous round's model
             esac
             printf '    %-58s %s\n' "$what" "$acc"
