@@ -83,6 +83,14 @@ static int rs_parse(int argc, char **argv, rs_args *a)
     return 0;
 }
 
+/* K, temperature and top-p not given on the command line: the config's post.rs_*. */
+static void sampling_defaults(rs_args *a, const herd_post_env *e)
+{
+    if (!a->k) a->k = e->cfg.rs_k;
+    if (!(a->temperature > 0)) a->temperature = e->cfg.rs_temperature;
+    if (!(a->top_p > 0)) a->top_p = e->cfg.rs_top_p;
+}
+
 /* The prompt of a conversation: its messages before the last assistant turn. */
 static int prompt_len(const herd_chat *c)
 {
@@ -150,9 +158,7 @@ int herd_post_rs(int argc, char **argv, const herd_post_dp *dp)
     herd_chat *chats = NULL;
     int n = 0, rc = 0;
     if (herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) return 1;
-    if (!a.k) a.k = e.cfg.rs_k;
-    if (!(a.temperature > 0)) a.temperature = e.cfg.rs_temperature;
-    if (!(a.top_p > 0)) a.top_p = e.cfg.rs_top_p;
+    sampling_defaults(&a, &e);
     if (herd_chat_load_jsonl(a.prompts, &chats, &n) || herd_post_model_open(&pol, &e, a.weights) ||
         herd_post_model_open(&rm, &e, a.rm))
         return 1;
@@ -356,9 +362,7 @@ int herd_post_annotate(int argc, char **argv, const herd_post_dp *dp)
     herd_chat *chats = NULL;
     int n = 0, rc = 0, bad = 0;
     if (herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) return 1;
-    if (!a.k) a.k = e.cfg.rs_k;
-    if (!(a.temperature > 0)) a.temperature = e.cfg.rs_temperature;
-    if (!(a.top_p > 0)) a.top_p = e.cfg.rs_top_p;
+    sampling_defaults(&a, &e);
     if (herd_chat_load_jsonl(a.data, &chats, &n) || herd_post_model_open(&m, &e, a.weights)) return 1;
     for (int i = 0; i < n && !bad; i++)
         if (chats[i].n < 2 || chats[i].msgs[chats[i].n - 1].role != HERD_ROLE_ASSISTANT) {
