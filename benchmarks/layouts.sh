@@ -83,7 +83,7 @@ else
     conf=$tmp/topology.conf
     printf 'SwitchName=leaf1 Nodes=node[1-2]\nSwitchName=leaf2 Nodes=node[3-4]\nSwitchName=spine Switches=leaf1,leaf2\n' >"$conf"
     launch() { timeout 120 mpirun -np "$np" "$@"; }
-    export OMPI_MCA_btl=self,tcp OMPI_MCA_pml=ob1 OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+    export OMPI_MCA_btl=self,tcp OMPI_MCA_pml=ob1 OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_mpi_preconnect_mpi=1
 fi
 
 # ---- 2. links: ping-pong between emulated nodes under different leaves ----

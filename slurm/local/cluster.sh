@@ -234,6 +234,6 @@ case "${1:-}" in
     stop) stop ;;
     status) status ;;
     env) echo "export SLURM_CONF=$CONF"
-         echo "export OMPI_MCA_btl=self,tcp OMPI_MCA_pml=ob1 OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo" ;;
+         echo "export OMPI_MCA_btl=self,tcp OMPI_MCA_pml=ob1 OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo OMPI_MCA_mpi_preconnect_mpi=1" ;;
     *) echo "usage: $0 start [NODES] | stop | status | env   (directory: $DIR)" >&2; exit 2 ;;
 esac

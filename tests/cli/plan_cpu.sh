@@ -50,14 +50,14 @@ else fail plan_cpu_zero_peak_refused "rc $rc: $msg"; fi
 
 if command -v mpicc >/dev/null && mpicc -O2 -o "$tmp/pingpong" benchmarks/mpi/pingpong.c 2>"$tmp/cc.err"; then
     out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
-        OMPI_MCA_btl=self,tcp timeout 60 mpirun -np 2 "$tmp/pingpong" 2>&1)
+        OMPI_MCA_btl=self,tcp OMPI_MCA_mpi_preconnect_mpi=1 timeout 60 mpirun -np 2 "$tmp/pingpong" 2>&1)
     if echo "$out" | awk '/^pingpong:/ && $3 > 0 && $5 > 0 { ok = 1 } END { exit !ok }'; then
         pass layouts_pingpong_measures
     else
         fail layouts_pingpong_measures "$out"
     fi
     out=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
-        OMPI_MCA_btl=self,tcp timeout 60 mpirun -np 3 "$tmp/pingpong" 2>&1); rc=$?
+        OMPI_MCA_btl=self,tcp OMPI_MCA_mpi_preconnect_mpi=1 timeout 60 mpirun -np 3 "$tmp/pingpong" 2>&1); rc=$?
     if [ "$rc" -ne 0 ] && echo "$out" | grep -q "needs an even number of ranks, got 3"; then
         pass layouts_pingpong_odd_refused
     else

@@ -247,6 +247,7 @@ static int launch_self(char **argv)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
              "OMPI_MCA_btl=self,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo "
+             "OMPI_MCA_mpi_preconnect_mpi=1 "
              "mpirun -np 4 --oversubscribe %s", argv[0]);
     if (system("command -v mpirun >/dev/null 2>&1")) {
         printf("SKIP ckpt_mpi: mpirun not found\n");
