@@ -153,6 +153,11 @@ typedef struct herd_backend {
     int prefer_flash;
     /* device memory in use, bytes (the whole device's, cudaMemGetInfo) */
     size_t (*mem_in_use)(void);
+    /* bytes this backend's alloc has handed out and not freed (its scratch
+     * included), and the most at once since the last reset; reset != 0 starts
+     * the peak again from the current bytes (kernels/memstat.h) */
+    size_t (*mem_allocated)(void);
+    size_t (*mem_peak)(int reset);
 } herd_backend;
 
 /* The CPU backend (kernels/cpu), always present. */

@@ -14,10 +14,12 @@ int herd_metrics_format(char *buf, size_t size, const herd_step_metrics *s)
                     (long long)s->step, s->loss, s->lr, s->grad_norm, (long long)s->tokens_seen,
                     (long long)s->batch_tokens, s->seq_len, s->step_seconds,
                     s->tokens_per_second, s->tflops, s->mfu);
-    if (!s->has_times || n < 1 || (size_t)n >= size) return n;
+    if ((!s->has_times && !s->has_mem) || n < 1 || (size_t)n >= size) return n;
     n--; /* reopen the object: drop its closing brace */
-    for (int p = 0; p < HERD_T_COUNT && (size_t)n < size; p++)
+    for (int p = 0; s->has_times && p < HERD_T_COUNT && (size_t)n < size; p++)
         n += snprintf(buf + n, size - n, ",\"%s_s\":%.6f", herd_timer_part_name(p), s->times.seconds[p]);
+    if (s->has_mem && (size_t)n < size)
+        n += snprintf(buf + n, size - n, ",\"mem_peak_mib\":%.3f", s->mem_peak_bytes / 1048576.0);
     if ((size_t)n < size) n += snprintf(buf + n, size - n, "}");
     return n;
 }

@@ -39,6 +39,9 @@ typedef struct {
     double  mfu;
     int     has_times;        /* append the time split below */
     herd_step_times times;
+    int     has_mem;          /* append mem_peak_mib: the most backend memory allocated at
+                                 once during the step, max over the ranks */
+    double  mem_peak_bytes;
 } herd_step_metrics;
 
 typedef struct {

@@ -83,7 +83,7 @@ static const key_spec keys[] = {
     KEY("train.out_dir", T_STRING, out_dir, 0, 0, 0, "metrics.jsonl and config.yaml go here"),
     KEY("train.backend", T_STRING, backend, 0, 0, 0, "cpu or cuda"),
     KEY("train.recompute", T_STRING, recompute, 0, 0, 0,
-        "none, selective or full activation recompute (herd plan's memory estimate; the CPU trainer ignores it)"),
+        "none, selective (RMSNorm outputs, SwiGLU product) or full (each layer's input only) activation recompute"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
     KEY("train.eval_every", T_INT, eval_every, 0, INT_MAX, 0,
         "validation loss every N steps and at the end (0: never)"),

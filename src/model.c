@@ -343,17 +343,67 @@ int herd_model_create_parallel(herd_model *m, const herd_model_dims *d, const he
 
 /* ---- activations --------------------------------------------------------- */
 
+/* The flash-attention pair (no [T,T] probabilities; att holds lse [B,H,T])
+ * where the backend prefers it (CUDA) and the keys are not gathered over CP. */
+static int use_flash(const herd_model *m)
+{
+    return !m->cp && m->be->prefer_flash && m->be->attention_flash_fwd &&
+           m->be->attention_flash_bwd;
+}
+
+/* The tensors of herd_layer_acts, and from which recompute mode on each is
+ * dropped: a view of the model's one-layer scratch m->rc instead of the
+ * slot's own (src/recompute.h; topology/memmodel.c charges the same). */
+static const struct {
+    size_t offset;
+    int    dropped_from;
+} act_fields[] = {
+    {offsetof(herd_layer_acts, x_in), HERD_RECOMPUTE_FULL + 1}, /* always kept */
+    {offsetof(herd_layer_acts, h1), HERD_RECOMPUTE_SELECTIVE},
+    {offsetof(herd_layer_acts, rstd1), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, q), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, k), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, v), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, att), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, o), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, x_mid), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, h2), HERD_RECOMPUTE_SELECTIVE},
+    {offsetof(herd_layer_acts, rstd2), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, gate), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, up), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, act), HERD_RECOMPUTE_SELECTIVE},
+    {offsetof(herd_layer_acts, kg), HERD_RECOMPUTE_FULL},
+    {offsetof(herd_layer_acts, vg), HERD_RECOMPUTE_FULL},
+};
+enum { N_ACT_FIELDS = sizeof act_fields / sizeof act_fields[0] };
+
+static float **act_field(herd_layer_acts *a, int i)
+{
+    return (float **)((char *)a + act_fields[i].offset);
+}
+
+/* Elements of field i for the current micro-batch shape (0: not used). */
+static size_t act_numel(const herd_model *m, int i)
+{
+    size_t N = (size_t)m->cap_B * m->T_local, Nl = m->sp ? N / m->tp_size : N,
+           dm = m->dims.d_model, q = (size_t)m->n_heads_local * m->dims.head_dim,
+           kv = (size_t)m->n_kv_local * m->dims.head_dim, f = m->ffn_local,
+           gathered = m->cp ? (size_t)m->cap_B * m->cap_T * kv : 0;
+    size_t att = (size_t)m->cap_B * m->n_heads_local * m->T_local * (use_flash(m) ? 1 : m->cap_T);
+    size_t n[] = {Nl * dm, N * dm, Nl, N * q, N * kv, N * kv, att, N * q,
+                  Nl * dm, N * dm, Nl, N * f, N * f, N * f, gathered, gathered};
+    _Static_assert(sizeof n / sizeof n[0] == N_ACT_FIELDS, "one size per field");
+    return n[i];
+}
+
 static void free_slot(herd_model *m, herd_act_slot *s)
 {
     const herd_backend *be = m->be;
     if (s->acts) {
-        for (int l = 0; l < m->chunk_layers[s->chunk]; l++) {
-            herd_layer_acts *a = &s->acts[l];
-            float **f[] = {&a->x_in, &a->h1, &a->rstd1, &a->q, &a->k, &a->v, &a->att, &a->o,
-                           &a->x_mid, &a->h2, &a->rstd2, &a->gate, &a->up, &a->act, &a->kg,
-                           &a->vg};
-            for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) be->free(*f[i]);
-        }
+        for (int l = 0; l < m->chunk_layers[s->chunk]; l++)
+            for (int i = 0; i < N_ACT_FIELDS; i++) /* views of m->rc are not the slot's */
+                if (*act_field(&s->acts[l], i) != *act_field(&m->rc, i))
+                    be->free(*act_field(&s->acts[l], i));
         free(s->acts);
     }
     float *g[] = {s->x_out, s->d_out, s->d_in, s->h_final, s->rstd_f, s->logits, s->losses,
@@ -362,14 +412,6 @@ static void free_slot(herd_model *m, herd_act_slot *s)
     int32_t *ints[] = {s->tokens, s->targets, s->pos, s->doc, s->kpos, s->kdoc};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) be->free(ints[i]);
     memset(s, 0, sizeof *s);
-}
-
-/* The flash-attention pair (no [T,T] probabilities; att holds lse [B,H,T])
- * where the backend prefers it (CUDA) and the keys are not gathered over CP. */
-static int use_flash(const herd_model *m)
-{
-    return !m->cp && m->be->prefer_flash && m->be->attention_flash_fwd &&
-           m->be->attention_flash_bwd;
 }
 
 static void free_acts(herd_model *m)
@@ -388,6 +430,10 @@ static void free_acts(herd_model *m)
         be->free(*g[i]);
         *g[i] = NULL;
     }
+    for (int i = 0; i < N_ACT_FIELDS; i++) be->free(*act_field(&m->rc, i));
+    memset(&m->rc, 0, sizeof m->rc);
+    be->free(m->rc_out);
+    m->rc_out = NULL;
     m->cap_tokens = m->cap_T = m->cap_B = 0;
 }
 
@@ -446,6 +492,14 @@ int herd_model_reserve(herd_model *m, int B, int T)
         ALLOC(m->d_vg, (size_t)B * T * kv);
         ALLOC(m->cp_tmp, (size_t)B * T * kv);
     }
+    /* the one layer's scratch that the dropped tensors of every layer view */
+    m->cap_B = B;
+    m->cap_T = T;
+    m->T_local = Tl;
+    for (int i = 0; ok && i < N_ACT_FIELDS; i++)
+        if (m->recompute >= act_fields[i].dropped_from && act_numel(m, i))
+            ALLOC(*act_field(&m->rc, i), act_numel(m, i));
+    if (m->recompute == HERD_RECOMPUTE_FULL) ALLOC(m->rc_out, Nl * dm);
     if (!ok) {
         fprintf(stderr, "herd: model: out of memory for activations of %d x %d tokens\n", B, T);
         free_acts(m);
@@ -466,26 +520,20 @@ static int alloc_slot(herd_model *m, herd_act_slot *s, int chunk)
     const herd_backend *be = m->be;
     int B = m->cap_B, T = m->cap_T, Tl = m->T_local;
     size_t N = (size_t)B * Tl, Nl = m->sp ? N / m->tp_size : N, dm = m->dims.d_model,
-           q = (size_t)m->n_heads_local * m->dims.head_dim,
-           kv = (size_t)m->n_kv_local * m->dims.head_dim, f = m->ffn_local, V = m->vocab_local;
-    size_t att = (size_t)B * m->n_heads_local * Tl * (use_flash(m) ? 1 : T);
+           V = m->vocab_local;
     int ok = 1, nl = m->chunk_layers[chunk];
     memset(s, 0, sizeof *s);
     s->chunk = chunk;
     s->acts = calloc(nl, sizeof(*s->acts));
     ok &= s->acts != NULL;
-    for (int l = 0; ok && l < nl; l++) {
-        herd_layer_acts *a = &s->acts[l];
-        ALLOC(a->x_in, Nl * dm); ALLOC(a->h1, N * dm);   ALLOC(a->rstd1, Nl);
-        ALLOC(a->q, N * q);      ALLOC(a->k, N * kv);    ALLOC(a->v, N * kv);
-        ALLOC(a->att, att);      ALLOC(a->o, N * q);     ALLOC(a->x_mid, Nl * dm);
-        ALLOC(a->h2, N * dm);    ALLOC(a->rstd2, Nl);    ALLOC(a->gate, N * f);
-        ALLOC(a->up, N * f);     ALLOC(a->act, N * f);
-        if (m->cp) {
-            ALLOC(a->kg, (size_t)B * T * kv);
-            ALLOC(a->vg, (size_t)B * T * kv);
+    for (int l = 0; ok && l < nl; l++)
+        for (int i = 0; ok && i < N_ACT_FIELDS; i++) {
+            if (!act_numel(m, i)) continue;
+            if (m->recompute >= act_fields[i].dropped_from)
+                *act_field(&s->acts[l], i) = *act_field(&m->rc, i); /* refilled by the backward */
+            else
+                ALLOC(*act_field(&s->acts[l], i), act_numel(m, i));
         }
-    }
     ALLOC(s->x_out, Nl * dm); ALLOC(s->d_out, Nl * dm); ALLOC(s->d_in, Nl * dm);
     ALLOC(s->tokens, N); ALLOC(s->targets, N); ALLOC(s->pos, N); ALLOC(s->doc, N);
     if (m->cp) {
@@ -604,6 +652,22 @@ void herd_model_destroy(herd_model *m)
     free(m->simple_slot);
     herd_comm_destroy(m->kv_group);
     memset(m, 0, sizeof(*m));
+}
+
+int herd_model_set_recompute(herd_model *m, int mode)
+{
+    if (mode < HERD_RECOMPUTE_NONE || mode > HERD_RECOMPUTE_FULL) {
+        fprintf(stderr, "herd: model: recompute mode %d is not none, selective or full\n", mode);
+        return -1;
+    }
+    if (m->slots_in_use) {
+        fprintf(stderr, "herd: model: recompute mode changed while %d activation slots are in "
+                "use\n", m->slots_in_use);
+        return -1;
+    }
+    if (mode != m->recompute) free_acts(m); /* the next reserve allocates for the mode */
+    m->recompute = mode;
+    return 0;
 }
 
 void herd_model_zero_grad(herd_model *m) { m->be->zero(m->grads, (size_t)m->n_params); }
@@ -727,57 +791,66 @@ static void cp_reduce_grad(herd_model *m, float *local, const float *full)
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* One layer's forward: slot s's layer li (of its chunk) from acts[li].x_in
+ * into x_out [Nl, d], keeping what the backward reads in acts[li] (with
+ * recomputation some of those buffers are the model's one-layer scratch). */
+static void layer_forward(herd_model *m, herd_act_slot *s, int li, float *x_out)
+{
+    const herd_backend *be = m->be;
+    const herd_model_dims *d = &m->dims;
+    int B = m->B, T = m->T, Tl = m->T_local, N = B * Tl, Nl = m->N_local, dm = d->d_model,
+        H = m->n_heads_local, KV = m->n_kv_local, hd = d->head_dim, F = m->ffn_local;
+    float eps = (float)d->norm_eps;
+    herd_layer_acts *a = &s->acts[li];
+    const herd_layer_params *p = &m->layer[m->chunk_first[s->chunk] + li];
+    /* attention block: norm (own rows), gather, column-parallel q/k/v */
+    be->rmsnorm_fwd(my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
+    gather_rows(m, a->h1);
+    be->matmul_fwd(a->q, a->h1, p->wq, N, H * hd, dm, 0);   /* [N, Hl*hd] */
+    be->matmul_fwd(a->k, a->h1, p->wk, N, KV * hd, dm, 0);  /* [N, KVl*hd] */
+    be->matmul_fwd(a->v, a->h1, p->wv, N, KV * hd, dm, 0);
+    be->rope_fwd(a->q, m->rope_cs, s->pos, N, H, hd);        /* global positions */
+    be->rope_fwd(a->k, m->rope_cs, s->pos, N, KV, hd);
+    if (m->cp) {
+        cp_gather(m, a->kg, a->k);
+        cp_gather(m, a->vg, a->v);
+        be->attention_fwd_pos(a->o, a->att, a->q, a->kg, a->vg, s->pos, s->doc, s->kpos,
+                              s->kdoc, B, Tl, T, H, KV, hd);
+    } else if (use_flash(m)) {
+        be->attention_flash_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
+    } else {
+        be->attention_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
+    }
+    /* row-parallel o_proj: partial sums, reduced, then the residual */
+    be->matmul_fwd(m->part, a->o, p->wo, N, dm, H * hd, 0);
+    reduce_rows(m, a->x_mid, m->part);
+    be->add_inplace(a->x_mid, a->x_in, (size_t)Nl * dm);
+    /* feed-forward block */
+    be->rmsnorm_fwd(my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
+    gather_rows(m, a->h2);
+    be->matmul_fwd(a->gate, a->h2, p->w_gate, N, F, dm, 0); /* [N, Fl] */
+    be->matmul_fwd(a->up, a->h2, p->w_up, N, F, dm, 0);
+    be->swiglu_fwd(a->act, a->gate, a->up, (size_t)N * F);
+    be->matmul_fwd(m->part, a->act, p->w_down, N, dm, F, 0);
+    reduce_rows(m, x_out, m->part);
+    be->add_inplace(x_out, a->x_mid, (size_t)Nl * dm);
+}
+
 double herd_model_chunk_forward(herd_model *m, int slot)
 {
     const herd_backend *be = m->be;
     const herd_model_dims *d = &m->dims;
     herd_act_slot *s = &m->slots[slot];
     int c = s->chunk, stage = herd_model_chunk_stage(m, c), nl = m->chunk_layers[c];
-    int B = m->B, T = m->T, Tl = m->T_local, N = B * Tl, Nl = m->N_local, dm = d->d_model,
-        H = m->n_heads_local, KV = m->n_kv_local, hd = d->head_dim, F = m->ffn_local,
-        V = m->vocab_local;
+    int N = m->B * m->T_local, Nl = m->N_local, dm = d->d_model, V = m->vocab_local;
     float eps = (float)d->norm_eps;
 
     if (stage == 0) { /* vocabulary-parallel embedding: each rank looks up its rows, zeros elsewhere */
         be->embedding_fwd(m->tp ? m->part : s->acts[0].x_in, s->tokens, m->wte, N, dm);
         if (m->tp) reduce_rows(m, s->acts[0].x_in, m->part);
     }
-    for (int li = 0; li < nl; li++) {
-        herd_layer_acts *a = &s->acts[li];
-        const herd_layer_params *p = &m->layer[m->chunk_first[c] + li];
-        float *x_out = li + 1 < nl ? s->acts[li + 1].x_in : s->x_out;
-        /* attention block: norm (own rows), gather, column-parallel q/k/v */
-        be->rmsnorm_fwd(my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
-        gather_rows(m, a->h1);
-        be->matmul_fwd(a->q, a->h1, p->wq, N, H * hd, dm, 0);   /* [N, Hl*hd] */
-        be->matmul_fwd(a->k, a->h1, p->wk, N, KV * hd, dm, 0);  /* [N, KVl*hd] */
-        be->matmul_fwd(a->v, a->h1, p->wv, N, KV * hd, dm, 0);
-        be->rope_fwd(a->q, m->rope_cs, s->pos, N, H, hd);        /* global positions */
-        be->rope_fwd(a->k, m->rope_cs, s->pos, N, KV, hd);
-        if (m->cp) {
-            cp_gather(m, a->kg, a->k);
-            cp_gather(m, a->vg, a->v);
-            be->attention_fwd_pos(a->o, a->att, a->q, a->kg, a->vg, s->pos, s->doc, s->kpos,
-                                  s->kdoc, B, Tl, T, H, KV, hd);
-        } else if (use_flash(m)) {
-            be->attention_flash_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
-        } else {
-            be->attention_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
-        }
-        /* row-parallel o_proj: partial sums, reduced, then the residual */
-        be->matmul_fwd(m->part, a->o, p->wo, N, dm, H * hd, 0);
-        reduce_rows(m, a->x_mid, m->part);
-        be->add_inplace(a->x_mid, a->x_in, (size_t)Nl * dm);
-        /* feed-forward block */
-        be->rmsnorm_fwd(my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
-        gather_rows(m, a->h2);
-        be->matmul_fwd(a->gate, a->h2, p->w_gate, N, F, dm, 0); /* [N, Fl] */
-        be->matmul_fwd(a->up, a->h2, p->w_up, N, F, dm, 0);
-        be->swiglu_fwd(a->act, a->gate, a->up, (size_t)N * F);
-        be->matmul_fwd(m->part, a->act, p->w_down, N, dm, F, 0);
-        reduce_rows(m, x_out, m->part);
-        be->add_inplace(x_out, a->x_mid, (size_t)Nl * dm);
-    }
+    for (int li = 0; li < nl; li++)
+        layer_forward(m, s, li, li + 1 < nl ? s->acts[li + 1].x_in : s->x_out);
     if (stage != m->n_stages - 1) return 0.0;
     be->rmsnorm_fwd(my_rows(m, s->h_final), s->rstd_f, s->x_out, m->norm_f, Nl, dm, eps);
     gather_rows(m, s->h_final);
@@ -814,6 +887,23 @@ static float *reduced_dh(herd_model *m)
     return out;
 }
 
+/* SELECTIVE: refill layer li's dropped tensors, the two RMSNorm outputs
+ * (gathered over TP with SP) and silu(gate) * up, from what the slot kept.
+ * rstd is rewritten with the value it had. */
+static void recompute_selective(herd_model *m, herd_act_slot *s, int li)
+{
+    const herd_backend *be = m->be;
+    herd_layer_acts *a = &s->acts[li];
+    const herd_layer_params *p = &m->layer[m->chunk_first[s->chunk] + li];
+    int Nl = m->N_local, dm = m->dims.d_model;
+    float eps = (float)m->dims.norm_eps;
+    be->rmsnorm_fwd(my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
+    gather_rows(m, a->h1);
+    be->rmsnorm_fwd(my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
+    gather_rows(m, a->h2);
+    be->swiglu_fwd(a->act, a->gate, a->up, (size_t)m->B * m->T_local * m->ffn_local);
+}
+
 void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
 {
     const herd_backend *be = m->be;
@@ -834,6 +924,10 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         be->copy_d2d(m->d_res, s->d_out, sizeof(float) * (size_t)Nl * dm);
     }
     for (int li = nl - 1; li >= 0; li--) {
+        if (m->recompute == HERD_RECOMPUTE_FULL)
+            layer_forward(m, s, li, m->rc_out);
+        else if (m->recompute == HERD_RECOMPUTE_SELECTIVE)
+            recompute_selective(m, s, li);
         const herd_layer_acts *a = &s->acts[li];
         const herd_layer_params *p = &m->layer[m->chunk_first[c] + li];
         herd_layer_params *g = &m->g_layer[m->chunk_first[c] + li];

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "config.h"
 #include "comm.h"
+#include "recompute.h"
 #include "../kernels/backend.h"
 
 /* How a tensor is cut across the tensor-parallel group (Megatron):
@@ -165,7 +166,20 @@ typedef struct herd_model {
     float *xent_tmp;           /* [3N] row max, sum of exp, picked logit */
     float *d_kg, *d_vg, *cp_tmp; /* [B*T, KVl*hd] CP > 1 only */
     int    have_forward;       /* the activations belong to the last forward */
+    /* activation recomputation (HERD_RECOMPUTE_*, herd_model_set_recompute):
+     * the dropped tensors of every layer of every slot are views of this one
+     * layer's scratch, refilled by the backward before it reads them */
+    int    recompute;
+    herd_layer_acts rc;        /* SELECTIVE: h1, h2, act; FULL: all but x_in */
+    float *rc_out;             /* [Nl, d] FULL: the rerun layer's output (discarded) */
 } herd_model;
+
+/* Activation recomputation mode HERD_RECOMPUTE_* (src/recompute.h) for the
+ * activations allocated from now on: call before the first forward (it drops
+ * the current activations; -1 while slots are in use or for an unknown mode).
+ * The gradients are the same as without recomputation, bit for bit: the
+ * backward reruns the same ops on the same inputs. */
+int herd_model_set_recompute(herd_model *m, int mode);
 
 /* Derive the dims from a config (head_dim = d_model / n_heads). */
 void herd_model_dims_from_config(herd_model_dims *d, const herd_config *c);

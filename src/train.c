@@ -29,6 +29,7 @@
 #include "src/train.h"
 #include "src/train_ckpt.h"
 #include "src/exitcodes.h"
+#include "topology/topo.h"
 
 static double now_s(void)
 {
@@ -91,6 +92,8 @@ static void print_header(const herd_config *c, const herd_model *m, const herd_g
            "= 16 B x %lld elements (1/(TP*DP) of the model); unsharded working parameters and "
            "gradients for the step %.2f MiB\n", sharded / 1048576.0, (long long)f->n_shard,
            working / 1048576.0);
+    printf("activations: recompute %s (train.recompute); the peak memory of each step is in "
+           "metrics.jsonl (mem_peak_mib)\n", herd_plan_recompute_name(m->recompute));
     printf("model: %d layers, d_model %d, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
            "theta %g\n", d->n_layers, d->d_model, d->n_heads, d->n_kv_heads, d->head_dim,
            d->ffn_dim, d->vocab_size, d->rope_theta);
@@ -393,6 +396,10 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_model_parallel par = {grid.tp_group, c->sequence_parallel, grid.pp_group, grid.cp_group,
                                c->virtual_stages, c->pp_first_last_fewer};
     rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
+    if (rc == 0 && herd_model_set_recompute(&model, herd_plan_recompute_parse(c->recompute))) {
+        herd_model_destroy(&model);
+        rc = -1;
+    }
     if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_group)) {
         herd_model_destroy(&model);
         rc = -1;
@@ -477,6 +484,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         for (size_t i = 0; i < (size_t)n_local * T; i++) n_valid += hb.targets[i] >= 0;
         if (herd_comm_all_reduce(grid.dp_group, &n_valid, 1, HERD_I64, HERD_SUM)) herd_comm_abort(1);
 
+        if (be->mem_peak) be->mem_peak(1); /* the step's peak starts from what is allocated now */
         herd_model_zero_grad(&model);
         double loss_sum = 0.0;
         /* the micro-batches through the pipeline schedule (one stage: forward,
@@ -513,13 +521,17 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         step++;
 
         double dt = now_s() - t0, tps = (double)(n_seqs * T) / dt;
+        /* the step's peak of backend memory, the largest over the ranks */
+        double mem_peak = be->mem_peak ? (double)be->mem_peak(0) : 0.0;
+        if (herd_comm_all_reduce(grid.world, &mem_peak, 1, HERD_F64, HERD_MAX)) herd_comm_abort(1);
         double fpt = herd_mfu_flops_per_token(p_matmul, dims.n_layers, T, dims.d_model);
         double tps_dev = tps / grid.world_size; /* MFU is per device */
         herd_step_metrics sm = {
             .step = step, .loss = loss, .lr = lr, .grad_norm = gnorm,
             .tokens_seen = tokens_seen, .batch_tokens = n_seqs * T, .seq_len = T,
             .step_seconds = dt, .tokens_per_second = tps, .tflops = tps_dev * fpt / 1e12,
-            .mfu = herd_mfu(tps_dev, fpt, peak), .has_times = 1};
+            .mfu = herd_mfu(tps_dev, fpt, peak), .has_times = 1,
+            .has_mem = be->mem_peak != NULL, .mem_peak_bytes = mem_peak};
         /* the step split: communication is the time inside each group's calls
          * (waiting for the slowest peer included); the global reductions of
          * loss, token count and grad norm count as DP */
@@ -557,10 +569,10 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         }
         if (root && c->log_every > 0 && (step % c->log_every == 0 || step == 1))
             printf("step %6lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
-                   "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%%\n", (long long)step, loss, lr,
-                   gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
+                   "%.2f GFLOP/s/rank | mfu %.1f%% | comm %.0f%% | peak mem %.1f MiB\n",
+                   (long long)step, loss, lr, gnorm, tps, tps_dev * fpt / 1e9, 100 * sm.mfu,
                    100 * (ts[HERD_T_COMM_TP] + ts[HERD_T_COMM_DP] + ts[HERD_T_COMM_CP] + ts[HERD_T_BUBBLE]) /
-                       dt), fflush(stdout);
+                       dt, mem_peak / 1048576.0), fflush(stdout);
         int last = (c->max_steps && step >= c->max_steps) || (c->max_tokens && tokens_seen >= c->max_tokens);
         if (rc == 0 && val && c->eval_every > 0 && (step % c->eval_every == 0 || last))
             rc = log_eval(&metrics, &model, val, c, T, step, root);

@@ -18,6 +18,7 @@
 #define HERD_TOPO_H
 
 #include <stddef.h>
+#include "src/recompute.h"
 
 #define HERD_TOPO_NAME_MAX   64
 #define HERD_TOPO_MAX_HEIGHT 8   /* 1 node, 2 leaf, 3 spine/pod, 4 core, ... */
@@ -233,11 +234,8 @@ typedef struct {
     int    pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
 } herd_plan_inputs;
 
-/* Activation recomputation (train.recompute), as the memory estimate charges it:
- * NONE keeps every tensor the backward reads (FlashAttention: no s x s scores);
- * SELECTIVE recomputes the elementwise RMSNorm outputs and the SwiGLU product
- * (no GEMM is rerun); FULL keeps each layer's input and reruns its forward. */
-enum { HERD_RECOMPUTE_NONE = 0, HERD_RECOMPUTE_SELECTIVE = 1, HERD_RECOMPUTE_FULL = 2 };
+/* Activation recomputation (train.recompute): HERD_RECOMPUTE_* of
+ * src/recompute.h, which the model does and the memory estimate charges. */
 
 /* "none" / "selective" / "full" -> HERD_RECOMPUTE_*; -1 if none of them. */
 int herd_plan_recompute_parse(const char *s);

@@ -28,6 +28,7 @@
 #include "src/model.h"
 #include "src/optim.h"
 #include "src/rng.h"
+#include "topology/topo.h"
 
 static double now_s(void)
 {
@@ -37,7 +38,7 @@ static double now_s(void)
 }
 
 typedef struct {
-    const char *backend, *label;
+    const char *backend, *label, *recompute;
     int layers, d_model, ffn, heads, kv_heads, vocab, seq, batch, steps, warmup;
     double peak_tflops;
     int attention_only;
@@ -48,13 +49,15 @@ static int usage(const char *msg)
     fprintf(stderr, "bench_mfu: %s\nusage: bench_mfu [--backend cpu|cuda] [--tiny] [--layers L] "
             "[--d-model D] [--ffn F] [--heads H] [--kv-heads KV] [--vocab V] [--seq T] "
             "[--batch B] [--steps N] [--warmup W] [--peak-tflops P] [--label S] [--no-compile] "
-            "[--pure-bf16] [--attention-only]\n", msg);
+            "[--pure-bf16] [--attention-only] [--recompute none|selective|full]\n", msg);
     return 2;
 }
 
 static int parse(opts *o, int argc, char **argv)
 {
-    *o = (opts){"cuda", "", 4, 4096, 14336, 32, 8, 128256, 8192, 1, 10, 2, 989.4, 0};
+    *o = (opts){.backend = "cuda", .label = "", .recompute = "none", .layers = 4, .d_model = 4096,
+                .ffn = 14336, .heads = 32, .kv_heads = 8, .vocab = 128256, .seq = 8192, .batch = 1,
+                .steps = 10, .warmup = 2, .peak_tflops = 989.4};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--tiny")) {
@@ -70,6 +73,7 @@ static int parse(opts *o, int argc, char **argv)
         if (!strcmp(a, "--device")) continue;
         if (!strcmp(a, "--backend")) { o->backend = v; continue; }
         if (!strcmp(a, "--label")) { o->label = v; continue; }
+        if (!strcmp(a, "--recompute")) { o->recompute = v; continue; }
         if (!strcmp(a, "--peak-tflops")) { o->peak_tflops = atof(v); continue; }
         struct { const char *flag; int *dst; } ints[] = {
             {"--layers", &o->layers}, {"--d-model", &o->d_model}, {"--ffn", &o->ffn},
@@ -174,7 +178,9 @@ int main(int argc, char **argv)
     herd_model_dims_from_config(&d, &c);
     herd_model m;
     herd_adamw opt;
-    if (herd_model_create(&m, &d, be, 1)) return 1;
+    int rc_mode = herd_plan_recompute_parse(o.recompute);
+    if (rc_mode < 0) return usage("--recompute: none, selective or full");
+    if (herd_model_create(&m, &d, be, 1) || herd_model_set_recompute(&m, rc_mode)) return 1;
     if (herd_adamw_create(&opt, &m)) return 1;
     int B = o.batch, T = o.seq, N = B * T;
     int32_t *tok = malloc(sizeof(int32_t) * N), *tgt = malloc(sizeof(int32_t) * N),
@@ -192,6 +198,7 @@ int main(int argc, char **argv)
         if (s == o.warmup) {
             be->synchronize();
             t0 = now_s();
+            if (be->mem_peak) be->mem_peak(1); /* the timed steps' peak */
         }
         int64_t nv = 0;
         herd_model_zero_grad(&m);
@@ -204,6 +211,7 @@ int main(int argc, char **argv)
     double dt = now_s() - t0;
     double tps = (double)N * o.steps / dt, tflops = tps * fpt / 1e12, mfu = tflops / o.peak_tflops;
     double mem_gib = be->mem_in_use ? (double)be->mem_in_use() / (1u << 30) : 0.0;
+    double peak_gib = be->mem_peak ? (double)be->mem_peak(0) / (1u << 30) : 0.0;
     int flash = be->prefer_flash && be->attention_flash_fwd != NULL;
     printf("herd %s: layers %d d %d ffn %d heads %d/%d vocab %d seq %d batch %d; params %.1fM, "
            "P_matmul %.1fM; attention %s\n", be->name, o.layers, o.d_model, o.ffn, o.heads,
@@ -211,16 +219,18 @@ int main(int argc, char **argv)
     printf("  flops/token = 6*%lld + 6*%d*%d*%d = %.4e\n", (long long)pm, o.layers, T, o.d_model,
            fpt);
     printf("  %d steps in %.3f s: %.0f tokens/s, %.2f TFLOP/s, MFU %.2f%% of %.1f TFLOP/s; "
-           "loss %.4f; device memory in use %.1f GiB\n", o.steps, dt, tps, tflops, 100 * mfu,
-           o.peak_tflops, loss, mem_gib);
+           "loss %.4f; device memory in use %.1f GiB; peak allocated by herd %.2f GiB "
+           "(recompute %s)\n", o.steps, dt, tps, tflops, 100 * mfu, o.peak_tflops, loss, mem_gib,
+           peak_gib, o.recompute);
     printf("{\"bench\":\"mfu\",\"impl\":\"herd\",\"label\":\"%s\",\"backend\":\"%s\","
            "\"precision\":\"fp32\",\"attention\":\"%s\",\"layers\":%d,\"d_model\":%d,\"ffn\":%d,"
            "\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,\"seq\":%d,\"batch\":%d,\"steps\":%d,"
            "\"seconds\":%.6f,\"tokens_per_second\":%.1f,\"p_matmul\":%lld,\"flops_per_token\":%.6e,"
-           "\"tflops\":%.4f,\"peak_tflops\":%.1f,\"mfu\":%.6f,\"loss\":%.6f,\"mem_gib\":%.3f}\n",
+           "\"tflops\":%.4f,\"peak_tflops\":%.1f,\"mfu\":%.6f,\"loss\":%.6f,\"mem_gib\":%.3f,"
+           "\"peak_alloc_gib\":%.3f,\"recompute\":\"%s\"}\n",
            o.label, be->name, flash ? "flash" : "materialized", o.layers, o.d_model, o.ffn,
            o.heads, o.kv_heads, o.vocab, T, B, o.steps, dt, tps, (long long)pm, fpt, tflops,
-           o.peak_tflops, mfu, loss, mem_gib);
+           o.peak_tflops, mfu, loss, mem_gib, peak_gib, o.recompute);
     free(tok); free(tgt); free(doc);
     herd_adamw_destroy(&opt, &m);
     herd_model_destroy(&m);

@@ -1,11 +1,32 @@
 /* backend_cpu.c — the CPU backend table: host memory, the fp32 reference ops. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/backend.h"
+#include "kernels/memstat.h"
 #include "kernels/cpu/cpu_ops.h"
 
-static void *cpu_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
-static void cpu_free(void *p) { free(p); }
+/* every alloc and free goes through the ledger (the peak memory of a step) */
+static herd_memstat *cpu_ledger;
+static pthread_once_t cpu_ledger_once = PTHREAD_ONCE_INIT;
+static void cpu_ledger_make(void) { cpu_ledger = herd_memstat_create(); }
+
+static void *cpu_alloc(size_t bytes)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    pthread_once(&cpu_ledger_once, cpu_ledger_make);
+    if (p && cpu_ledger) herd_memstat_add(cpu_ledger, p, bytes);
+    return p;
+}
+
+static void cpu_free(void *p)
+{
+    if (p && cpu_ledger) herd_memstat_remove(cpu_ledger, p);
+    free(p);
+}
+
+static size_t cpu_mem_allocated(void) { return cpu_ledger ? herd_memstat_current(cpu_ledger) : 0; }
+static size_t cpu_mem_peak(int reset) { return cpu_ledger ? herd_memstat_peak(cpu_ledger, reset) : 0; }
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static void cpu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void cpu_synchronize(void) {}
@@ -14,6 +35,8 @@ static const herd_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .mem_allocated = cpu_mem_allocated,
+    .mem_peak = cpu_mem_peak,
     .copy_h2d = cpu_copy,
     .copy_d2h = cpu_copy,
     .copy_d2d = cpu_copy,

@@ -7,6 +7,7 @@
 extern "C" {
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/memstat.h"
 }
 
 cublasHandle_t herd_cuda_blas(void)
@@ -20,16 +21,29 @@ cublasHandle_t herd_cuda_blas(void)
     return h;
 }
 
+// every cudaMalloc of this backend, the scratch included, is in the ledger
+// (the peak memory of a step, like torch.cuda.max_memory_allocated)
+static herd_memstat *ledger(void)
+{
+    static herd_memstat *s;
+    if (!s) s = herd_memstat_create();  // first use is on the trainer's thread
+    return s;
+}
+
 void *herd_cuda_scratch(int slot, size_t bytes)
 {
     static void *buf[HERD_SCRATCH_N];
     static size_t cap[HERD_SCRATCH_N];
     if (bytes > cap[slot]) {
-        if (buf[slot]) CUDA_CHECK(cudaFree(buf[slot]));  // cudaFree waits for the device
+        if (buf[slot]) {
+            if (ledger()) herd_memstat_remove(ledger(), buf[slot]);
+            CUDA_CHECK(cudaFree(buf[slot]));  // cudaFree waits for the device
+        }
         buf[slot] = NULL;
         cap[slot] = 0;
         CUDA_CHECK(cudaMalloc(&buf[slot], bytes));
         cap[slot] = bytes;
+        if (ledger()) herd_memstat_add(ledger(), buf[slot], bytes);
     }
     return buf[slot];
 }
@@ -45,13 +59,19 @@ static void *cu_alloc(size_t bytes)
         return NULL;
     }
     CUDA_CHECK(cudaMemset(p, 0, nb));
+    if (ledger()) herd_memstat_add(ledger(), p, nb);
     return p;
 }
 
 static void cu_free(void *p)
 {
-    if (p) CUDA_CHECK(cudaFree(p));
+    if (!p) return;
+    if (ledger()) herd_memstat_remove(ledger(), p);
+    CUDA_CHECK(cudaFree(p));
 }
+
+static size_t cu_mem_allocated(void) { return ledger() ? herd_memstat_current(ledger()) : 0; }
+static size_t cu_mem_peak(int reset) { return ledger() ? herd_memstat_peak(ledger(), reset) : 0; }
 
 static void cu_h2d(void *d, const void *s, size_t n)
 {
@@ -122,6 +142,8 @@ static herd_backend make_table(void)
     b.attention_flash_bwd = cuda_attention_flash_bwd;
     b.prefer_flash = 1;
     b.mem_in_use = cu_mem_in_use;
+    b.mem_allocated = cu_mem_allocated;
+    b.mem_peak = cu_mem_peak;
     return b;
 }
 

@@ -83,6 +83,21 @@ if run c --set train.seed=7 --set train.max_steps=3 && \
    [ "$(losses c | head -3)" != "$(losses a | head -3)" ]; then pass train_seed_matters;
 else fail train_seed_matters "seed 7 gave the same losses"; fi
 
+# the step's peak memory in every step line; full recompute lowers it and
+# leaves the loss curve bitwise the same
+peaks() { sed -n 's/.*"mem_peak_mib":\([0-9.]*\).*/\1/p' "$tmp/$1/metrics.jsonl"; }
+if run rc --set train.recompute=full --set train.max_steps=3 && grep -q 'activations: recompute full' "$tmp/rc.out"; then
+    pn=$(peaks a | sed -n 3p); pf=$(peaks rc | sed -n 3p)
+    if [ "$(peaks a | wc -l)" -eq 40 ] && [ "$(losses rc)" = "$(losses a | head -3)" ] &&
+       awk -v n="$pn" -v f="$pf" 'BEGIN {exit !(f > 0 && f < n)}'; then
+        pass "train_recompute_full_peak_memory (step 3: $pn MiB kept, $pf MiB recomputed; same losses)"
+    else
+        fail train_recompute_full_peak_memory "peaks none $pn full $pf; losses $(losses rc | tr '\n' ' ')"
+    fi
+else
+    fail train_recompute_full_peak_memory "$(tail -3 "$tmp/rc.err")"
+fi
+
 expect_error() { # NAME PATTERN [args]: non-zero exit and stderr matching PATTERN
     name=$1; pattern=$2; shift 2
     if $herd train "$tmp/cfg.yaml" --set "train.out_dir=$tmp/$name" "$@" >/dev/null 2>"$tmp/err"; then

@@ -72,6 +72,21 @@ check cp2_pp2_dp2 l4 "TP1 x CP2 x PP2 x DP2" --set parallel.cp=2 --set parallel.
 # everything at once: TP2 with sequence parallel, CP2, PP2 interleaved (V 2)
 check tp2sp_cp2_pp2v2 l4 "TP2 x CP2 x PP2 x DP1" --set parallel.tp=2 --set parallel.sequence_parallel=1 \
     --set parallel.cp=2 --set parallel.pp=2 --set parallel.virtual_stages=2
+# the same layout with activation recomputation: the backward reruns the same
+# ops (and, for FULL, the layer's TP/SP/CP collectives) on the same inputs, so
+# losses and parameters are bitwise those of the run that keeps everything
+for mode in selective full; do
+    name=tp2sp_cp2_pp2v2_recompute_$mode
+    if run "$name" l4 8 --set parallel.tp=2 --set parallel.sequence_parallel=1 --set parallel.cp=2 \
+           --set parallel.pp=2 --set parallel.virtual_stages=2 --set train.recompute=$mode &&
+       grep -q "activations: recompute $mode" "$tmp/$name.log" &&
+       out=$($py tests/mpi/compare_runs.py "$tmp/tp2sp_cp2_pp2v2" "$tmp/tp2sp_cp2_pp2v2.st" \
+             "$tmp/$name" "$tmp/$name.st" 0 --bitwise); then
+        pass "$name ($(echo "$out" | tail -1))"
+    else
+        fail "$name" "$(echo "${out:-run failed: $(tail -3 "$tmp/$name.log")}" | tr '\n' ' ')"
+    fi
+done
 
 # 1F1B activation memory: no stage holds more than PP micro-batches at once,
 # and stage 0 (PP - 1 warm-up forwards + 1) holds exactly PP

@@ -38,6 +38,21 @@ TEST(line_with_times_carries_every_part)
     CHECK(buf[n - 1] == '}' && strchr(buf, '}') == buf + n - 1); /* one object */
 }
 
+TEST(line_with_peak_memory)
+{
+    char buf[2048];
+    herd_step_metrics s = example();
+    s.has_mem = 1;
+    s.mem_peak_bytes = 3.5 * 1048576;
+    int n = herd_metrics_format(buf, sizeof buf, &s);
+    CHECK(n == (int)strlen(buf));
+    CHECK(strstr(buf, "\"mfu\":0.200000,\"mem_peak_mib\":3.500}") != NULL);
+    s.has_times = 1; /* after the time split */
+    n = herd_metrics_format(buf, sizeof buf, &s);
+    CHECK(strstr(buf, "\"other_s\":0.000000,\"mem_peak_mib\":3.500}") != NULL);
+    CHECK(buf[n - 1] == '}' && strchr(buf, '}') == buf + n - 1);
+}
+
 TEST(event_lines)
 {
     char path[] = "/tmp/herd_metrics_XXXXXX";
@@ -63,6 +78,7 @@ int main(void)
 {
     RUN(line_without_times_is_unchanged);
     RUN(line_with_times_carries_every_part);
+    RUN(line_with_peak_memory);
     RUN(event_lines);
     return test_summary();
 }
