@@ -158,6 +158,14 @@ typedef struct herd_backend {
      * the peak again from the current bytes (kernels/memstat.h) */
     size_t (*mem_allocated)(void);
     size_t (*mem_peak)(int reset);
+    /* The precision of matmul_fwd / matmul_bwd from now on (train.precision):
+     * 0 fp32; 1 BF16 compute: every GEMM input (weights, activations and
+     * their gradients) is rounded to bfloat16 (to nearest, ties to even), the
+     * products are accumulated in fp32 and the outputs, the master weights,
+     * the gradients and the optimizer state stay fp32 (the paper's mixed
+     * precision; torch.set_float32_matmul_precision("medium") is the same idea).
+     * Attention, norms and the rest stay fp32. NULL: fp32 only. */
+    void (*set_matmul_bf16)(int on);
 } herd_backend;
 
 /* The CPU backend (kernels/cpu), always present. */

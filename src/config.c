@@ -84,6 +84,8 @@ static const key_spec keys[] = {
     KEY("train.backend", T_STRING, backend, 0, 0, 0, "cpu or cuda"),
     KEY("train.recompute", T_STRING, recompute, 0, 0, 0,
         "none, selective (RMSNorm outputs, SwiGLU product) or full (each layer's input only) activation recompute"),
+    KEY("train.precision", T_STRING, precision, 0, 0, 0,
+        "fp32, or bf16: GEMM inputs rounded to bfloat16, fp32 accumulation, fp32 master weights, gradients and Adam state"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
     KEY("train.eval_every", T_INT, eval_every, 0, INT_MAX, 0,
         "validation loss every N steps and at the end (0: never)"),
@@ -911,6 +913,8 @@ static int check_training(const herd_config *c, const checker *C)
     if (strcmp(c->recompute, "none") && strcmp(c->recompute, "selective") && strcmp(c->recompute, "full"))
         return rule_error(C, "train.recompute", NULL, "'%s' is not a recompute mode (none, selective, full)",
                           c->recompute);
+    if (strcmp(c->precision, "fp32") && strcmp(c->precision, "bf16"))
+        return rule_error(C, "train.precision", NULL, "'%s' is not a precision (fp32, bf16)", c->precision);
     if (c->anneal_tokens > 0 && c->max_tokens <= c->anneal_tokens)
         return rule_error(C, "schedule.anneal_tokens", "train.max_tokens",
                           "annealing over the last %lld tokens needs train.max_tokens larger than that "

@@ -74,8 +74,8 @@ typedef struct {
     int      log_every;      /* print a human line every N steps (JSONL every step) */
     char     out_dir[HERD_PATH_MAX];  /* metrics.jsonl and config.yaml go here */
     char     backend[16];    /* "cpu" or "cuda" */
-    char     recompute[16];  /* "none", "selective", "full": activation recompute (herd plan's memory
-                                estimate; the CPU trainer keeps every activation whatever it says) */
+    char     recompute[16];  /* "none", "selective", "full": activation recompute (src/recompute.h) */
+    char     precision[16];  /* "fp32" or "bf16": the GEMMs' inputs (kernels/backend.h set_matmul_bf16) */
     int      threads;        /* OpenMP/BLAS threads; 0: all cores */
 
     /* data */

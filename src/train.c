@@ -94,6 +94,8 @@ static void print_header(const herd_config *c, const herd_model *m, const herd_g
            working / 1048576.0);
     printf("activations: recompute %s (train.recompute); the peak memory of each step is in "
            "metrics.jsonl (mem_peak_mib)\n", herd_plan_recompute_name(m->recompute));
+    printf("precision: %s GEMM inputs, fp32 accumulation, fp32 master weights, gradients and "
+           "AdamW state (train.precision)\n", c->precision);
     printf("model: %d layers, d_model %d, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
            "theta %g\n", d->n_layers, d->d_model, d->n_heads, d->n_kv_heads, d->head_dim,
            d->ffn_dim, d->vocab_size, d->rope_theta);
@@ -400,6 +402,15 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         herd_model_destroy(&model);
         rc = -1;
     }
+    /* BF16 compute: the backend rounds every GEMM input; master weights,
+     * gradients and the optimizer stay fp32 */
+    int bf16 = !strcmp(c->precision, "bf16");
+    if (rc == 0 && bf16 && !be->set_matmul_bf16) {
+        fprintf(stderr, "herd: key 'train.precision': backend %s has no bf16 matmul\n", be->name);
+        herd_model_destroy(&model);
+        rc = -1;
+    }
+    if (rc == 0 && be->set_matmul_bf16) be->set_matmul_bf16(bf16);
     if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_group)) {
         herd_model_destroy(&model);
         rc = -1;

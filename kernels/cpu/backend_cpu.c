@@ -37,6 +37,7 @@ static const herd_backend cpu_backend = {
     .free = cpu_free,
     .mem_allocated = cpu_mem_allocated,
     .mem_peak = cpu_mem_peak,
+    .set_matmul_bf16 = cpu_set_matmul_bf16,
     .copy_h2d = cpu_copy,
     .copy_d2h = cpu_copy,
     .copy_d2d = cpu_copy,

@@ -1,22 +1,79 @@
-/* matmul.c — linear layers through CBLAS (OpenBLAS). Row-major throughout. */
+/* matmul.c — linear layers through CBLAS (OpenBLAS). Row-major throughout.
+ *
+ * BF16 compute (cpu_set_matmul_bf16(1), train.precision bf16): the GEMM
+ * inputs are rounded to bfloat16 (round to nearest even) and the products
+ * summed in fp32 into an fp32 output, the numerics of a BF16 tensor-core GEMM
+ * with fp32 accumulation. The CPU has no bf16 GEMM, so it rounds copies of the
+ * inputs and runs sgemm on them: the oracle of the CUDA backend's cuBLASLt
+ * path, not a fast path. */
 #include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "kernels/cpu/cpu_ops.h"
+
+static int bf16_inputs; /* the backend's matmul precision (one trainer per process) */
+
+void cpu_set_matmul_bf16(int on) { bf16_inputs = on != 0; }
+
+float cpu_round_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) { /* inf stays, NaN stays NaN (quiet) */
+        if (u & 0x007fffffu) u |= 0x00400000u;
+    } else {
+        u += 0x7fffu + ((u >> 16) & 1u); /* to nearest, ties to even; may carry into the exponent */
+    }
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* x rounded to bf16 in a new buffer (x itself in fp32 mode); NULL: out of memory */
+static const float *inputs(const float *x, size_t n, float **owned)
+{
+    *owned = NULL;
+    if (!bf16_inputs) return x;
+    float *r = malloc(n * sizeof(float));
+    if (!r) {
+        fprintf(stderr, "herd: cpu matmul: out of memory for the bf16 copy of %zu elements\n", n);
+        abort();
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) r[i] = cpu_round_bf16(x[i]);
+    return *owned = r;
+}
 
 /* out[M,N] (+)= a[M,K] @ w[N,K]^T */
 void cpu_matmul_fwd(float *out, const float *a, const float *w, int M, int N, int K, int accumulate)
 {
+    float *a16, *w16;
+    const float *A = inputs(a, (size_t)M * K, &a16), *W = inputs(w, (size_t)N * K, &w16);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K,
-                1.0f, a, K, w, K, accumulate ? 1.0f : 0.0f, out, N);
+                1.0f, A, K, W, K, accumulate ? 1.0f : 0.0f, out, N);
+    free(a16);
+    free(w16);
 }
 
 /* da[M,K] (+)= dout[M,N] @ w[N,K];  dw[N,K] += dout[M,N]^T @ a[M,K] */
 void cpu_matmul_bwd(float *da, float *dw, const float *dout, const float *a, const float *w,
                     int M, int N, int K, int accumulate_da)
 {
-    if (da)
+    float *d16, *x16;
+    const float *D = inputs(dout, (size_t)M * N, &d16);
+    if (da) {
+        const float *W = inputs(w, (size_t)N * K, &x16);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N,
-                    1.0f, dout, N, w, K, accumulate_da ? 1.0f : 0.0f, da, K);
-    if (dw)
+                    1.0f, D, N, W, K, accumulate_da ? 1.0f : 0.0f, da, K);
+        free(x16);
+    }
+    if (dw) {
+        const float *A = inputs(a, (size_t)M * K, &x16);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M,
-                    1.0f, dout, N, a, K, 1.0f, dw, K);
+                    1.0f, D, N, A, K, 1.0f, dw, K);
+        free(x16);
+    }
+    free(d16);
 }

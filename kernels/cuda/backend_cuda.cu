@@ -144,6 +144,7 @@ static herd_backend make_table(void)
     b.mem_in_use = cu_mem_in_use;
     b.mem_allocated = cu_mem_allocated;
     b.mem_peak = cu_mem_peak;
+    b.set_matmul_bf16 = cuda_set_matmul_bf16;
     return b;
 }
 

@@ -32,7 +32,7 @@ cublasHandle_t herd_cuda_blas(void);
  * size. Everything runs on the default stream, so a buffer is never in use by
  * two ops at once. */
 enum herd_cuda_scratch_slot { HERD_SCRATCH_RMSNORM, HERD_SCRATCH_SUMSQ, HERD_SCRATCH_FLASH_D,
-                             HERD_SCRATCH_LT,
+                             HERD_SCRATCH_LT, HERD_SCRATCH_BF16_A, HERD_SCRATCH_BF16_B,
                              HERD_SCRATCH_N };
 void *herd_cuda_scratch(int slot, size_t bytes);
 

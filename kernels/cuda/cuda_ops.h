@@ -53,6 +53,11 @@ void cuda_attention_flash_bwd(float *dq, float *dk, float *dv, const float *dout
  * out[M,N] (+)= a[M,K] @ w[N,K]^T; a, w hold __nv_bfloat16 (2 bytes each). */
 void cuda_matmul_bf16_fwd(float *out, const void *a, const void *w, int M, int N, int K,
                           int accumulate);
+/* column-major C[m,n] = op(A) op(B) + beta C, A/B bf16, C fp32 (as cublasSgemm) */
+void cuda_lt_gemm_bf16(int transa, int transb, int m, int n, int k, const void *A, int lda,
+                       const void *B, int ldb, float beta, float *C, int ldc);
+/* matmul_fwd/bwd precision: 0 fp32 sgemm, 1 bf16 inputs through cuBLASLt */
+void cuda_set_matmul_bf16(int on);
 void cuda_f32_to_bf16(void *dst, const float *src, size_t n); /* round to nearest even */
 void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
 

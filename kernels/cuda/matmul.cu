@@ -1,4 +1,6 @@
-// matmul.cu — linear layers through cuBLAS sgemm (fp32). cuBLAS is
+// matmul.cu — linear layers through cuBLAS sgemm (fp32), or, with the
+// backend's matmul precision set to bf16 (train.precision), through cuBLASLt
+// with bf16 copies of the inputs and fp32 accumulation (matmul_lt.cu). cuBLAS is
 // column-major: a row-major X[r,c] is the column-major X^T[c,r] with the same
 // leading dimension c, so each row-major product C = A B is issued as the
 // column-major C^T = B^T A^T. "Accumulate" is beta = 1.
@@ -7,14 +9,44 @@ extern "C" {
 #include "kernels/cuda/cuda_ops.h"
 }
 
+static int bf16_inputs;  // the backend's matmul precision (set_matmul_bf16)
+
+extern "C" void cuda_set_matmul_bf16(int on) { bf16_inputs = on != 0; }
+
+// x[n] as bf16 in scratch slot `slot` (the GEMM's input copy, rewritten each call)
+static const void *to_bf16(int slot, const float *x, size_t n)
+{
+    void *d = herd_cuda_scratch(slot, n * 2);
+    cuda_f32_to_bf16(d, x, n);
+    return d;
+}
+
+// the column-major GEMM of the current precision: C[m,n] = op(A) op(B) + beta C,
+// A holding na and B nb elements (the bf16 copies)
+static void gemm(int ta, int tb, int m, int n, int k, const float *A, int lda, size_t na,
+                 const float *B, int ldb, size_t nb, float beta, float *C, int ldc)
+{
+    if (bf16_inputs) {
+        cuda_lt_gemm_bf16(ta, tb, m, n, k, to_bf16(HERD_SCRATCH_BF16_A, A, na), lda,
+                          to_bf16(HERD_SCRATCH_BF16_B, B, nb), ldb, beta, C, ldc);
+        return;
+    }
+    const float one = 1.0f;
+    CUBLAS_CHECK(cublasSgemm(herd_cuda_blas(), ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             tb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &one, A, lda, B, ldb, &beta,
+                             C, ldc));
+}
+
 // out[M,N] (+)= a[M,K] @ w[N,K]^T   <=>   out^T[N,M] (+)= w[N,K] a^T[K,M]
 extern "C" void cuda_matmul_fwd(float *out, const float *a, const float *w, int M, int N, int K,
                                 int accumulate)
 {
     if (M <= 0 || N <= 0) return;
-    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-    CUBLAS_CHECK(cublasSgemm(herd_cuda_blas(), CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, a, K,
-                             &beta, out, N));
+    if (K <= 0) {  // an empty sum
+        if (!accumulate) CUDA_CHECK(cudaMemset(out, 0, sizeof(float) * (size_t)M * N));
+        return;
+    }
+    gemm(1, 0, N, M, K, w, K, (size_t)N * K, a, K, (size_t)M * K, accumulate ? 1.0f : 0.0f, out, N);
 }
 
 // da[M,K] (+)= dout[M,N] @ w[N,K]   <=>   da^T[K,M] (+)= w^T[K,N] dout^T[N,M]
@@ -23,11 +55,9 @@ extern "C" void cuda_matmul_bwd(float *da, float *dw, const float *dout, const f
                                 const float *w, int M, int N, int K, int accumulate_da)
 {
     if (K <= 0) return;
-    const float one = 1.0f, beta = accumulate_da ? 1.0f : 0.0f;
-    if (da && M > 0)
-        CUBLAS_CHECK(cublasSgemm(herd_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, w, K,
-                                 dout, N, &beta, da, K));
-    if (dw && N > 0)
-        CUBLAS_CHECK(cublasSgemm(herd_cuda_blas(), CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, a, K,
-                                 dout, N, &one, dw, K));
+    if (da && M > 0 && N > 0)
+        gemm(0, 0, K, M, N, w, K, (size_t)N * K, dout, N, (size_t)M * N,
+             accumulate_da ? 1.0f : 0.0f, da, K);
+    if (dw && N > 0 && M > 0)
+        gemm(0, 1, K, N, M, a, K, (size_t)M * K, dout, N, (size_t)M * N, 1.0f, dw, K);
 }
