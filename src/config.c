@@ -84,6 +84,8 @@ static const key_spec keys[] = {
     KEY("train.backend", T_STRING, backend, 0, 0, 0, "cpu or cuda"),
     KEY("train.recompute", T_STRING, recompute, 0, 0, 0,
         "none, selective or full activation recompute (herd plan's memory estimate; the CPU trainer ignores it)"),
+    KEY("train.xent_chunk", T_INT, xent_chunk, 0, 1 << 24, 0,
+        "vocabulary columns per chunk of the fused output projection + cross-entropy (0: whole logits)"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
     KEY("train.eval_every", T_INT, eval_every, 0, INT_MAX, 0,
         "validation loss every N steps and at the end (0: never)"),

@@ -90,6 +90,7 @@ void herd_config_defaults(herd_config *c)
     snprintf(c->out_dir, sizeof c->out_dir, "runs/default");
     snprintf(c->backend, sizeof c->backend, "cpu");
     snprintf(c->recompute, sizeof c->recompute, "none");
+    c->xent_chunk = 0;
     c->threads = 0;
     c->data_path[0] = '\0';
     c->val_path[0] = '\0';

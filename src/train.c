@@ -391,7 +391,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_model model;
     herd_fsdp fsdp;
     herd_model_parallel par = {grid.tp_group, c->sequence_parallel, grid.pp_group, grid.cp_group,
-                               c->virtual_stages, c->pp_first_last_fewer};
+                               c->virtual_stages, c->pp_first_last_fewer, c->xent_chunk};
     rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
     if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_group)) {
         herd_model_destroy(&model);
