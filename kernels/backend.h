@@ -123,6 +123,20 @@ typedef struct herd_backend {
      * place; rows with targets[i] < 0 (ignored) become 0 */
     void (*xent_bwd_range)(float *logits, const float *lse, const int32_t *targets,
                            int v0, int n, int V, float scale);
+    /* Online softmax over vocabulary chunks (cross-entropy fused with the
+     * output projection: the [n, V] logits are never stored whole). logits[n,Vc]
+     * are the columns of ids [v0, v0 + Vc); per row, with m_c = max of the
+     * chunk and m_new = max(row_max, m_c):
+     *   sumexp  <- sumexp * exp(row_max - m_new) + sum_j exp(logits[i,j] - m_new)
+     *   row_max <- m_new
+     *   picked  <- logits[i, targets[i] - v0] when v0 <= targets[i] < v0 + Vc
+     *              (untouched otherwise)
+     * Start with row_max = -inf, sumexp = 0, picked = 0; after the last chunk
+     * they are xent_row_max / xent_sumexp_pick of the whole slice. The chunk's
+     * exponentials are summed in double. row_max, sumexp, picked: [n]. */
+    void (*xent_chunk_update)(float *row_max, float *sumexp, float *picked,
+                              const float *logits, const int32_t *targets, int v0, int n,
+                              int Vc);
 
     /* AdamW on one tensor (torch.optim.AdamW semantics), gradient pre-multiplied
      * by grad_scale (clipping); bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. */

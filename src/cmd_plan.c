@@ -19,10 +19,12 @@ static int usage(FILE *f)
             "                 [--pp-overlap X] [--dp-overlap X] [--micro-batch N] [--virtual-stages N]\n"
             "                 [--peak-tflops X] [--hbm GB] [--measured METRICS.jsonl]\n"
             "                 [--sequence-parallel 0|1] [--recompute none|selective|full]\n"
-            "                 [--first-last-fewer 0|1] [--spread] [--json]\n"
+            "                 [--first-last-fewer 0|1] [--xent-chunk N] [--spread] [--json]\n"
             "  --spread    the job's GPUs shared evenly among the pods (default: packed in tree order)\n"
             "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
             "  --recompute activations recomputed in the backward (train.recompute; memory estimate)\n"
+            "  --xent-chunk vocabulary columns of fp32 logits kept on the last stage (train.xent_chunk;\n"
+            "              memory estimate; 0: all of vocab/tp)\n"
             "  --first-last-fewer  the first and last pipeline stage hold one layer fewer\n"
             "              (parallel.pp_first_last_fewer)\n"
             "  --layout    estimate one layout (network-aware placement; --naive adds DP innermost)\n"
@@ -67,11 +69,12 @@ static void print_inputs(const herd_plan_inputs *in, const herd_topo *t, const c
                t->link[h].bw_GBps, t->link[h].latency_us, t->link[h].oversub);
     printf("inputs: peak %.1f TFLOP/s, HBM %.0f GB, compute_eff %.2f, attn_eff %.2f, tp_overlap %.2f, "
            "cp_overlap %.2f, pp_overlap %.2f, dp_overlap %.2f, grad bytes %.0f, micro_batch %d, "
-           "virtual stages %s, sequence parallel %s, recompute %s, first/last stage one layer fewer %s\n",
+           "virtual stages %s, sequence parallel %s, recompute %s, first/last stage one layer fewer %s, "
+           "xent_chunk %d\n",
            in->peak_tflops, in->hbm_GB, in->compute_eff, in->attn_eff, in->tp_overlap, in->cp_overlap, in->pp_overlap,
            in->dp_overlap, in->grad_bytes, in->micro_batch, in->virtual_stages ? "set" : "1 layer each",
            in->sequence_parallel ? "yes" : "no", herd_plan_recompute_name(in->recompute),
-           in->pp_first_last_fewer ? "yes" : "no");
+           in->pp_first_last_fewer ? "yes" : "no", in->xent_chunk);
 }
 
 static void print_header(void)
@@ -208,6 +211,17 @@ int herd_cmd_plan(int argc, char **argv)
                 fprintf(stderr, "herd plan: --recompute '%s': expected none, selective or full\n", v);
                 return 2;
             }
+            i++;
+        }
+        else if (!strcmp(a, "--xent-chunk") && v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || end == v || n < 0 || n > 1 << 24) {
+                fprintf(stderr, "herd plan: --xent-chunk '%s': expected an integer in [0, 16777216] "
+                        "(train.xent_chunk)\n", v);
+                return 2;
+            }
+            in.xent_chunk = (int)n;
             i++;
         }
         else if (!strcmp(a, "--first-last-fewer") && v) {

@@ -86,6 +86,8 @@ static const key_spec keys[] = {
         "none, selective (RMSNorm outputs, SwiGLU product) or full (each layer's input only) activation recompute"),
     KEY("train.precision", T_STRING, precision, 0, 0, 0,
         "fp32, or bf16: GEMM inputs rounded to bfloat16, fp32 accumulation, fp32 master weights, gradients and Adam state"),
+    KEY("train.xent_chunk", T_INT, xent_chunk, 0, 1 << 24, 0,
+        "vocabulary columns per chunk of the fused output projection + cross-entropy (0: whole logits)"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),
     KEY("train.eval_every", T_INT, eval_every, 0, INT_MAX, 0,
         "validation loss every N steps and at the end (0: never)"),

@@ -185,6 +185,11 @@ static int forward_nocache(herd_model *m, const uint32_t *ids, int n, float *log
     double r = herd_model_forward(m, t, tg, dc, 1, n, NULL);
     free(t);
     if (isnan(r)) return -1;
+    if (!m->logits) { /* train.xent_chunk: the head never stored the logits */
+        fprintf(stderr, "herd: generate: the model runs its cross-entropy in vocabulary chunks "
+                "(train.xent_chunk > 0) and keeps no logits; use train.xent_chunk 0\n");
+        return -1;
+    }
     int V = m->dims.vocab_size;
     m->be->copy_d2h(logits, m->logits + (size_t)(n - 1) * V, sizeof(float) * V);
     return 0;

@@ -291,6 +291,12 @@ int herd_model_create_parallel(herd_model *m, const herd_model_dims *d, const he
     m->cp_rank = par && par->cp ? par->cp->rank : 0;
     m->cp = m->cp_size > 1 ? par->cp : NULL;
     m->n_chunks = par && par->virtual_stages > 1 ? par->virtual_stages : 1;
+    m->xent_chunk = par ? par->xent_chunk : 0;
+    if (m->xent_chunk < 0) {
+        fprintf(stderr, "herd: model: key 'train.xent_chunk': %d is negative (0: the whole "
+                "logits, > 0: vocabulary columns per chunk)\n", m->xent_chunk);
+        return -1;
+    }
     m->n_stages = m->n_chunks * m->pp_size;
     int tp = m->tp_size;
     if (d->n_heads % tp || d->ffn_dim % tp || d->vocab_size % tp ||
@@ -414,6 +420,13 @@ static void free_slot(herd_model *m, herd_act_slot *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The output projection and the cross-entropy run in vocabulary chunks
+ * (train.xent_chunk) when a chunk is smaller than this rank's slice. */
+static int xent_chunked(const herd_model *m)
+{
+    return m->xent_chunk > 0 && m->xent_chunk < m->vocab_local;
+}
+
 static void free_acts(herd_model *m)
 {
     const herd_backend *be = m->be;
@@ -425,7 +438,7 @@ static void free_acts(herd_model *m)
     m->logits = NULL;
     float **g[] = {&m->d_res, &m->d_h, &m->d_q, &m->d_k, &m->d_v, &m->d_o, &m->d_gate,
                    &m->d_up, &m->d_act, &m->d_att, &m->part, &m->d_full, &m->d_loc,
-                   &m->xent_tmp, &m->d_kg, &m->d_vg, &m->cp_tmp};
+                   &m->xent_tmp, &m->d_kg, &m->d_vg, &m->cp_tmp, &m->xent_scratch};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
         be->free(*g[i]);
         *g[i] = NULL;
@@ -483,6 +496,8 @@ int herd_model_reserve(herd_model *m, int B, int T)
     ALLOC(m->d_gate, N * f);    ALLOC(m->d_up, N * f);     ALLOC(m->d_act, N * f);
     ALLOC(m->d_att, use_flash(m) ? 1 : (size_t)Tl * T);
     ALLOC(m->part, N * dm);     ALLOC(m->xent_tmp, 3 * N);
+    if (m->has_head && xent_chunked(m)) /* one chunk's logits instead of [N, Vl] per slot */
+        ALLOC(m->xent_scratch, N * (size_t)m->xent_chunk);
     if (m->sp) {
         ALLOC(m->d_full, N * dm);
         ALLOC(m->d_loc, Nl * dm);
@@ -542,7 +557,8 @@ static int alloc_slot(herd_model *m, herd_act_slot *s, int chunk)
     }
     if (m->has_head && herd_model_chunk_stage(m, chunk) == m->n_stages - 1) {
         ALLOC(s->h_final, N * dm); ALLOC(s->rstd_f, Nl);
-        ALLOC(s->logits, N * V);   ALLOC(s->losses, N);  ALLOC(s->lse, N);
+        if (!xent_chunked(m)) ALLOC(s->logits, N * V); /* chunked: m->xent_scratch */
+        ALLOC(s->losses, N);       ALLOC(s->lse, N);
     }
 #undef ALLOC
     if (!ok) {
@@ -721,6 +737,64 @@ static void reduce_rows(herd_model *m, float *out, float *part)
     if (out != part) be->copy_d2d(out, part, sizeof(float) * n);
 }
 
+/* The fused output projection + cross-entropy (train.xent_chunk): chunk c of
+ * this rank's vocabulary rows [v, v + Vc) of lm_head gives logits_c [N, Vc] =
+ * h_final [N, d] @ W_c^T in the one scratch [N, xent_chunk], folded at once
+ * into a running (max, sum of exp, picked logit) per row (online softmax), so
+ * the [N, Vl] logits never exist. Leaves xent_tmp = [max, sumexp, pick] with
+ * the max already all-reduced over TP and each rank's sum rescaled to it,
+ * ready for xent_forward's all-reduce of the sums. */
+static void xent_forward_chunked(herd_model *m, herd_act_slot *s, int N)
+{
+    const herd_backend *be = m->be;
+    int V = m->vocab_local, dm = m->dims.d_model;
+    float *mx = m->xent_tmp, *se = mx + N, *pick = mx + 2 * (size_t)N;
+    float *h = malloc(sizeof(float) * 2 * (size_t)N);
+    if (!h) herd_comm_abort(1);
+    for (int i = 0; i < N; i++) h[i] = -INFINITY, h[N + i] = 0.0f;
+    be->copy_h2d(mx, h, sizeof(float) * (size_t)N);
+    be->zero(se, 2 * (size_t)N); /* sumexp and picked */
+    for (int v = 0; v < V; v += m->xent_chunk) {
+        int Vc = V - v < m->xent_chunk ? V - v : m->xent_chunk;
+        be->matmul_fwd(m->xent_scratch, s->h_final, m->lm_head + (size_t)v * dm, N, Vc, dm, 0);
+        be->xent_chunk_update(mx, se, pick, m->xent_scratch, s->targets, m->vocab_start + v, N,
+                              Vc);
+    }
+    if (m->tp) {
+        /* each rank's sum is relative to its own max: move it to the global one,
+         * sumexp_r * exp(m_r - M), on the host (N floats, as the lse below) */
+        be->copy_d2h(h, mx, sizeof(float) * 2 * (size_t)N); /* [m_r, sumexp_r] */
+        tp_check(herd_comm_all_reduce(m->tp, mx, (size_t)N, HERD_F32, HERD_MAX));
+        float *gm = malloc(sizeof(float) * (size_t)N);
+        if (!gm) herd_comm_abort(1);
+        be->copy_d2h(gm, mx, sizeof(float) * (size_t)N);
+        for (int i = 0; i < N; i++) h[N + i] *= expf(h[i] - gm[i]);
+        be->copy_h2d(se, h + N, sizeof(float) * (size_t)N);
+        free(gm);
+    }
+    free(h);
+}
+
+/* The backward of the chunked head: each chunk's logits are recomputed (the
+ * same GEMM), turned into dlogits in place, and pushed through the GEMM's
+ * backward: d_h [N, d] (+)= dlogits_c @ W_c, g_lm_head rows of the chunk +=
+ * dlogits_c^T @ h_final (lm_head is [Vl, d] row-major: a chunk's rows are
+ * contiguous). Costs one more [N, Vl, d] GEMM than the stored logits. */
+static void xent_backward_chunked(herd_model *m, herd_act_slot *s, int N, float loss_scale)
+{
+    const herd_backend *be = m->be;
+    int V = m->vocab_local, dm = m->dims.d_model;
+    for (int v = 0; v < V; v += m->xent_chunk) {
+        int Vc = V - v < m->xent_chunk ? V - v : m->xent_chunk;
+        const float *w = m->lm_head + (size_t)v * dm;
+        be->matmul_fwd(m->xent_scratch, s->h_final, w, N, Vc, dm, 0);
+        be->xent_bwd_range(m->xent_scratch, s->lse, s->targets, m->vocab_start + v, N, Vc,
+                           loss_scale);
+        be->matmul_bwd(m->d_h, m->g_lm_head + (size_t)v * dm, m->xent_scratch, s->h_final, w, N,
+                       Vc, dm, v > 0);
+    }
+}
+
 /* Vocabulary-parallel cross-entropy: the full logits are never gathered; each
  * rank reduces its columns and the TP group combines three numbers per row. */
 static void xent_forward(herd_model *m, herd_act_slot *s, int N)
@@ -728,9 +802,14 @@ static void xent_forward(herd_model *m, herd_act_slot *s, int N)
     const herd_backend *be = m->be;
     int V = m->vocab_local;
     float *mx = m->xent_tmp, *se_pick = m->xent_tmp + N; /* [N], [2N] */
-    be->xent_row_max(mx, s->logits, N, V);
-    if (m->tp) tp_check(herd_comm_all_reduce(m->tp, mx, (size_t)N, HERD_F32, HERD_MAX));
-    be->xent_sumexp_pick(se_pick, se_pick + N, s->logits, mx, s->targets, m->vocab_start, N, V);
+    if (xent_chunked(m)) {
+        xent_forward_chunked(m, s, N);
+    } else {
+        be->xent_row_max(mx, s->logits, N, V);
+        if (m->tp) tp_check(herd_comm_all_reduce(m->tp, mx, (size_t)N, HERD_F32, HERD_MAX));
+        be->xent_sumexp_pick(se_pick, se_pick + N, s->logits, mx, s->targets, m->vocab_start,
+                             N, V);
+    }
     if (m->tp) tp_check(herd_comm_all_reduce(m->tp, se_pick, 2 * (size_t)N, HERD_F32, HERD_SUM));
     /* lse and the losses from N triples on the host (a few floats per token) */
     float *h = malloc(sizeof(float) * 3 * (size_t)N);
@@ -854,7 +933,8 @@ double herd_model_chunk_forward(herd_model *m, int slot)
     if (stage != m->n_stages - 1) return 0.0;
     be->rmsnorm_fwd(my_rows(m, s->h_final), s->rstd_f, s->x_out, m->norm_f, Nl, dm, eps);
     gather_rows(m, s->h_final);
-    be->matmul_fwd(s->logits, s->h_final, m->lm_head, N, V, dm, 0); /* [N, Vl] */
+    if (!xent_chunked(m)) /* [N, Vl]; chunked: inside xent_forward, Vc columns at a time */
+        be->matmul_fwd(s->logits, s->h_final, m->lm_head, N, V, dm, 0);
     xent_forward(m, s, N);
     float *losses = malloc(sizeof(float) * N);
     be->copy_d2h(losses, s->losses, sizeof(float) * N);
@@ -915,8 +995,12 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         V = m->vocab_local;
 
     if (stage == m->n_stages - 1) {
-        be->xent_bwd_range(s->logits, s->lse, s->targets, m->vocab_start, N, V, loss_scale);
-        be->matmul_bwd(m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm, 0);
+        if (xent_chunked(m)) {
+            xent_backward_chunked(m, s, N, loss_scale);
+        } else {
+            be->xent_bwd_range(s->logits, s->lse, s->targets, m->vocab_start, N, V, loss_scale);
+            be->matmul_bwd(m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm, 0);
+        }
         be->zero(m->d_res, (size_t)Nl * dm);
         be->rmsnorm_bwd(m->d_res, m->g_norm_f, reduced_dh(m), s->x_out, m->norm_f, s->rstd_f, Nl,
                         dm);

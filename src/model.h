@@ -107,6 +107,9 @@ typedef struct {
     herd_comm *cp;                /* the context-parallel group; NULL: one rank */
     int        virtual_stages;    /* V chunks per pipeline rank (interleaved schedule); 0: 1 */
     int        first_last_fewer;  /* first and last virtual stage hold one layer fewer */
+    int        xent_chunk;        /* train.xent_chunk: vocabulary columns per chunk of the
+                                     fused output projection + cross-entropy; 0: the whole
+                                     [N, Vl] logits are stored (m->logits) */
 } herd_model_parallel;
 
 /* The layers of each of n_stages virtual stages, contiguous and in order:
@@ -157,13 +160,17 @@ typedef struct herd_model {
                                                   vocabulary ids (-1: another rank's) */
     int T_local;               /* tokens of a sequence here: T / CP */
     float *logits;             /* [N, V] of the last herd_model_forward; dlogits after the
-                                  backward (a view of its slot) */
+                                  backward (a view of its slot); NULL with xent_chunk */
     /* backward scratch */
     float *d_res, *d_h, *d_q, *d_k, *d_v, *d_o, *d_gate, *d_up, *d_act, *d_att;
     float *part;               /* [N, d] partial sums of row-parallel outputs */
     float *d_full;             /* [N, d] gathered d_res (SP); NULL without SP */
     float *d_loc;              /* [N_local, d] reduced d_h (SP); NULL without SP */
     float *xent_tmp;           /* [3N] row max, sum of exp, picked logit */
+    int    xent_chunk;         /* > 0 and < vocab_local: the head runs in chunks of this many
+                                  vocabulary columns; no slot stores logits and m->logits
+                                  stays NULL (generation and reward scoring need 0) */
+    float *xent_scratch;       /* [N, xent_chunk] one chunk's logits / dlogits (chunked only) */
     float *d_kg, *d_vg, *cp_tmp; /* [B*T, KVl*hd] CP > 1 only */
     int    have_forward;       /* the activations belong to the last forward */
     /* activation recomputation (HERD_RECOMPUTE_*, herd_model_set_recompute):

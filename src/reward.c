@@ -16,6 +16,11 @@ int herd_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int 
     double r = herd_model_forward(m, tokens, tg, doc, B, T, NULL);
     free(tg);
     if (isnan(r)) return -1;
+    if (!m->logits) { /* train.xent_chunk: the head never stored the logits */
+        fprintf(stderr, "herd: reward: the model runs its cross-entropy in vocabulary chunks "
+                "(train.xent_chunk > 0) and keeps no logits to score; use train.xent_chunk 0\n");
+        return -1;
+    }
     int V = m->dims.vocab_size;
     for (int b = 0; b < B; b++) {
         float v;

@@ -396,7 +396,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_model model;
     herd_fsdp fsdp;
     herd_model_parallel par = {grid.tp_group, c->sequence_parallel, grid.pp_group, grid.cp_group,
-                               c->virtual_stages, c->pp_first_last_fewer};
+                               c->virtual_stages, c->pp_first_last_fewer, c->xent_chunk};
     rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
     if (rc == 0 && herd_model_set_recompute(&model, herd_plan_recompute_parse(c->recompute))) {
         herd_model_destroy(&model);

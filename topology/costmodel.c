@@ -30,6 +30,7 @@ void herd_plan_inputs_default(herd_plan_inputs *in)
     in->grad_bytes = 4.0;     /* FP32 reduce-scatter of gradients */
     in->recompute = HERD_RECOMPUTE_NONE;
     in->pp_first_last_fewer = 0;
+    in->xent_chunk = 0;
 }
 
 /* ring all-gather or reduce-scatter of `bytes` (the full gathered size) over p ranks */

@@ -123,7 +123,9 @@ int herd_plan_stage_layers(const herd_plan_inputs *in, int pp, int V, int M, int
  *                                   (its input gradients mirror its saved
  *                                   tensors; FULL: the recomputed layer)
  * + last rank: fp32 vocab-parallel logits of one micro-batch, 4 V/tp per token
- *   (the cross-entropy keeps them for its backward), and the final norm input.
+ *   (the cross-entropy keeps them for its backward), or with xent_chunk (the
+ *   output projection fused with the cross-entropy, src/model.c) one chunk's
+ *   4 xent_chunk per token, and the final norm input.
  * Sharding is over DP only: herd all-reduces gradients over CP and keeps full
  * state on every CP rank (docs/parallelism.md), where Megatron's distributed
  * optimizer bytes are 6 + 12/DP (its gradient shard is a view of the buffer).
@@ -145,6 +147,8 @@ int herd_plan_memory(const herd_plan_inputs *in, int tp, int cp, int pp, int dp,
     none.recompute = HERD_RECOMPUTE_NONE;
     double workspace = herd_plan_layer_act_bytes(&none, tp, cp);
     double sp = in->sequence_parallel ? tp : 1;
+    double logit_cols = (double)in->vocab_size / tp; /* a chunk smaller than the slice: the chunk */
+    if (in->xent_chunk > 0 && in->xent_chunk < logit_cols) logit_cols = in->xent_chunk;
     r->mem_GB = -1;
     for (int p = 0; p < pp; p++) {
         int layers;
@@ -153,7 +157,7 @@ int herd_plan_memory(const herd_plan_inputs *in, int tp, int cp, int pp, int dp,
         double params = layers * p_layer + (p == 0 ? emb : 0) + (p == pp - 1 ? emb + d : 0);
         double stat = params * per_param;
         double act = a_layer * inflight + workspace;
-        if (p == pp - 1) act += tok * (4.0 * in->vocab_size / tp + 2 * d / sp);
+        if (p == pp - 1) act += tok * (4.0 * logit_cols + 2 * d / sp);
         double total = (stat + act) / 1e9;
         if (total > r->mem_GB) {
             r->mem_GB = total;

@@ -232,6 +232,8 @@ typedef struct {
     double grad_bytes;        /* bytes per gradient element in the reduce-scatter: 4 (fp32) */
     int    recompute;         /* HERD_RECOMPUTE_*: activations kept for the backward (docs/topology.md) */
     int    pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
+    int    xent_chunk;        /* train.xent_chunk: the last rank keeps fp32 logits of this many
+                                 vocabulary columns a token instead of vocab/tp; 0: all */
 } herd_plan_inputs;
 
 /* Activation recomputation (train.recompute): HERD_RECOMPUTE_* of

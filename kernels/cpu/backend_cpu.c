@@ -63,6 +63,7 @@ static const herd_backend cpu_backend = {
     .xent_row_max = cpu_xent_row_max,
     .xent_sumexp_pick = cpu_xent_sumexp_pick,
     .xent_bwd_range = cpu_xent_bwd_range,
+    .xent_chunk_update = cpu_xent_chunk_update,
     .adamw = cpu_adamw,
     .sumsq = cpu_sumsq,
     .attention_flash_fwd = cpu_attention_flash_fwd,

@@ -50,6 +50,8 @@ void cpu_xent_sumexp_pick(float *sumexp, float *picked, const float *logits, con
                           const int32_t *targets, int v0, int n, int V);
 void cpu_xent_bwd_range(float *logits, const float *lse, const int32_t *targets, int v0, int n,
                         int V, float scale);
+void cpu_xent_chunk_update(float *row_max, float *sumexp, float *picked, const float *logits,
+                           const int32_t *targets, int v0, int n, int Vc);
 void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                float beta2, float eps, float wd, float bc1, float bc2, float grad_scale);
 double cpu_sumsq(const float *x, size_t n);

@@ -66,3 +66,25 @@ void cpu_xent_bwd_range(float *logits, const float *lse, const int32_t *targets,
         if (t >= 0 && t < V) row[t] -= scale;
     }
 }
+
+/* One chunk of the online softmax (kernels/backend.h): the running max moves
+ * to the chunk's max when that is larger and the running sum is rescaled to
+ * it, so no row of the whole [n, V] logits is ever needed at once. */
+void cpu_xent_chunk_update(float *row_max, float *sumexp, float *picked, const float *logits,
+                           const int32_t *targets, int v0, int n, int Vc)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * Vc;
+        float mc = row[0];
+        for (int j = 1; j < Vc; j++) mc = row[j] > mc ? row[j] : mc;
+        float m_old = row_max[i], m_new = mc > m_old ? mc : m_old;
+        double s = 0.0;
+        for (int j = 0; j < Vc; j++) s += expf(row[j] - m_new);
+        /* m_old = -inf on the first chunk: exp(-inf) = 0 drops the empty sum */
+        sumexp[i] = (float)((double)sumexp[i] * expf(m_old - m_new) + s);
+        row_max[i] = m_new;
+        int t = targets[i] - v0;
+        if (targets[i] >= 0 && t >= 0 && t < Vc) picked[i] = row[t];
+    }
+}

@@ -136,6 +136,7 @@ static herd_backend make_table(void)
     b.xent_row_max = cuda_xent_row_max;
     b.xent_sumexp_pick = cuda_xent_sumexp_pick;
     b.xent_bwd_range = cuda_xent_bwd_range;
+    b.xent_chunk_update = cuda_xent_chunk_update;
     b.adamw = cuda_adamw;
     b.sumsq = cuda_sumsq;
     b.attention_flash_fwd = cuda_attention_flash_fwd;

@@ -36,6 +36,8 @@ void cuda_xent_sumexp_pick(float *sumexp, float *picked, const float *logits, co
                            const int32_t *targets, int v0, int n, int V);
 void cuda_xent_bwd_range(float *logits, const float *lse, const int32_t *targets, int v0, int n,
                          int V, float scale);
+void cuda_xent_chunk_update(float *row_max, float *sumexp, float *picked, const float *logits,
+                            const int32_t *targets, int v0, int n, int Vc);
 void cuda_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V, float scale);
 void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
                 float beta2, float eps, float wd, float bc1, float bc2, float grad_scale);

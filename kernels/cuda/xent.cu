@@ -106,3 +106,36 @@ extern "C" void cuda_xent_bwd_range(float *logits, const float *lse, const int32
     xent_bwd_range_kernel<<<n, XENT_THREADS>>>(logits, lse, targets, v0, V, scale);
     CUDA_LAUNCH_CHECK();
 }
+
+// One chunk of the online softmax (kernels/backend.h xent_chunk_update), one
+// block per row: block max of the chunk, then the block's sum of exp in double
+// against the new running max; thread 0 rescales the old sum and stores.
+__global__ void xent_chunk_update_kernel(float *row_max, float *sumexp, float *picked,
+                                         const float *logits, const int32_t *targets, int v0,
+                                         int Vc)
+{
+    const float *row = logits + (size_t)blockIdx.x * Vc;
+    float mc = -INFINITY;
+    for (int j = threadIdx.x; j < Vc; j += blockDim.x) mc = fmaxf(mc, row[j]);
+    mc = herd_block_max(mc);
+    float m_old = row_max[blockIdx.x], m_new = fmaxf(mc, m_old);
+    double s = 0.0;
+    for (int j = threadIdx.x; j < Vc; j += blockDim.x) s += (double)expf(row[j] - m_new);
+    s = herd_block_sum(s);
+    if (threadIdx.x == 0) {
+        sumexp[blockIdx.x] = (float)((double)sumexp[blockIdx.x] * expf(m_old - m_new) + s);
+        row_max[blockIdx.x] = m_new;
+        int tg = targets[blockIdx.x], t = tg - v0;
+        if (tg >= 0 && t >= 0 && t < Vc) picked[blockIdx.x] = row[t];
+    }
+}
+
+extern "C" void cuda_xent_chunk_update(float *row_max, float *sumexp, float *picked,
+                                       const float *logits, const int32_t *targets, int v0, int n,
+                                       int Vc)
+{
+    if (n <= 0 || Vc <= 0) return;
+    xent_chunk_update_kernel<<<n, XENT_THREADS>>>(row_max, sumexp, picked, logits, targets, v0,
+                                                  Vc);
+    CUDA_LAUNCH_CHECK();
+}

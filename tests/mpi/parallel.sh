@@ -50,6 +50,19 @@ check tp4_dp2 4 0
 check tp8 8 0
 check tp2sp_dp4 2 1
 
+# the output projection fused with the cross-entropy in vocabulary chunks
+# (train.xent_chunk 100: each rank's 256 vocabulary rows in chunks of 100, 100
+# and a short 56; the TP ranks' running max / sum of exp combined) on 2 ranks
+if ! run tp2sp_xent 2 --set parallel.tp=2 --set parallel.sequence_parallel=1 \
+        --set train.xent_chunk=100; then
+    fail tp2sp_xent_chunk "run failed: $(tail -5 "$tmp/tp2sp_xent.log")"
+elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/tp2sp_xent" \
+           "$tmp/tp2sp_xent.st" 1e-5); then
+    pass "tp2sp_xent_chunk ($(echo "$out" | tail -1))"
+else
+    fail tp2sp_xent_chunk "$out"
+fi
+
 # the same layout twice: bitwise identical losses and parameters
 if run tp2sp_again 8 --set parallel.tp=2 --set parallel.sequence_parallel=1 &&
    out=$($py tests/mpi/compare_runs.py "$tmp/tp2sp_dp4" "$tmp/tp2sp_dp4.st" "$tmp/tp2sp_again" \

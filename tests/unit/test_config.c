@@ -297,6 +297,8 @@ TEST(out_of_bounds)
     herd_config c;
     CHECK(resolve_text(&c, "model:\n  n_heads: 0\n", 0, NULL) == -1);
     CHECK(has("cfg.yaml:2: key 'model.n_heads': 0 is out of range [1, 4096]"));
+    CHECK(resolve_text(&c, "train:\n  xent_chunk: -1\n", 0, NULL) == -1);
+    CHECK(has("cfg.yaml:2: key 'train.xent_chunk': -1 is out of range"));
     CHECK(resolve_text(&c, "optim:\n  beta2: 1.0\n", 0, NULL) == -1);
     CHECK(has("key 'optim.beta2'") && has("[0, 1)"));
     CHECK(resolve_text(&c, "optim:\n  eps: 0\n", 0, NULL) == -1);

@@ -565,6 +565,37 @@ TEST(cuda_xent_vocab_parallel)
     gpu->free(gl); gpu->free(gmx); gpu->free(gse); gpu->free(gpk); gpu->free(glse); gpu->free(gtg);
 }
 
+/* The online-softmax chunk update (train.xent_chunk): three chunks of 300,
+ * 300 and 100 columns folded in turn on both backends, targets inside, before
+ * and after each chunk, ignored ones; rows longer than a block. */
+TEST(cuda_xent_chunk_update)
+{
+    NEED_GPU();
+    int n = 13, V = 700, v0 = 300, Vc = 300;
+    float *logits = randn((size_t)n * V, 9, 3), *chunk = malloc(sizeof(float) * n * Vc);
+    float *mx = malloc(n * 4), *se = calloc(n, 4), *pk = calloc(n, 4);
+    for (int i = 0; i < n; i++) mx[i] = -INFINITY;
+    for (int j = 0; j < V; j++) logits[j] = 0.01f * j; /* row 0: the max moves every chunk */
+    int32_t *tg = randint(n, 10, 1400);
+    tg[0] = -1; tg[1] = v0; tg[2] = v0 + V - 1; tg[3] = v0 - 1; tg[4] = v0 + V; tg[5] = v0 + 300;
+    float *gmx = up(mx, n * 4), *gse = up(se, n * 4), *gpk = up(pk, n * 4),
+          *gc = gpu->alloc(sizeof(float) * n * Vc);
+    int32_t *gtg = up(tg, sizeof(int32_t) * n);
+    for (int v = 0; v < V; v += Vc) {
+        int w = V - v < Vc ? V - v : Vc;
+        for (int i = 0; i < n; i++)
+            memcpy(chunk + (size_t)i * w, logits + (size_t)i * V + v, sizeof(float) * w);
+        gpu->copy_h2d(gc, chunk, sizeof(float) * n * w);
+        cpu->xent_chunk_update(mx, se, pk, chunk, tg, v0 + v, n, w);
+        gpu->xent_chunk_update(gmx, gse, gpk, gc, gtg, v0 + v, n, w);
+    }
+    CHECK(close_def("xent_chunk_update max", gmx, mx, n));
+    CHECK(close_def("xent_chunk_update sumexp", gse, se, n));
+    CHECK(close_def("xent_chunk_update pick", gpk, pk, n));
+    free(logits); free(chunk); free(mx); free(se); free(pk); free(tg);
+    gpu->free(gmx); gpu->free(gse); gpu->free(gpk); gpu->free(gc); gpu->free(gtg);
+}
+
 /* ---- AdamW and the square sum ---------------------------------------------------- */
 
 TEST(cuda_adamw)
@@ -611,9 +642,12 @@ TEST(cuda_model_step)
     herd_model_dims d = {.n_layers = 2, .d_model = 64, .n_heads = 8, .n_kv_heads = 2,
                          .head_dim = 8, .ffn_dim = 96, .vocab_size = 101, .max_seq_len = 64,
                          .rope_theta = 500000, .norm_eps = 1e-5, .init_std = 0.05};
-    herd_model mc, mg;
+    herd_model mc, mg, mx;
+    herd_model_parallel chunked = {0};
+    chunked.xent_chunk = 30; /* the GPU's fused head: chunks of 30, 30, 30, 11 vocabulary rows */
     CHECK(herd_model_create(&mc, &d, cpu, 9) == 0);
     CHECK(herd_model_create(&mg, &d, gpu, 9) == 0);
+    CHECK(herd_model_create_parallel(&mx, &d, gpu, 9, &chunked) == 0);
     int B = 2, T = 32;
     int32_t tok[64], tgt[64], doc[64];
     for (int i = 0; i < B * T; i++) {
@@ -624,10 +658,14 @@ TEST(cuda_model_step)
     int64_t n1, n2;
     double l1 = herd_model_forward(&mc, tok, tgt, doc, B, T, &n1);
     double l2 = herd_model_forward(&mg, tok, tgt, doc, B, T, &n2);
+    double l3 = herd_model_forward(&mx, tok, tgt, doc, B, T, NULL);
     CHECK(n1 == n2);
     CHECK_NEAR(l2, l1, 1e-5 * fabs(l1));
+    CHECK_NEAR(l3, l1, 1e-5 * fabs(l1));
+    CHECK(mx.logits == NULL);
     herd_model_backward(&mc, 1.0f / n1);
     herd_model_backward(&mg, 1.0f / n2);
+    herd_model_backward(&mx, 1.0f / n2);
     float *gref = malloc(sizeof(float) * mc.n_params);
     cpu->copy_d2h(gref, mc.grads, sizeof(float) * mc.n_params);
     double gmax = 0;
@@ -635,9 +673,12 @@ TEST(cuda_model_step)
     CHECK(gmax > 0);
     /* fp32 through two layers: elementwise 1e-3 relative, absolute 1e-3 of the largest */
     CHECK(close_to("model grads", mg.grads, gref, (size_t)mc.n_params, 1e-3 * gmax, 1e-3));
+    CHECK(close_to("model grads (xent_chunk 30)", mx.grads, gref, (size_t)mc.n_params,
+                   1e-3 * gmax, 1e-3));
     free(gref);
     herd_model_destroy(&mc);
     herd_model_destroy(&mg);
+    herd_model_destroy(&mx);
 }
 
 int main(void)
@@ -658,6 +699,7 @@ int main(void)
     RUN(cuda_add_inplace);
     RUN(cuda_xent);
     RUN(cuda_xent_vocab_parallel);
+    RUN(cuda_xent_chunk_update);
     RUN(cuda_adamw);
     RUN(cuda_sumsq);
     RUN(cuda_model_step);

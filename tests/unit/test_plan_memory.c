@@ -195,6 +195,24 @@ TEST(recipe_405b_8k_by_hand)
     CHECK_NEAR(full.t_compute, sel.t_compute * 4 / 3, 1e-9);
 }
 
+/* train.xent_chunk: the last rank keeps one chunk of fp32 logits. 8B, TP 8,
+ * PP 1 (the only rank is the last), 8192 tokens: 4 x (128256/8 - 4096) bytes
+ * a token less = 8192 x 4 x 11936 = 391,118,848 bytes; a chunk not smaller
+ * than the slice changes nothing. */
+TEST(xent_chunk_drops_the_logits)
+{
+    herd_plan_inputs in;
+    inputs(&in, "8b", 8192);
+    herd_plan_result whole, chunked, big;
+    CHECK(estimate(&in, 8, 1, 1, 4, &whole) == 0);
+    in.xent_chunk = 4096;
+    CHECK(estimate(&in, 8, 1, 1, 4, &chunked) == 0);
+    CHECK_NEAR((whole.mem_GB - chunked.mem_GB) * 1e9, 391118848.0, 1);
+    in.xent_chunk = 16032;
+    CHECK(estimate(&in, 8, 1, 1, 4, &big) == 0);
+    CHECK_NEAR(big.mem_GB, whole.mem_GB, 1e-12);
+}
+
 TEST(recompute_names)
 {
     CHECK(herd_plan_recompute_parse("none") == HERD_RECOMPUTE_NONE);
@@ -214,6 +232,7 @@ int main(void)
     RUN(first_last_fewer_shifts_the_peak);
     RUN(weights_match_megatron_gpt175b);
     RUN(recipe_405b_8k_by_hand);
+    RUN(xent_chunk_drops_the_logits);
     RUN(recompute_names);
     return test_summary();
 }
