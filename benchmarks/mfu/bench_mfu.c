@@ -38,10 +38,10 @@ static double now_s(void)
 }
 
 typedef struct {
-    const char *backend, *label, *recompute;
+    const char *backend, *label, *recompute, *precision;
     int layers, d_model, ffn, heads, kv_heads, vocab, seq, batch, steps, warmup;
     double peak_tflops;
-    int attention_only;
+    int attention_only, xent_chunk;
 } opts;
 
 static int usage(const char *msg)
@@ -49,13 +49,13 @@ static int usage(const char *msg)
     fprintf(stderr, "bench_mfu: %s\nusage: bench_mfu [--backend cpu|cuda] [--tiny] [--layers L] "
             "[--d-model D] [--ffn F] [--heads H] [--kv-heads KV] [--vocab V] [--seq T] "
             "[--batch B] [--steps N] [--warmup W] [--peak-tflops P] [--label S] [--no-compile] "
-            "[--pure-bf16] [--attention-only] [--recompute none|selective|full]\n", msg);
+            "[--pure-bf16] [--attention-only] [--recompute none|selective|full] [--precision fp32|bf16] [--xent-chunk C]\n", msg);
     return 2;
 }
 
 static int parse(opts *o, int argc, char **argv)
 {
-    *o = (opts){.backend = "cuda", .label = "", .recompute = "none", .layers = 4, .d_model = 4096,
+    *o = (opts){.backend = "cuda", .label = "", .recompute = "none", .precision = "fp32", .layers = 4, .d_model = 4096,
                 .ffn = 14336, .heads = 32, .kv_heads = 8, .vocab = 128256, .seq = 8192, .batch = 1,
                 .steps = 10, .warmup = 2, .peak_tflops = 989.4};
     for (int i = 1; i < argc; i++) {
@@ -74,6 +74,8 @@ static int parse(opts *o, int argc, char **argv)
         if (!strcmp(a, "--backend")) { o->backend = v; continue; }
         if (!strcmp(a, "--label")) { o->label = v; continue; }
         if (!strcmp(a, "--recompute")) { o->recompute = v; continue; }
+        if (!strcmp(a, "--precision")) { o->precision = v; continue; }
+        if (!strcmp(a, "--xent-chunk")) { o->xent_chunk = atoi(v); continue; }
         if (!strcmp(a, "--peak-tflops")) { o->peak_tflops = atof(v); continue; }
         struct { const char *flag; int *dst; } ints[] = {
             {"--layers", &o->layers}, {"--d-model", &o->d_model}, {"--ffn", &o->ffn},
@@ -180,7 +182,13 @@ int main(int argc, char **argv)
     herd_adamw opt;
     int rc_mode = herd_plan_recompute_parse(o.recompute);
     if (rc_mode < 0) return usage("--recompute: none, selective or full");
-    if (herd_model_create(&m, &d, be, 1) || herd_model_set_recompute(&m, rc_mode)) return 1;
+    int bf16 = !strcmp(o.precision, "bf16");
+    if (!bf16 && strcmp(o.precision, "fp32")) return usage("--precision: fp32 or bf16");
+    if (bf16 && !be->set_matmul_bf16) return usage("--precision bf16: this backend has no bf16 matmul");
+    if (be->set_matmul_bf16) be->set_matmul_bf16(bf16);
+    herd_model_parallel par = {.xent_chunk = o.xent_chunk}; /* one rank: no TP/PP/CP groups */
+    if (herd_model_create_parallel(&m, &d, be, 1, &par) || herd_model_set_recompute(&m, rc_mode))
+        return 1;
     if (herd_adamw_create(&opt, &m)) return 1;
     int B = o.batch, T = o.seq, N = B * T;
     int32_t *tok = malloc(sizeof(int32_t) * N), *tgt = malloc(sizeof(int32_t) * N),
@@ -214,8 +222,9 @@ int main(int argc, char **argv)
     double peak_gib = be->mem_peak ? (double)be->mem_peak(0) / (1u << 30) : 0.0;
     int flash = be->prefer_flash && be->attention_flash_fwd != NULL;
     printf("herd %s: layers %d d %d ffn %d heads %d/%d vocab %d seq %d batch %d; params %.1fM, "
-           "P_matmul %.1fM; attention %s\n", be->name, o.layers, o.d_model, o.ffn, o.heads,
-           o.kv_heads, o.vocab, T, B, m.n_params / 1e6, pm / 1e6, flash ? "flash" : "materialized");
+           "P_matmul %.1fM; attention %s; GEMM inputs %s\n", be->name, o.layers, o.d_model, o.ffn, o.heads,
+           o.kv_heads, o.vocab, T, B, m.n_params / 1e6, pm / 1e6, flash ? "flash" : "materialized",
+           o.precision);
     printf("  flops/token = 6*%lld + 6*%d*%d*%d = %.4e\n", (long long)pm, o.layers, T, o.d_model,
            fpt);
     printf("  %d steps in %.3f s: %.0f tokens/s, %.2f TFLOP/s, MFU %.2f%% of %.1f TFLOP/s; "
@@ -223,12 +232,12 @@ int main(int argc, char **argv)
            "(recompute %s)\n", o.steps, dt, tps, tflops, 100 * mfu, o.peak_tflops, loss, mem_gib,
            peak_gib, o.recompute);
     printf("{\"bench\":\"mfu\",\"impl\":\"herd\",\"label\":\"%s\",\"backend\":\"%s\","
-           "\"precision\":\"fp32\",\"attention\":\"%s\",\"layers\":%d,\"d_model\":%d,\"ffn\":%d,"
+           "\"precision\":\"%s\",\"attention\":\"%s\",\"layers\":%d,\"d_model\":%d,\"ffn\":%d,"
            "\"heads\":%d,\"kv_heads\":%d,\"vocab\":%d,\"seq\":%d,\"batch\":%d,\"steps\":%d,"
            "\"seconds\":%.6f,\"tokens_per_second\":%.1f,\"p_matmul\":%lld,\"flops_per_token\":%.6e,"
            "\"tflops\":%.4f,\"peak_tflops\":%.1f,\"mfu\":%.6f,\"loss\":%.6f,\"mem_gib\":%.3f,"
            "\"peak_alloc_gib\":%.3f,\"recompute\":\"%s\"}\n",
-           o.label, be->name, flash ? "flash" : "materialized", o.layers, o.d_model, o.ffn,
+           o.label, be->name, o.precision, flash ? "flash" : "materialized", o.layers, o.d_model, o.ffn,
            o.heads, o.kv_heads, o.vocab, T, B, o.steps, dt, tps, (long long)pm, fpt, tflops,
            o.peak_tflops, mfu, loss, mem_gib, peak_gib, o.recompute);
     free(tok); free(tgt); free(doc);

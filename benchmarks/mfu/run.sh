@@ -14,7 +14,9 @@
 # herd's side is build/benchmarks/mfu/bench_mfu, or build/bundle/run bench_mfu where
 # herd's build deps are missing (make device-bundle on the build machine, carried
 # here); PyTorch's is benchmarks/mfu/torch_llama.py (transformers LlamaForCausalLM,
-# SDPA, torch.compile, fused AdamW). PROFILE=1 and nsys on PATH: the per-kernel
+# SDPA, torch.compile, fused AdamW). herd runs with HERD_FLAGS (default
+# "--precision bf16 --xent-chunk 8192": bf16 GEMM inputs as torch's autocast, the
+# vocabulary-chunked cross-entropy). PROFILE=1 and nsys on PATH: the per-kernel
 # share of herd's step time (nsys cuda_gpu_kern_sum). Results: build/mfu/.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -71,13 +73,13 @@ for s in $SHAPES; do
     common="$f --steps $STEPS --warmup $WARMUP --label $s $DEVFLAGS"
     [ "$s" = tiny ] && common="$f --label $s $DEVFLAGS"
     # shellcheck disable=SC2086
-    side "herd_$s" $HERD $common
+    side "herd_$s" $HERD $common ${HERD_FLAGS:---precision bf16 --xent-chunk 8192}
     # shellcheck disable=SC2086
     side "torch_$s" "$PY" benchmarks/mfu/torch_llama.py $common ${TORCH_FLAGS:-}
     if [ -n "${PROFILE:-}" ] && command -v nsys >/dev/null 2>&1 && [ "$s" != tiny ]; then
         echo "== herd_$s per-kernel share of the step (nsys)"
         # shellcheck disable=SC2086
-        nsys profile -f true -o "$OUT/herd_$s" $HERD $f --steps 2 --warmup 1 $DEVFLAGS \
+        nsys profile -f true -o "$OUT/herd_$s" $HERD $f --steps 2 --warmup 1 $DEVFLAGS ${HERD_FLAGS:---precision bf16 --xent-chunk 8192} \
             >"$OUT/herd_${s}_nsys.log" 2>&1 &&
             nsys stats -q -r cuda_gpu_kern_sum -f csv "$OUT/herd_$s.nsys-rep" \
                 >"$OUT/herd_${s}_kernels.csv" 2>>"$OUT/herd_${s}_nsys.log" &&

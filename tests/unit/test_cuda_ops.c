@@ -681,6 +681,86 @@ TEST(cuda_model_step)
     herd_model_destroy(&mx);
 }
 
+/* ---- BF16 compute (train.precision bf16) ------------------------------------------ */
+
+/* The backends' bf16 mode: the GPU's cuBLASLt bf16 GEMM against the CPU's fp32
+ * sums of the same rounded inputs. Both sum exact products of bf16 values in
+ * fp32, in different orders: 1e-5 of sum |a_k w_k| per element would do; the
+ * bound below is 1e-4 of the largest output plus 1e-4 relative. */
+TEST(cuda_matmul_bf16_mode)
+{
+    NEED_GPU();
+    if (!gpu->set_matmul_bf16 || !cpu->set_matmul_bf16) SKIP("a backend without bf16 matmul");
+    int shapes[][3] = {{37, 29, 41}, {256, 384, 512}};
+    for (int c = 0; c < 2; c++) {
+        int M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+        size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+        float *a = randn(mk, 1, 1), *w = randn(nk, 2, 1), *o = randn(mn, 3, 1),
+              *dout = randn(mn, 4, 1), *da = randn(mk, 5, 1), *dw = randn(nk, 6, 1);
+        float *ga = up(a, 4 * mk), *gw = up(w, 4 * nk), *go = up(o, 4 * mn), *gdo = up(dout, 4 * mn),
+              *gda = up(da, 4 * mk), *gdw = up(dw, 4 * nk);
+        cpu->set_matmul_bf16(1);
+        gpu->set_matmul_bf16(1);
+        cpu->matmul_fwd(o, a, w, M, N, K, 1);
+        gpu->matmul_fwd(go, ga, gw, M, N, K, 1);
+        cpu->matmul_bwd(da, dw, dout, a, w, M, N, K, 1);
+        gpu->matmul_bwd(gda, gdw, gdo, ga, gw, M, N, K, 1);
+        cpu->set_matmul_bf16(0);
+        gpu->set_matmul_bf16(0);
+        double mo = 0, mda = 0, mdw = 0;
+        for (size_t i = 0; i < mn; i++) mo = fmax(mo, fabs(o[i]));
+        for (size_t i = 0; i < mk; i++) mda = fmax(mda, fabs(da[i]));
+        for (size_t i = 0; i < nk; i++) mdw = fmax(mdw, fabs(dw[i]));
+        CHECK(close_to("bf16 mode matmul_fwd", go, o, mn, 1e-4 * mo, 1e-4));
+        CHECK(close_to("bf16 mode matmul_bwd da", gda, da, mk, 1e-4 * mda, 1e-4));
+        CHECK(close_to("bf16 mode matmul_bwd dw", gdw, dw, nk, 1e-4 * mdw, 1e-4));
+        free(a); free(w); free(o); free(dout); free(da); free(dw);
+        gpu->free(ga); gpu->free(gw); gpu->free(go); gpu->free(gdo); gpu->free(gda); gpu->free(gdw);
+    }
+}
+
+/* A forward and backward of the model in bf16 mode on both backends: the GPU
+ * (flash attention, cuBLASLt) against the CPU oracle in the same mode. */
+TEST(cuda_model_step_bf16)
+{
+    NEED_GPU();
+    if (!gpu->set_matmul_bf16 || !cpu->set_matmul_bf16) SKIP("a backend without bf16 matmul");
+    herd_model_dims d = {.n_layers = 2, .d_model = 64, .n_heads = 8, .n_kv_heads = 2,
+                         .head_dim = 8, .ffn_dim = 96, .vocab_size = 101, .max_seq_len = 64,
+                         .rope_theta = 500000, .norm_eps = 1e-5, .init_std = 0.05};
+    herd_model mc, mg;
+    CHECK(herd_model_create(&mc, &d, cpu, 9) == 0);
+    CHECK(herd_model_create(&mg, &d, gpu, 9) == 0);
+    int B = 2, T = 32;
+    int32_t tok[64], tgt[64], doc[64];
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int32_t)(herd_splitmix64(i) % 101);
+        tgt[i] = (int32_t)(herd_splitmix64(i + 99) % 101);
+        doc[i] = (i % T) / 11;
+    }
+    cpu->set_matmul_bf16(1);
+    gpu->set_matmul_bf16(1);
+    int64_t n1, n2;
+    double l1 = herd_model_forward(&mc, tok, tgt, doc, B, T, &n1);
+    double l2 = herd_model_forward(&mg, tok, tgt, doc, B, T, &n2);
+    herd_model_backward(&mc, 1.0f / n1);
+    herd_model_backward(&mg, 1.0f / n2);
+    cpu->set_matmul_bf16(0);
+    gpu->set_matmul_bf16(0);
+    /* an fp32 difference before a rounding can move a bf16 input by one ulp
+     * (2^-8 relative): the loss within 1e-3, the gradients within 2e-2 of the
+     * largest (bf16's own tolerance, as for cuda_matmul_bf16) */
+    CHECK_NEAR(l2, l1, 1e-3 * fabs(l1));
+    float *gref = malloc(sizeof(float) * mc.n_params);
+    cpu->copy_d2h(gref, mc.grads, sizeof(float) * mc.n_params);
+    double gmax = 0;
+    for (int64_t i = 0; i < mc.n_params; i++) gmax = fmax(gmax, fabs(gref[i]));
+    CHECK(close_to("bf16 model grads", mg.grads, gref, (size_t)mc.n_params, 2e-2 * gmax, 2e-2));
+    free(gref);
+    herd_model_destroy(&mc);
+    herd_model_destroy(&mg);
+}
+
 int main(void)
 {
     cpu = herd_backend_cpu();
@@ -703,5 +783,7 @@ int main(void)
     RUN(cuda_adamw);
     RUN(cuda_sumsq);
     RUN(cuda_model_step);
+    RUN(cuda_matmul_bf16_mode);
+    RUN(cuda_model_step_bf16);
     return test_summary();
 }
