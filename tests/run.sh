@@ -35,7 +35,10 @@ run_one() {
     pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
     printf '%-44s %3d passed %3d failed %3d skipped  (%ds)\n' "$t" "$p" "$f" "$s" "$secs"
     if [ "$f" -ne 0 ]; then
-        grep -E '^(FAIL|SKIP)' "$log.out" | sed 's/^/    /'
+        # each FAIL/SKIP line, and up to 8 lines of a FAIL message that spans lines
+        awk '/^(FAIL|SKIP)/ {print; more = /^FAIL/ ? 8 : 0; next}
+             /^PASS/ {more = 0; next}
+             more > 0 {print "  " $0; more--}' "$log.out" | sed 's/^/    /'
         tail -n 30 "$log.err" | sed 's/^/    | /'
     else
         grep '^SKIP' "$log.out" | sed 's/^/    /'
