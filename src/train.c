@@ -532,9 +532,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         step++;
 
         double dt = now_s() - t0, tps = (double)(n_seqs * T) / dt;
-        /* the step's peak of backend memory, the largest over the ranks */
         double mem_peak = be->mem_peak ? (double)be->mem_peak(0) : 0.0;
-        if (herd_comm_all_reduce(grid.world, &mem_peak, 1, HERD_F64, HERD_MAX)) herd_comm_abort(1);
         double fpt = herd_mfu_flops_per_token(p_matmul, dims.n_layers, T, dims.d_model);
         double tps_dev = tps / grid.world_size; /* MFU is per device */
         herd_step_metrics sm = {
@@ -559,6 +557,10 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - ts[HERD_T_COMM_CP] -
                              ts[HERD_T_BUBBLE] - td - ckpt_stall;
         sm.times.step = dt;
+        /* the step's peak of backend memory, the largest over the ranks; after the
+         * time split, whose world-group time must not count this call (not in dt) */
+        if (herd_comm_all_reduce(grid.world, &mem_peak, 1, HERD_F64, HERD_MAX)) herd_comm_abort(1);
+        sm.mem_peak_bytes = mem_peak;
         if (root) rc = herd_metrics_write(&metrics, &sm);
         compute_since_gather += ts[HERD_T_COMPUTE];
         int n_scores = 0;
