@@ -57,6 +57,8 @@ struct herd_comm {
     int    rank, size;
     double seconds;   /* wall time spent in this group's calls */
     void  *impl;      /* MPI_Comm* or the NCCL communicator */
+    herd_comm *host;  /* NCCL: the MPI group of the same ranks (splits go through it); NULL for MPI */
+    int    owns_host; /* destroy `host` with this group (a split's twin) */
 };
 
 /* ---- MPI (always built) ------------------------------------------------- */
@@ -72,6 +74,8 @@ int herd_mpi_world_size(void);
 herd_comm *herd_comm_mpi_world(void);
 /* A sub-group: the world ranks with the same `color`, ordered by `key`. */
 herd_comm *herd_comm_mpi_split(herd_comm *parent, int color, int key, const char *name);
+/* (a parent with a `host` MPI twin, i.e. an NCCL group, is split through its
+ * twin and the child is the NCCL twin of that split, owning it) */
 
 /* ---- NCCL (built with the CUDA backend) --------------------------------- */
 

@@ -196,6 +196,17 @@ herd_comm *herd_comm_mpi_world(void) { return wrap(MPI_COMM_WORLD, "world"); }
 
 herd_comm *herd_comm_mpi_split(herd_comm *parent, int color, int key, const char *name)
 {
+    if (parent->host) { /* a device (NCCL) group: split its MPI twin, then twin the child */
+        herd_comm *h = herd_comm_mpi_split(parent->host, color, key, name);
+        if (!h) return NULL;
+        herd_comm *d = herd_comm_nccl_from_mpi(h, name);
+        if (!d) {
+            herd_comm_destroy(h);
+            return NULL;
+        }
+        d->owns_host = 1;
+        return d;
+    }
     MPI_Comm mc;
     if (check(parent, MPI_Comm_split(comm_of(parent), color, key, &mc), "MPI_Comm_split"))
         return NULL;

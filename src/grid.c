@@ -102,8 +102,30 @@ int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, con
     return 0;
 }
 
+int herd_grid_device_groups(herd_grid *g, int nccl)
+{
+    herd_comm *mpi[] = {g->tp_group, g->cp_group, g->pp_group, g->dp_group};
+    herd_comm **dev[] = {&g->tp_dev, &g->cp_dev, &g->pp_dev, &g->dp_dev};
+    int rc = 0;
+    for (int i = 0; i < 4; i++) {
+        *dev[i] = mpi[i];
+        /* every rank takes the same branch: the sizes are the layout's */
+        if (!nccl || rc || !mpi[i] || mpi[i]->size == 1) continue;
+        *dev[i] = herd_comm_nccl_from_mpi(mpi[i], mpi[i]->name);
+        if (!*dev[i]) {
+            *dev[i] = mpi[i];
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 void herd_grid_destroy(herd_grid *g)
 {
+    herd_comm *twins[] = {g->tp_dev, g->cp_dev, g->pp_dev, g->dp_dev};
+    herd_comm *mpi[] = {g->tp_group, g->cp_group, g->pp_group, g->dp_group};
+    for (int i = 0; i < 4; i++)
+        if (twins[i] && twins[i] != mpi[i]) herd_comm_destroy(twins[i]);
     herd_comm *cs[] = {g->tp_group, g->cp_group, g->pp_group, g->dp_group, g->world};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) herd_comm_destroy(cs[i]);
     memset(g, 0, sizeof *g);

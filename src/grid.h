@@ -20,6 +20,11 @@ typedef struct {
     int tp, cp, pp, dp;                 /* sizes */
     int tp_rank, cp_rank, pp_rank, dp_rank;
     herd_comm *world, *tp_group, *cp_group, *pp_group, *dp_group;
+    /* the groups that carry the backend's buffers (the model's TP/CP/PP
+     * collectives, FSDP's DP ones): the MPI groups themselves, or, after
+     * herd_grid_device_groups(g, 1), an NCCL twin of each group of more than
+     * one rank. Host scalars (losses, norms, agreement) stay on the MPI groups. */
+    herd_comm *tp_dev, *cp_dev, *pp_dev, *dp_dev;
 } herd_grid;
 
 /* Check the launch and the layout, then split the world.
@@ -32,6 +37,10 @@ typedef struct {
  * rank returns -1 (rank 0 prints the message) and none waits in a collective. */
 int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, const int *perm);
 void herd_grid_destroy(herd_grid *g);
+
+/* nccl = 0: the device groups are the MPI groups; 1: NCCL twins for the groups
+ * of more than one rank (collective over the world). -1 with a message. */
+int herd_grid_device_groups(herd_grid *g, int nccl);
 
 /* "TP2 x CP1 x PP1 x DP4 (8 ranks)" */
 void herd_grid_describe(const herd_grid *g, char *buf, size_t n);

@@ -318,6 +318,12 @@ static int log_eval_sources(herd_metrics *mt, herd_model *m, herd_loader *ld, co
 
 static double comm_seconds(const herd_comm *c) { return c ? c->seconds : 0.0; }
 
+/* a group's time: its MPI calls and, on CUDA, its NCCL twin's */
+static double group_seconds(const herd_comm *mpi, const herd_comm *dev)
+{
+    return comm_seconds(mpi) + (dev != mpi ? comm_seconds(dev) : 0.0);
+}
+
 /* Every rank reaches the same verdict on its inputs; a local failure (a file
  * one rank cannot write) is shared so that no rank goes on alone. */
 static int agree(const herd_grid *g, int rc)
@@ -395,9 +401,12 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_model_dims_from_config(&dims, c);
     herd_model model;
     herd_fsdp fsdp;
-    herd_model_parallel par = {grid.tp_group, c->sequence_parallel, grid.pp_group, grid.cp_group,
+    /* the backend's buffers travel over NCCL on the CUDA backend (groups of
+     * more than one rank), over MPI on the CPU */
+    rc = herd_grid_device_groups(&grid, !strcmp(be->name, "cuda"));
+    herd_model_parallel par = {grid.tp_dev, c->sequence_parallel, grid.pp_dev, grid.cp_dev,
                                c->virtual_stages, c->pp_first_last_fewer, c->xent_chunk};
-    rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
+    if (rc == 0) rc = herd_model_create_parallel(&model, &dims, be, c->seed, &par);
     if (rc == 0 && herd_model_set_recompute(&model, herd_plan_recompute_parse(c->recompute))) {
         herd_model_destroy(&model);
         rc = -1;
@@ -411,7 +420,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         rc = -1;
     }
     if (rc == 0 && be->set_matmul_bf16) be->set_matmul_bf16(bf16);
-    if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_group)) {
+    if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_dev)) {
         herd_model_destroy(&model);
         rc = -1;
     }
@@ -477,9 +486,9 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     while (rc == 0 && (c->max_steps == 0 || step < c->max_steps) &&
            (c->max_tokens == 0 || tokens_seen < c->max_tokens)) {
         double t0 = now_s();
-        double c0_tp = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group),
-               c0_dp = comm_seconds(grid.dp_group), c0_w = comm_seconds(grid.world),
-               c0_cp = comm_seconds(grid.cp_group), c0_pp = comm_seconds(grid.pp_group);
+        double c0_tp = group_seconds(grid.tp_group, grid.tp_dev) + comm_seconds(model.kv_group),
+               c0_dp = group_seconds(grid.dp_group, grid.dp_dev), c0_w = comm_seconds(grid.world),
+               c0_cp = group_seconds(grid.cp_group, grid.cp_dev), c0_pp = group_seconds(grid.pp_group, grid.pp_dev);
         const herd_ramp_stage *st = herd_schedule_ramp(c, tokens_seen);
         int T = st->seq_len, B = c->micro_batch;
         /* this DP rank's share of the global batch: sequences [dr*n/D, (dr+1)*n/D) */
@@ -545,13 +554,13 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
          * (waiting for the slowest peer included); the global reductions of
          * loss, token count and grad norm count as DP */
         double *ts = sm.times.seconds;
-        ts[HERD_T_COMM_TP] = comm_seconds(grid.tp_group) + comm_seconds(model.kv_group) - c0_tp;
-        ts[HERD_T_COMM_DP] = comm_seconds(grid.dp_group) - c0_dp + comm_seconds(grid.world) - c0_w;
-        ts[HERD_T_COMM_CP] = comm_seconds(grid.cp_group) - c0_cp;
+        ts[HERD_T_COMM_TP] = group_seconds(grid.tp_group, grid.tp_dev) + comm_seconds(model.kv_group) - c0_tp;
+        ts[HERD_T_COMM_DP] = group_seconds(grid.dp_group, grid.dp_dev) - c0_dp + comm_seconds(grid.world) - c0_w;
+        ts[HERD_T_COMM_CP] = group_seconds(grid.cp_group, grid.cp_dev) - c0_cp;
         /* pipeline transfers are asynchronous (isend/irecv posted ahead): the
          * time a stage spends in its pp-group waits is idle time waiting for a
          * neighbour stage — the bubble, with any transfer it did not hide */
-        ts[HERD_T_BUBBLE] = comm_seconds(grid.pp_group) - c0_pp;
+        ts[HERD_T_BUBBLE] = group_seconds(grid.pp_group, grid.pp_dev) - c0_pp;
         ts[HERD_T_DATA] = td;
         ts[HERD_T_CKPT] = ckpt_stall;
         ts[HERD_T_COMPUTE] = dt - ts[HERD_T_COMM_TP] - ts[HERD_T_COMM_DP] - ts[HERD_T_COMM_CP] -
