@@ -25,6 +25,7 @@
 #   K         samples per prompt                       the config's post.rs_k
 #   SFT0_STEPS (round 0) RM_STEPS SFT_STEPS DPO_STEPS  600, 200 300 100
 #   RM_LR SFT_LR DPO_LR   learning rates (--lr)        the config's optim.lr
+#   SFT0_LR   round 0's SFT learning rate              SFT_LR
 #   CONTROL_FROM  a model to continue on the SFT data alone for as many steps as
 #             the round's SFT + DPO (the control: does the round beat more SFT?)
 #             into OUT/control.safetensors                 (none)
@@ -102,7 +103,7 @@ evaluate() {
 if [ "$ROUND" = 0 ]; then
     log "round 0 (SFT only) $OUT from $MODEL"
     run "$HERD" post sft "$CONFIG" $common --data "$DATA/sft.jsonl" --weights "$MODEL" \
-        --out "$OUT/sft.safetensors" --steps "$SFT0_STEPS" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
+        --out "$OUT/sft.safetensors" --steps "$SFT0_STEPS" $(lr "${SFT0_LR:-${SFT_LR:-}}") >>"$OUT/log.txt"
     cp "$OUT/sft.safetensors" "$OUT/model.safetensors"
     evaluate "$MODEL" "$OUT/sft.safetensors"
     exit 0
