@@ -70,6 +70,13 @@ done
 cp -L "$PMIX_DIR"/lib/pmix/*.so "$OUT/lib/pmix/"
 cp "$OMPI_PKGDATA"/help-*.txt "$OUT/share/openmpi/"
 cp "$PMIX_DIR"/share/pmix/help-*.txt "$OUT/share/pmix/"
+# text to train on (benchmarks/mfu/gpu_vs_cpu.sh): the two license texts of
+# tests/cli/train.sh, 46 KB (with three more, 140 KB, the tiny preset's loss
+# spikes near step 80 at lr 1e-3 and amplifies any rounding difference)
+mkdir -p "$OUT/share/text"
+for t in GPL-3 Apache-2.0; do
+    cp /usr/share/common-licenses/$t "$OUT/share/text/"
+done
 
 # debug info off the copies: the bundle travels to the GPU machine (64 MiB at most)
 strip -g "$OUT"/bin/* "$OUT"/lib/openmpi/*.so "$OUT"/lib/pmix/*.so 2>/dev/null || true
