@@ -73,6 +73,9 @@ if [ "$hide" = 1 ]; then
 fi
 # a fresh copy of the bundle at a new path, as it arrives on the GPU machine
 cp -a "$B" "$tmp/bundle"
+for z in "$tmp"/bundle/lib/*.xz; do
+    [ -e "$z" ] && rm -f "${z%.xz}"    # as carried: `run` unpacks it
+done
 R="$tmp/bundle/run"
 "$R" herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 >/dev/null
 cat >"$tmp/cfg.yaml" <<YAML
