@@ -140,6 +140,7 @@ set -eu
 here=\$(cd "\$(dirname "\$0")" && pwd)
 prog=\$1; shift
 case "\$prog" in */*) ;; *) prog="\$here/bin/\$prog" ;; esac
+[ -f "\$prog" ] || { echo "run: \$prog: no such program (bundled: \$(ls "\$here/bin" | tr '\n' ' '))" >&2; exit 1; }
 # a shell script in bin/ (mpirun) runs as itself
 if [ "\$(head -c 2 "\$prog")" = "#!" ]; then exec "\$prog" "\$@"; fi
 # big libraries unpacked once (to a temporary name, then renamed: ranks that
