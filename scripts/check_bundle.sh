@@ -15,8 +15,8 @@
 #    which the shell that runs the check itself needs,
 #  - /etc/ld.so.cache (the loader then searches only its path),
 # then copies the bundle to a fresh directory (a new path: relocation; the
-# compressed OpenBLAS unpacked as on first use), trains 5 steps of the tiny
-# preset with LD_DEBUG=libs, and fails if any library the trainer loaded, a
+# compressed OpenBLAS unpacked by run into a fresh HERD_BUNDLE_CACHE), trains
+# 5 steps of the tiny preset with LD_DEBUG=libs, and fails if any library the trainer loaded, a
 # plugin included, came from outside the bundle (the CUDA toolkit's cudart and
 # cuBLAS excepted: on a GPU machine they are that machine's).
 # Without root or unshare it says so and falls back to the LD_DEBUG check alone.
@@ -73,9 +73,8 @@ if [ "$hide" = 1 ]; then
 fi
 # a fresh copy of the bundle at a new path, as it arrives on the GPU machine
 cp -a "$B" "$tmp/bundle"
-for z in "$tmp"/bundle/lib/*.xz; do
-    [ -e "$z" ] && rm -f "${z%.xz}"    # as carried: `run` unpacks it
-done
+# where run unpacks the compressed OpenBLAS: fresh, as on a new machine
+export HERD_BUNDLE_CACHE="$tmp/bundle-cache"
 R="$tmp/bundle/run"
 "$R" herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 >/dev/null
 cat >"$tmp/cfg.yaml" <<YAML
@@ -106,10 +105,10 @@ inits=$(awk '/transferring control: / && !/\/bundle\/bin\// {n = 0; next}
              /calling init: / {sub(/.*calling init: /, ""); a[n++] = $0}
              END {for (i = 0; i < n; i++) print a[i]}' "$f" | sort -u)
 n=$(echo "$inits" | wc -l)
-outside=$(echo "$inits" | grep -v "^$tmp/bundle/" | grep -v '/cuda[^/]*/' | grep -v '/nvidia/' || true)
+outside=$(echo "$inits" | grep -v "^$tmp/bundle/\|^$tmp/bundle-cache/" | grep -v '/cuda[^/]*/' | grep -v '/nvidia/' || true)
 nplug=$(echo "$inits" | grep -c "^$tmp/bundle/lib/openmpi/" || true)
 ncuda=$(echo "$inits" | grep -c '/cuda[^/]*/\|/nvidia/' || true)
-echo "herd train loaded $n objects: $(echo "$inits" | grep -c "^$tmp/bundle/") from the bundle's copy ($nplug Open MPI plugins), $ncuda from the CUDA toolkit"
+echo "herd train loaded $n objects: $(echo "$inits" | grep -c "^$tmp/bundle/\|^$tmp/bundle-cache/") from the bundle's copy ($nplug Open MPI plugins; OpenBLAS as unpacked by run), $ncuda from the CUDA toolkit"
 if [ -n "$outside" ]; then
     echo "from outside the bundle:"; echo "$outside"
     echo "FAIL bundle_libs_inside"; exit 1

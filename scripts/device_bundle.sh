@@ -100,7 +100,7 @@ if [ -n "$missing" ]; then
     exit 1
 fi
 # OpenBLAS (36 MB: kernels for every x86 generation) travels xz-compressed (4 MB)
-# and `run` unpacks it on first use: the bundle must fit a 64 MiB carry
+# and `run` unpacks it on first use (into TMPDIR): the bundle must fit a 64 MiB carry
 for lib in "$OUT"/lib/*.so*; do
     if [ "$(wc -c <"$lib")" -gt 8388608 ]; then xz -T2 -6 "$lib"; fi
 done
@@ -143,20 +143,26 @@ case "\$prog" in */*) ;; *) prog="\$here/bin/\$prog" ;; esac
 [ -f "\$prog" ] || { echo "run: \$prog: no such program (bundled: \$(ls "\$here/bin" | tr '\n' ' '))" >&2; exit 1; }
 # a shell script in bin/ (mpirun) runs as itself
 if [ "\$(head -c 2 "\$prog")" = "#!" ]; then exec "\$prog" "\$@"; fi
-# big libraries unpacked once (to a temporary name, then renamed: ranks that
-# start together do not read a half-written file)
+# big libraries unpacked once, outside the bundle (which stays the size that a
+# carry allows, and may be read-only), into a directory named by the archive's
+# checksum; to a temporary name, then renamed: ranks that start together do
+# not read a half-written file
+path="\$here/lib"
 for z in "\$here"/lib/*.xz; do
     [ -e "\$z" ] || continue
-    lib=\${z%.xz}
-    [ -e "\$lib" ] && continue
-    if command -v xz >/dev/null 2>&1; then
-        xz -dc "\$z" >"\$lib.\$\$"
-    else
-        python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "\$z" "\$lib.\$\$"
-    fi || { echo "run: \$z: cannot unpack (xz, or python3's lzma, and a writable \$here/lib)" >&2; exit 1; }
-    mv -f "\$lib.\$\$" "\$lib"
+    dir="\${HERD_BUNDLE_CACHE:-\${TMPDIR:-/tmp}/herd-bundle-\$(id -u)}/\$(cksum <"\$z" | cut -d' ' -f1)"
+    lib="\$dir/\$(basename "\${z%.xz}")"
+    if [ ! -e "\$lib" ]; then
+        mkdir -p "\$dir"
+        if command -v xz >/dev/null 2>&1; then
+            xz -dc "\$z" >"\$lib.\$\$"
+        else
+            python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "\$z" "\$lib.\$\$"
+        fi || { echo "run: \$z: cannot unpack into \$dir (xz or python3's lzma; HERD_BUNDLE_CACHE)" >&2; exit 1; }
+        mv -f "\$lib.\$\$" "\$lib"
+    fi
+    case ":\$path:" in *":\$dir:"*) ;; *) path="\$path:\$dir" ;; esac
 done
-path="\$here/lib"
 for d in "\${CUDA_HOME:-/usr/local/cuda}/lib64" /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
     [ -d "\$d" ] && path="\$path:\$d"
 done
