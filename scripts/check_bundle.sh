@@ -16,9 +16,9 @@
 #  - /etc/ld.so.cache (the loader then searches only its path),
 # then copies the bundle to a fresh directory (a new path: relocation; the
 # compressed OpenBLAS unpacked by run into a fresh HERD_BUNDLE_CACHE), trains
-# 5 steps of the tiny preset with LD_DEBUG=libs, and fails if any library the trainer loaded, a
-# plugin included, came from outside the bundle (the CUDA toolkit's cudart and
-# cuBLAS excepted: on a GPU machine they are that machine's).
+# 5 steps of the tiny preset with LD_DEBUG=libs, and fails if any library the
+# trainer loaded, a plugin included, came from outside the bundle (the CUDA
+# toolkit's cudart and cuBLAS excepted: on a GPU machine they are that machine's).
 # Without root or unshare it says so and falls back to the LD_DEBUG check alone.
 set -eu
 cd "$(dirname "$0")/.."
