@@ -38,6 +38,7 @@ OMPI_PKGLIB=${OMPI_PKGLIB:-/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3}
 OMPI_PKGDATA=${OMPI_PKGDATA:-/usr/share/openmpi}
 PMIX_DIR=${PMIX_DIR:-/usr/lib/x86_64-linux-gnu/pmix2}
 ORTERUN=${ORTERUN:-/usr/bin/orterun}
+HWLOC_PCI=${HWLOC_PCI:-/usr/lib/x86_64-linux-gnu/hwloc/hwloc_pci.so}
 
 if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
     echo "device_bundle.sh: no nvcc here: the bundle needs the CUDA backend built" >&2
@@ -68,6 +69,8 @@ for p in "$OMPI_PKGLIB"/mca_*.so; do
     cp -L "$p" "$OUT/lib/openmpi/"
 done
 cp -L "$PMIX_DIR"/lib/pmix/*.so "$OUT/lib/pmix/"
+# hwloc's PCI plugin: GPUs and NICs by bus id for placement (docs/topology.md)
+if [ -e "$HWLOC_PCI" ]; then cp -L "$HWLOC_PCI" "$OUT/lib/hwloc/"; fi
 cp "$OMPI_PKGDATA"/help-*.txt "$OUT/share/openmpi/"
 cp "$PMIX_DIR"/share/pmix/help-*.txt "$OUT/share/pmix/"
 # text to train on (benchmarks/mfu/gpu_vs_cpu.sh): the two license texts of
@@ -82,7 +85,7 @@ done
 strip -g "$OUT"/bin/* "$OUT"/lib/openmpi/*.so "$OUT"/lib/pmix/*.so 2>/dev/null || true
 
 # every library the binaries and the plugins link, ld-linux included
-objs="$OUT/bin/orterun $OUT/lib/openmpi/*.so $OUT/lib/pmix/*.so"
+objs="$OUT/bin/orterun $OUT/lib/openmpi/*.so $OUT/lib/pmix/*.so $(ls "$OUT"/lib/hwloc/*.so 2>/dev/null || true)"
 for b in $BINS; do objs="$objs $DEV/$b"; done
 # shellcheck disable=SC2086
 lddout=$(for o in $objs; do ldd "$o"; done)
