@@ -8,7 +8,7 @@ PACKAGES="build-essential pkg-config libopenblas-openmp-dev libyaml-dev
           python3 python3-numpy python3-torch python3-h5py
           libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc
           libhdf5-openmpi-dev hdf5-tools slurm-wlm slurmctld slurmd munge iproute2
-          gnuplot-nox python3-prometheus-client
+          gnuplot-nox python3-prometheus-client xz-utils
           fortunes fortunes-de fortunes-es fortunes-it dict-gcide unicode-data"
 
 missing=""
