@@ -96,6 +96,12 @@ int herd_comm_iall_reduce(herd_comm *c, void *buf, size_t n, herd_dtype t, herd_
     TIMED(c, "iall_reduce", c->ops->iall_reduce(c, buf, n, t, op, req));
 }
 
+int herd_comm_ireduce_scatter(herd_comm *c, const void *send, void *recv, const size_t *counts,
+                              herd_dtype t, herd_comm_request **req)
+{
+    TIMED(c, "ireduce_scatter", c->ops->ireduce_scatter(c, send, recv, counts, t, req));
+}
+
 int herd_comm_wait(herd_comm *c, herd_comm_request *req)
 {
     TIMED(c, "wait", c->ops->wait(c, req));

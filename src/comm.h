@@ -46,6 +46,11 @@ typedef struct {
                  herd_comm_request **req);
     int (*iall_reduce)(herd_comm *c, void *buf, size_t n, herd_dtype t, herd_redop op,
                        herd_comm_request **req);
+    /* reduce_scatter's semantics, completed by wait; send and recv must stay
+     * untouched until then (NCCL: queued on the group's stream after the
+     * compute queued so far) */
+    int (*ireduce_scatter)(herd_comm *c, const void *send, void *recv, const size_t *counts,
+                           herd_dtype t, herd_comm_request **req);
     int (*wait)(herd_comm *c, herd_comm_request *req); /* frees req */
     int (*barrier)(herd_comm *c);
     void (*destroy)(herd_comm *c);
@@ -99,6 +104,8 @@ int herd_comm_irecv(herd_comm *c, void *buf, size_t n, herd_dtype t, int peer, i
                     herd_comm_request **req);
 int herd_comm_iall_reduce(herd_comm *c, void *buf, size_t n, herd_dtype t, herd_redop op,
                           herd_comm_request **req);
+int herd_comm_ireduce_scatter(herd_comm *c, const void *send, void *recv, const size_t *counts,
+                              herd_dtype t, herd_comm_request **req);
 int herd_comm_wait(herd_comm *c, herd_comm_request *req);
 int herd_comm_barrier(herd_comm *c);
 void herd_comm_destroy(herd_comm *c);

@@ -5,7 +5,8 @@
 #include <string.h>
 #include "src/comm.h"
 
-struct herd_comm_request { MPI_Request r; };
+/* counts: the int counts a nonblocking reduce-scatter reads until it completes */
+struct herd_comm_request { MPI_Request r; int *counts; };
 
 static MPI_Datatype mpi_type(herd_dtype t)
 {
@@ -93,7 +94,7 @@ static int mpi_recv(herd_comm *c, void *buf, size_t n, herd_dtype t, int peer, i
 static int mpi_isend(herd_comm *c, const void *buf, size_t n, herd_dtype t, int peer, int tag,
                      herd_comm_request **req)
 {
-    *req = malloc(sizeof **req);
+    *req = calloc(1, sizeof **req);
     return check(c, MPI_Isend(buf, (int)n, mpi_type(t), peer, tag, comm_of(c), &(*req)->r),
                  "MPI_Isend");
 }
@@ -101,7 +102,7 @@ static int mpi_isend(herd_comm *c, const void *buf, size_t n, herd_dtype t, int 
 static int mpi_irecv(herd_comm *c, void *buf, size_t n, herd_dtype t, int peer, int tag,
                      herd_comm_request **req)
 {
-    *req = malloc(sizeof **req);
+    *req = calloc(1, sizeof **req);
     return check(c, MPI_Irecv(buf, (int)n, mpi_type(t), peer, tag, comm_of(c), &(*req)->r),
                  "MPI_Irecv");
 }
@@ -109,15 +110,28 @@ static int mpi_irecv(herd_comm *c, void *buf, size_t n, herd_dtype t, int peer, 
 static int mpi_iall_reduce(herd_comm *c, void *buf, size_t n, herd_dtype t, herd_redop op,
                            herd_comm_request **req)
 {
-    *req = malloc(sizeof **req);
+    *req = calloc(1, sizeof **req);
     return check(c, MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t),
                                    op == HERD_SUM ? MPI_SUM : MPI_MAX, comm_of(c), &(*req)->r),
                  "MPI_Iallreduce");
 }
 
+static int mpi_ireduce_scatter(herd_comm *c, const void *send, void *recv, const size_t *counts,
+                               herd_dtype t, herd_comm_request **req)
+{
+    int *displs;
+    *req = calloc(1, sizeof **req);
+    (*req)->counts = int_counts(counts, c->size, &displs);
+    free(displs);
+    return check(c, MPI_Ireduce_scatter(send, recv, (*req)->counts, mpi_type(t), MPI_SUM,
+                                        comm_of(c), &(*req)->r),
+                 "MPI_Ireduce_scatter");
+}
+
 static int mpi_wait(herd_comm *c, herd_comm_request *req)
 {
     int rc = MPI_Wait(&req->r, MPI_STATUS_IGNORE);
+    free(req->counts);
     free(req);
     return check(c, rc, "MPI_Wait");
 }
@@ -134,7 +148,8 @@ static void mpi_destroy(herd_comm *c)
 
 static const herd_comm_ops mpi_ops = {
     "mpi", mpi_all_reduce, mpi_reduce_scatter, mpi_all_gather, mpi_broadcast, mpi_send,
-    mpi_recv, mpi_isend, mpi_irecv, mpi_iall_reduce, mpi_wait, mpi_barrier, mpi_destroy,
+    mpi_recv, mpi_isend, mpi_irecv, mpi_iall_reduce, mpi_ireduce_scatter, mpi_wait, mpi_barrier,
+    mpi_destroy,
 };
 
 int herd_mpi_init(int *argc, char ***argv)

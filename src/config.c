@@ -86,6 +86,8 @@ static const key_spec keys[] = {
         "none, selective (RMSNorm outputs, SwiGLU product) or full (each layer's input only) activation recompute"),
     KEY("train.precision", T_STRING, precision, 0, 0, 0,
         "fp32, or bf16: GEMM inputs rounded to bfloat16, fp32 accumulation, fp32 master weights, gradients and Adam state"),
+    KEY("train.overlap_grad_reduce", T_INT, overlap_grad_reduce, 0, 1, 0,
+        "1: each layer's gradient reduction (TP/CP sums, DP reduce-scatter) starts as soon as the last backward has made it final, overlapped with the rest of the backward"),
     KEY("train.xent_chunk", T_INT, xent_chunk, 0, 1 << 24, 0,
         "vocabulary columns per chunk of the fused output projection + cross-entropy (0: whole logits)"),
     KEY("train.threads", T_INT, threads, 0, 4096, 0, "OpenMP/BLAS threads (0: all cores)"),

@@ -76,6 +76,7 @@ typedef struct {
     char     backend[16];    /* "cpu" or "cuda" */
     char     recompute[16];  /* "none", "selective", "full": activation recompute (src/recompute.h) */
     char     precision[16];  /* "fp32" or "bf16": the GEMMs' inputs (kernels/backend.h set_matmul_bf16) */
+    int      overlap_grad_reduce; /* 1: per-layer gradient reduction overlapped with the backward (src/fsdp.h) */
     int      xent_chunk;     /* vocabulary columns per chunk of the fused output projection and
                                 cross-entropy (src/model.c); 0: the whole logits are stored */
     int      threads;        /* OpenMP/BLAS threads; 0: all cores */

@@ -92,6 +92,7 @@ void herd_config_defaults(herd_config *c)
     snprintf(c->recompute, sizeof c->recompute, "none");
     snprintf(c->precision, sizeof c->precision, "fp32");
     c->xent_chunk = 0;
+    c->overlap_grad_reduce = 0;
     c->threads = 0;
     c->data_path[0] = '\0';
     c->val_path[0] = '\0';

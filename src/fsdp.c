@@ -71,6 +71,7 @@ void herd_fsdp_destroy(herd_fsdp *f, const herd_model *m)
     be->free(f->m);
     be->free(f->v);
     be->free(f->bucket);
+    free(f->req);
     free(f->rank_counts);
     free(f->off);
     free(f->row0);
@@ -79,25 +80,29 @@ void herd_fsdp_destroy(herd_fsdp *f, const herd_model *m)
     memset(f, 0, sizeof *f);
 }
 
-/* Move every tensor's rank-k rows between the working buffer `full`
- * (tensor after tensor) and the bucket (rank after rank): to_bucket 1 packs,
- * 0 unpacks. */
-static void bucket_copy(const herd_fsdp *f, const herd_model *m, float *full, int to_bucket)
+/* Move the rank-k rows of tensors [t0, t1) between the working buffer `full`
+ * (tensor after tensor) and `bucket` (rank after rank): to_bucket 1 packs, 0
+ * unpacks. rank_counts[k] (if given) gets the elements of rank k's block. */
+static void bucket_copy(const herd_fsdp *f, const herd_model *m, float *full, float *bucket,
+                        int t0, int t1, int to_bucket, size_t *rank_counts)
 {
     int D = f->dp->size;
     size_t pos = 0;
-    for (int k = 0; k < D; k++)
-        for (int i = 0; i < m->n_tensors; i++) {
+    for (int k = 0; k < D; k++) {
+        size_t start = pos;
+        for (int i = t0; i < t1; i++) {
             const size_t *c = f->counts + (size_t)i * D;
             size_t within = 0; /* elements of the ranks before k in this tensor */
             for (int j = 0; j < k; j++) within += c[j];
             float *t = full + m->tensors[i].offset + within;
             if (c[k]) {
-                if (to_bucket) m->be->copy_d2d(f->bucket + pos, t, sizeof(float) * c[k]);
-                else m->be->copy_d2d(t, f->bucket + pos, sizeof(float) * c[k]);
+                if (to_bucket) m->be->copy_d2d(bucket + pos, t, sizeof(float) * c[k]);
+                else m->be->copy_d2d(t, bucket + pos, sizeof(float) * c[k]);
             }
             pos += c[k];
         }
+        if (rank_counts) rank_counts[k] = pos - start;
+    }
 }
 
 int herd_fsdp_gather_params(herd_fsdp *f, herd_model *m)
@@ -109,15 +114,74 @@ int herd_fsdp_gather_params(herd_fsdp *f, herd_model *m)
     m->be->copy_d2d(f->bucket + mine, f->master, sizeof(float) * (size_t)f->n_shard);
     if (herd_comm_all_gather(f->dp, f->bucket + mine, f->bucket, f->rank_counts, HERD_F32))
         return -1;
-    bucket_copy(f, m, m->params, 0);
+    bucket_copy(f, m, m->params, f->bucket, 0, m->n_tensors, 0, NULL);
     return 0;
 }
 
 int herd_fsdp_reduce_grads(herd_fsdp *f, herd_model *m)
 {
     if (f->dp->size == 1) return 0;
-    bucket_copy(f, m, m->grads, 1);
+    bucket_copy(f, m, m->grads, f->bucket, 0, m->n_tensors, 1, NULL);
     return herd_comm_reduce_scatter(f->dp, f->bucket, f->grad, f->rank_counts, HERD_F32);
+}
+
+/* The model's gradient-ready hook: tensors [t0, t1) are final on this rank. */
+static void on_grads_ready(void *ctx, herd_model *m, int t0, int t1)
+{
+    herd_fsdp *f = ctx;
+    if (f->overlap_rc) return; /* finish reports it; the other ranks abort with us */
+    if (herd_model_sync_grads_range(m, t0, t1)) {
+        f->overlap_rc = -1;
+        return;
+    }
+    f->n_ready += t1 - t0;
+    int D = f->dp->size;
+    if (D == 1) return; /* the gradient shard is m->grads itself */
+    size_t *counts = malloc(sizeof(size_t) * (size_t)D);
+    if (!counts) {
+        fprintf(stderr, "herd: fsdp: out of memory for a bucket's counts\n");
+        f->overlap_rc = -1;
+        return;
+    }
+    /* the bucket's part of f->bucket: where these tensors sit in m->grads */
+    float *region = f->bucket + m->tensors[t0].offset;
+    bucket_copy(f, m, m->grads, region, t0, t1, 1, counts);
+    /* this rank's rows of [t0, t1) are contiguous in the shard buffers */
+    if (herd_comm_ireduce_scatter(f->dp, region, f->grad + f->off[t0], counts, HERD_F32,
+                                  &f->req[f->n_req]))
+        f->overlap_rc = -1;
+    else
+        f->n_req++;
+    free(counts);
+}
+
+int herd_fsdp_overlap_begin(herd_fsdp *f, herd_model *m)
+{
+    if (!f->req) f->req = calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof(*f->req));
+    if (!f->req) {
+        fprintf(stderr, "herd: fsdp: out of memory for the overlapped reduction\n");
+        return -1;
+    }
+    f->n_req = f->n_ready = f->overlap_rc = 0;
+    m->grad_ready = on_grads_ready;
+    m->grad_ready_ctx = f;
+    return 0;
+}
+
+int herd_fsdp_overlap_finish(herd_fsdp *f, herd_model *m)
+{
+    int rc = f->overlap_rc;
+    for (int i = 0; i < f->n_req; i++)
+        if (herd_comm_wait(f->dp, f->req[i])) rc = -1;
+    f->n_req = 0;
+    m->grad_ready = NULL;
+    m->grad_ready_ctx = NULL;
+    if (rc == 0 && f->n_ready != m->n_tensors) {
+        fprintf(stderr, "herd: fsdp: %d of %d tensors got their final gradient through the "
+                "gradient-ready hook this step\n", f->n_ready, m->n_tensors);
+        rc = -1;
+    }
+    return rc;
 }
 
 int herd_fsdp_grad_norm(herd_fsdp *f, const herd_model *m, herd_comm *world, double *norm)

@@ -35,6 +35,11 @@ typedef struct {
     size_t    *rank_counts; /* [dp] elements of each rank's block */
     float     *bucket;      /* backend memory [n_params] */
     int64_t    t;         /* AdamW updates applied */
+    /* the overlapped reduction of one step (herd_fsdp_overlap_begin/finish) */
+    herd_comm_request **req;  /* [n_tensors] reduce-scatters in flight */
+    int        n_req;
+    int        n_ready;       /* tensors whose gradient was final and synced this step */
+    int        overlap_rc;    /* -1 once a collective inside the hook failed */
 } herd_fsdp;
 
 /* Cut every tensor of `m` over `dp` and copy this rank's rows of the
@@ -47,6 +52,19 @@ int herd_fsdp_gather_params(herd_fsdp *f, herd_model *m);
 
 /* f->grad <- sum over DP of m->grads, this rank's rows (reduce-scatter). */
 int herd_fsdp_reduce_grads(herd_fsdp *f, herd_model *m);
+
+/* Overlap the step's gradient reduction with its backward (Megatron's
+ * overlap_grad_reduce, FSDP2's default): installs the model's gradient-ready
+ * hook, so that as soon as the last micro-batch's backward has made a layer's
+ * gradient final (the head first, the embedding last) it is summed over TP
+ * and CP (as herd_model_sync_grads) and its reduce-scatter over DP starts,
+ * asynchronously, while the backward of the layers below goes on. Each layer
+ * is one bucket, packed rank after rank in its own part of f->bucket.
+ * herd_fsdp_overlap_finish waits for every bucket, checks that every tensor
+ * was reduced once, and removes the hook; together they replace
+ * herd_model_sync_grads + herd_fsdp_reduce_grads for that step. */
+int herd_fsdp_overlap_begin(herd_fsdp *f, herd_model *m);
+int herd_fsdp_overlap_finish(herd_fsdp *f, herd_model *m);
 
 /* Global L2 norm of the gradient over every rank of `world`; each element is
  * counted once (TP copies of whole or replicated tensors only on their

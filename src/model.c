@@ -984,6 +984,15 @@ static void recompute_selective(herd_model *m, herd_act_slot *s, int li)
     be->swiglu_fwd(a->act, a->gate, a->up, (size_t)m->B * m->T_local * m->ffn_local);
 }
 
+/* Tensors per transformer layer, in build_table's order. */
+enum { LAYER_TENSORS = 9 };
+
+/* The hook of model.h, for tensors [t0, t1), on the step's last backward. */
+static void grads_ready(herd_model *m, int t0, int t1)
+{
+    if (m->grad_ready && m->grad_final && t1 > t0) m->grad_ready(m->grad_ready_ctx, m, t0, t1);
+}
+
 void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
 {
     const herd_backend *be = m->be;
@@ -1004,6 +1013,7 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         be->zero(m->d_res, (size_t)Nl * dm);
         be->rmsnorm_bwd(m->d_res, m->g_norm_f, reduced_dh(m), s->x_out, m->norm_f, s->rstd_f, Nl,
                         dm);
+        grads_ready(m, m->has_embed + LAYER_TENSORS * m->n_layers_local, m->n_tensors);
     } else {
         be->copy_d2d(m->d_res, s->d_out, sizeof(float) * (size_t)Nl * dm);
     }
@@ -1043,8 +1053,13 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         be->matmul_bwd(m->d_h, g->wv, m->d_v, a->h1, p->wv, N, KV * hd, dm, 1);
         be->rmsnorm_bwd(m->d_res, g->attn_norm, reduced_dh(m), a->x_in, p->attn_norm, a->rstd1, Nl,
                         dm);
+        int t0 = m->has_embed + LAYER_TENSORS * (m->chunk_first[c] + li);
+        grads_ready(m, t0, t0 + LAYER_TENSORS);
     }
-    if (stage == 0) be->embedding_bwd(m->g_wte, full_grad(m), s->tokens, N, dm);
+    if (stage == 0) {
+        be->embedding_bwd(m->g_wte, full_grad(m), s->tokens, N, dm);
+        grads_ready(m, 0, m->has_embed);
+    }
     else be->copy_d2d(s->d_in, m->d_res, sizeof(float) * (size_t)Nl * dm);
 }
 
@@ -1121,9 +1136,10 @@ void herd_model_backward(herd_model *m, float loss_scale)
     m->have_forward = 0;  /* the logits now hold their gradient */
 }
 
-int herd_model_sync_grads(herd_model *m)
+int herd_model_sync_grads_range(herd_model *m, int t0, int t1)
 {
-    for (int i = 0; i < m->n_tensors; i++) {
+    if (t1 <= t0) return 0;
+    for (int i = t0; i < t1; i++) {
         const herd_tensor *t = &m->tensors[i];
         float *g = m->grads + t->offset;
         /* under SP each rank's norm gradient covers its own tokens only */
@@ -1136,7 +1152,15 @@ int herd_model_sync_grads(herd_model *m)
             return -1;
     }
     /* each CP rank saw its chunks of every sequence */
-    if (m->cp && herd_comm_all_reduce(m->cp, m->grads, (size_t)m->n_params, HERD_F32, HERD_SUM))
+    const herd_tensor *first = &m->tensors[t0], *last = &m->tensors[t1 - 1];
+    if (m->cp && herd_comm_all_reduce(m->cp, m->grads + first->offset,
+                                      (size_t)(last->offset + last->numel - first->offset),
+                                      HERD_F32, HERD_SUM))
         return -1;
     return 0;
+}
+
+int herd_model_sync_grads(herd_model *m)
+{
+    return herd_model_sync_grads_range(m, 0, m->n_tensors);
 }

@@ -147,6 +147,13 @@ typedef struct herd_model {
     int *chunk_first, *chunk_layers;  /* [n_chunks] local layer index, count */
     int *layer_gid;                   /* [n_layers_local] global layer index */
     int has_embed, has_head;          /* virtual stage 0 / n_stages-1 is here */
+    /* gradient-ready hook (the overlapped DP reduction, src/fsdp.h): when set
+     * and grad_final is 1 (the caller's last backward of this chunk in the
+     * step), chunk_backward calls it for each group of tensors [t0, t1) whose
+     * gradient has just become final: the head, each layer, the embedding */
+    void (*grad_ready)(void *ctx, struct herd_model *m, int t0, int t1);
+    void *grad_ready_ctx;
+    int   grad_final;
     herd_act_slot *slots;
     int n_slots, slots_in_use, peak_slots;
     int *simple_slot;                 /* [n_chunks] slots of herd_model_forward */
@@ -259,6 +266,8 @@ void herd_model_backward(herd_model *m, float loss_scale);
  * projections) and, with CP, every gradient over the CP group (each CP rank
  * saw a part of every sequence). -1 if a collective failed. */
 int herd_model_sync_grads(herd_model *m);
+/* The same for tensors [t0, t1) of m->tensors only (the gradient-ready hook). */
+int herd_model_sync_grads_range(herd_model *m, int t0, int t1);
 
 /* Zero m->grads. */
 void herd_model_zero_grad(herd_model *m);

@@ -212,6 +212,12 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
         if (m->pp) check(herd_comm_barrier(m->pp));
     }
     m->peak_slots = m->slots_in_use;
+    /* each chunk's last backward of the step makes its gradients final (the
+     * model's gradient-ready hook) */
+    int *last_b = calloc((size_t)V, sizeof(int));
+    if (!last_b) rc = -1;
+    for (int i = 0; rc == 0 && i < r.n_ops; i++)
+        if (ops[i].kind == 1) last_b[ops[i].chunk] = i;
     double loss = 0.0, t_start = now_s(), busy = 0.0;
     for (int i = 0; rc == 0 && i < r.n_ops; i++) {
         const herd_pipe_op *o = &ops[i];
@@ -228,7 +234,9 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
         if (o->kind == 0) {
             loss += herd_model_chunk_forward(m, sl);
         } else {
+            m->grad_final = i == last_b[o->chunk];
             herd_model_chunk_backward(m, sl, loss_scale);
+            m->grad_final = 0;
             if (s > 0) m->be->copy_d2d(r.bsend + (size_t)k * r.io, m->slots[sl].d_in,
                                        sizeof(float) * r.io);
         }
@@ -260,7 +268,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
     }
     *loss_sum = loss;
     if (r.bsend) m->be->free(r.bsend);
-    free(r.slot); free(r.rreq); free(r.sreq); free(warm); free(ops);
+    free(r.slot); free(r.rreq); free(r.sreq); free(warm); free(ops); free(last_b);
     return rc;
 }
 

@@ -96,6 +96,9 @@ static void print_header(const herd_config *c, const herd_model *m, const herd_g
            "metrics.jsonl (mem_peak_mib)\n", herd_plan_recompute_name(m->recompute));
     printf("precision: %s GEMM inputs, fp32 accumulation, fp32 master weights, gradients and "
            "AdamW state (train.precision)\n", c->precision);
+    printf("gradient reduction: %s (train.overlap_grad_reduce)\n",
+           c->overlap_grad_reduce ? "per layer, overlapped with the backward"
+                                  : "after the backward, one bucket");
     printf("model: %d layers, d_model %d, %d heads (%d kv), head_dim %d, ffn %d, vocab %d, "
            "theta %g\n", d->n_layers, d->d_model, d->n_heads, d->n_kv_heads, d->head_dim,
            d->ffn_dim, d->vocab_size, d->rope_theta);
@@ -506,6 +509,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
 
         if (be->mem_peak) be->mem_peak(1); /* the step's peak starts from what is allocated now */
         herd_model_zero_grad(&model);
+        if (c->overlap_grad_reduce && herd_fsdp_overlap_begin(&fsdp, &model)) herd_comm_abort(1);
         double loss_sum = 0.0;
         /* the micro-batches through the pipeline schedule (one stage: forward,
          * backward, one after the other); loss summed over the stages */
@@ -521,7 +525,9 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
             herd_pipe_stats_free(&pst);
         }
         if (herd_comm_all_reduce(grid.dp_group, &loss_sum, 1, HERD_F64, HERD_SUM) ||
-            herd_model_sync_grads(&model) || herd_fsdp_reduce_grads(&fsdp, &model))
+            (c->overlap_grad_reduce
+                 ? herd_fsdp_overlap_finish(&fsdp, &model)
+                 : herd_model_sync_grads(&model) || herd_fsdp_reduce_grads(&fsdp, &model)))
             herd_comm_abort(1);
         double loss = loss_sum / (double)n_valid, gnorm = 0.0;
         if (herd_fsdp_grad_norm(&fsdp, &model, grid.world, &gnorm)) herd_comm_abort(1);

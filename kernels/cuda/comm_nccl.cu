@@ -135,14 +135,15 @@ static int equal_counts(const size_t *counts, int size)
     return 1;
 }
 
+// queued on the group's stream; wait: 1 returns once done, 0 at once (ireduce_scatter)
 static int reduce_scatter_dev(herd_comm *c, const void *send, void *recv, const size_t *counts,
-                              herd_dtype t)
+                              herd_dtype t, int wait)
 {
     nccl_impl *p = impl(c);
     if (equal_counts(counts, c->size)) {
         NCCL_OK(c, ncclReduceScatter(send, recv, counts[0], nccl_type(t), ncclSum, p->nc,
                                      p->stream), "ncclReduceScatter");
-        return sync(c);
+        return wait ? sync(c) : 0;
     }
     size_t off = 0, es = herd_dtype_size(t);
     NCCL_OK(c, ncclGroupStart(), "ncclGroupStart");
@@ -152,7 +153,7 @@ static int reduce_scatter_dev(herd_comm *c, const void *send, void *recv, const 
         off += counts[r];
     }
     NCCL_OK(c, ncclGroupEnd(), "ncclGroupEnd");
-    return sync(c);
+    return wait ? sync(c) : 0;
 }
 
 static int n_reduce_scatter(herd_comm *c, const void *send, void *recv, const size_t *counts,
@@ -161,7 +162,7 @@ static int n_reduce_scatter(herd_comm *c, const void *send, void *recv, const si
     size_t es = herd_dtype_size(t), in = total(counts, c->size) * es, out = counts[c->rank] * es;
     const void *s = on_device(c, 0, send, in, 1);
     void *r = on_device(c, 1, recv, out, 0);
-    if (!s || !r || after_compute(c) || reduce_scatter_dev(c, s, r, counts, t)) return -1;
+    if (!s || !r || after_compute(c) || reduce_scatter_dev(c, s, r, counts, t, 1)) return -1;
     return off_device(c, recv, r, out);
 }
 
@@ -263,6 +264,17 @@ static int n_iall_reduce(herd_comm *c, void *buf, size_t n, herd_dtype t, herd_r
     return record(c, req);
 }
 
+// device buffers: queued behind the compute so far and left running (the
+// overlapped gradient reduce-scatter); host buffers: done before returning
+static int n_ireduce_scatter(herd_comm *c, const void *send, void *recv, const size_t *counts,
+                             herd_dtype t, herd_comm_request **req)
+{
+    if (is_host(send) || is_host(recv))
+        return n_reduce_scatter(c, send, recv, counts, t) ? -1 : record(c, req);
+    if (after_compute(c) || reduce_scatter_dev(c, send, recv, counts, t, 0)) return -1;
+    return record(c, req);
+}
+
 static int n_wait(herd_comm *c, herd_comm_request *req)
 {
     cudaError_t e = cudaEventSynchronize(req->ev);
@@ -297,7 +309,7 @@ static void n_destroy(herd_comm *c)
 
 static const herd_comm_ops nccl_ops = {
     "nccl", n_all_reduce, n_reduce_scatter, n_all_gather, n_broadcast, n_send, n_recv,
-    n_isend, n_irecv, n_iall_reduce, n_wait, n_barrier, n_destroy,
+    n_isend, n_irecv, n_iall_reduce, n_ireduce_scatter, n_wait, n_barrier, n_destroy,
 };
 
 extern "C" herd_comm *herd_comm_nccl_from_mpi(herd_comm *g, const char *name)
