@@ -180,6 +180,15 @@ typedef struct herd_backend {
      * precision; torch.set_float32_matmul_precision("medium") is the same idea).
      * Attention, norms and the rest stay fp32. NULL: fp32 only. */
     void (*set_matmul_bf16)(int on);
+    /* BF16 weights rounded once per step instead of at every GEMM (bf16 mode
+     * only; NULL: the backend has none). weights_bf16_begin rounds params[n]
+     * into a bf16 copy the backend keeps; until weights_bf16_end, a GEMM input
+     * that lies inside params[0, n) is read from that copy (the same values it
+     * would round itself). The caller must not change params in between: the
+     * trainer brackets a step's forwards and backwards, before the optimizer.
+     * -1 (with a message) when the copy does not fit. */
+    int  (*weights_bf16_begin)(const float *params, size_t n);
+    void (*weights_bf16_end)(void);
 } herd_backend;
 
 /* The CPU backend (kernels/cpu), always present. */

@@ -510,6 +510,10 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         if (be->mem_peak) be->mem_peak(1); /* the step's peak starts from what is allocated now */
         herd_model_zero_grad(&model);
         if (c->overlap_grad_reduce && herd_fsdp_overlap_begin(&fsdp, &model)) herd_comm_abort(1);
+        /* bf16: the weights rounded once for all of the step's GEMMs (they
+         * change only in the optimizer step, after the bracket) */
+        int w16 = bf16 && be->weights_bf16_begin;
+        if (w16 && be->weights_bf16_begin(model.params, (size_t)model.n_params)) herd_comm_abort(1);
         double loss_sum = 0.0;
         /* the micro-batches through the pipeline schedule (one stage: forward,
          * backward, one after the other); loss summed over the stages */
@@ -518,6 +522,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         if (herd_pipe_run(&model, hb.tokens, hb.targets, hb.doc, (int)n_micro, B, T,
                           (float)(1.0 / (double)n_valid), &loss_sum, want_sched ? &pst : NULL))
             herd_comm_abort(1);
+        if (w16) be->weights_bf16_end();
         if (want_sched) {
             if (grid.dp_rank == 0 && grid.cp_rank == 0 && grid.tp_rank == 0 &&
                 herd_pipe_print(&model, &pst, (int)n_micro, stdout))

@@ -41,7 +41,7 @@ typedef struct {
     const char *backend, *label, *recompute, *precision;
     int layers, d_model, ffn, heads, kv_heads, vocab, seq, batch, steps, warmup;
     double peak_tflops;
-    int attention_only, xent_chunk;
+    int attention_only, xent_chunk, weights_per_gemm;
 } opts;
 
 static int usage(const char *msg)
@@ -49,7 +49,7 @@ static int usage(const char *msg)
     fprintf(stderr, "bench_mfu: %s\nusage: bench_mfu [--backend cpu|cuda] [--tiny] [--layers L] "
             "[--d-model D] [--ffn F] [--heads H] [--kv-heads KV] [--vocab V] [--seq T] "
             "[--batch B] [--steps N] [--warmup W] [--peak-tflops P] [--label S] [--no-compile] "
-            "[--pure-bf16] [--attention-only] [--recompute none|selective|full] [--precision fp32|bf16] [--xent-chunk C]\n", msg);
+            "[--pure-bf16] [--attention-only] [--recompute none|selective|full] [--precision fp32|bf16] [--xent-chunk C] [--weights-per-gemm]\n", msg);
     return 2;
 }
 
@@ -66,6 +66,9 @@ static int parse(opts *o, int argc, char **argv)
             continue;
         }
         if (!strcmp(a, "--attention-only")) { o->attention_only = 1; continue; }
+        /* bf16: round the weights at every GEMM instead of once per step (to
+         * measure what weights_bf16_begin saves) */
+        if (!strcmp(a, "--weights-per-gemm")) { o->weights_per_gemm = 1; continue; }
         /* torch-only flags, accepted so that one argument string serves both sides */
         if (!strcmp(a, "--no-compile") || !strcmp(a, "--pure-bf16")) continue;
         if (i + 1 >= argc) return usage("a flag without its value");
@@ -210,8 +213,12 @@ int main(int argc, char **argv)
         }
         int64_t nv = 0;
         herd_model_zero_grad(&m);
+        /* as the trainer: bf16 weights rounded once for the step's GEMMs */
+        int w16 = bf16 && !o.weights_per_gemm && be->weights_bf16_begin;
+        if (w16 && be->weights_bf16_begin(m.params, (size_t)m.n_params)) return 1;
         loss = herd_model_forward(&m, tok, tgt, doc, B, T, &nv);
         herd_model_backward(&m, 1.0f / (float)(nv ? nv : 1));
+        if (w16) be->weights_bf16_end();
         herd_adamw_step(&opt, &m, &c, 1e-4, herd_grad_norm(&m));
         loss /= (double)(nv ? nv : 1);
     }
@@ -222,9 +229,10 @@ int main(int argc, char **argv)
     double peak_gib = be->mem_peak ? (double)be->mem_peak(0) / (1u << 30) : 0.0;
     int flash = be->prefer_flash && be->attention_flash_fwd != NULL;
     printf("herd %s: layers %d d %d ffn %d heads %d/%d vocab %d seq %d batch %d; params %.1fM, "
-           "P_matmul %.1fM; attention %s; GEMM inputs %s\n", be->name, o.layers, o.d_model, o.ffn, o.heads,
+           "P_matmul %.1fM; attention %s; GEMM inputs %s%s\n", be->name, o.layers, o.d_model, o.ffn, o.heads,
            o.kv_heads, o.vocab, T, B, m.n_params / 1e6, pm / 1e6, flash ? "flash" : "materialized",
-           o.precision);
+           o.precision, !strcmp(o.precision, "bf16") ? (o.weights_per_gemm ? " (weights rounded at every GEMM)"
+                                                      : " (weights rounded once per step)") : "");
     printf("  flops/token = 6*%lld + 6*%d*%d*%d = %.4e\n", (long long)pm, o.layers, T, o.d_model,
            fpt);
     printf("  %d steps in %.3f s: %.0f tokens/s, %.2f TFLOP/s, MFU %.2f%% of %.1f TFLOP/s; "

@@ -31,11 +31,54 @@ float cpu_round_bf16(float x)
     return x;
 }
 
-/* x rounded to bf16 in a new buffer (x itself in fp32 mode); NULL: out of memory */
+/* The step's rounded weights (cpu_weights_bf16_begin .. end): an input inside
+ * [w_base, w_base + w_n) is read from w_round at the same offset. */
+static const float *w_base;
+static size_t w_n, w_cap;
+static float *w_round;
+
+int cpu_weights_bf16_begin(const float *params, size_t n)
+{
+    if (n > w_cap) {
+        free(w_round);
+        w_cap = 0;
+        w_round = malloc((n ? n : 1) * sizeof(float));
+        if (!w_round) {
+            fprintf(stderr, "herd: cpu matmul: out of memory for the bf16 weights (%zu elements)\n",
+                    n);
+            return -1;
+        }
+        w_cap = n;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) w_round[i] = cpu_round_bf16(params[i]);
+    w_base = params;
+    w_n = n;
+    return 0;
+}
+
+void cpu_weights_bf16_end(void)
+{
+    w_base = NULL;
+    w_n = 0;
+}
+
+/* the rounded weights of x[n], when x lies inside the step's weights; NULL otherwise */
+static const float *rounded_weights(const float *x, size_t n)
+{
+    uintptr_t b = (uintptr_t)w_base, p = (uintptr_t)x;
+    if (!w_base || p < b || p + n * sizeof(float) > b + w_n * sizeof(float)) return NULL;
+    return w_round + (x - w_base);
+}
+
+/* x rounded to bf16 in a new buffer (x itself in fp32 mode; the step's rounded
+ * weights when x is a weight); NULL: out of memory */
 static const float *inputs(const float *x, size_t n, float **owned)
 {
     *owned = NULL;
     if (!bf16_inputs) return x;
+    const float *w = rounded_weights(x, n);
+    if (w) return w;
     float *r = malloc(n * sizeof(float));
     if (!r) {
         fprintf(stderr, "herd: cpu matmul: out of memory for the bf16 copy of %zu elements\n", n);

@@ -33,7 +33,7 @@ cublasHandle_t herd_cuda_blas(void);
  * two ops at once. */
 enum herd_cuda_scratch_slot { HERD_SCRATCH_RMSNORM, HERD_SCRATCH_SUMSQ, HERD_SCRATCH_FLASH_D,
                              HERD_SCRATCH_LT, HERD_SCRATCH_BF16_A, HERD_SCRATCH_BF16_B,
-                             HERD_SCRATCH_N };
+                             HERD_SCRATCH_WEIGHTS_BF16, HERD_SCRATCH_N };
 void *herd_cuda_scratch(int slot, size_t bytes);
 
 /* Blocks for a grid-stride loop over n elements (kernels loop, so the grid

@@ -60,6 +60,11 @@ void cuda_lt_gemm_bf16(int transa, int transb, int m, int n, int k, const void *
                        const void *B, int ldb, float beta, float *C, int ldc);
 /* matmul_fwd/bwd precision: 0 fp32 sgemm, 1 bf16 inputs through cuBLASLt */
 void cuda_set_matmul_bf16(int on);
+/* the step's bf16 weights (weights_bf16.cu; backend.h weights_bf16_begin/end);
+ * find: the copy of x[n] when it lies inside them, NULL otherwise */
+int  cuda_weights_bf16_begin(const float *params, size_t n);
+void cuda_weights_bf16_end(void);
+const void *cuda_weights_bf16_find(const float *x, size_t n);
 void cuda_f32_to_bf16(void *dst, const float *src, size_t n); /* round to nearest even */
 void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
 

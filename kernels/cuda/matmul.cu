@@ -13,9 +13,11 @@ static int bf16_inputs;  // the backend's matmul precision (set_matmul_bf16)
 
 extern "C" void cuda_set_matmul_bf16(int on) { bf16_inputs = on != 0; }
 
-// x[n] as bf16 in scratch slot `slot` (the GEMM's input copy, rewritten each call)
+// x[n] as bf16 in scratch slot `slot` (the GEMM's input copy, rewritten each
+// call), or in the step's bf16 weights when x is a weight (weights_bf16.cu)
 static const void *to_bf16(int slot, const float *x, size_t n)
 {
+    if (const void *w = cuda_weights_bf16_find(x, n)) return w;
     void *d = herd_cuda_scratch(slot, n * 2);
     cuda_f32_to_bf16(d, x, n);
     return d;

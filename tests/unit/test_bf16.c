@@ -111,10 +111,50 @@ TEST(bf16_matmul_is_fp32_sums_of_rounded_inputs)
     free(da); free(dw); free(da_ref); free(dw_ref); free(a_again);
 }
 
+/* weights_bf16_begin/end: inside the bracket a GEMM input that lies in the
+ * step's parameters is read from the copy rounded at begin, bit for bit the
+ * per-call rounding; shown to be that copy by changing the parameters after
+ * begin (which the trainer never does): the results do not move until end. */
+TEST(bf16_weights_rounded_once_per_step)
+{
+    int M = 23, N = 19, K = 31;
+    size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N, np = 3 * nk + 5;
+    float *params = randn(np, 6), *w = params + nk + 5; /* a weight inside the parameters */
+    float *a = randn(mk, 7), *dout = randn(mn, 8);
+    float *ref = malloc(mn * sizeof(float)), *out = malloc(mn * sizeof(float));
+    float *da_ref = calloc(mk, sizeof(float)), *da = calloc(mk, sizeof(float));
+    be->set_matmul_bf16(1);
+    be->matmul_fwd(ref, a, w, M, N, K, 0);
+    be->matmul_bwd(da_ref, NULL, dout, a, w, M, N, K, 0);
+    CHECK(be->weights_bf16_begin != NULL && be->weights_bf16_begin(params, np) == 0);
+    be->matmul_fwd(out, a, w, M, N, K, 0);
+    be->matmul_bwd(da, NULL, dout, a, w, M, N, K, 0);
+    CHECK(same(out, ref, mn));
+    CHECK(same(da, da_ref, mk));
+    for (size_t i = 0; i < nk; i++) w[i] += 1.0f; /* behind the copy's back */
+    be->matmul_fwd(out, a, w, M, N, K, 0);
+    CHECK(same(out, ref, mn)); /* the copy, not w */
+    /* an input outside the parameters is rounded per call as before */
+    float *a2 = randn(mk, 9), *ref2 = malloc(mn * sizeof(float));
+    be->matmul_fwd(out, a2, w, M, N, K, 0);
+    be->weights_bf16_end();
+    be->matmul_fwd(ref2, a2, w, M, N, K, 0); /* after end: the changed w */
+    CHECK(!same(out, ref2, mn));
+    be->weights_bf16_begin(params, np); /* a new step copies the current values */
+    be->matmul_fwd(out, a2, w, M, N, K, 0);
+    be->weights_bf16_end();
+    be->matmul_fwd(ref2, a2, w, M, N, K, 0);
+    CHECK(same(out, ref2, mn));
+    be->set_matmul_bf16(0);
+    free(params); free(a); free(dout); free(ref); free(out); free(da_ref); free(da); free(a2);
+    free(ref2);
+}
+
 int main(void)
 {
     be = herd_backend_cpu();
     RUN(bf16_rounding);
     RUN(bf16_matmul_is_fp32_sums_of_rounded_inputs);
+    RUN(bf16_weights_rounded_once_per_step);
     return test_summary();
 }
