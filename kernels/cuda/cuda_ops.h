@@ -60,6 +60,7 @@ void cuda_lt_gemm_bf16(int transa, int transb, int m, int n, int k, const void *
                        const void *B, int ldb, float beta, float *C, int ldc);
 /* matmul_fwd/bwd precision: 0 fp32 sgemm, 1 bf16 inputs through cuBLASLt */
 void cuda_set_matmul_bf16(int on);
+int cuda_get_matmul_bf16(void); /* the precision set last (flash attention follows it) */
 /* the step's bf16 weights (weights_bf16.cu; backend.h weights_bf16_begin/end);
  * find: the copy of x[n] when it lies inside them, NULL otherwise */
 int  cuda_weights_bf16_begin(const float *params, size_t n);
@@ -67,5 +68,18 @@ void cuda_weights_bf16_end(void);
 const void *cuda_weights_bf16_find(const float *x, size_t n);
 void cuda_f32_to_bf16(void *dst, const float *src, size_t n); /* round to nearest even */
 void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
+
+/* The flash pair on tensor cores (kernels/cuda/flash_attention_wmma.cu): bf16
+ * operands, fp32 sums, softmax and lse in fp32; cuda_attention_flash_fwd/bwd call
+ * it in bf16 mode when ..._ok(hd) (hd a multiple of 16, <= 128).
+ * D[B,H,T] = rowsum(dout * out), as flash_attention.cu computes it. */
+int cuda_attention_flash_wmma_ok(int hd);
+void cuda_attention_flash_wmma_fwd(float *out, float *lse, const float *q, const float *k,
+                                   const float *v, const int32_t *doc, int B, int T, int H,
+                                   int KV, int hd);
+void cuda_attention_flash_wmma_bwd(float *dq, float *dk, float *dv, const float *dout,
+                                   const float *lse, const float *D, const float *q,
+                                   const float *k, const float *v, const int32_t *doc, int B,
+                                   int T, int H, int KV, int hd);
 
 #endif

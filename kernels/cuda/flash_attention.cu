@@ -389,6 +389,10 @@ extern "C" void cuda_attention_flash_fwd(float *out, float *lse, const float *q,
 {
     if (B <= 0 || T <= 0 || H <= 0) return;
     fa_check_shape("attention_flash_fwd", H, KV, hd);
+    if (cuda_get_matmul_bf16() && cuda_attention_flash_wmma_ok(hd)) {  // bf16 tensor cores
+        cuda_attention_flash_wmma_fwd(out, lse, q, k, v, doc, B, T, H, KV, hd);
+        return;
+    }
     FA_DISPATCH(fa_fwd, hd, out, lse, q, k, v, doc, B, T, H, KV, hd);
 }
 
@@ -403,5 +407,9 @@ extern "C" void cuda_attention_flash_bwd(float *dq, float *dk, float *dv, const 
     float *D = (float *)herd_cuda_scratch(HERD_SCRATCH_FLASH_D, rows * sizeof(float));
     flash_bwd_dot_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(D, dout, out, B, T, H, hd);
     CUDA_LAUNCH_CHECK();
+    if (cuda_get_matmul_bf16() && cuda_attention_flash_wmma_ok(hd)) {  // bf16 tensor cores
+        cuda_attention_flash_wmma_bwd(dq, dk, dv, dout, lse, D, q, k, v, doc, B, T, H, KV, hd);
+        return;
+    }
     FA_DISPATCH(fa_bwd, hd, dq, dk, dv, dout, lse, D, q, k, v, doc, B, T, H, KV, hd);
 }

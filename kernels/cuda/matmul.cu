@@ -12,6 +12,7 @@ extern "C" {
 static int bf16_inputs;  // the backend's matmul precision (set_matmul_bf16)
 
 extern "C" void cuda_set_matmul_bf16(int on) { bf16_inputs = on != 0; }
+extern "C" int cuda_get_matmul_bf16(void) { return bf16_inputs; }
 
 // x[n] as bf16 in scratch slot `slot` (the GEMM's input copy, rewritten each
 // call), or in the step's bf16 weights when x is a weight (weights_bf16.cu)

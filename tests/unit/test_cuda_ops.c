@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/backend.h"
+#include "kernels/cpu/attention_flash_bf16.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "src/model.h"
 #include "src/rng.h"
 #include "tests/unit/test.h"
@@ -421,6 +423,96 @@ TEST(cuda_attention_flash)
     CHECK(ok);
 }
 
+/* The tensor-core flash pair (kernels/cuda/flash_attention_wmma.cu), reached
+ * through the fp32 entry points in bf16 mode, against its CPU oracle
+ * (kernels/cpu/attention_flash_bf16.c: the same bf16 roundings, the same key
+ * tiles). Only the order of the fp32 sums inside a tensor-core GEMM differs; that
+ * moves a score by fp32 ulps, which now and then flips the bf16 rounding of one p
+ * or dS by a bf16 ulp (2^-8 relative): a rare error of up to ~4e-3 of |v| in a
+ * row. So two bounds:
+ *   - every element within 1e-2 of the largest |element| + 1e-2 relative (a
+ *     wrong tile, mask or index is off by O(1));
+ *   - the mean |gpu - oracle| below a tenth of the mean |oracle - fp32| (the
+ *     distance that the bf16 roundings make, 2.4e-3..6.7e-3 of the largest in
+ *     test_attention_flash_bf16): the kernel does those roundings, not fp32 math.
+ * lse is fp32 on both sides: 1e-4 + 1e-4 relative. The backward is
+ * deterministic (no atomics): a rerun gives the same bits. With bf16 mode off
+ * again the entry points are the fp32 kernels (1e-4 of the fp32 CPU pair). */
+static double mean_diff(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += fabs((double)a[i] - b[i]);
+    return s / (double)(n ? n : 1);
+}
+
+static int bf16_close(const char *what, const float *dev, const float *ref, const float *f32,
+                      size_t n)
+{
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    gpu->copy_d2h(h, dev, n * sizeof(float));
+    double mx = 0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)ref[i]));
+    double dg = mean_diff(h, ref, n), df = mean_diff(ref, f32, n);
+    int ok = close_to(what, dev, ref, n, 1e-2 * mx, 1e-2) && dg <= 0.1 * df;
+    fprintf(stderr, "  %s: mean |gpu - oracle| %.3g, mean |oracle - fp32| %.3g%s\n", what, dg, df,
+            dg <= 0.1 * df ? "" : "  (too far from the bf16 oracle)");
+    free(h);
+    return ok;
+}
+
+static void flash_bf16_case(int B, int T, int H, int KV, int hd, int *ok)
+{
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd, nl = (size_t)B * H * T;
+    int32_t *doc = malloc(sizeof(int32_t) * B * T);
+    make_docs(doc, B, T);
+    float *q = randn(nq, 1, 1), *k = randn(nk, 2, 1), *v = randn(nk, 3, 1), *dout = randn(nq, 4, 1);
+    float *o = calloc(nq, 4), *lse = calloc(nl, 4), *dq = calloc(nq, 4), *dk = calloc(nk, 4),
+          *dv = calloc(nk, 4), *fo = calloc(nq, 4), *flse = calloc(nl, 4), *fdq = calloc(nq, 4),
+          *fdk = calloc(nk, 4), *fdv = calloc(nk, 4);
+    float *gq = up(q, nq * 4), *gk = up(k, nk * 4), *gv = up(v, nk * 4), *gdo = up(dout, nq * 4),
+          *go = up(dout, nq * 4), *glse = up(q, nl * 4), *gdq = up(dout, nq * 4),
+          *gdk = up(k, nk * 4), *gdv = up(v, nk * 4);
+    int32_t *gdoc = up(doc, sizeof(int32_t) * B * T);
+    cpu_attention_flash_bf16_fwd(o, lse, q, k, v, doc, B, T, H, KV, hd);
+    cpu_attention_flash_bf16_bwd(dq, dk, dv, dout, o, lse, q, k, v, doc, B, T, H, KV, hd);
+    cpu_attention_flash_fwd(fo, flse, q, k, v, doc, B, T, H, KV, hd);
+    cpu_attention_flash_bwd(fdq, fdk, fdv, dout, fo, flse, q, k, v, doc, B, T, H, KV, hd);
+    gpu->set_matmul_bf16(1);
+    gpu->attention_flash_fwd(go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    *ok &= bf16_close("wmma flash out", go, o, fo, nq);
+    *ok &= close_def("wmma flash lse", glse, lse, nl);
+    *ok &= bf16_close("wmma flash dq", gdq, dq, fdq, nq);
+    *ok &= bf16_close("wmma flash dk", gdk, dk, fdk, nk);
+    *ok &= bf16_close("wmma flash dv", gdv, dv, fdv, nk);
+    float *h1 = malloc(nq * 4), *h2 = malloc(nk * 4);
+    gpu->copy_d2h(h1, gdq, nq * 4);
+    gpu->copy_d2h(h2, gdk, nk * 4);
+    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    *ok &= same_bits("wmma flash dq rerun", gdq, h1, nq);
+    *ok &= same_bits("wmma flash dk rerun", gdk, h2, nk);
+    gpu->set_matmul_bf16(0);
+    gpu->attention_flash_fwd(go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    *ok &= close_def("flash out with bf16 mode off again", go, fo, nq);
+    free(h1); free(h2);
+    free(doc); free(q); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk);
+    free(dv); free(fo); free(flse); free(fdq); free(fdk); free(fdv);
+    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(glse);
+    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gdoc);
+}
+
+TEST(cuda_attention_flash_wmma)
+{
+    NEED_GPU();
+    if (!gpu->set_matmul_bf16) SKIP("a backend without bf16 mode");
+    int ok = 1;
+    flash_bf16_case(2, 150, 4, 2, 64, &ok);   /* GQA, documents change inside tiles */
+    flash_bf16_case(1, 200, 4, 2, 128, &ok);  /* Llama 3 head_dim, T not a multiple of 64 */
+    flash_bf16_case(2, 19, 4, 2, 64, &ok);    /* shorter than one tile */
+    flash_bf16_case(1, 70, 4, 1, 48, &ok);    /* MQA, a head_dim with a partial 64-column chunk */
+    CHECK(ok);
+}
+
 /* Attention with positions (context parallel): rank r of CP holds chunks r and
  * 2CP-1-r of each sequence (Tq = T/CP queries); the keys are the whole
  * sequence in the gathered order (rank after rank), documents as make_docs. */
@@ -775,6 +867,7 @@ int main(void)
     RUN(cuda_attention);
     RUN(cuda_attention_pos);
     RUN(cuda_attention_flash);
+    RUN(cuda_attention_flash_wmma);
     RUN(cuda_swiglu);
     RUN(cuda_add_inplace);
     RUN(cuda_xent);
