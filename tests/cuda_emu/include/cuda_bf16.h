@@ -1,0 +1,33 @@
+// TEST TOOLING: shadows <cuda_bf16.h>: __nv_bfloat16 as the top 16 bits of a
+// float, conversions rounding to nearest even (NaN kept a quiet NaN)
+#pragma once
+#include "tests/cuda_emu/emu.h"
+
+struct __nv_bfloat16 {
+    unsigned short x;
+    __nv_bfloat16() = default;
+    __nv_bfloat16(float f);
+    operator float() const;
+};
+typedef __nv_bfloat16 nv_bfloat16;
+
+static inline __nv_bfloat16 __float2bfloat16_rn(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    __nv_bfloat16 b;
+    if ((u & 0x7fffffffu) > 0x7f800000u) { b.x = (unsigned short)((u >> 16) | 0x40); return b; }
+    u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+    b.x = (unsigned short)(u >> 16);
+    return b;
+}
+static inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
+static inline float __bfloat162float(__nv_bfloat16 b)
+{
+    uint32_t u = (uint32_t)b.x << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+inline __nv_bfloat16::__nv_bfloat16(float f) { x = __float2bfloat16_rn(f).x; }
+inline __nv_bfloat16::operator float() const { return __bfloat162float(*this); }
