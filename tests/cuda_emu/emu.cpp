@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 uint3 threadIdx, blockIdx;
@@ -239,8 +238,19 @@ int max_dyn_smem(const void *fn)
 
 // ---- the scheduler ----------------------------------------------------------------------------
 enum { RUN, AT_BLOCK, AT_WARP, DONE };
+// A context switch of our own (x86-64 System V): swapcontext saves and restores
+// the signal mask with a system call on every switch, which made the emulator
+// four times slower. Saves the callee-saved registers on the old stack, swaps
+// stack pointers. (MXCSR and the x87 control word are not touched by kernels.)
+extern "C" void emu_switch(void **save_sp, void *new_sp);
+asm(".text\n.globl emu_switch\n.type emu_switch,@function\nemu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n.size emu_switch, .-emu_switch\n");
+
 struct fiber {
-    ucontext_t ctx;
+    void *sp;
     char *stack;
     int state, line;
     const char *what;   // the warp intrinsic waited at
@@ -250,7 +260,7 @@ struct fiber {
 };
 static const size_t STACK = 256 * 1024;
 static std::vector<fiber> fibers;
-static ucontext_t sched_ctx;
+static void *sched_sp;
 static void (*cur_body)(void *);
 static void *cur_arg;
 static std::vector<unsigned char> smem_buf;
@@ -261,14 +271,29 @@ int lane_id(void) { return cur_thread & 31; }
 
 static void yield(void)
 {
-    swapcontext(&fibers[cur_thread].ctx, &sched_ctx);
+    emu_switch(&fibers[cur_thread].sp, sched_sp);
 }
 
 static void fiber_main(void)
 {
     cur_body(cur_arg);
     fibers[cur_thread].state = DONE;
-    swapcontext(&fibers[cur_thread].ctx, &sched_ctx);
+    emu_switch(&fibers[cur_thread].sp, sched_sp);
+    abort();  // never resumed
+}
+
+// a fresh stack whose first switch "returns" into fiber_main: [entry, 0] at
+// the 16-aligned top (so fiber_main starts with rsp = 8 mod 16, as after a
+// call), six zero registers below
+static void *fresh_stack(char *stack)
+{
+    uintptr_t top = ((uintptr_t)stack + STACK) & ~(uintptr_t)15;
+    void **p = (void **)(top - 16);
+    p[0] = (void *)fiber_main;
+    p[1] = nullptr;
+    void **sp = p - 6;
+    for (int i = 0; i < 6; i++) sp[i] = nullptr;
+    return sp;
 }
 
 static void ensure_fibers(int n)
@@ -337,24 +362,26 @@ static const char *state_name(const fiber &f)
 }
 
 // run the threads of one block to completion
-static void run_block(int nt)
+// rev: resume the threads last to first. Between two barriers a thread runs
+// alone to the next one, so in one order a missing barrier between a write
+// and a read of shared memory in another warp can go unseen; blocks alternate
+// orders (by block and launch), so such a race shows up as a wrong result.
+static void run_block(int nt, int rev)
 {
     for (int t = 0; t < nt; t++) {
         fiber &f = fibers[t];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = STACK;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_main, 0);
+        f.sp = fresh_stack(f.stack);
         f.state = RUN;
     }
     int nwarps = (nt + 31) / 32;
     for (;;) {
-        for (int t = 0; t < nt; t++)
+        for (int i = 0; i < nt; i++) {
+            int t = rev ? nt - 1 - i : i;
             if (fibers[t].state == RUN) {
                 set_thread(t);
-                swapcontext(&sched_ctx, &fibers[t].ctx);
+                emu_switch(&sched_sp, fibers[t].sp);
             }
+        }
         cur_thread = -1;
         int done = 0, at_block = 0, released = 0;
         for (int t = 0; t < nt; t++) {
@@ -460,6 +487,8 @@ void run(const launch_info &li, void (*body)(void *), void *arg)
         return;
     }
     if (cur_launch) fail("a kernel launch from inside kernel %s", cur_launch->name);
+    static unsigned launches_;
+    unsigned launches = launches_++;
     cur_launch = &li;
     cur_body = body;
     cur_arg = arg;
@@ -473,7 +502,7 @@ void run(const launch_info &li, void (*body)(void *), void *arg)
             for (unsigned x = 0; x < li.grid.x; x++) {
                 blockIdx.x = x; blockIdx.y = y; blockIdx.z = z;
                 if (li.smem) memset(smem_buf.data(), 0xff, li.smem);
-                run_block((int)nt);
+                run_block((int)nt, (int)((x + y + z + launches) & 1));
             }
     cur_launch = nullptr;
     cur_thread = -1;
