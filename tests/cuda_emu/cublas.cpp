@@ -112,6 +112,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
                            int n, int k, const float *alpha, const float *A, int lda,
                            const float *B, int ldb, const float *beta, float *C, int ldc)
 {
+    emu::device_access open;
     cublasStatus_t s = sgemm_check("cublasSgemm", h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     sgemm_one("cublasSgemm", ta, tb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc);
@@ -126,6 +127,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          int batch)
 {
     const char *call = "cublasSgemmStridedBatched";
+    emu::device_access open;
     cublasStatus_t s = sgemm_check(call, h, ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
@@ -244,6 +246,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
                               cudaStream_t)
 {
     const char *call = "cublasLtMatmul";
+    emu::device_access open;
     long m, n, k;
     cublasStatus_t st;
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;

@@ -5,6 +5,7 @@
 #include "tests/cuda_emu/emu.h"
 #include <map>
 #include <vector>
+#include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -25,6 +26,19 @@ namespace emu {
 struct alloc { size_t bytes; void *map; size_t map_bytes; };
 static std::map<uintptr_t, alloc> allocs;  // by start address
 static const size_t PAGE = 4096;
+
+// Outside the emulator's own calls (a launch, a copy, a cuBLAS call) device
+// memory is PROT_NONE: host code that dereferences a device pointer (which
+// works by accident when device memory is host memory) faults and is
+// reported, as it would fault or read garbage on a GPU.
+static int open_depth;
+static void protect_all(int prot)
+{
+    for (auto &a : allocs)
+        mprotect(a.second.map, a.second.map_bytes - PAGE, prot);
+}
+device_access::device_access() { if (open_depth++ == 0) protect_all(PROT_READ | PROT_WRITE); }
+device_access::~device_access() { if (--open_depth == 0) protect_all(PROT_NONE); }
 
 static const alloc *find(const void *p, uintptr_t *base)
 {
@@ -56,6 +70,12 @@ static int cur_thread = -1;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
+    if (!cur_launch) {
+        void *bt[16];
+        int n = backtrace(bt, 16);
+        fprintf(stderr, "\ncuda-emu: host backtrace (addr2line -e BINARY, or gdb):\n");
+        backtrace_symbols_fd(bt, n, 2);
+    }
     if (cur_launch)
         fprintf(stderr, "\ncuda-emu:   in kernel %s launched at %s:%d, block (%u,%u,%u) of (%u,%u,%u), "
                 "thread %d of (%u,%u,%u)", cur_launch->name, cur_launch->file, cur_launch->line,
@@ -76,6 +96,10 @@ static void on_segv(int sig, siginfo_t *si, void *)
         if (a >= it->first + it->second.bytes && a < it->first + it->second.bytes + 2 * PAGE)
             snprintf(where, sizeof where, "%zu bytes past the end of a device allocation of %zu bytes",
                      (size_t)(a - it->first - it->second.bytes), it->second.bytes);
+        else if (a >= it->first && !open_depth)
+            snprintf(where, sizeof where, "HOST code dereferenced device memory (byte %zu of an "
+                     "allocation of %zu bytes): a device pointer used as a host pointer",
+                     (size_t)(a - it->first), it->second.bytes);
     }
     fail("signal %d (invalid memory access) at %p: %s", sig, si->si_addr, where);
 }
@@ -140,6 +164,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     mprotect((char *)m + body, PAGE, PROT_NONE);
     char *start = (char *)m + body - b16;
     memset(start, 0xff, b16);
+    if (!open_depth) mprotect(m, body, PROT_NONE);
     allocs[(uintptr_t)start] = alloc{bytes, m, map_bytes};
     in_use += bytes;
     *p = start;
@@ -172,6 +197,7 @@ static void check_range(const char *call, const char *which, const void *p, size
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
 {
+    device_access open;
     switch (kind) {
     case cudaMemcpyHostToDevice: check_range("cudaMemcpy HostToDevice", "dst", dst, n, 1);
                                  check_range("cudaMemcpy HostToDevice", "src", src, n, 0); break;
@@ -190,6 +216,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
 }
 cudaError_t cudaMemset(void *p, int v, size_t n)
 {
+    device_access open;
     check_range("cudaMemset", "ptr", p, n, 1);
     if (n) memset(p, v, n);
     return cudaSuccess;
@@ -487,6 +514,7 @@ void run(const launch_info &li, void (*body)(void *), void *arg)
         return;
     }
     if (cur_launch) fail("a kernel launch from inside kernel %s", cur_launch->name);
+    device_access open;
     static unsigned launches_;
     unsigned launches = launches_++;
     cur_launch = &li;

@@ -106,6 +106,9 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p);
 namespace emu {
 // 1 when [p, p+n) lies inside one live device allocation
 int is_device(const void *p, size_t n);
+// while one lives, device memory is readable and writable from the host (the
+// emulator's calls); otherwise it is PROT_NONE
+struct device_access { device_access(); ~device_access(); };
 // report a bug in the running kernel (or API call) and abort
 [[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void set_error(cudaError_t e);

@@ -55,6 +55,15 @@ __global__ void wmma_kernel(float *c, const __nv_bfloat16 *a, const __nv_bfloat1
 
 __global__ void nop_kernel(float *x) { (void)x; }
 
+// a missing __syncthreads between the write and the read of another warp's
+// slot: on a GPU a race; here one of the two thread orders reads the poison
+__global__ void race_kernel(float *out)
+{
+    extern __shared__ float buf[];
+    buf[threadIdx.x] = (float)threadIdx.x;
+    out[blockIdx.x * blockDim.x + threadIdx.x] = buf[(threadIdx.x + 32) % blockDim.x];
+}
+
 // ---- wrong kernels -----------------------------------------------------------------
 __global__ void sync_divergent_kernel(float *x)
 {
@@ -89,6 +98,7 @@ static const struct { const char *name, *expect; } bad_cases[] = {
     {"host_pointer", "is not device memory"},
     {"gemm_past_end", "not inside one device allocation"},
     {"wmma_misaligned", "not 256-bit"},
+    {"host_deref", "HOST code dereferenced device memory"},
 };
 
 static void run_bad(const char *c)
@@ -108,6 +118,10 @@ static void run_bad(const char *c)
     } else if (!strcmp(c, "wmma_misaligned")) {
         __nv_bfloat16 *a; cudaMalloc(&a, 2 * 512);
         wmma_kernel<<<1, 32>>>(x, a + 1, a);
+    }
+    else if (!strcmp(c, "host_deref")) {
+        volatile float *v = x;
+        fprintf(stderr, "read %g\n", (double)v[3]);
     }
     CUDA_CHECK(cudaGetLastError());
     fprintf(stderr, "%s: not caught\n", c);
@@ -155,6 +169,14 @@ static void good(void)
         CUDA_CHECK(cudaFuncSetAttribute(nop_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024));
         nop_kernel<<<1, 32, 64 * 1024>>>(x);
         EXPECT("accepts_64k_smem_with_optin", cudaGetLastError() == cudaSuccess);
+    }
+    {   // the race shows in one of two blocks (they run in opposite thread orders)
+        float *o = dev(128), h[128];
+        race_kernel<<<2, 64, 64 * sizeof(float)>>>(o);
+        d2h(h, o, sizeof h);
+        int wrong = 0;
+        for (int i = 0; i < 128; i++) wrong += h[i] != (float)(((i % 64) + 32) % 64);
+        EXPECT("race_missing_barrier_shows", wrong > 0);
     }
     {   // bf16: round to nearest, ties to even
         EXPECT("bf16_round_tie_to_even",
