@@ -61,7 +61,7 @@ endif
 
 .PHONY: emu all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
         device-bundle
-all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/emu_selftest summary
+all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/emu_selftest $(BUILD)/emu/herd summary
 
 summary: $(BUILD)/herd
 	@echo "== herd build summary =="
@@ -152,9 +152,13 @@ $(EMU_DIR)/emu_selftest: $(EMU_DIR)/tests/cuda_emu/selftest.o $(EMU_DIR)/tests/c
                          $(EMU_DIR)/tests/cuda_emu/cublas.o
 	$(EMU_CXX) $^ -o $@
 
+# the whole herd on the emulated backend (`herd train` with backend cuda, on the CPU)
+$(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a
+	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
+
 # `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
 # self-test (tests/cli/cuda_emu.sh runs both)
-emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/emu_selftest
+emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
 
 deps:
 	@sh scripts/deps.sh

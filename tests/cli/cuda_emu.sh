@@ -6,7 +6,11 @@
 #      kernels that it must catch (each case must abort with its message);
 #   2. tests/unit/test_cuda_ops.c linked against the emulated backend
 #      (build/emu/test_cuda_ops): every CUDA op against the CPU oracle, each
-#      case reported as "emu:NAME".
+#      case reported as "emu:NAME";
+#   3. `herd train` of a small tiny-preset run on backend cuda (build/emu/herd)
+#      against backend cpu (build/herd), fp32 and bf16: the loss of every step
+#      within TOL (fp32 1e-4, bf16 1e-3 relative) -- benchmarks/mfu/gpu_vs_cpu.sh
+#      in miniature, on the emulator.
 set -u
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
@@ -45,4 +49,43 @@ if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$tmp/out"; then
     echo "FAIL emu:test_cuda_ops (exit $rc, after $(grep -c '^PASS' "$tmp/out") passed): $(grep 'cuda-emu' "$tmp/err" | head -n 4 | tr '\n' ' ')"
 fi
 grep -v '^ *$' "$tmp/err" | head -n 40 >&2
+
+if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then
+    echo "FAIL emu:train_cuda_vs_cpu: build/emu/herd or build/herd not built (make emu)"; exit 0
+fi
+build/herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 \
+    /usr/share/common-licenses/Apache-2.0 >"$tmp/prep.log" 2>&1 || {
+    echo "FAIL emu:train_cuda_vs_cpu: herd data prepare: $(tail -n 3 "$tmp/prep.log")"; exit 0; }
+cat >"$tmp/cfg.yaml" <<YAML
+model:
+  preset: tiny
+train:
+  max_steps: 2
+  log_every: 1
+batch:
+  micro_batch: 4
+  ramp: [{after_tokens: 0, batch_tokens: 512, seq_len: 64}]
+data:
+  path: $tmp/train.bin
+YAML
+for p in fp32 bf16; do
+    tol=1e-4; [ "$p" = bf16 ] && tol=1e-3
+    ok=1
+    for be in cuda cpu; do
+        herd=build/herd; [ "$be" = cuda ] && herd=build/emu/herd
+        if ! $herd train "$tmp/cfg.yaml" --set train.backend=$be --set train.precision=$p \
+                --set train.threads=1 --set train.out_dir="$tmp/$p-$be" >"$tmp/$p-$be.log" 2>&1; then
+            echo "FAIL emu:train_${p}_cuda_vs_cpu: herd train on $be: $(grep -i 'error\|cuda-emu\|herd:' "$tmp/$p-$be.log" | head -n 3 | tr '\n' ' ')"
+            ok=0
+        fi
+    done
+    [ "$ok" = 1 ] || continue
+    sed 's/.*"loss":\([^,}]*\).*/\1/' "$tmp/$p-cuda/metrics.jsonl" >"$tmp/a"
+    sed 's/.*"loss":\([^,}]*\).*/\1/' "$tmp/$p-cpu/metrics.jsonl" >"$tmp/b"
+    paste "$tmp/a" "$tmp/b" | awk -v tol="$tol" -v p="$p" '
+        { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > w) w = r; n++
+          s = s sprintf(" %s/%s", $1, $2) }
+        END { if (n == 2 && w <= tol) printf "PASS emu:train_%s_cuda_vs_cpu (losses cuda/cpu%s; largest rel diff %.2e)\n", p, s, w
+              else printf "FAIL emu:train_%s_cuda_vs_cpu: %d steps, losses cuda/cpu%s, largest rel diff %.2e > %s\n", p, n, s, w, tol }'
+done
 exit 0

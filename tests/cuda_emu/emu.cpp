@@ -372,6 +372,7 @@ uint64_t warp_exchange(uint64_t v, int src, unsigned mask, int line, const char 
 static void set_thread(int t)
 {
     cur_thread = t;
+    if (blockDim.y == 1 && blockDim.z == 1) { threadIdx.x = t; threadIdx.y = threadIdx.z = 0; return; }
     threadIdx.x = t % blockDim.x;
     threadIdx.y = t / blockDim.x % blockDim.y;
     threadIdx.z = t / (blockDim.x * blockDim.y);
@@ -393,6 +394,45 @@ static const char *state_name(const fiber &f)
 // alone to the next one, so in one order a missing barrier between a write
 // and a read of shared memory in another warp can go unseen; blocks alternate
 // orders (by block and launch), so such a race shows up as a wrong result.
+// a warp whose every lane waits at the same warp intrinsic: exchange, resume
+static int release_warp(int w, int nt)
+{
+    int lo = w * 32, hi = std::min(nt, lo + 32), n = hi - lo, at = 0, gone = 0;
+    for (int t = lo; t < hi; t++) { at += fibers[t].state == AT_WARP; gone += fibers[t].state == DONE; }
+    if (!at) return 0;
+    if (gone) {
+        int t = lo;
+        while (fibers[t].state != AT_WARP) t++;
+        cur_thread = t;
+        fail("warp %d: %d lane(s) exited while lane %d waits at %s (line %d): the lanes "
+             "of a warp collective must all take part", w, gone, t - lo, fibers[t].what,
+             fibers[t].line);
+    }
+    if (at != n) return 0;  // some lanes still on their way (or at __syncthreads)
+    unsigned full = n == 32 ? 0xffffffffu : ((1u << n) - 1);
+    for (int t = lo; t < hi; t++) {
+        const fiber &f = fibers[t];
+        if (f.line != fibers[lo].line || f.what != fibers[lo].what) {
+            cur_thread = t;
+            fail("warp %d diverged: lane %d at %s, lane 0 at %s line %d", w, t - lo,
+                 state_name(f), fibers[lo].what, fibers[lo].line);
+        }
+        if ((f.mask & full) != full) {
+            cur_thread = t;
+            fail("%s at line %d with mask 0x%08x: the emulator supports only masks of "
+                 "the whole warp (0x%08x)", f.what, f.line, f.mask, full);
+        }
+        if (f.src < 0 || f.src >= n) {
+            cur_thread = t;
+            fail("%s at line %d: source lane %d is outside the warp of %d lanes", f.what,
+                 f.line, f.src, n);
+        }
+    }
+    for (int t = lo; t < hi; t++) fibers[t].res = fibers[lo + fibers[t].src].val;
+    for (int t = lo; t < hi; t++) fibers[t].state = RUN;
+    return 1;
+}
+
 static void run_block(int nt, int rev)
 {
     for (int t = 0; t < nt; t++) {
@@ -402,58 +442,27 @@ static void run_block(int nt, int rev)
     }
     int nwarps = (nt + 31) / 32;
     for (;;) {
-        for (int i = 0; i < nt; i++) {
-            int t = rev ? nt - 1 - i : i;
-            if (fibers[t].state == RUN) {
-                set_thread(t);
-                emu_switch(&sched_sp, fibers[t].sp);
-            }
+        // warp by warp: a warp runs on through its shuffles without waiting
+        // for a pass over the whole block
+        for (int wi = 0; wi < nwarps; wi++) {
+            int w = rev ? nwarps - 1 - wi : wi, lo = w * 32, hi = std::min(nt, lo + 32);
+            do {
+                for (int i = lo; i < hi; i++) {
+                    int t = rev ? hi - 1 - (i - lo) : i;
+                    if (fibers[t].state == RUN) {
+                        set_thread(t);
+                        emu_switch(&sched_sp, fibers[t].sp);
+                    }
+                }
+            } while (release_warp(w, nt));
         }
         cur_thread = -1;
-        int done = 0, at_block = 0, released = 0;
+        int done = 0, at_block = 0;
         for (int t = 0; t < nt; t++) {
             done += fibers[t].state == DONE;
             at_block += fibers[t].state == AT_BLOCK;
         }
         if (done == nt) return;
-        // warps whose every lane waits at a warp intrinsic
-        for (int w = 0; w < nwarps; w++) {
-            int lo = w * 32, hi = std::min(nt, lo + 32), n = hi - lo, at = 0, gone = 0;
-            for (int t = lo; t < hi; t++) { at += fibers[t].state == AT_WARP; gone += fibers[t].state == DONE; }
-            if (!at) continue;
-            if (gone) {
-                int t = lo;
-                while (fibers[t].state != AT_WARP) t++;
-                cur_thread = t;
-                fail("warp %d: %d lane(s) exited while lane %d waits at %s (line %d): the lanes "
-                     "of a warp collective must all take part", w, gone, t - lo, fibers[t].what,
-                     fibers[t].line);
-            }
-            if (at != n) continue;  // some lanes still on their way (or at __syncthreads)
-            unsigned full = n == 32 ? 0xffffffffu : ((1u << n) - 1);
-            for (int t = lo; t < hi; t++) {
-                const fiber &f = fibers[t];
-                if (f.line != fibers[lo].line || f.what != fibers[lo].what) {
-                    cur_thread = t;
-                    fail("warp %d diverged: lane %d at %s, lane 0 at %s line %d", w, t - lo,
-                         state_name(f), fibers[lo].what, fibers[lo].line);
-                }
-                if ((f.mask & full) != full) {
-                    cur_thread = t;
-                    fail("%s at line %d with mask 0x%08x: the emulator supports only masks of "
-                         "the whole warp (0x%08x)", f.what, f.line, f.mask, full);
-                }
-                if (f.src < 0 || f.src >= n) {
-                    cur_thread = t;
-                    fail("%s at line %d: source lane %d is outside the warp of %d lanes", f.what,
-                         f.line, f.src, n);
-                }
-            }
-            for (int t = lo; t < hi; t++) fibers[t].res = fibers[lo + fibers[t].src].val;
-            for (int t = lo; t < hi; t++) fibers[t].state = RUN;
-            released = 1;
-        }
-        if (released) continue;
         if (at_block && at_block + done == nt) {
             if (done) {
                 int w = 0, d = 0;
