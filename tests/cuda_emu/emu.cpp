@@ -294,6 +294,15 @@ static std::vector<unsigned char> smem_buf;
 
 void *dyn_smem(void) { return smem_buf.data(); }
 
+static std::vector<std::pair<void *, size_t>> static_shared;
+void *shared_new(size_t bytes)
+{
+    void *p = aligned_alloc(16, (bytes + 15) & ~(size_t)15);
+    memset(p, 0xff, bytes);
+    static_shared.push_back({p, bytes});
+    return p;
+}
+
 int lane_id(void) { return cur_thread & 31; }
 
 static void yield(void)
@@ -539,6 +548,7 @@ void run(const launch_info &li, void (*body)(void *), void *arg)
             for (unsigned x = 0; x < li.grid.x; x++) {
                 blockIdx.x = x; blockIdx.y = y; blockIdx.z = z;
                 if (li.smem) memset(smem_buf.data(), 0xff, li.smem);
+                for (auto &sh : static_shared) memset(sh.first, 0xff, sh.second);
                 run_block((int)nt, (int)((x + y + z + launches) & 1));
             }
     cur_launch = nullptr;

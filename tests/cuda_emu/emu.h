@@ -113,6 +113,9 @@ struct device_access { device_access(); ~device_access(); };
 [[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void set_error(cudaError_t e);
 void *dyn_smem(void);
+// a block of `bytes` of static shared memory, the same pointer for the life
+// of the program, refilled with 0xff before each block (launch.pl)
+void *shared_new(size_t bytes);
 cudaError_t set_max_dyn_smem(const void *fn, int bytes);
 int max_dyn_smem(const void *fn);
 // one launch: checks the configuration, runs body() on every thread of every block

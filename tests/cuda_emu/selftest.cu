@@ -55,6 +55,15 @@ __global__ void wmma_kernel(float *c, const __nv_bfloat16 *a, const __nv_bfloat1
 
 __global__ void nop_kernel(float *x) { (void)x; }
 
+// static shared memory written only by block 0: block 1 must not see it
+__global__ void stale_shared_kernel(float *out)
+{
+    __shared__ float v, w[4];
+    if (blockIdx.x == 0 && threadIdx.x == 0) { v = 1.0f; w[2] = 2.0f; }
+    __syncthreads();
+    if (threadIdx.x == 0) { out[2 * blockIdx.x] = v; out[2 * blockIdx.x + 1] = w[2]; }
+}
+
 // a missing __syncthreads between the write and the read of another warp's
 // slot: on a GPU a race; here one of the two thread orders reads the poison
 __global__ void race_kernel(float *out)
@@ -177,6 +186,12 @@ static void good(void)
         int wrong = 0;
         for (int i = 0; i < 128; i++) wrong += h[i] != (float)(((i % 64) + 32) % 64);
         EXPECT("race_missing_barrier_shows", wrong > 0);
+    }
+    {   // static __shared__ starts as garbage in every block
+        float *o = dev(4), h[4];
+        stale_shared_kernel<<<2, 32>>>(o);
+        d2h(h, o, sizeof h);
+        EXPECT("static_shared_is_garbage_per_block", h[0] == 1.0f && h[1] == 2.0f && isnan(h[2]) && isnan(h[3]));
     }
     {   // bf16: round to nearest, ties to even
         EXPECT("bf16_round_tie_to_even",
