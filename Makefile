@@ -106,7 +106,7 @@ EMU_DIR      := $(BUILD)/emu
 EMU_CXX      ?= g++
 EMU_CXXFLAGS ?= -std=c++17 -O2 -g -Wall -Wno-unknown-pragmas -Wno-unused-parameter \
                 -Wno-unused-function -Wno-unused-variable -Wno-sign-compare
-EMU_CPPFLAGS := -I. -Itests/cuda_emu/include $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null) \
+EMU_CPPFLAGS := -I. -Itests/cuda_emu/include -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null) \
                 -DHERD_HAVE_CUDA -DHERD_CUDA_EMU
 EMU_CU_SRC   := $(filter-out kernels/cuda/comm_nccl.cu,$(wildcard kernels/cuda/*.cu))
 EMU_OBJ      := $(patsubst %.cu,$(EMU_DIR)/%.o,$(EMU_CU_SRC)) \
@@ -150,7 +150,7 @@ $(EMU_DIR)/tests/cuda_emu/selftest.o: tests/cuda_emu/selftest.cu $(EMU_DEPS)
 
 $(EMU_DIR)/emu_selftest: $(EMU_DIR)/tests/cuda_emu/selftest.o $(EMU_DIR)/tests/cuda_emu/emu.o \
                          $(EMU_DIR)/tests/cuda_emu/cublas.o
-	$(EMU_CXX) $^ -o $@
+	$(EMU_CXX) $^ -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
 # the whole herd on the emulated backend (`herd train` with backend cuda, on the CPU)
 $(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a

@@ -5,6 +5,7 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <mma.h>
+#include <cblas.h>
 #include "kernels/cuda/cuda_common.h"
 
 static int fails;
@@ -226,6 +227,21 @@ static void good(void)
                 ok &= memcmp(got, want, sizeof got) == 0;
             }
         EXPECT("sgemm_transposes", ok);
+        // and against an independent BLAS: OpenBLAS's column-major sgemm, same arguments
+        int same = 1;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                float ref[49], got[49];
+                memcpy(ref, hC, sizeof ref);
+                h2d(C, hC, sizeof hC);
+                cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                            m, n, k, alpha, hA, ld, hB, ld, beta, ref, ld);
+                CUBLAS_CHECK(cublasSgemm(h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                         m, n, k, &alpha, A, ld, B, ld, &beta, C, ld));
+                d2h(got, C, sizeof got);
+                for (int i = 0; i < 49; i++) same &= fabsf(got[i] - ref[i]) <= 1e-5f * (1 + fabsf(ref[i]));
+            }
+        EXPECT("sgemm_matches_openblas_colmajor", same);
         EXPECT("sgemm_rejects_small_lda",
                cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, A, m - 1, B, ld, &beta, C, ld) ==
                    CUBLAS_STATUS_INVALID_VALUE &&
