@@ -121,11 +121,11 @@ EMU_DEPS     := $(wildcard tests/cuda_emu/*.h tests/cuda_emu/include/*.h) tests/
 $(EMU_DIR)/kernels/cuda/%.o: kernels/cuda/%.cu $(EMU_DEPS)
 	@mkdir -p $(dir $@)
 	perl tests/cuda_emu/launch.pl $< <$< >$(EMU_DIR)/kernels/cuda/$*.cpp
-	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -c $(EMU_DIR)/kernels/cuda/$*.cpp -o $@
+	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -MMD -MP -c $(EMU_DIR)/kernels/cuda/$*.cpp -o $@
 
 $(EMU_DIR)/tests/cuda_emu/%.o: tests/cuda_emu/%.cpp $(EMU_DEPS)
 	@mkdir -p $(dir $@)
-	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -c $< -o $@
+	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -MMD -MP -c $< -o $@
 
 $(EMU_DIR)/kernels/backend.o: kernels/backend.c kernels/backend.h
 	@mkdir -p $(dir $@)
@@ -157,7 +157,7 @@ $(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a
 	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
 
 # `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
-# self-test (tests/cli/cuda_emu.sh runs both)
+# self-test and herd on it (tests/cli/cuda_emu.sh runs the three)
 emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
 
 deps:

@@ -267,17 +267,26 @@ int max_dyn_smem(const void *fn)
 enum { RUN, AT_BLOCK, AT_WARP, DONE };
 // A context switch of our own (x86-64 System V): swapcontext saves and restores
 // the signal mask with a system call on every switch, which made the emulator
-// four times slower. Saves the callee-saved registers on the old stack, swaps
+// eight times slower. Saves the callee-saved registers on the old stack, swaps
 // stack pointers. (MXCSR and the x87 control word are not touched by kernels.)
+// Elsewhere: swapcontext (slow, but correct).
+#if defined(__x86_64__) && !defined(EMU_FORCE_UCONTEXT)
 extern "C" void emu_switch(void **save_sp, void *new_sp);
 asm(".text\n.globl emu_switch\n.type emu_switch,@function\nemu_switch:\n"
     "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
     "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
     "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
     "  ret\n.size emu_switch, .-emu_switch\n");
+#define EMU_OWN_SWITCH 1
+#else
+#include <ucontext.h>
+#endif
 
 struct fiber {
     void *sp;
+#ifndef EMU_OWN_SWITCH
+    ucontext_t ctx;
+#endif
     char *stack;
     int state, line;
     const char *what;   // the warp intrinsic waited at
@@ -288,6 +297,9 @@ struct fiber {
 static const size_t STACK = 256 * 1024;
 static std::vector<fiber> fibers;
 static void *sched_sp;
+#ifndef EMU_OWN_SWITCH
+static ucontext_t sched_ctx;
+#endif
 static void (*cur_body)(void *);
 static void *cur_arg;
 static std::vector<unsigned char> smem_buf;
@@ -305,16 +317,31 @@ void *shared_new(size_t bytes)
 
 int lane_id(void) { return cur_thread & 31; }
 
-static void yield(void)
+static void to_scheduler(void)
 {
+#ifdef EMU_OWN_SWITCH
     emu_switch(&fibers[cur_thread].sp, sched_sp);
+#else
+    swapcontext(&fibers[cur_thread].ctx, &sched_ctx);
+#endif
 }
+
+static void to_fiber(int t)
+{
+#ifdef EMU_OWN_SWITCH
+    emu_switch(&sched_sp, fibers[t].sp);
+#else
+    swapcontext(&sched_ctx, &fibers[t].ctx);
+#endif
+}
+
+static void yield(void) { to_scheduler(); }
 
 static void fiber_main(void)
 {
     cur_body(cur_arg);
     fibers[cur_thread].state = DONE;
-    emu_switch(&fibers[cur_thread].sp, sched_sp);
+    to_scheduler();
     abort();  // never resumed
 }
 
@@ -446,7 +473,15 @@ static void run_block(int nt, int rev)
 {
     for (int t = 0; t < nt; t++) {
         fiber &f = fibers[t];
+#ifdef EMU_OWN_SWITCH
         f.sp = fresh_stack(f.stack);
+#else
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = f.stack;
+        f.ctx.uc_stack.ss_size = STACK;
+        f.ctx.uc_link = nullptr;
+        makecontext(&f.ctx, fiber_main, 0);
+#endif
         f.state = RUN;
     }
     int nwarps = (nt + 31) / 32;
@@ -460,7 +495,7 @@ static void run_block(int nt, int rev)
                     int t = rev ? hi - 1 - (i - lo) : i;
                     if (fibers[t].state == RUN) {
                         set_thread(t);
-                        emu_switch(&sched_sp, fibers[t].sp);
+                        to_fiber(t);
                     }
                 }
             } while (release_warp(w, nt));
