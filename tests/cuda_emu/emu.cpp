@@ -292,6 +292,7 @@ struct fiber {
     const char *what;   // the warp intrinsic waited at
     unsigned mask;
     int src;            // shuffle source lane
+    int vote;           // 1: a ballot (res = mask of lanes with val != 0)
     uint64_t val, res;  // shuffle value in, result out
 };
 static const size_t STACK = 256 * 1024;
@@ -389,7 +390,22 @@ void warp_barrier(unsigned mask, int line, const char *what)
     f.what = what;
     f.mask = mask;
     f.src = cur_thread & 31;
+    f.vote = 0;
     yield();
+}
+
+unsigned lanes_mask(void)
+{
+    int nt = (int)(blockDim.x * blockDim.y * blockDim.z), lo = cur_thread & ~31;
+    int n = std::min(32, nt - lo);
+    return n == 32 ? 0xffffffffu : ((1u << n) - 1);
+}
+
+unsigned warp_ballot(int pred, unsigned mask, int line, const char *what)
+{
+    fiber &f = fibers[cur_thread];
+    f.vote = 1;
+    return (unsigned)warp_exchange((uint64_t)(pred != 0), cur_thread & 31, mask, line, what);
 }
 
 uint64_t warp_exchange(uint64_t v, int src, unsigned mask, int line, const char *what)
@@ -464,7 +480,13 @@ static int release_warp(int w, int nt)
                  f.line, f.src, n);
         }
     }
-    for (int t = lo; t < hi; t++) fibers[t].res = fibers[lo + fibers[t].src].val;
+    if (fibers[lo].vote) {
+        uint64_t m = 0;
+        for (int t = lo; t < hi; t++) m |= (fibers[t].val ? 1ull : 0ull) << (t - lo);
+        for (int t = lo; t < hi; t++) { fibers[t].res = m; fibers[t].vote = 0; }
+    } else {
+        for (int t = lo; t < hi; t++) fibers[t].res = fibers[lo + fibers[t].src].val;
+    }
     for (int t = lo; t < hi; t++) fibers[t].state = RUN;
     return 1;
 }

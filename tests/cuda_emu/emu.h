@@ -124,6 +124,9 @@ struct launch_info { const char *name, *file; int line; dim3 grid, block; size_t
 void run(const launch_info &li, void (*body)(void *), void *arg);
 // warp intrinsics: exchange 8 bytes with the lane src (computed per lane)
 uint64_t warp_exchange(uint64_t v, int src, unsigned mask, int line, const char *what);
+// a warp vote: the mask of the lanes whose pred is non-zero
+unsigned warp_ballot(int pred, unsigned mask, int line, const char *what);
+unsigned lanes_mask(void);  // the lanes that exist in this thread's warp
 void block_barrier(int line);
 void warp_barrier(unsigned mask, int line, const char *what);
 int lane_id(void);
@@ -204,6 +207,25 @@ static inline T emu_shfl_w(int kind, unsigned mask, T v, int arg, int line, cons
         emu::fail("%s: width %d is not a power of 2 in 1..32", what, width);
     return emu_shfl(v, emu_shfl_src(kind, emu::lane_id(), arg, width), mask, line, what);
 }
+
+#define __ballot_sync(m, p) emu::warp_ballot((p) != 0, m, __LINE__, "__ballot_sync")
+#define __any_sync(m, p) (emu::warp_ballot((p) != 0, m, __LINE__, "__any_sync") != 0u)
+#define __all_sync(m, p) (emu::warp_ballot((p) != 0, m, __LINE__, "__all_sync") == emu::lanes_mask())
+#define __activemask() emu::lanes_mask()
+template <typename T> static inline T __ldg(const T *p) { return *p; }
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+static inline float __frcp_rn(float a) { return 1.0f / a; }
+static inline float __saturatef(float a) { return a < 0.0f ? 0.0f : a > 1.0f ? 1.0f : a; }
+
+// vector types
+struct float2 { float x, y; };
+struct float4 { float x, y, z, w; };
+struct int2 { int x, y; };
+struct int4 { int x, y, z, w; };
+static inline float2 make_float2(float x, float y) { return float2{x, y}; }
+static inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+static inline int2 make_int2(int x, int y) { return int2{x, y}; }
+static inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
 
 // single-threaded at any instant: the atomics are plain read-modify-writes
 template <typename T> static inline T atomicAdd(T *p, T v) { T o = *p; *p = o + v; return o; }

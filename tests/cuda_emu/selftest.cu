@@ -56,6 +56,15 @@ __global__ void wmma_kernel(float *c, const __nv_bfloat16 *a, const __nv_bfloat1
 
 __global__ void nop_kernel(float *x) { (void)x; }
 
+// votes: out[3t..] = ballot of odd lanes, any(lane == 7), all(lane < 32)
+__global__ void vote_kernel(unsigned *out)
+{
+    int lane = threadIdx.x & 31;
+    unsigned b = __ballot_sync(0xffffffffu, lane & 1);
+    int a = __any_sync(0xffffffffu, lane == 7), l = __all_sync(0xffffffffu, lane < 31);
+    out[3 * threadIdx.x] = b; out[3 * threadIdx.x + 1] = (unsigned)a; out[3 * threadIdx.x + 2] = (unsigned)l;
+}
+
 // static shared memory written only by block 0: block 1 must not see it
 __global__ void stale_shared_kernel(float *out)
 {
@@ -187,6 +196,15 @@ static void good(void)
         int wrong = 0;
         for (int i = 0; i < 128; i++) wrong += h[i] != (float)(((i % 64) + 32) % 64);
         EXPECT("race_missing_barrier_shows", wrong > 0);
+    }
+    {   // warp votes
+        unsigned *o, h[3 * 64];
+        CUDA_CHECK(cudaMalloc(&o, sizeof h));
+        vote_kernel<<<1, 64>>>(o);
+        d2h(h, o, sizeof h);
+        int ok = 1;
+        for (int t = 0; t < 64; t++) ok &= h[3 * t] == 0xaaaaaaaau && h[3 * t + 1] == 1 && h[3 * t + 2] == 0;
+        EXPECT("ballot_any_all", ok);
     }
     {   // static __shared__ starts as garbage in every block
         float *o = dev(4), h[4];

@@ -31,3 +31,14 @@ static inline float __bfloat162float(__nv_bfloat16 b)
 }
 inline __nv_bfloat16::__nv_bfloat16(float f) { x = __float2bfloat16_rn(f).x; }
 inline __nv_bfloat16::operator float() const { return __bfloat162float(*this); }
+
+struct __nv_bfloat162 { __nv_bfloat16 x, y; };
+typedef __nv_bfloat162 nv_bfloat162;
+static inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b)
+{
+    return __nv_bfloat162{__float2bfloat16_rn(a), __float2bfloat16_rn(b)};
+}
+static inline __nv_bfloat162 __float22bfloat162_rn(float2 f) { return __floats2bfloat162_rn(f.x, f.y); }
+static inline float __low2float(__nv_bfloat162 h) { return __bfloat162float(h.x); }
+static inline float __high2float(__nv_bfloat162 h) { return __bfloat162float(h.y); }
+static inline float2 __bfloat1622float2(__nv_bfloat162 h) { return float2{__bfloat162float(h.x), __bfloat162float(h.y)}; }
