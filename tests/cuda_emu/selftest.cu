@@ -106,6 +106,14 @@ __global__ void deadlock_kernel(float *x)
     if ((threadIdx.x & 31) < 16) x[threadIdx.x] = herd_warp_sum(1.0f);
     else __syncthreads();
 }
+// each lane passes its own pointer: wrong, a WMMA load takes one tile per warp
+__global__ void wmma_lane_kernel(float *c, const __nv_bfloat16 *a)
+{
+    using namespace nvcuda;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::load_matrix_sync(fa, a + 16 * (threadIdx.x & 1), 16);
+    (void)c;
+}
 __global__ void oob_kernel(float *x, int n) { x[n + threadIdx.x] = 1.0f; }
 
 static const struct { const char *name, *expect; } bad_cases[] = {
@@ -118,6 +126,7 @@ static const struct { const char *name, *expect; } bad_cases[] = {
     {"gemm_past_end", "not inside one device allocation"},
     {"wmma_misaligned", "not 256-bit"},
     {"host_deref", "HOST code dereferenced device memory"},
+    {"wmma_lane_pointer", "differ from lane 0's"},
 };
 
 static void run_bad(const char *c)
@@ -137,6 +146,10 @@ static void run_bad(const char *c)
     } else if (!strcmp(c, "wmma_misaligned")) {
         __nv_bfloat16 *a; cudaMalloc(&a, 2 * 512);
         wmma_kernel<<<1, 32>>>(x, a + 1, a);
+    }
+    else if (!strcmp(c, "wmma_lane_pointer")) {
+        __nv_bfloat16 *a; cudaMalloc(&a, 2 * 4096);
+        wmma_lane_kernel<<<1, 32>>>(x, a);
     }
     else if (!strcmp(c, "host_deref")) {
         volatile float *v = x;

@@ -2,8 +2,11 @@
 // fragment layout is opaque, so any layout is correct: here every lane holds
 // the whole tile (row-major inside the fragment) and computes it alike. Each
 // call is a warp collective (a barrier of the 32 lanes, so a lane that skips
-// one is reported), and the documented preconditions are checked: a 256-bit
-// aligned pointer, ldm a multiple of 16 bytes.
+// one is reported) whose arguments must be the same in every lane: the
+// pointer, ldm and layout, and the fragments' contents (a lane-dependent edit
+// of frag.x[] assumes a layout, which CUDA leaves opaque). The documented
+// preconditions are checked: a 256-bit aligned pointer, ldm a multiple of 16
+// bytes.
 #pragma once
 #include "tests/cuda_emu/emu.h"
 #include <cuda_bf16.h>
@@ -38,10 +41,33 @@ static inline void emu_wmma_check(const void *p, unsigned ldm, size_t esize, con
         emu::fail("%s: ldm %u is not a multiple of 16 bytes (%zu-byte elements)", what, ldm, esize);
 }
 
+// FNV-1a over bytes, to compare a call's arguments across the lanes
+static inline uint64_t emu_wmma_hash(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+// the warp barrier of a WMMA call: every lane's hash must equal lane 0's
+static inline void emu_wmma_uniform(uint64_t h, int line, const char *what)
+{
+    uint64_t h0 = emu::warp_exchange(h, 0, 0xffffffffu, line, what);
+    if (h0 != h)
+        emu::fail("%s: lane %d's arguments (pointer, ldm, layout or fragment contents) differ "
+                  "from lane 0's: a WMMA call takes the same arguments in every lane",
+                  what, emu::lane_id());
+}
+template <typename... X> static inline uint64_t emu_wmma_args(const X &...x)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    ((h = emu_wmma_hash(h, &x, sizeof x)), ...);
+    return h;
+}
+
 template <typename Use, int M, int N, int K, typename T, typename L, typename V>
 inline void fill_fragment(fragment<Use, M, N, K, T, L> &f, const V &v)
 {
-    emu::warp_barrier(0xffffffffu, __LINE__, "wmma::fill_fragment");
+    emu_wmma_uniform(emu_wmma_args((float)v), __LINE__, "wmma::fill_fragment");
     for (int i = 0; i < f.num_elements; i++) f.x[i] = T(v);
 }
 
@@ -50,7 +76,7 @@ template <typename Use, int M, int N, int K, typename T, typename L>
 inline void load_matrix_sync(fragment<Use, M, N, K, T, L> &f, const T *p, unsigned ldm)
 {
     static_assert(!std::is_void<L>::value, "load of a matrix_a/b fragment without a layout");
-    emu::warp_barrier(0xffffffffu, __LINE__, "wmma::load_matrix_sync");
+    emu_wmma_uniform(emu_wmma_args(p, ldm), __LINE__, "wmma::load_matrix_sync");
     emu_wmma_check(p, ldm, sizeof(T), "wmma::load_matrix_sync");
     const bool row = std::is_same<L, row_major>::value;
     for (int r = 0; r < f.rows; r++)
@@ -63,7 +89,7 @@ template <int M, int N, int K, typename T>
 inline void load_matrix_sync(fragment<accumulator, M, N, K, T, void> &f, const T *p, unsigned ldm,
                              layout_t l)
 {
-    emu::warp_barrier(0xffffffffu, __LINE__, "wmma::load_matrix_sync");
+    emu_wmma_uniform(emu_wmma_args(p, ldm, l), __LINE__, "wmma::load_matrix_sync");
     emu_wmma_check(p, ldm, sizeof(T), "wmma::load_matrix_sync");
     for (int r = 0; r < f.rows; r++)
         for (int c = 0; c < f.cols; c++)
@@ -74,7 +100,8 @@ template <int M, int N, int K, typename T>
 inline void store_matrix_sync(T *p, const fragment<accumulator, M, N, K, T, void> &f, unsigned ldm,
                               layout_t l)
 {
-    emu::warp_barrier(0xffffffffu, __LINE__, "wmma::store_matrix_sync");
+    emu_wmma_uniform(emu_wmma_hash(emu_wmma_args(p, ldm, l), f.x, sizeof f.x), __LINE__,
+                     "wmma::store_matrix_sync");
     emu_wmma_check(p, ldm, sizeof(T), "wmma::store_matrix_sync");
     for (int r = 0; r < f.rows; r++)
         for (int c = 0; c < f.cols; c++)
@@ -88,7 +115,8 @@ inline void mma_sync(fragment<accumulator, M, N, K, TC, void> &d,
                      const fragment<matrix_b, M, N, K, TA, LB> &b,
                      const fragment<accumulator, M, N, K, TC, void> &c)
 {
-    emu::warp_barrier(0xffffffffu, __LINE__, "wmma::mma_sync");
+    uint64_t h = emu_wmma_hash(emu_wmma_hash(emu_wmma_args(0), a.x, sizeof a.x), b.x, sizeof b.x);
+    emu_wmma_uniform(emu_wmma_hash(h, c.x, sizeof c.x), __LINE__, "wmma::mma_sync");
     TC out[M * N];
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
