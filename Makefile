@@ -61,7 +61,7 @@ endif
 
 .PHONY: emu all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
         device-bundle
-all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/emu_selftest $(BUILD)/emu/herd summary
+all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/test_ckpt $(BUILD)/emu/emu_selftest $(BUILD)/emu/herd summary
 
 summary: $(BUILD)/herd
 	@echo "== herd build summary =="
@@ -139,7 +139,8 @@ $(EMU_DIR)/libherd_emu.a: $(EMU_C_OBJ) $(EMU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(EMU_DIR)/test_cuda_ops: tests/unit/test_cuda_ops.c $(EMU_DIR)/libherd_emu.a tests/unit/test.h
+# the unit tests with CUDA cases (they skip "no CUDA device" in the nvcc build here)
+$(EMU_DIR)/test_%: tests/unit/test_%.c $(EMU_DIR)/libherd_emu.a tests/unit/test.h
 	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -DHERD_HAVE_CUDA $< $(EMU_DIR)/libherd_emu.a \
 	    -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
 
@@ -157,8 +158,8 @@ $(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a
 	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
 
 # `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
-# self-test and herd on it (tests/cli/cuda_emu.sh runs the three)
-emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
+# self-test, test_ckpt's CUDA case and herd on it (tests/cli/cuda_emu.sh runs them)
+emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
 
 deps:
 	@sh scripts/deps.sh

@@ -7,7 +7,8 @@
 #   2. tests/unit/test_cuda_ops.c linked against the emulated backend
 #      (build/emu/test_cuda_ops): every CUDA op against the CPU oracle, each
 #      case reported as "emu:NAME";
-#   3. `herd train` of a small tiny-preset run on backend cuda (build/emu/herd)
+#   3. test_ckpt's snapshot_from_cuda_backend on the emulated backend;
+#   4. `herd train` of a small tiny-preset run on backend cuda (build/emu/herd)
 #      against backend cpu (build/herd), fp32 and bf16: the loss of every step
 #      within TOL (fp32 1e-4, bf16 1e-3 relative) -- benchmarks/mfu/gpu_vs_cpu.sh
 #      in miniature, on the emulator.
@@ -49,6 +50,18 @@ if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$tmp/out"; then
     echo "FAIL emu:test_cuda_ops (exit $rc, after $(grep -c '^PASS' "$tmp/out") passed): $(grep 'cuda-emu' "$tmp/err" | head -n 4 | tr '\n' ' ')"
 fi
 grep -v '^ *$' "$tmp/err" | head -n 40 >&2
+
+# test_ckpt's case on the CUDA backend (a checkpoint saved from device memory);
+# its other cases are the CPU ones, run by tests/run.sh already
+t=build/emu/test_ckpt
+if [ -x "$t" ]; then
+    "$t" >"$tmp/ck.out" 2>"$tmp/ck.err"
+    rc=$?
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) \([a-z_]*cuda[a-z_]*\)/\1 emu:\2/p' "$tmp/ck.out"
+    [ "$rc" -eq 0 ] || echo "FAIL emu:test_ckpt (exit $rc): $(grep -E '^FAIL|cuda-emu' "$tmp/ck.out" "$tmp/ck.err" | head -n 3 | tr '\n' ' ')"
+else
+    echo "FAIL emu:test_ckpt: $t not built (make emu)"
+fi
 
 if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then
     echo "FAIL emu:train_cuda_vs_cpu: build/emu/herd or build/herd not built (make emu)"; exit 0
