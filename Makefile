@@ -59,9 +59,9 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
+.PHONY: emu all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
         device-bundle
-all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
+all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/test_ckpt $(BUILD)/emu/emu_selftest $(BUILD)/emu/herd summary
 
 summary: $(BUILD)/herd
 	@echo "== herd build summary =="
@@ -96,6 +96,70 @@ $(BUILD)/tests/%: tests/golden/%.c $(BUILD)/libherd.a
 $(BUILD)/benchmarks/%: benchmarks/%.c $(BUILD)/libherd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libherd.a -o $@ $(LDLIBS)
+
+# ---- CUDA kernels on the CPU (test tooling: tests/cuda_emu, docs/cuda.md) -------
+# Every kernels/cuda/*.cu but comm_nccl.cu (NCCL is not emulated), rewritten by
+# tests/cuda_emu/launch.pl (<<< >>> launches) and compiled by g++ against the
+# emulated runtime, cuBLAS, cuBLASLt and WMMA of tests/cuda_emu. Separate objects
+# under build/emu/: the nvcc build above is untouched, and nvcc is not needed.
+EMU_DIR      := $(BUILD)/emu
+EMU_CXX      ?= g++
+EMU_CXXFLAGS ?= -std=c++17 -O2 -g -Wall -Wno-unknown-pragmas -Wno-unused-parameter \
+                -Wno-unused-function -Wno-unused-variable -Wno-sign-compare
+EMU_CPPFLAGS := -I. -Itests/cuda_emu/include -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null) \
+                -DHERD_HAVE_CUDA -DHERD_CUDA_EMU
+EMU_CU_SRC   := $(filter-out kernels/cuda/comm_nccl.cu,$(wildcard kernels/cuda/*.cu))
+EMU_OBJ      := $(patsubst %.cu,$(EMU_DIR)/%.o,$(EMU_CU_SRC)) \
+                $(EMU_DIR)/tests/cuda_emu/emu.o $(EMU_DIR)/tests/cuda_emu/cublas.o
+# libherd's objects, but backend.c with the CUDA table on and comm_nccl_none.c
+# as without nvcc (no NCCL under emulation)
+EMU_C_OBJ    := $(filter-out $(BUILD)/kernels/backend.o $(BUILD)/src/comm_nccl_none.o,$(LIB_OBJ)) \
+                $(EMU_DIR)/kernels/backend.o $(EMU_DIR)/src/comm_nccl_none.o
+EMU_DEPS     := $(wildcard tests/cuda_emu/*.h tests/cuda_emu/include/*.h) tests/cuda_emu/launch.pl \
+                $(wildcard kernels/cuda/*.h)
+
+$(EMU_DIR)/kernels/cuda/%.o: kernels/cuda/%.cu $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	perl tests/cuda_emu/launch.pl $< <$< >$(EMU_DIR)/kernels/cuda/$*.cpp
+	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -MMD -MP -c $(EMU_DIR)/kernels/cuda/$*.cpp -o $@
+
+$(EMU_DIR)/tests/cuda_emu/%.o: tests/cuda_emu/%.cpp $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(EMU_DIR)/kernels/backend.o: kernels/backend.c kernels/backend.h
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -DHERD_HAVE_CUDA -c $< -o $@
+
+$(EMU_DIR)/src/comm_nccl_none.o: src/comm_nccl_none.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -c $< -o $@
+
+$(EMU_DIR)/libherd_emu.a: $(EMU_C_OBJ) $(EMU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# the unit tests with CUDA cases (they skip "no CUDA device" in the nvcc build here)
+$(EMU_DIR)/test_%: tests/unit/test_%.c $(EMU_DIR)/libherd_emu.a tests/unit/test.h
+	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -DHERD_HAVE_CUDA $< $(EMU_DIR)/libherd_emu.a \
+	    -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
+
+$(EMU_DIR)/tests/cuda_emu/selftest.o: tests/cuda_emu/selftest.cu $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	perl tests/cuda_emu/launch.pl $< <$< >$(EMU_DIR)/tests/cuda_emu/selftest.cpp
+	$(EMU_CXX) $(EMU_CPPFLAGS) $(EMU_CXXFLAGS) -c $(EMU_DIR)/tests/cuda_emu/selftest.cpp -o $@
+
+$(EMU_DIR)/emu_selftest: $(EMU_DIR)/tests/cuda_emu/selftest.o $(EMU_DIR)/tests/cuda_emu/emu.o \
+                         $(EMU_DIR)/tests/cuda_emu/cublas.o
+	$(EMU_CXX) $^ -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+
+# the whole herd on the emulated backend (`herd train` with backend cuda, on the CPU)
+$(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a
+	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
+
+# `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
+# self-test, test_ckpt's CUDA case and herd on it (tests/cli/cuda_emu.sh runs them)
+emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
 
 deps:
 	@sh scripts/deps.sh

@@ -1,0 +1,104 @@
+#!/bin/sh
+# The CUDA backend on the CPU emulation (test tooling, tests/cuda_emu;
+# docs/cuda.md "Kernel checks without a GPU"):
+#   1. the emulator's own checks (build/emu/emu_selftest): correct kernels,
+#      shuffles, WMMA and cuBLAS against naive loops, and deliberately wrong
+#      kernels that it must catch (each case must abort with its message);
+#   2. tests/unit/test_cuda_ops.c linked against the emulated backend
+#      (build/emu/test_cuda_ops): every CUDA op against the CPU oracle, each
+#      case reported as "emu:NAME";
+#   3. test_ckpt's snapshot_from_cuda_backend on the emulated backend;
+#   4. `herd train` of a small tiny-preset run on backend cuda (build/emu/herd)
+#      against backend cpu (build/herd), fp32 and bf16: the loss of every step
+#      within TOL (fp32 1e-4, bf16 1e-3 relative) -- benchmarks/mfu/gpu_vs_cpu.sh
+#      in miniature, on the emulator.
+set -u
+cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+st=build/emu/emu_selftest
+if [ -x "$st" ]; then
+    "$st" >"$tmp/st.out" 2>"$tmp/st.err"
+    rc=$?
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 emu_selftest:/p' "$tmp/st.out"
+    if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$tmp/st.out"; then
+        echo "FAIL emu_selftest (exit $rc): $(tail -n 5 "$tmp/st.err" | tr '\n' ' ')"
+    fi
+    # the must-abort cases: each runs alone and must die with its message
+    for c in $("$st" --list-bad); do
+        "$st" --bad "$c" >"$tmp/bad.out" 2>"$tmp/bad.err"
+        rc=$?
+        want=$("$st" --expect "$c")
+        if [ "$rc" -ne 0 ] && grep -qF -- "$want" "$tmp/bad.err"; then
+            echo "PASS emu_selftest:catches_$c"
+        else
+            echo "FAIL emu_selftest:catches_$c: exit $rc, stderr lacks '$want': $(head -c 400 "$tmp/bad.err")"
+        fi
+    done
+else
+    echo "FAIL emu_selftest: $st not built (make emu)"
+fi
+
+t=build/emu/test_cuda_ops
+if [ ! -x "$t" ]; then echo "FAIL emu:test_cuda_ops: $t not built (make emu)"; exit 0; fi
+"$t" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 emu:/p' "$tmp/out"
+# a kernel bug the emulator catches aborts the run: say where
+if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$tmp/out"; then
+    echo "FAIL emu:test_cuda_ops (exit $rc, after $(grep -c '^PASS' "$tmp/out") passed): $(grep 'cuda-emu' "$tmp/err" | head -n 4 | tr '\n' ' ')"
+fi
+grep -v '^ *$' "$tmp/err" | head -n 40 >&2
+
+# test_ckpt's case on the CUDA backend (a checkpoint saved from device memory);
+# its other cases are the CPU ones, run by tests/run.sh already
+t=build/emu/test_ckpt
+if [ -x "$t" ]; then
+    "$t" >"$tmp/ck.out" 2>"$tmp/ck.err"
+    rc=$?
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) \([a-z_]*cuda[a-z_]*\)/\1 emu:\2/p' "$tmp/ck.out"
+    [ "$rc" -eq 0 ] || echo "FAIL emu:test_ckpt (exit $rc): $(grep -E '^FAIL|cuda-emu' "$tmp/ck.out" "$tmp/ck.err" | head -n 3 | tr '\n' ' ')"
+else
+    echo "FAIL emu:test_ckpt: $t not built (make emu)"
+fi
+
+if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then
+    echo "FAIL emu:train_cuda_vs_cpu: build/emu/herd or build/herd not built (make emu)"; exit 0
+fi
+build/herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 \
+    /usr/share/common-licenses/Apache-2.0 >"$tmp/prep.log" 2>&1 || {
+    echo "FAIL emu:train_cuda_vs_cpu: herd data prepare: $(tail -n 3 "$tmp/prep.log")"; exit 0; }
+cat >"$tmp/cfg.yaml" <<YAML
+model:
+  preset: tiny
+train:
+  max_steps: 2
+  log_every: 1
+batch:
+  micro_batch: 4
+  ramp: [{after_tokens: 0, batch_tokens: 512, seq_len: 64}]
+data:
+  path: $tmp/train.bin
+YAML
+for p in fp32 bf16; do
+    tol=1e-4; [ "$p" = bf16 ] && tol=1e-3
+    ok=1
+    for be in cuda cpu; do
+        herd=build/herd; [ "$be" = cuda ] && herd=build/emu/herd
+        if ! $herd train "$tmp/cfg.yaml" --set train.backend=$be --set train.precision=$p \
+                --set train.threads=1 --set train.out_dir="$tmp/$p-$be" >"$tmp/$p-$be.log" 2>&1; then
+            echo "FAIL emu:train_${p}_cuda_vs_cpu: herd train on $be: $(grep -i 'error\|cuda-emu\|herd:' "$tmp/$p-$be.log" | head -n 3 | tr '\n' ' ')"
+            ok=0
+        fi
+    done
+    [ "$ok" = 1 ] || continue
+    sed 's/.*"loss":\([^,}]*\).*/\1/' "$tmp/$p-cuda/metrics.jsonl" >"$tmp/a"
+    sed 's/.*"loss":\([^,}]*\).*/\1/' "$tmp/$p-cpu/metrics.jsonl" >"$tmp/b"
+    paste "$tmp/a" "$tmp/b" | awk -v tol="$tol" -v p="$p" '
+        { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > w) w = r; n++
+          s = s sprintf(" %s/%s", $1, $2) }
+        END { if (n == 2 && w <= tol) printf "PASS emu:train_%s_cuda_vs_cpu (losses cuda/cpu%s; largest rel diff %.2e)\n", p, s, w
+              else printf "FAIL emu:train_%s_cuda_vs_cpu: %d steps, losses cuda/cpu%s, largest rel diff %.2e > %s\n", p, n, s, w, tol }'
+done
+exit 0
