@@ -165,6 +165,13 @@ typedef struct herd_backend {
     /* 1: the model should use the flash pair (CUDA); 0: the materialized one
      * (CPU, whose flash pair exists as the oracle of the GPU's) */
     int prefer_flash;
+    /* 1: in bf16 mode use the flash pair even so (CPU: its flash pair then runs
+     * the bf16 oracle of the GPU's tensor-core attention, so that a bf16 model
+     * step on the CPU has the GPU's numerics). The model sizes its buffers for
+     * prefer_flash alone, so this may only ever take less memory. */
+    int prefer_flash_bf16;
+    /* the precision set_matmul_bf16 set last (NULL: fp32 only) */
+    int (*get_matmul_bf16)(void);
     /* device memory in use, bytes (the whole device's, cudaMemGetInfo) */
     size_t (*mem_in_use)(void);
     /* bytes this backend's alloc has handed out and not freed (its scratch

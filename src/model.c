@@ -351,10 +351,21 @@ int herd_model_create_parallel(herd_model *m, const herd_model_dims *d, const he
 
 /* The flash-attention pair (no [T,T] probabilities; att holds lse [B,H,T])
  * where the backend prefers it (CUDA) and the keys are not gathered over CP. */
-static int use_flash(const herd_model *m)
+/* Buffers are sized for flash_always (the backend's choice in any precision);
+ * use_flash may also pick the flash pair in bf16 mode (prefer_flash_bf16),
+ * which needs less: lse[B,H,T] in place of the [B,H,T,T] probabilities. */
+static int flash_always(const herd_model *m)
 {
     return !m->cp && m->be->prefer_flash && m->be->attention_flash_fwd &&
            m->be->attention_flash_bwd;
+}
+
+static int use_flash(const herd_model *m)
+{
+    const herd_backend *be = m->be;
+    return flash_always(m) ||
+           (!m->cp && be->prefer_flash_bf16 && be->get_matmul_bf16 && be->get_matmul_bf16() &&
+            be->attention_flash_fwd && be->attention_flash_bwd);
 }
 
 /* The tensors of herd_layer_acts, and from which recompute mode on each is
@@ -395,7 +406,7 @@ static size_t act_numel(const herd_model *m, int i)
            dm = m->dims.d_model, q = (size_t)m->n_heads_local * m->dims.head_dim,
            kv = (size_t)m->n_kv_local * m->dims.head_dim, f = m->ffn_local,
            gathered = m->cp ? (size_t)m->cap_B * m->cap_T * kv : 0;
-    size_t att = (size_t)m->cap_B * m->n_heads_local * m->T_local * (use_flash(m) ? 1 : m->cap_T);
+    size_t att = (size_t)m->cap_B * m->n_heads_local * m->T_local * (flash_always(m) ? 1 : m->cap_T);
     size_t n[] = {Nl * dm, N * dm, Nl, N * q, N * kv, N * kv, att, N * q,
                   Nl * dm, N * dm, Nl, N * f, N * f, N * f, gathered, gathered};
     _Static_assert(sizeof n / sizeof n[0] == N_ACT_FIELDS, "one size per field");
@@ -494,7 +505,7 @@ int herd_model_reserve(herd_model *m, int B, int T)
     ALLOC(m->d_res, Nl * dm);   ALLOC(m->d_h, N * dm);     ALLOC(m->d_q, N * q);
     ALLOC(m->d_k, N * kv);      ALLOC(m->d_v, N * kv);     ALLOC(m->d_o, N * q);
     ALLOC(m->d_gate, N * f);    ALLOC(m->d_up, N * f);     ALLOC(m->d_act, N * f);
-    ALLOC(m->d_att, use_flash(m) ? 1 : (size_t)Tl * T);
+    ALLOC(m->d_att, flash_always(m) ? 1 : (size_t)Tl * T);
     ALLOC(m->part, N * dm);     ALLOC(m->xent_tmp, 3 * N);
     if (m->has_head && xent_chunked(m)) /* one chunk's logits instead of [N, Vl] per slot */
         ALLOC(m->xent_scratch, N * (size_t)m->xent_chunk);

@@ -7,6 +7,9 @@
 
 #include <stdint.h>
 
+/* the head sizes the tensor-core kernels take (cuda_attention_flash_wmma_ok) */
+#define HERD_FLASH_BF16_OK(hd) ((hd) % 16 == 0 && (hd) >= 16 && (hd) <= 128)
+
 /* key tile of the forward (its online-softmax rescale points) */
 #define HERD_FLASH_BF16_KTILE 64
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "kernels/backend.h"
 #include "kernels/memstat.h"
+#include "kernels/cpu/attention_flash_bf16.h"
 #include "kernels/cpu/cpu_ops.h"
 
 /* every alloc and free goes through the ledger (the peak memory of a step) */
@@ -30,6 +31,27 @@ static size_t cpu_mem_peak(int reset) { return cpu_ledger ? herd_memstat_peak(cp
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static void cpu_zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 static void cpu_synchronize(void) {}
+
+/* The flash pair of the backend: in bf16 mode with a head size the GPU's
+ * tensor-core kernels take, the bf16 oracle of those kernels; the fp32 pair
+ * otherwise (kernels/cuda/flash_attention.cu makes the same choice). */
+static int flash_bf16(int hd) { return cpu_get_matmul_bf16() && HERD_FLASH_BF16_OK(hd); }
+
+static void cpu_flash_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+                          const int32_t *doc, int B, int T, int H, int KV, int hd)
+{
+    (flash_bf16(hd) ? cpu_attention_flash_bf16_fwd
+                    : cpu_attention_flash_fwd)(out, lse, q, k, v, doc, B, T, H, KV, hd);
+}
+
+static void cpu_flash_bwd(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                          const float *lse, const float *q, const float *k, const float *v,
+                          const int32_t *doc, int B, int T, int H, int KV, int hd)
+{
+    (flash_bf16(hd) ? cpu_attention_flash_bf16_bwd
+                    : cpu_attention_flash_bwd)(dq, dk, dv, dout, out, lse, q, k, v, doc, B, T, H,
+                                               KV, hd);
+}
 
 static const herd_backend cpu_backend = {
     .name = "cpu",
@@ -68,9 +90,11 @@ static const herd_backend cpu_backend = {
     .xent_chunk_update = cpu_xent_chunk_update,
     .adamw = cpu_adamw,
     .sumsq = cpu_sumsq,
-    .attention_flash_fwd = cpu_attention_flash_fwd,
-    .attention_flash_bwd = cpu_attention_flash_bwd,
-    .prefer_flash = 0, /* the materialized pair stays the CPU model's path */
+    .attention_flash_fwd = cpu_flash_fwd,
+    .attention_flash_bwd = cpu_flash_bwd,
+    .prefer_flash = 0, /* the materialized pair stays the CPU model's fp32 path */
+    .prefer_flash_bf16 = 1,
+    .get_matmul_bf16 = cpu_get_matmul_bf16,
 };
 
 const herd_backend *herd_backend_cpu(void) { return &cpu_backend; }

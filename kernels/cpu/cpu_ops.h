@@ -8,6 +8,7 @@
 
 /* matmul precision of this backend: 0 fp32, 1 bf16 inputs with fp32 accumulation */
 void cpu_set_matmul_bf16(int on);
+int  cpu_get_matmul_bf16(void);
 int  cpu_weights_bf16_begin(const float *params, size_t n);
 void cpu_weights_bf16_end(void);
 /* x rounded to the nearest bfloat16 (ties to even), as an fp32 value */

@@ -16,6 +16,7 @@
 static int bf16_inputs; /* the backend's matmul precision (one trainer per process) */
 
 void cpu_set_matmul_bf16(int on) { bf16_inputs = on != 0; }
+int cpu_get_matmul_bf16(void) { return bf16_inputs; }
 
 float cpu_round_bf16(float x)
 {

@@ -146,6 +146,7 @@ static herd_backend make_table(void)
     b.mem_allocated = cu_mem_allocated;
     b.mem_peak = cu_mem_peak;
     b.set_matmul_bf16 = cuda_set_matmul_bf16;
+    b.get_matmul_bf16 = cuda_get_matmul_bf16;
     b.weights_bf16_begin = cuda_weights_bf16_begin;
     b.weights_bf16_end = cuda_weights_bf16_end;
     return b;

@@ -50,6 +50,7 @@
 #include <mma.h>
 #include "kernels/cuda/cuda_common.h"
 extern "C" {
+#include "kernels/cpu/attention_flash_bf16.h"  // HERD_FLASH_BF16_OK: the CPU oracle takes the same head sizes
 #include "kernels/cuda/cuda_ops.h"
 }
 
@@ -464,7 +465,7 @@ static void fw_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
 
 extern "C" int cuda_attention_flash_wmma_ok(int hd)
 {
-    return hd >= 16 && hd <= 128 && hd % 16 == 0;
+    return HERD_FLASH_BF16_OK(hd);
 }
 
 extern "C" void cuda_attention_flash_wmma_fwd(float *out, float *lse, const float *q,

@@ -304,8 +304,15 @@ static ucontext_t sched_ctx;
 static void (*cur_body)(void *);
 static void *cur_arg;
 static std::vector<unsigned char> smem_buf;
-
-void *dyn_smem(void) { return smem_buf.data(); }
+// the dynamic shared memory starts 128-byte aligned, as on the GPU (a kernel
+// may declare `extern __shared__ __align__(128)` and rely on it for WMMA's
+// 256-bit aligned tile pointers); std::vector's data() is only 16-byte aligned
+enum { SMEM_ALIGN = 128 };
+void *dyn_smem(void)
+{
+    uintptr_t p = (uintptr_t)smem_buf.data();
+    return (void *)((p + SMEM_ALIGN - 1) & ~(uintptr_t)(SMEM_ALIGN - 1));
+}
 
 static std::vector<std::pair<void *, size_t>> static_shared;
 void *shared_new(size_t bytes)
@@ -599,12 +606,12 @@ void run(const launch_info &li, void (*body)(void *), void *arg)
     gridDim = li.grid;
     ensure_fibers((int)nt);
     // dynamic shared memory: garbage, as on the GPU (NaN floats)
-    smem_buf.assign(li.smem ? li.smem : 1, 0xff);
+    smem_buf.assign((li.smem ? li.smem : 1) + SMEM_ALIGN, 0xff);
     for (unsigned z = 0; z < li.grid.z; z++)
         for (unsigned y = 0; y < li.grid.y; y++)
             for (unsigned x = 0; x < li.grid.x; x++) {
                 blockIdx.x = x; blockIdx.y = y; blockIdx.z = z;
-                if (li.smem) memset(smem_buf.data(), 0xff, li.smem);
+                if (li.smem) memset(dyn_smem(), 0xff, li.smem);
                 for (auto &sh : static_shared) memset(sh.first, 0xff, sh.second);
                 run_block((int)nt, (int)((x + y + z + launches) & 1));
             }

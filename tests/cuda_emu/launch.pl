@@ -15,7 +15,7 @@ $src =~ s{\b([A-Za-z_]\w*(?:\s*<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*\(}{
     (my $name = $k) =~ s/\s+//g;
     "emu_launch(\"$name\", __FILE__, __LINE__, &$k, $cfg)("
 }gse;
-$src =~ s{extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s+(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;}{$1 *$2 = ($1 *)emu::dyn_smem();}g;
+$src =~ s{extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?(\w+(?:\s+\w+)*?)\s+(?:__align__\(\s*\d+\s*\)\s+)?(\w+)\s*\[\s*\]\s*;}{$1 *$2 = ($1 *)emu::dyn_smem();}g;
 # `__shared__ T a[N], b[M];` in a .cu file: references into the emulator's
 # shared arena (emu::shared_new), which is filled with 0xff bytes (NaN, -1)
 # before each block, so a read of shared memory the block did not write gets
