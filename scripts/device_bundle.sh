@@ -32,7 +32,7 @@ set -eu
 cd "$(dirname "$0")/.."
 DEV=${HERD_DEVICE_BUILD:-build/dev}
 OUT=${HERD_BUNDLE:-build/bundle}
-BINS="herd benchmarks/mfu/bench_mfu tests/test_cuda_ops tests/test_attention_flash tests/test_nccl tests/test_bf16"
+BINS="herd benchmarks/mfu/bench_mfu tests/test_cuda_ops tests/test_attention_flash tests/test_attention_flash_bf16 tests/test_nccl tests/test_bf16"
 # Debian's layout (ompi_info --path all; the pmix2 directory of libpmix-dev)
 OMPI_PKGLIB=${OMPI_PKGLIB:-/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3}
 OMPI_PKGDATA=${OMPI_PKGDATA:-/usr/share/openmpi}
