@@ -15,7 +15,9 @@
 # rel diff) and each run's out_dir with metrics.jsonl and its log.
 # Knobs: FIRST_BACKEND (cuda), SECOND_BACKEND (cpu), PRECISIONS ("fp32 bf16"),
 # STEPS (100), TOL (0.01), THREADS (the CPU side's train.threads, 0: all cores),
-# OUT_DIR, SECOND_SET (below).
+# OUT_DIR, SECOND_SET (below), HERD_BIN (the herd binary for both sides, e.g.
+# build/emu/herd: the acceptance on the CUDA emulator, about 20 s a CUDA step
+# on one core here).
 set -eu
 cd "$(dirname "$0")/../.."
 A=${FIRST_BACKEND:-cuda}
@@ -30,7 +32,10 @@ OUT=${OUT_DIR:-build/gpu_vs_cpu}
 second_set=""
 for kv in ${SECOND_SET:-}; do second_set="$second_set --set $kv"; done
 
-if [ -x build/bundle/run ] && [ -z "${NO_BUNDLE:-}" ]; then
+if [ -n "${HERD_BIN:-}" ]; then
+    HERD=$HERD_BIN   # e.g. build/emu/herd: both backends, CUDA on the CPU emulation (docs/cuda.md)
+    text_default=""
+elif [ -x build/bundle/run ] && [ -z "${NO_BUNDLE:-}" ]; then
     HERD="build/bundle/run herd"
     text_default=$(ls build/bundle/share/text/* 2>/dev/null | tr '\n' ' ')
 elif [ -x build/herd ]; then
