@@ -11,25 +11,8 @@
 NAME=overlap
 . "$(dirname "$0")/../lib/mpi.sh"
 
-$herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 \
-    /usr/share/common-licenses/Apache-2.0 >/dev/null 2>&1 || { fail prepare "data prepare"; exit 1; }
-cat >"$tmp/cfg.yaml" <<YAML
-model: {n_layers: 4, d_model: 64, n_heads: 8, n_kv_heads: 2, ffn_dim: 128, vocab_size: 512, max_seq_len: 64}
-batch:
-  micro_batch: 1
-  ramp:
-    - {after_tokens: 0, batch_tokens: 512, seq_len: 32}
-optim: {lr: 1.0e-3, min_lr: 1.0e-4}
-schedule: {warmup_steps: 2, decay_steps: 10}
-train: {max_steps: 4, log_every: 0, threads: 1}
-data: {path: $tmp/train.bin}
-YAML
+small_model 4 4  # tests/lib/mpi.sh: the data, $tmp/cfg.yaml, run_small
 
-run() { # run NAME NP [--set ...]: trains into $tmp/NAME, dumps $tmp/NAME.st
-    name=$1; np=$2; shift 2
-    timeout 120 mpirun -np "$np" "$herd" train "$tmp/cfg.yaml" --set train.out_dir="$tmp/$name" \
-        --dump-params "$tmp/$name.st" "$@" >"$tmp/$name.log" 2>&1
-}
 compare() { # compare NAME REF TOL [--bitwise]
     name=$1; ref=$2; tol=$3; shift 3
     if out=$($py tests/mpi/compare_runs.py "$tmp/$ref" "$tmp/$ref.st" "$tmp/$name" "$tmp/$name.st" \
@@ -40,9 +23,9 @@ compare() { # compare NAME REF TOL [--bitwise]
     fi
 }
 pair() { # pair NAME [--set ...]: the layout without and with overlap, bitwise
-    p=$1; shift   # (run sets $name)
-    if ! run "${p}_after" 8 "$@"; then fail "$p" "run failed: $(tail -3 "$tmp/${p}_after.log")"; return; fi
-    if ! run "$p" 8 "$@" --set train.overlap_grad_reduce=1; then
+    p=$1; shift   # (run_small sets $name)
+    if ! run_small "${p}_after" 8 "$@"; then fail "$p" "run failed: $(tail -3 "$tmp/${p}_after.log")"; return; fi
+    if ! run_small "$p" 8 "$@" --set train.overlap_grad_reduce=1; then
         fail "$p" "run failed: $(tail -3 "$tmp/$p.log")"; return
     fi
     grep -q '^gradient reduction: per layer, overlapped with the backward' "$tmp/$p.log" ||
@@ -59,7 +42,7 @@ pair overlap_pp2v2_cp2_dp2 --set parallel.pp=2 --set parallel.virtual_stages=2 -
 pair overlap_pp2_tp2_dp2_recompute --set parallel.pp=2 --set parallel.tp=2 --set train.recompute=full
 
 # DP8 against one process
-if run ref 1 && run overlap_dp8 8 --set train.overlap_grad_reduce=1; then
+if run_small ref 1 && run_small overlap_dp8 8 --set train.overlap_grad_reduce=1; then
     compare overlap_dp8 ref 1e-5
 else
     fail overlap_dp8 "run failed: $(tail -3 "$tmp/overlap_dp8.log")"

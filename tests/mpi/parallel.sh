@@ -7,33 +7,13 @@
 NAME=parallel
 . "$(dirname "$0")/../lib/mpi.sh"
 
-$herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 \
-    /usr/share/common-licenses/Apache-2.0 >/dev/null 2>&1 || { fail prepare "data prepare"; exit 1; }
-# 8 query heads over 2 KV heads: TP4 and TP8 replicate KV heads; 16 sequences
-# per batch so that DP8 x micro_batch 1 divides it
-cat >"$tmp/cfg.yaml" <<YAML
-model: {n_layers: 2, d_model: 64, n_heads: 8, n_kv_heads: 2, ffn_dim: 128, vocab_size: 512, max_seq_len: 64}
-batch:
-  micro_batch: 1
-  ramp:
-    - {after_tokens: 0, batch_tokens: 512, seq_len: 32}
-optim: {lr: 1.0e-3, min_lr: 1.0e-4}
-schedule: {warmup_steps: 2, decay_steps: 10}
-train: {max_steps: 5, log_every: 0, threads: 1}
-data: {path: $tmp/train.bin}
-YAML
+small_model 2 5  # tests/lib/mpi.sh: the data, $tmp/cfg.yaml, run_small
 
-run() { # run NAME NP [--set ...]: trains into $tmp/NAME, dumps $tmp/NAME.st
-    name=$1; np=$2; shift 2
-    timeout 120 mpirun -np "$np" "$herd" train "$tmp/cfg.yaml" --set train.out_dir="$tmp/$name" \
-        --dump-params "$tmp/$name.st" "$@" >"$tmp/$name.log" 2>&1
-}
-
-if ! run ref 1; then fail reference "$(tail -5 "$tmp/ref.log")"; exit 1; fi
+if ! run_small ref 1; then fail reference "$(tail -5 "$tmp/ref.log")"; exit 1; fi
 
 check() { # check NAME TP SP: 8 ranks, DP = 8 / TP
     name=$1
-    if ! run "$name" 8 --set parallel.tp="$2" --set parallel.sequence_parallel="$3"; then
+    if ! run_small "$name" 8 --set parallel.tp="$2" --set parallel.sequence_parallel="$3"; then
         fail "$name" "run failed: $(tail -5 "$tmp/$name.log")"; return
     fi
     grep -q "layout TP$2 x CP1 x PP1 x DP$((8 / $2)) (8 ranks)" "$tmp/$name.log" \
@@ -53,7 +33,7 @@ check tp2sp_dp4 2 1
 # the output projection fused with the cross-entropy in vocabulary chunks
 # (train.xent_chunk 100: each rank's 256 vocabulary rows in chunks of 100, 100
 # and a short 56; the TP ranks' running max / sum of exp combined) on 2 ranks
-if ! run tp2sp_xent 2 --set parallel.tp=2 --set parallel.sequence_parallel=1 \
+if ! run_small tp2sp_xent 2 --set parallel.tp=2 --set parallel.sequence_parallel=1 \
         --set train.xent_chunk=100; then
     fail tp2sp_xent_chunk "run failed: $(tail -5 "$tmp/tp2sp_xent.log")"
 elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/tp2sp_xent" \
@@ -64,7 +44,7 @@ else
 fi
 
 # the same layout twice: bitwise identical losses and parameters
-if run tp2sp_again 8 --set parallel.tp=2 --set parallel.sequence_parallel=1 &&
+if run_small tp2sp_again 8 --set parallel.tp=2 --set parallel.sequence_parallel=1 &&
    out=$($py tests/mpi/compare_runs.py "$tmp/tp2sp_dp4" "$tmp/tp2sp_dp4.st" "$tmp/tp2sp_again" \
          "$tmp/tp2sp_again.st" 0 --bitwise); then
     pass "tp2sp_dp4_bitwise_repeat"
