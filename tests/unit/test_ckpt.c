@@ -511,6 +511,69 @@ TEST(sigterm_one_process)
     herd_ckpt_stopper_destroy(st);
 }
 
+/* A child that installs the stopper, checks once, takes RAISE_SIG and (with
+ * CHECK_AFTER) reaches the next check, then stays busy 4 graces long, as a
+ * rank waiting in a collective does; its wait status and how long it lived. */
+static int child_status(int raise_sig, int check_after, double grace_s, double *took)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char g[32];
+        snprintf(g, sizeof g, "%g", grace_s);
+        setenv("HERD_STOP_GRACE_S", g, 1);
+        herd_ckpt_stopper *st;
+        if (herd_ckpt_stopper_create(&st, MPI_COMM_NULL)) _exit(3);
+        herd_ckpt_stopper_check(st);
+        raise(raise_sig);
+        if (check_after && herd_ckpt_stopper_check(st) != 1) _exit(5);
+        usleep((useconds_t)(grace_s * 4e6));
+        _exit(0);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    *took = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    return status;
+}
+
+/* SIGTERM on a rank that cannot agree to stop (it never reaches the next
+ * check, as when it waits in a collective on a dead peer and srun -K1 tears
+ * the step down): it exits 143 once the grace is over, not at KillWait's SIGKILL */
+TEST(sigterm_without_agreement_exits_after_grace)
+{
+    double took;
+    int st = child_status(SIGTERM, 0, 0.4, &took);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM);
+    CHECK(took >= 0.35 && took < 1.5);
+}
+
+/* SIGTERM and the ranks agree (a time limit, a preemption): the checkpoint
+ * path goes on past the grace */
+TEST(sigterm_with_agreement_checkpoints)
+{
+    double took;
+    int st = child_status(SIGTERM, 1, 0.3, &took);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* SIGUSR1 asks for the checkpoint explicitly: no grace, even unagreed */
+TEST(sigusr1_never_exits)
+{
+    double took;
+    int st = child_status(SIGUSR1, 0, 0.3, &took);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+TEST(bad_stop_grace_refused)
+{
+    setenv("HERD_STOP_GRACE_S", "soon", 1);
+    herd_ckpt_stopper *st = NULL;
+    CHECK(herd_ckpt_stopper_create(&st, MPI_COMM_NULL) == -1);
+    unsetenv("HERD_STOP_GRACE_S");
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/herd_test_ckpt.%d", (int)getpid());
@@ -530,6 +593,10 @@ int main(void)
     RUN(snapshot_from_cpu_backend);
     RUN(snapshot_from_cuda_backend);
     RUN(sigterm_one_process);
+    RUN(sigterm_without_agreement_exits_after_grace);
+    RUN(sigterm_with_agreement_checkpoints);
+    RUN(sigusr1_never_exits);
+    RUN(bad_stop_grace_refused);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (!test_n_fail_ && system(cmd)) fprintf(stderr, "cannot remove %s\n", root);
