@@ -19,7 +19,13 @@
 # output directory (the trainer does that); a stage with none starts from the
 # previous stage's newest complete checkpoint (--init-from), copied in.
 # Every restart is logged, to stderr and OUT_DIR/recovery.log, with its cause,
-# the nodes excluded and the time lost.
+# the nodes excluded and the time lost (from the last step logged before the
+# failure to the relaunch, and the steps logged since the checkpoint resumed).
+#
+# The batch host is the one node whose death Slurm does not handle under
+# --no-kill (the job stays RUNNING with no batch script): the driver writes a
+# heartbeat file, and slurm/stage_guard.sh, a step on every other node,
+# requeues the job when the heartbeat stops and the batch host is gone.
 #
 # Settings (environment):
 #   HERD_ROOT           the herd checkout (default: SLURM_SUBMIT_DIR, else this file's ../)
@@ -35,6 +41,10 @@
 #   HERD_PROBE_TIMEOUT  seconds a node has to run a probe step (default 10)
 #   HERD_PER_RANK_OUT   1: each rank trains into OUT_DIR/rankN (the single-process trainer
 #                       before MPI lands; independent runs, one per rank)
+#   HERD_HEARTBEAT_S    seconds between the driver's heartbeats (default 5)
+#   HERD_GUARD_SILENCE_S  a heartbeat silent this long sends the guards to check the
+#                       batch host (default 30; more than the shared file system's lag)
+#   HERD_STOP_GRACE_S   the trainer's grace after SIGTERM (checkpoint/stop.c, default 3)
 set -u
 
 me=run_stage.sh
@@ -131,10 +141,14 @@ newest_ckpt() {
     done
     return 1
 }
-last_logged_step() { # the last step in metrics.jsonl (rank 0's when per-rank)
-    m=$OUT/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && m=$OUT/rank0/metrics.jsonl
-    tail -n 1 "$m" 2>/dev/null | sed -n 's/.*"step":\([0-9]*\).*/\1/p'
+METRICS=$OUT/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && METRICS=$OUT/rank0/metrics.jsonl
+metrics_size() { stat -c %s "$METRICS" 2>/dev/null || echo 0; }
+# the last step line (not an event line) that metrics.jsonl got after byte $1
+step_logged_after() {
+    tail -c +$(($1 + 1)) "$METRICS" 2>/dev/null | grep -v '"event"' | tail -n 1 \
+        | sed -n 's/.*"step":\([0-9]*\).*/\1/p'
 }
+ckpt_step() { echo "$1" | sed -n 's/.*step_0*\([0-9][0-9]*\)$/\1/p;s/^none$/0/p'; }
 
 if [ -n "$INIT_FROM" ] && ! newest_ckpt "$OUT" >/dev/null; then
     prev=$(newest_ckpt "$INIT_FROM") || die "$INIT_FROM: --init-from: no complete checkpoint (step_*/MANIFEST) under $INIT_FROM/checkpoints"
@@ -143,14 +157,19 @@ if [ -n "$INIT_FROM" ] && ! newest_ckpt "$OUT" >/dev/null; then
     say "stage starts from the previous stage's checkpoint $prev"
 fi
 
-# Signals: --signal=B:USR1@S reaches this shell only; forward USR1 and TERM to
-# the step (scancel -s: every step of the job, not this batch shell), and
-# remember, so that the end of the step means "requeue", whatever its code.
+# Signals: --signal=B:USR1@S reaches this shell only; forward it to the step
+# (scancel -s: every step of the job, not this batch shell), and remember, so
+# that the end of the step means "requeue", whatever its code. SIGTERM (time
+# limit, preemption, scancel) reaches the ranks too, from Slurm itself; it is
+# forwarded as SIGUSR1, the trainer's explicit "checkpoint and stop", since a
+# SIGTERM alone makes a rank that cannot agree with its peers within a short
+# grace exit at once (checkpoint/stop.c: srun -K1 sends the same SIGTERM when a
+# rank died). Slurm refuses to signal the steps of a job that is already ending.
 signalled=""
 forward() {
     signalled=$1
-    say "got SIG$1: forwarding to the step (checkpoint, commit, exit $((75)))"
-    scancel -s "$1" "$SLURM_JOB_ID" 2>/dev/null
+    say "got SIG$1: forwarding SIGUSR1 to the step (checkpoint, commit, exit $((75)))"
+    scancel -s USR1 "$SLURM_JOB_ID" 2>/dev/null
 }
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
@@ -191,11 +210,44 @@ healthy_nodes() {
     rm -rf "$tmp"
 }
 
+# The heartbeat (a counter, rewritten in place every HERD_HEARTBEAT_S while this
+# shell lives) and the guards that watch it from the other nodes.
+HB=$OUT/.driver-heartbeat
+HB_PERIOD=${HERD_HEARTBEAT_S:-5}
+BATCH_HOST=${SLURMD_NODENAME:-$(hostname -s)}
+rm -rf "$HB".claim-* 2>/dev/null
+(
+    n=0
+    while kill -0 $$ 2>/dev/null; do
+        n=$((n + 1))
+        echo "$n job $SLURM_JOB_ID restart ${SLURM_RESTART_COUNT:-0} on $BATCH_HOST" >"$HB"
+        sleep "$HB_PERIOD"
+    done
+) &
+HB_PID=$!
+GUARD_PID=""
+# start_guard NODES: the guard step on NODES but this one (when not running yet)
+start_guard() {
+    [ -n "$GUARD_PID" ] && kill -0 "$GUARD_PID" 2>/dev/null && return 0
+    others=$(echo $1 | tr ' ' '\n' | grep -vx "$BATCH_HOST" | tr '\n' ',' | sed 's/,$//')
+    [ -n "$others" ] || return 0
+    k=$(echo "$others" | tr ',' '\n' | wc -l)
+    srun --overlap --no-kill -K0 -N "$k" -n "$k" --ntasks-per-node=1 -w "$others" --mpi=none \
+        sh "$HERD_ROOT/slurm/stage_guard.sh" "$HB" "$BATCH_HOST" "$LOG" >/dev/null &
+    GUARD_PID=$!
+}
+stop_helpers() {
+    [ -n "$GUARD_PID" ] && kill "$GUARD_PID" 2>/dev/null
+    kill "$HB_PID" 2>/dev/null
+    return 0
+}
+trap stop_helpers EXIT
+
 HAVE_VERIFY=0
 "$HERD_BIN" help 2>/dev/null | grep -q '^  ckpt ' && HAVE_VERIFY=1
 
 restarts=0
-cause=""; t_fail=0; fail_step=""
+cause=""; t_down=0; lost_steps=0
 while :; do
     # ---- pick the nodes ----
     t_probe=$(now)
@@ -228,13 +280,15 @@ while :; do
     done
     t_launch=$(now)
     if [ "$restarts" -gt 0 ]; then
-        lost_steps="?"
-        [ -n "$fail_step" ] && lost_steps=$(( fail_step - $(echo "$ckpt" | sed -n 's/.*step_0*\([0-9][0-9]*\)$/\1/p;s/^none$/0/p') ))
         say "restart $restarts/$MAX_RESTARTS: cause: $cause; relaunch on $nodes ($ntasks ranks) from checkpoint $ckpt;" \
-            "time lost: $((t_launch - t_fail)) s down (probing nodes $((t_launch - t_probe)) s), $lost_steps steps since the checkpoint"
+            "time lost: $((t_launch - t_down)) s down since the last step logged (probing nodes $((t_launch - t_probe)) s)," \
+            "$lost_steps steps since the checkpoint"
     else
         say "launch on $nodes ($ntasks ranks, $TPN per node) from checkpoint $ckpt"
     fi
+    start_guard "$good"
+    launch_ckpt_step=$(ckpt_step "$ckpt"); launch_ckpt_step=${launch_ckpt_step:-0}
+    m_size=$(metrics_size)
 
     # a stop signal that arrived between steps: the newest checkpoint is final
     [ -n "$signalled" ] && requeue "SIG$signalled arrived while no step ran"
@@ -257,9 +311,19 @@ while :; do
         if [ "$rc" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then continue; fi
         break
     done
-    t_fail=$(now)
     cat "$attempt_err" >&2
-    fail_step=$(last_logged_step)
+    # what this launch trained: the steps it logged past its checkpoint, and when
+    # it logged the last one (the failure came after it; srun ends later, by
+    # however long the step's teardown took). A launch that logged no step lost
+    # none, and the stage is down since the earlier failure (or this launch).
+    fail_step=$(step_logged_after "$m_size")
+    if [ -n "$fail_step" ]; then
+        t_down=$(stat -c %Y "$METRICS" 2>/dev/null || now)
+        lost_steps=$((fail_step - launch_ckpt_step)); [ "$lost_steps" -ge 0 ] || lost_steps=0
+    else
+        [ "$restarts" -gt 0 ] || t_down=$t_launch
+        lost_steps=0
+    fi
 
     # ---- what happened ----
     if [ "$rc" -eq 0 ] && [ -z "$signalled" ]; then
@@ -294,5 +358,5 @@ while :; do
         say "giving up: $cause; HERD_MAX_RESTARTS $MAX_RESTARTS restarts used and every node is healthy (not a node fault)"
         exit 1
     fi
-    say "step failed at $(date -u +%T) (last logged step ${fail_step:-none}): $cause"
+    say "step failed at $(date -u +%T) (last step logged: ${fail_step:-none by this launch}, at $(date -u -d "@$t_down" +%T)): $cause"
 done

@@ -1,4 +1,4 @@
-# lib.sh — the fault-injection tests' harness (tests/fault/[a-f]_*.sh).
+# lib.sh — the fault-injection tests' harness (tests/fault/[a-g]_*.sh).
 #
 # Each test: a private 4-node cluster (slurm/local/cluster.sh), a tiny config
 # with tp=2 (8 ranks: dp 4) and checkpoints every CKPT_EVERY steps, an
@@ -7,6 +7,12 @@
 # finish with final parameters equal to the reference's (bitwise, or within 1e-5
 # where DP shrank), a recovery log that names the fault and the recovery, and
 # print the time from the fault to training again.
+#
+# The cluster runs with Slurm's default KillWait of 30 s (FAULT_KILL_WAIT), not
+# cluster.sh's short one: a step torn down after a rank's death must not wait
+# for KillWait's SIGKILL (checkpoint/stop.c), and the tests measure that.
+# FAULT_NODES (default 4) emulated nodes: a spare lets a requeued job run
+# while a killed node stays dead.
 #
 # Needs the MPI trainer with checkpoint/resume (checkpoint.every, parallel.dp,
 # --dump-params); until it has them, each test SKIPs saying what is missing.
@@ -37,7 +43,8 @@ fault_setup() {
     export HERD_SLURM_DIR=$(mktemp -d /tmp/herd-fault-slurm.XXXXXX)
     T=$(mktemp -d /tmp/herd-fault.XXXXXX)
     trap 'sh slurm/local/cluster.sh stop >/dev/null 2>&1; rm -rf "$T" "$HERD_SLURM_DIR"' EXIT INT TERM
-    cluster_up 4 || { skip "$NAME" "Slurm cannot start here: $why"; exit 0; }
+    cluster_up "${FAULT_NODES:-4}" || { skip "$NAME" "Slurm cannot start here: $why"; exit 0; }
+    set_kill_wait "${FAULT_KILL_WAIT:-30}" || { fail "$NAME" "cannot set KillWait=${FAULT_KILL_WAIT:-30} in $SLURM_CONF"; exit 1; }
     export OMP_NUM_THREADS=1
     FAULT_REF_DIR=${FAULT_REF_DIR:-$T/refcache}
     mkdir -p "$FAULT_REF_DIR"
@@ -82,6 +89,21 @@ YAML
         job_wait "$j" 600 && [ -s "$REF" ] || { fail "$NAME" "the reference run did not finish: $(tail -n 5 "$FAULT_REF_DIR/run/recovery.log" 2>&1)"; exit 1; }
         echo "reference run: $STEPS steps on 4 nodes, 8 ranks in $(( $(date +%s) - t0 )) s"
     fi
+}
+
+# set_kill_wait SECONDS: KillWait in the running cluster's slurm.conf, reconfigured
+set_kill_wait() {
+    sed -i "s/^KillWait=.*/KillWait=$1/" "$SLURM_CONF" && grep -qx "KillWait=$1" "$SLURM_CONF" || return 1
+    scontrol reconfigure >/dev/null 2>&1 || return 1
+    t=0
+    until scontrol show config 2>/dev/null | grep -Eq "^KillWait +=  *$1 sec"; do
+        sleep 0.5; t=$((t + 1)); [ "$t" -lt 40 ] || return 1
+    done
+    # every slurmd re-reads the file on reconfigure: wait until they answer again
+    t=0
+    while sinfo -h -o '%t' 2>/dev/null | grep -qvx 'idle'; do
+        sleep 0.5; t=$((t + 1)); [ "$t" -lt 60 ] || return 1
+    done
 }
 
 # submit [ENV=VALUE...]: the stage under test, into $T/run; sets JOB
@@ -146,6 +168,24 @@ lost_ok() {
 }
 
 show_log() { sed 's/^/  | /' "$T/run/recovery.log"; }
+
+# node_procs JOB NODE: every process of JOB on emulated NODE (the batch script,
+# the driver's children, the ranks, the guard: SLURMD_NODENAME=NODE in their
+# environment) and the slurmstepd each of them runs under
+node_procs() {
+    tasks=""
+    for e in /proc/[0-9]*/environ; do
+        p=${e#/proc/}; p=${p%/environ}
+        env=$(tr '\0' '\n' 2>/dev/null <"$e") || continue
+        echo "$env" | grep -qx "SLURM_CONF=$SLURM_CONF" || continue
+        echo "$env" | grep -qx "SLURM_JOB_ID=$1" && echo "$env" | grep -qx "SLURMD_NODENAME=$2" && tasks="$tasks $p"
+    done
+    for p in $tasks; do
+        echo "$p"
+        pp=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$p/status" 2>/dev/null)
+        case "$(readlink "/proc/$pp/exe" 2>/dev/null)" in */slurmstepd) echo "$pp" ;; esac
+    done | sort -u
+}
 
 # pids of this job's herd ranks on NODE
 node_ranks() {

@@ -1,12 +1,12 @@
 #!/bin/sh
-# make test-fault: the fault-injection tests (a)-(f), one after another, sharing one
+# make test-fault: the fault-injection tests (a)-(g), one after another, sharing one
 # reference run; counts PASS/FAIL/SKIP like tests/run.sh. FAULTS=pattern limits them.
 set -u
 cd "$(dirname "$0")/../.."
 export FAULT_REF_DIR=$(mktemp -d /tmp/herd-fault-ref.XXXXXX)
 trap 'rm -rf "$FAULT_REF_DIR"' EXIT
 pass=0; fail=0; skip=0
-for t in tests/fault/[a-f]_*.sh; do
+for t in tests/fault/[a-g]_*.sh; do
     case "$t" in *"${FAULTS:-}"*) ;; *) continue ;; esac
     start=$(date +%s)
     out=$(sh "$t" 2>&1); rc=$?
