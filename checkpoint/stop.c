@@ -17,9 +17,10 @@
  * every rank) disarms it, and a rank that has not agreed when it expires
  * exits at once. SIGUSR1 (the time-limit warning, sent or forwarded by the
  * stage driver) asks for the checkpoint explicitly and never arms it.
- * The grace: HERD_STOP_GRACE_S (default 3 s), or four times the longest of
- * the last step intervals when that is longer, since a signal that reaches
- * the ranks at different moments is agreed on within three steps. */
+ * The grace: HERD_STOP_GRACE_S (default 3 s), or three times the longest of
+ * the last four step intervals when that is longer: a signal is agreed on at
+ * the second check after it reached the first rank (the flag goes into the
+ * reduction at the next check and comes out at the one after). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,7 @@ static int grace_floor_ms(long *ms)
     return 0;
 }
 
-/* the grace: the floor, or four of the longest recent step intervals */
+/* the grace: the floor, or three of the longest recent step intervals */
 static void update_grace(herd_ckpt_stopper *s)
 {
     double t = now_s();
@@ -119,7 +120,7 @@ static void update_grace(herd_ckpt_stopper *s)
     int n = s->n_intervals < STOP_STEP_RING ? s->n_intervals : STOP_STEP_RING;
     for (int i = 0; i < n; i++)
         if (s->intervals[i] > longest) longest = s->intervals[i];
-    long ms = (long)(4 * longest * 1000);
+    long ms = (long)(3 * longest * 1000);
     if (ms < s->floor_ms) ms = s->floor_ms;
     if (ms > 86400000L) ms = 86400000L;
     grace_ms = (sig_atomic_t)ms;

@@ -247,7 +247,7 @@ HAVE_VERIFY=0
 "$HERD_BIN" help 2>/dev/null | grep -q '^  ckpt ' && HAVE_VERIFY=1
 
 restarts=0
-cause=""; t_down=0; lost_steps=0
+cause=""; t_down=0; fail_step=""
 while :; do
     # ---- pick the nodes ----
     t_probe=$(now)
@@ -280,6 +280,10 @@ while :; do
     done
     t_launch=$(now)
     if [ "$restarts" -gt 0 ]; then
+        # the steps to train again: those the failed launch logged past this checkpoint
+        lost_steps=0
+        [ -n "$fail_step" ] && lost_steps=$((fail_step - $(ckpt_step "$ckpt")))
+        [ "$lost_steps" -ge 0 ] || lost_steps=0
         say "restart $restarts/$MAX_RESTARTS: cause: $cause; relaunch on $nodes ($ntasks ranks) from checkpoint $ckpt;" \
             "time lost: $((t_launch - t_down)) s down since the last step logged (probing nodes $((t_launch - t_probe)) s)," \
             "$lost_steps steps since the checkpoint"
@@ -287,7 +291,6 @@ while :; do
         say "launch on $nodes ($ntasks ranks, $TPN per node) from checkpoint $ckpt"
     fi
     start_guard "$good"
-    launch_ckpt_step=$(ckpt_step "$ckpt"); launch_ckpt_step=${launch_ckpt_step:-0}
     m_size=$(metrics_size)
 
     # a stop signal that arrived between steps: the newest checkpoint is final
@@ -312,17 +315,15 @@ while :; do
         break
     done
     cat "$attempt_err" >&2
-    # what this launch trained: the steps it logged past its checkpoint, and when
-    # it logged the last one (the failure came after it; srun ends later, by
-    # however long the step's teardown took). A launch that logged no step lost
-    # none, and the stage is down since the earlier failure (or this launch).
+    # the last step this launch logged, and when: the failure came after it
+    # (srun ends later, by however long the step's teardown took). A launch that
+    # logged no step lost none, and the stage is down since the earlier failure
+    # (or since this launch, when it was the first).
     fail_step=$(step_logged_after "$m_size")
     if [ -n "$fail_step" ]; then
         t_down=$(stat -c %Y "$METRICS" 2>/dev/null || now)
-        lost_steps=$((fail_step - launch_ckpt_step)); [ "$lost_steps" -ge 0 ] || lost_steps=0
-    else
-        [ "$restarts" -gt 0 ] || t_down=$t_launch
-        lost_steps=0
+    elif [ "$restarts" -eq 0 ]; then
+        t_down=$t_launch
     fi
 
     # ---- what happened ----
