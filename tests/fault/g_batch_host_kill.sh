@@ -21,7 +21,8 @@ for p in $procs; do
     [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$HERD_EXE" ] && ranks="$ranks $p"
 done
 [ -n "$driver" ] && [ -n "$ranks" ] || { fail "$NAME" "$bh: driver ($driver) or ranks ($ranks) not found among$procs"; exit 1; }
-echo "$NAME: killing batch host $bh: slurmd $slurmd, driver$driver, ranks$ranks, all of$procs"
+echo "$NAME: killing batch host $bh: slurmd $slurmd, driver$driver, ranks$ranks, all of:"
+ps -o pid=,ppid=,args= -p "$(echo $procs | tr ' ' ',')" | cut -c1-100 | sed 's/^/  /'
 # a node dies at one instant: frozen first (SIGSTOP), so that no slurmstepd of
 # it outlives its tasks long enough to report the batch script's end, then killed
 mark_fault; kill -STOP "$slurmd" $procs; kill -KILL "$slurmd" $procs

@@ -183,7 +183,7 @@ node_procs() {
     for p in $tasks; do
         echo "$p"
         pp=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$p/status" 2>/dev/null)
-        case "$(readlink "/proc/$pp/exe" 2>/dev/null)" in */slurmstepd) echo "$pp" ;; esac
+        case "$(readlink "/proc/$pp/exe" 2>/dev/null)" in */slurmstepd*) echo "$pp" ;; esac  # Debian: slurmstepd-wlm
     done | sort -u
 }
 
