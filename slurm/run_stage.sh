@@ -98,6 +98,11 @@ probe_file="$OUT/.herd-write-test.$$"
 if [ -n "$INIT_FROM" ]; then
     [ -d "$INIT_FROM" ] || die "$INIT_FROM: --init-from: previous stage's directory does not exist"
 fi
+# the batch host guard's settings (slurm/stage_guard.sh reads them in the job)
+hb_s=${HERD_HEARTBEAT_S:-5}
+case "$hb_s" in ''|*[!0-9.]*|*.*.*|.) hb_s=0 ;; esac
+awk -v v="$hb_s" 'BEGIN {exit !(v + 0 > 0)}' || die "HERD_HEARTBEAT_S '${HERD_HEARTBEAT_S:-}': not a positive number of seconds"
+case "${HERD_GUARD_SILENCE_S:-30}" in ''|*[!0-9]*|0) die "HERD_GUARD_SILENCE_S '${HERD_GUARD_SILENCE_S:-}': not a positive whole number of seconds" ;; esac
 [ "$mode" = check ] && { echo "$me: $CONFIG: ok (output $OUT)"; exit 0; }
 
 # ---- inside the allocation ----

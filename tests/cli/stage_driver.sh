@@ -117,4 +117,12 @@ run_guard answers IDLE 0 5
 if grep -q '^requeue' "$F/answers/scontrol.log" 2>/dev/null; then fail guard_keeps_job_when_batch_host_answers "requeued a job whose batch host answers"
 elif ! grep -q 'answers: not requeueing' "$F/answers/log" 2>/dev/null; then fail guard_keeps_job_when_batch_host_answers "the silent heartbeat was not logged"
 else pass guard_keeps_job_when_batch_host_answers; fi
+
+# bad guard settings are refused before sbatch, naming the variable
+printf 'model:\n  preset: tiny\n' >"$F/cfg.yaml"
+o1=$(HERD_GUARD_SILENCE_S=2.5 sh slurm/run_stage.sh check "$F/cfg.yaml" --out "$F/o" 2>&1)
+o2=$(HERD_HEARTBEAT_S=0 sh slurm/run_stage.sh check "$F/cfg.yaml" --out "$F/o" 2>&1)
+if echo "$o1" | grep -q "HERD_GUARD_SILENCE_S '2.5'" && echo "$o2" | grep -q "HERD_HEARTBEAT_S '0'"; then
+    pass bad_guard_settings_refused
+else fail bad_guard_settings_refused "silence 2.5: $o1; heartbeat 0: $o2"; fi
 [ "$fails" -eq 0 ]
