@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make fuzz`: run each fuzz target (default: all of tests/fuzz/fuzz_*.c) for
-# FUZZ_SECONDS (default 120) with a 10 s limit per input, and print per target
-# the inputs executed and any crash. The seeds of tests/fuzz/corpus/NAME and
+# FUZZ_SECONDS (default 120), or until FUZZ_RUNS inputs if set and reached
+# first, with a 10 s limit per input, and print per target the inputs executed
+# and any crash. The seeds of tests/fuzz/corpus/NAME and
 # the saved inputs of tests/fuzz/regress/NAME are copied into the scratch corpus
 # build/fuzz/corpus/NAME, which grows there between runs and never in git.
 # Crashes, leaks, timeouts and out-of-memory inputs go to build/fuzz/crashes/NAME/,
@@ -9,6 +10,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-120}
+runs_flag=${FUZZ_RUNS:+-runs=$FUZZ_RUNS}
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
 mkdir -p build/fuzz/logs
 found=0
@@ -22,7 +24,7 @@ for t in $targets; do
         [ -d "$d" ] && find "$d" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
     done
     before=$(ls "$crashes" | wc -l)
-    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$bin" -max_total_time="$secs" $runs_flag -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$corpus" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_[a-z]*: *//p' "$log" | tail -n 1)
