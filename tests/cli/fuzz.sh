@@ -35,15 +35,17 @@ for t in $targets; do
             fails=$((fails + 1))
         fi
     done
-    # a short run from the seeds; what it finds lands in $tmp, shown in the log
-    mkdir -p "$tmp/corpus_$t" "$tmp/crash_$t"
+    # a short run from the seeds; what it finds is kept in build/fuzz/crashes/NAME/
+    crashes=build/fuzz/crashes/$t
+    mkdir -p "$tmp/corpus_$t" "$crashes"
     cp tests/fuzz/corpus/$t/* "$tmp/corpus_$t/" 2>/dev/null
     if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -seed=1 -print_final_stats=1 \
-            -artifact_prefix="$tmp/crash_$t/" "$tmp/corpus_$t" >"$tmp/out" 2>&1; then
+            -artifact_prefix="$crashes/" "$tmp/corpus_$t" >"$tmp/out" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_[a-z]*: *//p' "$tmp/out" | tail -n 1)
         echo "PASS fuzz_$t (${runs:-?} inputs in ${secs} s)"
     else
-        echo "FAIL fuzz_$t: $(grep -m1 -E 'ERROR|SUMMARY' "$tmp/out") (make fuzz FUZZ_TARGETS=$t reproduces it)"
+        input=$(sed -n 's/.*Test unit written to //p' "$tmp/out" | tail -n 1)
+        echo "FAIL fuzz_$t: $(grep -m1 -E 'ERROR|SUMMARY' "$tmp/out" | sed 's/^==[0-9]*==//'); input ${input:-?}"
         grep -A 12 -m1 -E '^==[0-9]+==ERROR' "$tmp/out" | sed 's/^/    /' >&2
         fails=$((fails + 1))
     fi
