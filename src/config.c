@@ -700,8 +700,9 @@ static void syntax_error(const char *path, const yaml_parser_t *parser)
  * 100,000: half a minute) and a config needs three levels: refuse deep text
  * before loading it. Events stop at the first level past the limit, so the
  * check costs little whatever the input. A syntax error is left to the loader,
- * which reports it with its line. */
-static int check_depth(const char *origin, int has_lines, const unsigned char *text, size_t len)
+ * which reports it with its line. `key`: the --set key the text is the value
+ * of (NULL for a file). */
+static int check_depth(const char *origin, const char *key, const unsigned char *text, size_t len)
 {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -720,12 +721,12 @@ static int check_depth(const char *origin, int has_lines, const unsigned char *t
         if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) depth++;
         else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) depth--;
         if (depth > HERD_CONFIG_MAX_DEPTH) {
-            if (has_lines)
+            if (key)
+                key_error(origin, AT_SET, key, "YAML nested deeper than %d levels (the limit of a config)",
+                          HERD_CONFIG_MAX_DEPTH);
+            else
                 fprintf(stderr, "herd: %s:%d: YAML nested deeper than %d levels (the limit of a config)\n",
                         origin, line, HERD_CONFIG_MAX_DEPTH);
-            else
-                fprintf(stderr, "herd: %s: YAML nested deeper than %d levels (the limit of a config)\n",
-                        origin, HERD_CONFIG_MAX_DEPTH);
             rc = -1;
             break;
         }
@@ -742,7 +743,7 @@ static int load_text(herd_config *c, const char *path, const char *text, size_t 
                 HERD_CONFIG_MAX_BYTES);
         return -1;
     }
-    if (check_depth(path, 1, (const unsigned char *)text, len)) return -1;
+    if (check_depth(path, NULL, (const unsigned char *)text, len)) return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     int rc = -1;
@@ -840,7 +841,7 @@ static int list_from_text(herd_config *c, const char *text, const char *origin, 
     if (!yaml_parser_initialize(&parser)) return key_error(origin, AT_SET, k->name, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
     int rc = -1;
-    if (check_depth(origin, 0, (const unsigned char *)text, strlen(text))) {
+    if (check_depth(origin, k->name, (const unsigned char *)text, strlen(text))) {
         /* said */
     } else if (!yaml_parser_load(&parser, &doc)) {
         key_error(origin, AT_SET, k->name, "YAML syntax error: %s",

@@ -142,7 +142,7 @@ expect_error config_deep_nesting "deep.yaml:2: YAML nested deeper than 64 levels
 awk 'BEGIN { for (i = 0; i < 70; i++) { for (j = 0; j < i; j++) printf " "; printf "k%d:\n", i } }' \
     >"$tmp/deep_block.yaml"
 expect_error config_deep_block "deep_block.yaml:65: YAML nested deeper than 64 levels" "$tmp/deep_block.yaml"
-expect_error config_deep_set "--set: YAML nested deeper than 64 levels" \
+expect_error config_deep_set "--set batch.ramp: YAML nested deeper than 64 levels" \
     --set "batch.ramp=$(awk 'BEGIN { for (i = 0; i < 100000; i++) printf "[" }')"
 # size: a config is at most 1 MiB
 awk 'BEGIN { for (i = 0; i < 16385; i++) printf "# %061d\n", i }' >"$tmp/large.yaml"
