@@ -15,7 +15,7 @@ skip_all() { for t in $targets; do echo "SKIP fuzz_$t: $1"; done; exit 0; }
 command -v "${FUZZ_CC:-clang}" >/dev/null 2>&1 || skip_all "${FUZZ_CC:-clang} not installed (scripts/deps.sh)"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-if ! make --no-print-directory -s fuzz-build >"$tmp/build.log" 2>&1; then
+if ! make --no-print-directory -s SANITIZE= fuzz-build >"$tmp/build.log" 2>&1; then
     if grep -q 'libclang_rt.fuzzer\|-lclang_rt\|fsanitize=fuzzer' "$tmp/build.log"; then
         skip_all "clang cannot link libFuzzer (libclang-rt-14-dev missing?)"
     fi
