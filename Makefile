@@ -25,7 +25,22 @@ PKG_RPATH := $(patsubst -L%,-Wl$(comma)-rpath$(comma)%,$(shell pkg-config --libs
 LDLIBS    += $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(PKG_RPATH) \
              -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lm -lpthread
 
+# SANITIZE=1: the whole build with AddressSanitizer and UBSan (gcc) in its own
+# directory, build-san/, so that it never mixes with the normal build's objects;
+# `make test SANITIZE=1` runs the suite on it (see `test:` below).
+ifeq ($(SANITIZE),1)
+BUILD     := build-san
+# the CPU build: the CUDA runtime and ASan's shadow memory do not mix (tests
+# that need a GPU skip without it)
+NVCC      :=
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+# warnings stay, but not as errors: gcc's value ranges under ASan give false
+# ones (alloc-size-larger-than on a calloc of a checked count)
+CFLAGS    += $(SAN_FLAGS) -Wno-error
+EMU_SAN   := $(SAN_FLAGS)
+else
 BUILD     := build
+endif
 LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard kernels/*.c kernels/cpu/*.c \
              monitoring/*.c checkpoint/*.c topology/*.c)
 LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
@@ -59,7 +74,7 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: emu all deps test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
+.PHONY: emu all deps fuzz fuzz-build test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
         device-bundle
 all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/test_ckpt $(BUILD)/emu/emu_selftest $(BUILD)/emu/herd summary
 
@@ -105,7 +120,7 @@ $(BUILD)/benchmarks/%: benchmarks/%.c $(BUILD)/libherd.a
 EMU_DIR      := $(BUILD)/emu
 EMU_CXX      ?= g++
 EMU_CXXFLAGS ?= -std=c++17 -O2 -g -Wall -Wno-unknown-pragmas -Wno-unused-parameter \
-                -Wno-unused-function -Wno-unused-variable -Wno-sign-compare
+                -Wno-unused-function -Wno-unused-variable -Wno-sign-compare $(EMU_SAN)
 EMU_CPPFLAGS := -I. -Itests/cuda_emu/include -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null) \
                 -DHERD_HAVE_CUDA -DHERD_CUDA_EMU
 EMU_CU_SRC   := $(filter-out kernels/cuda/comm_nccl.cu,$(wildcard kernels/cuda/*.cu))
@@ -151,7 +166,7 @@ $(EMU_DIR)/tests/cuda_emu/selftest.o: tests/cuda_emu/selftest.cu $(EMU_DEPS)
 
 $(EMU_DIR)/emu_selftest: $(EMU_DIR)/tests/cuda_emu/selftest.o $(EMU_DIR)/tests/cuda_emu/emu.o \
                          $(EMU_DIR)/tests/cuda_emu/cublas.o
-	$(EMU_CXX) $^ -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+	$(EMU_CXX) $(EMU_SAN) $^ -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
 # the whole herd on the emulated backend (`herd train` with backend cuda, on the CPU)
 $(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a
@@ -164,11 +179,65 @@ emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/emu_selftest $(EMU
 deps:
 	@sh scripts/deps.sh
 
+# ---- fuzzing (tests/fuzz, README "Fuzzing") ------------------------------------
+# libFuzzer targets built by clang with AddressSanitizer and UBSan, against the
+# parsers' own sources compiled the same way (build/fuzz/libherd_fuzz.a; the
+# archive gives each target only what it links). `make fuzz` runs each one for
+# FUZZ_SECONDS on a scratch copy of its seeds; tests/cli/fuzz.sh (in `make
+# test`) replays tests/fuzz/regress and runs each briefly.
+FUZZ_CC      ?= clang
+FUZZ_DIR     := build/fuzz
+FUZZ_SECONDS ?= 120
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas \
+                -Wno-unused-function -D_GNU_SOURCE $(FUZZ_SAN)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_LIB_SRC := src/config.c src/config_presets.c src/curate.c src/minhash.c src/data.c src/loader.c src/tokenizer.c \
+                src/unicode_tab.c src/bpe_train.c src/chat.c src/json.c src/safetensors.c src/safetensors_read.c \
+                $(wildcard checkpoint/*.c topology/*.c)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/libherd_fuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libherd_fuzz.a
+	$(FUZZ_CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_DIR)/libherd_fuzz.a -o $@ \
+	    $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(PKG_RPATH) -lm -lpthread
+
+fuzz-build: $(FUZZ_BIN)
+
+# FUZZ_SECONDS per target, or FUZZ_RUNS inputs if reached first (FUZZ_TARGETS="config
+# data" for some); crashes in build/fuzz/crashes/, the corpus grows in
+# build/fuzz/corpus/, never in git. 10^6 inputs each:
+#     make fuzz FUZZ_RUNS=1000000 FUZZ_SECONDS=1800
+fuzz:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) sh tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 # `make test` sets itself up on a fresh machine: missing packages, build, run.
+# With SANITIZE=1 the suite runs on build-san/ through a tree of links to this
+# one whose build/ is build-san/ (the tests name build/herd and build/tests/).
+# Leak checking is off: Open MPI and PMIx keep their allocations to exit by
+# design, so LeakSanitizer would fail every MPI program; the fuzz targets
+# (tests/fuzz, tests/cli/fuzz.sh) check leaks of the parsers instead.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:$(ASAN_OPTIONS) \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:$(UBSAN_OPTIONS)
 test:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory all
+ifeq ($(SANITIZE),1)
+	@sh scripts/san_tree.sh $(BUILD)
+	@$(SAN_ENV) sh $(BUILD)/tree/tests/run.sh
+else
 	@sh tests/run.sh
+endif
 
 # fault injection on the local Slurm cluster (tests/fault, several minutes; not in `make test`)
 test-fault:
@@ -210,10 +279,10 @@ device-bundle:
 	@sh scripts/device_bundle.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-san
 
 help:
-	@echo "make deps | make | make test | make test-fault | make demo | make demo-data | make bench | make bench-layouts | make clean"
+	@echo "make deps | make | make test [SANITIZE=1] | make fuzz [FUZZ_SECONDS=N] | make test-fault | make demo | make demo-data | make bench | make bench-layouts | make clean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

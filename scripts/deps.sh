@@ -9,7 +9,8 @@ PACKAGES="build-essential pkg-config libopenblas-openmp-dev libyaml-dev
           libopenmpi-dev openmpi-bin libpmix-dev libhwloc-dev hwloc
           libhdf5-openmpi-dev hdf5-tools slurm-wlm slurmctld slurmd munge iproute2
           gnuplot-nox python3-prometheus-client xz-utils
-          fortunes fortunes-de fortunes-es fortunes-it dict-gcide unicode-data"
+          fortunes fortunes-de fortunes-es fortunes-it dict-gcide unicode-data
+          clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

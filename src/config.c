@@ -696,22 +696,62 @@ static void syntax_error(const char *path, const yaml_parser_t *parser)
             parser->context ? parser->context : "", parser->context ? ")" : "");
 }
 
-static int load_file(herd_config *c, const char *path, preset_mode mode, provenance *prov)
+/* libyaml's time grows with the square of the nesting (30,000 levels: seconds,
+ * 100,000: half a minute) and a config needs three levels: refuse deep text
+ * before loading it. Events stop at the first level past the limit, so the
+ * check costs little whatever the input. A syntax error is left to the loader,
+ * which reports it with its line. `key`: the --set key the text is the value
+ * of (NULL for a file). */
+static int check_depth(const char *origin, const char *key, const unsigned char *text, size_t len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot open config: %s\n", path, strerror(errno));
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        fprintf(stderr, "herd: %s: out of memory for the YAML parser\n", origin);
         return -1;
     }
+    yaml_parser_set_input_string(&parser, text, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        yaml_event_type_t type = ev.type;
+        int line = (int)ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_STREAM_END_EVENT) break;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) depth++;
+        else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) depth--;
+        if (depth > HERD_CONFIG_MAX_DEPTH) {
+            if (key)
+                key_error(origin, AT_SET, key, "YAML nested deeper than %d levels (the limit of a config)",
+                          HERD_CONFIG_MAX_DEPTH);
+            else
+                fprintf(stderr, "herd: %s:%d: YAML nested deeper than %d levels (the limit of a config)\n",
+                        origin, line, HERD_CONFIG_MAX_DEPTH);
+            rc = -1;
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+static int load_text(herd_config *c, const char *path, const char *text, size_t len, preset_mode mode,
+                     provenance *prov)
+{
+    if (len > HERD_CONFIG_MAX_BYTES) {
+        fprintf(stderr, "herd: %s: config larger than %d bytes (the limit of a config)\n", path,
+                HERD_CONFIG_MAX_BYTES);
+        return -1;
+    }
+    if (check_depth(path, NULL, (const unsigned char *)text, len)) return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     int rc = -1;
     if (!yaml_parser_initialize(&parser)) {
         fprintf(stderr, "herd: %s: out of memory for the YAML parser\n", path);
-        fclose(f);
         return -1;
     }
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) { /* libyaml frees doc on failure */
         syntax_error(path, &parser);
     } else {
@@ -732,8 +772,57 @@ static int load_file(herd_config *c, const char *path, preset_mode mode, provena
         }
     }
     yaml_parser_delete(&parser);
-    fclose(f);
     return rc;
+}
+
+/* The whole file, at most HERD_CONFIG_MAX_BYTES + 1 bytes of it (one more
+ * says it is too large); any readable file, a pipe too. */
+static char *read_config(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "herd: %s: cannot open config: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *more = cap > HERD_CONFIG_MAX_BYTES ? NULL : realloc(buf, 2 * cap);
+            if (!more) break;
+            buf = more;
+            cap *= 2;
+        }
+        size_t want = cap - n;
+        if (n + want > (size_t)HERD_CONFIG_MAX_BYTES + 1) want = (size_t)HERD_CONFIG_MAX_BYTES + 1 - n;
+        size_t got = fread(buf + n, 1, want, f);
+        n += got;
+        if (got < want || n > HERD_CONFIG_MAX_BYTES) break;
+    }
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf || err) {
+        fprintf(stderr, "herd: %s: cannot read config: %s\n", path, buf ? strerror(err) : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int load_file(herd_config *c, const char *path, preset_mode mode, provenance *prov)
+{
+    size_t len;
+    char *text = read_config(path, &len);
+    if (!text) return -1;
+    int rc = load_text(c, path, text, len, mode, prov);
+    free(text);
+    return rc;
+}
+
+int herd_config_load_text(herd_config *c, const char *origin, const char *text, size_t len)
+{
+    return load_text(c, origin, text, len, PRESET_APPLY, NULL);
 }
 
 int herd_config_load_file(herd_config *c, const char *path)
@@ -752,7 +841,9 @@ static int list_from_text(herd_config *c, const char *text, const char *origin, 
     if (!yaml_parser_initialize(&parser)) return key_error(origin, AT_SET, k->name, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
     int rc = -1;
-    if (!yaml_parser_load(&parser, &doc)) {
+    if (check_depth(origin, k->name, (const unsigned char *)text, strlen(text))) {
+        /* said */
+    } else if (!yaml_parser_load(&parser, &doc)) {
         key_error(origin, AT_SET, k->name, "YAML syntax error: %s",
                   parser.problem ? parser.problem : "malformed YAML");
     } else {

@@ -21,6 +21,8 @@
 #define HERD_MAX_RAMP 8       /* batch-ramp stages */
 #define HERD_PATH_MAX 1024
 #define HERD_MAX_SOURCES 16   /* data.sources entries */
+#define HERD_CONFIG_MAX_BYTES (1 << 20) /* a config file: 1 MiB */
+#define HERD_CONFIG_MAX_DEPTH 64        /* YAML nesting of a config (it needs 3) */
 
 /* One source of the training mix (data.sources). */
 typedef struct {
@@ -141,6 +143,8 @@ const char *herd_config_preset_names(void);
 
 /* Load `path` (YAML) over the current values of `c`. */
 int herd_config_load_file(herd_config *c, const char *path);
+/* The same from text in memory; `origin` names it in messages. */
+int herd_config_load_text(herd_config *c, const char *origin, const char *text, size_t len);
 
 /* Apply one "section.key=value" override; `origin` names it in messages. */
 int herd_config_set(herd_config *c, const char *assignment, const char *origin);

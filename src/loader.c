@@ -485,11 +485,19 @@ int herd_loader_set_state(herd_loader *l, const void *buf, size_t size)
         if (w_units[s] < 0 || w_units[s] > UNITS)
             return lerr("loader state", "weight", "source \"%s\": weight %lld units is out of range",
                         l->src[s].name, (long long)w_units[s]);
+        /* the round-robin keeps every credit within the sum of the weights
+         * of its start: more is a damaged state (and would overflow) */
+        if (p.credit[s] < -(int64_t)(n + 1) * UNITS || p.credit[s] > (int64_t)(n + 1) * UNITS)
+            return lerr("loader state", "credit", "source \"%s\": credit %lld is out of range",
+                        l->src[s].name, (long long)p.credit[s]);
         if (p.off[s] > l->src[s].n)
             return lerr(l->src[s].path, "loader state", "offset %llu is beyond the %llu tokens of "
                         "source \"%s\" (another shard?)", (unsigned long long)p.off[s],
                         (unsigned long long)l->src[s].n, l->src[s].name);
     }
+    int64_t total = 0;
+    for (int s = 0; s < n; s++) total += w_units[s];
+    if (total == 0) return lerr("loader state", "weight", "every source has weight 0");
     p.seq = get64(b + 32);
     p.T = T;
     join_prefetch(l);

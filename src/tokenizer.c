@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "src/tokenizer.h"
 #include "src/tokenizer_impl.h"
@@ -591,78 +593,97 @@ int herd_tok_alloc(herd_tokenizer **out, uint32_t cap, size_t byte_cap)
     return 0;
 }
 
-int herd_tokenizer_load(herd_tokenizer **out, const char *path)
+/* A rank file larger than this is not a tokenizer (Llama 3's is 2.2 MB). */
+#define RANK_FILE_MAX ((size_t)256 << 20)
+
+/* The rank of one line: decimal digits only, below 2^32. */
+static int parse_rank(const char *p, size_t n, uint32_t *out)
+{
+    if (n == 0 || n > 10) return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > UINT32_MAX) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* One line "base64(token) rank" as token t->n; -1 with the message. lines[]
+ * keeps each token's line so that a repeated token names both. */
+static int load_line(herd_tokenizer *t, const char *origin, long line, const char *p, size_t n,
+                     uint32_t *lines)
+{
+    const char *sp = memchr(p, ' ', n);
+    if (!sp) return load_err(origin, line, "expected \"base64(token) rank\"");
+    uint32_t r;
+    if (parse_rank(sp + 1, (size_t)(p + n - sp - 1), &r))
+        return load_err(origin, line, "rank: not a non-negative integer");
+    if (r != t->n) {
+        char why[128];
+        snprintf(why, sizeof why, "rank: %u where %u was expected (ranks must be 0, 1, 2, ... in order)",
+                 r, t->n);
+        return load_err(origin, line, why);
+    }
+    long w = b64_decode(p, (size_t)(sp - p), t->bytes + t->bytes_len);
+    if (w <= 0) return load_err(origin, line, "token: not valid base64");
+    t->off[t->n] = t->bytes_len;
+    t->len[t->n] = (uint32_t)w;
+    if (herd_tok_insert(t, t->n)) {
+        uint32_t first = herd_tok_rank(t, t->bytes + t->bytes_len, (size_t)w);
+        char why[128];
+        snprintf(why, sizeof why, "token: rank %u repeats the bytes of rank %u (line %u)", t->n, first,
+                 lines[first]);
+        return load_err(origin, line, why);
+    }
+    lines[t->n] = (uint32_t)line;
+    t->bytes_len += (size_t)w;
+    t->n++;
+    return 0;
+}
+
+int herd_tokenizer_load_text(herd_tokenizer **out, const char *origin, const char *text, size_t size)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot open rank file: %s\n", path, strerror(errno));
-        return -1;
+    if (size == 0) return load_err(origin, 0, "empty rank file (expected lines \"base64(token) rank\")");
+    if (size > RANK_FILE_MAX) {
+        char why[96];
+        snprintf(why, sizeof why, "larger than %zu MiB: not a rank file", RANK_FILE_MAX >> 20);
+        return load_err(origin, 0, why);
     }
-    /* count lines for the arrays; bytes of tokens <= bytes of the file */
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    rewind(f);
-    uint32_t lines = 0;
-    for (int c; (c = getc(f)) != EOF;) lines += c == '\n';
-    rewind(f);
+    /* a token per line at most; bytes of tokens <= bytes of the file */
+    uint32_t n_lines = 1;
+    for (const char *p = text; (p = memchr(p, '\n', size - (size_t)(p - text))); p++) n_lines++;
     herd_tokenizer *t;
-    if (size <= 0) {
-        fclose(f);
-        return load_err(path, 0, "empty rank file (expected lines \"base64(token) rank\")");
+    uint32_t *lines = malloc(sizeof *lines * n_lines);
+    if (!lines || herd_tok_alloc(&t, n_lines, size)) {
+        free(lines);
+        return load_err(origin, 0, "out of memory");
     }
-    if (herd_tok_alloc(&t, lines + 1, (size_t)size)) {
-        fclose(f);
-        return load_err(path, 0, "out of memory");
-    }
-    char buf[4096];
+    t->table_cap = 64;
+    while (t->table_cap < 2 * (uint64_t)n_lines) t->table_cap *= 2;
+    t->table = malloc(sizeof(uint32_t) * t->table_cap);
+    int rc = t->table ? 0 : load_err(origin, 0, "out of memory");
+    if (t->table) memset(t->table, 0xFF, sizeof(uint32_t) * t->table_cap);
+    for (int b = 0; b < 256; b++) t->byte_rank[b] = UINT32_MAX;
     long line = 0;
-    int rc = 0;
-    while (rc == 0 && fgets(buf, sizeof buf, f)) {
+    for (size_t at = 0; rc == 0 && at < size;) {
+        const char *p = text + at, *nl = memchr(p, '\n', size - at);
+        size_t n = nl ? (size_t)(nl - p) : size - at;
+        at += n + 1;
         line++;
-        size_t L = strlen(buf);
-        if (L && buf[L - 1] == '\n') buf[--L] = 0;
-        else if (L == sizeof buf - 1) { rc = load_err(path, line, "line too long"); break; }
-        if (L == 0) continue; /* tiktoken skips empty lines too */
-        char *sp = strchr(buf, ' ');
-        if (!sp) { rc = load_err(path, line, "expected \"base64(token) rank\""); break; }
-        char *end;
-        errno = 0;
-        unsigned long r = strtoul(sp + 1, &end, 10);
-        if (errno || end == sp + 1 || *end || sp[1] == '-' || sp[1] == '+') {
-            rc = load_err(path, line, "rank: not a non-negative integer");
-            break;
-        }
-        if (r != t->n) {
-            char why[128];
-            snprintf(why, sizeof why, "rank: %lu where %u was expected (ranks must be 0, 1, 2, ... in order)",
-                     r, t->n);
-            rc = load_err(path, line, why);
-            break;
-        }
-        long w = b64_decode(buf, (size_t)(sp - buf), t->bytes + t->bytes_len);
-        if (w <= 0) { rc = load_err(path, line, "token: not valid base64"); break; }
-        t->off[t->n] = t->bytes_len;
-        t->len[t->n] = (uint32_t)w;
-        t->bytes_len += (size_t)w;
-        t->n++;
+        if (n && p[n - 1] == '\r') n--; /* CRLF, as tiktoken's splitlines() */
+        if (n == 0) continue;           /* tiktoken skips empty lines too */
+        rc = load_line(t, origin, line, p, n, lines);
     }
-    fclose(f);
-    if (rc == 0 && t->n == 0) rc = load_err(path, 0, "empty rank file (no tokens)");
-    if (rc == 0) {
-        int dup = herd_tok_build_table(t);
-        if (dup < 0) rc = load_err(path, 0, "out of memory");
-        else if (dup > 0) {
-            char why[96];
-            snprintf(why, sizeof why, "token: rank %d repeats the bytes of an earlier token", dup - 1);
-            rc = load_err(path, 0, why);
-        }
-    }
+    free(lines);
+    if (rc == 0 && t->n == 0) rc = load_err(origin, 0, "empty rank file (no tokens)");
     for (int b = 0; rc == 0 && b < 256; b++)
         if (t->byte_rank[b] == UINT32_MAX) {
             char why[96];
             snprintf(why, sizeof why, "token: the single byte 0x%02x is missing (every byte must be a token)", b);
-            rc = load_err(path, 0, why);
+            rc = load_err(origin, 0, why);
         }
     if (rc) {
         herd_tokenizer_free(t);
@@ -670,6 +691,61 @@ int herd_tokenizer_load(herd_tokenizer **out, const char *path)
     }
     *out = t;
     return 0;
+}
+
+/* All of fd, up to RANK_FILE_MAX + 1 bytes (one more says it is too large). */
+static char *read_all(int fd, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf && n <= RANK_FILE_MAX) {
+        if (n == cap) {
+            char *more = realloc(buf, 2 * cap);
+            if (!more) break;
+            buf = more;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            free(buf);
+            return NULL;
+        }
+        if (k == 0) {
+            *len = n;
+            return buf;
+        }
+        n += (size_t)k;
+    }
+    if (buf) *len = n;
+    return buf;
+}
+
+int herd_tokenizer_load(herd_tokenizer **out, const char *path)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "herd: %s: cannot open rank file: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return load_err(path, 0, "is a directory; give the rank file itself (tiktoken format, lines "
+                                 "\"base64(token) rank\"; Llama 3's is original/tokenizer.model)");
+    }
+    size_t size = 0;
+    char *text = read_all(fd, &size);
+    int err = errno;
+    close(fd);
+    if (!text) {
+        fprintf(stderr, "herd: %s: cannot read rank file: %s\n", path, strerror(err));
+        return -1;
+    }
+    int rc = herd_tokenizer_load_text(out, path, text, size);
+    free(text);
+    return rc;
 }
 
 int herd_tokenizer_save(const herd_tokenizer *t, const char *path)

@@ -51,6 +51,8 @@ typedef struct {
  * file, bad base64, a missing/duplicate/out-of-order rank, a duplicate token,
  * or a missing single byte. */
 int  herd_tokenizer_load(herd_tokenizer **out, const char *path);
+/* The same from the file's text in memory; `origin` names it in messages. */
+int  herd_tokenizer_load_text(herd_tokenizer **out, const char *origin, const char *text, size_t n);
 /* Write the rank file (temp file, fsync, rename). */
 int  herd_tokenizer_save(const herd_tokenizer *t, const char *path);
 void herd_tokenizer_free(herd_tokenizer *t);

@@ -1,10 +1,33 @@
-/* weights.c — see weights.h. The header is parsed with src/json.h. */
+/* weights.c — see weights.h. The header is parsed and checked by
+ * src/safetensors_read.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/json.h"
 #include "src/safetensors.h"
 #include "src/weights.h"
+
+/* The 8-byte length and the header of f (malloc'ed, *len bytes), or NULL
+ * with a message. */
+static unsigned char *read_header(FILE *f, const char *path, size_t *len)
+{
+    unsigned char len8[8];
+    if (fread(len8, 1, 8, f) != 8) {
+        fprintf(stderr, "herd: %s: header length: file shorter than 8 bytes\n", path);
+        return NULL;
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
+    unsigned char *buf = hlen <= (100u << 20) ? malloc(8 + hlen) : NULL;
+    if (!buf || fread(buf + 8, 1, hlen, f) != hlen) {
+        fprintf(stderr, "herd: %s: header: truncated or too large (%llu bytes)\n", path,
+                (unsigned long long)hlen);
+        free(buf);
+        return NULL;
+    }
+    memcpy(buf, len8, 8);
+    *len = 8 + hlen;
+    return buf;
+}
 
 int herd_weights_load(herd_model *m, const char *path)
 {
@@ -14,59 +37,37 @@ int herd_weights_load(herd_model *m, const char *path)
         fprintf(stderr, "herd: %s: cannot open the weights file\n", path);
         return -1;
     }
-    unsigned char len8[8];
-    uint64_t hlen = 0;
-    int rc = -1;
-    char *hdr = NULL, err[160];
-    herd_json j = {0};
-    if (fread(len8, 1, 8, f) != 8) {
-        fprintf(stderr, "herd: %s: header length: file shorter than 8 bytes\n", path);
-        goto out;
+    size_t hlen = 0;
+    unsigned char *hdr = read_header(f, path, &hlen);
+    long size = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
+    herd_st_header h;
+    if (!hdr || size < 0 || herd_st_header_parse(&h, path, hdr, hlen, (uint64_t)size)) {
+        free(hdr);
+        fclose(f);
+        return -1;
     }
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
-    if (hlen > (1u << 30) || !(hdr = malloc(hlen)) || fread(hdr, 1, hlen, f) != hlen) {
-        fprintf(stderr, "herd: %s: header: truncated or too large (%llu bytes)\n", path,
-                (unsigned long long)hlen);
-        goto out;
-    }
-    if (herd_json_parse(&j, hdr, hlen, err, sizeof err)) {
-        fprintf(stderr, "herd: %s: header: not JSON: %s\n", path, err);
-        goto out;
-    }
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
+    free(hdr);
     float *host = malloc(sizeof(float) * (size_t)m->n_params);
-    rc = 0;
+    int rc = host ? 0 : -1;
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
         const herd_tensor *t = &m->tensors[i];
-        const herd_json *e = herd_json_get(&j, t->name);
-        const herd_json *dt = herd_json_get(e, "dtype"), *sh = herd_json_get(e, "shape"),
-                        *off = herd_json_get(e, "data_offsets");
+        const herd_st_entry *e = herd_st_header_find(&h, t->name);
         rc = -1;
         if (!e) fprintf(stderr, "herd: %s: %s: missing\n", path, t->name);
-        else if (!dt || dt->type != HERD_JSON_STR || strcmp(dt->str, "F32"))
+        else if (strcmp(e->dtype, "F32"))
             fprintf(stderr, "herd: %s: %s: dtype: expected F32\n", path, t->name);
-        else if (!sh || sh->type != HERD_JSON_ARR || (int)sh->len != t->ndim ||
-                 sh->items[0].num != (double)t->shape[0] ||
-                 (t->ndim == 2 && sh->items[1].num != (double)t->shape[1]))
+        else if (e->ndim != t->ndim || e->shape[0] != t->shape[0] || (t->ndim == 2 && e->shape[1] != t->shape[1]))
             fprintf(stderr, "herd: %s: %s: shape: expected [%lld%s%lld] for this model\n", path,
                     t->name, (long long)t->shape[0], t->ndim == 2 ? ", " : "",
                     t->ndim == 2 ? (long long)t->shape[1] : 0LL);
-        else if (!off || off->type != HERD_JSON_ARR || off->len != 2 ||
-                 off->items[1].num - off->items[0].num != 4.0 * (double)t->numel ||
-                 8 + (double)hlen + off->items[1].num > (double)size)
-            fprintf(stderr, "herd: %s: %s: data_offsets: wrong size or past the end of the file\n",
-                    path, t->name);
-        else if (fseek(f, (long)(8 + hlen + (uint64_t)off->items[0].num), SEEK_SET) ||
+        else if (fseek(f, (long)(8 + h.header_len + e->begin), SEEK_SET) ||
                  fread(host + t->offset, sizeof(float), (size_t)t->numel, f) != (size_t)t->numel)
             fprintf(stderr, "herd: %s: %s: read failed\n", path, t->name);
         else rc = 0;
     }
     if (rc == 0) m->be->copy_h2d(m->params, host, sizeof(float) * (size_t)m->n_params);
     free(host);
-out:
-    herd_json_free(&j);
-    free(hdr);
+    herd_st_header_free(&h);
     fclose(f);
     return rc;
 }

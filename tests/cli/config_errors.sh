@@ -132,4 +132,23 @@ for f in configs/*.yaml; do
     if $herd config "$f" >/dev/null 2>"$tmp/err"; then pass "$n"; else fail "$n" "$(cat "$tmp/err")"; fi
 done
 
+# nesting: libyaml's time grows with the square of the depth (100,000 levels:
+# half a minute), a config needs 3 levels; deeper than 64 is refused at once,
+# with the line where the limit is passed
+awk 'BEGIN { printf "model:\n  preset: "; for (i = 0; i < 100000; i++) printf "[";
+             for (i = 0; i < 100000; i++) printf "]"; printf "\n" }' >"$tmp/deep.yaml"
+herd_plain=$herd; herd="timeout 10 $herd_plain"
+expect_error config_deep_nesting "deep.yaml:2: YAML nested deeper than 64 levels" "$tmp/deep.yaml"
+awk 'BEGIN { for (i = 0; i < 70; i++) { for (j = 0; j < i; j++) printf " "; printf "k%d:\n", i } }' \
+    >"$tmp/deep_block.yaml"
+expect_error config_deep_block "deep_block.yaml:65: YAML nested deeper than 64 levels" "$tmp/deep_block.yaml"
+expect_error config_deep_set "--set batch.ramp: YAML nested deeper than 64 levels" \
+    --set "batch.ramp=$(awk 'BEGIN { for (i = 0; i < 100000; i++) printf "[" }')"
+# size: a config is at most 1 MiB
+awk 'BEGIN { for (i = 0; i < 16385; i++) printf "# %061d\n", i }' >"$tmp/large.yaml"
+expect_error config_too_large "large.yaml: config larger than 1048576 bytes" "$tmp/large.yaml"
+mkdir "$tmp/dir.yaml"
+expect_error config_directory "dir.yaml: cannot read config: Is a directory" "$tmp/dir.yaml"
+herd=$herd_plain
+
 [ "$fails" -eq 0 ]

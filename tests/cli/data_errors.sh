@@ -95,4 +95,19 @@ else
     pass data_failures_write_nothing
 fi
 
+# a tokenizer given as a directory: the message names it and says what to give
+mkdir "$tmp/tokdir"
+expect_error data_encode_tokenizer_dir 1 "$tmp/tokdir: is a directory|rank file" \
+    encode --tokenizer "$tmp/tokdir" "$tmp/a.txt"
+
+# a rank file whose token repeats an earlier one: the line of each.
+# Lines 1-256 are the 256 bytes (ranks 0-255); line 257 repeats byte 0x41 ('A').
+/usr/bin/python3 -c '
+import base64, sys
+lines = [base64.b64encode(bytes([b])).decode() + " %d" % b for b in range(256)]
+lines.append(base64.b64encode(b"A").decode() + " 256")
+sys.stdout.write("\n".join(lines) + "\n")' >"$tmp/dup.tiktoken"
+expect_error data_tokenizer_repeated_token 1 "dup.tiktoken: line 257: token: rank 256 repeats the bytes of rank 65 (line 66)" \
+    encode --tokenizer "$tmp/dup.tiktoken" "$tmp/a.txt"
+
 [ "$fails" -eq 0 ]
