@@ -41,6 +41,19 @@ own_procs() {
     done
 }
 
+# cluster_procs: own_procs, and every process that holds a file of the cluster's
+# directory open: slurmstepd starts with an empty environment, but keeps its
+# node's log (log/slurmd-nodeK.log) open
+cluster_procs() {
+    {
+        own_procs
+        for d in /proc/[0-9]*/fd; do
+            p=${d#/proc/}; p=${p%/fd}
+            ls -l "$d" 2>/dev/null | grep -q " -> $HERD_SLURM_DIR/" && echo "$p"
+        done
+    } | sort -u
+}
+
 # job_wait JOBID SECONDS: wait until the job left the queue; 1 on timeout
 job_wait() {
     t=0
