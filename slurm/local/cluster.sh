@@ -17,10 +17,11 @@
 # share this machine, so the defaults keep away from Slurm's 6817/6818.
 #
 # Closed to the network: every daemon binds 127.0.0.1 (CommunicationParameters=
-# NoInAddrAny with loopback node addresses), and every request is authenticated by
-# the cluster's own munged, with a key made at start and readable by root only:
-# the daemons run jobs as root, so a job may come from this machine's root only.
-# MPI ranks talk over shared memory (UCX), with no TCP listener at all.
+# NoInAddrAny with loopback node addresses), every request is authenticated by the
+# cluster's own munged (a key made at start, readable by root only), and the
+# partition takes jobs from root's group only: slurmd runs as root, and a job may
+# come from this machine's root only. MPI ranks talk over UCX: shared memory in a
+# node, TCP on 127.0.0.1 between nodes (`env`).
 # Nodes are grouped by topology/tree: two nodes per leaf switch, leaves under a spine.
 set -u
 
@@ -185,6 +186,13 @@ start() {
         command -v $b >/dev/null 2>&1 || [ -x /usr/sbin/$b ] || die "$b: not installed"
     done
     [ "$(id -u)" -eq 0 ] || die "slurmd needs root here (SlurmUser=root); run as root"
+    # NoInAddrAny: slurmstepd and srun bind what this host's name resolves to
+    host_addr=$(getent ahostsv4 "$(hostname)" 2>/dev/null | awk 'NR == 1 {print $1}')
+    case "$host_addr" in
+        127.*) ;;
+        *) echo "cluster.sh: warning: $(hostname) resolves to '${host_addr:-nothing}', not loopback:" \
+                "srun and slurmstepd will listen there (add '127.0.1.1 $(hostname)' to /etc/hosts)" >&2 ;;
+    esac
     # a fresh state directory: no jobs or node states from an earlier cluster
     # (and no munged of one that died without `stop`)
     munge_stop
@@ -276,8 +284,9 @@ status() {
 # and TCP on lo between nodes (Open MPI publishes only network addresses to
 # other nodes, and every emulated node is this host). Not the tcp BTL: it
 # listens on 0.0.0.0 and :: whatever btl_tcp_if_include says (Open MPI 4.1.4
-# binds its listener to INADDR_ANY), and its start-up on this loaded host now
-# and then fails a connect and segfaults (docs/slurm.md). pml_ucx_tls/devices
+# binds its listener to INADDR_ANY), and now and then a rank segfaults in
+# MPI_Init: a peer's first message reaches it before ob1 has registered its
+# receive callbacks (docs/slurm.md); UCX queues such a message. pml_ucx_tls/devices
 # "any": Open MPI otherwise keeps UCX for InfiniBand devices only. The tcp BTL
 # and oob stay on lo for a user who selects them again.
 ompi_env() {
