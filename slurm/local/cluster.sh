@@ -8,7 +8,7 @@
 #                                          and the Open MPI transport of the emulated nodes
 #
 # Everything lives under one directory, $HERD_SLURM_DIR (default /tmp/herd-slurm):
-# etc/ (slurm.conf, topology.conf, munge.key), munge.socket, munge/ (munged's PID, log
+# etc/ (slurm.conf, mpi.conf, topology.conf, munge.key), munge.socket, munge/ (munged's PID, log
 # and seed), state/, spool/nodeK/, tmp/nodeK/, log/, run/ (PID files).
 # Clients find the cluster through SLURM_CONF=$HERD_SLURM_DIR/etc/slurm.conf, and its
 # munged through slurm.conf's AuthInfo=socket=.
@@ -103,6 +103,12 @@ NodeName=node[1-$n] NodeHostname=localhost NodeAddr=127.0.0.1 Port=[$NODE_PORT-$
 # jobs run as their submitter and slurmd is root: only root's group may submit
 PartitionName=debug Nodes=node[1-$n] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO AllowGroups=root
 CONF
+    # mpi/pmix: every fence a ring. Slurm 22.05 runs a fence without data (the
+    # barrier at the end of MPI_Init) as a tree by default, and on these emulated
+    # nodes the tree releases the ranks of the other nodes without waiting for a
+    # late one: they leave MPI_Init and send to a rank that is still in its modex
+    # (measured: 1.5 s ahead of a rank held back; docs/slurm.md)
+    echo "PMIxCollFence=ring" >"$DIR/etc/mpi.conf"
     # topology/tree: leaf switches of two nodes each, all under one spine
     : >"$DIR/etc/topology.conf"
     leaves=""
