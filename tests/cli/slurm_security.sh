@@ -26,16 +26,18 @@ mpicc -O2 -o "$tmp/mpi_probe" tests/slurm/mpi_probe.c 2>"$tmp/mpicc.err" \
 # ---- every listening socket of the cluster's processes, during a job ----
 # srun and its tasks carry the cluster's marker too (not this shell: `stop`
 # ends every process that has it)
-HERD_SLURM_CLUSTER=$HERD_SLURM_DIR timeout 60 srun --mpi=pmix -N4 -n8 "$tmp/mpi_probe" 15 "$tmp/ready" \
+HERD_SLURM_CLUSTER=$HERD_SLURM_DIR timeout 90 srun --mpi=pmix -N4 -n8 "$tmp/mpi_probe" 20 "$tmp/ready" \
     >"$tmp/job.out" 2>&1 &
 job_pid=$!
 t=0
 while [ "$t" -lt 300 ] && [ "$(ls "$tmp"/ready.* 2>/dev/null | wc -l)" -lt 8 ]; do sleep 0.1; t=$((t + 1)); done
 ready=$(ls "$tmp"/ready.* 2>/dev/null | wc -l)
-pids=" $(cluster_procs | tr '\n' ' ')"
-# "LISTEN 0 4096 127.0.0.1:23517 0.0.0.0:* users:(("slurmctld",pid=2216,fd=3))":
-# the local address and each process holding the socket, TCP and UDP, IPv4 and IPv6
+# "tcp LISTEN 0 4096 127.0.0.1:23517 0.0.0.0:* users:(("slurmctld",pid=2216,fd=3))":
+# the local address and each process holding the socket, TCP and UDP, IPv4 and IPv6;
+# then the cluster's processes, while the job still holds (checked after)
 ss -Hltunp 2>/dev/null >"$tmp/ss.txt"
+pids=" $(cluster_procs | tr '\n' ' ')"
+kill -0 "$job_pid" 2>/dev/null; held=$?
 awk -v pids="$pids" '{
         local = $5; users = $0; sub(/.*users:/, "", users)
         n = split(users, u, /pid=/)
@@ -51,11 +53,11 @@ open=$(awk '{a = $3; sub(/:[0-9*]+$/, "", a); sub(/%.*/, "", a)
 n_ctld=$(grep -c '^slurmctld ' "$tmp/ours.txt"); n_slurmd=$(grep -c '^slurmd ' "$tmp/ours.txt")
 n_srun=$(grep -c '^srun ' "$tmp/ours.txt"); n_stepd=$(grep -c '^slurmstepd ' "$tmp/ours.txt")
 wait "$job_pid"; rc=$?
-if [ "$ready" -eq 8 ] && [ "$rc" -eq 0 ] && [ -z "$open" ] \
+if [ "$ready" -eq 8 ] && [ "$held" -eq 0 ] && [ "$rc" -eq 0 ] && [ -z "$open" ] \
    && [ "$n_ctld" -ge 1 ] && [ "$n_slurmd" -ge 4 ] && [ "$n_srun" -ge 1 ] && [ "$n_stepd" -ge 4 ]; then
     pass "cluster_listens_on_loopback_only ($(wc -l <"$tmp/ours.txt") listening sockets of $(cut -d' ' -f1 "$tmp/ours.txt" | sort -u | tr '\n' ' ')during an 8-rank job)"
 else
-    fail cluster_listens_on_loopback_only "ranks ready $ready, srun exit $rc; not on loopback: $(echo "$open" | tr '\n' ';') (sockets seen: slurmctld $n_ctld, slurmd $n_slurmd, slurmstepd $n_stepd, srun $n_srun; $(tail -n 3 "$tmp/job.out" | tr '\n' ' '))"
+    fail cluster_listens_on_loopback_only "ranks ready $ready, job still running when looked at: $([ "$held" -eq 0 ] && echo yes || echo no), srun exit $rc; not on loopback: $(echo "$open" | tr '\n' ';') (sockets seen: slurmctld $n_ctld, slurmd $n_slurmd, slurmstepd $n_stepd, srun $n_srun; $(tail -n 3 "$tmp/job.out" | tr '\n' ' '))"
 fi
 
 # ---- requests without the cluster's credential ----

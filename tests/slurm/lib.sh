@@ -35,10 +35,7 @@ cluster_up() {
 
 # own_procs: PIDs whose environment carries the cluster's marker
 own_procs() {
-    for e in /proc/[0-9]*/environ; do
-        p=${e#/proc/}; p=${p%/environ}
-        tr '\0' '\n' 2>/dev/null <"$e" | grep -qx "HERD_SLURM_CLUSTER=$HERD_SLURM_DIR" && echo "$p"
-    done
+    grep -lzxF "HERD_SLURM_CLUSTER=$HERD_SLURM_DIR" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
 }
 
 # cluster_procs: own_procs, and every process that holds a file of the cluster's
@@ -47,10 +44,7 @@ own_procs() {
 cluster_procs() {
     {
         own_procs
-        for d in /proc/[0-9]*/fd; do
-            p=${d#/proc/}; p=${p%/fd}
-            ls -l "$d" 2>/dev/null | grep -q " -> $HERD_SLURM_DIR/" && echo "$p"
-        done
+        find /proc/[0-9]*/fd -maxdepth 1 -lname "$HERD_SLURM_DIR/*" 2>/dev/null | cut -d/ -f3
     } | sort -u
 }
 
