@@ -64,7 +64,7 @@ fi
 # each client config is the cluster's own slurm.conf with another authentication;
 # sbatch must be refused and no job queued (scontrol keeps jobs MinJobAge s)
 intruder() { # intruder CONF: 0 when the job was refused and does not exist
-    out=$(SLURM_CONF=$1 timeout 30 sbatch --job-name=intruder --wrap=true 2>&1); rc=$?
+    out=$(SLURM_CONF=$1 timeout 30 sbatch --job-name=intruder --output="$tmp/intruder.out" --wrap=true 2>&1); rc=$?
     echo "$out" | tail -n 1 >"$1.out"
     [ "$rc" -ne 0 ] && ! scontrol show jobs 2>/dev/null | grep -q 'JobName=intruder'
 }
@@ -81,7 +81,7 @@ mungekey --create --keyfile="$tmp/rogue/munge.key" 2>"$tmp/rogue.err" \
 sed -e "s|^AuthType=.*|AuthType=auth/munge|" -e "s|^CredType=.*|CredType=cred/munge|" \
     -e "s|^AuthInfo=.*|AuthInfo=socket=$tmp/rogue/munge.socket,cred_expire=10|" "$conf" >"$tmp/rogue.conf"
 # the cluster's own client, for contrast: accepted
-own=$(timeout 30 sbatch --parsable --job-name=own --wrap=true 2>&1)
+own=$(timeout 30 sbatch --parsable --job-name=own --output="$tmp/own.out" --wrap=true 2>&1)
 if [ -z "$rogue_pid" ]; then
     fail unauthenticated_requests_refused "the second munged did not start: $(cat "$tmp/rogue.err")"
 elif intruder "$tmp/none.conf" && intruder "$tmp/rogue.conf" && [ -n "$own" ] && [ "$own" -eq "$own" ] 2>/dev/null; then
