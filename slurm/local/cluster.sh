@@ -290,9 +290,10 @@ status() {
 # and TCP on lo between nodes (Open MPI publishes only network addresses to
 # other nodes, and every emulated node is this host). Not the tcp BTL: it
 # listens on 0.0.0.0 and :: whatever btl_tcp_if_include says (Open MPI 4.1.4
-# binds its listener to INADDR_ANY), and now and then a rank segfaults in
-# MPI_Init: a peer's first message reaches it before ob1 has registered its
-# receive callbacks (docs/slurm.md); UCX queues such a message. pml_ucx_tls/devices
+# binds its listener to INADDR_ANY); and when a peer's first message reaches a
+# rank before ob1 has registered its receive callbacks (as the tree fence let
+# happen, see mpi.conf above), the rank segfaults, where UCX queues the message.
+# pml_ucx_tls/devices
 # "any": Open MPI otherwise keeps UCX for InfiniBand devices only. The tcp BTL
 # and oob stay on lo for a user who selects them again.
 ompi_env() {
