@@ -293,9 +293,8 @@ status() {
 # binds its listener to INADDR_ANY); and when a peer's first message reaches a
 # rank before ob1 has registered its receive callbacks (as the tree fence let
 # happen, see mpi.conf above), the rank segfaults, where UCX queues the message.
-# pml_ucx_tls/devices
-# "any": Open MPI otherwise keeps UCX for InfiniBand devices only. The tcp BTL
-# and oob stay on lo for a user who selects them again.
+# pml_ucx_tls/devices "any": Open MPI otherwise keeps UCX for InfiniBand devices
+# only. The tcp BTL and oob stay on lo for a user who selects them again.
 ompi_env() {
     echo "export OMPI_MCA_pml=ucx OMPI_MCA_osc=ucx OMPI_MCA_btl=self OMPI_MCA_pml_ucx_tls=any OMPI_MCA_pml_ucx_devices=any"
     echo "export UCX_TLS=self,sm,tcp UCX_NET_DEVICES=lo"
