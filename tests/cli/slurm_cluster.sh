@@ -120,8 +120,8 @@ if [ -z "$job" ] || ! job_wait "$job" 90; then ok=0; fi
 grep -q 'layout TP1 x CP1 x PP1 x DP8 (8 ranks)' "$tmp/train.out" 2>/dev/null || ok=0
 grep -q 'launch on node1,node2,node3,node4 (8 ranks, 2 per node)' "$tmp/run/recovery.log" 2>/dev/null || ok=0
 # the stage must finish; a relaunch is allowed (a step that dies at start-up is
-# what the driver's restart exists for; Open MPI's tcp start-up crash is cured by
-# preconnect, docs/slurm.md) and is shown
+# what the driver's restart exists for; the tcp BTL's start-up crash is gone with
+# the cluster's UCX transport, docs/slurm.md) and is shown
 grep -q 'stage finished (step exit 0) after [0-9]* restarts' "$tmp/run/recovery.log" 2>/dev/null || ok=0
 grep 'restart [0-9]*/' "$tmp/run/recovery.log" 2>/dev/null | sed 's/^/  relaunched: /' 
 [ "$(job_state "$job")" = COMPLETED ] || ok=0

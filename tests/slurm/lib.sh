@@ -35,10 +35,17 @@ cluster_up() {
 
 # own_procs: PIDs whose environment carries the cluster's marker
 own_procs() {
-    for e in /proc/[0-9]*/environ; do
-        p=${e#/proc/}; p=${p%/environ}
-        tr '\0' '\n' 2>/dev/null <"$e" | grep -qx "HERD_SLURM_CLUSTER=$HERD_SLURM_DIR" && echo "$p"
-    done
+    grep -lzxF "HERD_SLURM_CLUSTER=$HERD_SLURM_DIR" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3
+}
+
+# cluster_procs: own_procs, and every process that holds a file of the cluster's
+# directory open: slurmstepd starts with an empty environment, but keeps its
+# node's log (log/slurmd-nodeK.log) open
+cluster_procs() {
+    {
+        own_procs
+        find /proc/[0-9]*/fd -maxdepth 1 -lname "$HERD_SLURM_DIR/*" 2>/dev/null | cut -d/ -f3
+    } | sort -u
 }
 
 # job_wait JOBID SECONDS: wait until the job left the queue; 1 on timeout

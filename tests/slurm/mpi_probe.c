@@ -2,11 +2,17 @@
  * every rank sends its Slurm node name to rank 0 and the ranks agree on a sum
  * by MPI_Allreduce (real traffic over Open MPI's tcp transport).
  * Rank 0 prints "probe: size S sum X nodes N" and one "rank R on NODE" line per rank;
- * the exit status is 1 if the sum is wrong.  Built by tests/slurm/cluster.sh with mpicc. */
+ * the exit status is 1 if the sum is wrong.  Built by the Slurm tests with mpicc.
+ *
+ *   mpi_probe [HOLD_SECONDS READY_PREFIX]
+ * holds every rank HOLD_SECONDS after the exchange, with its connections open,
+ * once it has created the file READY_PREFIX.RANK (a test looks at the job's
+ * sockets meanwhile). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int main(int argc, char **argv)
 {
@@ -34,6 +40,13 @@ int main(int argc, char **argv)
         }
         printf("probe: size %d sum %ld nodes %d\n", size, sum, distinct);
         free(all);
+    }
+    if (argc > 2) {
+        char ready[4096];
+        snprintf(ready, sizeof ready, "%s.%d", argv[2], rank);
+        FILE *f = fopen(ready, "w");
+        if (f) fclose(f);
+        sleep((unsigned)atoi(argv[1]));
     }
     MPI_Finalize();
     return ok ? 0 : 1;
