@@ -47,7 +47,7 @@ static void print_machine(const herd_topo_machine *m, int local_size)
     static const char *dist[] = {"same PCIe switch", "same host bridge", "same socket", "other socket"};
     for (int g = 0; g < m->n_gpus; g++) {
         const herd_topo_pcidev *d = &m->gpu[g];
-        char cpus[128] = "";
+        char cpus[HERD_TOPO_CPUS_LEN] = "";
         herd_topo_machine_rank_cpus(m, g, local_size > m->n_gpus ? local_size : m->n_gpus, cpus, sizeof cpus);
         printf("  GPU %d %-8s %s socket %d NUMA %d  NIC %s (%s)  cores %s\n", g, d->name, d->busid, d->package, d->numa,
                d->nearest_nic >= 0 ? m->nic[d->nearest_nic].name : "none",
@@ -57,7 +57,7 @@ static void print_machine(const herd_topo_machine *m, int local_size)
         printf("  NIC %d %-8s %s socket %d NUMA %d\n", k, m->nic[k].name, m->nic[k].busid, m->nic[k].package,
                m->nic[k].numa);
     for (int r = 0; !m->n_gpus && r < local_size; r++) {
-        char cpus[128] = "";
+        char cpus[HERD_TOPO_CPUS_LEN] = "";
         herd_topo_machine_rank_cpus(m, r, local_size, cpus, sizeof cpus);
         printf("  no GPU: local rank %d of %d gets cores %s\n", r, local_size, cpus);
     }
