@@ -8,6 +8,7 @@
  * once. Both lists are sorted by bus id, the order of
  * CUDA_DEVICE_ORDER=PCI_BUS_ID, so that local rank i drives gpu[i].
  */
+#include <errno.h>
 #include <hwloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,7 +152,7 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
     }
     if (xml_path) {
         if (access(xml_path, R_OK)) {
-            fprintf(stderr, "%s: cannot read hwloc XML file\n", xml_path);
+            fprintf(stderr, "%s: cannot read hwloc XML file: %s\n", xml_path, strerror(errno));
             return -1;
         }
         /* hwloc says why it refuses an XML file (the parser's line and
