@@ -208,7 +208,7 @@ expect_error topo_conf_every_cycle "cycles.conf:2: Switches= form a cycle: x -> 
 
 # a 300,000-node topology.conf plans at once: matching names by hash is linear
 # in the nodes (pairwise matching grew with the square: 1.4 s at 20,000 nodes,
-# 31 s at 100,000, minutes at 300,000 on a quiet machine). Not a timed
+# 31 s at 100,000, 282 s of CPU at 300,000). Not a timed
 # assertion: the timeout only guards a hang that the quadratic code cannot
 # escape (docs/topology.md has the times: 0.35 s here).
 awk 'BEGIN { for (l = 0; l < 18750; l++) printf "SwitchName=leaf%d Nodes=n[%d-%d]\n", l, 16 * l + 1, 16 * l + 16
