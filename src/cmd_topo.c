@@ -47,7 +47,7 @@ static void print_machine(const herd_topo_machine *m, int local_size)
     static const char *dist[] = {"same PCIe switch", "same host bridge", "same socket", "other socket"};
     for (int g = 0; g < m->n_gpus; g++) {
         const herd_topo_pcidev *d = &m->gpu[g];
-        char cpus[128] = "";
+        char cpus[HERD_TOPO_CPUS_LEN] = "";
         herd_topo_machine_rank_cpus(m, g, local_size > m->n_gpus ? local_size : m->n_gpus, cpus, sizeof cpus);
         printf("  GPU %d %-8s %s socket %d NUMA %d  NIC %s (%s)  cores %s\n", g, d->name, d->busid, d->package, d->numa,
                d->nearest_nic >= 0 ? m->nic[d->nearest_nic].name : "none",
@@ -57,19 +57,60 @@ static void print_machine(const herd_topo_machine *m, int local_size)
         printf("  NIC %d %-8s %s socket %d NUMA %d\n", k, m->nic[k].name, m->nic[k].busid, m->nic[k].package,
                m->nic[k].numa);
     for (int r = 0; !m->n_gpus && r < local_size; r++) {
-        char cpus[128] = "";
+        char cpus[HERD_TOPO_CPUS_LEN] = "";
         herd_topo_machine_rank_cpus(m, r, local_size, cpus, sizeof cpus);
         printf("  no GPU: local rank %d of %d gets cores %s\n", r, local_size, cpus);
     }
 }
 
-static void print_tree(const herd_topo *t, int s, int depth)
+/* children of every switch, as lists: switches first (index order), then
+ * nodes (tree order), so that printing the tree is one pass over it */
+typedef struct {
+    int *first_sw, *next_sw;      /* [n_switches] */
+    int *first_node, *next_node;  /* [n_switches], [n_nodes] */
+} tree_lists;
+
+static void tree_lists_free(tree_lists *l)
+{
+    free(l->first_sw);
+    free(l->next_sw);
+    free(l->first_node);
+    free(l->next_node);
+}
+
+static int tree_lists_build(const herd_topo *t, tree_lists *l)
+{
+    int S = t->n_switches, N = t->n_nodes;
+    l->first_sw = malloc((size_t)S * sizeof(int));
+    l->next_sw = malloc((size_t)S * sizeof(int));
+    l->first_node = malloc((size_t)S * sizeof(int));
+    l->next_node = malloc((size_t)(N ? N : 1) * sizeof(int));
+    if (!l->first_sw || !l->next_sw || !l->first_node || !l->next_node) {
+        tree_lists_free(l);
+        return -1;
+    }
+    for (int s = 0; s < S; s++) l->first_sw[s] = l->first_node[s] = -1;
+    for (int c = S - 1; c >= 0; c--) {
+        int p = t->sw[c].parent;
+        if (p >= 0) {
+            l->next_sw[c] = l->first_sw[p];
+            l->first_sw[p] = c;
+        }
+    }
+    for (int n = N - 1; n >= 0; n--) {
+        l->next_node[n] = l->first_node[t->node[n].leaf];
+        l->first_node[t->node[n].leaf] = n;
+    }
+    return 0;
+}
+
+static void print_tree(const herd_topo *t, const tree_lists *l, int s, int depth)
 {
     if (t->sw[s].n_gpus == 0) return; /* switches without the job's GPUs */
     printf("%*s%s (height %d, %d GPUs)", 2 * depth + 2, "", t->sw[s].name, t->sw[s].height, t->sw[s].n_gpus);
     int first = 1, shown = 0, more = 0;
-    for (int n = 0; n < t->n_nodes; n++) {
-        if (t->node[n].leaf != s || !t->node[n].n_gpus) continue;
+    for (int n = l->first_node[s]; n >= 0; n = l->next_node[n]) {
+        if (!t->node[n].n_gpus) continue;
         if (shown < 8) {
             printf("%s%s[%d]", first ? ": " : " ", t->node[n].name, t->node[n].n_gpus);
             shown++;
@@ -80,8 +121,7 @@ static void print_tree(const herd_topo *t, int s, int depth)
     }
     if (more) printf(" ... and %d more nodes", more);
     printf("\n");
-    for (int c = 0; c < t->n_switches; c++)
-        if (t->sw[c].parent == s) print_tree(t, c, depth + 1);
+    for (int c = l->first_sw[s]; c >= 0; c = l->next_sw[c]) print_tree(t, l, c, depth + 1);
 }
 
 static void json_str(const char *s)
@@ -335,15 +375,24 @@ int herd_cmd_topo(int argc, char **argv)
            conf ? conf : have_addrs ? "SLURM_TOPOLOGY_ADDR" : "hostnames (no topology.conf: one switch)");
     if (env_addr) printf("this process: SLURM_TOPOLOGY_ADDR=%s SLURM_TOPOLOGY_ADDR_PATTERN=%s\n", env_addr,
                          pattern ? pattern : "");
+    tree_lists lists;
+    char *leaf_shown = calloc((size_t)t->n_switches, 1);
+    if (!leaf_shown || tree_lists_build(t, &lists)) {
+        free(leaf_shown);
+        fprintf(stderr, "herd topo: out of memory\n");
+        goto out;
+    }
     for (int s = 0; s < t->n_switches; s++)
-        if (t->sw[s].parent < 0) print_tree(t, s, 0);
+        if (t->sw[s].parent < 0) print_tree(t, &lists, s, 0);
+    tree_lists_free(&lists);
     printf("leaf switches of the job's nodes:");
     for (int n = 0, shown = 0; n < t->n_nodes && shown < 32; n++) {
-        if (!t->node[n].n_gpus) continue;
-        int dup = 0;
-        for (int k = 0; k < n; k++) dup |= t->node[k].n_gpus && t->node[k].leaf == t->node[n].leaf;
-        if (!dup) { printf(" %s", t->sw[t->node[n].leaf].name); shown++; }
+        if (!t->node[n].n_gpus || leaf_shown[t->node[n].leaf]) continue;
+        leaf_shown[t->node[n].leaf] = 1;
+        printf(" %s", t->sw[t->node[n].leaf].name);
+        shown++;
     }
+    free(leaf_shown);
     printf("\nlinks:");
     for (int h = 1; h <= t->height; h++)
         printf(" %d:%s %.0f GB/s %.0f us 1:%g%s", h, t->link[h].name, t->link[h].bw_GBps, t->link[h].latency_us,

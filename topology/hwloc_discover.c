@@ -1,12 +1,14 @@
 /* hwloc_discover.c — one node with hwloc: sockets, NUMA, cores, GPUs and
- * NICs by PCI bus id, which NIC is closest to each GPU, and binding.
+ * NICs by PCI bus id, which NIC is closest to each GPU, the cores of each
+ * local rank, and binding.
  *
- * GPUs are CUDA/NVML/ROCm OS devices, or else NVIDIA/AMD PCI functions of
- * class 03xx; NICs OpenFabrics (RDMA) devices; a device seen twice (cuda0 and
- * nvml0 on one PCI function) counts once. Both
- * lists are sorted by bus id, the order of CUDA_DEVICE_ORDER=PCI_BUS_ID, so
- * that local rank i drives gpu[i].
+ * GPUs are the OS devices of hwloc's GPU plugins (CUDA, NVML, ROCm SMI,
+ * OpenCL), or else PCI functions of a compute class; NICs OpenFabrics (RDMA)
+ * devices; a device seen twice (cuda0 and nvml0 on one PCI function) counts
+ * once. Both lists are sorted by bus id, the order of
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID, so that local rank i drives gpu[i].
  */
+#include <errno.h>
 #include <hwloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +22,29 @@ static hwloc_obj_t pci_parent(hwloc_obj_t o)
     return o;
 }
 
+/* A GPU as hwloc's GPU plugins show one: a GPU or co-processor OS device
+ * named by CUDA (cuda0), NVML (nvml0), ROCm SMI (rsmi0) or OpenCL (opencl0d0).
+ * Not a DRM device (card0, renderD128): every display chip has one, a
+ * server's management VGA too. */
 static int is_gpu(hwloc_obj_t o)
 {
-    const char *n = o->name ? o->name : "";
-    if (!strncmp(n, "cuda", 4) || !strncmp(n, "nvml", 4) || !strncmp(n, "rsmi", 4)) return 1;
-    return o->attr->osdev.type == HWLOC_OBJ_OSDEV_GPU && o->subtype && !strcmp(o->subtype, "CUDA");
+    static const char *prefix[] = {"cuda", "nvml", "rsmi", "opencl"};
+    hwloc_obj_osdev_type_t t = o->attr->osdev.type;
+    if ((t != HWLOC_OBJ_OSDEV_GPU && t != HWLOC_OBJ_OSDEV_COPROC) || !o->name) return 0;
+    for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++)
+        if (!strncmp(o->name, prefix[i], strlen(prefix[i]))) return 1;
+    return 0;
+}
+
+/* A compute GPU as a bare PCI function (hwloc without its GPU plugins, as
+ * Debian's): a 3D controller (class 0x0302: NVIDIA's data-centre GPUs), or an
+ * AMD accelerator without display (0x0380 MI100-MI250, 0x1200 MI300). Never
+ * a VGA controller (0x0300): the console of a server (ASPEED, Matrox, ATI
+ * ES1000) or a workstation's display card, which no rank should drive. */
+static int is_compute_pci(const struct hwloc_pcidev_attr_s *a)
+{
+    if (a->class_id == 0x0302) return 1;
+    return a->vendor_id == 0x1002 && (a->class_id == 0x0380 || a->class_id == 0x1200);
 }
 
 static int cmp_busid(const void *a, const void *b)
@@ -32,7 +52,15 @@ static int cmp_busid(const void *a, const void *b)
     return strcmp(((const herd_topo_pcidev *)a)->busid, ((const herd_topo_pcidev *)b)->busid);
 }
 
-/* fill d from OS device o; -1 if its PCI function is already in list[0..n) */
+/* set as hwloc list syntax into buf; -1 if it does not fit */
+static int cpu_list(char *buf, size_t len, hwloc_const_bitmap_t set)
+{
+    int k = hwloc_bitmap_list_snprintf(buf, len, set);
+    return k < 0 || (size_t)k >= len ? -1 : 0;
+}
+
+/* fill d from OS device o; 1 if its PCI function is already in list[0..n),
+ * -1 if its cpu lists do not fit */
 static int describe(hwloc_topology_t topo, hwloc_obj_t o, herd_topo_pcidev *list, int n, herd_topo_pcidev *d)
 {
     hwloc_obj_t pci = pci_parent(o);
@@ -41,7 +69,7 @@ static int describe(hwloc_topology_t topo, hwloc_obj_t o, herd_topo_pcidev *list
         struct hwloc_pcidev_attr_s *a = &pci->attr->pcidev;
         snprintf(d->busid, sizeof d->busid, "%04x:%02x:%02x.%01x", a->domain, a->bus, a->dev, a->func);
         for (int i = 0; i < n; i++)
-            if (!strcmp(list[i].busid, d->busid)) return -1;
+            if (!strcmp(list[i].busid, d->busid)) return 1;
     }
     snprintf(d->name, sizeof d->name, "%s", o->name ? o->name : "?");
     hwloc_obj_t anc = hwloc_get_non_io_ancestor_obj(topo, o);
@@ -49,7 +77,10 @@ static int describe(hwloc_topology_t topo, hwloc_obj_t o, herd_topo_pcidev *list
     if (anc && anc->type == HWLOC_OBJ_PACKAGE) pkg = anc;
     d->package = pkg ? (int)pkg->os_index : -1;
     d->numa = anc && anc->nodeset ? hwloc_bitmap_first(anc->nodeset) : -1;
-    if (anc && anc->cpuset) hwloc_bitmap_list_snprintf(d->cpus, sizeof d->cpus, anc->cpuset);
+    hwloc_obj_t domain = pkg ? pkg : anc;
+    if ((anc && anc->cpuset && cpu_list(d->cpus, sizeof d->cpus, anc->cpuset)) ||
+        (domain && domain->cpuset && cpu_list(d->package_cpus, sizeof d->package_cpus, domain->cpuset)))
+        return -1;
     d->nearest_nic = -1;
     d->nic_distance = -1;
     return 0;
@@ -81,12 +112,53 @@ static hwloc_obj_t find_pci(hwloc_topology_t topo, const char *busid)
     return NULL;
 }
 
+/* Why hwloc refused an XML file, after hwloc's own messages: a format
+ * version newer than this hwloc reads is the common case (files written by a
+ * newer hwloc elsewhere), and hwloc names it only as a parser failure. */
+static void explain_xml_failure(const char *path)
+{
+    char head[4096] = "";
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(head, 1, sizeof head - 1, f) : 0;
+    if (f) fclose(f);
+    head[n] = '\0';
+    const char *tag = strstr(head, "<topology"), *end = tag ? strchr(tag, '>') : NULL;
+    const char *ver = tag ? strstr(tag, "version=\"") : NULL;
+    unsigned major = 0, minor = 0, ours = hwloc_get_api_version() >> 16;
+    if (ver && (!end || ver < end) && sscanf(ver + 9, "%u.%u", &major, &minor) == 2 && major > ours) {
+        fprintf(stderr,
+                "%s: hwloc XML format %u.%u is newer than this hwloc (%s) reads (format %u.x and older): "
+                "export it again with hwloc %u (lstopo --of xml), or with hwloc 3's lstopo --of xml "
+                "--export-xml-flags v2\n",
+                path, major, minor, HWLOC_VERSION, ours, ours);
+        return;
+    }
+    if (!tag)
+        fprintf(stderr, "%s: not an hwloc XML file (no <topology> element in its first %zu bytes)\n", path,
+                sizeof head - 1);
+    else
+        fprintf(stderr, "%s: hwloc cannot read this XML file (%s)\n", path,
+                atoi(getenv("HWLOC_XML_VERBOSE") ? getenv("HWLOC_XML_VERBOSE") : "0")
+                    ? "hwloc's parser says why above"
+                    : "HWLOC_XML_VERBOSE=1 makes hwloc say why");
+}
+
 int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
 {
     memset(m, 0, sizeof *m);
     if (!xml_path) {
         const char *env = getenv("HWLOC_XMLFILE");
         if (env && *env) xml_path = env;
+    }
+    if (xml_path) {
+        if (access(xml_path, R_OK)) {
+            fprintf(stderr, "%s: cannot read hwloc XML file: %s\n", xml_path, strerror(errno));
+            return -1;
+        }
+        /* hwloc says why it refuses an XML file (the parser's line and
+         * column) only with HWLOC_XML_VERBOSE set, which it reads once per
+         * process: set it before the first XML load, unless the user chose */
+        setenv("HWLOC_XML_VERBOSE", "1", 0);
     }
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo)) {
@@ -95,21 +167,9 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
     }
     /* PCI bridges too: they tell which NIC shares a PCIe switch with a GPU */
     hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_ALL);
-    if (xml_path) {
-        if (access(xml_path, R_OK)) {
-            fprintf(stderr, "%s: cannot read hwloc XML file\n", xml_path);
-            hwloc_topology_destroy(topo);
-            return -1;
-        }
-        if (hwloc_topology_set_xml(topo, xml_path)) {
-            fprintf(stderr, "%s: hwloc does not accept this XML file\n", xml_path);
-            hwloc_topology_destroy(topo);
-            return -1;
-        }
-    }
-    if (hwloc_topology_load(topo)) {
-        fprintf(stderr, "%s: hwloc could not parse the topology (not an hwloc XML file?)\n",
-                xml_path ? xml_path : "live machine");
+    if ((xml_path && hwloc_topology_set_xml(topo, xml_path)) || hwloc_topology_load(topo)) {
+        if (xml_path) explain_xml_failure(xml_path);
+        else fprintf(stderr, "herd topo: hwloc cannot load the live machine\n");
         hwloc_topology_destroy(topo);
         return -1;
     }
@@ -122,27 +182,42 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
     m->n_numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
     m->n_cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
     m->n_pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
-    hwloc_bitmap_list_snprintf(m->cpus, sizeof m->cpus, hwloc_topology_get_topology_cpuset(topo));
+    int too_long = cpu_list(m->cpus, sizeof m->cpus, hwloc_topology_get_topology_cpuset(topo));
+    for (int i = 0; i < HERD_TOPO_MAX_PU; i++) m->core_of_pu[i] = -1;
+    for (int c = 0; c < m->n_cores; c++) {
+        hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)c);
+        int pu;
+        hwloc_bitmap_foreach_begin(pu, core->cpuset)
+            if (pu < HERD_TOPO_MAX_PU) m->core_of_pu[pu] = c;
+        hwloc_bitmap_foreach_end();
+    }
 
     for (hwloc_obj_t o = NULL; (o = hwloc_get_next_osdev(topo, o));) {
         herd_topo_pcidev d;
+        int r = 1;
         if (is_gpu(o)) {
-            if (m->n_gpus == HERD_TOPO_MAX_DEV || describe(topo, o, m->gpu, m->n_gpus, &d)) continue;
-            m->gpu[m->n_gpus++] = d;
+            if (m->n_gpus < HERD_TOPO_MAX_DEV && !(r = describe(topo, o, m->gpu, m->n_gpus, &d))) m->gpu[m->n_gpus++] = d;
         } else if (o->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS) {
-            if (m->n_nics == HERD_TOPO_MAX_DEV || describe(topo, o, m->nic, m->n_nics, &d)) continue;
-            m->nic[m->n_nics++] = d;
+            if (m->n_nics < HERD_TOPO_MAX_DEV && !(r = describe(topo, o, m->nic, m->n_nics, &d))) m->nic[m->n_nics++] = d;
         }
+        too_long |= r < 0;
     }
-    /* hwloc without its CUDA/NVML plugins (Debian's) shows a GPU only as a PCI
-     * function: NVIDIA or AMD, class 03xx (display / 3D controller) */
+    /* hwloc without its GPU plugins (Debian's) shows a GPU only as a PCI function */
     for (hwloc_obj_t o = NULL; (o = hwloc_get_next_pcidev(topo, o));) {
-        struct hwloc_pcidev_attr_s *a = &o->attr->pcidev;
         herd_topo_pcidev d;
-        if ((a->vendor_id != 0x10de && a->vendor_id != 0x1002) || (a->class_id >> 8) != 0x03) continue;
-        if (m->n_gpus == HERD_TOPO_MAX_DEV || describe(topo, o, m->gpu, m->n_gpus, &d)) continue;
-        snprintf(d.name, sizeof d.name, "pci:%s", d.busid);
-        m->gpu[m->n_gpus++] = d;
+        int r = 1;
+        if (!is_compute_pci(&o->attr->pcidev) || m->n_gpus == HERD_TOPO_MAX_DEV) continue;
+        if (!(r = describe(topo, o, m->gpu, m->n_gpus, &d))) {
+            snprintf(d.name, sizeof d.name, "pci:%s", d.busid);
+            m->gpu[m->n_gpus++] = d;
+        }
+        too_long |= r < 0;
+    }
+    if (too_long) {
+        fprintf(stderr, "%s: a cpu list of this machine is longer than %d characters in hwloc's list syntax\n",
+                m->source, HERD_TOPO_CPUS_LEN - 1);
+        hwloc_topology_destroy(topo);
+        return -1;
     }
     qsort(m->gpu, (size_t)m->n_gpus, sizeof m->gpu[0], cmp_busid);
     qsort(m->nic, (size_t)m->n_nics, sizeof m->nic[0], cmp_busid);
@@ -171,27 +246,54 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
     return 0;
 }
 
-/* the j-th of k contiguous shares of a cpu list */
-static int share(const char *list, int j, int k, char *buf, size_t len)
+/* The j-th of k even shares of the cores of a cpu list, every PU of each
+ * chosen core (ranks never share a core's hyperthreads while whole cores are
+ * left); with more shares than cores, share j gets core j*cores/k, so that the
+ * cores are shared evenly too. Cores are taken in the order of their first PU. */
+static int share(const herd_topo_machine *m, const char *list, int j, int k, char *buf, size_t len)
 {
     hwloc_bitmap_t all = hwloc_bitmap_alloc(), part = hwloc_bitmap_alloc();
-    int rc = -1;
+    int *core_id = NULL, *rank = NULL, rc = -1;
     if (!all || !part || hwloc_bitmap_list_sscanf(all, list)) goto out;
-    int n = hwloc_bitmap_weight(all);
-    if (n <= 0) goto out;
-    int lo = (int)((long)j * n / k), hi = (int)((long)(j + 1) * n / k);
-    if (hi <= lo) { lo = j % n; hi = lo + 1; } /* more ranks than cores: share one */
-    int idx = 0, cpu;
+    int n_pu = hwloc_bitmap_weight(all);
+    if (n_pu <= 0) goto out;
+    core_id = malloc((size_t)n_pu * sizeof *core_id);  /* hwloc's core of each PU, -1 unknown */
+    rank = malloc((size_t)n_pu * sizeof *rank);        /* its core's position in the list */
+    if (!core_id || !rank) goto out;
+    int n_core = 0, i = 0, cpu;
     hwloc_bitmap_foreach_begin(cpu, all)
-        if (idx >= lo && idx < hi) hwloc_bitmap_set(part, (unsigned)cpu);
-        idx++;
+        core_id[i] = cpu < HERD_TOPO_MAX_PU ? m->core_of_pu[cpu] : -1;
+        rank[i] = -1;
+        for (int q = 0; core_id[i] >= 0 && q < i && rank[i] < 0; q++)
+            if (core_id[q] == core_id[i]) rank[i] = rank[q];
+        if (rank[i] < 0) rank[i] = n_core++; /* a new core (or a PU of unknown core: its own) */
+        i++;
     hwloc_bitmap_foreach_end();
-    hwloc_bitmap_list_snprintf(buf, len, part);
-    rc = 0;
+    int lo = (int)((long)j * n_core / k), hi = (int)((long)(j + 1) * n_core / k);
+    if (hi <= lo) hi = lo + 1;
+    i = 0;
+    hwloc_bitmap_foreach_begin(cpu, all)
+        if (rank[i] >= lo && rank[i] < hi) hwloc_bitmap_set(part, (unsigned)cpu);
+        i++;
+    hwloc_bitmap_foreach_end();
+    rc = cpu_list(buf, len, part);
 out:
+    free(core_id);
+    free(rank);
     hwloc_bitmap_free(all);
     hwloc_bitmap_free(part);
     return rc;
+}
+
+/* order of the ranks that share a package: by their GPU's nearest cores (a
+ * NUMA node or group inside the package first), then GPU, then rank */
+static int rank_before(const herd_topo_machine *m, int a, int b)
+{
+    int ga = a % m->n_gpus, gb = b % m->n_gpus;
+    int ca = atoi(m->gpu[ga].cpus), cb = atoi(m->gpu[gb].cpus); /* list syntax starts at the lowest PU */
+    if (ca != cb) return ca < cb;
+    if (ga != gb) return ga < gb;
+    return a < b;
 }
 
 int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int local_size, char *buf,
@@ -201,15 +303,16 @@ int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int 
         fprintf(stderr, "herd topo: local rank %d of %d: out of range\n", local_rank, local_size);
         return -1;
     }
-    if (m->n_gpus == 0 || !m->gpu[local_rank % m->n_gpus].cpus[0])
-        return share(m->cpus, local_rank, local_size, buf, len);
-    int g = local_rank % m->n_gpus, j = 0, k = 0;
-    for (int i = 0; i < m->n_gpus; i++)
-        if (!strcmp(m->gpu[i].cpus, m->gpu[g].cpus)) {
-            if (i < g) j++;
-            k++;
-        }
-    return share(m->gpu[g].cpus, j, k, buf, len);
+    const herd_topo_pcidev *g = m->n_gpus ? &m->gpu[local_rank % m->n_gpus] : NULL;
+    if (!g || !g->package_cpus[0]) return share(m, m->cpus, local_rank, local_size, buf, len);
+    /* the package's cores, divided among the ranks whose GPUs sit there */
+    int j = 0, k = 0;
+    for (int r = 0; r < local_size; r++) {
+        if (strcmp(m->gpu[r % m->n_gpus].package_cpus, g->package_cpus)) continue;
+        k++;
+        j += rank_before(m, r, local_rank);
+    }
+    return share(m, g->package_cpus, j, k, buf, len);
 }
 
 const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_rank)
@@ -225,7 +328,7 @@ int herd_topo_bind_rank(const herd_topo_machine *m, int local_rank, int local_si
         fprintf(stderr, "%s: binding needs the live machine, this topology came from XML\n", m->source);
         return -1;
     }
-    char cpus[128];
+    char cpus[HERD_TOPO_CPUS_LEN];
     if (herd_topo_machine_rank_cpus(m, local_rank, local_size, cpus, sizeof cpus)) return -1;
     hwloc_topology_t topo;
     hwloc_bitmap_t set = hwloc_bitmap_alloc();

@@ -18,6 +18,7 @@ typedef struct {
     int  nv;          /* switches then nodes: vertex v < n_switches is a switch */
     int *child_off, *child;  /* CSR children of every vertex */
     int *free_;       /* unassigned ranks below each vertex */
+    int *live;        /* per vertex: its children before child[live[v]] have no free rank left */
     int *node_rank_off, *node_rank, *node_next;  /* ranks of each node in local order */
 } placer;
 
@@ -26,6 +27,7 @@ static void placer_free(placer *p)
     free(p->child_off);
     free(p->child);
     free(p->free_);
+    free(p->live);
     free(p->node_rank_off);
     free(p->node_rank);
     free(p->node_next);
@@ -40,10 +42,11 @@ static int placer_init(placer *p, const herd_topo *t)
     p->child_off = calloc((size_t)p->nv + 1, sizeof(int));
     p->child = malloc((size_t)p->nv * sizeof(int));
     p->free_ = calloc((size_t)p->nv, sizeof(int));
+    p->live = malloc((size_t)p->nv * sizeof(int));
     p->node_rank_off = calloc((size_t)N + 1, sizeof(int));
     p->node_rank = malloc((size_t)t->n_ranks * sizeof(int));
     p->node_next = calloc((size_t)N, sizeof(int));
-    if (!p->child_off || !p->child || !p->free_ || !p->node_rank_off || !p->node_rank || !p->node_next) {
+    if (!p->child_off || !p->child || !p->free_ || !p->live || !p->node_rank_off || !p->node_rank || !p->node_next) {
         placer_free(p);
         return -1;
     }
@@ -52,6 +55,7 @@ static int placer_init(placer *p, const herd_topo *t)
         if (t->sw[s].parent >= 0) p->child_off[t->sw[s].parent + 1]++;
     for (int n = 0; n < N; n++) p->child_off[t->node[n].leaf + 1]++;
     for (int v = 0; v < p->nv; v++) p->child_off[v + 1] += p->child_off[v];
+    for (int v = 0; v < p->nv; v++) p->live[v] = p->child_off[v];
     int *fill = calloc((size_t)p->nv, sizeof(int));
     if (!fill) { placer_free(p); return -1; }
     for (int s = 0; s < S; s++)
@@ -86,14 +90,28 @@ static int root_of(const herd_topo *t)
     return -1;
 }
 
-/* the smallest subtree below v (or v) with at least `size` free ranks */
-static int descend(const placer *p, int v, int size)
+/* the first child of v that may still have a free rank: children are used up
+ * mostly in order, so skipping the used prefix keeps a wide switch (thousands
+ * of nodes) from costing a scan of all of them for every unit placed */
+static int first_live(placer *p, int v)
+{
+    int k = p->live[v], end = p->child_off[v + 1];
+    while (k < end && p->free_[p->child[k]] == 0) k++;
+    return p->live[v] = k;
+}
+
+/* the smallest subtree below v (or v) with at least `size` free ranks; the
+ * first of equals (an exact fit ends the search: none is smaller) */
+static int descend(placer *p, int v, int size)
 {
     for (;;) {
         int best = -1;
-        for (int k = p->child_off[v]; k < p->child_off[v + 1]; k++) {
+        for (int k = first_live(p, v); k < p->child_off[v + 1]; k++) {
             int c = p->child[k];
-            if (p->free_[c] >= size && (best < 0 || p->free_[c] < p->free_[best])) best = c;
+            if (p->free_[c] >= size && (best < 0 || p->free_[c] < p->free_[best])) {
+                best = c;
+                if (p->free_[c] == size) break;
+            }
         }
         if (best < 0) return v;
         v = best;
@@ -114,7 +132,7 @@ static int take(placer *p, int v, int need, int *out)
         for (int u = v; u >= 0; u = u < S ? t->sw[u].parent : t->node[u - S].leaf) p->free_[u] -= got;
         return got;
     }
-    for (int k = p->child_off[v]; k < p->child_off[v + 1] && got < need; k++)
+    for (int k = first_live(p, v); k < p->child_off[v + 1] && got < need; k++)
         got += take(p, p->child[k], need - got, out + got);
     return got;
 }

@@ -23,15 +23,28 @@
 #define HERD_TOPO_NAME_MAX   64
 #define HERD_TOPO_MAX_HEIGHT 8   /* 1 node, 2 leaf, 3 spine/pod, 4 core, ... */
 #define HERD_TOPO_MAX_DEV    32  /* GPUs or NICs per node */
+/* The most names (nodes and switches) one hostlist or one topology.conf may
+ * give: 1,048,576, about 100 times the nodes of today's largest machines
+ * (~10,000), so that a valid file never meets it; it bounds what a hostile
+ * or mistyped file costs (~100 MB, a second), and keeps nodes x
+ * HERD_TOPO_MAX_DEV GPUs inside an int. */
+#define HERD_TOPO_MAX_NAMES  (1 << 20)
 
 /* ---- one node, from hwloc (topology/hwloc_discover.c) ---- */
+
+/* a cpu list in hwloc's list syntax ("0-27,56-83"); long enough for 1,024
+ * PUs numbered in any order, and loading refuses a machine whose lists do
+ * not fit rather than cutting one short */
+#define HERD_TOPO_CPUS_LEN 640
+#define HERD_TOPO_MAX_PU   1024  /* PUs whose core is known (core_of_pu) */
 
 typedef struct {
     char busid[16];     /* PCI bus id "0000:1b:00.0" */
     char name[32];      /* OS device: "cuda0", "nvml0", "mlx5_0", "ib0" */
     int  package;       /* os index of the socket it hangs off, -1 if unknown */
     int  numa;          /* os index of its NUMA node, -1 if unknown */
-    char cpus[96];      /* cores nearest the device, hwloc list syntax "0-27" */
+    char cpus[HERD_TOPO_CPUS_LEN];          /* PUs nearest the device (its non-I/O ancestor), "0-27" */
+    char package_cpus[HERD_TOPO_CPUS_LEN];  /* PUs of its package (of that ancestor if none) */
     int  nearest_nic;   /* GPUs: index into nic[] of the closest NIC, -1 none */
     int  nic_distance;  /* GPUs: 0 same PCIe switch, 1 same host bridge, 2 same socket, 3 other socket */
 } herd_topo_pcidev;
@@ -40,7 +53,8 @@ typedef struct {
     char hostname[HERD_TOPO_NAME_MAX];
     char source[256];   /* "live" or the XML path */
     int  n_packages, n_numa, n_cores, n_pus;
-    char cpus[128];     /* every PU of the node, hwloc list syntax */
+    char cpus[HERD_TOPO_CPUS_LEN];  /* every PU of the node, hwloc list syntax */
+    int  core_of_pu[HERD_TOPO_MAX_PU]; /* logical index of the core of PU os index i; -1 none */
     int  n_gpus;
     herd_topo_pcidev gpu[HERD_TOPO_MAX_DEV];  /* in PCI bus id order = CUDA's PCI_BUS_ID order */
     int  n_nics;
@@ -48,13 +62,21 @@ typedef struct {
 } herd_topo_machine;
 
 /* Discover one node: `xml_path` if not NULL, else $HWLOC_XMLFILE if set, else
- * the live machine. */
+ * the live machine. GPUs are hwloc's GPU/co-processor OS devices of its GPU
+ * plugins (cuda*, nvml*, rsmi*, opencl*), or, without those plugins, PCI
+ * functions of a compute class (3D controller 0x0302; AMD's accelerators
+ * 0x0380 and 0x1200), never a VGA controller (a server's management chip).
+ * A bad XML file: -1 with the reason (a format newer than this hwloc reads,
+ * or hwloc's own parser message, which HWLOC_XML_VERBOSE=1 enables). */
 int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path);
 
-/* The cores (hwloc list syntax into buf) that local rank `local_rank` of
- * `local_size` ranks on this node should run on: the cores nearest its GPU,
- * shared out among the GPUs with the same locality; without GPUs, its share
- * (1/local_size) of all cores. */
+/* The cores (hwloc list syntax into buf; whole cores, every PU of each) that
+ * local rank `local_rank` of `local_size` ranks on this node should run on.
+ * Rank r drives GPU r % n_gpus; the ranks whose GPUs sit in one package
+ * divide that package's cores evenly (in GPU order, the ranks of one GPU
+ * side by side), however the GPUs' bus ids run across the packages; more
+ * ranks than cores share them evenly. Without GPUs, its share (1/local_size)
+ * of all cores. */
 int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int local_size,
                                 char *buf, size_t len);
 

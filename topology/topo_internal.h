@@ -13,6 +13,25 @@ typedef struct {
 } herd_conf_switch;
 
 int  herd_topo_conf_parse(const char *path, herd_conf_switch **sw, int *n);
+
+/* A hash index of names (names.c): name -> index into the caller's array. */
+typedef struct {
+    unsigned hash;
+    int      idx1;    /* index + 1; 0: empty slot */
+} herd_names_slot;
+
+typedef struct {
+    herd_names_slot *slot;
+    size_t cap, n;    /* cap a power of two, n <= cap / 2 */
+} herd_names;
+
+typedef int (*herd_names_match)(int idx, const void *ctx);
+
+/* key[0..len) names entry idx; 0 or -1 (out of memory) */
+int  herd_names_add(herd_names *x, const char *key, size_t len, int idx);
+/* the smallest idx added under key for which match(idx, ctx) holds; -1 if none */
+int  herd_names_find(const herd_names *x, const char *key, size_t len, herd_names_match match, const void *ctx);
+void herd_names_free(herd_names *x);
 void herd_topo_conf_free(herd_conf_switch *sw, int n);
 
 

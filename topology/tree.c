@@ -42,11 +42,49 @@ static int add_node(herd_topo *t, const char *name, int leaf, int *cap)
     return t->n_nodes++;
 }
 
-static int find_switch(const herd_topo *t, const char *name)
+typedef struct {
+    const herd_topo *t;
+    const char *name;
+} name_ctx;
+
+static int is_switch(int idx, const void *ctx)
 {
-    for (int i = 0; i < t->n_switches; i++)
-        if (!strcmp(t->sw[i].name, name)) return i;
-    return -1;
+    const name_ctx *c = ctx;
+    return !strcmp(c->t->sw[idx].name, c->name);
+}
+
+static int is_node(int idx, const void *ctx)
+{
+    const name_ctx *c = ctx;
+    return !strcmp(c->t->node[idx].name, c->name);
+}
+
+/* a host matches a node equal to it or equal up to a '.' (herd_topo_host_match) */
+static int is_host(int idx, const void *ctx)
+{
+    const name_ctx *c = ctx;
+    return herd_topo_host_match(c->name, c->t->node[idx].name);
+}
+
+/* nodes are indexed by their short name (up to the first '.'), so that
+ * "node4.cluster" finds "node4" */
+static size_t short_len(const char *name)
+{
+    return strcspn(name, ".");
+}
+
+static int find_switch(const herd_topo *t, const herd_names *index, const char *name)
+{
+    return herd_names_find(index, name, strlen(name), is_switch, &(name_ctx){t, name});
+}
+
+static int index_switch(const herd_topo *t, herd_names *index, int s)
+{
+    if (herd_names_add(index, t->sw[s].name, strlen(t->sw[s].name), s)) {
+        fprintf(stderr, "herd topo: out of memory\n");
+        return -1;
+    }
+    return 0;
 }
 
 void herd_topo_free(herd_topo *t)
@@ -112,31 +150,73 @@ static int finish(herd_topo *t, int *sw_cap, const char *origin)
 
 /* Switches and nodes of a topology.conf, nodes in depth-first order (children
  * in the order the conf lists them), so that consecutive nodes share switches. */
-static int dfs_nodes(herd_topo *t, const herd_conf_switch *cs, int s, int *node_cap, int depth,
-                     const char *path)
+static int dfs_nodes(herd_topo *t, const herd_conf_switch *cs, const herd_names *index, int s, int *node_cap,
+                     int depth, const char *path)
 {
     if (depth > HERD_TOPO_MAX_HEIGHT) {
-        fprintf(stderr, "%s:%d: Switches= form a cycle or a tree deeper than %d levels\n", path, cs[s].line,
-                HERD_TOPO_MAX_HEIGHT);
+        fprintf(stderr, "%s:%d: SwitchName=%s: Switches= form a tree deeper than %d levels\n", path, cs[s].line,
+                cs[s].name, HERD_TOPO_MAX_HEIGHT);
         return -1;
     }
     for (int k = 0; k < cs[s].n_switches; k++)
-        if (dfs_nodes(t, cs, find_switch(t, cs[s].switches[k]), node_cap, depth + 1, path)) return -1;
+        if (dfs_nodes(t, cs, index, find_switch(t, index, cs[s].switches[k]), node_cap, depth + 1, path)) return -1;
     for (int k = 0; k < cs[s].n_nodes; k++)
         if (add_node(t, cs[s].nodes[k], s, node_cap) < 0) return -1;
     return 0;
 }
 
+/* Every cycle of parent links among the switches, each printed as the
+ * Switches= chain that closes it ("a -> b -> a": a lists b, b lists a).
+ * Each switch has one parent at most, so every cycle is found by walking up
+ * from each switch once: O(switches). Returns the number of cycles. */
+static int report_cycles(const herd_topo *t, const herd_conf_switch *cs, const char *path)
+{
+    int S = t->n_switches, cycles = 0;
+    char *state = calloc((size_t)S, 1); /* 0 not seen, 1 on the current walk, 2 done */
+    int *walk = malloc((size_t)S * sizeof *walk);
+    if (!state || !walk) {
+        free(state);
+        free(walk);
+        fprintf(stderr, "%s: out of memory\n", path);
+        return -1;
+    }
+    for (int i = 0; i < S; i++) {
+        int n = 0, s = i;
+        while (s >= 0 && !state[s]) {
+            state[s] = 1;
+            walk[n++] = s;
+            s = t->sw[s].parent;
+        }
+        if (s >= 0 && state[s] == 1) {
+            /* walk[j..n) is the cycle: walk[j] = s, each the child of the next,
+             * so the Switches= chain runs backwards through walk */
+            int j = 0;
+            while (walk[j] != s) j++;
+            int len = n - j, shown = len < 8 ? len : 8;
+            fprintf(stderr, "%s:%d: Switches= form a cycle: %s", path, cs[s].line, t->sw[s].name);
+            for (int k = 0; k < shown; k++) fprintf(stderr, " -> %s", t->sw[walk[n - 1 - k]].name);
+            if (shown < len) fprintf(stderr, " -> ... (%d switches in the cycle)", len);
+            fprintf(stderr, "\n");
+            cycles++;
+        }
+        for (int k = 0; k < n; k++) state[walk[k]] = 2;
+    }
+    free(state);
+    free(walk);
+    return cycles;
+}
+
 static int build_conf(herd_topo *t, const char *path, int *sw_cap)
 {
     herd_conf_switch *cs;
+    herd_names sw_index = {0}, node_index = {0};
     int n, node_cap = 0, rc = -1;
     if (herd_topo_conf_parse(path, &cs, &n)) return -1;
     for (int i = 0; i < n; i++)
-        if (add_switch(t, cs[i].name, sw_cap) < 0) goto out;
+        if (add_switch(t, cs[i].name, sw_cap) < 0 || index_switch(t, &sw_index, i)) goto out;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < cs[i].n_switches; k++) {
-            int c = find_switch(t, cs[i].switches[k]);
+            int c = find_switch(t, &sw_index, cs[i].switches[k]);
             if (c < 0) {
                 fprintf(stderr, "%s:%d: SwitchName=%s: Switches= names unknown switch '%s'\n", path, cs[i].line,
                         cs[i].name, cs[i].switches[k]);
@@ -149,19 +229,30 @@ static int build_conf(herd_topo *t, const char *path, int *sw_cap)
             }
             t->sw[c].parent = i;
         }
+    /* a cycle has no root, so the walk from the roots below would never reach
+     * its switches or their nodes */
+    if (report_cycles(t, cs, path)) goto out;
     for (int i = 0; i < n; i++)
-        if (t->sw[i].parent < 0 && dfs_nodes(t, cs, i, &node_cap, 0, path)) goto out;
+        if (t->sw[i].parent < 0 && dfs_nodes(t, cs, &sw_index, i, &node_cap, 0, path)) goto out;
     /* a node below two leaves is a conf error that Slurm rejects too */
-    for (int i = 1; i < t->n_nodes; i++)
-        for (int j = 0; j < i; j++)
-            if (!strcmp(t->node[i].name, t->node[j].name)) {
-                fprintf(stderr, "%s: Nodes=: node '%s' is below both '%s' and '%s'\n", path, t->node[i].name,
-                        t->sw[t->node[j].leaf].name, t->sw[t->node[i].leaf].name);
-                goto out;
-            }
+    for (int i = 0; i < t->n_nodes; i++) {
+        const char *name = t->node[i].name;
+        int j = herd_names_find(&node_index, name, strlen(name), is_node, &(name_ctx){t, name});
+        if (j >= 0) {
+            fprintf(stderr, "%s: Nodes=: node '%s' is below both '%s' and '%s'\n", path, name,
+                    t->sw[t->node[j].leaf].name, t->sw[t->node[i].leaf].name);
+            goto out;
+        }
+        if (herd_names_add(&node_index, name, strlen(name), i)) {
+            fprintf(stderr, "%s: out of memory\n", path);
+            goto out;
+        }
+    }
     snprintf(t->conf_path, sizeof t->conf_path, "%s", path);
     rc = 0;
 out:
+    herd_names_free(&sw_index);
+    herd_names_free(&node_index);
     herd_topo_conf_free(cs, n);
     return rc;
 }
@@ -275,33 +366,40 @@ int herd_topo_from_conf(herd_topo **out, const char *topology_conf, int gpus_per
  * when `add` is set, else an error naming the conf. */
 static int map_ranks(herd_topo *t, int n_ranks, const char *const *hostnames, int add, int *node_cap)
 {
+    herd_names index = {0};
+    int rc = -1;
     t->rank = malloc((size_t)n_ranks * sizeof *t->rank);
     if (!t->rank) return -1;
     t->n_ranks = n_ranks;
-    for (int i = 0; i < t->n_nodes; i++) t->node[i].n_gpus = 0;
+    for (int i = 0; i < t->n_nodes; i++) {
+        t->node[i].n_gpus = 0;
+        if (herd_names_add(&index, t->node[i].name, short_len(t->node[i].name), i)) goto out;
+    }
     int last = -1;
     for (int r = 0; r < n_ranks; r++) {
         const char *h = hostnames[r];
         if (!h || !*h) {
             fprintf(stderr, "herd topo: rank %d: empty hostname\n", r);
-            return -1;
+            goto out;
         }
         int nd = -1;
         if (last >= 0 && herd_topo_host_match(h, t->node[last].name)) nd = last;
-        for (int i = 0; nd < 0 && i < t->n_nodes; i++)
-            if (herd_topo_host_match(h, t->node[i].name)) nd = i;
+        if (nd < 0) nd = herd_names_find(&index, h, short_len(h), is_host, &(name_ctx){t, h});
         if (nd < 0) {
             if (!add) {
                 fprintf(stderr, "%s: Nodes=: host '%s' (rank %d) is not below any switch\n", t->conf_path, h, r);
-                return -1;
+                goto out;
             }
-            if ((nd = add_node(t, h, -1, node_cap)) < 0) return -1;
+            if ((nd = add_node(t, h, -1, node_cap)) < 0 || herd_names_add(&index, h, short_len(h), nd)) goto out;
         }
         t->rank[r].node = nd;
         t->rank[r].local = t->node[nd].n_gpus++;
         last = nd;
     }
-    return 0;
+    rc = 0;
+out:
+    herd_names_free(&index);
+    return rc;
 }
 
 int herd_topo_from_hosts(herd_topo **out, int n_ranks, const char *const *hostnames, const char *topology_conf)
@@ -330,6 +428,7 @@ int herd_topo_from_addrs(herd_topo **out, int n_ranks, const char *const *hostna
                          const char *pattern)
 {
     herd_topo *t = calloc(1, sizeof *t);
+    herd_names sw_index = {0};
     int sw_cap = 0, node_cap = 0;
     if (!t || n_ranks < 1) goto fail;
     if (map_ranks(t, n_ranks, hostnames, 1, &node_cap)) goto fail;
@@ -357,8 +456,8 @@ int herd_topo_from_addrs(herd_topo **out, int n_ranks, const char *const *hostna
             }
             char name[HERD_TOPO_NAME_MAX];
             snprintf(name, sizeof name, "%.*s", (int)la, p);
-            int s = find_switch(t, name);
-            if (s < 0 && (s = add_switch(t, name, &sw_cap)) < 0) goto fail;
+            int s = find_switch(t, &sw_index, name);
+            if (s < 0 && ((s = add_switch(t, name, &sw_cap)) < 0 || index_switch(t, &sw_index, s))) goto fail;
             if (t->sw[s].parent < 0) t->sw[s].parent = parent;
             else if (t->sw[s].parent != parent) {
                 fprintf(stderr, "SLURM_TOPOLOGY_ADDR of rank %d: '%s': switch '%s' has two parents\n", r, a, name);
@@ -371,9 +470,11 @@ int herd_topo_from_addrs(herd_topo **out, int n_ranks, const char *const *hostna
         t->node[nd].leaf = parent;
     }
     if (finish(t, &sw_cap, "SLURM_TOPOLOGY_ADDR")) goto fail;
+    herd_names_free(&sw_index);
     *out = t;
     return 0;
 fail:
+    herd_names_free(&sw_index);
     herd_topo_free(t);
     return -1;
 }

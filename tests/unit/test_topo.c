@@ -1,6 +1,7 @@
 /* test_topo.c — topology/: hostlists, topology.conf, SLURM_TOPOLOGY_ADDR,
  * hwloc discovery on the DGX-H100-like fixture, binding, placement and the
  * bandwidth each group gets. Fixtures: tests/fixtures/topology/. */
+#include <fcntl.h>
 #include <hwloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ static const char *write_tmp(const char *name, const char *text)
     static int k;
     char *p = path[k++ % 4];
     snprintf(p, 256, "%s/%s", tmpdir, name);
+    if (!text) return p; /* the path only */
     FILE *f = fopen(p, "w");
     fputs(text, f);
     fclose(f);
@@ -43,6 +45,134 @@ TEST(hostlist_expands_ranges_padding_and_products)
     CHECK(herd_topo_hostlist_expand("node[1-", "test", &n, &k) == -1);
     CHECK(herd_topo_hostlist_expand("node[3-1]", "test", &n, &k) == -1);
     CHECK(herd_topo_host_match("node1.cluster", "node1") && !herd_topo_host_match("node10", "node1"));
+}
+
+/* ---- stderr of a call, to check what a refusal says ---- */
+
+static int saved_stderr = -1;
+static char captured[8192];
+
+static void capture_stderr(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/stderr.txt", tmpdir);
+    fflush(stderr);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    saved_stderr = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+/* what was printed since capture_stderr(); also shown, for the log */
+static const char *captured_stderr(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/stderr.txt", tmpdir);
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(captured, 1, sizeof captured - 1, f) : 0;
+    if (f) fclose(f);
+    captured[n] = '\0';
+    fprintf(stderr, "%s", captured);
+    return captured;
+}
+
+TEST(hostlist_numbers_checked_and_names_bounded)
+{
+    char **n;
+    int k;
+    fprintf(stderr, "  (hostlist errors are expected here)\n");
+    /* 2^63 - 1 once wrapped around to negative and looped forever */
+    CHECK(herd_topo_hostlist_expand("n[9223372036854775807]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[18446744073709551616]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[1-99999999999999999999]", "test", &n, &k) == -1);
+    /* 10^12 names: refused before any is made */
+    capture_stderr();
+    CHECK(herd_topo_hostlist_expand("a[1-1000000]b[1-1000000]", "t.conf:3: Nodes", &n, &k) == -1);
+    CHECK(strstr(captured_stderr(), "t.conf:3: Nodes: hostlist 'a[1-1000000]b[1-1000000]': more than 1048576 names"));
+    /* the limit itself is allowed, one more is not */
+    CHECK(herd_topo_hostlist_expand("n[1-1048576]", "test", &n, &k) == 0);
+    CHECK(k == 1048576 && !strcmp(n[k - 1], "n1048576"));
+    herd_topo_names_free(n, k);
+    CHECK(herd_topo_hostlist_expand("n[0-1048576]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[1-524288],m[1-524289]", "test", &n, &k) == -1);
+    /* malformed: a trailing comma, an empty group, unbalanced brackets, nesting */
+    CHECK(herd_topo_hostlist_expand("n[1-2,]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n]1,m", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[1[2]]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[-3]", "test", &n, &k) == -1);
+    /* names must fit the 63 characters every table of names holds */
+    char name[80];
+    memset(name, 'x', 63);
+    name[63] = '\0';
+    CHECK(herd_topo_hostlist_expand(name, "test", &n, &k) == 0 && k == 1);
+    herd_topo_names_free(n, k);
+    strcat(name, "y");
+    CHECK(herd_topo_hostlist_expand(name, "test", &n, &k) == -1);
+    /* a whole file is bounded too: two lines of 600,000 nodes */
+    herd_topo *t;
+    capture_stderr();
+    CHECK(herd_topo_from_conf(&t, write_tmp("many.conf", "SwitchName=s1 Nodes=n[1-600000]\n"
+                                                         "SwitchName=s2 Nodes=m[1-600000]\n"),
+                              8, 0) == -1);
+    CHECK(strstr(captured_stderr(), "many.conf:2: Nodes"));
+}
+
+TEST(conf_cycles_named_any_length)
+{
+    herd_topo *t;
+    capture_stderr();
+    CHECK(herd_topo_from_conf(&t, write_tmp("c2.conf", "SwitchName=a Switches=b Nodes=n1\n"
+                                                       "SwitchName=b Switches=a Nodes=n2\n"
+                                                       "SwitchName=c Nodes=n3\n"),
+                              8, 0) == -1);
+    CHECK(strstr(captured_stderr(), "c2.conf:1: Switches= form a cycle: a -> b -> a"));
+    capture_stderr();
+    CHECK(herd_topo_from_conf(&t, write_tmp("c1.conf", "SwitchName=a Switches=a Nodes=n1\n"), 8, 0) == -1);
+    CHECK(strstr(captured_stderr(), "c1.conf:1: Switches= form a cycle: a -> a"));
+    /* a long cycle beside a valid tree, and a second cycle: both named */
+    char conf[4096] = "SwitchName=leaf Nodes=n[1-4]\nSwitchName=top Switches=leaf\n";
+    for (int i = 0; i < 20; i++)
+        snprintf(conf + strlen(conf), sizeof conf - strlen(conf), "SwitchName=r%d Switches=r%d\n", i, (i + 1) % 20);
+    strcat(conf, "SwitchName=p Switches=q\nSwitchName=q Switches=p\n");
+    capture_stderr();
+    const char *hosts[1] = {"n1"};
+    CHECK(herd_topo_from_hosts(&t, 1, hosts, write_tmp("c20.conf", conf)) == -1);
+    const char *err = captured_stderr();
+    CHECK(strstr(err, "c20.conf:3: Switches= form a cycle: r0 -> r1 -> r2 -> r3 -> r4 -> r5 -> r6 -> r7 -> r8"));
+    CHECK(strstr(err, "(20 switches in the cycle)"));
+    CHECK(strstr(err, "c20.conf:23: Switches= form a cycle: p -> q -> p"));
+}
+
+TEST(big_conf_names_matched_by_hash)
+{
+    /* 20,000 nodes: every node found once, a duplicate found, hosts matched up to a '.' */
+    FILE *f = fopen(write_tmp("big.conf", ""), "w");
+    for (int l = 0; l < 1250; l++) fprintf(f, "SwitchName=l%d Nodes=n[%d-%d]\n", l, 16 * l + 1, 16 * l + 16);
+    fprintf(f, "SwitchName=top Switches=l[0-1249]\n");
+    fclose(f);
+    herd_topo *t;
+    CHECK(herd_topo_from_conf(&t, write_tmp("big.conf", NULL), 8, 0) == 0);
+    if (t) {
+        CHECK(t->n_nodes == 20000 && t->n_ranks == 160000 && t->height == 3);
+        herd_topo_free(t);
+    }
+    const char *hosts[3] = {"n19999.cluster", "n5", "n19999"};
+    CHECK(herd_topo_from_hosts(&t, 3, hosts, write_tmp("big.conf", NULL)) == 0);
+    if (t) {
+        CHECK(t->rank[0].node == t->rank[2].node && t->rank[2].local == 1);
+        CHECK(!strcmp(t->node[t->rank[0].node].name, "n19999") && !strcmp(t->node[t->rank[1].node].name, "n5"));
+        herd_topo_free(t);
+    }
+    f = fopen(write_tmp("big.conf", NULL), "a");
+    fprintf(f, "SwitchName=extra Nodes=n17\n");
+    fclose(f);
+    capture_stderr();
+    CHECK(herd_topo_from_conf(&t, write_tmp("big.conf", NULL), 8, 0) == -1);
+    CHECK(strstr(captured_stderr(), "node 'n17' is below both 'l1' and 'extra'"));
 }
 
 TEST(machine_xml_dgx_h100)
@@ -93,6 +223,120 @@ TEST(machine_env_hwloc_xmlfile_and_bad_xml)
     fprintf(stderr, "  (an hwloc parse error is expected here)\n");
     CHECK(herd_topo_machine_load(&m, bad) == -1);
     CHECK(herd_topo_machine_load(&m, "/nonexistent/x.xml") == -1);
+}
+
+TEST(machine_xml_newer_format_and_truncated)
+{
+    herd_topo_machine m;
+    capture_stderr();
+    CHECK(herd_topo_machine_load(&m, FIX "hwloc_v3.xml") == -1);
+    const char *err = captured_stderr();
+    CHECK(strstr(err, "hwloc_v3.xml: hwloc XML format 3.0 is newer than this hwloc"));
+    CHECK(!strstr(err, "not an hwloc XML file"));
+    capture_stderr();
+    CHECK(herd_topo_machine_load(&m, FIX "truncated.xml") == -1);
+    err = captured_stderr();
+    /* hwloc's own parser detail (libxml2's, or hwloc's minimal parser's), then ours */
+    CHECK(strstr(err, "parser error") || strstr(err, "minimalistic parser"));
+    CHECK(strstr(err, "truncated.xml: hwloc cannot read this XML file"));
+}
+
+TEST(machine_vga_chip_is_not_a_gpu)
+{
+    herd_topo_machine m;
+    CHECK(herd_topo_machine_load(&m, FIX "gpu_vga.xml") == 0);
+    CHECK(m.n_gpus == 8);
+    for (int g = 0; g < m.n_gpus; g++) CHECK(strcmp(m.gpu[g].busid, "0000:03:00.0"));
+    CHECK(!strcmp(m.gpu[0].name, "cuda0") && !strcmp(m.gpu[0].busid, "0000:18:00.0"));
+    /* 8 ranks: 4 on each socket's cores (with the VGA chip as GPU 0: 5 and 3) */
+    int per_pkg[2] = {0, 0};
+    char buf[256];
+    for (int r = 0; r < 8; r++) {
+        CHECK(herd_topo_machine_rank_cpus(&m, r, 8, buf, sizeof buf) == 0);
+        per_pkg[atoi(buf) >= 16]++;
+    }
+    CHECK(per_pkg[0] == 4 && per_pkg[1] == 4);
+    /* the same without the CUDA OS devices: GPUs by PCI class, not the VGA chip */
+    FILE *in = fopen(FIX "gpu_vga.xml", "r");
+    char path[300], line[1024];
+    snprintf(path, sizeof path, "%s/vga_nocuda.xml", tmpdir);
+    FILE *out = fopen(path, "w");
+    if (!in || !out) { CHECK(0); return; }
+    while (fgets(line, sizeof line, in))
+        if (!strstr(line, "name=\"cuda")) fputs(line, out);
+    fclose(in);
+    fclose(out);
+    CHECK(herd_topo_machine_load(&m, path) == 0);
+    CHECK(m.n_gpus == 8 && !strcmp(m.gpu[0].busid, "0000:18:00.0"));
+    for (int g = 0; g < m.n_gpus; g++) CHECK(strcmp(m.gpu[g].busid, "0000:03:00.0"));
+}
+
+/* every rank's cpus: inside its GPU's package, disjoint from the others'
+ * while there are cores enough, whole cores; per_core[c] = ranks on core c */
+static int check_binding(const char *xml, int local_size, int *per_core, int n_cores)
+{
+    herd_topo_machine m;
+    hwloc_topology_t topo;
+    int ok = herd_topo_machine_load(&m, xml) == 0;
+    if (!ok || hwloc_topology_init(&topo)) return 0;
+    hwloc_topology_set_xml(topo, xml);
+    if (hwloc_topology_load(topo)) return 0;
+    hwloc_bitmap_t set = hwloc_bitmap_alloc(), seen = hwloc_bitmap_alloc(), pkg = hwloc_bitmap_alloc();
+    for (int c = 0; c < n_cores; c++) per_core[c] = 0;
+    int overlap = 0;
+    for (int r = 0; r < local_size && ok; r++) {
+        char buf[640];
+        ok &= herd_topo_machine_rank_cpus(&m, r, local_size, buf, sizeof buf) == 0;
+        ok &= hwloc_bitmap_list_sscanf(set, buf) == 0 && !hwloc_bitmap_iszero(set);
+        ok &= hwloc_bitmap_list_sscanf(pkg, m.gpu[r % m.n_gpus].cpus) == 0;
+        hwloc_obj_t p = hwloc_get_next_obj_covering_cpuset_by_type(topo, pkg, HWLOC_OBJ_PACKAGE, NULL);
+        ok &= p && hwloc_bitmap_isincluded(set, p->cpuset); /* on its GPU's package */
+        overlap |= hwloc_bitmap_intersects(set, seen);
+        hwloc_bitmap_or(seen, seen, set);
+        for (int c = 0; c < n_cores; c++) {
+            hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)c);
+            if (hwloc_bitmap_intersects(core->cpuset, set)) {
+                ok &= hwloc_bitmap_isincluded(core->cpuset, set); /* whole cores */
+                per_core[c]++;
+            }
+        }
+    }
+    if (local_size <= n_cores) ok &= !overlap;
+    hwloc_bitmap_free(set);
+    hwloc_bitmap_free(seen);
+    hwloc_bitmap_free(pkg);
+    hwloc_topology_destroy(topo);
+    return ok;
+}
+
+TEST(bind_gpu_ranks_by_package)
+{
+    int per_core[32];
+    herd_topo_machine m;
+    char buf[256];
+    /* DGX H100: 8 ranks, 4 cores each; 16 ranks (2 per GPU), 2 cores each,
+     * a GPU's two ranks side by side (the old code gave both the same 4) */
+    CHECK(check_binding(FIX "dgx_h100.xml", 8, per_core, 32));
+    CHECK(check_binding(FIX "dgx_h100.xml", 16, per_core, 32));
+    for (int c = 0; c < 32; c++) CHECK(per_core[c] == 1);
+    CHECK(herd_topo_machine_load(&m, FIX "dgx_h100.xml") == 0);
+    CHECK(herd_topo_machine_rank_cpus(&m, 0, 16, buf, sizeof buf) == 0 && !strcmp(buf, "0-1"));
+    CHECK(herd_topo_machine_rank_cpus(&m, 8, 16, buf, sizeof buf) == 0 && !strcmp(buf, "2-3"));
+    CHECK(herd_topo_machine_rank_cpus(&m, 4, 16, buf, sizeof buf) == 0 && !strcmp(buf, "16-17"));
+    CHECK(herd_topo_machine_rank_cpus(&m, 12, 16, buf, sizeof buf) == 0 && !strcmp(buf, "18-19"));
+    /* bus ids that do not follow the sockets, 2 hyperthreads a core: GPU 0 sits
+     * on socket 1; each rank gets 2 whole cores (both hyperthreads) there */
+    CHECK(check_binding(FIX "gpu_swapped.xml", 8, per_core, 16));
+    for (int c = 0; c < 16; c++) CHECK(per_core[c] == 1);
+    CHECK(herd_topo_machine_load(&m, FIX "gpu_swapped.xml") == 0);
+    CHECK(herd_topo_machine_rank_cpus(&m, 0, 8, buf, sizeof buf) == 0 && !strcmp(buf, "8-9,24-25"));
+    CHECK(herd_topo_machine_rank_cpus(&m, 4, 8, buf, sizeof buf) == 0 && !strcmp(buf, "0-1,16-17"));
+    /* uneven, more GPUs than cores: 5 GPUs on socket 0's 2 cores, 3 on socket
+     * 1's 2 cores; 16 ranks: 10 and 6, shared 5 + 5 and 3 + 3 */
+    CHECK(check_binding(FIX "gpu_uneven.xml", 16, per_core, 4));
+    CHECK(per_core[0] == 5 && per_core[1] == 5 && per_core[2] == 3 && per_core[3] == 3);
+    CHECK(check_binding(FIX "gpu_uneven.xml", 8, per_core, 4));
+    CHECK(per_core[0] == 3 && per_core[1] == 2 && per_core[2] == 2 && per_core[3] == 1);
 }
 
 TEST(rank_cpus_near_gpu_or_share)
@@ -365,7 +609,13 @@ int main(void)
         }
     }
     RUN(hostlist_expands_ranges_padding_and_products);
+    RUN(hostlist_numbers_checked_and_names_bounded);
+    RUN(conf_cycles_named_any_length);
+    RUN(big_conf_names_matched_by_hash);
     RUN(machine_xml_dgx_h100);
+    RUN(machine_xml_newer_format_and_truncated);
+    RUN(machine_vga_chip_is_not_a_gpu);
+    RUN(bind_gpu_ranks_by_package);
     RUN(machine_gpus_by_pci_class_without_cuda_plugin);
     RUN(machine_env_hwloc_xmlfile_and_bad_xml);
     RUN(rank_cpus_near_gpu_or_share);
