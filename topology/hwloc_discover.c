@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "topology/topo.h"
 
@@ -86,18 +87,31 @@ static int describe(hwloc_topology_t topo, hwloc_obj_t o, herd_topo_pcidev *list
     return 0;
 }
 
+/* The nearest object above both a and b, by parent pointers alone.
+ * hwloc_get_common_ancestor_obj walks by depth, and the depths of I/O
+ * objects (bridges, PCI devices) are negative special values, so on an
+ * unusual (or hostile) XML tree it can run off the root. */
+static hwloc_obj_t common_ancestor(hwloc_obj_t a, hwloc_obj_t b)
+{
+    for (hwloc_obj_t x = a; x; x = x->parent)
+        for (hwloc_obj_t y = b; y; y = y->parent)
+            if (x == y) return x;
+    return NULL;
+}
+
 /* 0 same PCIe switch, 1 same host bridge, 2 same socket, 3 other socket */
 static int pci_distance(hwloc_topology_t topo, hwloc_obj_t a, hwloc_obj_t b)
 {
-    hwloc_obj_t c = hwloc_get_common_ancestor_obj(topo, a, b);
+    hwloc_obj_t c = common_ancestor(a, b);
+    if (!c) return 3;
     if (c->type == HWLOC_OBJ_BRIDGE)
         return c->attr->bridge.upstream_type == HWLOC_OBJ_BRIDGE_HOST ? 1 : 0;
     if (c->type == HWLOC_OBJ_PCI_DEVICE) return 0;
     hwloc_obj_t pa = hwloc_get_non_io_ancestor_obj(topo, a), pb = hwloc_get_non_io_ancestor_obj(topo, b);
     hwloc_obj_t ka = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, pa);
     hwloc_obj_t kb = hwloc_get_ancestor_obj_by_type(topo, HWLOC_OBJ_PACKAGE, pb);
-    if (pa->type == HWLOC_OBJ_PACKAGE) ka = pa;
-    if (pb->type == HWLOC_OBJ_PACKAGE) kb = pb;
+    if (pa && pa->type == HWLOC_OBJ_PACKAGE) ka = pa;
+    if (pb && pb->type == HWLOC_OBJ_PACKAGE) kb = pb;
     return ka && ka == kb ? 2 : 3;
 }
 
@@ -143,6 +157,43 @@ static void explain_xml_failure(const char *path)
                     : "HWLOC_XML_VERBOSE=1 makes hwloc say why");
 }
 
+/* hwloc 2.9's XML import trusts its input: some malformed files (a missing
+ * cpuset attribute, say) crash it inside hwloc_topology_load. An XML file is
+ * something a user hands herd, so it is loaded once in a child process
+ * first: 0 when hwloc reads it, 1 when hwloc refuses it (its messages are
+ * already on stderr), -1 when hwloc crashed on it. A live topology needs no
+ * such care. */
+enum { XML_PROBE_OK = 0, XML_PROBE_REFUSED = 3 };
+
+static int xml_probe_in_child(const char *path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 0; /* cannot tell: the load itself decides */
+    if (pid == 0) {
+        hwloc_topology_t t;
+        int rc = XML_PROBE_REFUSED;
+        if (!hwloc_topology_init(&t)) {
+            hwloc_topology_set_io_types_filter(t, HWLOC_TYPE_FILTER_KEEP_ALL);
+            if (!hwloc_topology_set_xml(t, path) && !hwloc_topology_load(t)) rc = XML_PROBE_OK;
+            hwloc_topology_destroy(t);
+        }
+        _exit(rc);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == XML_PROBE_OK) return 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == XML_PROBE_REFUSED) return 1;
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "%s: hwloc crashed reading this XML file (signal %d): it is malformed; "
+                "export it again with lstopo --of xml\n", path, WTERMSIG(st));
+    else
+        fprintf(stderr, "%s: hwloc crashed reading this XML file (exit %d): it is malformed; "
+                "export it again with lstopo --of xml\n", path, WEXITSTATUS(st));
+    return -1;
+}
+
 int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
 {
     memset(m, 0, sizeof *m);
@@ -159,6 +210,11 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
          * column) only with HWLOC_XML_VERBOSE set, which it reads once per
          * process: set it before the first XML load, unless the user chose */
         setenv("HWLOC_XML_VERBOSE", "1", 0);
+        int probe = xml_probe_in_child(xml_path);
+        if (probe) {
+            if (probe > 0) explain_xml_failure(xml_path);
+            return -1;
+        }
     }
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo)) {

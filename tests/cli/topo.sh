@@ -161,6 +161,15 @@ elif grep -qE "parser error|minimalistic parser" "$tmp/err" && grep -qF "truncat
 else
     fail topo_xml_truncated "no parser detail: $(cat "$tmp/err")"
 fi
+# an XML that crashes hwloc 2.9's own import (the Machine's complete_cpuset
+# attribute misspelt, found by tests/fuzz) is refused, and herd does not crash
+crash_xml=tests/fuzz/regress/hwloc/crash-d742907da72d2c6c99293413fd0646786ce66c5d
+$herd topo --xml $crash_xml --hosts node1 >"$tmp/out" 2>"$tmp/err"; rc=$?
+if [ "$rc" -eq 1 ] && grep -qF "hwloc crashed reading this XML file" "$tmp/err"; then
+    pass topo_xml_crashing_hwloc_refused
+else
+    fail topo_xml_crashing_hwloc_refused "exit $rc: $(tail -n 3 "$tmp/err")"
+fi
 # a management VGA chip (ATI ES1000, vendor 1002, class 0300) is not a GPU: 8 GPUs, 4 ranks a socket
 if $herd topo --xml $fix/gpu_vga.xml --hosts node1 --ranks-per-node 8 >"$tmp/vga" 2>&1 && ! grep -q "0000:03:00.0" "$tmp/vga"; then
     has topo_vga_not_a_gpu "$tmp/vga" "GPU 0 cuda0    0000:18:00.0 socket 0" "GPU 3 cuda3    0000:5d:00.0 socket 0" \
