@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include "checkpoint/safe_file.h"
 #include "monitoring/metrics.h"
 #include "monitoring/mfu.h"
 #include "monitoring/prometheus.h"
@@ -46,10 +47,10 @@ static int make_dirs(const char *path)
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) goto fail;
+        if (mkdir(buf, HERD_DIR_MODE) && errno != EEXIST) goto fail;
         *p = '/';
     }
-    if (mkdir(buf, 0755) && errno != EEXIST) goto fail;
+    if (mkdir(buf, HERD_DIR_MODE) && errno != EEXIST) goto fail;
     return 0;
 fail:
     fprintf(stderr, "herd: %s: cannot create directory: %s\n", buf, strerror(errno));
@@ -60,13 +61,15 @@ static int save_resolved_config(const herd_config *c)
 {
     char path[HERD_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot write the resolved config: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rc = herd_config_write(c, f);
-    if (fclose(f) != 0) rc = -1;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int rc = f ? herd_config_write(c, f) : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    /* temp file, rename: a link planted at config.yaml is replaced, never followed */
+    if (rc == 0) rc = herd_safe_write(path, buf, len);
+    else fprintf(stderr, "herd: %s: cannot write the resolved config\n", path);
+    free(buf);
     return rc;
 }
 
@@ -467,8 +470,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->out_dir);
     herd_metrics metrics = {0};
     if (root && rc == 0) {
-        if (!resumed) remove(mpath); /* a fresh run starts a fresh file; a resumed one appends */
-        rc = herd_metrics_open(&metrics, mpath);
+        /* a fresh run starts a fresh file; a resumed one appends */
+        rc = herd_metrics_open_fresh(&metrics, mpath, !resumed);
         if (rc == 0 && resumed)
             rc = herd_metrics_event_restart(&metrics, step, (double)time(NULL), 1);
     }
