@@ -48,6 +48,10 @@ clean_exit() { [ "$1" -lt 128 ] && ! grep -q 'AddressSanitizer\|runtime error:' 
 secret() { echo "precious $1" >"$2"; }
 unchanged() { [ "$(cat "$2")" = "precious $1" ]; }
 
+# a run with checkpoints at steps 2 and 4, copied for the cases that tamper with one
+train "$tmp/base" || { fail base_run "$(tail -5 "$tmp/base.log")"; exit 1; }
+copy_base() { cp -a "$tmp/base" "$1"; }
+
 # 1. checkpoints/step_00000000 is a link to a directory outside the run:
 #    retention must not delete (or even look at) what it points to
 mkdir -p "$tmp/outside1" "$tmp/c1/checkpoints"
@@ -134,7 +138,7 @@ else fail modes_ignore_umask_000 "rc=$rc; too open: $(for p in $loose; do stat -
 # 6. a MANIFEST naming a shard outside its directory (checksum re-sealed, the
 #    outside file a true copy): verify refuses it, resume falls back
 ck6=$tmp/c6/checkpoints
-train "$tmp/c6"
+copy_base "$tmp/c6"
 mv "$ck6/step_00000004/shard_00000.h5" "$tmp/outside.h5"
 sed -i 's| shard_00000.h5 | ../../../outside.h5 |' "$ck6/step_00000004/MANIFEST"
 $py tests/cli/manifest_reseal.py "$ck6/step_00000004/MANIFEST"
@@ -169,7 +173,7 @@ PY
 for kind in world_twice slice_outside_tensor; do
     rm -rf "$tmp/c7" "$tmp/c7.log" "$tmp/c7.safetensors"
     ck7=$tmp/c7/checkpoints
-    train "$tmp/c7"
+    copy_base "$tmp/c7"
     contradict "$kind" "$ck7/step_00000004/MANIFEST"
     $herd ckpt verify "$ck7/step_00000004" >"$tmp/v7.out" 2>&1; vrc=$?
     $herd ckpt export "$ck7/step_00000004" "$tmp/c7.safetensors" >"$tmp/e7.out" 2>&1; erc=$?
