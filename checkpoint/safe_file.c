@@ -72,12 +72,14 @@ int herd_safe_file_begin(herd_safe_file *s, const char *path)
     char dir[4096];
     snprintf(s->path, sizeof s->path, "%s", path);
     herd_safe_split(path, dir, sizeof dir, s->name, sizeof s->name);
-    if (strlen(path) >= sizeof s->path - 1 || strlen(s->name) + 6 >= sizeof s->tmp || !s->name[0] ||
+    if (strlen(path) >= sizeof s->path - 1 || strlen(s->name) + 20 >= sizeof s->tmp || !s->name[0] ||
         !strcmp(s->name, ".") || !strcmp(s->name, "..")) {
         fprintf(stderr, "herd: %s: not a usable file name\n", path);
         return -1;
     }
-    snprintf(s->tmp, sizeof s->tmp, ".%s.tmp", s->name);
+    /* one writer per process and target: two processes that write the same
+     * file (a shared Prometheus textfile) never share a temporary */
+    snprintf(s->tmp, sizeof s->tmp, ".%s.tmp.%d", s->name, (int)getpid());
     snprintf(s->tmp_path, sizeof s->tmp_path, "%s/%s", dir, s->tmp);
     s->dir_fd = herd_safe_dir_open(dir);
     if (s->dir_fd < 0) return -1;

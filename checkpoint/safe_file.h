@@ -31,14 +31,14 @@ typedef struct {
     int  dir_fd;           /* the target's directory */
     int  fd;               /* the temporary, created O_EXCL | O_NOFOLLOW, mode 0640 */
     char name[256];        /* the target's name in dir_fd */
-    char tmp[272];         /* the temporary's name: ".NAME.tmp" */
+    char tmp[280];         /* the temporary's name: ".NAME.tmp.PID" */
     char path[4096];       /* the target's path (messages) */
     char tmp_path[4400];   /* the temporary's path, for libraries that open by name (HDF5) */
 } herd_safe_file;
 
-/* Create path's temporary ".NAME.tmp" next to it (a stale temporary of a
- * killed writer, or a link planted in its place, is removed first: unlinking
- * a link never touches its target). */
+/* Create path's temporary ".NAME.tmp.PID" next to it (a stale temporary of
+ * a killed writer with the same pid, or a link planted in its place, is
+ * removed first: unlinking a link never touches its target). */
 int herd_safe_file_begin(herd_safe_file *s, const char *path);
 /* fsync the temporary, check that its name is still the file created by
  * begin (a regular file, same device and inode), rename it over the target

@@ -711,7 +711,7 @@ TEST(safe_file_never_follows_links)
     mode_t old = umask(0);
     /* a link at the target is replaced, one at the temporary removed: the victim stays */
     snprintf(p, sizeof p, "%s/out.txt", dir);
-    snprintf(tmp, sizeof tmp, "%s/.out.txt.tmp", dir);
+    snprintf(tmp, sizeof tmp, "%s/.out.txt.tmp.%d", dir, (int)getpid());
     CHECK(symlink(victim, p) == 0 && symlink(victim, tmp) == 0);
     CHECK(herd_safe_write(p, "new", 3) == 0);
     CHECK(file_is(victim, "precious") && file_is(p, "new"));
