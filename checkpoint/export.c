@@ -9,7 +9,7 @@
 #include <hdf5.h>
 #include "checkpoint/internal.h"
 #include "checkpoint/safe_file.h"
-#include "src/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 static int ends_with(const char *s, const char *suf)
 {

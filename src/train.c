@@ -23,7 +23,7 @@
 #include "src/grid.h"
 #include "src/pipeline.h"
 #include "src/placement.h"
-#include "src/safetensors.h"
+#include "checkpoint/safetensors.h"
 #include "src/model.h"
 #include "src/optim.h"
 #include "src/schedule.h"

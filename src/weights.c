@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "src/json.h"
-#include "src/safetensors.h"
+#include "checkpoint/safetensors.h"
 #include "src/weights.h"
 
 int herd_weights_load(herd_model *m, const char *path)
