@@ -1,12 +1,10 @@
 /* train.c — see train.h. */
 #include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include "checkpoint/safe_file.h"
 #include "monitoring/metrics.h"
@@ -37,24 +35,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[HERD_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, HERD_DIR_MODE) && errno != EEXIST) goto fail;
-        *p = '/';
-    }
-    if (mkdir(buf, HERD_DIR_MODE) && errno != EEXIST) goto fail;
-    return 0;
-fail:
-    fprintf(stderr, "herd: %s: cannot create directory: %s\n", buf, strerror(errno));
-    return -1;
 }
 
 static int save_resolved_config(const herd_config *c)
@@ -394,7 +374,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_data *val = NULL;
     int rc = herd_loader_open(&data, c, c->vocab_size);
     if (rc == 0 && c->val_path[0]) rc = herd_data_open(&val, c->val_path, c->vocab_size, c->seed);
-    if (rc == 0 && root) rc = make_dirs(c->out_dir) || save_resolved_config(c) ? -1 : 0;
+    if (rc == 0 && root) rc = herd_safe_mkdirs(c->out_dir) || save_resolved_config(c) ? -1 : 0;
     if (agree(&grid, rc)) {
         herd_loader_close(data);
         herd_data_close(val);
