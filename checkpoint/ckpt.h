@@ -118,6 +118,16 @@ int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n);
  * (rank r: shards r, r + world, ...: each shard read once, by one rank), an
  * allreduce decides, all ranks get the same answer. Collective. */
 int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n);
+/* For resuming a run: herd_ckpt_find_latest(_comm) (comm may be
+ * MPI_COMM_NULL), and once a good checkpoint is found every newer one that
+ * has a MANIFEST but fails verification is moved aside (quarantined, never
+ * deleted), so that training writes those steps again. When none verifies,
+ * nothing is moved. Collective. */
+int herd_ckpt_find_resume(MPI_Comm comm, const char *dir, char *out_path, size_t n);
+/* Move a step directory aside: renamed STEP.corrupt-TIME-PID in its
+ * directory (never over an existing name); out (may be NULL) gets the new
+ * path. */
+int herd_ckpt_quarantine(const char *step_dir, char *out, size_t n);
 /* Verify one step directory: 0 good, -1 with a message naming the bad file. */
 int herd_ckpt_verify(const char *step_dir);
 
@@ -158,7 +168,9 @@ void herd_ckpt_stopper_destroy(herd_ckpt_stopper *s);
 /* ---- maintenance ---- */
 /* Apply retention to dir: keep the newest keep_last complete checkpoints and
  * those whose step is a multiple of keep_every; never delete the newest
- * complete one; remove incomplete directories older than it. */
+ * one that verifies (found by verifying from the newest down) nor anything
+ * newer; remove incomplete directories older than it. Only real directories
+ * named step_NNNNNNNN are ever deleted (never a link, never another name). */
 int herd_ckpt_retain(const char *dir, int keep_last, int keep_every);
 
 /* Element-wise mean of every tensor of kind `kind` (NULL: every kind) over n

@@ -8,7 +8,8 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
-#include "src/safetensors.h"
+#include "checkpoint/safe_file.h"
+#include "checkpoint/safetensors.h"
 
 static int ends_with(const char *s, const char *suf)
 {
@@ -18,12 +19,14 @@ static int ends_with(const char *s, const char *suf)
 
 static int write_h5(const char *out_path, herd_ckpt *c, const herd_st_tensor *t, int n)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+    herd_safe_file sf;
+    if (herd_safe_file_begin(&sf, out_path)) return -1;
+    const char *tmp = sf.tmp_path;
     ckpt_h5_quiet();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
         fprintf(stderr, "checkpoint: export: %s: cannot create HDF5 file\n", tmp);
+        herd_safe_file_abort(&sf);
         return -1;
     }
     int rc = 0;
@@ -46,13 +49,11 @@ static int write_h5(const char *out_path, herd_ckpt *c, const herd_st_tensor *t,
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     if (H5Fclose(f) < 0) rc = -1;
-    if (!rc && ckpt_fsync_path(tmp)) rc = -1;
-    if (!rc && rename(tmp, out_path)) {
-        fprintf(stderr, "checkpoint: export: %s: rename failed: %s\n", out_path, strerror(errno));
-        rc = -1;
+    if (rc) {
+        herd_safe_file_abort(&sf);
+        return -1;
     }
-    if (rc) unlink(tmp);
-    return rc;
+    return herd_safe_file_commit(&sf);
 }
 
 int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kind)
@@ -75,6 +76,12 @@ int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kin
         herd_ckpt_tensor(c, i, &k, &name, &nd, g);
         if (strcmp(k, kind)) continue;
         float *buf = malloc((size_t)(g[0] * g[1]) * sizeof *buf);
+        if (!buf) {
+            fprintf(stderr, "checkpoint: export: %s: tensor %s/%s: out of memory for %" PRId64 " x %" PRId64
+                    " floats\n", step_dir, k, name, g[0], g[1]);
+            rc = -1;
+            break;
+        }
         int64_t off[2] = {0, 0};
         if (herd_ckpt_read(c, k, name, nd, off, g, buf)) { free(buf); rc = -1; break; }
         t[n].name = name;

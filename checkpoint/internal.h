@@ -43,7 +43,12 @@ int  ckpt_mkdir_p(const char *path);
 int  ckpt_parent_dir(const char *path, char *out, size_t n);
 void ckpt_shard_name(int rank, char *out, size_t n);
 void ckpt_step_name(int64_t step, char *out, size_t n);
-int  ckpt_dir_has_manifest(const char *step_dir);
+int  ckpt_dir_has_manifest(const char *step_dir);   /* MANIFEST is a regular file */
+int  ckpt_is_real_dir(const char *path);            /* a directory, not a link to one */
+/* one path component: not empty, shorter than max, no '/', not "." or ".." */
+int  ckpt_plain_name(const char *name, size_t max);
+/* step_NNNNNNNN exactly as ckpt_step_name writes it: *step gets N */
+int  ckpt_step_name_parse(const char *name, int64_t *step);
 double ckpt_now(void);
 
 /* shard_h5.c: every HDF5 call of the writer side */
@@ -73,11 +78,16 @@ typedef struct {
 void     ckpt_xxh64_init(ckpt_xxh64_state *s, uint64_t seed);
 void     ckpt_xxh64_update(ckpt_xxh64_state *s, const void *p, size_t len);
 uint64_t ckpt_xxh64_digest(const ckpt_xxh64_state *s);
+/* XXH64 and size of the whole file open on fd (read with pread from 0) */
+int      ckpt_xxh64_fd(int fd, const char *path, uint64_t *hash, int64_t *size);
 
 /* shard_h5.c: the test hook (HERD_CKPT_PAUSE_AT) */
 void ckpt_fault_point(const char *point);
 /* reader.c: steps of the step_NNNNNNNN directories under dir, newest first */
 int ckpt_list_steps(const char *dir, int64_t **steps, int *n);
+/* retention.c: retention knowing that step newest_good verifies (-1: find it
+ * by verifying from the newest down) */
+int ckpt_retain(const char *dir, int keep_last, int keep_every, int64_t newest_good);
 /* retention.c: remove a killed save's debris from a step directory */
 int ckpt_step_dir_clean(const char *step_dir, int world);
 

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/internal.h"
+#include "checkpoint/safe_file.h"
 
 double ckpt_now(void)
 {
@@ -44,27 +45,7 @@ int ckpt_fsync_path(const char *path)
     return rc ? -1 : 0;
 }
 
-int ckpt_mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        fprintf(stderr, "checkpoint: %s: path too long\n", path);
-        return -1;
-    }
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) && errno != EEXIST) {
-                fprintf(stderr, "checkpoint: %s: cannot create directory: %s\n", buf, strerror(errno));
-                return -1;
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return 0;
-}
+int ckpt_mkdir_p(const char *path) { return herd_safe_mkdirs(path); }
 
 int ckpt_parent_dir(const char *path, char *out, size_t n)
 {
@@ -78,11 +59,21 @@ int ckpt_parent_dir(const char *path, char *out, size_t n)
     return 0;
 }
 
+/* A MANIFEST that is a regular file (a link named MANIFEST does not commit
+ * anything). */
 int ckpt_dir_has_manifest(const char *step_dir)
 {
     char p[4200];
+    struct stat st;
     snprintf(p, sizeof p, "%s/%s", step_dir, HERD_CKPT_MANIFEST);
-    return access(p, F_OK) == 0;
+    return lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A real directory (not a link to one). */
+int ckpt_is_real_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 typedef struct { char *s; size_t n, cap; } sbuf;
@@ -117,39 +108,16 @@ int ckpt_manifest_write(const char *step_dir, const ckpt_manifest *m)
     }
     sb_put(&b, "end %016" PRIx64 "\n", herd_xxh64(b.s, b.n, 0));
 
-    char tmp[4200], fin[4200];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", step_dir, HERD_CKPT_MANIFEST);
+    char fin[4200];
     snprintf(fin, sizeof fin, "%s/%s", step_dir, HERD_CKPT_MANIFEST);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fprintf(stderr, "checkpoint: %s: cannot create: %s\n", tmp, strerror(errno));
-        free(b.s);
-        return -1;
-    }
-    size_t off = 0;
-    while (off < b.n) {
-        ssize_t k = write(fd, b.s + off, b.n - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) break;
-        off += (size_t)k;
-    }
+    int rc = herd_safe_write(fin, b.s, b.n);
     free(b.s);
-    if (off < b.n || fsync(fd)) {
-        fprintf(stderr, "checkpoint: %s: write/fsync failed: %s\n", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, fin)) {
-        fprintf(stderr, "checkpoint: %s: rename to MANIFEST failed: %s\n", tmp, strerror(errno));
-        return -1;
-    }
+    if (rc) return -1;
     /* the rename is durable only once the directory is; the step directory's
      * own entry is durable once its parent is */
     char parent[4200];
     ckpt_parent_dir(step_dir, parent, sizeof parent);
-    return ckpt_fsync_path(step_dir) || ckpt_fsync_path(parent) ? -1 : 0;
+    return ckpt_fsync_path(parent);
 }
 
 void ckpt_manifest_free(ckpt_manifest *m)
@@ -162,77 +130,241 @@ void ckpt_manifest_free(ckpt_manifest *m)
 #define BAD(...) do { fprintf(stderr, "checkpoint: %s: ", path); fprintf(stderr, __VA_ARGS__); \
     fputc('\n', stderr); goto fail; } while (0)
 
+/* Limits that keep every later computation in range: element counts fit in
+ * int64 and a byte count in size_t; a world larger than any job. */
+#define MANIFEST_MAX_BYTES (1L << 30)
+#define MANIFEST_MAX_WORLD (1 << 24)
+#define TENSOR_MAX_ELEMS   ((int64_t)1 << 40)
+
+/* Split a line at single spaces into at most max tokens; -1 if more. */
+static int split_words(char *line, char **tok, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(line, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (n == max) return -1;
+        tok[n++] = t;
+    }
+    return n;
+}
+
+/* A whole decimal integer in [lo, hi]. */
+static int parse_i64(const char *t, int64_t lo, int64_t hi, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(t, &end, 10);
+    if (errno || end == t || *end || x < lo || x > hi) return -1;
+    *v = x;
+    return 0;
+}
+
+/* Exactly 16 lowercase or uppercase hex digits. */
+static int parse_hex64(const char *t, uint64_t *v)
+{
+    if (strlen(t) != 16 || strspn(t, "0123456789abcdefABCDEF") != 16) return -1;
+    *v = strtoull(t, NULL, 16);
+    return 0;
+}
+
+/* A name that is one path component: not empty, no '/', not "." or "..". */
+int ckpt_plain_name(const char *t, size_t max)
+{
+    size_t l = strlen(t);
+    return l > 0 && l < max && !strchr(t, '/') && strcmp(t, ".") && strcmp(t, "..");
+}
+
+static int parse_slice(char **tok, int world, ckpt_entry *e, const char **field)
+{
+    int64_t v[9];
+    memset(e, 0, sizeof *e);
+    *field = "rank";
+    if (parse_i64(tok[1], 0, world - 1, &v[0])) return -1;
+    *field = "kind";
+    if (!ckpt_plain_name(tok[2], sizeof e->kind)) return -1;
+    *field = "ndim";
+    if (parse_i64(tok[3], 1, 2, &v[1])) return -1;
+    *field = "global_shape/offset/shape";
+    for (int i = 2; i < 8; i++)
+        if (parse_i64(tok[i + 2], 0, INT64_MAX, &v[i])) return -1;
+    *field = "name";
+    if (!ckpt_plain_name(tok[10], sizeof e->name)) return -1;
+    e->rank = (int32_t)v[0];
+    e->ndim = (int32_t)v[1];
+    snprintf(e->kind, sizeof e->kind, "%s", tok[2]);
+    snprintf(e->name, sizeof e->name, "%s", tok[10]);
+    e->global_shape[0] = v[2]; e->global_shape[1] = v[3];
+    e->offset[0] = v[4];       e->offset[1] = v[5];
+    e->shape[0] = v[6];        e->shape[1] = v[7];
+    *field = "global_shape";
+    if (e->global_shape[0] < 1 || e->global_shape[1] < 1 ||
+        e->global_shape[0] > TENSOR_MAX_ELEMS / e->global_shape[1])
+        return -1;
+    *field = "offset/shape";
+    for (int d = 0; d < 2; d++)
+        if (e->shape[d] < 1 || e->shape[d] > e->global_shape[d] - e->offset[d]) return -1;
+    *field = "ndim";   /* a 1-D slice has a unit second dimension */
+    if (e->ndim == 1 && (e->global_shape[1] != 1 || e->offset[1] != 0 || e->shape[1] != 1)) return -1;
+    return 0;
+}
+
+static int ent_name_cmp(const void *a, const void *b)
+{
+    const ckpt_entry *x = *(const ckpt_entry *const *)a, *y = *(const ckpt_entry *const *)b;
+    int c = strcmp(x->kind, y->kind);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* Every slice of one tensor agrees on its ndim and global shape. */
+static int tensors_agree(const char *path, const ckpt_manifest *m)
+{
+    if (m->n_ents < 2) return 0;
+    const ckpt_entry **p = malloc((size_t)m->n_ents * sizeof *p);
+    if (!p) return -1;
+    for (int i = 0; i < m->n_ents; i++) p[i] = &m->ents[i];
+    qsort(p, (size_t)m->n_ents, sizeof *p, ent_name_cmp);
+    int rc = 0;
+    for (int i = 1; i < m->n_ents && !rc; i++) {
+        const ckpt_entry *a = p[i - 1], *b = p[i];
+        if (ent_name_cmp(&p[i - 1], &p[i])) continue;
+        if (a->ndim != b->ndim || a->global_shape[0] != b->global_shape[0] ||
+            a->global_shape[1] != b->global_shape[1]) {
+            fprintf(stderr, "checkpoint: %s: tensor %s/%s: field 'global_shape' differs between the "
+                    "slices of ranks %d and %d\n", path, a->kind, a->name, a->rank, b->rank);
+            rc = -1;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+/* Read the whole MANIFEST (a regular file, never through a link). */
+static char *read_manifest_text(const char *path)
+{
+    int fd = herd_safe_open_read(path);
+    if (fd < 0) {
+        fprintf(stderr, "checkpoint: %s: missing or unreadable (checkpoint incomplete)\n", path);
+        return NULL;
+    }
+    struct stat st;
+    char *text = NULL;
+    if (fstat(fd, &st) || st.st_size > MANIFEST_MAX_BYTES) {
+        fprintf(stderr, "checkpoint: %s: larger than %ld bytes; not a MANIFEST\n", path, MANIFEST_MAX_BYTES);
+    } else if ((text = malloc((size_t)st.st_size + 1))) {
+        size_t got = 0;
+        for (ssize_t k; got < (size_t)st.st_size; got += (size_t)k) {
+            k = read(fd, text + got, (size_t)st.st_size - got);
+            if (k < 0 && errno == EINTR) { k = 0; continue; }
+            if (k <= 0) break;
+        }
+        text[got] = '\0';
+        if (got != (size_t)st.st_size || memchr(text, '\0', got)) {
+            fprintf(stderr, "checkpoint: %s: short read or a NUL byte\n", path);
+            free(text);
+            text = NULL;
+        }
+    }
+    close(fd);
+    return text;
+}
+
+/* The format is strict, so that a MANIFEST that contradicts itself is
+ * refused here and no reader ever indexes with an unchecked count: the
+ * header line; step; world W; exactly W shard lines, ranks 0..W-1 in order,
+ * each naming its own file shard_RRRRR.h5; slice lines whose ranks are below
+ * W and whose rectangles lie inside their tensors; the sealing end line,
+ * last. */
 int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
 {
     memset(m, 0, sizeof *m);
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", step_dir, HERD_CKPT_MANIFEST);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "checkpoint: %s: missing (checkpoint incomplete): %s\n", path, strerror(errno));
-        return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)len + 1);
-    size_t got = len > 0 ? fread(text, 1, (size_t)len, f) : 0;
-    fclose(f);
-    text[got] = '\0';
-    int cap_e = 0;
+    char *text = read_manifest_text(path);
+    if (!text) return -1;
+    int cap_e = 0, n_shards = 0;
 
     /* the last line seals everything before it */
     char *endl = NULL;
     for (char *p = strstr(text, "\nend "); p; p = strstr(p + 1, "\nend ")) endl = p;
     if (!endl) BAD("field 'end': missing (truncated manifest)");
-    uint64_t want = strtoull(endl + 5, NULL, 16);
+    uint64_t want;
+    char seal[17];
+    snprintf(seal, sizeof seal, "%s", endl + 5);
+    if (strlen(endl + 5) != 17 || endl[5 + 16] != '\n' || parse_hex64(seal, &want))
+        BAD("field 'end': not 16 hex digits and a newline at the end of the file");
     uint64_t have = herd_xxh64(text, (size_t)(endl + 1 - text), 0);
     if (want != have)
         BAD("field 'end': checksum %016" PRIx64 " does not match the content (%016" PRIx64 ")",
             want, have);
+    endl[1] = '\0';   /* the parse stops before the end line */
 
     char *save = NULL;
     char *line = strtok_r(text, "\n", &save);
     if (!line || strcmp(line, HERD_CKPT_FORMAT)) BAD("first line: not '%s'", HERD_CKPT_FORMAT);
     m->world = -1;
     m->step = -1;
+    int lineno = 1;
     while ((line = strtok_r(NULL, "\n", &save))) {
-        if (!strncmp(line, "step ", 5)) {
-            m->step = strtoll(line + 5, NULL, 10);
-        } else if (!strncmp(line, "world ", 6)) {
-            m->world = atoi(line + 6);
-            if (m->world < 1 || m->world > 1 << 24) BAD("field 'world': %d out of range", m->world);
+        lineno++;
+        char copy[512];
+        snprintf(copy, sizeof copy, "%s", line);
+        char *tok[12];
+        int nt = split_words(line, tok, 12);
+        if (nt < 1) BAD("line %d: empty or too many fields: '%.200s'", lineno, copy);
+        if (!strcmp(tok[0], "step")) {
+            int64_t v;
+            if (m->step >= 0 || m->world > 0) BAD("field 'step': line %d: repeated or out of order", lineno);
+            if (nt != 2 || parse_i64(tok[1], 0, INT64_MAX, &v)) BAD("field 'step': bad line '%.200s'", copy);
+            m->step = v;
+        } else if (!strcmp(tok[0], "world")) {
+            int64_t v;
+            if (m->step < 0 || m->world > 0) BAD("field 'world': line %d: repeated or out of order", lineno);
+            if (nt != 2 || parse_i64(tok[1], 1, MANIFEST_MAX_WORLD, &v))
+                BAD("field 'world': '%.200s' is not a count in [1, %d]", copy, MANIFEST_MAX_WORLD);
+            m->world = (int)v;
             m->shards = calloc((size_t)m->world, sizeof *m->shards);
-        } else if (!strncmp(line, "shard ", 6)) {
-            int r;
-            ckpt_shard s = {0};
-            if (!m->shards || sscanf(line + 6, "%d %31s %" SCNd64 " %" SCNx64, &r, s.file, &s.size,
-                                     &s.xxh64) != 4 || r < 0 || r >= m->world)
-                BAD("field 'shard': bad line '%s'", line);
-            m->shards[r] = s;
-        } else if (!strncmp(line, "slice ", 6)) {
+            if (!m->shards) BAD("field 'world': out of memory for %d shards", m->world);
+        } else if (!strcmp(tok[0], "shard")) {
+            int64_t r, size;
+            if (m->world < 1 || n_shards >= m->world || m->n_ents)
+                BAD("field 'shard': line %d: more shard lines than world %d, or out of order", lineno,
+                    m->world);
+            ckpt_shard *s = &m->shards[n_shards];
+            char want_name[32];
+            ckpt_shard_name(n_shards, want_name, sizeof want_name);
+            if (nt != 5 || parse_i64(tok[1], n_shards, n_shards, &r))
+                BAD("field 'shard': line %d: '%.200s' is not the line of rank %d", lineno, copy, n_shards);
+            if (strcmp(tok[2], want_name))
+                BAD("field 'shard': rank %d: file '%.200s' is not '%s' (a shard is a file of its step "
+                    "directory, named by its rank)", n_shards, tok[2], want_name);
+            if (parse_i64(tok[3], 0, INT64_MAX, &size) || parse_hex64(tok[4], &s->xxh64))
+                BAD("field 'shard': rank %d: bad size or checksum in '%.200s'", n_shards, copy);
+            snprintf(s->file, sizeof s->file, "%s", want_name);
+            s->size = size;
+            n_shards++;
+        } else if (!strcmp(tok[0], "slice")) {
+            if (m->world < 1 || n_shards != m->world)
+                BAD("field 'slice': line %d: before the %d shard lines of world %d", lineno,
+                    m->world > 0 ? m->world : 0, m->world);
             if (m->n_ents == cap_e) {
+                if (cap_e > INT32_MAX / 4) BAD("field 'slice': too many slices");
                 cap_e = cap_e ? 2 * cap_e : 64;
-                m->ents = realloc(m->ents, (size_t)cap_e * sizeof *m->ents);
+                ckpt_entry *ne = realloc(m->ents, (size_t)cap_e * sizeof *m->ents);
+                if (!ne) BAD("field 'slice': out of memory");
+                m->ents = ne;
             }
-            ckpt_entry *e = &m->ents[m->n_ents];
-            memset(e, 0, sizeof *e);
-            if (sscanf(line + 6, "%d %15s %d %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64
-                       " %" SCNd64 " %95s", &e->rank, e->kind, &e->ndim, &e->global_shape[0],
-                       &e->global_shape[1], &e->offset[0], &e->offset[1], &e->shape[0], &e->shape[1],
-                       e->name) != 10 || e->rank < 0 || e->rank >= m->world || e->ndim < 1 || e->ndim > 2)
-                BAD("field 'slice': bad line '%s'", line);
+            const char *field = "fields";
+            if (nt != 11 || parse_slice(tok, m->world, &m->ents[m->n_ents], &field))
+                BAD("field 'slice' (%s): line %d: bad or contradictory '%.200s' (world %d)", field, lineno,
+                    copy, m->world);
             m->n_ents++;
-        } else if (!strncmp(line, "end ", 4)) {
-            break;
         } else {
-            BAD("unknown line '%s'", line);
+            BAD("line %d: unknown record '%.200s'", lineno, copy);
         }
     }
     if (m->step < 0) BAD("field 'step': missing");
     if (m->world < 1) BAD("field 'world': missing");
-    for (int r = 0; r < m->world; r++)
-        if (!m->shards[r].file[0]) BAD("field 'shard': rank %d missing", r);
+    if (n_shards != m->world) BAD("field 'shard': %d shard lines for world %d", n_shards, m->world);
+    if (tensors_agree(path, m)) goto fail;
     free(text);
     return 0;
 fail:

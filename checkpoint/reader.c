@@ -3,12 +3,17 @@
  * the reading run's layout need not be the writing run's). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
+#include "checkpoint/safe_file.h"
 
 struct herd_ckpt {
     char dir[4096];
@@ -85,10 +90,19 @@ int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **
 
 static hid_t shard_file(herd_ckpt *c, int r)
 {
+    if (r < 0 || r >= c->m.world) {   /* ckpt_manifest_read checked every rank; kept as a guard */
+        fprintf(stderr, "checkpoint: %s: no shard of rank %d (world %d)\n", c->dir, r, c->m.world);
+        return -1;
+    }
     if (c->files[r] >= 0) return c->files[r];
     ckpt_h5_quiet();
     char p[8300];
     snprintf(p, sizeof p, "%s/%s", c->dir, c->m.shards[r].file);
+    struct stat st;
+    if (lstat(p, &st) || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "checkpoint: %s: missing, or not a regular file (a link is never followed)\n", p);
+        return -1;
+    }
     c->files[r] = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (c->files[r] < 0) fprintf(stderr, "checkpoint: %s: cannot open as HDF5 (bad header?)\n", p);
     return c->files[r];
@@ -213,6 +227,38 @@ int herd_ckpt_meta(herd_ckpt *c, int rank, void **meta, size_t *len)
     return 0;
 }
 
+static int attr_i64_read(hid_t f, const char *name, int64_t *v)
+{
+    if (H5Aexists(f, name) <= 0) return -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t sp = H5Aget_space(a);
+    int ok = H5Sget_simple_extent_npoints(sp) == 1 && H5Aread(a, H5T_NATIVE_INT64, v) >= 0;
+    H5Sclose(sp);
+    H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
+/* The shard says it is rank r of the MANIFEST's world and step. */
+static int shard_header_check(hid_t f, const char *p, const ckpt_manifest *m, int r)
+{
+    static const char *field[3] = {"step", "rank", "world"};
+    int64_t want[3] = {m->step, r, m->world};
+    for (int i = 0; i < 3; i++) {
+        int64_t v;
+        if (attr_i64_read(f, field[i], &v)) {
+            fprintf(stderr, "checkpoint: %s: attribute '%s' missing or not one integer\n", p, field[i]);
+            return -1;
+        }
+        if (v != want[i]) {
+            fprintf(stderr, "checkpoint: %s: attribute '%s' is %" PRId64 ", the MANIFEST says %" PRId64 "\n",
+                    p, field[i], v, want[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Verify the shards first, first + stride, ... (a job splits the work) */
 static int verify_part(const char *step_dir, int first, int stride)
 {
@@ -239,6 +285,9 @@ static int verify_part(const char *step_dir, int first, int stride)
             if (f < 0) {
                 fprintf(stderr, "checkpoint: %s: not a readable HDF5 file (bad header)\n", p);
                 rc = -1;
+            } else if (shard_header_check(f, p, &m, r)) {
+                rc = -1;
+                H5Fclose(f);
             } else {
                 /* the shard holds what the index says it holds */
                 for (int i = 0; i < m.n_ents && !rc; i++) {
@@ -277,6 +326,21 @@ static int step_cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+int ckpt_step_name_parse(const char *name, int64_t *step)
+{
+    char *end, canon[32];
+    if (strncmp(name, "step_", 5) || name[5] < '0' || name[5] > '9') return -1;
+    errno = 0;
+    long long v = strtoll(name + 5, &end, 10);
+    if (errno || *end || v < 0) return -1;
+    ckpt_step_name(v, canon, sizeof canon);
+    if (strcmp(canon, name)) return -1;   /* step_4, step_004: not the name of any step */
+    *step = v;
+    return 0;
+}
+
+/* Only real directories named exactly step_NNNNNNNN count: a link, a file,
+ * or another spelling of a step (step_4) is never read, written or deleted. */
 int ckpt_list_steps(const char *dir, int64_t **steps, int *n)
 {
     *steps = NULL;
@@ -289,13 +353,15 @@ int ckpt_list_steps(const char *dir, int64_t **steps, int *n)
     int cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        char *end;
-        if (strncmp(de->d_name, "step_", 5)) continue;
-        long long s = strtoll(de->d_name + 5, &end, 10);
-        if (*end || end == de->d_name + 5 || s < 0) continue;
+        int64_t s;
+        struct stat st;
+        if (ckpt_step_name_parse(de->d_name, &s)) continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
-            *steps = realloc(*steps, (size_t)cap * sizeof **steps);
+            int64_t *ns = realloc(*steps, (size_t)cap * sizeof **steps);
+            if (!ns) { closedir(d); free(*steps); *steps = NULL; *n = 0; return -1; }
+            *steps = ns;
         }
         (*steps)[(*n)++] = s;
     }
@@ -304,70 +370,106 @@ int ckpt_list_steps(const char *dir, int64_t **steps, int *n)
     return 0;
 }
 
-int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n)
+int herd_ckpt_quarantine(const char *step_dir, char *out, size_t n)
 {
-    int64_t *steps;
-    int ns;
-    if (ckpt_list_steps(dir, &steps, &ns)) return -1;
-    for (int i = 0; i < ns; i++) {
-        char name[32], p[4200];
-        ckpt_step_name(steps[i], name, sizeof name);
-        snprintf(p, sizeof p, "%s/%s", dir, name);
-        if (!ckpt_dir_has_manifest(p)) {
-            fprintf(stderr, "checkpoint: %s: no MANIFEST (incomplete), skipped\n", p);
-            continue;
-        }
-        if (herd_ckpt_verify(p)) {
-            fprintf(stderr, "checkpoint: %s: does not verify, falling back to the previous checkpoint\n", p);
-            continue;
-        }
-        free(steps);
-        snprintf(out_path, n, "%s", p);
-        return 0;
+    char dir[4096], base[256];
+    herd_safe_split(step_dir, dir, sizeof dir, base, sizeof base);
+    int dfd = herd_safe_dir_open(dir);
+    if (dfd < 0) return -1;
+    struct stat st;
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "checkpoint: %s: not a directory; not moved\n", step_dir);
+        close(dfd);
+        return -1;
     }
-    free(steps);
-    fprintf(stderr, "checkpoint: %s: no complete checkpoint that verifies\n", dir);
-    return -1;
+    char name[400];
+    int rc = -1;
+    for (int k = 0; k < 100 && rc; k++) {
+        int len = snprintf(name, sizeof name, "%s.corrupt-%lld-%d", base, (long long)time(NULL), (int)getpid());
+        if (k) snprintf(name + len, sizeof name - (size_t)len, "-%d", k);
+        /* never over an existing name: renameat would replace an empty directory */
+        rc = renameat2(dfd, base, dfd, name, RENAME_NOREPLACE);
+        if (rc && errno != EEXIST) break;
+    }
+    if (rc) fprintf(stderr, "checkpoint: %s: cannot move aside: %s\n", step_dir, strerror(errno));
+    else {
+        fsync(dfd);
+        fprintf(stderr, "checkpoint: %s: failed verification; moved aside to %s/%s (kept, not deleted; "
+                "the step will be written again)\n", step_dir, dir, name);
+        if (out) snprintf(out, n, "%s/%s", dir, name);
+    }
+    close(dfd);
+    return rc ? -1 : 0;
 }
 
-int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n)
+/* The newest step of dir that verifies. In a job, every rank checks its
+ * share of each candidate's shards (rank r: shards r, r + world, ...), so no
+ * rank reads the whole checkpoint, and an allreduce gives the verdict; rank 0
+ * lists the candidates and says which have a MANIFEST (one view of the file
+ * system for everybody). quarantine: once a good one is found, move aside
+ * every newer one that had a MANIFEST and failed (rank 0), so that training
+ * writes those steps again; when none verifies, nothing is moved. */
+static int find_latest(MPI_Comm comm, const char *dir, int quarantine, char *out_path, size_t n)
 {
-    /* Rank 0 lists the candidates and says which have a MANIFEST (one view of
-     * the file system for everybody); every rank then checks its share of the
-     * shards (rank r: shards r, r + world, ...), so no rank reads the whole
-     * checkpoint; an allreduce gives the verdict. */
-    int rank, world;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &world);
-    int64_t *steps = NULL;
-    int ns = 0;
+    int rank = 0, world = 1;
+    if (comm != MPI_COMM_NULL) {
+        MPI_Comm_rank(comm, &rank);
+        MPI_Comm_size(comm, &world);
+    }
+    int64_t *steps = NULL, *bad = NULL;
+    int ns = 0, nbad = 0;
     if (rank == 0 && ckpt_list_steps(dir, &steps, &ns)) ns = -1;
-    MPI_Bcast(&ns, 1, MPI_INT, 0, comm);
+    if (comm != MPI_COMM_NULL) MPI_Bcast(&ns, 1, MPI_INT, 0, comm);
     if (ns < 0) return -1;
     if (rank) steps = malloc((size_t)(ns ? ns : 1) * sizeof *steps);
-    MPI_Bcast(steps, ns, MPI_INT64_T, 0, comm);
-    for (int i = 0; i < ns; i++) {
+    if (comm != MPI_COMM_NULL) MPI_Bcast(steps, ns, MPI_INT64_T, 0, comm);
+    bad = malloc((size_t)(ns ? ns : 1) * sizeof *bad);
+    int found = -1;
+    for (int i = 0; i < ns && found < 0; i++) {
         char name[32], p[4200];
         ckpt_step_name(steps[i], name, sizeof name);
         snprintf(p, sizeof p, "%s/%s", dir, name);
         int has = rank == 0 ? ckpt_dir_has_manifest(p) : 0;
-        MPI_Bcast(&has, 1, MPI_INT, 0, comm);
+        if (comm != MPI_COMM_NULL) MPI_Bcast(&has, 1, MPI_INT, 0, comm);
         if (!has) {
             if (rank == 0) fprintf(stderr, "checkpoint: %s: no MANIFEST (incomplete), skipped\n", p);
             continue;
         }
         int ok = verify_part(p, rank, world) == 0;
-        MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
-        if (!ok) {
+        if (comm != MPI_COMM_NULL) MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, comm);
+        if (ok) {
+            found = i;
+            snprintf(out_path, n, "%s", p);
+        } else {
             if (rank == 0)
                 fprintf(stderr, "checkpoint: %s: does not verify, falling back to the previous checkpoint\n", p);
-            continue;
+            bad[nbad++] = steps[i];
         }
-        free(steps);
-        snprintf(out_path, n, "%s", p);
-        return 0;
     }
+    if (found >= 0 && quarantine && rank == 0)
+        for (int i = 0; i < nbad; i++) {
+            char name[32], p[4200];
+            ckpt_step_name(bad[i], name, sizeof name);
+            snprintf(p, sizeof p, "%s/%s", dir, name);
+            herd_ckpt_quarantine(p, NULL, 0);   /* a failure leaves it: the step is then not rewritten */
+        }
     free(steps);
-    if (rank == 0) fprintf(stderr, "checkpoint: %s: no complete checkpoint that verifies\n", dir);
-    return -1;
+    free(bad);
+    if (found < 0 && rank == 0) fprintf(stderr, "checkpoint: %s: no complete checkpoint that verifies\n", dir);
+    return found < 0 ? -1 : 0;
+}
+
+int herd_ckpt_find_latest(const char *dir, char *out_path, size_t n)
+{
+    return find_latest(MPI_COMM_NULL, dir, 0, out_path, n);
+}
+
+int herd_ckpt_find_latest_comm(MPI_Comm comm, const char *dir, char *out_path, size_t n)
+{
+    return find_latest(comm, dir, 0, out_path, n);
+}
+
+int herd_ckpt_find_resume(MPI_Comm comm, const char *dir, char *out_path, size_t n)
+{
+    return find_latest(comm, dir, 1, out_path, n);
 }

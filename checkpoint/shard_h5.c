@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
+#include "checkpoint/safe_file.h"
 
 void ckpt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -117,19 +118,25 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
                      const void *meta, size_t meta_len, ckpt_shard_result *res)
 {
     ckpt_h5_quiet();
-    char name[32], tmp[4200], fin[4200];
+    char name[32], fin[4200];
     ckpt_shard_name(rank, name, sizeof name);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", step_dir, name);
     snprintf(fin, sizeof fin, "%s/%s", step_dir, name);
     ckpt_fault_point("shard_open");
     double t0 = ckpt_now();
 
+    /* created here, exclusively and 0640, then opened by HDF5 by name
+     * (HDF5 cannot take a descriptor); the commit renames it only if the
+     * name is still this file */
+    herd_safe_file sf;
+    if (herd_safe_file_begin(&sf, fin)) return -1;
+    const char *tmp = sf.tmp_path;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_sec2(fapl);
     hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (fid < 0) {
         fprintf(stderr, "checkpoint: %s: cannot create HDF5 file\n", tmp);
+        herd_safe_file_abort(&sf);
         return -1;
     }
     int64_t hdr[4] = {step, rank, world, (int64_t)meta_len};
@@ -150,32 +157,26 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
         fprintf(stderr, "checkpoint: %s: closing the HDF5 file failed\n", tmp);
         rc = -1;
     }
-    if (rc) { unlink(tmp); return -1; }
+    if (rc) { herd_safe_file_abort(&sf); return -1; }
     ckpt_fault_point("shard_written");
     double t1 = ckpt_now();
 
     /* Start the kernel's writeback now and checksum the file while it runs
      * (the pages are still in the page cache), then wait for it with fsync. */
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "checkpoint: %s: cannot reopen: %s\n", tmp, strerror(errno));
+    sync_file_range(sf.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (ckpt_xxh64_fd(sf.fd, tmp, &res->xxh64, &res->size)) { herd_safe_file_abort(&sf); return -1; }
+    double t2 = ckpt_now();
+    if (fsync(sf.fd)) {
+        fprintf(stderr, "checkpoint: %s: fsync failed: %s\n", tmp, strerror(errno));
+        herd_safe_file_abort(&sf);
         return -1;
     }
-    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    close(fd);
-    if (herd_xxh64_file(tmp, &res->xxh64, &res->size)) return -1;
-    double t2 = ckpt_now();
-    if (ckpt_fsync_path(tmp)) return -1;
     double t3 = ckpt_now();
     if (getenv("HERD_CKPT_TRACE"))   /* where the background time goes */
         fprintf(stderr, "checkpoint: rank %d shard %.1f MB: hdf5 write %.3f s, xxh64 read-back %.3f s, fsync %.3f s\n",
                 rank, (double)res->size / 1e6, t1 - t0, t2 - t1, t3 - t2);
     ckpt_fault_point("shard_synced");
-    if (rename(tmp, fin)) {
-        fprintf(stderr, "checkpoint: %s: rename to %s failed: %s\n", tmp, name, strerror(errno));
-        return -1;
-    }
-    if (ckpt_fsync_path(step_dir)) return -1;
+    if (herd_safe_file_commit(&sf)) return -1;   /* rename, fsync of the step directory */
     ckpt_fault_point("shard_renamed");
     return 0;
 }
@@ -190,9 +191,11 @@ static int ent_cmp(const void *a, const void *b)
 int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m)
 {
     ckpt_h5_quiet();
-    char tmp[4200], fin[4200];
-    snprintf(tmp, sizeof tmp, "%s/.model.h5.tmp", step_dir);
+    char fin[4200];
     snprintf(fin, sizeof fin, "%s/model.h5", step_dir);
+    herd_safe_file sf;
+    if (herd_safe_file_begin(&sf, fin)) return -1;
+    const char *tmp = sf.tmp_path;
     ckpt_entry *e = malloc((size_t)(m->n_ents ? m->n_ents : 1) * sizeof *e);
     memcpy(e, m->ents, (size_t)m->n_ents * sizeof *e);
     qsort(e, (size_t)m->n_ents, sizeof *e, ent_cmp);
@@ -204,6 +207,7 @@ int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m)
     if (fid < 0) {
         fprintf(stderr, "checkpoint: %s: cannot create HDF5 file\n", tmp);
         free(e);
+        herd_safe_file_abort(&sf);
         return -1;
     }
     int64_t hdr[2] = {m->step, m->world};
@@ -244,11 +248,6 @@ int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m)
     }
     free(e);
     if (H5Fclose(fid) < 0) rc = -1;
-    if (rc) { unlink(tmp); return -1; }
-    if (ckpt_fsync_path(tmp)) return -1;
-    if (rename(tmp, fin)) {
-        fprintf(stderr, "checkpoint: %s: rename to model.h5 failed: %s\n", tmp, strerror(errno));
-        return -1;
-    }
-    return 0;
+    if (rc) { herd_safe_file_abort(&sf); return -1; }
+    return herd_safe_file_commit(&sf);
 }

@@ -207,6 +207,19 @@ static int slice_check(const herd_ckpt_slice *s, int rank, ckpt_entry *e)
     return 0;
 }
 
+/* 1: the step has no committed checkpoint (or had one that fails
+ * verification: moved aside, so that this save writes the step again);
+ * 0: a committed checkpoint that verifies is there (never rewritten);
+ * -1: error. Rank 0 only; the rare path of a run that reaches a step it
+ * already saved, so the full verification costs little. */
+static int step_is_fresh(const char *step_dir)
+{
+    if (!ckpt_dir_has_manifest(step_dir)) return 1;
+    if (herd_ckpt_verify(step_dir) == 0) return 0;
+    if (herd_ckpt_quarantine(step_dir, NULL, 0) || ckpt_mkdir_p(step_dir)) return -1;
+    return 1;
+}
+
 static void log_commit(herd_ckpt_writer *w)
 {
     if (w->opt.quiet || w->rank != 0) return;
@@ -241,7 +254,8 @@ static int commit(herd_ckpt_writer *w, const uint64_t *all)
     if (!rc && (w->opt.keep_last > 0 || w->opt.keep_every > 0)) {
         char parent[4200];
         ckpt_parent_dir(w->step_dir, parent, sizeof parent);
-        if (herd_ckpt_retain(parent, w->opt.keep_last, w->opt.keep_every))
+        /* the step just committed is the newest known to verify */
+        if (ckpt_retain(parent, w->opt.keep_last, w->opt.keep_every, w->step))
             fprintf(stderr, "checkpoint: %s: retention failed (the new checkpoint is committed)\n", parent);
     }
     return rc;
@@ -347,8 +361,14 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
         else total += (size_t)(w->ents[i].shape[0] * w->ents[i].shape[1]);
     }
     if (ok && ckpt_mkdir_p(step_dir)) ok = 0;
+    if (ok && !ckpt_is_real_dir(step_dir)) {
+        fprintf(stderr, "checkpoint: %s: is a symbolic link or not a directory; step %" PRId64
+                " not written through it\n", step_dir, step);
+        ok = 0;
+    }
     /* never rewrite a committed checkpoint in place: rank 0 decides, everybody follows */
-    int fresh = w->rank == 0 ? !ckpt_dir_has_manifest(step_dir) : 1;
+    int fresh = w->rank == 0 && ok ? step_is_fresh(step_dir) : 1;
+    if (fresh < 0) ok = 0, fresh = 1;
     int flags[2] = {ok, fresh};
     if (w->comm != MPI_COMM_NULL) MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MIN, w->comm);
     if (!flags[0]) {
@@ -358,7 +378,7 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
     }
     if (!flags[1]) {
         if (w->rank == 0)
-            fprintf(stderr, "checkpoint: %s: step %" PRId64 " is already committed; not rewritten\n",
+            fprintf(stderr, "checkpoint: %s: step %" PRId64 " is already committed and verifies; not rewritten\n",
                     step_dir, step);
         return 0;
     }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "checkpoint/internal.h"
+#include "checkpoint/safe_file.h"
 
 #define P1 0x9E3779B185EBCA87ULL
 #define P2 0xC2B2AE3D27D4EB4FULL
@@ -112,24 +113,23 @@ uint64_t herd_xxh64(const void *p, size_t len, uint64_t seed)
     return ckpt_xxh64_digest(&s);
 }
 
-int herd_xxh64_file(const char *path, uint64_t *hash, int64_t *size)
+int ckpt_xxh64_fd(int fd, const char *path, uint64_t *hash, int64_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "checkpoint: %s: cannot open: %s\n", path, strerror(errno));
-        return -1;
-    }
     size_t cap = 4u << 20;
     unsigned char *buf = malloc(cap);
+    if (!buf) {
+        fprintf(stderr, "checkpoint: %s: out of memory for the checksum\n", path);
+        return -1;
+    }
     ckpt_xxh64_state s;
     ckpt_xxh64_init(&s, 0);
     int64_t total = 0;
     for (;;) {
-        ssize_t k = read(fd, buf, cap);
+        ssize_t k = pread(fd, buf, cap, (off_t)total);
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) {
             fprintf(stderr, "checkpoint: %s: read failed: %s\n", path, strerror(errno));
-            free(buf); close(fd);
+            free(buf);
             return -1;
         }
         if (k == 0) break;
@@ -137,8 +137,16 @@ int herd_xxh64_file(const char *path, uint64_t *hash, int64_t *size)
         total += k;
     }
     free(buf);
-    close(fd);
     *hash = ckpt_xxh64_digest(&s);
     if (size) *size = total;
     return 0;
+}
+
+int herd_xxh64_file(const char *path, uint64_t *hash, int64_t *size)
+{
+    int fd = herd_safe_open_read(path);   /* a regular file, never through a link */
+    if (fd < 0) return -1;
+    int rc = ckpt_xxh64_fd(fd, path, hash, size);
+    close(fd);
+    return rc;
 }

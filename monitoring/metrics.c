@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include "checkpoint/safe_file.h"
 #include "monitoring/metrics.h"
 
 int herd_metrics_format(char *buf, size_t size, const herd_step_metrics *s)
@@ -24,16 +26,20 @@ int herd_metrics_format(char *buf, size_t size, const herd_step_metrics *s)
     return n;
 }
 
-int herd_metrics_open(herd_metrics *m, const char *path)
+int herd_metrics_open_fresh(herd_metrics *m, const char *path, int fresh)
 {
     snprintf(m->path, sizeof m->path, "%s", path);
-    m->f = fopen(path, "a");
+    m->f = NULL;
+    int fd = herd_safe_open_append(path, fresh);   /* never through a planted link; 0640 */
+    if (fd >= 0 && !(m->f = fdopen(fd, "a"))) close(fd);
     if (!m->f) {
-        fprintf(stderr, "herd: %s: cannot open metrics file: %s\n", path, strerror(errno));
+        fprintf(stderr, "herd: %s: cannot open metrics file\n", path);
         return -1;
     }
     return 0;
 }
+
+int herd_metrics_open(herd_metrics *m, const char *path) { return herd_metrics_open_fresh(m, path, 0); }
 
 static int put_line(herd_metrics *m, const char *line)
 {

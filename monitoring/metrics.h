@@ -49,8 +49,12 @@ typedef struct {
     char  path[1024];
 } herd_metrics;
 
-/* Open (append: a resumed run continues the same file). -1 with a message. */
+/* Open (append: a resumed run continues the same file). -1 with a message.
+ * The file is created 0640 and never opened through a link: a link or
+ * anything but a regular file at path is refused. */
 int  herd_metrics_open(herd_metrics *m, const char *path);
+/* The same; fresh: remove what is at path first and start an empty file. */
+int  herd_metrics_open_fresh(herd_metrics *m, const char *path, int fresh);
 int  herd_metrics_write(herd_metrics *m, const herd_step_metrics *s);
 void herd_metrics_close(herd_metrics *m);
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdlib.h>
+#include "checkpoint/safe_file.h"
 #include "monitoring/prometheus.h"
 
 /* Go's ParseFloat spellings, which the text format uses for non-finite values */
@@ -98,50 +100,21 @@ int herd_prometheus_format(FILE *f, const herd_prom_snapshot *s)
     return ferror(f) ? -1 : 0;
 }
 
-/* fsync the directory holding `path`, so that the rename itself is durable */
-static int fsync_dir_of(const char *path)
-{
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int herd_prometheus_write(const char *path, const herd_prom_snapshot *s)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        fprintf(stderr, "herd: %s: prometheus file: path too long\n", path);
-        return -1;
-    }
-    FILE *f = fopen(tmp, "w");
+    /* formatted in memory, then the crash-safe write: a scraper sees the
+     * previous file or this one, never a half-written one */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
     if (!f) {
-        fprintf(stderr, "herd: %s: prometheus file: cannot create %s: %s\n", path, tmp,
-                strerror(errno));
+        fprintf(stderr, "herd: %s: prometheus file: out of memory\n", path);
         return -1;
     }
     int rc = herd_prometheus_format(f, s);
-    if (rc == 0 && fflush(f) != 0) rc = -1;
-    if (rc == 0 && fsync(fileno(f)) != 0) rc = -1;
-    int err = errno;
-    if (fclose(f) != 0 && rc == 0) rc = -1, err = errno;
-    if (rc == 0 && rename(tmp, path) != 0) rc = -1, err = errno;
-    if (rc) {
-        fprintf(stderr, "herd: %s: prometheus file: write failed: %s\n", path, strerror(err));
-        unlink(tmp);
-        return -1;
-    }
-    if (fsync_dir_of(path) != 0) {
-        fprintf(stderr, "herd: %s: prometheus file: fsync of its directory failed: %s\n", path,
-                strerror(errno));
-        return -1;
-    }
-    return 0;
+    if (fclose(f) != 0) rc = -1;
+    if (rc == 0) rc = herd_safe_write(path, buf, len);
+    else fprintf(stderr, "herd: %s: prometheus file: formatting failed\n", path);
+    free(buf);
+    return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint/safe_file.h"
 #include "monitoring/straggler.h"
 
 #define HOST_LEN MPI_MAX_PROCESSOR_NAME
@@ -156,11 +157,11 @@ int herd_straggler_suspects(const herd_straggler *s, int *ranks, int max)
 
 int herd_straggler_write_hosts(const herd_straggler *s, const char *path)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
     if (!f) {
-        fprintf(stderr, "herd: %s: straggler hosts: cannot create %s: %s\n", path, tmp, strerror(errno));
+        fprintf(stderr, "herd: %s: straggler hosts: out of memory\n", path);
         return -1;
     }
     for (int r = 0; r < s->size; r++) {
@@ -170,13 +171,7 @@ int herd_straggler_write_hosts(const herd_straggler *s, const char *path)
             seen = s->scores[q].suspect && !strcmp(s->scores[q].host, s->scores[r].host);
         if (!seen) fprintf(f, "%s\n", s->scores[r].host);
     }
-    int rc = fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
-    int err = errno;
-    if (fclose(f) != 0 && rc == 0) rc = -1, err = errno;
-    if (rc == 0 && rename(tmp, path) != 0) rc = -1, err = errno;
-    if (rc) {
-        fprintf(stderr, "herd: %s: straggler hosts: write failed: %s\n", path, strerror(err));
-        unlink(tmp);
-    }
+    int rc = fclose(f) == 0 ? herd_safe_write(path, buf, len) : -1;  /* temp, fsync, rename */
+    free(buf);
     return rc;
 }

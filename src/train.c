@@ -1,13 +1,12 @@
 /* train.c — see train.h. */
 #include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+#include "checkpoint/safe_file.h"
 #include "monitoring/metrics.h"
 #include "monitoring/mfu.h"
 #include "monitoring/prometheus.h"
@@ -22,7 +21,7 @@
 #include "src/grid.h"
 #include "src/pipeline.h"
 #include "src/placement.h"
-#include "src/safetensors.h"
+#include "checkpoint/safetensors.h"
 #include "src/model.h"
 #include "src/optim.h"
 #include "src/schedule.h"
@@ -38,35 +37,19 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[HERD_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) goto fail;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) goto fail;
-    return 0;
-fail:
-    fprintf(stderr, "herd: %s: cannot create directory: %s\n", buf, strerror(errno));
-    return -1;
-}
-
 static int save_resolved_config(const herd_config *c)
 {
     char path[HERD_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", c->out_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot write the resolved config: %s\n", path, strerror(errno));
-        return -1;
-    }
-    int rc = herd_config_write(c, f);
-    if (fclose(f) != 0) rc = -1;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int rc = f ? herd_config_write(c, f) : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    /* temp file, rename: a link planted at config.yaml is replaced, never followed */
+    if (rc == 0) rc = herd_safe_write(path, buf, len);
+    else fprintf(stderr, "herd: %s: cannot write the resolved config\n", path);
+    free(buf);
     return rc;
 }
 
@@ -391,7 +374,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     herd_data *val = NULL;
     int rc = herd_loader_open(&data, c, c->vocab_size);
     if (rc == 0 && c->val_path[0]) rc = herd_data_open(&val, c->val_path, c->vocab_size, c->seed);
-    if (rc == 0 && root) rc = make_dirs(c->out_dir) || save_resolved_config(c) ? -1 : 0;
+    if (rc == 0 && root) rc = herd_safe_mkdirs(c->out_dir) || save_resolved_config(c) ? -1 : 0;
     if (agree(&grid, rc)) {
         herd_loader_close(data);
         herd_data_close(val);
@@ -467,8 +450,8 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->out_dir);
     herd_metrics metrics = {0};
     if (root && rc == 0) {
-        if (!resumed) remove(mpath); /* a fresh run starts a fresh file; a resumed one appends */
-        rc = herd_metrics_open(&metrics, mpath);
+        /* a fresh run starts a fresh file; a resumed one appends */
+        rc = herd_metrics_open_fresh(&metrics, mpath, !resumed);
         if (rc == 0 && resumed)
             rc = herd_metrics_event_restart(&metrics, step, (double)time(NULL), 1);
     }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include "checkpoint/internal.h"
 #include "src/train_ckpt.h"
 
 #define META_MAGIC "HERDCKP1"
@@ -152,22 +154,24 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
     return rc;
 }
 
-/* Is there a step_ directory under dir with a MANIFEST (a committed
+/* Is there a step directory under dir with a MANIFEST (a committed
  * checkpoint, good or damaged)? Directories without one are writes that never
- * committed: recognisably incomplete, ignored, and a fresh run may start. */
+ * committed: recognisably incomplete, ignored, and a fresh run may start.
+ * Only real directories named step_NNNNNNNN count (ckpt_list_steps). */
 static int any_committed_checkpoint(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int found = 0;
+    int64_t *steps;
+    int n, found = 0;
+    struct stat st;
+    if (stat(dir, &st) || ckpt_list_steps(dir, &steps, &n)) return 0;
     char path[HERD_PATH_MAX + 600];
-    while ((e = readdir(d)))
-        if (!strncmp(e->d_name, "step_", 5)) {
-            snprintf(path, sizeof path, "%s/%s/MANIFEST", dir, e->d_name);
-            if (access(path, F_OK) == 0) found = 1;
-        }
-    closedir(d);
+    for (int i = 0; i < n && !found; i++) {
+        char name[32];
+        ckpt_step_name(steps[i], name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        found = ckpt_dir_has_manifest(path);
+    }
+    free(steps);
     return found;
 }
 
@@ -183,8 +187,9 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
     if (!flag) return 0;
     MPI_Comm comm = g->world_size > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL;
     char path[HERD_PATH_MAX + 64];
-    if (comm == MPI_COMM_NULL ? herd_ckpt_find_latest(tc->dir, path, sizeof path)
-                              : herd_ckpt_find_latest_comm(comm, tc->dir, path, sizeof path)) {
+    /* newer checkpoints that fail verification are moved aside, so that
+     * training writes those steps again */
+    if (herd_ckpt_find_resume(comm, tc->dir, path, sizeof path)) {
         if (root)
             fprintf(stderr, "herd: %s: checkpoints exist but none is complete and verifies; not "
                     "starting over them (move them away to start fresh)\n", tc->dir);

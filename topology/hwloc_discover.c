@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <hwloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,10 @@ static int xml_probe_in_child(const char *path)
     pid_t pid = fork();
     if (pid < 0) return 0; /* cannot tell: the load itself decides */
     if (pid == 0) {
+        /* die by the signal itself: no crash handler inherited from the
+         * parent (a sanitizer's, a fuzzer's) may report for the child */
+        const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], SIG_DFL);
         hwloc_topology_t t;
         int rc = XML_PROBE_REFUSED;
         if (!hwloc_topology_init(&t)) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/internal.h"
+#include "checkpoint/safe_file.h"
 #include "kernels/backend.h"
 #include "tests/unit/test.h"
 
@@ -574,6 +575,227 @@ TEST(bad_stop_grace_refused)
     unsetenv("HERD_STOP_GRACE_S");
 }
 
+/* ---- hostile MANIFESTs, planted links, foreign names, quarantine ---- */
+
+/* Write body + its sealing end line as step_dir/MANIFEST. */
+static void manifest_plant(const char *step_dir, const char *body)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/MANIFEST", step_dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return;
+    fprintf(f, "%send %016" PRIx64 "\n", body, herd_xxh64(body, strlen(body), 0));
+    fclose(f);
+}
+
+/* The good MANIFEST's lines: [0] header, [1] step, [2] world, [3] shard 0, then slices. */
+static int manifest_lines(const char *step_dir, char lines[16][256])
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/MANIFEST", step_dir);
+    FILE *f = fopen(p, "r");
+    int n = 0;
+    while (f && n < 16 && fgets(lines[n], 256, f))
+        if (strncmp(lines[n], "end ", 4)) n++;
+    if (f) fclose(f);
+    return n;
+}
+
+TEST(manifest_contradictions_refused)
+{
+    char dir[512], step[600];
+    subdir(dir, sizeof dir, "lies");
+    CHECK(save_step(dir, 3, NULL) == 0);
+    snprintf(step, sizeof step, "%s/step_00000003", dir);
+    char L[16][256];
+    int n = manifest_lines(step, L);
+    CHECK(n == 9);   /* header, step, world, shard, 5 slices */
+    if (n != 9) return;
+    char slices[2048] = "";
+    for (int i = 4; i < n; i++) strcat(slices, L[i]);
+    char first_rank1[300];   /* the first slice, said to be rank 1's */
+    snprintf(first_rank1, sizeof first_rank1, "%s", L[4]);
+    first_rank1[strlen("slice ")] = '1';
+    char shard_at[300];
+    const char *after_name = strstr(L[3], ".h5 ") + 3;   /* " SIZE HASH\n" */
+    struct { const char *what; char body[4096]; } c[12];
+    int k = 0;
+    /* the control: the same content re-sealed parses */
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], L[3], slices); c[k++].what = "control";
+    snprintf(c[k].body, sizeof c[k].body, "%s%sworld 2\n%sworld 1\n%s%s", L[0], L[1], first_rank1, L[3], slices);
+    c[k++].what = "world 2, a slice of rank 1, world 1";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], L[3], first_rank1);
+    c[k++].what = "slice rank beyond world";
+    snprintf(shard_at, sizeof shard_at, "shard 0 ../../../outside.h5%s", after_name);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], shard_at, slices);
+    c[k++].what = "shard outside the directory";
+    snprintf(shard_at, sizeof shard_at, "shard 0 shard_00001.h5%s", after_name);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], shard_at, slices);
+    c[k++].what = "another rank's shard file";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s%s", L[0], L[1], L[1], L[2], L[3], slices);
+    c[k++].what = "step twice";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], slices, L[3]);
+    c[k++].what = "slices before the shard";
+    snprintf(c[k].body, sizeof c[k].body, "%s%sworld 99999999999999999999\n%s%s", L[0], L[1], L[3], slices);
+    c[k++].what = "world overflows";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 param 2 12 8 12 0 4 8 model.layers.0.mlp.up_proj.weight\n",
+             L[0], L[1], L[2], L[3], slices);
+    c[k++].what = "slice outside its tensor";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 param 2 24 8 0 0 4 8 model.layers.0.mlp.up_proj.weight\n",
+             L[0], L[1], L[2], L[3], slices);
+    c[k++].what = "slices of one tensor disagree on its shape";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 param 1 10 2 0 0 10 1 x.bias\n",
+             L[0], L[1], L[2], L[3], slices);
+    c[k++].what = "1-D slice with a second dimension";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 .. 1 10 1 0 0 10 1 x.bias\n",
+             L[0], L[1], L[2], L[3], slices);
+    c[k++].what = "kind '..'";
+    for (int i = 0; i < k; i++) {
+        manifest_plant(step, c[i].body);
+        ckpt_manifest m;
+        int rc = ckpt_manifest_read(step, &m);
+        if (rc == 0) ckpt_manifest_free(&m);
+        int want = i == 0 ? 0 : -1;
+        if (rc != want || herd_ckpt_verify(step) != want) {
+            fprintf(stderr, "  manifest case '%s': read %d verify, wanted %d\n", c[i].what, rc, want);
+            CHECK(0);
+        }
+        herd_ckpt *ck = NULL;
+        if (i && herd_ckpt_open(&ck, step) == 0) {   /* never opened, so never indexed */
+            CHECK(0);
+            herd_ckpt_close(ck);
+        }
+    }
+    /* text after the sealing line */
+    manifest_plant(step, c[0].body);
+    char p[700];
+    snprintf(p, sizeof p, "%s/MANIFEST", step);
+    FILE *f = fopen(p, "a");
+    if (f) { fputs("slice 0 param 1 10 1 0 0 10 1 x.bias\n", f); fclose(f); }
+    CHECK(herd_ckpt_verify(step) == -1);
+}
+
+static int file_is(const char *path, const char *text)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return !strcmp(buf, text);
+}
+
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+TEST(retention_ignores_links_and_foreign_names)
+{
+    char dir[512], out[512], p[700], q[700];
+    subdir(dir, sizeof dir, "retlinks");
+    subdir(out, sizeof out, "retlinks_outside");
+    snprintf(p, sizeof p, "%s/a", out);
+    put_file(p, "precious");
+    snprintf(p, sizeof p, "%s/MANIFEST", out);
+    put_file(p, "precious");
+    snprintf(p, sizeof p, "%s/step_00000000", dir);
+    CHECK(symlink(out, p) == 0);
+    const char *foreign[2] = {"step_4", "step_0004"};   /* names of no step */
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, foreign[i]);
+        ckpt_mkdir_p(p);
+    }
+    herd_ckpt_options opt = {.keep_last = 1, .quiet = 1};
+    CHECK(save_step(dir, 2, &opt) == 0);
+    CHECK(save_step(dir, 4, &opt) == 0);
+    CHECK(herd_ckpt_retain(dir, 1, 0) == 0);
+    snprintf(p, sizeof p, "%s/a", out);
+    snprintf(q, sizeof q, "%s/MANIFEST", out);
+    CHECK(file_is(p, "precious") && file_is(q, "precious"));
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, foreign[i]);
+        CHECK(access(p, F_OK) == 0);
+    }
+    snprintf(p, sizeof p, "%s/step_00000004", dir);
+    CHECK(herd_ckpt_verify(p) == 0);
+    snprintf(p, sizeof p, "%s/step_00000002", dir);
+    CHECK(access(p, F_OK) != 0);
+    /* a link named as a step is not a checkpoint to read either */
+    int64_t *steps;
+    int ns;
+    CHECK(ckpt_list_steps(dir, &steps, &ns) == 0 && ns == 1 && steps[0] == 4);
+    free(steps);
+}
+
+TEST(quarantine_then_rewrite)
+{
+    char dir[512], p[700], latest[700];
+    subdir(dir, sizeof dir, "quar");
+    CHECK(save_step(dir, 2, NULL) == 0);
+    CHECK(save_step(dir, 4, NULL) == 0);
+    snprintf(p, sizeof p, "%s/step_00000004/shard_00000.h5", dir);
+    struct stat st;
+    CHECK(stat(p, &st) == 0);
+    flip_byte(p, (long)st.st_size / 2);
+    /* a read-only look moves nothing */
+    CHECK(herd_ckpt_find_latest(dir, latest, sizeof latest) == 0 && strstr(latest, "step_00000002"));
+    snprintf(p, sizeof p, "%s/step_00000004", dir);
+    CHECK(access(p, F_OK) == 0);
+    /* resuming moves the bad newer one aside, whole */
+    CHECK(herd_ckpt_find_resume(MPI_COMM_NULL, dir, latest, sizeof latest) == 0 && strstr(latest, "step_00000002"));
+    CHECK(access(p, F_OK) != 0);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "test -f %s/step_00000004.corrupt-*/shard_00000.h5", dir);
+    CHECK(system(cmd) == 0);
+    /* the step is written again, and the copy aside outlives retention */
+    herd_ckpt_options opt = {.keep_last = 1, .quiet = 1};
+    CHECK(save_step(dir, 4, &opt) == 0);
+    CHECK(herd_ckpt_verify(p) == 0);
+    CHECK(system(cmd) == 0);
+    /* a committed step that fails verification is quarantined by the save itself */
+    snprintf(p, sizeof p, "%s/step_00000004/shard_00000.h5", dir);
+    flip_byte(p, (long)st.st_size / 2);
+    CHECK(save_step(dir, 4, &opt) == 0);
+    snprintf(p, sizeof p, "%s/step_00000004", dir);
+    CHECK(herd_ckpt_verify(p) == 0);
+    snprintf(cmd, sizeof cmd, "test $(ls -d %s/step_00000004.corrupt-* | wc -l) -eq 2", dir);
+    CHECK(system(cmd) == 0);
+}
+
+TEST(safe_file_never_follows_links)
+{
+    char dir[512], p[700], victim[700], tmp[700];
+    subdir(dir, sizeof dir, "safe");
+    snprintf(victim, sizeof victim, "%s/victim", root);
+    put_file(victim, "precious");
+    mode_t old = umask(0);
+    /* a link at the target is replaced, one at the temporary removed: the victim stays */
+    snprintf(p, sizeof p, "%s/out.txt", dir);
+    snprintf(tmp, sizeof tmp, "%s/.out.txt.tmp.%d", dir, (int)getpid());
+    CHECK(symlink(victim, p) == 0 && symlink(victim, tmp) == 0);
+    CHECK(herd_safe_write(p, "new", 3) == 0);
+    CHECK(file_is(victim, "precious") && file_is(p, "new"));
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0640);
+    CHECK(lstat(tmp, &st) != 0);
+    /* appending never goes through a link */
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    CHECK(symlink(victim, p) == 0);
+    CHECK(herd_safe_open_append(p, 0) == -1);
+    CHECK(file_is(victim, "precious"));
+    int fd = herd_safe_open_append(p, 1);   /* fresh: the link goes, a new file comes */
+    CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+    if (fd >= 0) close(fd);
+    CHECK(file_is(victim, "precious") && file_is(p, "x"));
+    CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0640);
+    snprintf(p, sizeof p, "%s/new/sub", dir);
+    CHECK(herd_safe_mkdirs(p) == 0 && stat(p, &st) == 0 && (st.st_mode & 0777) == 0750);
+    umask(old);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/herd_test_ckpt.%d", (int)getpid());
@@ -597,6 +819,10 @@ int main(void)
     RUN(sigterm_with_agreement_checkpoints);
     RUN(sigusr1_never_exits);
     RUN(bad_stop_grace_refused);
+    RUN(manifest_contradictions_refused);
+    RUN(retention_ignores_links_and_foreign_names);
+    RUN(quarantine_then_rewrite);
+    RUN(safe_file_never_follows_links);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (!test_n_fail_ && system(cmd)) fprintf(stderr, "cannot remove %s\n", root);

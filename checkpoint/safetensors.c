@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/safetensors.h"
+#include "checkpoint/safe_file.h"
+#include "checkpoint/safetensors.h"
 
 static int64_t numel(const herd_st_tensor *t)
 {
@@ -53,28 +54,21 @@ int herd_safetensors_write(const char *path, const herd_st_tensor *t, int n,
     sb_printf(&h, "}");
     while (h.n % 8) sb_printf(&h, " "); /* the data starts 8-byte aligned */
 
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot create: %s\n", tmp, strerror(errno));
+    herd_safe_file sf;
+    if (herd_safe_file_begin(&sf, path)) {
         free(h.s);
         return -1;
     }
     unsigned char len[8];
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
-    int ok = fwrite(len, 1, 8, f) == 8 && fwrite(h.s, 1, h.n, f) == h.n;
-    for (int i = 0; ok && i < n; i++) {
-        size_t bytes = (size_t)numel(&t[i]) * 4;
-        ok = fwrite(t[i].data, 1, bytes, f) == bytes;
-    }
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
+    int ok = herd_write_all(sf.fd, len, 8) == 0 && herd_write_all(sf.fd, h.s, h.n) == 0;
+    for (int i = 0; ok && i < n; i++)
+        ok = herd_write_all(sf.fd, t[i].data, (size_t)numel(&t[i]) * 4) == 0;
     free(h.s);
-    if (!ok || rename(tmp, path)) {
-        fprintf(stderr, "herd: %s: write failed: %s\n", path, strerror(errno));
-        unlink(tmp);
+    if (!ok) {
+        fprintf(stderr, "herd: %s: write failed: %s\n", sf.tmp_path, strerror(errno));
+        herd_safe_file_abort(&sf);
         return -1;
     }
-    return 0;
+    return herd_safe_file_commit(&sf);
 }
