@@ -194,7 +194,7 @@ FUZZ_CFLAGS  := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unknown
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 FUZZ_LIB_SRC := src/config.c src/config_presets.c src/curate.c src/minhash.c src/data.c src/loader.c src/tokenizer.c \
-                src/unicode_tab.c src/bpe_train.c src/chat.c src/json.c src/safetensors.c src/safetensors_read.c \
+                src/unicode_tab.c src/bpe_train.c src/chat.c src/json.c src/safetensors_read.c \
                 $(wildcard checkpoint/*.c topology/*.c)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
 
