@@ -14,8 +14,8 @@
 # 2. links: an MPI ping-pong between ranks on node1 and node3 (different leaf
 #    switches), 4 pairs at once as 8 ranks load 2 cores, gives latency and
 #    bandwidth (benchmarks/mpi/pingpong.c); every height gets it, because every
-#    emulated node is this one host and Open MPI runs over TCP on loopback
-#    (slurm/local/cluster.sh env), in a node too.
+#    emulated node is this one host (Open MPI over UCX: TCP on loopback between
+#    emulated nodes, shared memory inside one; slurm/local/cluster.sh env).
 # 3. layouts: every tp, cp, pp, dp with product 8 that `herd config` accepts
 #    (the trainer's own rules: heads, KV heads, ffn, vocab, layers, 2*cp | seq,
 #    dp * micro_batch | sequences, micro-batches >= pp).
