@@ -76,37 +76,22 @@ int ckpt_is_real_dir(const char *path)
     return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-typedef struct { char *s; size_t n, cap; } sbuf;
-static void sb_put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#include <stdarg.h>
-static void sb_put(sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        b->cap = (b->cap + (size_t)k + 1) * 2;
-        b->s = realloc(b->s, b->cap);
-    }
-}
 
 int ckpt_manifest_write(const char *step_dir, const ckpt_manifest *m)
 {
-    sbuf b = {0};
-    sb_put(&b, "%s\nstep %" PRId64 "\nworld %d\n", HERD_CKPT_FORMAT, m->step, m->world);
+    ckpt_sbuf b = {0};
+    ckpt_sbuf_printf(&b, "%s\nstep %" PRId64 "\nworld %d\n", HERD_CKPT_FORMAT, m->step, m->world);
     for (int r = 0; r < m->world; r++)
-        sb_put(&b, "shard %d %s %" PRId64 " %016" PRIx64 "\n", r, m->shards[r].file,
+        ckpt_sbuf_printf(&b, "shard %d %s %" PRId64 " %016" PRIx64 "\n", r, m->shards[r].file,
                m->shards[r].size, m->shards[r].xxh64);
     for (int i = 0; i < m->n_ents; i++) {
         const ckpt_entry *e = &m->ents[i];
-        sb_put(&b, "slice %d %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+        ckpt_sbuf_printf(&b, "slice %d %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
                " %" PRId64 " %s\n", e->rank, e->kind, e->ndim, e->global_shape[0],
                e->ndim > 1 ? e->global_shape[1] : 1, e->offset[0], e->ndim > 1 ? e->offset[1] : 0,
                e->shape[0], e->ndim > 1 ? e->shape[1] : 1, e->name);
     }
-    sb_put(&b, "end %016" PRIx64 "\n", herd_xxh64(b.s, b.n, 0));
+    ckpt_sbuf_printf(&b, "end %016" PRIx64 "\n", herd_xxh64(b.s, b.n, 0));
 
     char fin[4200];
     snprintf(fin, sizeof fin, "%s/%s", step_dir, HERD_CKPT_MANIFEST);
