@@ -2,7 +2,7 @@
 #
 # One static library (build/libherd.a) holds everything but main.c; the binary
 # `herd`, the unit tests and the benchmarks link against it. Sources are found
-# by wildcard, so adding a file to src/, kernels/cpu/, monitoring/, checkpoint/
+# by wildcard, so adding a file to a folder of src/, kernels/cpu/, monitoring/, checkpoint/
 # or topology/ needs no Makefile edit.
 
 CC        ?= gcc
@@ -41,7 +41,7 @@ EMU_SAN   := $(SAN_FLAGS)
 else
 BUILD     := build
 endif
-LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard kernels/*.c kernels/cpu/*.c \
+LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c)) $(wildcard kernels/*.c kernels/cpu/*.c \
              monitoring/*.c checkpoint/*.c topology/*.c)
 LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
@@ -97,7 +97,7 @@ $(BUILD)/libherd.a: $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/herd: $(BUILD)/src/main.o $(BUILD)/libherd.a
+$(BUILD)/herd: $(BUILD)/src/cli/main.o $(BUILD)/libherd.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libherd.a tests/unit/test.h
@@ -128,8 +128,8 @@ EMU_OBJ      := $(patsubst %.cu,$(EMU_DIR)/%.o,$(EMU_CU_SRC)) \
                 $(EMU_DIR)/tests/cuda_emu/emu.o $(EMU_DIR)/tests/cuda_emu/cublas.o
 # libherd's objects, but backend.c with the CUDA table on and comm_nccl_none.c
 # as without nvcc (no NCCL under emulation)
-EMU_C_OBJ    := $(filter-out $(BUILD)/kernels/backend.o $(BUILD)/src/comm_nccl_none.o,$(LIB_OBJ)) \
-                $(EMU_DIR)/kernels/backend.o $(EMU_DIR)/src/comm_nccl_none.o
+EMU_C_OBJ    := $(filter-out $(BUILD)/kernels/backend.o $(BUILD)/kernels/comm_nccl_none.o,$(LIB_OBJ)) \
+                $(EMU_DIR)/kernels/backend.o $(EMU_DIR)/kernels/comm_nccl_none.o
 EMU_DEPS     := $(wildcard tests/cuda_emu/*.h tests/cuda_emu/include/*.h) tests/cuda_emu/launch.pl \
                 $(wildcard kernels/cuda/*.h)
 
@@ -146,7 +146,7 @@ $(EMU_DIR)/kernels/backend.o: kernels/backend.c kernels/backend.h
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -DHERD_HAVE_CUDA -c $< -o $@
 
-$(EMU_DIR)/src/comm_nccl_none.o: src/comm_nccl_none.c
+$(EMU_DIR)/kernels/comm_nccl_none.o: kernels/comm_nccl_none.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -c $< -o $@
 
@@ -169,7 +169,7 @@ $(EMU_DIR)/emu_selftest: $(EMU_DIR)/tests/cuda_emu/selftest.o $(EMU_DIR)/tests/c
 	$(EMU_CXX) $(EMU_SAN) $^ -o $@ -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
 # the whole herd on the emulated backend (`herd train` with backend cuda, on the CPU)
-$(EMU_DIR)/herd: $(BUILD)/src/main.o $(EMU_DIR)/libherd_emu.a
+$(EMU_DIR)/herd: $(BUILD)/src/cli/main.o $(EMU_DIR)/libherd_emu.a
 	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
 
 # `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
@@ -193,8 +193,8 @@ FUZZ_CFLAGS  := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unknown
                 -Wno-unused-function -D_GNU_SOURCE $(FUZZ_SAN)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
-FUZZ_LIB_SRC := src/config.c src/config_presets.c src/curate.c src/minhash.c src/data.c src/loader.c src/tokenizer.c \
-                src/unicode_tab.c src/bpe_train.c src/chat.c src/json.c src/safetensors_read.c \
+FUZZ_LIB_SRC := src/config/config.c src/config/config_presets.c src/data/curate.c src/data/minhash.c src/data/data.c src/data/loader.c src/data/tokenizer.c \
+                src/data/unicode_tab.c src/data/bpe_train.c src/data/chat.c src/base/json.c src/base/safetensors_read.c src/base/safe_file.c \
                 $(wildcard checkpoint/*.c topology/*.c)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
 

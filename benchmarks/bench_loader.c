@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "src/config.h"
-#include "src/loader.h"
+#include "src/config/config.h"
+#include "src/data/loader.h"
 
 static double now(void)
 {
@@ -31,12 +31,12 @@ int main(int argc, char **argv)
     double step_s = (argc > 2 ? atof(argv[2]) : 50) / 1000;
     herd_config *c = malloc(sizeof *c);
     if (!c || herd_config_resolve(c, argv[1], 0, NULL)) return 1;
-    int T = c->ramp[0].seq_len;
-    int64_t G = c->ramp[0].batch_tokens / T;
+    int T = c->batch.ramp[0].seq_len;
+    int64_t G = c->batch.ramp[0].batch_tokens / T;
     int32_t *buf = malloc(sizeof(int32_t) * 3 * (size_t)(G * T));
     for (int prefetch = 0; prefetch < 2; prefetch++) {
         herd_loader *l;
-        if (herd_loader_open(&l, c, c->vocab_size)) return 1;
+        if (herd_loader_open(&l, c, c->model.vocab_size)) return 1;
         herd_loader_set_prefetch(l, prefetch);
         double wait = 0;
         enum { STEPS = 30 };

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include "src/tokenizer.h"
+#include "src/data/tokenizer.h"
 
-unsigned char *herd_file_slurp(const char *path, size_t *len); /* src/cmd_data_tok.c */
+unsigned char *herd_file_slurp(const char *path, size_t *len); /* src/cli/cmd_data_tok.c */
 
 static double now(void)
 {

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <time.h>
 #include "monitoring/mfu.h"
-#include "src/config.h"
-#include "src/model.h"
-#include "src/optim.h"
-#include "src/rng.h"
+#include "src/config/config.h"
+#include "src/model/model.h"
+#include "src/model/optim.h"
+#include "src/base/rng.h"
 
 static double now_s(void)
 {
@@ -35,8 +35,8 @@ static int bench_one(const char *spec, double sgemm_tflops)
     herd_config_defaults(&c);
     if (herd_config_apply_preset(&c, preset)) return -1;
     if (B <= 0) B = 4;
-    if (T <= 0) T = c.ramp[0].seq_len;
-    if (T > c.max_seq_len) c.max_seq_len = T;
+    if (T <= 0) T = c.batch.ramp[0].seq_len;
+    if (T > c.model.max_seq_len) c.model.max_seq_len = T;
     herd_model_dims d;
     herd_model_dims_from_config(&d, &c);
     herd_model m;

@@ -2,7 +2,7 @@
 # Pipeline bubble per schedule: measured (1 - busy / span of the last step,
 # averaged over the stages; herd train --print-schedule) beside the theory
 # (PP-1)/(N*V+PP-1) and the simulation of the same op lists with backward =
-# 2 x forward (src/pipeline.c).
+# 2 x forward (src/parallel/pipeline.c).
 #
 #   sh benchmarks/pipeline_bubble.sh [PP]
 #

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/internal.h"
-#include "checkpoint/safe_file.h"
+#include "src/base/safe_file.h"
 
 double ckpt_now(void)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "checkpoint/internal.h"
-#include "checkpoint/safe_file.h"
+#include "src/base/safe_file.h"
 #include "checkpoint/safetensors.h"
 
 static int64_t numel(const herd_st_tensor *t)

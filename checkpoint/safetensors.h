@@ -3,7 +3,7 @@
  * raw little-endian data), readable by Hugging Face tools and by a few lines of
  * numpy. Used by `herd ckpt export`, the trainer's --dump-params and the
  * PyTorch golden tests. In checkpoint/ so that the library needs nothing from
- * src/ (src/safetensors.h includes this). */
+ * src/ (src/base/safetensors.h includes this). */
 #ifndef HERD_SAFETENSORS_H
 #define HERD_SAFETENSORS_H
 

@@ -1,6 +1,6 @@
 /* backend.h — the table of compute ops the model is written against.
  *
- * The model (src/model.c) is written once over this interface; each backend
+ * The model (src/model/model.c) is written once over this interface; each backend
  * fills one `herd_backend` table. kernels/cpu is the fp32 reference and the
  * oracle for every other backend (kernels/cuda): each GPU op is tested against
  * the CPU op of the same name.

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "src/exitcodes.h"
+#include "src/base/exitcodes.h"
 
 typedef struct {
     char   what[96];

@@ -5,12 +5,12 @@
  * (compute_weight_and_optimizer_memory, compute_activation_memory) and
  * Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
  * Transformer Models" (Table 2), re-derived for herd's model (RMSNorm, GQA,
- * SwiGLU, FlashAttention, no dropout), herd's FSDP (src/fsdp.c) and herd's
- * pipeline schedule (src/pipeline.c). docs/topology.md writes them out. */
+ * SwiGLU, FlashAttention, no dropout), herd's FSDP (src/parallel/fsdp.c) and herd's
+ * pipeline schedule (src/parallel/pipeline.c). docs/topology.md writes them out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/pipeline.h"
+#include "topology/pipe_schedule.h"
 #include "topology/topo.h"
 
 static const char *recompute_names[] = {"none", "selective", "full"};
@@ -67,7 +67,7 @@ double herd_plan_layer_act_bytes(const herd_plan_inputs *in, int tp, int cp)
 }
 
 /* layers of virtual stage s of S: total = L (+2 if the first and last hold one
- * fewer) spread evenly, as src/config.c requires (it checks divisibility) */
+ * fewer) spread evenly, as src/config/config.c requires (it checks divisibility) */
 static int vstage_layers(const herd_plan_inputs *in, int S, int s)
 {
     int fewer = in->pp_first_last_fewer && S > 1;
@@ -87,7 +87,7 @@ int herd_plan_stage_layers(const herd_plan_inputs *in, int pp, int V, int M, int
         *inflight = *layers;
         return 0;
     }
-    /* herd's schedule (src/pipeline.c herd_pipe_plan): Megatron's warm-up of
+    /* herd's schedule (src/parallel/pipeline.c herd_pipe_plan): Megatron's warm-up of
      * (pp-p-1)*2 + (V-1)*pp forwards (pp-p-1 without interleaving), then one
      * forward, one backward. Walk the rank's op list and keep the largest sum
      * of the layers of the chunks forwarded and not yet backwarded. For rank 0
@@ -117,14 +117,14 @@ int herd_plan_stage_layers(const herd_plan_inputs *in, int pp, int V, int M, int
  *                                   (reduce-scattered once per step), FSDP
  *                                   shards of fp32 master, Adam m, v and the
  *                                   reduced gradient (g' = g; 0 when DP = 1:
- *                                   src/fsdp.c uses the working buffers)
+ *                                   src/parallel/fsdp.c uses the working buffers)
  * + A_layer * inflight_p            the activations the schedule keeps
  * + A_layer(none)                   the backward's workspace of one layer
  *                                   (its input gradients mirror its saved
  *                                   tensors; FULL: the recomputed layer)
  * + last rank: fp32 vocab-parallel logits of one micro-batch, 4 V/tp per token
  *   (the cross-entropy keeps them for its backward), or with xent_chunk (the
- *   output projection fused with the cross-entropy, src/model.c) one chunk's
+ *   output projection fused with the cross-entropy, src/model/model.c) one chunk's
  *   4 xent_chunk per token, and the final norm input.
  * Sharding is over DP only: herd all-reduces gradients over CP and keeps full
  * state on every CP rank (docs/parallelism.md), where Megatron's distributed

@@ -18,7 +18,7 @@
 #define HERD_TOPO_H
 
 #include <stddef.h>
-#include "src/recompute.h"
+#include "src/base/recompute.h"
 
 #define HERD_TOPO_NAME_MAX   64
 #define HERD_TOPO_MAX_HEIGHT 8   /* 1 node, 2 leaf, 3 spine/pod, 4 core, ... */
@@ -259,7 +259,7 @@ typedef struct {
 } herd_plan_inputs;
 
 /* Activation recomputation (train.recompute): HERD_RECOMPUTE_* of
- * src/recompute.h, which the model does and the memory estimate charges. */
+ * src/base/recompute.h, which the model does and the memory estimate charges. */
 
 /* "none" / "selective" / "full" -> HERD_RECOMPUTE_*; -1 if none of them. */
 int herd_plan_recompute_parse(const char *s);
@@ -270,7 +270,7 @@ const char *herd_plan_recompute_name(int mode);
 double herd_plan_layer_act_bytes(const herd_plan_inputs *in, int tp, int cp);
 
 /* Per pipeline rank p of pp (V chunks, M micro-batches; herd's schedule,
- * src/pipeline.c): its transformer layers, and the most layer x micro-batch
+ * src/parallel/pipeline.c): its transformer layers, and the most layer x micro-batch
  * activations it holds at once. -1 if the layers do not split. */
 int herd_plan_stage_layers(const herd_plan_inputs *in, int pp, int V, int M, int p, int *layers,
                            double *inflight);

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <time.h>
 #include "monitoring/mfu.h"
-#include "src/config.h"
-#include "src/model.h"
-#include "src/optim.h"
-#include "src/rng.h"
+#include "src/config/config.h"
+#include "src/model/model.h"
+#include "src/model/optim.h"
+#include "src/base/rng.h"
 #include "topology/topo.h"
 
 static double now_s(void)
@@ -177,8 +177,8 @@ int main(int argc, char **argv)
     if (o.attention_only) return bench_attention(&o, be);
     herd_config c;
     herd_config_defaults(&c);
-    c.n_layers = o.layers; c.d_model = o.d_model; c.ffn_dim = o.ffn; c.n_heads = o.heads;
-    c.n_kv_heads = o.kv_heads; c.vocab_size = o.vocab; c.max_seq_len = o.seq;
+    c.model.n_layers = o.layers; c.model.d_model = o.d_model; c.model.ffn_dim = o.ffn; c.model.n_heads = o.heads;
+    c.model.n_kv_heads = o.kv_heads; c.model.vocab_size = o.vocab; c.model.max_seq_len = o.seq;
     herd_model_dims d;
     herd_model_dims_from_config(&d, &c);
     herd_model m;

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 extern "C" {
-#include "src/comm.h"
+#include "kernels/comm.h"
 }
 
 struct herd_comm_request { cudaEvent_t ev; };

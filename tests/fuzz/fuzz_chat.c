@@ -1,8 +1,8 @@
-/* fuzz_chat.c — the chat JSONL readers (src/chat.c, src/json.c): one line per
+/* fuzz_chat.c — the chat JSONL readers (src/data/chat.c, src/base/json.c): one line per
  * conversation or preference pair, read as prompts, as SFT data and as
  * preference data through a small BPE tokenizer trained at start-up. */
-#include "src/chat.h"
-#include "src/tokenizer.h"
+#include "src/data/chat.h"
+#include "src/data/tokenizer.h"
 #include "tests/fuzz/fuzz.h"
 
 static herd_tokenizer *tok;

@@ -1,8 +1,8 @@
-/* fuzz_config.c — the YAML run configuration (src/config.c, libyaml): a
+/* fuzz_config.c — the YAML run configuration (src/config/config.c, libyaml): a
  * config file, its validation and the YAML written back, and the same text as
  * the value of the list keys on the command line (--set batch.ramp=...,
  * --set data.sources=...). The written YAML must load again. */
-#include "src/config.h"
+#include "src/config/config.h"
 #include "tests/fuzz/fuzz.h"
 
 static FILE *devnull;

@@ -1,6 +1,6 @@
-/* fuzz_data.c — the token shard reader (src/data.c): header checks, the id
+/* fuzz_data.c — the token shard reader (src/data/data.c): header checks, the id
  * scan, then a few batches of the sampler from whatever shard passed. */
-#include "src/data.h"
+#include "src/data/data.h"
 #include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -1,11 +1,11 @@
 /* fuzz_loader_state.c — the data loader's position as a checkpoint stores it
- * in each shard's /meta after the trainer's header (src/loader.c
+ * in each shard's /meta after the trainer's header (src/data/loader.c
  * herd_loader_set_state, what resume decodes once HDF5 has read the bytes),
  * then a batch read from the position it gives. The loader is over two small
  * shards in /dev/shm made at start-up; each input starts from its first state. */
 #include <ftw.h>
-#include "src/loader.h"
-#include "src/data.h"
+#include "src/data/loader.h"
+#include "src/data/data.h"
 #include "tests/fuzz/fuzz.h"
 
 static herd_loader *loader;

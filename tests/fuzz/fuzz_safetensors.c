@@ -1,8 +1,8 @@
-/* fuzz_safetensors.c — the header of a safetensors file (src/safetensors_read.c
- * over src/json.c), as `herd post` reads a model: the input is the whole file.
+/* fuzz_safetensors.c — the header of a safetensors file (src/base/safetensors_read.c
+ * over src/base/json.c), as `herd post` reads a model: the input is the whole file.
  * Every tensor the parser accepts must lie inside the file; the target reads
  * its bytes to prove it. */
-#include "src/safetensors.h"
+#include "src/base/safetensors.h"
 #include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

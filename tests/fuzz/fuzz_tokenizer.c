@@ -1,7 +1,7 @@
-/* fuzz_tokenizer.c — a tiktoken rank file (src/tokenizer.c): the loader,
+/* fuzz_tokenizer.c — a tiktoken rank file (src/data/tokenizer.c): the loader,
  * then encode and decode of a fixed text and of the input itself with the
  * tokenizer it defines; decode(encode(s)) must give s back. */
-#include "src/tokenizer.h"
+#include "src/data/tokenizer.h"
 #include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

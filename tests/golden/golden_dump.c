@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/model.h"
-#include "src/rng.h"
-#include "src/safetensors.h"
+#include "src/model/model.h"
+#include "src/base/rng.h"
+#include "src/base/safetensors.h"
 
 enum { B = 2, T = 24 };
 

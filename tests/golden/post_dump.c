@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/dpo.h"
-#include "src/model.h"
-#include "src/reward.h"
-#include "src/rng.h"
-#include "src/safetensors.h"
+#include "src/post/dpo.h"
+#include "src/model/model.h"
+#include "src/post/reward.h"
+#include "src/base/rng.h"
+#include "src/base/safetensors.h"
 
 enum { P = 2, T = 16, RB = 5, V = 67, HEAD = 3 };
 

@@ -15,7 +15,7 @@ import tiktoken
 
 HERD, RANKS, WORK = sys.argv[1:4]
 
-# the pattern of src/tokenizer.h (HERD_TOK_PATTERN), Llama 3's
+# the pattern of src/data/tokenizer.h (HERD_TOK_PATTERN), Llama 3's
 PAT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 ranks = {}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Overlapped gradient reduction (train.overlap_grad_reduce, src/fsdp.h): each
+# Overlapped gradient reduction (train.overlap_grad_reduce, src/parallel/fsdp.h): each
 # layer's TP/CP sums and DP reduce-scatter start inside the backward, as soon
 # as the last micro-batch has made the layer's gradient final. 8 MPI processes
 # on the CPU:

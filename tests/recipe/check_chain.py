@@ -34,7 +34,7 @@ def resolved(path):
     return out, ramp
 
 
-def lr_of(c, step, tokens):  # src/schedule.c
+def lr_of(c, step, tokens):  # src/model/schedule.c
     lr0, lo = float(c["optim.lr"]), float(c["optim.min_lr"])
     w, d = int(c["schedule.warmup_steps"]), int(c["schedule.decay_steps"])
     if step < w:

@@ -8,7 +8,7 @@
  *   env: MPI_STEPS_N (steps, 40), MPI_STEPS_MS (sleep per step, 100),
  *        MPI_STEPS_LIMIT (watchdog step limit in s, 2)
  * Rank 0 appends {"step":N} to DIR/metrics.jsonl after every step.
- * SIGUSR1/SIGTERM (src/stopsig.h): the ranks agree on it after the step (an
+ * SIGUSR1/SIGTERM (src/train/stopsig.h): the ranks agree on it after the step (an
  * allreduce MAX), rank 0 appends {"stopped":N}, and all exit 75 (requeue me),
  * the protocol the trainer follows after committing its checkpoint. */
 #include <mpi.h>
@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "monitoring/watchdog.h"
-#include "src/exitcodes.h"
-#include "src/stopsig.h"
+#include "src/base/exitcodes.h"
+#include "src/train/stopsig.h"
 
 static double env_or(const char *name, double dflt)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/backend.h"
-#include "src/rng.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 static const herd_backend *cpu;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include "kernels/cpu/attention_flash_bf16.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "src/rng.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 static float *randn(size_t n, uint64_t stream)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "src/rng.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 static const herd_backend *be;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/chat.h"
+#include "src/data/chat.h"
 #include "tests/unit/test.h"
 
 static herd_tokenizer *tok;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/internal.h"
-#include "checkpoint/safe_file.h"
+#include "src/base/safe_file.h"
 #include "kernels/backend.h"
 #include "tests/unit/test.h"
 

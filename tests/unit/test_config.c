@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/config.h"
+#include "src/config/config.h"
 #include "tests/unit/test.h"
 
 static char tmp_dir[] = "/tmp/herd_test_config_XXXXXX";
@@ -72,21 +72,22 @@ static int resolve_text(herd_config *c, const char *yaml, int n_sets, char *cons
  * key missing from the table shows up as a failed round trip. */
 static int config_equal(const herd_config *a, const herd_config *b)
 {
-    int eq = !strcmp(a->preset, b->preset) && a->n_layers == b->n_layers && a->d_model == b->d_model &&
-             a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads && a->ffn_dim == b->ffn_dim &&
-             a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
-             a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps && a->init_std == b->init_std &&
-             a->lr == b->lr && a->min_lr == b->min_lr && a->beta1 == b->beta1 && a->beta2 == b->beta2 &&
-             a->eps == b->eps && a->weight_decay == b->weight_decay && a->grad_clip == b->grad_clip &&
-             a->warmup_steps == b->warmup_steps && a->decay_steps == b->decay_steps &&
-             a->anneal_tokens == b->anneal_tokens && a->n_ramp == b->n_ramp &&
-             a->micro_batch == b->micro_batch && a->seed == b->seed && a->max_steps == b->max_steps &&
-             a->max_tokens == b->max_tokens && a->log_every == b->log_every &&
-             !strcmp(a->out_dir, b->out_dir) && !strcmp(a->backend, b->backend) && a->threads == b->threads &&
-             !strcmp(a->data_path, b->data_path) && a->peak_tflops == b->peak_tflops;
-    for (int i = 0; eq && i < a->n_ramp; i++)
-        eq = a->ramp[i].after_tokens == b->ramp[i].after_tokens &&
-             a->ramp[i].batch_tokens == b->ramp[i].batch_tokens && a->ramp[i].seq_len == b->ramp[i].seq_len;
+    int eq = !strcmp(a->model.preset, b->model.preset) && a->model.n_layers == b->model.n_layers && a->model.d_model == b->model.d_model &&
+             a->model.n_heads == b->model.n_heads && a->model.n_kv_heads == b->model.n_kv_heads && a->model.ffn_dim == b->model.ffn_dim &&
+             a->model.vocab_size == b->model.vocab_size && a->model.max_seq_len == b->model.max_seq_len &&
+             a->model.rope_theta == b->model.rope_theta && a->model.norm_eps == b->model.norm_eps && a->model.init_std == b->model.init_std &&
+             a->optim.lr == b->optim.lr && a->optim.min_lr == b->optim.min_lr && a->optim.beta1 == b->optim.beta1 && a->optim.beta2 == b->optim.beta2 &&
+             a->optim.eps == b->optim.eps && a->optim.weight_decay == b->optim.weight_decay && a->optim.grad_clip == b->optim.grad_clip &&
+             a->schedule.warmup_steps == b->schedule.warmup_steps && a->schedule.decay_steps == b->schedule.decay_steps &&
+             a->schedule.anneal_tokens == b->schedule.anneal_tokens && a->batch.n_ramp == b->batch.n_ramp &&
+             a->batch.micro_batch == b->batch.micro_batch && a->train.seed == b->train.seed && a->train.max_steps == b->train.max_steps &&
+             a->train.max_tokens == b->train.max_tokens && a->train.log_every == b->train.log_every &&
+             !strcmp(a->train.out_dir, b->train.out_dir) && a->train.backend == b->train.backend &&
+             a->train.recompute == b->train.recompute && a->train.precision == b->train.precision && a->train.threads == b->train.threads &&
+             !strcmp(a->data.path, b->data.path) && a->monitor.peak_tflops == b->monitor.peak_tflops;
+    for (int i = 0; eq && i < a->batch.n_ramp; i++)
+        eq = a->batch.ramp[i].after_tokens == b->batch.ramp[i].after_tokens &&
+             a->batch.ramp[i].batch_tokens == b->batch.ramp[i].batch_tokens && a->batch.ramp[i].seq_len == b->batch.ramp[i].seq_len;
     return eq;
 }
 
@@ -96,18 +97,18 @@ TEST(defaults_are_the_tiny_preset_and_valid)
 {
     herd_config c;
     herd_config_defaults(&c);
-    CHECK(!strcmp(c.preset, "tiny"));
-    CHECK(c.n_layers == 2 && c.d_model == 64 && c.n_heads == 4 && c.n_kv_heads == 2);
-    CHECK(c.ffn_dim == 192 && c.vocab_size == 512 && c.max_seq_len == 128);
-    CHECK(c.rope_theta == 500000 && c.norm_eps == 1e-5 && c.init_std == 0.02);
-    CHECK(c.lr == 1e-3 && c.min_lr == 1e-4 && c.beta1 == 0.9 && c.beta2 == 0.95 && c.eps == 1e-8);
-    CHECK(c.weight_decay == 0.1 && c.grad_clip == 1.0);
-    CHECK(c.warmup_steps == 20 && c.decay_steps == 1000 && c.anneal_tokens == 0);
-    CHECK(c.n_ramp == 1 && c.ramp[0].after_tokens == 0 && c.ramp[0].batch_tokens == 4096 &&
-          c.ramp[0].seq_len == 128);
-    CHECK(c.micro_batch == 8 && c.seed == 1234 && c.max_steps == 100 && c.max_tokens == 0);
-    CHECK(c.log_every == 10 && !strcmp(c.out_dir, "runs/default") && !strcmp(c.backend, "cpu"));
-    CHECK(c.threads == 0 && c.data_path[0] == '\0' && c.peak_tflops == 0);
+    CHECK(!strcmp(c.model.preset, "tiny"));
+    CHECK(c.model.n_layers == 2 && c.model.d_model == 64 && c.model.n_heads == 4 && c.model.n_kv_heads == 2);
+    CHECK(c.model.ffn_dim == 192 && c.model.vocab_size == 512 && c.model.max_seq_len == 128);
+    CHECK(c.model.rope_theta == 500000 && c.model.norm_eps == 1e-5 && c.model.init_std == 0.02);
+    CHECK(c.optim.lr == 1e-3 && c.optim.min_lr == 1e-4 && c.optim.beta1 == 0.9 && c.optim.beta2 == 0.95 && c.optim.eps == 1e-8);
+    CHECK(c.optim.weight_decay == 0.1 && c.optim.grad_clip == 1.0);
+    CHECK(c.schedule.warmup_steps == 20 && c.schedule.decay_steps == 1000 && c.schedule.anneal_tokens == 0);
+    CHECK(c.batch.n_ramp == 1 && c.batch.ramp[0].after_tokens == 0 && c.batch.ramp[0].batch_tokens == 4096 &&
+          c.batch.ramp[0].seq_len == 128);
+    CHECK(c.batch.micro_batch == 8 && c.train.seed == 1234 && c.train.max_steps == 100 && c.train.max_tokens == 0);
+    CHECK(c.train.log_every == 10 && !strcmp(c.train.out_dir, "runs/default") && c.train.backend == HERD_BACKEND_CPU);
+    CHECK(c.train.threads == 0 && c.data.path[0] == '\0' && c.monitor.peak_tflops == 0);
     CHECK(herd_config_validate(&c, "defaults") == 0);
 }
 
@@ -134,10 +135,10 @@ TEST(presets_have_the_design_numbers_and_are_valid)
         herd_config_defaults(&c);
         CHECK(herd_config_preset_exists(w->name));
         CHECK(herd_config_apply_preset(&c, w->name) == 0);
-        CHECK(!strcmp(c.preset, w->name));
-        CHECK(c.n_layers == w->layers && c.d_model == w->d && c.ffn_dim == w->ffn);
-        CHECK(c.n_heads == w->heads && c.n_kv_heads == w->kv && c.vocab_size == w->vocab);
-        CHECK(c.max_seq_len == w->seq && c.lr == w->lr && c.rope_theta == 500000);
+        CHECK(!strcmp(c.model.preset, w->name));
+        CHECK(c.model.n_layers == w->layers && c.model.d_model == w->d && c.model.ffn_dim == w->ffn);
+        CHECK(c.model.n_heads == w->heads && c.model.n_kv_heads == w->kv && c.model.vocab_size == w->vocab);
+        CHECK(c.model.max_seq_len == w->seq && c.optim.lr == w->lr && c.model.rope_theta == 500000);
         CHECK(herd_config_validate(&c, w->name) == 0);
     }
 }
@@ -149,19 +150,19 @@ TEST(big_presets_follow_the_405b_recipe)
         herd_config c;
         herd_config_defaults(&c);
         CHECK(herd_config_apply_preset(&c, names[i]) == 0);
-        CHECK_NEAR(c.min_lr, c.lr / 100, 1e-20);
-        CHECK(c.warmup_steps == 8000 && c.decay_steps == 1200000);
-        CHECK(c.n_ramp == 3);
-        CHECK(c.ramp[0].after_tokens == 0 && c.ramp[0].batch_tokens == 4194304 && c.ramp[0].seq_len == 4096);
-        CHECK(c.ramp[1].after_tokens == 252000000 && c.ramp[1].batch_tokens == 8388608 &&
-              c.ramp[1].seq_len == 8192);
-        CHECK(c.ramp[2].after_tokens == 2870000000000LL && c.ramp[2].batch_tokens == 16777216 &&
-              c.ramp[2].seq_len == 8192);
+        CHECK_NEAR(c.optim.min_lr, c.optim.lr / 100, 1e-20);
+        CHECK(c.schedule.warmup_steps == 8000 && c.schedule.decay_steps == 1200000);
+        CHECK(c.batch.n_ramp == 3);
+        CHECK(c.batch.ramp[0].after_tokens == 0 && c.batch.ramp[0].batch_tokens == 4194304 && c.batch.ramp[0].seq_len == 4096);
+        CHECK(c.batch.ramp[1].after_tokens == 252000000 && c.batch.ramp[1].batch_tokens == 8388608 &&
+              c.batch.ramp[1].seq_len == 8192);
+        CHECK(c.batch.ramp[2].after_tokens == 2870000000000LL && c.batch.ramp[2].batch_tokens == 16777216 &&
+              c.batch.ramp[2].seq_len == 8192);
     }
     herd_config c;
     herd_config_defaults(&c);
     herd_config_apply_preset(&c, "405b");
-    CHECK(c.lr == 8e-5 && c.min_lr == 8e-7);
+    CHECK(c.optim.lr == 8e-5 && c.optim.min_lr == 8e-7);
 }
 
 TEST(unknown_preset_is_refused_with_the_valid_names)
@@ -171,7 +172,7 @@ TEST(unknown_preset_is_refused_with_the_valid_names)
     CHECK(CAPTURE(herd_config_apply_preset(&c, "7b")) == -1);
     CHECK(has("7b") && has("405b"));
     CHECK(!herd_config_preset_exists("7b"));
-    CHECK(!strcmp(c.preset, "tiny")); /* untouched */
+    CHECK(!strcmp(c.model.preset, "tiny")); /* untouched */
 }
 
 /* ---- loading and overrides ---------------------------------------------- */
@@ -182,8 +183,8 @@ TEST(file_overrides_its_preset_wherever_the_preset_key_is)
     /* model.preset comes last in the file, yet applies first */
     const char *yaml = "optim:\n  lr: 2.5e-4\nmodel:\n  n_layers: 3\n  preset: 100m\n";
     CHECK(resolve_text(&c, yaml, 0, NULL) == 0);
-    CHECK(!strcmp(c.preset, "100m") && c.n_layers == 3 && c.d_model == 768 && c.lr == 2.5e-4);
-    CHECK(c.min_lr == 6e-5);
+    CHECK(!strcmp(c.model.preset, "100m") && c.model.n_layers == 3 && c.model.d_model == 768 && c.optim.lr == 2.5e-4);
+    CHECK(c.optim.min_lr == 6e-5);
 }
 
 TEST(resolution_order_defaults_preset_file_set)
@@ -194,32 +195,32 @@ TEST(resolution_order_defaults_preset_file_set)
      * the file's n_layers and the later --set of lr override it */
     char *sets[] = {"optim.lr=1e-4", "model.preset=small", "train.seed=11"};
     CHECK(resolve_text(&c, yaml, 3, sets) == 0);
-    CHECK(!strcmp(c.preset, "small"));
-    CHECK(c.d_model == 128 && c.n_layers == 3); /* preset small, file's n_layers */
-    CHECK(c.lr == 1e-4 && c.seed == 11);        /* --set beats the file */
-    CHECK(c.min_lr == 1e-4);                    /* small's */
+    CHECK(!strcmp(c.model.preset, "small"));
+    CHECK(c.model.d_model == 128 && c.model.n_layers == 3); /* preset small, file's n_layers */
+    CHECK(c.optim.lr == 1e-4 && c.train.seed == 11);        /* --set beats the file */
+    CHECK(c.optim.min_lr == 1e-4);                    /* small's */
 
     /* no file at all */
     char *sets2[] = {"train.max_steps=7", "data.path="};
     CHECK(CAPTURE(herd_config_resolve(&c, NULL, 2, sets2)) == 0);
-    CHECK(c.max_steps == 7 && c.data_path[0] == '\0' && !strcmp(c.preset, "tiny"));
+    CHECK(c.train.max_steps == 7 && c.data.path[0] == '\0' && !strcmp(c.model.preset, "tiny"));
 
     /* the later of two --set wins */
     char *sets3[] = {"optim.lr=1e-4", "optim.lr=2e-4"};
     CHECK(CAPTURE(herd_config_resolve(&c, NULL, 2, sets3)) == 0);
-    CHECK(c.lr == 2e-4);
+    CHECK(c.optim.lr == 2e-4);
 }
 
 TEST(set_parses_like_the_file)
 {
     herd_config c;
     herd_config_defaults(&c);
-    CHECK(herd_config_set(&c, "optim.lr=3e-4", "--set") == 0 && c.lr == 3e-4);
-    CHECK(herd_config_set(&c, "train.max_tokens=2.87T", "--set") == 0 && c.max_tokens == 2870000000000LL);
-    CHECK(herd_config_set(&c, "train.out_dir=runs/a b: c", "--set") == 0 && !strcmp(c.out_dir, "runs/a b: c"));
-    CHECK(herd_config_set(&c, "model.preset=8b", "--set") == 0 && c.n_layers == 32 && c.n_ramp == 3);
+    CHECK(herd_config_set(&c, "optim.lr=3e-4", "--set") == 0 && c.optim.lr == 3e-4);
+    CHECK(herd_config_set(&c, "train.max_tokens=2.87T", "--set") == 0 && c.train.max_tokens == 2870000000000LL);
+    CHECK(herd_config_set(&c, "train.out_dir=runs/a b: c", "--set") == 0 && !strcmp(c.train.out_dir, "runs/a b: c"));
+    CHECK(herd_config_set(&c, "model.preset=8b", "--set") == 0 && c.model.n_layers == 32 && c.batch.n_ramp == 3);
     CHECK(herd_config_set(&c, "batch.ramp=[{after_tokens: 0, batch_tokens: 1M, seq_len: 1000}]", "--set") == 0);
-    CHECK(c.n_ramp == 1 && c.ramp[0].batch_tokens == 1000000 && c.ramp[0].seq_len == 1000);
+    CHECK(c.batch.n_ramp == 1 && c.batch.ramp[0].batch_tokens == 1000000 && c.batch.ramp[0].seq_len == 1000);
 
     CHECK(CAPTURE(herd_config_set(&c, "optim.lr=abc", "--set")) == -1);
     CHECK(has("herd: --set optim.lr: expected a number, got 'abc'"));
@@ -362,7 +363,13 @@ TEST(impossible_shapes)
     CHECK(resolve_text(&c, "optim:\n  min_lr: 1e-2\n", 0, NULL) == -1);
     CHECK(has("cfg.yaml:2: key 'optim.min_lr'"));
     CHECK(resolve_text(&c, "train:\n  backend: tpu\n", 0, NULL) == -1);
-    CHECK(has("cfg.yaml:2: key 'train.backend'") && has("tpu"));
+    CHECK(has("cfg.yaml:2: key 'train.backend'") && has("'tpu' is not one of cpu, cuda"));
+    /* an enum key is an int after loading; one set in code is checked too */
+    CHECK(resolve_text(&c, "train:\n  recompute: selective\n  precision: bf16\n", 0, NULL) == 0);
+    CHECK(c.train.recompute == HERD_RECOMPUTE_SELECTIVE && c.train.precision == HERD_PRECISION_BF16);
+    c.train.recompute = 7;
+    CHECK(CAPTURE(herd_config_validate(&c, "code")) == -1);
+    CHECK(has("key 'train.recompute'") && has("7 is not one of its choices"));
     CHECK(resolve_text(&c, "schedule:\n  anneal_tokens: 40M\ntrain:\n  max_tokens: 40M\n", 0, NULL) == -1);
     CHECK(has("key 'schedule.anneal_tokens'"));
     CHECK(resolve_text(&c, "schedule:\n  anneal_tokens: 40M\ntrain:\n  max_tokens: 1G\n", 0, NULL) == 0);
@@ -374,11 +381,11 @@ TEST(impossible_shapes)
 
     /* a struct built in code gets the same checks */
     herd_config_defaults(&c);
-    c.n_kv_heads = 3;
+    c.model.n_kv_heads = 3;
     CHECK(CAPTURE(herd_config_validate(&c, "code")) == -1);
     CHECK(has("herd: code: key 'model.n_kv_heads'"));
     herd_config_defaults(&c);
-    c.n_layers = 0;
+    c.model.n_layers = 0;
     CHECK(CAPTURE(herd_config_validate(&c, "code")) == -1);
     CHECK(has("model.n_layers"));
 }
@@ -394,22 +401,22 @@ TEST(ramp_block_and_flow_styles_with_suffixes)
                        "    - {after_tokens: 252M, batch_tokens: 8388608, seq_len: 8192}\n"
                        "    - {after_tokens: 2.87T, batch_tokens: 16M, seq_len: 8000}\n";
     CHECK(resolve_text(&c, flow, 0, NULL) == 0);
-    CHECK(c.n_ramp == 3 && c.ramp[0].batch_tokens == 4194304 && c.ramp[1].after_tokens == 252000000);
-    CHECK(c.ramp[2].after_tokens == 2870000000000LL && c.ramp[2].batch_tokens == 16000000);
+    CHECK(c.batch.n_ramp == 3 && c.batch.ramp[0].batch_tokens == 4194304 && c.batch.ramp[1].after_tokens == 252000000);
+    CHECK(c.batch.ramp[2].after_tokens == 2870000000000LL && c.batch.ramp[2].batch_tokens == 16000000);
 
     const char *block = "batch:\n  micro_batch: 4\n  ramp:\n"
                         "    - after_tokens: 0\n      batch_tokens: 2.56K\n      seq_len: 64\n"
                         "    - after_tokens: 1.5K\n      batch_tokens: 4096\n      seq_len: 128\n";
     CHECK(resolve_text(&c, block, 0, NULL) == 0);
-    CHECK(c.n_ramp == 2 && c.ramp[0].batch_tokens == 2560 && c.ramp[0].seq_len == 64);
-    CHECK(c.ramp[1].after_tokens == 1500 && c.ramp[1].batch_tokens == 4096);
+    CHECK(c.batch.n_ramp == 2 && c.batch.ramp[0].batch_tokens == 2560 && c.batch.ramp[0].seq_len == 64);
+    CHECK(c.batch.ramp[1].after_tokens == 1500 && c.batch.ramp[1].batch_tokens == 4096);
 
     /* plain integers and every suffix */
     char *sets[] = {"train.max_tokens=4096", "schedule.decay_steps=2K", "train.seed=3G",
                     "schedule.anneal_tokens=0.5K", "train.max_steps=1.000001M"};
     CHECK(CAPTURE(herd_config_resolve(&c, NULL, 5, sets)) == 0);
-    CHECK(c.max_tokens == 4096 && c.decay_steps == 2000 && c.seed == 3000000000ULL);
-    CHECK(c.anneal_tokens == 500 && c.max_steps == 1000001);
+    CHECK(c.train.max_tokens == 4096 && c.schedule.decay_steps == 2000 && c.train.seed == 3000000000ULL);
+    CHECK(c.schedule.anneal_tokens == 500 && c.train.max_steps == 1000001);
 }
 
 TEST(ramp_errors)
@@ -461,28 +468,30 @@ TEST(write_then_load_is_identical)
     /* awkward values: inexact doubles, the largest seed, quotes in paths */
     herd_config_defaults(&c);
     CHECK(herd_config_apply_preset(&c, "405b") == 0);
-    c.n_layers = 7;
-    c.lr = 1.0 / 3.0;
-    c.min_lr = 0.1 * 0.2;
-    c.norm_eps = 1e-300;
-    c.beta2 = 0.999;
-    c.grad_clip = 0;
-    c.seed = UINT64_MAX;
-    c.max_tokens = 3000000000000LL;
-    c.anneal_tokens = 40000000;
-    c.peak_tflops = 989.4;
-    snprintf(c.out_dir, sizeof c.out_dir, "runs/a \"b\" \\c: #d\te");
-    snprintf(c.data_path, sizeof c.data_path, "données/train.bin");
-    snprintf(c.backend, sizeof c.backend, "cuda");
+    c.model.n_layers = 7;
+    c.optim.lr = 1.0 / 3.0;
+    c.optim.min_lr = 0.1 * 0.2;
+    c.model.norm_eps = 1e-300;
+    c.optim.beta2 = 0.999;
+    c.optim.grad_clip = 0;
+    c.train.seed = UINT64_MAX;
+    c.train.max_tokens = 3000000000000LL;
+    c.schedule.anneal_tokens = 40000000;
+    c.monitor.peak_tflops = 989.4;
+    snprintf(c.train.out_dir, sizeof c.train.out_dir, "runs/a \"b\" \\c: #d\te");
+    snprintf(c.data.path, sizeof c.data.path, "données/train.bin");
+    c.train.backend = HERD_BACKEND_CUDA;
+    c.train.recompute = HERD_RECOMPUTE_SELECTIVE;
+    c.train.precision = HERD_PRECISION_BF16;
     CHECK(herd_config_validate(&c, "code") == 0);
     CHECK(round_trip(&c, &d) == 0);
     CHECK(config_equal(&c, &d));
 
     /* no preset: the written "" must not apply one */
-    c.preset[0] = '\0';
-    c.d_model = 512;
+    c.model.preset[0] = '\0';
+    c.model.d_model = 512;
     CHECK(round_trip(&c, &d) == 0 && config_equal(&c, &d));
-    CHECK(d.preset[0] == '\0' && d.d_model == 512);
+    CHECK(d.model.preset[0] == '\0' && d.model.d_model == 512);
 
     /* and the output resolves again to the same config */
     const char *p = write_file("written.yaml", "");

@@ -12,8 +12,8 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/attention_flash_bf16.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "src/model.h"
-#include "src/rng.h"
+#include "src/model/model.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 #ifdef HERD_HAVE_CUDA
 /* from kernels/cuda/cuda_ops.h (not included whole: its names are this file's test names) */

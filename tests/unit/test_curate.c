@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/curate.h"
-#include "src/rng.h"
+#include "src/data/curate.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 /* A document of n pseudo-words drawn from a 3000-word vocabulary. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/data.h"
+#include "src/data/data.h"
 #include "tests/unit/test.h"
 
 static char dir[64];

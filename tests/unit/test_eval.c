@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/data.h"
-#include "src/eval.h"
-#include "src/loader.h"
+#include "src/data/data.h"
+#include "src/data/eval.h"
+#include "src/data/loader.h"
 #include "tests/unit/test.h"
 
 #define V 1000

@@ -3,8 +3,8 @@
  * distribution; bad lengths are refused. */
 #include <stdlib.h>
 #include <string.h>
-#include "src/generate.h"
-#include "src/rng.h"
+#include "src/model/generate.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 static herd_model m;

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/backend.h"
-#include "src/model.h"
-#include "src/rng.h"
+#include "src/model/model.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 static const herd_backend *be;

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/data.h"
-#include "src/loader.h"
+#include "src/data/data.h"
+#include "src/data/loader.h"
 #include "tests/unit/test.h"
 
 #define NS 4

@@ -8,7 +8,7 @@
 #include <mpi.h>
 #include <string.h>
 #include "kernels/backend.h"
-#include "src/comm.h"
+#include "kernels/comm.h"
 #include "tests/unit/test.h"
 
 static const herd_backend *gpu;

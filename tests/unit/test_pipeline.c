@@ -4,8 +4,8 @@
  * (micro-batches whose forward ran and backward did not, per rank) is PP - p;
  * the simulated bubble of 1F1B is the textbook (PP-1)/(N+PP-1); layer splits. */
 #include <string.h>
-#include "src/model.h"
-#include "src/pipeline.h"
+#include "src/model/model.h"
+#include "src/parallel/pipeline.h"
 #include "tests/unit/test.h"
 
 /* each (chunk, mb) forward once and backward once, backward after forward;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include "src/config.h"
+#include "src/config/config.h"
 #include "tests/unit/test.h"
 #include "topology/topo.h"
 
@@ -20,12 +20,12 @@ static void inputs(herd_plan_inputs *in, const char *preset, int seq)
     herd_config_defaults(&c);
     herd_config_apply_preset(&c, preset);
     herd_plan_inputs_default(in);
-    in->n_layers = c.n_layers;
-    in->d_model = c.d_model;
-    in->n_heads = c.n_heads;
-    in->n_kv_heads = c.n_kv_heads;
-    in->ffn_dim = c.ffn_dim;
-    in->vocab_size = c.vocab_size;
+    in->n_layers = c.model.n_layers;
+    in->d_model = c.model.d_model;
+    in->n_heads = c.model.n_heads;
+    in->n_kv_heads = c.model.n_kv_heads;
+    in->ffn_dim = c.model.ffn_dim;
+    in->vocab_size = c.model.vocab_size;
     in->seq_len = seq;
     in->batch_tokens = 16777216;
 }
@@ -64,7 +64,7 @@ TEST(layer_bytes_by_hand_405b)
 
 /* Megatron-LM compute_activation_memory: rank 0 holds L layers' worth times
  * min(1, M/pp) with 1F1B and times 1 + (pp-1)/(pp V) interleaved. herd's
- * schedule (src/pipeline.c) with L = 128, pp 16: */
+ * schedule (src/parallel/pipeline.c) with L = 128, pp 16: */
 TEST(inflight_matches_megatron)
 {
     herd_plan_inputs in;
@@ -136,7 +136,7 @@ static int estimate(const herd_plan_inputs *in, int tp, int cp, int pp, int dp, 
  *   layer = 2h (ffn * 3/2 + 1) + 2 h h (1 + groups/heads)      (RMSNorm, swiglu)
  *   shard = (L layer / pp + final norm h / pp + h vocab) / tp   (first stage)
  *   bytes = shard (6 + 12/DP)                                  (distributed optimizer)
- * herd keeps a separate fp32 shard of the reduced gradient (src/fsdp.c): +4/DP
+ * herd keeps a separate fp32 shard of the reduced gradient (src/parallel/fsdp.c): +4/DP
  * per parameter; its norm vectors are whole on every TP rank where Megatron
  * divides them by tp (2h (1 - 1/8) = 21,504 of a rank's 2.3e8 a layer), and
  * the final norm is on the last rank, not 1/pp of it on each. So herd's static

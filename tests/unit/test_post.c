@@ -4,10 +4,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "src/chat.h"
-#include "src/dpo.h"
-#include "src/reward.h"
-#include "src/rng.h"
+#include "src/data/chat.h"
+#include "src/post/dpo.h"
+#include "src/post/reward.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 enum { P = 3, T = 12, V = 53 };

@@ -11,8 +11,8 @@
 #include <string.h>
 #include "kernels/backend.h"
 #include "kernels/memstat.h"
-#include "src/model.h"
-#include "src/rng.h"
+#include "src/model/model.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 enum { B = 2, T = 12, L = 3 };

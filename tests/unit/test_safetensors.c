@@ -1,9 +1,9 @@
-/* test_safetensors.c — the safetensors header parser (src/safetensors_read.c):
+/* test_safetensors.c — the safetensors header parser (src/base/safetensors_read.c):
  * what herd_safetensors_write writes reads back, and each way a header can lie
  * about its tensors is refused. */
 #include <string.h>
 #include <unistd.h>
-#include "src/safetensors.h"
+#include "src/base/safetensors.h"
 #include "tests/unit/test.h"
 
 /* a file: the 8-byte length, the header text, then `data` zero bytes */

@@ -2,17 +2,17 @@
 #include <math.h>
 #include <string.h>
 #include "monitoring/mfu.h"
-#include "src/model.h"
-#include "src/optim.h"
-#include "src/schedule.h"
+#include "src/model/model.h"
+#include "src/model/optim.h"
+#include "src/model/schedule.h"
 #include "tests/unit/test.h"
 
 static herd_config base(void)
 {
     herd_config c;
     memset(&c, 0, sizeof c);
-    c.lr = 8e-5; c.min_lr = 8e-7;
-    c.warmup_steps = 8000; c.decay_steps = 1200000;
+    c.optim.lr = 8e-5; c.optim.min_lr = 8e-7;
+    c.schedule.warmup_steps = 8000; c.schedule.decay_steps = 1200000;
     return c;
 }
 
@@ -44,8 +44,8 @@ TEST(lr_cosine_reaches_min_and_stays)
 TEST(lr_anneals_linearly_to_zero)
 {
     herd_config c = base();
-    c.warmup_steps = 0; c.decay_steps = 0; c.lr = c.min_lr = 1e-4; /* flat, to isolate */
-    c.max_tokens = 1000; c.anneal_tokens = 400;
+    c.schedule.warmup_steps = 0; c.schedule.decay_steps = 0; c.optim.lr = c.optim.min_lr = 1e-4; /* flat, to isolate */
+    c.train.max_tokens = 1000; c.schedule.anneal_tokens = 400;
     CHECK_NEAR(herd_schedule_lr(&c, 10, 500), 1e-4, 1e-15);
     CHECK_NEAR(herd_schedule_lr(&c, 10, 600), 1e-4, 1e-15);
     CHECK_NEAR(herd_schedule_lr(&c, 10, 800), 0.5e-4, 1e-15);
@@ -55,10 +55,10 @@ TEST(lr_anneals_linearly_to_zero)
 TEST(batch_ramp_of_the_paper)
 {
     herd_config c = base();
-    c.n_ramp = 3;
-    c.ramp[0] = (herd_ramp_stage){0, 4194304, 4096};
-    c.ramp[1] = (herd_ramp_stage){252000000, 8388608, 8192};
-    c.ramp[2] = (herd_ramp_stage){2870000000000LL, 16777216, 8192};
+    c.batch.n_ramp = 3;
+    c.batch.ramp[0] = (herd_ramp_stage){0, 4194304, 4096};
+    c.batch.ramp[1] = (herd_ramp_stage){252000000, 8388608, 8192};
+    c.batch.ramp[2] = (herd_ramp_stage){2870000000000LL, 16777216, 8192};
     CHECK(herd_schedule_ramp(&c, 0)->batch_tokens == 4194304);
     CHECK(herd_schedule_ramp(&c, 251999999)->seq_len == 4096);
     CHECK(herd_schedule_ramp(&c, 252000000)->batch_tokens == 8388608);
@@ -78,7 +78,7 @@ TEST(adamw_matches_hand_computation)
     CHECK(herd_model_create(&m, &d, herd_backend_cpu(), 1) == 0);
     CHECK(herd_adamw_create(&o, &m) == 0);
     herd_config c = base();
-    c.beta1 = 0.9; c.beta2 = 0.95; c.eps = 1e-8; c.weight_decay = 0.1; c.grad_clip = 1.0;
+    c.optim.beta1 = 0.9; c.optim.beta2 = 0.95; c.optim.eps = 1e-8; c.optim.weight_decay = 0.1; c.optim.grad_clip = 1.0;
     for (int64_t i = 0; i < m.n_params; i++) m.grads[i] = 0.5f; /* norm = 0.5 sqrt(n) > 1 */
     double norm = herd_grad_norm(&m);
     CHECK_NEAR(norm, 0.5 * sqrt((double)m.n_params), 1e-9 * norm);

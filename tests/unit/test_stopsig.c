@@ -3,8 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "src/exitcodes.h"
-#include "src/stopsig.h"
+#include "src/base/exitcodes.h"
+#include "src/train/stopsig.h"
 #include "tests/unit/test.h"
 
 TEST(usr1_is_recorded_not_fatal)

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/rng.h"
-#include "src/tokenizer.h"
-#include "src/tokenizer_impl.h"
+#include "src/base/rng.h"
+#include "src/data/tokenizer.h"
+#include "src/data/tokenizer_impl.h"
 #include "tests/unit/test.h"
 
 static herd_tokenizer *trained;

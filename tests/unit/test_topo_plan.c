@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "monitoring/mfu.h"
-#include "src/config.h"
+#include "src/config/config.h"
 #include "tests/unit/test.h"
 #include "topology/topo.h"
 
@@ -18,12 +18,12 @@ static void inputs_405b(herd_plan_inputs *in, int seq)
     herd_config_defaults(&c);
     herd_config_apply_preset(&c, "405b");
     herd_plan_inputs_default(in);
-    in->n_layers = c.n_layers;
-    in->d_model = c.d_model;
-    in->n_heads = c.n_heads;
-    in->n_kv_heads = c.n_kv_heads;
-    in->ffn_dim = c.ffn_dim;
-    in->vocab_size = c.vocab_size;
+    in->n_layers = c.model.n_layers;
+    in->d_model = c.model.d_model;
+    in->n_heads = c.model.n_heads;
+    in->n_kv_heads = c.model.n_kv_heads;
+    in->ffn_dim = c.model.ffn_dim;
+    in->vocab_size = c.model.vocab_size;
     in->seq_len = seq;
     in->batch_tokens = 16777216;
 }
@@ -133,8 +133,8 @@ static void tp_times(const char *preset, int tp, int seq, long long batch, doubl
     herd_config_apply_preset(&c, preset);
     herd_plan_inputs in;
     herd_plan_inputs_default(&in);
-    in.n_layers = c.n_layers; in.d_model = c.d_model; in.n_heads = c.n_heads;
-    in.n_kv_heads = c.n_kv_heads; in.ffn_dim = c.ffn_dim; in.vocab_size = c.vocab_size;
+    in.n_layers = c.model.n_layers; in.d_model = c.model.d_model; in.n_heads = c.model.n_heads;
+    in.n_kv_heads = c.model.n_kv_heads; in.ffn_dim = c.model.ffn_dim; in.vocab_size = c.model.vocab_size;
     in.seq_len = seq;
     in.batch_tokens = batch;
     herd_topo *t;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "monitoring/watchdog.h"
-#include "src/exitcodes.h"
+#include "src/base/exitcodes.h"
 #include "tests/unit/test.h"
 
 static double now_s(void)

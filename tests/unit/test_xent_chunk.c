@@ -1,5 +1,5 @@
 /* test_xent_chunk.c — the output projection fused with the cross-entropy in
- * vocabulary chunks (train.xent_chunk, src/model.c xent_forward_chunked):
+ * vocabulary chunks (train.xent_chunk, src/model/model.c xent_forward_chunked):
  *  - the backend op xent_chunk_update, folded chunk after chunk, against a
  *    direct double-precision max / sum of exp / picked logit of the whole row;
  *  - a model step with chunks against the stored-logits path: the loss and
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/backend.h"
-#include "src/model.h"
-#include "src/rng.h"
+#include "src/model/model.h"
+#include "src/base/rng.h"
 #include "tests/unit/test.h"
 
 static const herd_backend *be;

@@ -1,0 +1,336 @@
+/* cmd_plan.c — `herd plan`: predicted step time and MFU of a layout on a
+ * cluster (topology/costmodel.c), the ranking of every valid layout, the
+ * paper's Table 4 rows, and the naive (DP innermost) placement beside the
+ * network-aware one. docs/topology.md has the equations and the inputs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "src/cli/commands.h"
+#include "src/config/config.h"
+#include "topology/topo.h"
+
+static int usage(FILE *f)
+{
+    fprintf(f,
+            "usage: herd plan --conf TOPOLOGY.conf [--links FILE] [--gpus-per-node 8] [--gpus N]\n"
+            "                 [--model 405b] [--seq 8192] [--batch-tokens 16777216]\n"
+            "                 [--layout TP,CP,PP,DP]... [--naive] [--rank [--top K]] [--table4]\n"
+            "                 [--compute-eff X] [--attn-eff X] [--tp-overlap X] [--cp-overlap X]\n"
+            "                 [--pp-overlap X] [--dp-overlap X] [--micro-batch N] [--virtual-stages N]\n"
+            "                 [--peak-tflops X] [--hbm GB] [--measured METRICS.jsonl]\n"
+            "                 [--sequence-parallel 0|1] [--recompute none|selective|full]\n"
+            "                 [--first-last-fewer 0|1] [--xent-chunk N] [--spread] [--json]\n"
+            "  --spread    the job's GPUs shared evenly among the pods (default: packed in tree order)\n"
+            "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
+            "  --recompute activations recomputed in the backward (train.recompute; memory estimate)\n"
+            "  --xent-chunk vocabulary columns of fp32 logits kept on the last stage (train.xent_chunk;\n"
+            "              memory estimate; 0: all of vocab/tp)\n"
+            "  --first-last-fewer  the first and last pipeline stage hold one layer fewer\n"
+            "              (parallel.pp_first_last_fewer)\n"
+            "  --layout    estimate one layout (network-aware placement; --naive adds DP innermost)\n"
+            "  --rank      rank every valid layout of N GPUs for the global batch, best MFU first\n"
+            "  --table4    the Llama 3 paper's Table 4 rows (405B), predicted vs the paper's MFU\n");
+    return f == stdout ? 0 : 2;
+}
+
+static int parse_layout(const char *s, int l[4])
+{
+    char extra;
+    if (sscanf(s, "%d,%d,%d,%d%c", &l[0], &l[1], &l[2], &l[3], &extra) != 4 || l[0] < 1 || l[1] < 1 || l[2] < 1 ||
+        l[3] < 1) {
+        fprintf(stderr, "herd plan: --layout '%s': expected TP,CP,PP,DP (positive integers)\n", s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_num(const char *flag, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "herd plan: %s '%s': expected a number in [%g, %g]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static const char *dim_name[HERD_NDIM] = {"TP", "CP", "PP", "DP"};
+
+static void print_inputs(const herd_plan_inputs *in, const herd_topo *t, const char *model, int spread)
+{
+    printf("model %s: layers %d, d_model %d, ffn %d, heads %d/%d kv, vocab %d\n", model, in->n_layers, in->d_model,
+           in->ffn_dim, in->n_heads, in->n_kv_heads, in->vocab_size);
+    printf("cluster %s: %d nodes, tree height %d; the job's GPUs %s\n", t->conf_path, t->n_nodes, t->height,
+           spread ? "spread evenly over the top-level switches (--spread)" : "packed onto the first nodes in tree order");
+    for (int h = 1; h <= t->height; h++)
+        printf("  link height %d (%s): %.0f GB/s, %.0f us, oversubscription 1:%g\n", h, t->link[h].name,
+               t->link[h].bw_GBps, t->link[h].latency_us, t->link[h].oversub);
+    printf("inputs: peak %.1f TFLOP/s, HBM %.0f GB, compute_eff %.2f, attn_eff %.2f, tp_overlap %.2f, "
+           "cp_overlap %.2f, pp_overlap %.2f, dp_overlap %.2f, grad bytes %.0f, micro_batch %d, "
+           "virtual stages %s, sequence parallel %s, recompute %s, first/last stage one layer fewer %s, "
+           "xent_chunk %d\n",
+           in->peak_tflops, in->hbm_GB, in->compute_eff, in->attn_eff, in->tp_overlap, in->cp_overlap, in->pp_overlap,
+           in->dp_overlap, in->grad_bytes, in->micro_batch, in->virtual_stages ? "set" : "1 layer each",
+           in->sequence_parallel ? "yes" : "no", herd_plan_recompute_name(in->recompute),
+           in->pp_first_last_fewer ? "yes" : "no", in->xent_chunk);
+}
+
+static void print_header(void)
+{
+    printf("%-16s %-6s %6s %4s %3s %6s %7s %7s | %7s %6s %6s %6s %6s %6s | %6s | %s\n", "layout", "place", "seq", "M",
+           "V", "MFU%", "TFLOP/s", "step_s", "compute", "bubble", "tp", "cp", "pp", "dp", "mem_GB",
+           "group GB/s (highest link)");
+    printf("  (seconds per step; tp/cp/pp/dp = exposed communication; ! = over HBM: needs activation recompute)\n");
+}
+
+static void print_result(const herd_plan_result *r, const herd_topo *t, const char *place, int seq)
+{
+    char lay[32];
+    snprintf(lay, sizeof lay, "%d,%d,%d,%d", r->tp, r->cp, r->pp, r->dp);
+    printf("%-16s %-6s %6d %4d %3d %6.1f %7.0f %7.2f | %7.2f %6.2f %6.2f %6.2f %6.2f %6.2f | %5.1f%c |", lay, place,
+           seq, r->micro_batches, r->virtual_stages, 100 * r->mfu, r->tflops_per_gpu, r->t_step, r->t_compute,
+           r->t_bubble, r->t_tp, r->t_cp, r->t_pp, r->t_dp, r->mem_GB, r->fits ? ' ' : '!');
+    for (int d = 0; d < HERD_NDIM; d++) {
+        if (r->stat[d].size == 1) continue;
+        printf(" %s %.0f (%s)", dim_name[d], r->stat[d].bw_GBps, t->link[r->stat[d].max_height].name);
+    }
+    printf("\n");
+}
+
+static void json_result(const herd_plan_result *r, const char *place, int seq, double paper, int last)
+{
+    printf("    {\"tp\": %d, \"cp\": %d, \"pp\": %d, \"dp\": %d, \"placement\": \"%s\", \"seq\": %d, "
+           "\"micro_batches\": %d, \"virtual_stages\": %d, \"mfu\": %.4f, \"tflops_per_gpu\": %.1f, "
+           "\"step_s\": %.4f, \"compute_s\": %.4f, \"bubble_s\": %.4f, \"tp_s\": %.4f, \"cp_s\": %.4f, "
+           "\"pp_s\": %.4f, \"dp_s\": %.4f, \"mem_GB\": %.2f, \"mem_static_GB\": %.2f, \"mem_act_GB\": %.2f, "
+           "\"mem_stage\": %d, \"mem_inflight\": %.1f, \"fits\": %s",
+           r->tp, r->cp, r->pp, r->dp, place, seq, r->micro_batches, r->virtual_stages, r->mfu, r->tflops_per_gpu,
+           r->t_step, r->t_compute, r->t_bubble, r->t_tp, r->t_cp, r->t_pp, r->t_dp, r->mem_GB,
+           r->mem_static_GB, r->mem_act_GB, r->mem_stage, r->mem_inflight, r->fits ? "true" : "false");
+    if (paper > 0) printf(", \"paper_mfu\": %.2f", paper);
+    printf(", \"groups\": {");
+    for (int d = 0; d < HERD_NDIM; d++)
+        printf("%s\"%s\": {\"size\": %d, \"bw_GBps\": %.2f, \"max_height\": %d, \"oversubscribed_groups\": %d}",
+               d ? ", " : "", dim_name[d], r->stat[d].size, r->stat[d].size > 1 ? r->stat[d].bw_GBps : 0,
+               r->stat[d].max_height, r->stat[d].n_oversub);
+    printf("}}%s\n", last ? "" : ",");
+}
+
+/* estimate one layout with both placements as asked; 0/-1 */
+static int run_layout(herd_plan_inputs *in, const char *conf, const char *links, int gpn, int spread, const int l[4],
+                      int naive, int json, double paper, int *first_json, int last)
+{
+    herd_topo *t;
+    int n = l[0] * l[1] * l[2] * l[3];
+    if (herd_topo_from_conf_alloc(&t, conf, gpn, n, spread)) return -1;
+    if (herd_topo_links_load(t, links)) { herd_topo_free(t); return -1; }
+    int *perm = malloc((size_t)n * sizeof *perm);
+    herd_plan_result r, rn;
+    int rc = -1;
+    if (!perm || herd_topo_place(t, l[0], l[1], l[2], l[3], perm) ||
+        herd_plan_estimate(in, t, l[0], l[1], l[2], l[3], perm, &r))
+        goto out;
+    if (naive && (herd_topo_place_naive(t, l[0], l[1], l[2], l[3], perm) ||
+                  herd_plan_estimate(in, t, l[0], l[1], l[2], l[3], perm, &rn)))
+        goto out;
+    if (json) {
+        if (*first_json) *first_json = 0;
+        json_result(&r, "topo", in->seq_len, paper, last && !naive);
+        if (naive) json_result(&rn, "naive", in->seq_len, 0, last);
+    } else {
+        print_result(&r, t, "topo", in->seq_len);
+        if (paper > 0)
+            printf("  paper: %.0f%% MFU; predicted %.1f%% (%+.1f points)\n", paper, 100 * r.mfu, 100 * r.mfu - paper);
+        if (naive) {
+            print_result(&rn, t, "naive", in->seq_len);
+            printf("  naive placement (DP innermost): step %.2f s vs %.2f s, %.1fx slower\n", rn.t_step, r.t_step,
+                   rn.t_step / r.t_step);
+        }
+    }
+    rc = 0;
+out:
+    free(perm);
+    herd_topo_free(t);
+    return rc;
+}
+
+int herd_cmd_plan(int argc, char **argv)
+{
+    const char *conf = NULL, *links = NULL, *model = "405b";
+    int gpn = 8, gpus = 0, naive = 0, rank = 0, top = 10, table4 = 0, json = 0, n_layouts = 0, spread = 0;
+    int layouts[16][4];
+    herd_plan_inputs in;
+    herd_plan_inputs_default(&in);
+    in.seq_len = 8192;
+    in.batch_tokens = 16777216; /* 16M tokens, Table 4 */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x;
+#define NUM(flag, lo, hi, dst) else if (!strcmp(a, flag) && v) { if (parse_num(flag, v, lo, hi, &x)) return 2; dst; i++; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout);
+        else if (!strcmp(a, "--conf") && v) { conf = v; i++; }
+        else if (!strcmp(a, "--links") && v) { links = v; i++; }
+        else if (!strcmp(a, "--model") && v) { model = v; i++; }
+        else if (!strcmp(a, "--layout") && v) {
+            if (n_layouts == 16 || parse_layout(v, layouts[n_layouts])) return 2;
+            n_layouts++;
+            i++;
+        }
+        NUM("--gpus-per-node", 1, HERD_TOPO_MAX_DEV, gpn = (int)x)
+        NUM("--gpus", 1, 1e7, gpus = (int)x)
+        NUM("--seq", 1, 1e8, in.seq_len = (int)x)
+        NUM("--batch-tokens", 1, 1e12, in.batch_tokens = (long long)x)
+        NUM("--top", 1, 1e6, top = (int)x)
+        NUM("--compute-eff", 0.01, 1, in.compute_eff = x)
+        NUM("--attn-eff", 0.01, 1, in.attn_eff = x)
+        NUM("--tp-overlap", 0, 1, in.tp_overlap = x)
+        NUM("--cp-overlap", 0, 1, in.cp_overlap = x)
+        NUM("--pp-overlap", 0, 1, in.pp_overlap = x)
+        NUM("--dp-overlap", 0, 1, in.dp_overlap = x)
+        NUM("--micro-batch", 1, 1e6, in.micro_batch = (int)x)
+        NUM("--virtual-stages", 0, 1e4, in.virtual_stages = (int)x)
+        NUM("--peak-tflops", 1e-6, 1e6, in.peak_tflops = x)
+        NUM("--hbm", 1, 1e6, in.hbm_GB = x)
+        else if (!strcmp(a, "--measured") && v) {
+            if (herd_plan_eff_from_metrics(v, &in.compute_eff)) return 1;
+            printf("compute_eff %.3f: median MFU of %s\n", in.compute_eff, v);
+            i++;
+        }
+        else if (!strcmp(a, "--sequence-parallel") && v) {
+            if (strcmp(v, "0") && strcmp(v, "1")) {
+                fprintf(stderr, "herd plan: --sequence-parallel '%s': expected 0 or 1\n", v);
+                return 2;
+            }
+            in.sequence_parallel = v[0] == '1';
+            i++;
+        }
+        else if (!strcmp(a, "--recompute") && v) {
+            if ((in.recompute = herd_plan_recompute_parse(v)) < 0) {
+                fprintf(stderr, "herd plan: --recompute '%s': expected none, selective or full\n", v);
+                return 2;
+            }
+            i++;
+        }
+        else if (!strcmp(a, "--xent-chunk") && v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || end == v || n < 0 || n > 1 << 24) {
+                fprintf(stderr, "herd plan: --xent-chunk '%s': expected an integer in [0, 16777216] "
+                        "(train.xent_chunk)\n", v);
+                return 2;
+            }
+            in.xent_chunk = (int)n;
+            i++;
+        }
+        else if (!strcmp(a, "--first-last-fewer") && v) {
+            if (strcmp(v, "0") && strcmp(v, "1")) {
+                fprintf(stderr, "herd plan: --first-last-fewer '%s': expected 0 or 1\n", v);
+                return 2;
+            }
+            in.pp_first_last_fewer = v[0] == '1';
+            i++;
+        }
+        else if (!strcmp(a, "--naive")) naive = 1;
+        else if (!strcmp(a, "--spread")) spread = 1;
+        else if (!strcmp(a, "--rank")) rank = 1;
+        else if (!strcmp(a, "--table4")) table4 = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else {
+            fprintf(stderr, "herd plan: unexpected argument '%s'\n", a);
+            return usage(stderr);
+        }
+#undef NUM
+    }
+    if (!conf) {
+        static char def[512];
+        if (herd_topo_conf_default(def, sizeof def)) {
+            fprintf(stderr, "herd plan: no --conf and no %s: give the cluster's topology.conf\n", def);
+            return 2;
+        }
+        conf = def;
+    }
+    if (!table4 && !rank && n_layouts == 0) {
+        fprintf(stderr, "herd plan: nothing to do: give --layout, --rank or --table4\n");
+        return usage(stderr);
+    }
+    herd_config c;
+    herd_config_defaults(&c);
+    if (herd_config_apply_preset(&c, model)) return 2;
+    in.n_layers = c.model.n_layers;
+    in.d_model = c.model.d_model;
+    in.n_heads = c.model.n_heads;
+    in.n_kv_heads = c.model.n_kv_heads;
+    in.ffn_dim = c.model.ffn_dim;
+    in.vocab_size = c.model.vocab_size;
+
+    /* the inputs, once, against the job the first request builds */
+    {
+        herd_topo *t;
+        int n = gpus ? gpus : n_layouts ? layouts[0][0] * layouts[0][1] * layouts[0][2] * layouts[0][3] : 0;
+        if (herd_topo_from_conf_alloc(&t, conf, gpn, table4 && !n ? 8192 : n, spread)) return 1;
+        if (herd_topo_links_load(t, links)) { herd_topo_free(t); return 1; }
+        if (!json) print_inputs(&in, t, model, spread);
+        herd_topo_free(t);
+    }
+    int first = 1, rc = 0;
+    if (json) printf("{\"model\": \"%s\", \"results\": [\n", model);
+    else if (n_layouts || table4) print_header();
+    for (int k = 0; k < n_layouts && !rc; k++) {
+        if (gpus && layouts[k][0] * layouts[k][1] * layouts[k][2] * layouts[k][3] != gpus) {
+            fprintf(stderr, "herd plan: --layout %d,%d,%d,%d = %d GPUs, but --gpus %d\n", layouts[k][0], layouts[k][1],
+                    layouts[k][2], layouts[k][3], layouts[k][0] * layouts[k][1] * layouts[k][2] * layouts[k][3], gpus);
+            rc = -1;
+            break;
+        }
+        rc = run_layout(&in, conf, links, gpn, spread, layouts[k], naive, json, 0, &first,
+                        k == n_layouts - 1 && !table4 && !rank);
+    }
+    if (table4 && !rc) {
+        /* Llama 3 paper, Table 4: 405B, 16M tokens per batch */
+        static const struct { int l[4], seq; double mfu; } rows[] = {
+            {{8, 1, 16, 64}, 8192, 43}, {{8, 1, 16, 128}, 8192, 41}, {{8, 16, 16, 8}, 131072, 38}};
+        herd_plan_inputs row = in;
+        for (int k = 0; k < 3 && !rc; k++) {
+            row.seq_len = rows[k].seq;
+            row.batch_tokens = 16777216;
+            rc = run_layout(&row, conf, links, gpn, spread, rows[k].l, naive, json, rows[k].mfu, &first, k == 2 && !rank);
+        }
+    }
+    if (rank && !rc) {
+        herd_topo *t;
+        if (!gpus) {
+            fprintf(stderr, "herd plan: --rank needs --gpus N\n");
+            rc = -1;
+        } else if (herd_topo_from_conf_alloc(&t, conf, gpn, gpus, spread)) {
+            rc = -1;
+        } else if (herd_topo_links_load(t, links)) {
+            herd_topo_free(t);
+            rc = -1;
+        } else {
+            herd_plan_result *res;
+            int n;
+            if (herd_plan_rank_layouts(&in, t, gpn, &res, &n)) {
+                rc = -1;
+            } else {
+                if (!json) {
+                    printf("\n%d valid layouts of %d GPUs for %lld tokens per batch at sequence %d; best %d:\n", n,
+                           gpus, in.batch_tokens, in.seq_len, n < top ? n : top);
+                    print_header();
+                }
+                if (n == 0)
+                    fprintf(stderr, "herd plan: no valid layout of %d GPUs for this model and batch\n", gpus);
+                for (int k = 0; k < n && k < top; k++) {
+                    if (json) json_result(&res[k], "topo", in.seq_len, 0, k == n - 1 || k == top - 1);
+                    else print_result(&res[k], t, "topo", in.seq_len);
+                }
+                free(res);
+                if (n == 0) rc = -1;
+            }
+            herd_topo_free(t);
+        }
+    }
+    if (json) printf("]}\n");
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,69 @@
+/* placement.c — see placement.h. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "src/parallel/placement.h"
+#include "topology/topo.h"
+
+enum { NAME_LEN = 64 };
+
+static void identity(int *perm, int n)
+{
+    for (int i = 0; i < n; i++) perm[i] = i;
+}
+
+int herd_placement_perm(const herd_config *c, int world_size, int *perm, char *desc, size_t n)
+{
+    identity(perm, world_size);
+    int inner = c->parallel.tp * c->parallel.cp * c->parallel.pp;
+    int dp = c->parallel.dp ? c->parallel.dp : (world_size % inner ? 0 : world_size / inner);
+    if (dp == 0 || inner * dp != world_size) {
+        snprintf(desc, n, "identity (the layout does not divide the world)");
+        return 0;
+    }
+    char me[NAME_LEN] = {0};
+    const char *node = getenv("SLURMD_NODENAME");
+    if (node && *node) snprintf(me, sizeof me, "%s", node);
+    else gethostname(me, sizeof me - 1);
+    char *all = calloc((size_t)world_size, NAME_LEN);
+    const char **names = calloc((size_t)world_size, sizeof *names);
+    if (!all || !names ||
+        MPI_Allgather(me, NAME_LEN, MPI_CHAR, all, NAME_LEN, MPI_CHAR, MPI_COMM_WORLD) != MPI_SUCCESS) {
+        free(all);
+        free(names);
+        fprintf(stderr, "herd: placement: gathering the node names failed\n");
+        return -1;
+    }
+    for (int r = 0; r < world_size; r++) names[r] = all + (size_t)r * NAME_LEN;
+    char conf[1024];
+    int have_conf = herd_topo_conf_default(conf, sizeof conf) == 0;
+    herd_topo *t = NULL;
+    /* the topology library prints why it cannot build a tree; keep it to rank 0's log */
+    if (herd_topo_from_hosts(&t, world_size, names, have_conf ? conf : NULL) == 0 &&
+        herd_topo_place(t, c->parallel.tp, c->parallel.cp, c->parallel.pp, dp, perm) == 0) {
+        snprintf(desc, n, "network-aware (topology/%s)", have_conf ? conf : "host names only");
+    } else {
+        identity(perm, world_size);
+        snprintf(desc, n, "identity (no usable topology)");
+    }
+    herd_topo_free(t);
+    free(all);
+    free(names);
+    return 0;
+}
+
+int herd_placement_bind(char *desc, size_t n)
+{
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK"), *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!lr) lr = getenv("SLURM_LOCALID");
+    if (!ls) ls = getenv("SLURM_NTASKS_PER_NODE");
+    if (!lr || !ls) {
+        snprintf(desc, n, "not bound (no local rank from the launcher)");
+        return 0;
+    }
+    herd_topo_machine m;
+    if (herd_topo_machine_load(&m, NULL)) return -1;
+    return herd_topo_bind_rank(&m, atoi(lr), atoi(ls), desc, n);
+}

@@ -1,0 +1,22 @@
+/* placement.h — where each grid position of the job runs (topology/ decides).
+ *
+ * Every rank gathers every rank's node name (SLURMD_NODENAME under Slurm, whose
+ * emulated nodes share one host, else the host name), builds the job's tree
+ * from them and Slurm's topology.conf when there is one, and asks
+ * herd_topo_place for the assignment that keeps TP inside a node and PP/CP
+ * inside a pod. The result is the same on every rank (same inputs). */
+#ifndef HERD_PLACEMENT_H
+#define HERD_PLACEMENT_H
+
+#include "src/config/config.h"
+
+/* perm[grid index] = world rank (see grid.h). Falls back to the identity
+ * (returns 0, says why in desc) when the layout does not divide the world
+ * size (the grid reports that) or the topology cannot be built. */
+int herd_placement_perm(const herd_config *c, int world_size, int *perm, char *desc, size_t n);
+
+/* With parallel.bind_cores: bind this rank to its share of the node's cores
+ * (hwloc). desc gets what was done. */
+int herd_placement_bind(char *desc, size_t n);
+
+#endif
