@@ -76,7 +76,10 @@ endif
 
 .PHONY: emu all deps fuzz fuzz-build test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
         device-bundle
-all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) $(BUILD)/emu/test_cuda_ops $(BUILD)/emu/test_ckpt $(BUILD)/emu/emu_selftest $(BUILD)/emu/herd summary
+# `make`: herd, its unit tests, golden tools and benchmarks. The CUDA emulator's
+# targets (slow to compile, test tooling only) are built by `make test` and
+# `make emu`, not by every `make`.
+all: $(BUILD)/herd $(TEST_BIN) $(TOOL_BIN) $(BENCH_BIN) summary
 
 summary: $(BUILD)/herd
 	@echo "== herd build summary =="
@@ -231,7 +234,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:$(ASAN_OPTIONS) \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:$(UBSAN_OPTIONS)
 test:
 	@sh scripts/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all emu
 ifeq ($(SANITIZE),1)
 	@sh scripts/san_tree.sh $(BUILD)
 	@$(SAN_ENV) sh $(BUILD)/tree/tests/run.sh

@@ -2,8 +2,7 @@
  * header length, a JSON header of name -> {dtype, shape, data_offsets}, then the
  * raw little-endian data), readable by Hugging Face tools and by a few lines of
  * numpy. Used by `herd ckpt export`, the trainer's --dump-params and the
- * PyTorch golden tests. In checkpoint/ so that the library needs nothing from
- * src/ (src/base/safetensors.h includes this). */
+ * PyTorch golden tests. The reader's header parser is src/base/safetensors.h. */
 #ifndef HERD_SAFETENSORS_H
 #define HERD_SAFETENSORS_H
 

@@ -1,13 +1,11 @@
-/* safetensors.h — the safetensors format: the writer lives in checkpoint/
- * (the checkpoint library exports with it and includes nothing from src/);
- * the header parser that reading a weights file needs is here
- * (safetensors_read.c). */
+/* safetensors.h — reading the safetensors format: the header parser that
+ * loading a weights file needs (safetensors_read.c). The writer is
+ * checkpoint/safetensors.h (the checkpoint library exports with it). */
 #ifndef HERD_SRC_SAFETENSORS_H
 #define HERD_SRC_SAFETENSORS_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include "checkpoint/safetensors.h"
 
 /* ---- reading (safetensors_read.c) ---------------------------------------- */
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "checkpoint/safetensors.h"
 #include "src/base/safetensors.h"
 #include "src/model/weights.h"
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "src/model/model.h"
 #include "src/base/rng.h"
+#include "checkpoint/safetensors.h"
 #include "src/base/safetensors.h"
 
 enum { B = 2, T = 24 };

@@ -13,6 +13,7 @@
 #include "src/model/model.h"
 #include "src/post/reward.h"
 #include "src/base/rng.h"
+#include "checkpoint/safetensors.h"
 #include "src/base/safetensors.h"
 
 enum { P = 2, T = 16, RB = 5, V = 67, HEAD = 3 };

@@ -3,6 +3,7 @@
  * about its tensors is refused. */
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint/safetensors.h"
 #include "src/base/safetensors.h"
 #include "tests/unit/test.h"
 
