@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "topology/topo.h"
+#include "topology/topo_internal.h"
 
 static hwloc_obj_t pci_parent(hwloc_obj_t o)
 {
@@ -215,6 +216,7 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path)
          * column) only with HWLOC_XML_VERBOSE set, which it reads once per
          * process: set it before the first XML load, unless the user chose */
         setenv("HWLOC_XML_VERBOSE", "1", 0);
+        if (herd_topo_xml_check(xml_path)) return -1;
         int probe = xml_probe_in_child(xml_path);
         if (probe) {
             if (probe > 0) explain_xml_failure(xml_path);

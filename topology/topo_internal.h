@@ -43,4 +43,10 @@ int herd_topo_node_path(const herd_topo *t, int node, int *path, int max);
 int herd_plan_memory(const herd_plan_inputs *in, int tp, int cp, int pp, int dp, int V, int M,
                      herd_plan_result *r);
 
+/* hwloc_xml_check.c: refuse an hwloc XML file whose PU or NUMANode elements
+ * lack an os_index below HERD_TOPO_MAX_OS_INDEX (hwloc would allocate a
+ * bitmap of 2^32 bits), before hwloc reads it. 0, or -1 with "PATH:LINE: ...". */
+#define HERD_TOPO_MAX_OS_INDEX (1 << 20)
+int herd_topo_xml_check(const char *path);
+
 #endif

@@ -91,13 +91,13 @@ TEST(hostlist_numbers_checked_and_names_bounded)
     /* 10^12 names: refused before any is made */
     capture_stderr();
     CHECK(herd_topo_hostlist_expand("a[1-1000000]b[1-1000000]", "t.conf:3: Nodes", &n, &k) == -1);
-    CHECK(strstr(captured_stderr(), "t.conf:3: Nodes: hostlist 'a[1-1000000]b[1-1000000]': more than 1048576 names"));
+    CHECK(strstr(captured_stderr(), "t.conf:3: Nodes: hostlist 'a[1-1000000]b[1-1000000]': more than 262144 names"));
     /* the limit itself is allowed, one more is not */
-    CHECK(herd_topo_hostlist_expand("n[1-1048576]", "test", &n, &k) == 0);
-    CHECK(k == 1048576 && !strcmp(n[k - 1], "n1048576"));
+    CHECK(herd_topo_hostlist_expand("n[1-262144]", "test", &n, &k) == 0);
+    CHECK(k == 262144 && !strcmp(n[k - 1], "n262144"));
     herd_topo_names_free(n, k);
-    CHECK(herd_topo_hostlist_expand("n[0-1048576]", "test", &n, &k) == -1);
-    CHECK(herd_topo_hostlist_expand("n[1-524288],m[1-524289]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[0-262144]", "test", &n, &k) == -1);
+    CHECK(herd_topo_hostlist_expand("n[1-131072],m[1-131073]", "test", &n, &k) == -1);
     /* malformed: a trailing comma, an empty group, unbalanced brackets, nesting */
     CHECK(herd_topo_hostlist_expand("n[1-2,]", "test", &n, &k) == -1);
     CHECK(herd_topo_hostlist_expand("n[]", "test", &n, &k) == -1);
@@ -112,11 +112,11 @@ TEST(hostlist_numbers_checked_and_names_bounded)
     herd_topo_names_free(n, k);
     strcat(name, "y");
     CHECK(herd_topo_hostlist_expand(name, "test", &n, &k) == -1);
-    /* a whole file is bounded too: two lines of 600,000 nodes */
+    /* a whole file is bounded too: two lines of 200,000 nodes */
     herd_topo *t;
     capture_stderr();
-    CHECK(herd_topo_from_conf(&t, write_tmp("many.conf", "SwitchName=s1 Nodes=n[1-600000]\n"
-                                                         "SwitchName=s2 Nodes=m[1-600000]\n"),
+    CHECK(herd_topo_from_conf(&t, write_tmp("many.conf", "SwitchName=s1 Nodes=n[1-200000]\n"
+                                                         "SwitchName=s2 Nodes=m[1-200000]\n"),
                               8, 0) == -1);
     CHECK(strstr(captured_stderr(), "many.conf:2: Nodes"));
 }
