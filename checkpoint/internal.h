@@ -49,7 +49,6 @@ int  ckpt_is_real_dir(const char *path);            /* a directory, not a link t
 int  ckpt_plain_name(const char *name, size_t max);
 /* step_NNNNNNNN exactly as ckpt_step_name writes it: *step gets N */
 int  ckpt_step_name_parse(const char *name, int64_t *step);
-double ckpt_now(void);
 
 /* shard_h5.c: every HDF5 call of the writer side */
 typedef struct {

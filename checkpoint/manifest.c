@@ -21,13 +21,7 @@
 #include <unistd.h>
 #include "checkpoint/internal.h"
 #include "src/base/safe_file.h"
-
-double ckpt_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "src/base/clock.h"
 
 void ckpt_shard_name(int rank, char *out, size_t n) { snprintf(out, n, "shard_%05d.h5", rank); }
 void ckpt_step_name(int64_t step, char *out, size_t n) { snprintf(out, n, "step_%08" PRId64, step); }

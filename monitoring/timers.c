@@ -4,16 +4,10 @@
 #include <string.h>
 #include <time.h>
 #include "monitoring/timers.h"
+#include "src/base/clock.h"
 
 static const char *const part_names[HERD_T_COUNT] = {
     "compute", "comm_tp", "comm_cp", "comm_pp", "comm_dp", "bubble", "data", "ckpt", "other"};
-
-double herd_timers_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 const char *herd_timer_part_name(herd_timer_part p)
 {
@@ -29,7 +23,7 @@ static int owner(const herd_timers *t)
 /* charge the time since the last change of owner to the current owner */
 static double charge(herd_timers *t)
 {
-    double now = herd_timers_now();
+    double now = herd_now_s();
     t->acc.seconds[owner(t)] += now - t->mark;
     t->mark = now;
     return now;
@@ -38,7 +32,7 @@ static double charge(herd_timers *t)
 void herd_timers_step_begin(herd_timers *t)
 {
     memset(t, 0, sizeof *t);
-    t->step_start = t->mark = herd_timers_now();
+    t->step_start = t->mark = herd_now_s();
 }
 
 void herd_timer_begin(herd_timers *t, herd_timer_part p)

@@ -54,9 +54,6 @@ typedef struct {
     herd_step_times acc;
 } herd_timers;
 
-/* Monotonic clock in seconds. */
-double herd_timers_now(void);
-
 /* "compute", "comm_tp", "comm_cp", "comm_pp", "comm_dp", "bubble", "data",
  * "ckpt", "other"; NULL for an out-of-range part. */
 const char *herd_timer_part_name(herd_timer_part p);

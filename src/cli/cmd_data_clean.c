@@ -11,8 +11,7 @@
 #include "src/cli/commands.h"
 #include "src/config/config.h"
 #include "src/data/curate.h"
-
-unsigned char *herd_file_slurp(const char *path, size_t *len); /* cmd_data_tok.c */
+#include "src/base/file.h"
 
 static int clean_usage(const char *why)
 {
