@@ -94,8 +94,4 @@ int ckpt_step_dir_clean(const char *step_dir, int world);
 int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
                         const herd_ckpt_slice *s, int n, const void *meta, size_t meta_len);
 
-/* A growing string (sbuf.c): the MANIFEST and the safetensors header. */
-typedef struct { char *s; size_t n, cap; } ckpt_sbuf;
-void ckpt_sbuf_printf(ckpt_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 #endif
