@@ -33,17 +33,6 @@ static int usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
-static int parse_layout(const char *s, int l[4])
-{
-    char extra;
-    if (sscanf(s, "%d,%d,%d,%d%c", &l[0], &l[1], &l[2], &l[3], &extra) != 4 || l[0] < 1 || l[1] < 1 || l[2] < 1 ||
-        l[3] < 1) {
-        fprintf(stderr, "herd plan: --layout '%s': expected TP,CP,PP,DP (positive integers)\n", s);
-        return -1;
-    }
-    return 0;
-}
-
 static int parse_num(const char *flag, const char *v, double lo, double hi, double *out)
 {
     char *end;
@@ -174,7 +163,7 @@ int herd_cmd_plan(int argc, char **argv)
         else if (!strcmp(a, "--links") && v) { links = v; i++; }
         else if (!strcmp(a, "--model") && v) { model = v; i++; }
         else if (!strcmp(a, "--layout") && v) {
-            if (n_layouts == 16 || parse_layout(v, layouts[n_layouts])) return 2;
+            if (n_layouts == 16 || herd_topo_layout_parse("herd plan", v, layouts[n_layouts])) return 2;
             n_layouts++;
             i++;
         }

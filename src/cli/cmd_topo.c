@@ -190,17 +190,6 @@ static void print_json(const herd_topo_machine *m, const herd_topo *t, const int
     printf("}}\n");
 }
 
-static int parse_layout(const char *s, int l[4])
-{
-    char extra;
-    if (sscanf(s, "%d,%d,%d,%d%c", &l[0], &l[1], &l[2], &l[3], &extra) != 4 || l[0] < 1 || l[1] < 1 || l[2] < 1 ||
-        l[3] < 1) {
-        fprintf(stderr, "herd topo: --layout '%s': expected TP,CP,PP,DP (positive integers)\n", s);
-        return -1;
-    }
-    return 0;
-}
-
 int herd_cmd_topo(int argc, char **argv)
 {
     const char *xml = NULL, *conf = NULL, *links = NULL, *hosts = NULL;
@@ -223,7 +212,7 @@ int herd_cmd_topo(int argc, char **argv)
             }
             i++;
         } else if (!strcmp(a, "--layout") && v) {
-            if (parse_layout(v, l)) return 2;
+            if (herd_topo_layout_parse("herd topo", v, l)) return 2;
             have_layout = 1;
             i++;
         } else if (!strcmp(a, "--naive")) naive = 1;
