@@ -104,13 +104,15 @@ int herd_safe_file_begin_mode(herd_safe_file *s, const char *path, mode_t mode)
     return 0;
 }
 
-FILE *herd_safe_file_stream(herd_safe_file *s)
+FILE *herd_safe_file_begin_stream(herd_safe_file *s, const char *path, mode_t mode)
 {
+    if (herd_safe_file_begin_mode(s, path, mode)) return NULL;
     int fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
     FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!f) {
         fprintf(stderr, "herd: %s: cannot open a stream: %s\n", s->tmp_path, strerror(errno));
         if (fd >= 0) close(fd);
+        herd_safe_file_abort(s);
     }
     return f;
 }

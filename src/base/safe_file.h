@@ -46,10 +46,11 @@ int herd_safe_file_begin(herd_safe_file *s, const char *path);
  * data tools' outputs (shards, rank files, cleaned documents) are meant to be
  * shared and keep the modes open(2) and fopen(3) give. */
 int herd_safe_file_begin_mode(herd_safe_file *s, const char *path, mode_t mode);
-/* A stdio stream on the temporary (over its own descriptor); NULL with a
- * message. herd_safe_file_stream_commit closes it and commits, or aborts with
- * a message when a write to it failed. */
-FILE *herd_safe_file_stream(herd_safe_file *s);
+/* begin_mode, and a stdio stream on the temporary (over its own descriptor);
+ * NULL with a message (nothing left to abort). herd_safe_file_stream_commit
+ * closes the stream and commits, or aborts with a message when a write to it
+ * failed. */
+FILE *herd_safe_file_begin_stream(herd_safe_file *s, const char *path, mode_t mode);
 int herd_safe_file_stream_commit(herd_safe_file *s, FILE *f);
 /* fsync the temporary, check that its name is still the file created by
  * begin (a regular file, same device and inode), rename it over the target

@@ -29,12 +29,8 @@ static int clean_usage(const char *why)
 static int write_docs(const char *path, const herd_doc *d, size_t n)
 {
     herd_safe_file sf;
-    if (herd_safe_file_begin_mode(&sf, path, 0666)) return -1;
-    FILE *f = herd_safe_file_stream(&sf);
-    if (!f) {
-        herd_safe_file_abort(&sf);
-        return -1;
-    }
+    FILE *f = herd_safe_file_begin_stream(&sf, path, 0666); /* fopen's mode */
+    if (!f) return -1;
     int first = 1;
     for (size_t j = 0; j < n; j++) {
         if (!d[j].keep) continue;

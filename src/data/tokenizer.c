@@ -752,12 +752,8 @@ int herd_tokenizer_load(herd_tokenizer **out, const char *path)
 int herd_tokenizer_save(const herd_tokenizer *t, const char *path)
 {
     herd_safe_file sf;
-    if (herd_safe_file_begin_mode(&sf, path, 0666)) return -1;
-    FILE *f = herd_safe_file_stream(&sf);
-    if (!f) {
-        herd_safe_file_abort(&sf);
-        return -1;
-    }
+    FILE *f = herd_safe_file_begin_stream(&sf, path, 0666); /* fopen's mode */
+    if (!f) return -1;
     for (uint32_t id = 0; id < t->n; id++) {
         const unsigned char *p = t->bytes + t->off[id];
         size_t n = t->len[id];
