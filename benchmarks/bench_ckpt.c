@@ -14,7 +14,7 @@
  *    copy in save_begin and once with defer_copy (the copy overlaps the
  *    step's forward/backward): the stall (time the loop was blocked) and the
  *    background write's time and throughput.
- * Targets (issue 7): stall <= 5% of the synchronous write; background
+ * Targets: stall <= 5% of the synchronous write; background
  * throughput >= 70% of the sequential write. One JSON line with every number.
  */
 #include <fcntl.h>

@@ -1,5 +1,6 @@
 /* bench_ckpt_layout.c — one HDF5 file per rank vs one shared file (parallel
- * HDF5 over MPI-IO), the choice of issue 7, measured on this machine.
+ * HDF5 over MPI-IO), the checkpoint library's layout choice, measured on this
+ * machine.
  *
  *   mpirun -np N build/benchmarks/bench_ckpt_layout [MB_PER_RANK [DIR]]   (default 128 MB)
  *

@@ -1,7 +1,8 @@
 /* cmd_data.c — `herd data prepare|inspect`: text to byte-level token shards.
  *
  * The byte-level tokenizer (ids 0..255 are bytes, 256 <|begin_of_text|>,
- * 257 <|end_of_text|>) stands in until the BPE tokenizer (issue 4). Each input
+ * 257 <|end_of_text|>) needs no rank file (`herd data tokenize` is the BPE
+ * path, cmd_data_tok.c). Each input
  * file is one document; files over 64 KiB are cut at blank lines into
  * documents of about 16 KiB, so that packed sequences hold several documents
  * and the document mask has work to do. Every document ends with <|end_of_text|>.

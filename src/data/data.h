@@ -73,8 +73,8 @@ int herd_data_read(const herd_data *d, uint64_t start, uint64_t n, uint32_t *out
 int herd_shard_write(const char *path, const uint32_t *ids, uint64_t n,
                      uint32_t vocab_size, uint32_t eot_id);
 
-/* The byte-level tokenizer used until the BPE tokenizer lands (issue 4):
- * ids 0..255 are bytes, then the special tokens below. */
+/* The byte-level tokenizer of `herd data prepare` (no rank file): ids 0..255
+ * are bytes, then the special tokens below. */
 #define HERD_BYTE_BOS 256   /* <|begin_of_text|> */
 #define HERD_BYTE_EOT 257   /* <|end_of_text|> */
 #define HERD_BYTE_VOCAB 258
