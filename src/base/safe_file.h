@@ -8,7 +8,8 @@
  * O_NOFOLLOW, temporaries are created with O_EXCL (never an existing file or
  * link), and a temporary is renamed into place only while its name still
  * refers to the file this process created. Directories are created 0750,
- * files 0640 (the umask may only lower these, never raise them).
+ * files 0640 unless begin_mode names another mode (the umask may only lower
+ * these, never raise them).
  *
  * Used by the checkpoint library (shards, model.h5, MANIFEST, exports), the
  * monitoring files (Prometheus textfile, metrics.jsonl), the trainer
