@@ -1,5 +1,6 @@
 /* bench_ckpt_layout.c — one HDF5 file per rank vs one shared file (parallel
- * HDF5 over MPI-IO), the choice of issue 7, measured on this machine.
+ * HDF5 over MPI-IO), the checkpoint library's layout choice, measured on this
+ * machine.
  *
  *   mpirun -np N build/benchmarks/bench_ckpt_layout [MB_PER_RANK [DIR]]   (default 128 MB)
  *
@@ -17,13 +18,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include <mpi.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "src/base/clock.h"
 
 static void fsync_file(const char *p)
 {
@@ -41,7 +36,7 @@ static double per_rank(const char *dir)
     char p[600];
     snprintf(p, sizeof p, "%s/shard_%05d.h5", dir, rank);
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = now_s();
+    double t0 = herd_now_s();
     hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     for (int t = 0; t < NT; t++) {
         char name[32];
@@ -55,7 +50,7 @@ static double per_rank(const char *dir)
     }
     H5Fclose(f);
     fsync_file(p);
-    double t = now_s() - t0;
+    double t = herd_now_s() - t0;
     MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     unlink(p);
     return t;
@@ -66,7 +61,7 @@ static double shared(const char *dir, int collective)
     char p[600];
     snprintf(p, sizeof p, "%s/shared.h5", dir);
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = now_s();
+    double t0 = herd_now_s();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL);
     hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -89,7 +84,7 @@ static double shared(const char *dir, int collective)
     H5Pclose(dxpl);
     H5Fclose(f);
     if (rank == 0) fsync_file(p);   /* one node: one page cache, one fsync covers every rank's writes */
-    double t = now_s() - t0;
+    double t = herd_now_s() - t0;
     MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) unlink(p);

@@ -12,13 +12,7 @@
 #include <time.h>
 #include "src/config/config.h"
 #include "src/data/loader.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "src/base/clock.h"
 
 static volatile double sink;
 
@@ -41,11 +35,11 @@ int main(int argc, char **argv)
         double wait = 0;
         enum { STEPS = 30 };
         for (int s = 0; s < STEPS; s++) {
-            double t0 = now();
+            double t0 = herd_now_s();
             if (herd_loader_next(l, T, G, 0, G, buf, buf + G * T, buf + 2 * G * T)) return 1;
-            wait += now() - t0;
-            double x = 0, t1 = now();
-            while (now() - t1 < step_s) x += 1e-9; /* the step's compute */
+            wait += herd_now_s() - t0;
+            double x = 0, t1 = herd_now_s();
+            while (herd_now_s() - t1 < step_s) x += 1e-9; /* the step's compute */
             sink = x;
         }
         printf("{\"bench\": \"loader\", \"prefetch\": %d, \"batch\": \"%lldx%d\", \"step_ms\": %.0f, "

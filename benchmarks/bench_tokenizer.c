@@ -10,15 +10,8 @@
 #include <stdlib.h>
 #include <time.h>
 #include "src/data/tokenizer.h"
-
-unsigned char *herd_file_slurp(const char *path, size_t *len); /* src/cli/cmd_data_tok.c */
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "src/base/clock.h"
+#include "src/base/file.h"
 
 int main(int argc, char **argv)
 {
@@ -36,9 +29,9 @@ int main(int argc, char **argv)
     double best = 1e30;
     for (int r = 0; r < (reps < 1 ? 1 : reps); r++) {
         ids.n = 0;
-        double t0 = now();
+        double t0 = herd_now_s();
         if (herd_tokenizer_encode(t, s, n, 0, &ids)) return 1;
-        double dt = now() - t0;
+        double dt = herd_now_s() - t0;
         if (dt < best) best = dt;
     }
     printf("{\"bench\": \"tokenizer\", \"impl\": \"herd\", \"vocab\": %d, \"bytes\": %zu, \"tokens\": %zu, "

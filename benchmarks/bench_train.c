@@ -18,13 +18,7 @@
 #include "src/model/model.h"
 #include "src/model/optim.h"
 #include "src/base/rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "src/base/clock.h"
 
 static int bench_one(const char *spec, double sgemm_tflops)
 {
@@ -54,7 +48,7 @@ static int bench_one(const char *spec, double sgemm_tflops)
     int warm = 1, steps = 0;
     double t0 = 0, t = 0;
     for (int s = 0; ; s++) {
-        if (s == warm) t0 = now_s();
+        if (s == warm) t0 = herd_now_s();
         herd_model_zero_grad(&m);
         int64_t nv;
         herd_model_forward(&m, tok, tgt, doc, B, T, &nv);
@@ -62,7 +56,7 @@ static int bench_one(const char *spec, double sgemm_tflops)
         herd_adamw_step(&o, &m, &c, 1e-4, herd_grad_norm(&m));
         if (s >= warm) {
             steps++;
-            t = now_s() - t0;
+            t = herd_now_s() - t0;
             if (steps >= 3 && t > 5.0) break;
         }
     }

@@ -49,7 +49,6 @@ int  ckpt_is_real_dir(const char *path);            /* a directory, not a link t
 int  ckpt_plain_name(const char *name, size_t max);
 /* step_NNNNNNNN exactly as ckpt_step_name writes it: *step gets N */
 int  ckpt_step_name_parse(const char *name, int64_t *step);
-double ckpt_now(void);
 
 /* shard_h5.c: every HDF5 call of the writer side */
 typedef struct {
@@ -94,9 +93,5 @@ int ckpt_step_dir_clean(const char *step_dir, int world);
 /* writer.c — internal: write a checkpoint to an explicit step directory */
 int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
                         const herd_ckpt_slice *s, int n, const void *meta, size_t meta_len);
-
-/* A growing string (sbuf.c): the MANIFEST and the safetensors header. */
-typedef struct { char *s; size_t n, cap; } ckpt_sbuf;
-void ckpt_sbuf_printf(ckpt_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

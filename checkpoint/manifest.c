@@ -21,13 +21,8 @@
 #include <unistd.h>
 #include "checkpoint/internal.h"
 #include "src/base/safe_file.h"
-
-double ckpt_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "src/base/sbuf.h"
+#include "src/base/clock.h"
 
 void ckpt_shard_name(int rank, char *out, size_t n) { snprintf(out, n, "shard_%05d.h5", rank); }
 void ckpt_step_name(int64_t step, char *out, size_t n) { snprintf(out, n, "step_%08" PRId64, step); }
@@ -79,19 +74,19 @@ int ckpt_is_real_dir(const char *path)
 
 int ckpt_manifest_write(const char *step_dir, const ckpt_manifest *m)
 {
-    ckpt_sbuf b = {0};
-    ckpt_sbuf_printf(&b, "%s\nstep %" PRId64 "\nworld %d\n", HERD_CKPT_FORMAT, m->step, m->world);
+    herd_sbuf b = {0};
+    herd_sbuf_printf(&b, "%s\nstep %" PRId64 "\nworld %d\n", HERD_CKPT_FORMAT, m->step, m->world);
     for (int r = 0; r < m->world; r++)
-        ckpt_sbuf_printf(&b, "shard %d %s %" PRId64 " %016" PRIx64 "\n", r, m->shards[r].file,
+        herd_sbuf_printf(&b, "shard %d %s %" PRId64 " %016" PRIx64 "\n", r, m->shards[r].file,
                m->shards[r].size, m->shards[r].xxh64);
     for (int i = 0; i < m->n_ents; i++) {
         const ckpt_entry *e = &m->ents[i];
-        ckpt_sbuf_printf(&b, "slice %d %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+        herd_sbuf_printf(&b, "slice %d %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
                " %" PRId64 " %s\n", e->rank, e->kind, e->ndim, e->global_shape[0],
                e->ndim > 1 ? e->global_shape[1] : 1, e->offset[0], e->ndim > 1 ? e->offset[1] : 0,
                e->shape[0], e->ndim > 1 ? e->shape[1] : 1, e->name);
     }
-    ckpt_sbuf_printf(&b, "end %016" PRIx64 "\n", herd_xxh64(b.s, b.n, 0));
+    herd_sbuf_printf(&b, "end %016" PRIx64 "\n", herd_xxh64(b.s, b.n, 0));
 
     char fin[4200];
     snprintf(fin, sizeof fin, "%s/%s", step_dir, HERD_CKPT_MANIFEST);

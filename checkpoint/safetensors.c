@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "checkpoint/internal.h"
 #include "src/base/safe_file.h"
+#include "src/base/sbuf.h"
 #include "checkpoint/safetensors.h"
 
 static int64_t numel(const herd_st_tensor *t)
@@ -20,25 +21,25 @@ static int64_t numel(const herd_st_tensor *t)
 int herd_safetensors_write(const char *path, const herd_st_tensor *t, int n,
                            const char *const *metadata, int n_meta)
 {
-    ckpt_sbuf h = {0};
-    ckpt_sbuf_printf(&h, "{");
+    herd_sbuf h = {0};
+    herd_sbuf_printf(&h, "{");
     if (n_meta > 0) {
-        ckpt_sbuf_printf(&h, "\"__metadata__\":{");
+        herd_sbuf_printf(&h, "\"__metadata__\":{");
         for (int i = 0; i < n_meta; i++)
-            ckpt_sbuf_printf(&h, "%s\"%s\":\"%s\"", i ? "," : "", metadata[2 * i], metadata[2 * i + 1]);
-        ckpt_sbuf_printf(&h, "}");
+            herd_sbuf_printf(&h, "%s\"%s\":\"%s\"", i ? "," : "", metadata[2 * i], metadata[2 * i + 1]);
+        herd_sbuf_printf(&h, "}");
     }
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         int64_t bytes = numel(&t[i]) * 4;
-        ckpt_sbuf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || n_meta > 0) ? "," : "",
+        herd_sbuf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || n_meta > 0) ? "," : "",
                   t[i].name, t[i].dtype);
-        for (int d = 0; d < t[i].ndim; d++) ckpt_sbuf_printf(&h, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
-        ckpt_sbuf_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + bytes));
+        for (int d = 0; d < t[i].ndim; d++) herd_sbuf_printf(&h, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
+        herd_sbuf_printf(&h, "],\"data_offsets\":[%lld,%lld]}", (long long)off, (long long)(off + bytes));
         off += bytes;
     }
-    ckpt_sbuf_printf(&h, "}");
-    while (h.n % 8) ckpt_sbuf_printf(&h, " "); /* the data starts 8-byte aligned */
+    herd_sbuf_printf(&h, "}");
+    while (h.n % 8) herd_sbuf_printf(&h, " "); /* the data starts 8-byte aligned */
 
     herd_safe_file sf;
     if (herd_safe_file_begin(&sf, path)) {

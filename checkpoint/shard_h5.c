@@ -12,6 +12,7 @@
 #include <hdf5.h>
 #include "checkpoint/internal.h"
 #include "src/base/safe_file.h"
+#include "src/base/clock.h"
 
 void ckpt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -122,7 +123,7 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
     ckpt_shard_name(rank, name, sizeof name);
     snprintf(fin, sizeof fin, "%s/%s", step_dir, name);
     ckpt_fault_point("shard_open");
-    double t0 = ckpt_now();
+    double t0 = herd_now_s();
 
     /* created here, exclusively and 0640, then opened by HDF5 by name
      * (HDF5 cannot take a descriptor); the commit renames it only if the
@@ -159,19 +160,19 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
     }
     if (rc) { herd_safe_file_abort(&sf); return -1; }
     ckpt_fault_point("shard_written");
-    double t1 = ckpt_now();
+    double t1 = herd_now_s();
 
     /* Start the kernel's writeback now and checksum the file while it runs
      * (the pages are still in the page cache), then wait for it with fsync. */
     sync_file_range(sf.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (ckpt_xxh64_fd(sf.fd, tmp, &res->xxh64, &res->size)) { herd_safe_file_abort(&sf); return -1; }
-    double t2 = ckpt_now();
+    double t2 = herd_now_s();
     if (fsync(sf.fd)) {
         fprintf(stderr, "checkpoint: %s: fsync failed: %s\n", tmp, strerror(errno));
         herd_safe_file_abort(&sf);
         return -1;
     }
-    double t3 = ckpt_now();
+    double t3 = herd_now_s();
     if (getenv("HERD_CKPT_TRACE"))   /* where the background time goes */
         fprintf(stderr, "checkpoint: rank %d shard %.1f MB: hdf5 write %.3f s, xxh64 read-back %.3f s, fsync %.3f s\n",
                 rank, (double)res->size / 1e6, t1 - t0, t2 - t1, t3 - t2);

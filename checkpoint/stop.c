@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
+#include "src/base/clock.h"
 
 #define STOP_GRACE_DEFAULT_MS 3000
 #define STOP_STEP_RING 4
@@ -83,13 +84,6 @@ struct herd_ckpt_stopper {
     int n_intervals;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* HERD_STOP_GRACE_S: seconds, > 0; unset: the default. -1 on a bad value. */
 static int grace_floor_ms(long *ms)
 {
@@ -110,7 +104,7 @@ static int grace_floor_ms(long *ms)
 /* the grace: the floor, or three of the longest recent step intervals */
 static void update_grace(herd_ckpt_stopper *s)
 {
-    double t = now_s();
+    double t = herd_now_s();
     if (s->last_check > 0) {
         s->intervals[s->n_intervals % STOP_STEP_RING] = t - s->last_check;
         s->n_intervals++;

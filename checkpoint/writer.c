@@ -15,6 +15,7 @@
 #include <string.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
+#include "src/base/clock.h"
 
 enum { W_IDLE, W_WRITING, W_GATHER, W_BCAST };
 
@@ -76,10 +77,10 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&w->cv);
             pthread_mutex_unlock(&w->mu);
         }
-        double t0 = ckpt_now();   /* write_s: the file work only, not the deferred copy */
+        double t0 = herd_now_s();   /* write_s: the file work only, not the deferred copy */
         int rc = ckpt_shard_write(w->step_dir, w->rank, w->world, w->step, w->ents, w->ptrs, w->n,
                                   w->meta, w->meta_len, &w->res);
-        double t1 = ckpt_now();
+        double t1 = herd_now_s();
         pthread_mutex_lock(&w->mu);
         w->job_rc = rc;
         w->job_write_s = t1 - t0;
@@ -268,7 +269,7 @@ static int finish(herd_ckpt_writer *w)
         w->st.step = w->step;
         w->st.stall_s = w->cur_stall;
         w->st.wait_prev_s = w->cur_wait;
-        w->st.commit_s = ckpt_now() - w->t_local_done;
+        w->st.commit_s = herd_now_s() - w->t_local_done;
         w->st.bytes = w->res.size;
         w->st.n_committed++;
         log_commit(w);
@@ -294,7 +295,7 @@ static int progress(herd_ckpt_writer *w, int blocking)
         }
         pthread_mutex_unlock(&w->mu);
         if (!done) return 0;
-        w->t_local_done = ckpt_now();
+        w->t_local_done = herd_now_s();
         w->mine[1] = (uint64_t)w->res.size;
         w->mine[2] = w->res.xxh64;
         if (w->comm == MPI_COMM_NULL) {
@@ -324,11 +325,11 @@ int herd_ckpt_poll(herd_ckpt_writer *w) { return progress(w, 0); }
 int herd_ckpt_snapshot_wait(herd_ckpt_writer *w)
 {
     if (w->state != W_WRITING) return 0;   /* no copy can be pending outside WRITING */
-    double t0 = ckpt_now();
+    double t0 = herd_now_s();
     pthread_mutex_lock(&w->mu);
     while (!w->snap_done && !w->job_done) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
-    w->cur_stall += ckpt_now() - t0;
+    w->cur_stall += herd_now_s() - t0;
     return 0;
 }
 
@@ -342,10 +343,10 @@ int herd_ckpt_wait(herd_ckpt_writer *w)
 int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
                         const herd_ckpt_slice *s, int n, const void *meta, size_t meta_len)
 {
-    double t0 = ckpt_now();
+    double t0 = herd_now_s();
     int prev_rc = herd_ckpt_wait(w);
     (void)prev_rc;  /* a failed previous checkpoint was reported; this one still goes ahead */
-    double t_wait = ckpt_now() - t0;
+    double t_wait = herd_now_s() - t0;
 
     if (n > w->cap_n) {
         w->cap_n = n;
@@ -449,7 +450,7 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
     pthread_mutex_unlock(&w->mu);
     w->state = W_WRITING;
     w->cur_wait = t_wait;
-    w->cur_stall = ckpt_now() - t0;
+    w->cur_stall = herd_now_s() - t0;
     return 0;
 }
 

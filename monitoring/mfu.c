@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "monitoring/mfu.h"
+#include "src/base/clock.h"
 
 double herd_mfu_flops_per_token(int64_t p_matmul, int n_layers, int seq_len, int d_model)
 {
@@ -13,13 +14,6 @@ double herd_mfu(double tokens_per_second, double flops_per_token, double peak_tf
 {
     if (peak_tflops <= 0) return 0;
     return tokens_per_second * flops_per_token / (peak_tflops * 1e12);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 double herd_mfu_measure_cpu_peak(int n, double seconds)
@@ -37,11 +31,11 @@ double herd_mfu_measure_cpu_peak(int n, double seconds)
     /* one warm-up product, then as many timed ones as fit in `seconds` */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
     int reps = 0;
-    double t0 = now_s(), t;
+    double t0 = herd_now_s(), t;
     do {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
         reps++;
-        t = now_s() - t0;
+        t = herd_now_s() - t0;
     } while (t < seconds);
     free(a); free(b); free(c);
     return 2.0 * n * (double)n * n * reps / t / 1e12;

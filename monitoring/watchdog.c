@@ -6,6 +6,7 @@
  * only to print the report, with trylock so that it can never wait on the
  * thread it watches. */
 #include "monitoring/watchdog.h"
+#include "src/base/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,13 +40,6 @@ static struct {
     unsigned        n; /* entries ever entered; ring[(n - 1) % RING] is the newest */
 } wd = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void put(int fd, const char *s)
 {
     size_t len = strlen(s);
@@ -60,7 +54,7 @@ static void put(int fd, const char *s)
 void herd_watchdog_report(int fd, const char *why)
 {
     char line[256];
-    double t = now_s();
+    double t = herd_now_s();
     int committing = atomic_load(&wd.committing);
     snprintf(line, sizeof line,
              "herd watchdog: rank %d on %s: %s: step %lld, %.1f s since the last progress "
@@ -102,7 +96,7 @@ static void *watch(void *arg)
     while (!atomic_load(&wd.quit)) {
         nanosleep(&ts, NULL);
         double limit = atomic_load(&wd.committing) ? wd.commit_limit : wd.step_limit;
-        if (now_s() - atomic_load(&wd.last_beat) > limit) {
+        if (herd_now_s() - atomic_load(&wd.last_beat) > limit) {
             herd_watchdog_report(2, "HANG: no progress within the limit; aborting the job");
             /* _exit: no atexit handlers or MPI_Finalize that could wait on the hung peer */
             _exit(HERD_EXIT_HANG);
@@ -136,7 +130,7 @@ int herd_watchdog_start(double step_limit_s, double commit_limit_s, int rank, co
     atomic_store(&wd.quit, 0);
     atomic_store(&wd.committing, 0);
     atomic_store(&wd.step, 0);
-    wd.started = now_s();
+    wd.started = herd_now_s();
     atomic_store(&wd.last_beat, wd.started);
     int rc = pthread_create(&wd.thread, NULL, watch, NULL);
     if (rc != 0) {
@@ -150,7 +144,7 @@ int herd_watchdog_start(double step_limit_s, double commit_limit_s, int rank, co
 void herd_watchdog_beat(int64_t step)
 {
     atomic_store(&wd.step, step);
-    atomic_store(&wd.last_beat, now_s());
+    atomic_store(&wd.last_beat, herd_now_s());
 }
 
 void herd_watchdog_enter(const char *fmt, ...)
@@ -162,7 +156,7 @@ void herd_watchdog_enter(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->what, sizeof e->what, fmt, ap);
     va_end(ap);
-    e->t_enter = now_s();
+    e->t_enter = herd_now_s();
     e->t_leave = 0;
     wd.n++;
     pthread_mutex_unlock(&wd.lock);
@@ -176,7 +170,7 @@ void herd_watchdog_leave(void)
     unsigned first = wd.n > HERD_WATCHDOG_RING ? wd.n - HERD_WATCHDOG_RING : 0;
     for (unsigned i = wd.n; i > first; i--) {
         wd_entry *e = &wd.ring[(i - 1) % HERD_WATCHDOG_RING];
-        if (e->t_leave == 0) { e->t_leave = now_s(); break; }
+        if (e->t_leave == 0) { e->t_leave = herd_now_s(); break; }
     }
     pthread_mutex_unlock(&wd.lock);
 }
@@ -184,7 +178,7 @@ void herd_watchdog_leave(void)
 void herd_watchdog_commit(int active)
 {
     atomic_store(&wd.committing, active ? 1 : 0);
-    atomic_store(&wd.last_beat, now_s());
+    atomic_store(&wd.last_beat, herd_now_s());
 }
 
 void herd_watchdog_stop(void)

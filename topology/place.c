@@ -282,3 +282,14 @@ int herd_topo_group_stats(const herd_topo *t, const int dims[HERD_NDIM], const i
     free(in);
     return 0;
 }
+
+int herd_topo_layout_parse(const char *prog, const char *s, int l[HERD_NDIM])
+{
+    char extra;
+    if (sscanf(s, "%d,%d,%d,%d%c", &l[0], &l[1], &l[2], &l[3], &extra) != 4 || l[0] < 1 || l[1] < 1 || l[2] < 1 ||
+        l[3] < 1) {
+        fprintf(stderr, "%s: --layout '%s': expected TP,CP,PP,DP (positive integers)\n", prog, s);
+        return -1;
+    }
+    return 0;
+}

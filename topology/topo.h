@@ -217,6 +217,10 @@ int herd_topo_place_linear(const herd_topo *t, int tp, int cp, int pp, int dp, i
 
 enum { HERD_DIM_TP = 0, HERD_DIM_CP, HERD_DIM_PP, HERD_DIM_DP, HERD_NDIM };
 
+/* A --layout argument "TP,CP,PP,DP" (positive integers) into l[HERD_NDIM];
+ * -1 with a message "PROG: --layout '...': ..." otherwise. */
+int herd_topo_layout_parse(const char *prog, const char *s, int l[HERD_NDIM]);
+
 /* What the groups of one dimension get when all of them run a ring at once. */
 typedef struct {
     int    size;          /* ranks per group */

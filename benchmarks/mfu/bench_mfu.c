@@ -29,13 +29,7 @@
 #include "src/model/optim.h"
 #include "src/base/rng.h"
 #include "topology/topo.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "src/base/clock.h"
 
 typedef struct {
     const char *backend, *label, *recompute, *precision;
@@ -137,7 +131,7 @@ static int bench_attention(const opts *o, const herd_backend *be)
     for (int s = 0; s < o->warmup + o->steps; s++) {
         if (s == o->warmup) {
             be->synchronize();
-            t0 = now_s();
+            t0 = herd_now_s();
         }
         if (flash) {
             be->attention_flash_fwd(out, att, q, k, v, doc, B, T, H, KV, hd);
@@ -148,7 +142,7 @@ static int bench_attention(const opts *o, const herd_backend *be)
         }
     }
     be->synchronize();
-    double dt = (now_s() - t0) / o->steps;
+    double dt = (herd_now_s() - t0) / o->steps;
     double flops = 6.0 * B * H * (double)T * T * hd, tflops = flops / dt / 1e12;
     printf("herd %s attention (%s, fp32): B %d T %d H %d KV %d hd %d: fwd+bwd %.3f ms, "
            "%.2f TFLOP/s\n", be->name, flash ? "flash" : "materialized", B, T, H, KV, hd,
@@ -208,7 +202,7 @@ int main(int argc, char **argv)
     for (int s = 0; s < o.warmup + o.steps; s++) {
         if (s == o.warmup) {
             be->synchronize();
-            t0 = now_s();
+            t0 = herd_now_s();
             if (be->mem_peak) be->mem_peak(1); /* the timed steps' peak */
         }
         int64_t nv = 0;
@@ -223,7 +217,7 @@ int main(int argc, char **argv)
         loss /= (double)(nv ? nv : 1);
     }
     be->synchronize();
-    double dt = now_s() - t0;
+    double dt = herd_now_s() - t0;
     double tps = (double)N * o.steps / dt, tflops = tps * fpt / 1e12, mfu = tflops / o.peak_tflops;
     double mem_gib = be->mem_in_use ? (double)be->mem_in_use() / (1u << 30) : 0.0;
     double peak_gib = be->mem_peak ? (double)be->mem_peak(0) / (1u << 30) : 0.0;

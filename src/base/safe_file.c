@@ -67,6 +67,11 @@ int herd_write_all(int fd, const void *buf, size_t len)
 
 int herd_safe_file_begin(herd_safe_file *s, const char *path)
 {
+    return herd_safe_file_begin_mode(s, path, HERD_FILE_MODE);
+}
+
+int herd_safe_file_begin_mode(herd_safe_file *s, const char *path, mode_t mode)
+{
     memset(s, 0, sizeof *s);
     s->dir_fd = s->fd = -1;
     char dir[4096];
@@ -90,13 +95,37 @@ int herd_safe_file_begin(herd_safe_file *s, const char *path)
         close(s->dir_fd);
         return -1;
     }
-    s->fd = openat(s->dir_fd, s->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, HERD_FILE_MODE);
+    s->fd = openat(s->dir_fd, s->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (s->fd < 0) {
         fprintf(stderr, "herd: %s: cannot create: %s\n", s->tmp_path, strerror(errno));
         close(s->dir_fd);
         return -1;
     }
     return 0;
+}
+
+FILE *herd_safe_file_begin_stream(herd_safe_file *s, const char *path, mode_t mode)
+{
+    if (herd_safe_file_begin_mode(s, path, mode)) return NULL;
+    int fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
+    if (!f) {
+        fprintf(stderr, "herd: %s: cannot open a stream: %s\n", s->tmp_path, strerror(errno));
+        if (fd >= 0) close(fd);
+        herd_safe_file_abort(s);
+    }
+    return f;
+}
+
+int herd_safe_file_stream_commit(herd_safe_file *s, FILE *f)
+{
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, "herd: %s: write failed: %s\n", s->tmp_path, strerror(errno));
+        herd_safe_file_abort(s);
+        return -1;
+    }
+    return herd_safe_file_commit(s);
 }
 
 void herd_safe_file_abort(herd_safe_file *s)

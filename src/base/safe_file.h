@@ -8,11 +8,13 @@
  * O_NOFOLLOW, temporaries are created with O_EXCL (never an existing file or
  * link), and a temporary is renamed into place only while its name still
  * refers to the file this process created. Directories are created 0750,
- * files 0640 (the umask may only lower these, never raise them).
+ * files 0640 unless begin_mode names another mode (the umask may only lower
+ * these, never raise them).
  *
  * Used by the checkpoint library (shards, model.h5, MANIFEST, exports), the
- * monitoring files (Prometheus textfile, metrics.jsonl) and the trainer
- * (config.yaml, safetensors). Includes nothing from src/.
+ * monitoring files (Prometheus textfile, metrics.jsonl), the trainer
+ * (config.yaml, safetensors) and the data tools (token shards, rank files,
+ * cleaned documents). Includes nothing from src/.
  *
  * Functions return 0 (or a descriptor) or -1 with a message on stderr naming
  * the file.
@@ -21,6 +23,7 @@
 #define HERD_SAFE_FILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define HERD_DIR_MODE  0750
@@ -40,6 +43,16 @@ typedef struct {
  * a killed writer with the same pid, or a link planted in its place, is
  * removed first: unlinking a link never touches its target). */
 int herd_safe_file_begin(herd_safe_file *s, const char *path);
+/* The same with the temporary created with `mode` (the umask applies): the
+ * data tools' outputs (shards, rank files, cleaned documents) are meant to be
+ * shared and keep the modes open(2) and fopen(3) give. */
+int herd_safe_file_begin_mode(herd_safe_file *s, const char *path, mode_t mode);
+/* begin_mode, and a stdio stream on the temporary (over its own descriptor);
+ * NULL with a message (nothing left to abort). herd_safe_file_stream_commit
+ * closes the stream and commits, or aborts with a message when a write to it
+ * failed. */
+FILE *herd_safe_file_begin_stream(herd_safe_file *s, const char *path, mode_t mode);
+int herd_safe_file_stream_commit(herd_safe_file *s, FILE *f);
 /* fsync the temporary, check that its name is still the file created by
  * begin (a regular file, same device and inode), rename it over the target
  * (a link there is replaced, never followed), fsync the directory. Closes. */

@@ -1,7 +1,8 @@
 /* cmd_data.c — `herd data prepare|inspect`: text to byte-level token shards.
  *
  * The byte-level tokenizer (ids 0..255 are bytes, 256 <|begin_of_text|>,
- * 257 <|end_of_text|>) stands in until the BPE tokenizer (issue 4). Each input
+ * 257 <|end_of_text|>) needs no rank file (`herd data tokenize` is the BPE
+ * path, cmd_data_tok.c). Each input
  * file is one document; files over 64 KiB are cut at blank lines into
  * documents of about 16 KiB, so that packed sequences hold several documents
  * and the document mask has work to do. Every document ends with <|end_of_text|>.
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "src/base/file.h"
 #include "src/cli/commands.h"
 #include "src/data/data.h"
 
@@ -112,35 +114,6 @@ static int push_text(id_buf *b, const unsigned char *s, size_t n)
     return 0;
 }
 
-/* The whole file in memory; -1 with a message naming it. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "herd: %s: file: cannot open: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *s = malloc(cap);
-    while (s) {
-        n += fread(s + n, 1, cap - n, f);
-        if (n < cap) break;
-        unsigned char *p = realloc(s, cap *= 2);
-        if (!p) free(s);
-        s = p;
-    }
-    int err = ferror(f) ? errno : 0; /* e.g. EISDIR: fopen opens a directory */
-    fclose(f);
-    if (!s || err) {
-        fprintf(stderr, "herd: %s: file: cannot read: %s\n", path,
-                s ? strerror(err) : "out of memory");
-        free(s);
-        return NULL;
-    }
-    *len = n;
-    return s;
-}
-
 /* The document boundary (an index just after an EOT) nearest to the point
  * that leaves val_fraction of the tokens after it; 0 if there is none inside. */
 static uint64_t val_split(const id_buf *b, double val_fraction)
@@ -219,7 +192,7 @@ static int prepare(int argc, char **argv)
     id_buf b = {0};
     for (int i = 0; i < a.n_files && rc == 0; i++) {
         size_t len;
-        unsigned char *s = slurp(a.files[i], &len);
+        unsigned char *s = herd_file_slurp(a.files[i], &len);
         rc = !s || push_text(&b, s, len) ? 1 : 0;
         free(s);
     }

@@ -11,8 +11,8 @@
 #include "src/cli/commands.h"
 #include "src/config/config.h"
 #include "src/data/curate.h"
-
-unsigned char *herd_file_slurp(const char *path, size_t *len); /* cmd_data_tok.c */
+#include "src/base/file.h"
+#include "src/base/safe_file.h"
 
 static int clean_usage(const char *why)
 {
@@ -28,16 +28,9 @@ static int clean_usage(const char *why)
 
 static int write_docs(const char *path, const herd_doc *d, size_t n)
 {
-    size_t l = strlen(path) + 32;
-    char *tmp = malloc(l);
-    if (!tmp) return -1;
-    snprintf(tmp, l, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot create: %s\n", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
+    herd_safe_file sf;
+    FILE *f = herd_safe_file_begin_stream(&sf, path, 0666); /* fopen's mode */
+    if (!f) return -1;
     int first = 1;
     for (size_t j = 0; j < n; j++) {
         if (!d[j].keep) continue;
@@ -45,15 +38,7 @@ static int write_docs(const char *path, const herd_doc *d, size_t n)
         fwrite(d[j].p, 1, d[j].n, f);
         first = 0;
     }
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (ok) ok = rename(tmp, path) == 0;
-    if (!ok) {
-        fprintf(stderr, "herd: %s: write failed: %s\n", path, strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
-    return ok ? 0 : -1;
+    return herd_safe_file_stream_commit(&sf, f);
 }
 
 static void print_report(FILE *f, const herd_curate_report *r, int json)

@@ -33,17 +33,6 @@ static int usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
-static int parse_layout(const char *s, int l[4])
-{
-    char extra;
-    if (sscanf(s, "%d,%d,%d,%d%c", &l[0], &l[1], &l[2], &l[3], &extra) != 4 || l[0] < 1 || l[1] < 1 || l[2] < 1 ||
-        l[3] < 1) {
-        fprintf(stderr, "herd plan: --layout '%s': expected TP,CP,PP,DP (positive integers)\n", s);
-        return -1;
-    }
-    return 0;
-}
-
 static int parse_num(const char *flag, const char *v, double lo, double hi, double *out)
 {
     char *end;
@@ -156,181 +145,217 @@ out:
     return rc;
 }
 
-int herd_cmd_plan(int argc, char **argv)
-{
-    const char *conf = NULL, *links = NULL, *model = "405b";
-    int gpn = 8, gpus = 0, naive = 0, rank = 0, top = 10, table4 = 0, json = 0, n_layouts = 0, spread = 0;
+typedef struct {
+    const char *conf, *links, *model;
+    int gpn, gpus, naive, rank, top, table4, json, n_layouts, spread;
     int layouts[16][4];
     herd_plan_inputs in;
-    herd_plan_inputs_default(&in);
-    in.seq_len = 8192;
-    in.batch_tokens = 16777216; /* 16M tokens, Table 4 */
+} plan_args;
+
+/* the flags that take a word rather than a number; 1: taken, else -1 (go
+ * on) or the exit status */
+static int plan_parse_word(plan_args *p, const char *a, const char *v, int *status)
+{
+    herd_plan_inputs *in = &p->in;
+    *status = -1;
+    if (!strcmp(a, "--measured")) {
+        if (herd_plan_eff_from_metrics(v, &in->compute_eff)) *status = 1;
+        else printf("compute_eff %.3f: median MFU of %s\n", in->compute_eff, v);
+    } else if (!strcmp(a, "--sequence-parallel")) {
+        if (strcmp(v, "0") && strcmp(v, "1")) {
+            fprintf(stderr, "herd plan: --sequence-parallel '%s': expected 0 or 1\n", v);
+            *status = 2;
+        }
+        in->sequence_parallel = v[0] == '1';
+    } else if (!strcmp(a, "--recompute")) {
+        if ((in->recompute = herd_plan_recompute_parse(v)) < 0) {
+            fprintf(stderr, "herd plan: --recompute '%s': expected none, selective or full\n", v);
+            *status = 2;
+        }
+    } else if (!strcmp(a, "--xent-chunk")) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end || end == v || n < 0 || n > 1 << 24) {
+            fprintf(stderr, "herd plan: --xent-chunk '%s': expected an integer in [0, 16777216] "
+                    "(train.xent_chunk)\n", v);
+            *status = 2;
+        }
+        in->xent_chunk = (int)n;
+    } else if (!strcmp(a, "--first-last-fewer")) {
+        if (strcmp(v, "0") && strcmp(v, "1")) {
+            fprintf(stderr, "herd plan: --first-last-fewer '%s': expected 0 or 1\n", v);
+            *status = 2;
+        }
+        in->pp_first_last_fewer = v[0] == '1';
+    } else if (!strcmp(a, "--layout")) {
+        if (p->n_layouts == 16 || herd_topo_layout_parse("herd plan", v, p->layouts[p->n_layouts])) *status = 2;
+        else p->n_layouts++;
+    } else if (!strcmp(a, "--conf")) p->conf = v;
+    else if (!strcmp(a, "--links")) p->links = v;
+    else if (!strcmp(a, "--model")) p->model = v;
+    else return 0;
+    return 1;
+}
+
+/* -1: go on; else the exit status (help, usage error) */
+static int plan_parse_args(int argc, char **argv, plan_args *p)
+{
+    herd_plan_inputs *in = &p->in;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
+        int status;
 #define NUM(flag, lo, hi, dst) else if (!strcmp(a, flag) && v) { if (parse_num(flag, v, lo, hi, &x)) return 2; dst; i++; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout);
-        else if (!strcmp(a, "--conf") && v) { conf = v; i++; }
-        else if (!strcmp(a, "--links") && v) { links = v; i++; }
-        else if (!strcmp(a, "--model") && v) { model = v; i++; }
-        else if (!strcmp(a, "--layout") && v) {
-            if (n_layouts == 16 || parse_layout(v, layouts[n_layouts])) return 2;
-            n_layouts++;
+        else if (v && plan_parse_word(p, a, v, &status)) {
+            if (status >= 0) return status;
             i++;
         }
-        NUM("--gpus-per-node", 1, HERD_TOPO_MAX_DEV, gpn = (int)x)
-        NUM("--gpus", 1, 1e7, gpus = (int)x)
-        NUM("--seq", 1, 1e8, in.seq_len = (int)x)
-        NUM("--batch-tokens", 1, 1e12, in.batch_tokens = (long long)x)
-        NUM("--top", 1, 1e6, top = (int)x)
-        NUM("--compute-eff", 0.01, 1, in.compute_eff = x)
-        NUM("--attn-eff", 0.01, 1, in.attn_eff = x)
-        NUM("--tp-overlap", 0, 1, in.tp_overlap = x)
-        NUM("--cp-overlap", 0, 1, in.cp_overlap = x)
-        NUM("--pp-overlap", 0, 1, in.pp_overlap = x)
-        NUM("--dp-overlap", 0, 1, in.dp_overlap = x)
-        NUM("--micro-batch", 1, 1e6, in.micro_batch = (int)x)
-        NUM("--virtual-stages", 0, 1e4, in.virtual_stages = (int)x)
-        NUM("--peak-tflops", 1e-6, 1e6, in.peak_tflops = x)
-        NUM("--hbm", 1, 1e6, in.hbm_GB = x)
-        else if (!strcmp(a, "--measured") && v) {
-            if (herd_plan_eff_from_metrics(v, &in.compute_eff)) return 1;
-            printf("compute_eff %.3f: median MFU of %s\n", in.compute_eff, v);
-            i++;
-        }
-        else if (!strcmp(a, "--sequence-parallel") && v) {
-            if (strcmp(v, "0") && strcmp(v, "1")) {
-                fprintf(stderr, "herd plan: --sequence-parallel '%s': expected 0 or 1\n", v);
-                return 2;
-            }
-            in.sequence_parallel = v[0] == '1';
-            i++;
-        }
-        else if (!strcmp(a, "--recompute") && v) {
-            if ((in.recompute = herd_plan_recompute_parse(v)) < 0) {
-                fprintf(stderr, "herd plan: --recompute '%s': expected none, selective or full\n", v);
-                return 2;
-            }
-            i++;
-        }
-        else if (!strcmp(a, "--xent-chunk") && v) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || end == v || n < 0 || n > 1 << 24) {
-                fprintf(stderr, "herd plan: --xent-chunk '%s': expected an integer in [0, 16777216] "
-                        "(train.xent_chunk)\n", v);
-                return 2;
-            }
-            in.xent_chunk = (int)n;
-            i++;
-        }
-        else if (!strcmp(a, "--first-last-fewer") && v) {
-            if (strcmp(v, "0") && strcmp(v, "1")) {
-                fprintf(stderr, "herd plan: --first-last-fewer '%s': expected 0 or 1\n", v);
-                return 2;
-            }
-            in.pp_first_last_fewer = v[0] == '1';
-            i++;
-        }
-        else if (!strcmp(a, "--naive")) naive = 1;
-        else if (!strcmp(a, "--spread")) spread = 1;
-        else if (!strcmp(a, "--rank")) rank = 1;
-        else if (!strcmp(a, "--table4")) table4 = 1;
-        else if (!strcmp(a, "--json")) json = 1;
+        NUM("--gpus-per-node", 1, HERD_TOPO_MAX_DEV, p->gpn = (int)x)
+        NUM("--gpus", 1, 1e7, p->gpus = (int)x)
+        NUM("--seq", 1, 1e8, in->seq_len = (int)x)
+        NUM("--batch-tokens", 1, 1e12, in->batch_tokens = (long long)x)
+        NUM("--top", 1, 1e6, p->top = (int)x)
+        NUM("--compute-eff", 0.01, 1, in->compute_eff = x)
+        NUM("--attn-eff", 0.01, 1, in->attn_eff = x)
+        NUM("--tp-overlap", 0, 1, in->tp_overlap = x)
+        NUM("--cp-overlap", 0, 1, in->cp_overlap = x)
+        NUM("--pp-overlap", 0, 1, in->pp_overlap = x)
+        NUM("--dp-overlap", 0, 1, in->dp_overlap = x)
+        NUM("--micro-batch", 1, 1e6, in->micro_batch = (int)x)
+        NUM("--virtual-stages", 0, 1e4, in->virtual_stages = (int)x)
+        NUM("--peak-tflops", 1e-6, 1e6, in->peak_tflops = x)
+        NUM("--hbm", 1, 1e6, in->hbm_GB = x)
+        else if (!strcmp(a, "--naive")) p->naive = 1;
+        else if (!strcmp(a, "--spread")) p->spread = 1;
+        else if (!strcmp(a, "--rank")) p->rank = 1;
+        else if (!strcmp(a, "--table4")) p->table4 = 1;
+        else if (!strcmp(a, "--json")) p->json = 1;
         else {
             fprintf(stderr, "herd plan: unexpected argument '%s'\n", a);
             return usage(stderr);
         }
 #undef NUM
     }
-    if (!conf) {
+    return -1;
+}
+
+/* the model's shape from its preset; the inputs printed once, against the
+ * job the first request builds. -1: go on; else the exit status */
+static int plan_setup(plan_args *p)
+{
+    herd_plan_inputs *in = &p->in;
+    herd_config c;
+    herd_config_defaults(&c);
+    if (herd_config_apply_preset(&c, p->model)) return 2;
+    in->n_layers = c.model.n_layers;
+    in->d_model = c.model.d_model;
+    in->n_heads = c.model.n_heads;
+    in->n_kv_heads = c.model.n_kv_heads;
+    in->ffn_dim = c.model.ffn_dim;
+    in->vocab_size = c.model.vocab_size;
+
+    herd_topo *t;
+    const int *l0 = p->layouts[0];
+    int n = p->gpus ? p->gpus : p->n_layouts ? l0[0] * l0[1] * l0[2] * l0[3] : 0;
+    if (herd_topo_from_conf_alloc(&t, p->conf, p->gpn, p->table4 && !n ? 8192 : n, p->spread)) return 1;
+    if (herd_topo_links_load(t, p->links)) { herd_topo_free(t); return 1; }
+    if (!p->json) print_inputs(in, t, p->model, p->spread);
+    herd_topo_free(t);
+    return -1;
+}
+
+/* every --layout, then the paper's Table 4 rows; 0/-1 */
+static int plan_layouts(plan_args *p, int *first)
+{
+    int rc = 0;
+    for (int k = 0; k < p->n_layouts && !rc; k++) {
+        const int *l = p->layouts[k];
+        if (p->gpus && l[0] * l[1] * l[2] * l[3] != p->gpus) {
+            fprintf(stderr, "herd plan: --layout %d,%d,%d,%d = %d GPUs, but --gpus %d\n", l[0], l[1], l[2], l[3],
+                    l[0] * l[1] * l[2] * l[3], p->gpus);
+            return -1;
+        }
+        rc = run_layout(&p->in, p->conf, p->links, p->gpn, p->spread, l, p->naive, p->json, 0, first,
+                        k == p->n_layouts - 1 && !p->table4 && !p->rank);
+    }
+    if (p->table4 && !rc) {
+        /* Llama 3 paper, Table 4: 405B, 16M tokens per batch */
+        static const struct { int l[4], seq; double mfu; } rows[] = {
+            {{8, 1, 16, 64}, 8192, 43}, {{8, 1, 16, 128}, 8192, 41}, {{8, 16, 16, 8}, 131072, 38}};
+        herd_plan_inputs row = p->in;
+        for (int k = 0; k < 3 && !rc; k++) {
+            row.seq_len = rows[k].seq;
+            row.batch_tokens = 16777216;
+            rc = run_layout(&row, p->conf, p->links, p->gpn, p->spread, rows[k].l, p->naive, p->json, rows[k].mfu,
+                            first, k == 2 && !p->rank);
+        }
+    }
+    return rc;
+}
+
+/* --rank: every valid layout of --gpus N, best MFU first; 0/-1 */
+static int plan_rank(const plan_args *p)
+{
+    const herd_plan_inputs *in = &p->in;
+    herd_topo *t;
+    if (!p->gpus) {
+        fprintf(stderr, "herd plan: --rank needs --gpus N\n");
+        return -1;
+    }
+    if (herd_topo_from_conf_alloc(&t, p->conf, p->gpn, p->gpus, p->spread)) return -1;
+    if (herd_topo_links_load(t, p->links)) {
+        herd_topo_free(t);
+        return -1;
+    }
+    herd_plan_result *res;
+    int n, rc = 0;
+    if (herd_plan_rank_layouts(in, t, p->gpn, &res, &n)) {
+        herd_topo_free(t);
+        return -1;
+    }
+    if (!p->json) {
+        printf("\n%d valid layouts of %d GPUs for %lld tokens per batch at sequence %d; best %d:\n", n, p->gpus,
+               in->batch_tokens, in->seq_len, n < p->top ? n : p->top);
+        print_header();
+    }
+    if (n == 0) fprintf(stderr, "herd plan: no valid layout of %d GPUs for this model and batch\n", p->gpus);
+    for (int k = 0; k < n && k < p->top; k++) {
+        if (p->json) json_result(&res[k], "topo", in->seq_len, 0, k == n - 1 || k == p->top - 1);
+        else print_result(&res[k], t, "topo", in->seq_len);
+    }
+    free(res);
+    if (n == 0) rc = -1;
+    herd_topo_free(t);
+    return rc;
+}
+
+int herd_cmd_plan(int argc, char **argv)
+{
+    plan_args p = {.model = "405b", .gpn = 8, .top = 10};
+    herd_plan_inputs_default(&p.in);
+    p.in.seq_len = 8192;
+    p.in.batch_tokens = 16777216; /* 16M tokens, Table 4 */
+    int status = plan_parse_args(argc, argv, &p);
+    if (status >= 0) return status;
+    if (!p.conf) {
         static char def[512];
         if (herd_topo_conf_default(def, sizeof def)) {
             fprintf(stderr, "herd plan: no --conf and no %s: give the cluster's topology.conf\n", def);
             return 2;
         }
-        conf = def;
+        p.conf = def;
     }
-    if (!table4 && !rank && n_layouts == 0) {
+    if (!p.table4 && !p.rank && p.n_layouts == 0) {
         fprintf(stderr, "herd plan: nothing to do: give --layout, --rank or --table4\n");
         return usage(stderr);
     }
-    herd_config c;
-    herd_config_defaults(&c);
-    if (herd_config_apply_preset(&c, model)) return 2;
-    in.n_layers = c.model.n_layers;
-    in.d_model = c.model.d_model;
-    in.n_heads = c.model.n_heads;
-    in.n_kv_heads = c.model.n_kv_heads;
-    in.ffn_dim = c.model.ffn_dim;
-    in.vocab_size = c.model.vocab_size;
-
-    /* the inputs, once, against the job the first request builds */
-    {
-        herd_topo *t;
-        int n = gpus ? gpus : n_layouts ? layouts[0][0] * layouts[0][1] * layouts[0][2] * layouts[0][3] : 0;
-        if (herd_topo_from_conf_alloc(&t, conf, gpn, table4 && !n ? 8192 : n, spread)) return 1;
-        if (herd_topo_links_load(t, links)) { herd_topo_free(t); return 1; }
-        if (!json) print_inputs(&in, t, model, spread);
-        herd_topo_free(t);
-    }
-    int first = 1, rc = 0;
-    if (json) printf("{\"model\": \"%s\", \"results\": [\n", model);
-    else if (n_layouts || table4) print_header();
-    for (int k = 0; k < n_layouts && !rc; k++) {
-        if (gpus && layouts[k][0] * layouts[k][1] * layouts[k][2] * layouts[k][3] != gpus) {
-            fprintf(stderr, "herd plan: --layout %d,%d,%d,%d = %d GPUs, but --gpus %d\n", layouts[k][0], layouts[k][1],
-                    layouts[k][2], layouts[k][3], layouts[k][0] * layouts[k][1] * layouts[k][2] * layouts[k][3], gpus);
-            rc = -1;
-            break;
-        }
-        rc = run_layout(&in, conf, links, gpn, spread, layouts[k], naive, json, 0, &first,
-                        k == n_layouts - 1 && !table4 && !rank);
-    }
-    if (table4 && !rc) {
-        /* Llama 3 paper, Table 4: 405B, 16M tokens per batch */
-        static const struct { int l[4], seq; double mfu; } rows[] = {
-            {{8, 1, 16, 64}, 8192, 43}, {{8, 1, 16, 128}, 8192, 41}, {{8, 16, 16, 8}, 131072, 38}};
-        herd_plan_inputs row = in;
-        for (int k = 0; k < 3 && !rc; k++) {
-            row.seq_len = rows[k].seq;
-            row.batch_tokens = 16777216;
-            rc = run_layout(&row, conf, links, gpn, spread, rows[k].l, naive, json, rows[k].mfu, &first, k == 2 && !rank);
-        }
-    }
-    if (rank && !rc) {
-        herd_topo *t;
-        if (!gpus) {
-            fprintf(stderr, "herd plan: --rank needs --gpus N\n");
-            rc = -1;
-        } else if (herd_topo_from_conf_alloc(&t, conf, gpn, gpus, spread)) {
-            rc = -1;
-        } else if (herd_topo_links_load(t, links)) {
-            herd_topo_free(t);
-            rc = -1;
-        } else {
-            herd_plan_result *res;
-            int n;
-            if (herd_plan_rank_layouts(&in, t, gpn, &res, &n)) {
-                rc = -1;
-            } else {
-                if (!json) {
-                    printf("\n%d valid layouts of %d GPUs for %lld tokens per batch at sequence %d; best %d:\n", n,
-                           gpus, in.batch_tokens, in.seq_len, n < top ? n : top);
-                    print_header();
-                }
-                if (n == 0)
-                    fprintf(stderr, "herd plan: no valid layout of %d GPUs for this model and batch\n", gpus);
-                for (int k = 0; k < n && k < top; k++) {
-                    if (json) json_result(&res[k], "topo", in.seq_len, 0, k == n - 1 || k == top - 1);
-                    else print_result(&res[k], t, "topo", in.seq_len);
-                }
-                free(res);
-                if (n == 0) rc = -1;
-            }
-            herd_topo_free(t);
-        }
-    }
-    if (json) printf("]}\n");
+    if ((status = plan_setup(&p)) >= 0) return status;
+    int first = 1;
+    if (p.json) printf("{\"model\": \"%s\", \"results\": [\n", p.model);
+    else if (p.n_layouts || p.table4) print_header();
+    int rc = plan_layouts(&p, &first);
+    if (p.rank && !rc) rc = plan_rank(&p);
+    if (p.json) printf("]}\n");
     return rc ? 1 : 0;
 }

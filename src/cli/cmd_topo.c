@@ -190,197 +190,198 @@ static void print_json(const herd_topo_machine *m, const herd_topo *t, const int
     printf("}}\n");
 }
 
-static int parse_layout(const char *s, int l[4])
-{
-    char extra;
-    if (sscanf(s, "%d,%d,%d,%d%c", &l[0], &l[1], &l[2], &l[3], &extra) != 4 || l[0] < 1 || l[1] < 1 || l[2] < 1 ||
-        l[3] < 1) {
-        fprintf(stderr, "herd topo: --layout '%s': expected TP,CP,PP,DP (positive integers)\n", s);
-        return -1;
-    }
-    return 0;
-}
+typedef struct {
+    const char *xml, *conf, *links, *hosts;
+    int rpn, naive, json, bind, pmix, have_layout, l[HERD_NDIM];
+} topo_args;
 
-int herd_cmd_topo(int argc, char **argv)
+/* -1: go on; else the exit status (help, usage error) */
+static int topo_parse_args(int argc, char **argv, topo_args *a)
 {
-    const char *xml = NULL, *conf = NULL, *links = NULL, *hosts = NULL;
-    int rpn = 0, naive = 0, json = 0, bind = 0, pmix = 0, have_layout = 0, l[4] = {0};
-    herd_topo_pmix_job pj = {0};
-    char *binds = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout);
-        else if (!strcmp(a, "--xml") && v) { xml = v; i++; }
-        else if (!strcmp(a, "--conf") && v) { conf = v; i++; }
-        else if (!strcmp(a, "--links") && v) { links = v; i++; }
-        else if (!strcmp(a, "--hosts") && v) { hosts = v; i++; }
-        else if (!strcmp(a, "--ranks-per-node") && v) {
+        const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) return usage(stdout);
+        else if (!strcmp(s, "--xml") && v) { a->xml = v; i++; }
+        else if (!strcmp(s, "--conf") && v) { a->conf = v; i++; }
+        else if (!strcmp(s, "--links") && v) { a->links = v; i++; }
+        else if (!strcmp(s, "--hosts") && v) { a->hosts = v; i++; }
+        else if (!strcmp(s, "--ranks-per-node") && v) {
             char *end;
-            rpn = (int)strtol(v, &end, 10);
-            if (*end || rpn < 1 || rpn > HERD_TOPO_MAX_DEV) {
+            a->rpn = (int)strtol(v, &end, 10);
+            if (*end || a->rpn < 1 || a->rpn > HERD_TOPO_MAX_DEV) {
                 fprintf(stderr, "herd topo: --ranks-per-node '%s': expected 1..%d\n", v, HERD_TOPO_MAX_DEV);
                 return 2;
             }
             i++;
-        } else if (!strcmp(a, "--layout") && v) {
-            if (parse_layout(v, l)) return 2;
-            have_layout = 1;
+        } else if (!strcmp(s, "--layout") && v) {
+            if (herd_topo_layout_parse("herd topo", v, a->l)) return 2;
+            a->have_layout = 1;
             i++;
-        } else if (!strcmp(a, "--naive")) naive = 1;
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--bind")) bind = 1;
-        else if (!strcmp(a, "--pmix")) pmix = 1;
+        } else if (!strcmp(s, "--naive")) a->naive = 1;
+        else if (!strcmp(s, "--json")) a->json = 1;
+        else if (!strcmp(s, "--bind")) a->bind = 1;
+        else if (!strcmp(s, "--pmix")) a->pmix = 1;
         else {
-            fprintf(stderr, "herd topo: unexpected argument '%s'\n", a);
+            fprintf(stderr, "herd topo: unexpected argument '%s'\n", s);
             return usage(stderr);
         }
     }
+    return -1;
+}
 
-    /* under a launcher: the ranks themselves are the job */
-    int use_mpi = !hosts && !pmix && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK"));
-    int rank = 0, size = 1;
-    if (use_mpi) {
-        MPI_Init(NULL, NULL);
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-    }
+/* The job as rank 0 sees it: every rank's node name and topology address. */
+typedef struct {
     herd_topo_machine m;
-    int rc = 1;
-    char *all_hosts = NULL, *all_addrs = NULL, **names = NULL;
-    const char **hp = NULL, **ap = NULL;
-    int n_names = 0, *perm = NULL;
-    herd_topo *t = NULL;
-    int ok = herd_topo_machine_load(&m, xml) == 0;
+    int use_mpi, rank, size, n_ranks, n_names;
+    char host[HOST_LEN], addr[ADDR_LEN];
+    const char *env_addr, *pattern;
+    char *all_hosts, *all_addrs, **names, *binds;
+    const char **hp, **ap;
+    herd_topo_pmix_job pj;
+} topo_job;
 
-    char host[HOST_LEN] = "", addr[ADDR_LEN] = "";
+/* this process's node name and SLURM_TOPOLOGY_ADDR */
+static void job_identify(topo_job *j)
+{
     /* Slurm's name for the node when there is one: on an emulated cluster
      * (slurmd -N nodeK on one machine) every rank has the same hostname */
     const char *slurm_node = getenv("SLURMD_NODENAME");
-    if (slurm_node && *slurm_node) snprintf(host, sizeof host, "%s", slurm_node);
-    else if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
-    host[HOST_LEN - 1] = '\0';
-    const char *env_addr = getenv("SLURM_TOPOLOGY_ADDR"), *pattern = getenv("SLURM_TOPOLOGY_ADDR_PATTERN");
-    if (env_addr) snprintf(addr, sizeof addr, "%s", env_addr);
-    int n_ranks = size;
-    all_hosts = calloc((size_t)(size > 0 ? size : 1), HOST_LEN);
-    all_addrs = calloc((size_t)(size > 0 ? size : 1), ADDR_LEN);
-    if (!all_hosts || !all_addrs) goto out;
-    if (use_mpi) {
-        MPI_Allgather(host, HOST_LEN, MPI_CHAR, all_hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD);
-        MPI_Gather(addr, ADDR_LEN, MPI_CHAR, all_addrs, ADDR_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
-        int all_ok;
-        MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-        ok = all_ok;
-        if (ok && bind) {
-            /* local rank: earlier ranks on the same node; every rank binds itself */
-            int local = 0, local_size = 0;
-            for (int r = 0; r < size; r++)
-                if (herd_topo_host_match(all_hosts + (size_t)r * HOST_LEN, host)) {
-                    local += r < rank;
-                    local_size++;
-                }
-            char desc[BIND_LEN];
-            if (herd_topo_bind_rank(&m, local, local_size, desc, sizeof desc))
-                snprintf(desc, sizeof desc, "not bound (see stderr)");
-            binds = calloc((size_t)size, BIND_LEN);
-            if (!binds) goto out;
-            MPI_Gather(desc, BIND_LEN, MPI_CHAR, binds, BIND_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
-        }
-        if (rank != 0) {
-            rc = ok ? 0 : 1;
-            goto out;
-        }
+    if (slurm_node && *slurm_node) snprintf(j->host, sizeof j->host, "%s", slurm_node);
+    else if (gethostname(j->host, sizeof j->host)) snprintf(j->host, sizeof j->host, "localhost");
+    j->host[HOST_LEN - 1] = '\0';
+    j->env_addr = getenv("SLURM_TOPOLOGY_ADDR");
+    j->pattern = getenv("SLURM_TOPOLOGY_ADDR_PATTERN");
+    if (j->env_addr) snprintf(j->addr, sizeof j->addr, "%s", j->env_addr);
+}
+
+/* room for n ranks' names and addresses (what was there is dropped) */
+static int job_alloc(topo_job *j, int n)
+{
+    free(j->all_hosts);
+    free(j->all_addrs);
+    j->n_ranks = n;
+    j->all_hosts = calloc((size_t)(n > 0 ? n : 1), HOST_LEN);
+    j->all_addrs = calloc((size_t)(n > 0 ? n : 1), ADDR_LEN);
+    return j->all_hosts && j->all_addrs ? 0 : -1;
+}
+
+/* Under a launcher: every rank's name to all, addresses to rank 0, each rank
+ * bound (--bind). 1: rank 0 goes on; 0: done with *rc set. */
+static int job_gather_mpi(topo_job *j, int bind, int ok, int *rc)
+{
+    MPI_Allgather(j->host, HOST_LEN, MPI_CHAR, j->all_hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD);
+    MPI_Gather(j->addr, ADDR_LEN, MPI_CHAR, j->all_addrs, ADDR_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int all_ok;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    ok = all_ok;
+    if (ok && bind) {
+        /* local rank: earlier ranks on the same node; every rank binds itself */
+        int local = 0, local_size = 0;
+        for (int r = 0; r < j->size; r++)
+            if (herd_topo_host_match(j->all_hosts + (size_t)r * HOST_LEN, j->host)) {
+                local += r < j->rank;
+                local_size++;
+            }
+        char desc[BIND_LEN];
+        if (herd_topo_bind_rank(&j->m, local, local_size, desc, sizeof desc))
+            snprintf(desc, sizeof desc, "not bound (see stderr)");
+        j->binds = calloc((size_t)j->size, BIND_LEN);
+        if (!j->binds) return 0;
+        MPI_Gather(desc, BIND_LEN, MPI_CHAR, j->binds, BIND_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
     }
-    if (!ok) goto out;
-    if (pmix) {
-        /* PMIx alone: every rank learns every rank's host; rank 0 prints */
-        if (herd_topo_pmix_ranks(&pj)) goto out;
-        if (pj.my_rank != 0) {
-            rc = 0;
-            goto out;
-        }
-        n_ranks = pj.n_ranks;
-        free(all_hosts);
-        free(all_addrs);
-        all_hosts = calloc((size_t)n_ranks, HOST_LEN);
-        all_addrs = calloc((size_t)n_ranks, ADDR_LEN);
-        if (!all_hosts || !all_addrs) goto out;
-        for (int r = 0; r < n_ranks; r++) snprintf(all_hosts + (size_t)r * HOST_LEN, HOST_LEN, "%s", pj.hostnames[r]);
-        snprintf(all_addrs, ADDR_LEN, "%s", addr);
-    } else if (!use_mpi) {
-        if (hosts) {
-            if (herd_topo_hostlist_expand(hosts, "--hosts", &names, &n_names)) goto out;
-        } else {
-            names = malloc(sizeof *names);
-            names[0] = strdup(host);
-            n_names = 1;
-        }
-        int per = rpn ? rpn : hosts ? (m.n_gpus ? m.n_gpus : 1) : 1;
-        n_ranks = n_names * per;
-        free(all_hosts);
-        free(all_addrs);
-        all_hosts = calloc((size_t)n_ranks, HOST_LEN);
-        all_addrs = calloc((size_t)n_ranks, ADDR_LEN);
-        if (!all_hosts || !all_addrs) goto out;
-        for (int r = 0; r < n_ranks; r++) {
-            snprintf(all_hosts + (size_t)r * HOST_LEN, HOST_LEN, "%s", names[r / per]);
-            /* our own address is known only for our host */
-            if (herd_topo_host_match(names[r / per], host)) snprintf(all_addrs + (size_t)r * ADDR_LEN, ADDR_LEN, "%s", addr);
-        }
+    if (j->rank != 0) {
+        *rc = ok ? 0 : 1;
+        return 0;
     }
-    hp = malloc((size_t)n_ranks * sizeof *hp);
-    ap = malloc((size_t)n_ranks * sizeof *ap);
-    if (!hp || !ap) goto out;
-    int have_addrs = pattern != NULL;
-    for (int r = 0; r < n_ranks; r++) {
-        hp[r] = all_hosts + (size_t)r * HOST_LEN;
-        ap[r] = all_addrs + (size_t)r * ADDR_LEN;
-        if (!ap[r][0]) have_addrs = 0;
+    return ok;
+}
+
+/* PMIx alone: every rank learns every rank's host; rank 0 prints. 1: go on;
+ * 0: done with *rc set. */
+static int job_gather_pmix(topo_job *j, int *rc)
+{
+    if (herd_topo_pmix_ranks(&j->pj)) return 0;
+    if (j->pj.my_rank != 0) {
+        *rc = 0;
+        return 0;
+    }
+    if (job_alloc(j, j->pj.n_ranks)) return 0;
+    for (int r = 0; r < j->n_ranks; r++)
+        snprintf(j->all_hosts + (size_t)r * HOST_LEN, HOST_LEN, "%s", j->pj.hostnames[r]);
+    snprintf(j->all_addrs, ADDR_LEN, "%s", j->addr);
+    return 1;
+}
+
+/* Alone: --hosts LIST x --ranks-per-node N, or this host. */
+static int job_from_args(topo_job *j, const topo_args *a)
+{
+    if (a->hosts) {
+        if (herd_topo_hostlist_expand(a->hosts, "--hosts", &j->names, &j->n_names)) return -1;
+    } else {
+        j->names = malloc(sizeof *j->names);
+        j->names[0] = strdup(j->host);
+        j->n_names = 1;
+    }
+    int per = a->rpn ? a->rpn : a->hosts ? (j->m.n_gpus ? j->m.n_gpus : 1) : 1;
+    if (job_alloc(j, j->n_names * per)) return -1;
+    for (int r = 0; r < j->n_ranks; r++) {
+        snprintf(j->all_hosts + (size_t)r * HOST_LEN, HOST_LEN, "%s", j->names[r / per]);
+        /* our own address is known only for our host */
+        if (herd_topo_host_match(j->names[r / per], j->host))
+            snprintf(j->all_addrs + (size_t)r * ADDR_LEN, ADDR_LEN, "%s", j->addr);
+    }
+    return 0;
+}
+
+/* The tree of the job's nodes (topology.conf, else the ranks' addresses,
+ * else one switch), its links, and the default layout. a->conf becomes the
+ * topology.conf used, if any; *have_addrs: the tree came from the addresses. */
+static int job_tree(topo_job *j, topo_args *a, herd_topo **t, int *have_addrs)
+{
+    j->hp = malloc((size_t)j->n_ranks * sizeof *j->hp);
+    j->ap = malloc((size_t)j->n_ranks * sizeof *j->ap);
+    if (!j->hp || !j->ap) return -1;
+    *have_addrs = j->pattern != NULL;
+    for (int r = 0; r < j->n_ranks; r++) {
+        j->hp[r] = j->all_hosts + (size_t)r * HOST_LEN;
+        j->ap[r] = j->all_addrs + (size_t)r * ADDR_LEN;
+        if (!j->ap[r][0]) *have_addrs = 0;
     }
     static char def[512];
-    if (!conf && herd_topo_conf_default(def, sizeof def) == 0) conf = def;
-    if (conf) {
+    if (!a->conf && herd_topo_conf_default(def, sizeof def) == 0) a->conf = def;
+    if (a->conf) {
         /* the slurm.conf beside it, when there is one, must know every node */
         char slurm_conf[600];
-        const char *slash = strrchr(conf, '/');
-        snprintf(slurm_conf, sizeof slurm_conf, "%.*sslurm.conf", slash ? (int)(slash + 1 - conf) : 0, conf);
-        if (access(slurm_conf, R_OK) == 0 && herd_topo_conf_check_nodes(conf, slurm_conf)) goto out;
-        if (herd_topo_from_hosts(&t, n_ranks, hp, conf)) goto out;
-    } else if (have_addrs) {
-        if (herd_topo_from_addrs(&t, n_ranks, hp, ap, pattern)) goto out;
-    } else if (herd_topo_from_hosts(&t, n_ranks, hp, NULL)) {
-        goto out;
+        const char *slash = strrchr(a->conf, '/');
+        snprintf(slurm_conf, sizeof slurm_conf, "%.*sslurm.conf", slash ? (int)(slash + 1 - a->conf) : 0, a->conf);
+        if (access(slurm_conf, R_OK) == 0 && herd_topo_conf_check_nodes(a->conf, slurm_conf)) return -1;
+        if (herd_topo_from_hosts(t, j->n_ranks, j->hp, a->conf)) return -1;
+    } else if (*have_addrs) {
+        if (herd_topo_from_addrs(t, j->n_ranks, j->hp, j->ap, j->pattern)) return -1;
+    } else if (herd_topo_from_hosts(t, j->n_ranks, j->hp, NULL)) {
+        return -1;
     }
-    if (herd_topo_links_load(t, links)) goto out;
-    if (!have_layout) {
+    if (herd_topo_links_load(*t, a->links)) return -1;
+    if (!a->have_layout) {
         /* TP = the ranks of the first node (at most 8), DP the rest */
-        l[0] = t->node[t->rank[0].node].n_gpus;
-        while (l[0] > 1 && (l[0] > 8 || n_ranks % l[0])) l[0]--;
+        int *l = a->l;
+        l[0] = (*t)->node[(*t)->rank[0].node].n_gpus;
+        while (l[0] > 1 && (l[0] > 8 || j->n_ranks % l[0])) l[0]--;
         l[1] = l[2] = 1;
-        l[3] = n_ranks / l[0];
+        l[3] = j->n_ranks / l[0];
     }
-    perm = malloc((size_t)n_ranks * sizeof *perm);
-    herd_topo_groupstat st[HERD_NDIM];
-    if (!perm) goto out;
-    if ((naive ? herd_topo_place_naive : herd_topo_place)(t, l[0], l[1], l[2], l[3], perm)) goto out;
-    if (herd_topo_group_stats(t, l, perm, st)) goto out;
+    return 0;
+}
 
-    if (json) {
-        print_json(&m, t, l, perm, st);
-        rc = 0;
-        goto out;
-    }
-    print_machine(&m, t->node[t->rank[0].node].n_gpus);
-    printf("\njob: %d ranks on %d nodes; tree from %s\n", n_ranks, t->n_nodes,
-           conf ? conf : have_addrs ? "SLURM_TOPOLOGY_ADDR" : "hostnames (no topology.conf: one switch)");
-    if (env_addr) printf("this process: SLURM_TOPOLOGY_ADDR=%s SLURM_TOPOLOGY_ADDR_PATTERN=%s\n", env_addr,
-                         pattern ? pattern : "");
+/* the switches above the job's nodes, their leaf switches and the links */
+static int print_tree_links(const herd_topo *t)
+{
     tree_lists lists;
     char *leaf_shown = calloc((size_t)t->n_switches, 1);
     if (!leaf_shown || tree_lists_build(t, &lists)) {
         free(leaf_shown);
         fprintf(stderr, "herd topo: out of memory\n");
-        goto out;
+        return -1;
     }
     for (int s = 0; s < t->n_switches; s++)
         if (t->sw[s].parent < 0) print_tree(t, &lists, s, 0);
@@ -397,19 +398,28 @@ int herd_cmd_topo(int argc, char **argv)
     for (int h = 1; h <= t->height; h++)
         printf(" %d:%s %.0f GB/s %.0f us 1:%g%s", h, t->link[h].name, t->link[h].bw_GBps, t->link[h].latency_us,
                t->link[h].oversub, h < t->height ? "," : "");
-    printf("\n\nplacement (%s) of tp=%d cp=%d pp=%d dp=%d:\n", naive ? "naive, DP innermost" : "network-aware", l[0], l[1],
-           l[2], l[3]);
-    int show = n_ranks <= 64 ? n_ranks : 16;
+    return 0;
+}
+
+/* the placement table, the binding and the groups' bandwidth */
+static void print_placement(const topo_job *j, const herd_topo *t, const topo_args *a, const int *perm,
+                            const herd_topo_groupstat *st)
+{
+    const int *l = a->l;
+    printf("\n\nplacement (%s) of tp=%d cp=%d pp=%d dp=%d:\n", a->naive ? "naive, DP innermost" : "network-aware",
+           l[0], l[1], l[2], l[3]);
+    int show = j->n_ranks <= 64 ? j->n_ranks : 16;
     printf("  %6s  %-20s %-16s %4s  %4s %4s %4s %4s\n", "rank", "node", "leaf", "gpu", "tp", "cp", "pp", "dp");
     for (int g = 0; g < show; g++) {
         int r = perm[g], nd = t->rank[r].node;
         printf("  %6d  %-20s %-16s %4d  %4d %4d %4d %4d\n", r, t->node[nd].name, t->sw[t->node[nd].leaf].name,
                t->rank[r].local, g % l[0], g / l[0] % l[1], g / (l[0] * l[1]) % l[2], g / (l[0] * l[1] * l[2]));
     }
-    if (show < n_ranks) printf("  ... %d more ranks (--json prints all)\n", n_ranks - show);
-    if (binds) {
+    if (show < j->n_ranks) printf("  ... %d more ranks (--json prints all)\n", j->n_ranks - show);
+    if (j->binds) {
         printf("\nbinding (hwloc, each rank itself):\n");
-        for (int r = 0; r < n_ranks; r++) printf("  rank %d on %s: %s\n", r, hp[r], binds + (size_t)r * BIND_LEN);
+        for (int r = 0; r < j->n_ranks; r++)
+            printf("  rank %d on %s: %s\n", r, j->hp[r], j->binds + (size_t)r * BIND_LEN);
     }
     printf("\ngroups (all groups of a kind talking at once):\n");
     printf("  %-3s %6s %7s  %-8s %9s %9s %9s %8s\n", "dim", "size", "groups", "link", "off-node", "oversub", "GB/s",
@@ -418,18 +428,77 @@ int herd_cmd_topo(int argc, char **argv)
         printf("  %-3s %6d %7d  %-8s %9d %9d %9.1f %8.1f\n", dim_name[d], st[d].size, st[d].n_groups,
                st[d].size > 1 ? t->link[st[d].max_height].name : "-", st[d].n_spanning, st[d].n_oversub,
                st[d].size > 1 ? st[d].bw_GBps : 0.0, st[d].latency_us);
+}
+
+static int print_text(const topo_job *j, const herd_topo *t, const topo_args *a, int have_addrs, const int *perm,
+                      const herd_topo_groupstat *st)
+{
+    print_machine(&j->m, t->node[t->rank[0].node].n_gpus);
+    printf("\njob: %d ranks on %d nodes; tree from %s\n", j->n_ranks, t->n_nodes,
+           a->conf ? a->conf : have_addrs ? "SLURM_TOPOLOGY_ADDR" : "hostnames (no topology.conf: one switch)");
+    if (j->env_addr)
+        printf("this process: SLURM_TOPOLOGY_ADDR=%s SLURM_TOPOLOGY_ADDR_PATTERN=%s\n", j->env_addr,
+               j->pattern ? j->pattern : "");
+    if (print_tree_links(t)) return -1;
+    print_placement(j, t, a, perm, st);
+    return 0;
+}
+
+static void job_free(topo_job *j)
+{
+    if (j->names) herd_topo_names_free(j->names, j->n_names);
+    free(j->all_hosts);
+    free(j->all_addrs);
+    free(j->hp);
+    free(j->ap);
+    free(j->binds);
+    herd_topo_pmix_free(&j->pj);
+}
+
+/* 0: rank 0 has the job; else *rc says how this rank ends */
+static int job_gather(topo_job *j, const topo_args *a, int *rc)
+{
+    int ok = herd_topo_machine_load(&j->m, a->xml) == 0;
+    job_identify(j);
+    if (job_alloc(j, j->size)) return -1;
+    if (j->use_mpi && !job_gather_mpi(j, a->bind, ok, rc)) return -1;
+    if (!ok) return -1;
+    if (a->pmix) return job_gather_pmix(j, rc) ? 0 : -1;
+    if (!j->use_mpi) return job_from_args(j, a);
+    return 0;
+}
+
+int herd_cmd_topo(int argc, char **argv)
+{
+    topo_args a = {0};
+    int rc = topo_parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+    rc = 1;
+    topo_job j = {0};
+    /* under a launcher: the ranks themselves are the job */
+    j.use_mpi = !a.hosts && !a.pmix && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK"));
+    j.size = 1;
+    if (j.use_mpi) {
+        MPI_Init(NULL, NULL);
+        MPI_Comm_rank(MPI_COMM_WORLD, &j.rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &j.size);
+    }
+    herd_topo *t = NULL;
+    int *perm = NULL, have_addrs = 0;
+    herd_topo_groupstat st[HERD_NDIM];
+    if (job_gather(&j, &a, &rc) || job_tree(&j, &a, &t, &have_addrs)) goto out;
+    perm = malloc((size_t)j.n_ranks * sizeof *perm);
+    if (!perm) goto out;
+    if ((a.naive ? herd_topo_place_naive : herd_topo_place)(t, a.l[0], a.l[1], a.l[2], a.l[3], perm)) goto out;
+    if (herd_topo_group_stats(t, a.l, perm, st)) goto out;
+    if (a.json) print_json(&j.m, t, a.l, perm, st);
+    else if (print_text(&j, t, &a, have_addrs, perm, st)) goto out;
     rc = 0;
 out:
-    if (names) herd_topo_names_free(names, n_names);
-    free(all_hosts);
-    free(all_addrs);
-    free(hp);
-    free(ap);
+    job_free(&j);
     free(perm);
-    free(binds);
-    herd_topo_pmix_free(&pj);
     herd_topo_free(t);
-    if (use_mpi) {
+    if (j.use_mpi) {
         MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
         MPI_Finalize();
     }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "src/data/data.h"
 #include "src/base/rng.h"
+#include "src/base/safe_file.h"
 
 struct herd_data {
     char              *path;
@@ -34,9 +35,7 @@ struct herd_data {
 
 /* ---- messages: "herd: PATH: FIELD: PROBLEM" ------------------------------ */
 
-static int shard_err(const char *path, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int shard_err(const char *path, const char *field, const char *fmt, ...)
+int herd_data_err(const char *path, const char *field, const char *fmt, ...)
 {
     char why[512];
     va_list ap;
@@ -100,26 +99,26 @@ static int check_header(const char *path, const herd_shard_header *h, uint64_t f
                         int model_vocab)
 {
     if (h->version != HERD_SHARD_VERSION)
-        return shard_err(path, "version", "version %u is not supported (this herd reads version %d)",
-                         h->version, HERD_SHARD_VERSION);
+        return herd_data_err(path, "version", "version %u is not supported (this herd reads version %d)",
+                             h->version, HERD_SHARD_VERSION);
     if (h->dtype_bytes != 2 && h->dtype_bytes != 4)
-        return shard_err(path, "dtype_bytes", "%u is not 2 (uint16) or 4 (uint32)", h->dtype_bytes);
+        return herd_data_err(path, "dtype_bytes", "%u is not 2 (uint16) or 4 (uint32)", h->dtype_bytes);
     if (h->vocab_size == 0)
-        return shard_err(path, "vocab_size", "is 0");
+        return herd_data_err(path, "vocab_size", "is 0");
     if (h->eot_id >= h->vocab_size)
-        return shard_err(path, "eot_id", "%u is not below vocab_size %u", h->eot_id, h->vocab_size);
+        return herd_data_err(path, "eot_id", "%u is not below vocab_size %u", h->eot_id, h->vocab_size);
     /* n_tokens comes from the file: compare without overflowing */
     uint64_t data_bytes = file_bytes - HERD_SHARD_HEADER;
     if (h->n_tokens > data_bytes / h->dtype_bytes || data_bytes != h->n_tokens * h->dtype_bytes) {
         const char *what = h->n_tokens > data_bytes / h->dtype_bytes ? "truncated" : "trailing bytes";
         long double want = (long double)HERD_SHARD_HEADER + (long double)h->n_tokens * h->dtype_bytes;
-        return shard_err(path, "n_tokens", "%s: header says %llu tokens (%.0Lf bytes) but the file "
-                         "has %llu bytes", what, (unsigned long long)h->n_tokens, want,
-                         (unsigned long long)file_bytes);
+        return herd_data_err(path, "n_tokens", "%s: header says %llu tokens (%.0Lf bytes) but the file "
+                             "has %llu bytes", what, (unsigned long long)h->n_tokens, want,
+                             (unsigned long long)file_bytes);
     }
     if ((int64_t)h->vocab_size > (int64_t)model_vocab)
-        return shard_err(path, "vocab_size", "%u is larger than the model's vocab_size %d",
-                         h->vocab_size, model_vocab);
+        return herd_data_err(path, "vocab_size", "%u is larger than the model's vocab_size %d",
+                             h->vocab_size, model_vocab);
     return 0;
 }
 
@@ -151,25 +150,25 @@ static int check_ids(const herd_data *d)
     uint64_t bad = d->h.dtype_bytes == 2 ? first_bad_uint16_t(d->ids, n, d->h.vocab_size)
                                          : first_bad_uint32_t(d->ids, n, d->h.vocab_size);
     if (bad == n) return 0;
-    return shard_err(d->path, "tokens", "id %u at index %llu is not below vocab_size %u",
-                     id_at(d, bad), (unsigned long long)bad, d->h.vocab_size);
+    return herd_data_err(d->path, "tokens", "id %u at index %llu is not below vocab_size %u",
+                         id_at(d, bad), (unsigned long long)bad, d->h.vocab_size);
 }
 
 /* Map the file and check everything; on failure d keeps what must be freed. */
 static int open_checked(herd_data *d, int fd, int model_vocab)
 {
     struct stat sb;
-    if (fstat(fd, &sb)) return shard_err(d->path, "file", "%s", strerror(errno));
-    if (!S_ISREG(sb.st_mode)) return shard_err(d->path, "file", "not a regular file");
+    if (fstat(fd, &sb)) return herd_data_err(d->path, "file", "%s", strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return herd_data_err(d->path, "file", "not a regular file");
     if (sb.st_size < HERD_SHARD_HEADER)
-        return shard_err(d->path, "header", "the file has %lld bytes, shorter than the %d-byte header",
-                         (long long)sb.st_size, HERD_SHARD_HEADER);
+        return herd_data_err(d->path, "header", "the file has %lld bytes, shorter than the %d-byte header",
+                             (long long)sb.st_size, HERD_SHARD_HEADER);
     d->map_len = (size_t)sb.st_size;
     void *m = mmap(NULL, d->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) return shard_err(d->path, "file", "cannot map: %s", strerror(errno));
+    if (m == MAP_FAILED) return herd_data_err(d->path, "file", "cannot map: %s", strerror(errno));
     d->map = m;
     if (memcmp(d->map, HERD_SHARD_MAGIC, 8))
-        return shard_err(d->path, "magic", "not a herd token shard (no \"HERDTOK\" magic)");
+        return herd_data_err(d->path, "magic", "not a herd token shard (no \"HERDTOK\" magic)");
     header_decode(&d->h, d->map);
     if (check_header(d->path, &d->h, (uint64_t)sb.st_size, model_vocab)) return -1;
     d->ids = d->map + HERD_SHARD_HEADER; /* page-aligned + 64: aligned for uint32 */
@@ -183,12 +182,12 @@ int herd_data_open(herd_data **out, const char *path, int model_vocab, uint64_t 
     if (d) d->path = strdup(path);
     if (!d || !d->path) {
         free(d);
-        return shard_err(path, "file", "out of memory");
+        return herd_data_err(path, "file", "out of memory");
     }
     d->st.seed = seed;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        shard_err(path, "file", "cannot open token shard: %s", strerror(errno));
+        herd_data_err(path, "file", "cannot open token shard: %s", strerror(errno));
         herd_data_close(d);
         return -1;
     }
@@ -270,8 +269,8 @@ static int build_perm(herd_data *d, int T)
         free(d->perm);
         d->perm = malloc(sizeof(uint64_t) * (W ? W : 1));
         d->perm_T = 0;
-        if (!d->perm) return shard_err(d->path, "sampler", "out of memory for %llu windows",
-                                       (unsigned long long)W);
+        if (!d->perm) return herd_data_err(d->path, "sampler", "out of memory for %llu windows",
+                                           (unsigned long long)W);
     }
     for (uint64_t i = 0; i < W; i++) d->perm[i] = i;
     prng r = epoch_prng(d->st.seed, d->st.epoch);
@@ -322,11 +321,11 @@ PACK_WINDOW(uint32_t, le32toh)
 int herd_data_next(herd_data *d, int B, int T, int32_t *tokens, int32_t *targets, int32_t *doc)
 {
     if (B < 1 || T < 1)
-        return shard_err(d->path, "sampler", "batch %d x sequence %d is not a positive size", B, T);
+        return herd_data_err(d->path, "sampler", "batch %d x sequence %d is not a positive size", B, T);
     if (d->h.n_tokens < (uint64_t)T + 1)
-        return shard_err(d->path, "n_tokens", "%llu tokens are too few for one sequence of %d "
-                         "(it needs %d: inputs and the shifted targets)",
-                         (unsigned long long)d->h.n_tokens, T, T + 1);
+        return herd_data_err(d->path, "n_tokens", "%llu tokens are too few for one sequence of %d "
+                             "(it needs %d: inputs and the shifted targets)",
+                             (unsigned long long)d->h.n_tokens, T, T + 1);
     if (d->st.T != T) { /* a new sequence length (batch ramp) restarts the epoch's order */
         d->st.T = T;
         d->st.index = 0;
@@ -345,65 +344,25 @@ int herd_data_next(herd_data *d, int B, int T, int32_t *tokens, int32_t *targets
     return 0;
 }
 
-int herd_data_next_part(herd_data *d, int T, int64_t n_global, int64_t first, int64_t count,
-                        int32_t *tokens, int32_t *targets, int32_t *doc)
-{
-    if (n_global < 1 || T < 1 || first < 0 || count < 0 || first + count > n_global)
-        return shard_err(d->path, "sampler", "part [%lld, +%lld) of a batch of %lld sequences of %d",
-                         (long long)first, (long long)count, (long long)n_global, T);
-    if (d->h.n_tokens < (uint64_t)T + 1)
-        return herd_data_next(d, 1, T, tokens, targets, doc); /* its message */
-    if (d->st.T != T) {
-        d->st.T = T;
-        d->st.index = 0;
-    }
-    for (int64_t b = 0; b < n_global; b++) {
-        uint64_t start;
-        if (next_window(d, T, &start)) return -1;
-        if (b < first || b >= first + count) continue; /* another rank's sequence */
-        size_t o = (size_t)(b - first) * (size_t)T;
-        if (d->h.dtype_bytes == 2)
-            pack_uint16_t((const uint16_t *)d->ids + start, T, d->h.eot_id, tokens + o,
-                          targets + o, doc + o);
-        else
-            pack_uint32_t((const uint32_t *)d->ids + start, T, d->h.eot_id, tokens + o,
-                          targets + o, doc + o);
-    }
-    return 0;
-}
-
 void herd_data_get_state(const herd_data *d, herd_data_state *s) { *s = d->st; }
 
 int herd_data_set_state(herd_data *d, const herd_data_state *s)
 {
     if (s->T < 0)
-        return shard_err(d->path, "sampler", "state has a negative sequence length %d", s->T);
+        return herd_data_err(d->path, "sampler", "state has a negative sequence length %d", s->T);
     /* index == W is a finished epoch (the next window starts the next one);
      * beyond it the state belongs to another shard */
     uint64_t W = herd_data_n_windows(d, s->T);
     if (s->T > 0 && W > 0 && s->index > W)
-        return shard_err(d->path, "sampler", "state index %llu is beyond the %llu windows of "
-                         "length %d in this shard (a state saved for another shard?)",
-                         (unsigned long long)s->index, (unsigned long long)W, s->T);
+        return herd_data_err(d->path, "sampler", "state index %llu is beyond the %llu windows of "
+                             "length %d in this shard (a state saved for another shard?)",
+                             (unsigned long long)s->index, (unsigned long long)W, s->T);
     d->st = *s;
     d->perm_T = 0; /* the seed may have changed: rebuild */
     return 0;
 }
 
 /* ---- writing -------------------------------------------------------------- */
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Header and ids, in 64 KiB pieces. */
 static int write_body(int fd, const herd_shard_header *h, const uint32_t *ids)
@@ -413,7 +372,7 @@ static int write_body(int fd, const herd_shard_header *h, const uint32_t *ids)
     size_t fill = HERD_SHARD_HEADER;
     for (uint64_t i = 0; i < h->n_tokens; i++) {
         if (fill + 4 > sizeof buf) {
-            if (write_all(fd, buf, fill)) return -1;
+            if (herd_write_all(fd, buf, fill)) return -1;
             fill = 0;
         }
         if (h->dtype_bytes == 2) {
@@ -424,59 +383,29 @@ static int write_body(int fd, const herd_shard_header *h, const uint32_t *ids)
             fill += 4;
         }
     }
-    return write_all(fd, buf, fill);
-}
-
-/* fsync the directory holding path, so that the rename itself is durable. */
-static void fsync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
+    return herd_write_all(fd, buf, fill);
 }
 
 int herd_shard_write(const char *path, const uint32_t *ids, uint64_t n, uint32_t vocab_size,
                      uint32_t eot_id)
 {
     if (eot_id >= vocab_size)
-        return shard_err(path, "eot_id", "%u is not below vocab_size %u", eot_id, vocab_size);
+        return herd_data_err(path, "eot_id", "%u is not below vocab_size %u", eot_id, vocab_size);
     herd_shard_header h = {HERD_SHARD_VERSION, vocab_size <= 65536 ? 2 : 4, vocab_size, eot_id, n, 0};
     for (uint64_t i = 0; i < n; i++) {
         if (ids[i] >= vocab_size)
-            return shard_err(path, "tokens", "id %u at index %llu is not below vocab_size %u",
-                             ids[i], (unsigned long long)i, vocab_size);
+            return herd_data_err(path, "tokens", "id %u at index %llu is not below vocab_size %u",
+                                 ids[i], (unsigned long long)i, vocab_size);
         h.n_docs += ids[i] == eot_id;
     }
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) return shard_err(path, "file", "out of memory");
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        shard_err(tmp, "file", "cannot create: %s", strerror(errno));
-        free(tmp);
-        return -1;
+    /* a crash before the rename leaves only the temporary; the old shard
+     * stays whole (and a reader's mapping keeps the old inode) */
+    herd_safe_file sf;
+    if (herd_safe_file_begin_mode(&sf, path, 0644)) return -1;
+    if (write_body(sf.fd, &h, ids)) {
+        int e = errno;
+        herd_safe_file_abort(&sf);
+        return herd_data_err(path, "file", "write failed: %s", strerror(e));
     }
-    /* a crash before the rename leaves only the temp file; the old shard stays whole */
-    int ok = write_body(fd, &h, ids) == 0 && fsync(fd) == 0;
-    int e = errno;
-    ok = close(fd) == 0 && ok;
-    if (ok && rename(tmp, path)) {
-        e = errno;
-        ok = 0;
-    }
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return shard_err(path, "file", "write failed: %s", strerror(e));
-    }
-    free(tmp);
-    fsync_parent(path);
-    return 0;
+    return herd_safe_file_commit(&sf);
 }

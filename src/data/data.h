@@ -16,6 +16,11 @@
 
 #include <stdint.h>
 
+/* The message of every shard and loader check, "herd: PATH: FIELD: PROBLEM"
+ * on stderr (FIELD a header field, "file", "sampler", ...). Returns -1. */
+int herd_data_err(const char *path, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define HERD_SHARD_MAGIC   "HERDTOK\0"   /* 8 bytes */
 #define HERD_SHARD_VERSION 1
 #define HERD_SHARD_HEADER  64            /* bytes */
@@ -53,13 +58,6 @@ const herd_shard_header *herd_data_header(const herd_data *d);
 int herd_data_next(herd_data *d, int B, int T, int32_t *tokens,
                    int32_t *targets, int32_t *doc);
 
-/* The next global batch of n_global windows of length T, of which this rank
- * (a data-parallel rank) packs only windows [first, first + count) into host
- * arrays [count*T]. The state advances over the whole batch, so every rank's
- * state stays identical and the ranks together read what one process would. */
-int herd_data_next_part(herd_data *d, int T, int64_t n_global, int64_t first, int64_t count,
-                        int32_t *tokens, int32_t *targets, int32_t *doc);
-
 void herd_data_get_state(const herd_data *d, herd_data_state *s);
 int  herd_data_set_state(herd_data *d, const herd_data_state *s);
 
@@ -75,8 +73,8 @@ int herd_data_read(const herd_data *d, uint64_t start, uint64_t n, uint32_t *out
 int herd_shard_write(const char *path, const uint32_t *ids, uint64_t n,
                      uint32_t vocab_size, uint32_t eot_id);
 
-/* The byte-level tokenizer used until the BPE tokenizer lands (issue 4):
- * ids 0..255 are bytes, then the special tokens below. */
+/* The byte-level tokenizer of `herd data prepare` (no rank file): ids 0..255
+ * are bytes, then the special tokens below. */
 #define HERD_BYTE_BOS 256   /* <|begin_of_text|> */
 #define HERD_BYTE_EOT 257   /* <|end_of_text|> */
 #define HERD_BYTE_VOCAB 258

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,19 +67,6 @@ struct herd_loader {
     size_t     val_win_cap;
 };
 
-static int lerr(const char *file, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int lerr(const char *file, const char *field, const char *fmt, ...)
-{
-    char why[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "herd: %s: %s: %s\n", file, field, why);
-    return -1;
-}
-
 /* ---- the block order: a seeded bijection of [0, n) (Feistel + cycle walk) ---- */
 
 static uint64_t block_perm(uint64_t x, uint64_t n, uint64_t key)
@@ -122,8 +108,8 @@ static int read_window(const herd_loader *l, int s, pos *p, int T, uint32_t *w, 
 {
     const source *S = &l->src[s];
     if (S->n < (uint64_t)T + 1)
-        return lerr(S->path, "n_tokens", "%llu tokens are too few for one sequence of %d (source "
-                    "\"%s\")", (unsigned long long)S->n, T, S->name);
+        return herd_data_err(S->path, "n_tokens", "%llu tokens are too few for one sequence of %d (source "
+                             "\"%s\")", (unsigned long long)S->n, T, S->name);
     if (p->off[s] + (uint64_t)T + 1 > S->n) { /* the epoch's stream is used up */
         p->epoch[s]++;
         p->off[s] = 0;
@@ -134,7 +120,7 @@ static int read_window(const herd_loader *l, int s, pos *p, int T, uint32_t *w, 
         uint64_t ph = phys(l, s, key, o + (uint64_t)t);
         int room = HERD_LOADER_BLOCK - (int)((o + (uint64_t)t) % HERD_LOADER_BLOCK);
         int k = room < T + 1 - t ? room : T + 1 - t;
-        if (herd_data_read(S->train, ph, (uint64_t)k, w + t)) return lerr(S->path, "tokens", "read failed");
+        if (herd_data_read(S->train, ph, (uint64_t)k, w + t)) return herd_data_err(S->path, "tokens", "read failed");
         t += k;
     }
     int32_t dc = 0;
@@ -178,8 +164,8 @@ static void fill(const herd_loader *l, batch *b, uint32_t *w)
         } else { /* another rank's sequence: only the cursor moves (and the epoch rolls) */
             const source *S = &l->src[s];
             if (S->n < (uint64_t)b->T + 1) {
-                b->rc = lerr(S->path, "n_tokens", "%llu tokens are too few for one sequence of %d",
-                             (unsigned long long)S->n, b->T);
+                b->rc = herd_data_err(S->path, "n_tokens", "%llu tokens are too few for one sequence of %d",
+                                      (unsigned long long)S->n, b->T);
                 break;
             }
             if (p->off[s] + (uint64_t)b->T + 1 > S->n) {
@@ -231,8 +217,8 @@ int herd_loader_next(herd_loader *l, int T, int64_t n_global, int64_t first, int
                      int32_t *tokens, int32_t *targets, int32_t *doc)
 {
     if (T < 1 || n_global < 1 || first < 0 || count < 0 || first + count > n_global)
-        return lerr("loader", "batch", "T %d, n_global %lld, first %lld, count %lld: not a slice "
-                    "of the global batch", T, (long long)n_global, (long long)first, (long long)count);
+        return herd_data_err("loader", "batch", "T %d, n_global %lld, first %lld, count %lld: not a slice "
+                             "of the global batch", T, (long long)n_global, (long long)first, (long long)count);
     size_t n = (size_t)count * (size_t)T;
     join_prefetch(l);
     batch *a = &l->ahead;
@@ -245,7 +231,7 @@ int herd_loader_next(herd_loader *l, int T, int64_t n_global, int64_t first, int
     } else {
         if ((size_t)T + 1 > l->win_cap) {
             uint32_t *w = realloc(l->win, sizeof(uint32_t) * ((size_t)T + 1));
-            if (!w) return lerr("loader", "window", "out of memory");
+            if (!w) return herd_data_err("loader", "window", "out of memory");
             l->win = w;
             l->win_cap = (size_t)T + 1;
         }
@@ -283,21 +269,21 @@ void herd_loader_set_prefetch(herd_loader *l, int on)
 static int set_weights(herd_loader *l, const double *w, int n, const char *origin)
 {
     if (n != l->n_src)
-        return lerr(origin, "weight", "%d weights for %d sources", n, l->n_src);
+        return herd_data_err(origin, "weight", "%d weights for %d sources", n, l->n_src);
     double sum = 0;
     for (int s = 0; s < n; s++) {
         if (!(w[s] >= 0) || !isfinite(w[s]))
-            return lerr(origin, "weight", "source \"%s\": weight %g is negative or not a number",
-                        l->src[s].name, w[s]);
+            return herd_data_err(origin, "weight", "source \"%s\": weight %g is negative or not a number",
+                                 l->src[s].name, w[s]);
         sum += w[s];
     }
-    if (!(sum > 0)) return lerr(origin, "weight", "every weight is 0: nothing to sample");
+    if (!(sum > 0)) return herd_data_err(origin, "weight", "every weight is 0: nothing to sample");
     join_prefetch(l);
     l->ahead.T = 0;
     for (int s = 0; s < n; s++) l->src[s].w = (int64_t)llround(w[s] / sum * (double)UNITS);
     int any = 0;
     for (int s = 0; s < n; s++) any |= l->src[s].w > 0;
-    if (!any) return lerr(origin, "weight", "the weights are too unequal (ratio beyond 2^30)");
+    if (!any) return herd_data_err(origin, "weight", "the weights are too unequal (ratio beyond 2^30)");
     return 0;
 }
 
@@ -336,9 +322,9 @@ int herd_loader_open_sources(herd_loader **out, const herd_data_source *src, int
 {
     *out = NULL;
     if (n_src < 1 || n_src > HERD_MAX_SOURCES)
-        return lerr("data.sources", "sources", "%d sources (1 to %d)", n_src, HERD_MAX_SOURCES);
+        return herd_data_err("data.sources", "sources", "%d sources (1 to %d)", n_src, HERD_MAX_SOURCES);
     herd_loader *l = calloc(1, sizeof *l);
-    if (!l) return lerr("loader", "memory", "out of memory");
+    if (!l) return herd_data_err("loader", "memory", "out of memory");
     l->n_src = n_src;
     l->seed = seed;
     l->prefetch = 1;
@@ -350,13 +336,13 @@ int herd_loader_open_sources(herd_loader **out, const herd_data_source *src, int
         for (int r = 0; r < s; r++)
             if (!strcmp(l->src[r].name, S->name)) {
                 herd_loader_close(l);
-                return lerr("data.sources", "name", "\"%s\" names two sources", S->name);
+                return herd_data_err("data.sources", "name", "\"%s\" names two sources", S->name);
             }
         S->name_hash = herd_hash_str(S->name);
         w[s] = src[s].weight;
         if (!src[s].path[0]) {
             herd_loader_close(l);
-            return lerr("data.sources", "path", "source \"%s\" has no path", S->name);
+            return herd_data_err("data.sources", "path", "source \"%s\" has no path", S->name);
         }
         if (herd_data_open(&S->train, src[s].path, model_vocab, seed)) {
             herd_loader_close(l);
@@ -393,7 +379,7 @@ int herd_loader_open(herd_loader **out, const herd_config *c, int model_vocab)
     snprintf(one.path, sizeof one.path, "%s", c->data.path);
     snprintf(one.val_path, sizeof one.val_path, "%s", c->data.val_path);
     one.weight = 1;
-    if (!one.path[0]) return lerr("config", "data.path", "no training data: set data.path or data.sources");
+    if (!one.path[0]) return herd_data_err("config", "data.path", "no training data: set data.path or data.sources");
     return herd_loader_open_sources(out, &one, 1, c->train.seed, model_vocab);
 }
 
@@ -434,8 +420,8 @@ size_t herd_loader_state_size(const herd_loader *l)
 int herd_loader_get_state(const herd_loader *l, void *buf, size_t size)
 {
     if (size < herd_loader_state_size(l))
-        return lerr("loader", "state", "buffer of %zu bytes, the state needs %zu", size,
-                    herd_loader_state_size(l));
+        return herd_data_err("loader", "state", "buffer of %zu bytes, the state needs %zu", size,
+                             herd_loader_state_size(l));
     unsigned char *b = buf;
     memset(b, 0, herd_loader_state_size(l));
     memcpy(b, STATE_MAGIC, 8);
@@ -458,46 +444,46 @@ int herd_loader_set_state(herd_loader *l, const void *buf, size_t size)
 {
     const unsigned char *b = buf;
     if (size < STATE_HEAD || memcmp(b, STATE_MAGIC, 8))
-        return lerr("loader state", "magic", "not a loader state (%zu bytes)", size);
+        return herd_data_err("loader state", "magic", "not a loader state (%zu bytes)", size);
     uint64_t w = get64(b + 8);
     int n = (int)(uint32_t)w, T = (int)(uint32_t)(w >> 32);
     if (n != l->n_src || size != herd_loader_state_size(l))
-        return lerr("loader state", "n_sources", "the state is for %d sources (%zu bytes), this run "
-                    "has %d", n, size, l->n_src);
+        return herd_data_err("loader state", "n_sources", "the state is for %d sources (%zu bytes), this run "
+                             "has %d", n, size, l->n_src);
     if (get64(b + 24) != HERD_LOADER_BLOCK)
-        return lerr("loader state", "block", "saved with blocks of %llu tokens, this herd uses %d",
-                    (unsigned long long)get64(b + 24), HERD_LOADER_BLOCK);
+        return herd_data_err("loader state", "block", "saved with blocks of %llu tokens, this herd uses %d",
+                             (unsigned long long)get64(b + 24), HERD_LOADER_BLOCK);
     if (get64(b + 16) != l->seed)
-        return lerr("loader state", "seed", "saved with seed %llu, this run has train.seed %llu",
-                    (unsigned long long)get64(b + 16), (unsigned long long)l->seed);
+        return herd_data_err("loader state", "seed", "saved with seed %llu, this run has train.seed %llu",
+                             (unsigned long long)get64(b + 16), (unsigned long long)l->seed);
     pos p;
     int64_t w_units[HERD_MAX_SOURCES];
     memset(&p, 0, sizeof p);
     for (int s = 0; s < n; s++) {
         const unsigned char *q = b + STATE_HEAD + STATE_PER * (size_t)s;
         if (get64(q) != l->src[s].name_hash)
-            return lerr("loader state", "sources", "source %d of the state is not \"%s\" (the "
-                        "sources were renamed or reordered)", s, l->src[s].name);
+            return herd_data_err("loader state", "sources", "source %d of the state is not \"%s\" (the "
+                                 "sources were renamed or reordered)", s, l->src[s].name);
         p.epoch[s] = get64(q + 8);
         p.off[s] = get64(q + 16);
         p.credit[s] = (int64_t)get64(q + 24);
         w_units[s] = (int64_t)get64(q + 32);
         if (w_units[s] < 0 || w_units[s] > UNITS)
-            return lerr("loader state", "weight", "source \"%s\": weight %lld units is out of range",
-                        l->src[s].name, (long long)w_units[s]);
+            return herd_data_err("loader state", "weight", "source \"%s\": weight %lld units is out of range",
+                                 l->src[s].name, (long long)w_units[s]);
         /* the round-robin keeps every credit within the sum of the weights
          * of its start: more is a damaged state (and would overflow) */
         if (p.credit[s] < -(int64_t)(n + 1) * UNITS || p.credit[s] > (int64_t)(n + 1) * UNITS)
-            return lerr("loader state", "credit", "source \"%s\": credit %lld is out of range",
-                        l->src[s].name, (long long)p.credit[s]);
+            return herd_data_err("loader state", "credit", "source \"%s\": credit %lld is out of range",
+                                 l->src[s].name, (long long)p.credit[s]);
         if (p.off[s] > l->src[s].n)
-            return lerr(l->src[s].path, "loader state", "offset %llu is beyond the %llu tokens of "
-                        "source \"%s\" (another shard?)", (unsigned long long)p.off[s],
-                        (unsigned long long)l->src[s].n, l->src[s].name);
+            return herd_data_err(l->src[s].path, "loader state", "offset %llu is beyond the %llu tokens of "
+                                 "source \"%s\" (another shard?)", (unsigned long long)p.off[s],
+                                 (unsigned long long)l->src[s].n, l->src[s].name);
     }
     int64_t total = 0;
     for (int s = 0; s < n; s++) total += w_units[s];
-    if (total == 0) return lerr("loader state", "weight", "every source has weight 0");
+    if (total == 0) return herd_data_err("loader state", "weight", "every source has weight 0");
     p.seq = get64(b + 32);
     p.T = T;
     join_prefetch(l);
@@ -551,23 +537,24 @@ int herd_loader_val_batch(herd_loader *l, int v, int i, int B, int T, int32_t *t
                           int32_t *targets, int32_t *doc)
 {
     int s = val_src(l, v);
-    if (s < 0) return lerr("loader", "validation", "no validation source %d", v);
+    if (s < 0) return herd_data_err("loader", "validation", "no validation source %d", v);
     herd_data *d = l->src[s].val;
     const herd_shard_header *h = herd_data_header(d);
     uint64_t W = herd_data_n_windows(d, T);
     if (W == 0)
-        return lerr(l->src[s].name, "val_path", "the validation shard has %llu tokens, too few for "
-                    "one sequence of %d", (unsigned long long)h->n_tokens, T);
+        return herd_data_err(l->src[s].name, "val_path", "the validation shard has %llu tokens, too few for "
+                             "one sequence of %d", (unsigned long long)h->n_tokens, T);
     if ((size_t)T + 1 > l->val_win_cap) {
         uint32_t *w = realloc(l->val_win, sizeof(uint32_t) * ((size_t)T + 1));
-        if (!w) return lerr("loader", "validation", "out of memory");
+        if (!w) return herd_data_err("loader", "validation", "out of memory");
         l->val_win = w;
         l->val_win_cap = (size_t)T + 1;
     }
     uint32_t *w = l->val_win;
     for (int b = 0; b < B; b++) {
         uint64_t start = (((uint64_t)i * (uint64_t)B + (uint64_t)b) % W) * (uint64_t)T;
-        if (herd_data_read(d, start, (uint64_t)T + 1, w)) return lerr(l->src[s].name, "val_path", "read failed");
+        if (herd_data_read(d, start, (uint64_t)T + 1, w))
+            return herd_data_err(l->src[s].name, "val_path", "read failed");
         int32_t dc = 0;
         size_t o = (size_t)b * (size_t)T;
         for (int t = 0; t < T; t++) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "src/data/tokenizer.h"
 #include "src/data/tokenizer_impl.h"
+#include "src/base/safe_file.h"
 #include "src/data/unicode_tab.h"
 
 /* ---- special tokens -------------------------------------------------------- */
@@ -750,16 +751,9 @@ int herd_tokenizer_load(herd_tokenizer **out, const char *path)
 
 int herd_tokenizer_save(const herd_tokenizer *t, const char *path)
 {
-    size_t pl = strlen(path) + 32;
-    char *tmp = malloc(pl);
-    if (!tmp) return load_err(path, 0, "out of memory");
-    snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "herd: %s: cannot create: %s\n", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
+    herd_safe_file sf;
+    FILE *f = herd_safe_file_begin_stream(&sf, path, 0666); /* fopen's mode */
+    if (!f) return -1;
     for (uint32_t id = 0; id < t->n; id++) {
         const unsigned char *p = t->bytes + t->off[id];
         size_t n = t->len[id];
@@ -772,13 +766,5 @@ int herd_tokenizer_save(const herd_tokenizer *t, const char *path)
         }
         fprintf(f, " %u\n", id);
     }
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (ok) ok = rename(tmp, path) == 0;
-    if (!ok) {
-        fprintf(stderr, "herd: %s: write failed: %s\n", path, strerror(errno));
-        unlink(tmp);
-    }
-    free(tmp);
-    return ok ? 0 : -1;
+    return herd_safe_file_stream_commit(&sf, f);
 }

@@ -4,13 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "src/parallel/pipeline.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "src/base/clock.h"
 
 
 /* ---- running the schedule ------------------------------------------------ */
@@ -127,7 +121,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
     if (!last_b) rc = -1;
     for (int i = 0; rc == 0 && i < r.n_ops; i++)
         if (ops[i].kind == 1) last_b[ops[i].chunk] = i;
-    double loss = 0.0, t_start = now_s(), busy = 0.0;
+    double loss = 0.0, t_start = herd_now_s(), busy = 0.0;
     for (int i = 0; rc == 0 && i < r.n_ops; i++) {
         const herd_pipe_op *o = &ops[i];
         int s = herd_model_chunk_stage(m, o->chunk), k = o->chunk * N + o->mb;
@@ -139,7 +133,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
         int sl = r.slot[k];
         herd_comm_request **q = &r.rreq[2 * k + o->kind];
         if (*q) check(herd_comm_wait(m->pp, *q)), *q = NULL;
-        double t0 = now_s();
+        double t0 = herd_now_s();
         if (o->kind == 0) {
             loss += herd_model_chunk_forward(m, sl);
         } else {
@@ -149,7 +143,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
             if (s > 0) m->be->copy_d2d(r.bsend + (size_t)k * r.io, m->slots[sl].d_in,
                                        sizeof(float) * r.io);
         }
-        double t1 = now_s();
+        double t1 = herd_now_s();
         busy += t1 - t0;
         if (st) st->ev[st->n_ev++] = (herd_pipe_event){t0 - t_start, t1 - t_start, o->kind,
                                                        o->chunk, o->mb};
@@ -171,7 +165,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
         if (r.sreq[i]) check(herd_comm_wait(m->pp, r.sreq[i]));
     if (rc == 0 && m->pp) check(herd_comm_all_reduce(m->pp, &loss, 1, HERD_F64, HERD_SUM));
     if (st) { /* the span ends with the rank's last op (not the loss reduction after it) */
-        st->span = st->n_ev ? st->ev[st->n_ev - 1].t1 : now_s() - t_start;
+        st->span = st->n_ev ? st->ev[st->n_ev - 1].t1 : herd_now_s() - t_start;
         st->busy = busy;
         st->peak_slots = m->peak_slots;
     }

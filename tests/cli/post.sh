@@ -2,7 +2,7 @@
 # herd post / herd generate end to end on a very small model: demo data,
 # tokenizer, a few SFT / RM / DPO steps, rejection sampling, evaluation,
 # averaging (the element-wise mean, checked with numpy), generation with and
-# without the KV cache (same greedy text); and the bad input of issue 13: an
+# without the KV cache (same greedy text); and bad input: an
 # unknown role, identical responses, a prompt longer than the context, a
 # vocabulary that does not match, a weights file of another shape.
 set -u

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Parallelism II equivalence (issue 6): pipeline and context parallel on 8 MPI
+# Pipeline and context parallel equivalence on 8 MPI
 # processes on the CPU, each layout against the one-process run of the same
 # config (loss of every step and final parameters within 1e-5 relative,
 # tests/mpi/compare_runs.py); the 1F1B activation bound; the printed schedule;

@@ -8,8 +8,8 @@
  *   env: MPI_STEPS_N (steps, 40), MPI_STEPS_MS (sleep per step, 100),
  *        MPI_STEPS_LIMIT (watchdog step limit in s, 2)
  * Rank 0 appends {"step":N} to DIR/metrics.jsonl after every step.
- * SIGUSR1/SIGTERM (src/train/stopsig.h): the ranks agree on it after the step (an
- * allreduce MAX), rank 0 appends {"stopped":N}, and all exit 75 (requeue me),
+ * SIGUSR1/SIGTERM: the trainer's stopper (checkpoint/stop.c) has the ranks agree
+ * on it at a step, rank 0 appends {"stopped":N}, and all exit 75 (requeue me),
  * the protocol the trainer follows after committing its checkpoint. */
 #include <mpi.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@
 
 #include "monitoring/watchdog.h"
 #include "src/base/exitcodes.h"
-#include "src/train/stopsig.h"
+#include "checkpoint/ckpt.h"
 
 static double env_or(const char *name, double dflt)
 {
@@ -39,7 +39,9 @@ int main(int argc, char **argv)
     int steps = (int)env_or("MPI_STEPS_N", 40), ms = (int)env_or("MPI_STEPS_MS", 100);
     double limit = env_or("MPI_STEPS_LIMIT", 2);
     const char *node = getenv("SLURMD_NODENAME");
-    if (herd_watchdog_start(limit, limit, rank, node) != 0 || herd_stopsig_install() != 0)
+    herd_ckpt_stopper *stopper = NULL;
+    if (herd_watchdog_start(limit, limit, rank, node) != 0 ||
+        herd_ckpt_stopper_create(&stopper, MPI_COMM_WORLD) != 0)
         MPI_Abort(MPI_COMM_WORLD, 1);
 
     char path[4096];
@@ -57,21 +59,22 @@ int main(int argc, char **argv)
             fprintf(f, "{\"step\":%d}\n", step);
             fclose(f);
         }
-        int stop = herd_stopsig_pending(), any = 0;
-        herd_watchdog_enter("allreduce stop flag step %d", step);
-        MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        herd_watchdog_enter("stop flag step %d", step);
+        int stop = herd_ckpt_stopper_check(stopper);
         herd_watchdog_leave();
-        if (any) {
+        if (stop) {
             if (rank == 0) {
                 FILE *f = fopen(path, "a");
                 if (f) { fprintf(f, "{\"stopped\":%d}\n", step); fclose(f); }
             }
+            herd_ckpt_stopper_destroy(stopper);
             herd_watchdog_stop();
             MPI_Finalize();
             return HERD_EXIT_REQUEUE;
         }
         usleep((useconds_t)ms * 1000);
     }
+    herd_ckpt_stopper_destroy(stopper);
     herd_watchdog_stop();
     MPI_Finalize();
     return 0;

@@ -315,7 +315,7 @@ TEST(bind_gpu_ranks_by_package)
     herd_topo_machine m;
     char buf[256];
     /* DGX H100: 8 ranks, 4 cores each; 16 ranks (2 per GPU), 2 cores each,
-     * a GPU's two ranks side by side (the old code gave both the same 4) */
+     * a GPU's two ranks side by side, never both on the same 4 */
     CHECK(check_binding(FIX "dgx_h100.xml", 8, per_core, 32));
     CHECK(check_binding(FIX "dgx_h100.xml", 16, per_core, 32));
     for (int c = 0; c < 32; c++) CHECK(per_core[c] == 1);

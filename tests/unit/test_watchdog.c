@@ -8,17 +8,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "src/base/clock.h"
 
 #include "monitoring/watchdog.h"
 #include "src/base/exitcodes.h"
 #include "tests/unit/test.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void sleep_s(double s)
 {
@@ -37,7 +31,7 @@ static int run_child(void (*fn)(void), double timeout_s, child_result *r)
 {
     int p[2];
     if (pipe(p) != 0) return -1;
-    double t0 = now_s();
+    double t0 = herd_now_s();
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
@@ -50,7 +44,7 @@ static int run_child(void (*fn)(void), double timeout_s, child_result *r)
     size_t len = 0;
     memset(r->err, 0, sizeof r->err);
     for (;;) {
-        double left = timeout_s - (now_s() - t0);
+        double left = timeout_s - (herd_now_s() - t0);
         if (left <= 0) { kill(pid, SIGKILL); break; }
         struct pollfd pf = {p[0], POLLIN, 0};
         if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0) continue;
@@ -60,7 +54,7 @@ static int run_child(void (*fn)(void), double timeout_s, child_result *r)
     }
     close(p[0]);
     waitpid(pid, &r->status, 0);
-    r->seconds = now_s() - t0;
+    r->seconds = herd_now_s() - t0;
     return 0;
 }
 
