@@ -1,15 +1,8 @@
 /* comm.c — the timed, checked entry points of comm.h, over either implementation. */
 #include <stdio.h>
-#include <time.h>
 #include "kernels/comm.h"
 #include "monitoring/watchdog.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "src/base/clock.h"
 
 size_t herd_dtype_size(herd_dtype t)
 {
@@ -31,11 +24,11 @@ size_t herd_split_counts(size_t n, int parts, size_t *counts, int i)
 /* Each wrapper: time the call, and on failure name the group and the call. */
 #define TIMED(c, what, call)                                                              \
     do {                                                                                  \
-        double t0_ = now_s();                                                             \
+        double t0_ = herd_now_s();                                                             \
         herd_watchdog_enter("%s on group '%s' (%d ranks)", what, (c)->name, (c)->size);   \
         int rc_ = (call);                                                                 \
         herd_watchdog_leave();                                                            \
-        (c)->seconds += now_s() - t0_;                                                    \
+        (c)->seconds += herd_now_s() - t0_;                                                    \
         if (rc_) {                                                                        \
             fprintf(stderr, "herd: rank %d of group '%s' (%s): %s failed\n", (c)->rank,   \
                     (c)->name, (c)->ops->name, what);                                     \
