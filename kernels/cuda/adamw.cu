@@ -22,7 +22,7 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
     }
 }
 
-extern "C" void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
+extern "C" void cuda_adamw(const herd_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
                            float beta1, float beta2, float eps, float wd, float bc1, float bc2,
                            float grad_scale)
 {
