@@ -45,7 +45,7 @@ const herd_backend *herd_backend_cpu(void)
  * "no CUDA device"). */
 static herd_backend *default_cuda;
 static pthread_once_t default_cuda_once = PTHREAD_ONCE_INIT;
-int herd_cuda_device_present(void);
+int herd_cuda_device_present(void); /* kernels/cuda/backend_cuda.cu */
 static void default_cuda_make(void)
 {
     if (herd_cuda_device_present()) default_cuda = herd_backend_cuda_create(NULL);

@@ -36,8 +36,8 @@ struct herd_backend {
     void *state; /* the instance's own (the backend's type), freed by herd_backend_free */
     void (*destroy)(herd_backend *be); /* herd_backend_free's work */
 
-    /* memory */
-    void *(*alloc)(const herd_backend *be, size_t bytes);               /* zero-filled; NULL on failure */
+    /* memory; alloc is zero-filled, NULL on failure */
+    void *(*alloc)(const herd_backend *be, size_t bytes);
     void  (*free)(const herd_backend *be, void *p);
     void  (*copy_h2d)(const herd_backend *be, void *dst, const void *src, size_t bytes);
     void  (*copy_d2h)(const herd_backend *be, void *dst, const void *src, size_t bytes);
@@ -50,23 +50,23 @@ struct herd_backend {
                        int M, int N, int K, int accumulate);
     /* da[M,K] (+)= dout[M,N] @ w[N,K]        (skipped when da is NULL)
      * dw[N,K]  += dout[M,N]^T @ a[M,K]       (skipped when dw is NULL) */
-    void (*matmul_bwd)(const herd_backend *be, float *da, float *dw, const float *dout, const float *a,
-                       const float *w, int M, int N, int K, int accumulate_da);
+    void (*matmul_bwd)(const herd_backend *be, float *da, float *dw, const float *dout,
+                       const float *a, const float *w, int M, int N, int K, int accumulate_da);
 
     /* out[n,d] = wte[tokens[i], :]; a row whose token is < 0 is zero (the
      * token lives in another rank's slice of a vocabulary-parallel table) */
-    void (*embedding_fwd)(const herd_backend *be, float *out, const int32_t *tokens, const float *wte,
-                          int n, int d);
+    void (*embedding_fwd)(const herd_backend *be, float *out, const int32_t *tokens,
+                          const float *wte, int n, int d);
     /* dwte[tokens[i], :] += dout[i, :]; tokens < 0 are skipped */
-    void (*embedding_bwd)(const herd_backend *be, float *dwte, const float *dout, const int32_t *tokens,
-                          int n, int d);
+    void (*embedding_bwd)(const herd_backend *be, float *dwte, const float *dout,
+                          const int32_t *tokens, int n, int d);
 
     /* out[n,d] = x * rstd * w, rstd[n] = 1/sqrt(mean(x^2) + eps) */
-    void (*rmsnorm_fwd)(const herd_backend *be, float *out, float *rstd, const float *x, const float *w,
-                        int n, int d, float eps);
+    void (*rmsnorm_fwd)(const herd_backend *be, float *out, float *rstd, const float *x,
+                        const float *w, int n, int d, float eps);
     /* dx[n,d] += d/dx, dw[d] += d/dw */
-    void (*rmsnorm_bwd)(const herd_backend *be, float *dx, float *dw, const float *dout, const float *x,
-                        const float *w, const float *rstd, int n, int d);
+    void (*rmsnorm_bwd)(const herd_backend *be, float *dx, float *dw, const float *dout,
+                        const float *x, const float *w, const float *rstd, int n, int d);
 
     /* In-place rotary embedding of x[n, n_heads, head_dim] (the rotate-half
      * convention of Hugging Face Llama: pairs (i, i + head_dim/2)).
@@ -81,9 +81,9 @@ struct herd_backend {
      * q[B,T,H,hd], k,v[B,T,KV,hd], doc[B,T]; query head h uses kv head h/(H/KV).
      * Token i attends to token j iff j <= i and doc[j] == doc[i].
      * out[B,T,H,hd]; att[B,H,T,T] keeps the probabilities for the backward. */
-    void (*attention_fwd)(const herd_backend *be, float *out, float *att, const float *q, const float *k,
-                          const float *v, const int32_t *doc,
-                          int B, int T, int H, int KV, int hd);
+    void (*attention_fwd)(const herd_backend *be, float *out, float *att, const float *q,
+                          const float *k, const float *v, const int32_t *doc, int B, int T, int H,
+                          int KV, int hd);
     /* dq = grad (overwritten); dk, dv overwritten; scratch[T,T] backend memory. */
     void (*attention_bwd)(const herd_backend *be, float *dq, float *dk, float *dv, float *scratch,
                           const float *dout, const float *att, const float *q,
@@ -96,18 +96,19 @@ struct herd_backend {
      * kpos,kdoc[B,Tk] (backend memory). Query i attends to key j iff
      * kpos[j] <= qpos[i] and kdoc[j] == qdoc[i]; every query must see at least
      * one key (its own). att[B,H,Tq,Tk]. */
-    void (*attention_fwd_pos)(const herd_backend *be, float *out, float *att, const float *q, const float *k,
-                              const float *v, const int32_t *qpos, const int32_t *qdoc,
-                              const int32_t *kpos, const int32_t *kdoc,
-                              int B, int Tq, int Tk, int H, int KV, int hd);
+    void (*attention_fwd_pos)(const herd_backend *be, float *out, float *att, const float *q,
+                              const float *k, const float *v, const int32_t *qpos,
+                              const int32_t *qdoc, const int32_t *kpos, const int32_t *kdoc, int B,
+                              int Tq, int Tk, int H, int KV, int hd);
     /* dq, dk, dv overwritten; scratch[Tq,Tk] backend memory; the mask is in att. */
-    void (*attention_bwd_pos)(const herd_backend *be, float *dq, float *dk, float *dv, float *scratch,
-                              const float *dout, const float *att, const float *q,
-                              const float *k, const float *v,
-                              int B, int Tq, int Tk, int H, int KV, int hd);
+    void (*attention_bwd_pos)(const herd_backend *be, float *dq, float *dk, float *dv,
+                              float *scratch, const float *dout, const float *att, const float *q,
+                              const float *k, const float *v, int B, int Tq, int Tk, int H, int KV,
+                              int hd);
 
     /* out[n] = silu(gate) * up */
-    void (*swiglu_fwd)(const herd_backend *be, float *out, const float *gate, const float *up, size_t n);
+    void (*swiglu_fwd)(const herd_backend *be, float *out, const float *gate, const float *up,
+                       size_t n);
     /* dgate, dup overwritten */
     void (*swiglu_bwd)(const herd_backend *be, float *dgate, float *dup, const float *dout,
                        const float *gate, const float *up, size_t n);
@@ -120,8 +121,8 @@ struct herd_backend {
     void (*xent_fwd)(const herd_backend *be, float *losses, float *lse, const float *logits,
                      const int32_t *targets, int n, int V);
     /* logits[n,V] <- (softmax - onehot(target)) * scale, in place; ignored rows 0 */
-    void (*xent_bwd)(const herd_backend *be, float *logits, const float *lse, const int32_t *targets,
-                     int n, int V, float scale);
+    void (*xent_bwd)(const herd_backend *be, float *logits, const float *lse,
+                     const int32_t *targets, int n, int V, float scale);
 
     /* Vocabulary-parallel cross-entropy, in three pieces around the
      * all-reduces of the tensor-parallel group (with one rank they are the
@@ -130,12 +131,13 @@ struct herd_backend {
     void (*xent_row_max)(const herd_backend *be, float *row_max, const float *logits, int n, int V);
     /* sumexp[n] = sum_j exp(logits[i,j] - m[i]) (summed in double);
      * picked[n] = logits[i, targets[i] - v0] when v0 <= targets[i] < v0 + V, else 0 */
-    void (*xent_sumexp_pick)(const herd_backend *be, float *sumexp, float *picked, const float *logits,
-                             const float *m, const int32_t *targets, int v0, int n, int V);
+    void (*xent_sumexp_pick)(const herd_backend *be, float *sumexp, float *picked,
+                             const float *logits, const float *m, const int32_t *targets, int v0,
+                             int n, int V);
     /* logits[n,V] <- (exp(logits - lse) - [j == targets[i] - v0]) * scale in
      * place; rows with targets[i] < 0 (ignored) become 0 */
-    void (*xent_bwd_range)(const herd_backend *be, float *logits, const float *lse, const int32_t *targets,
-                           int v0, int n, int V, float scale);
+    void (*xent_bwd_range)(const herd_backend *be, float *logits, const float *lse,
+                           const int32_t *targets, int v0, int n, int V, float scale);
     /* Online softmax over vocabulary chunks (cross-entropy fused with the
      * output projection: the [n, V] logits are never stored whole). logits[n,Vc]
      * are the columns of ids [v0, v0 + Vc); per row, with m_c = max of the
@@ -167,13 +169,13 @@ struct herd_backend {
      * an online softmax, it keeps only lse[B,H,T] = logsumexp over the allowed
      * keys of the scaled scores q.k/sqrt(hd), and the backward recomputes the
      * probabilities from it. Key tiles that the mask empties are skipped. */
-    void (*attention_flash_fwd)(const herd_backend *be, float *out, float *lse, const float *q, const float *k,
-                                const float *v, const int32_t *doc,
-                                int B, int T, int H, int KV, int hd);
+    void (*attention_flash_fwd)(const herd_backend *be, float *out, float *lse, const float *q,
+                                const float *k, const float *v, const int32_t *doc, int B, int T,
+                                int H, int KV, int hd);
     /* dq, dk, dv overwritten; out and lse are the forward's. */
-    void (*attention_flash_bwd)(const herd_backend *be, float *dq, float *dk, float *dv, const float *dout,
-                                const float *out, const float *lse, const float *q,
-                                const float *k, const float *v, const int32_t *doc,
+    void (*attention_flash_bwd)(const herd_backend *be, float *dq, float *dk, float *dv,
+                                const float *dout, const float *out, const float *lse,
+                                const float *q, const float *k, const float *v, const int32_t *doc,
                                 int B, int T, int H, int KV, int hd);
     /* 1: the model should use the flash pair (CUDA); 0: the materialized one
      * (CPU, whose flash pair exists as the oracle of the GPU's) */

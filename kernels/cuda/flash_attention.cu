@@ -302,7 +302,8 @@ flash_bwd_dkdv_kernel(float *dk, float *dv, const float *dout, const float *lse,
                 }
                 #pragma unroll 1
                 for (int ii = 0; ii < FA_TILE; ii++) {
-                    float pi = __shfl_sync(0xffffffffu, p, ii), dsi = __shfl_sync(0xffffffffu, ds, ii);
+                    float pi = __shfl_sync(0xffffffffu, p,
+                                           ii), dsi = __shfl_sync(0xffffffffu, ds, ii);
                     if (pi == 0.0f && dsi == 0.0f) continue;
                     #pragma unroll
                     for (int u = 0; u < NT; u++) {
@@ -383,9 +384,9 @@ static void fa_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
     case 5: fn<5>(__VA_ARGS__); break; case 6: fn<6>(__VA_ARGS__); break; \
     case 7: fn<7>(__VA_ARGS__); break; default: fn<8>(__VA_ARGS__); break; } } while (0)
 
-extern "C" void cuda_attention_flash_fwd(const herd_backend *be, float *out, float *lse, const float *q, const float *k,
-                                         const float *v, const int32_t *doc, int B, int T, int H,
-                                         int KV, int hd)
+extern "C" void cuda_attention_flash_fwd(const herd_backend *be, float *out, float *lse,
+                                         const float *q, const float *k, const float *v,
+                                         const int32_t *doc, int B, int T, int H, int KV, int hd)
 {
     if (B <= 0 || T <= 0 || H <= 0) return;
     fa_check_shape("attention_flash_fwd", H, KV, hd);
@@ -396,10 +397,10 @@ extern "C" void cuda_attention_flash_fwd(const herd_backend *be, float *out, flo
     FA_DISPATCH(fa_fwd, hd, out, lse, q, k, v, doc, B, T, H, KV, hd);
 }
 
-extern "C" void cuda_attention_flash_bwd(const herd_backend *be, float *dq, float *dk, float *dv, const float *dout,
-                                         const float *out, const float *lse, const float *q,
-                                         const float *k, const float *v, const int32_t *doc,
-                                         int B, int T, int H, int KV, int hd)
+extern "C" void cuda_attention_flash_bwd(const herd_backend *be, float *dq, float *dk, float *dv,
+                                         const float *dout, const float *out, const float *lse,
+                                         const float *q, const float *k, const float *v,
+                                         const int32_t *doc, int B, int T, int H, int KV, int hd)
 {
     if (B <= 0 || T <= 0 || H <= 0) return;
     fa_check_shape("attention_flash_bwd", H, KV, hd);

@@ -44,21 +44,23 @@ static void gemm(const herd_backend *be, int ta, int tb, int m, int n, int k, co
 }
 
 // out[M,N] (+)= a[M,K] @ w[N,K]^T   <=>   out^T[N,M] (+)= w[N,K] a^T[K,M]
-extern "C" void cuda_matmul_fwd(const herd_backend *be, float *out, const float *a, const float *w, int M, int N, int K,
-                                int accumulate)
+extern "C" void cuda_matmul_fwd(const herd_backend *be, float *out, const float *a, const float *w,
+                                int M, int N, int K, int accumulate)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {  // an empty sum
         if (!accumulate) CUDA_CHECK(cudaMemset(out, 0, sizeof(float) * (size_t)M * N));
         return;
     }
-    gemm(be, 1, 0, N, M, K, w, K, (size_t)N * K, a, K, (size_t)M * K, accumulate ? 1.0f : 0.0f, out, N);
+    gemm(be, 1, 0, N, M, K, w, K, (size_t)N * K, a, K, (size_t)M * K, accumulate ? 1.0f : 0.0f, out,
+         N);
 }
 
 // da[M,K] (+)= dout[M,N] @ w[N,K]   <=>   da^T[K,M] (+)= w^T[K,N] dout^T[N,M]
 // dw[N,K]  += dout[M,N]^T @ a[M,K]  <=>   dw^T[K,N]  += a^T[K,M] dout[M,N]
-extern "C" void cuda_matmul_bwd(const herd_backend *be, float *da, float *dw, const float *dout, const float *a,
-                                const float *w, int M, int N, int K, int accumulate_da)
+extern "C" void cuda_matmul_bwd(const herd_backend *be, float *da, float *dw, const float *dout,
+                                const float *a, const float *w, int M, int N, int K,
+                                int accumulate_da)
 {
     if (K <= 0) return;
     if (da && M > 0 && N > 0)

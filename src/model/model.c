@@ -240,7 +240,8 @@ static float *rope_table(const herd_model_dims *d)
     return cs;
 }
 
-int herd_model_create(herd_model *m, const herd_model_dims *d, const herd_backend *be, uint64_t seed)
+int herd_model_create(herd_model *m, const herd_model_dims *d, const herd_backend *be,
+                      uint64_t seed)
 {
     return herd_model_create_parallel(m, d, be, seed, NULL);
 }
@@ -256,7 +257,8 @@ static int place_layers(herd_model *m, int first_last_fewer)
     if (rc == 0) rc = herd_model_split_layers(m->dims.n_layers, S, first_last_fewer, first, count);
     if (rc == 0) {
         m->n_layers_local = 0;
-        for (int c = 0; c < m->n_chunks; c++) m->n_layers_local += count[herd_model_chunk_stage(m, c)];
+        for (int c = 0; c < m->n_chunks; c++) m->n_layers_local += count[herd_model_chunk_stage(m,
+                                                                                                c)];
         m->layer_gid = malloc(sizeof(int) * m->n_layers_local);
         rc = m->layer_gid ? 0 : -1;
         for (int c = 0, li = 0; rc == 0 && c < m->n_chunks; c++) {
@@ -1019,11 +1021,12 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
             xent_backward_chunked(m, s, N, loss_scale);
         } else {
             be->xent_bwd_range(be, s->logits, s->lse, s->targets, m->vocab_start, N, V, loss_scale);
-            be->matmul_bwd(be, m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm, 0);
+            be->matmul_bwd(be, m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm,
+                           0);
         }
         be->zero(be, m->d_res, (size_t)Nl * dm);
-        be->rmsnorm_bwd(be, m->d_res, m->g_norm_f, reduced_dh(m), s->x_out, m->norm_f, s->rstd_f, Nl,
-                        dm);
+        be->rmsnorm_bwd(be, m->d_res, m->g_norm_f, reduced_dh(m), s->x_out, m->norm_f, s->rstd_f,
+                        Nl, dm);
         grads_ready(m, m->has_embed + LAYER_TENSORS * m->n_layers_local, m->n_tensors);
     } else {
         be->copy_d2d(be, m->d_res, s->d_out, sizeof(float) * (size_t)Nl * dm);
@@ -1041,29 +1044,29 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         be->swiglu_bwd(be, m->d_gate, m->d_up, m->d_act, a->gate, a->up, (size_t)N * F);
         be->matmul_bwd(be, m->d_h, g->w_gate, m->d_gate, a->h2, p->w_gate, N, F, dm, 0);
         be->matmul_bwd(be, m->d_h, g->w_up, m->d_up, a->h2, p->w_up, N, F, dm, 1);
-        be->rmsnorm_bwd(be, m->d_res, g->ffn_norm, reduced_dh(m), a->x_mid, p->ffn_norm, a->rstd2, Nl,
-                        dm);
+        be->rmsnorm_bwd(be, m->d_res, g->ffn_norm, reduced_dh(m), a->x_mid, p->ffn_norm, a->rstd2,
+                        Nl, dm);
         /* attention block; d_res is now the gradient of x_mid */
         be->matmul_bwd(be, m->d_o, g->wo, full_grad(m), a->o, p->wo, N, dm, H * hd, 0);
         if (m->cp) {
-            be->attention_bwd_pos(be, m->d_q, m->d_kg, m->d_vg, m->d_att, m->d_o, a->att, a->q, a->kg,
-                                  a->vg, B, Tl, T, H, KV, hd);
+            be->attention_bwd_pos(be, m->d_q, m->d_kg, m->d_vg, m->d_att, m->d_o, a->att, a->q,
+                                  a->kg, a->vg, B, Tl, T, H, KV, hd);
             cp_reduce_grad(m, m->d_k, m->d_kg);
             cp_reduce_grad(m, m->d_v, m->d_vg);
         } else if (use_flash(m)) {
             be->attention_flash_bwd(be, m->d_q, m->d_k, m->d_v, m->d_o, a->o, a->att, a->q, a->k,
                                     a->v, s->doc, B, T, H, KV, hd);
         } else {
-            be->attention_bwd(be, m->d_q, m->d_k, m->d_v, m->d_att, m->d_o, a->att, a->q, a->k, a->v,
-                              s->doc, B, T, H, KV, hd);
+            be->attention_bwd(be, m->d_q, m->d_k, m->d_v, m->d_att, m->d_o, a->att, a->q, a->k,
+                              a->v, s->doc, B, T, H, KV, hd);
         }
         be->rope_bwd(be, m->d_q, m->rope_cs, s->pos, N, H, hd);
         be->rope_bwd(be, m->d_k, m->rope_cs, s->pos, N, KV, hd);
         be->matmul_bwd(be, m->d_h, g->wq, m->d_q, a->h1, p->wq, N, H * hd, dm, 0);
         be->matmul_bwd(be, m->d_h, g->wk, m->d_k, a->h1, p->wk, N, KV * hd, dm, 1);
         be->matmul_bwd(be, m->d_h, g->wv, m->d_v, a->h1, p->wv, N, KV * hd, dm, 1);
-        be->rmsnorm_bwd(be, m->d_res, g->attn_norm, reduced_dh(m), a->x_in, p->attn_norm, a->rstd1, Nl,
-                        dm);
+        be->rmsnorm_bwd(be, m->d_res, g->attn_norm, reduced_dh(m), a->x_in, p->attn_norm, a->rstd1,
+                        Nl, dm);
         int t0 = m->has_embed + LAYER_TENSORS * (m->chunk_first[c] + li);
         grads_ready(m, t0, t0 + LAYER_TENSORS);
     }

@@ -39,7 +39,8 @@ int herd_fsdp_create(herd_fsdp *f, herd_model *m, herd_comm *dp)
         if (!f->master || !f->grad) goto oom;
         for (int i = 0; i < m->n_tensors; i++) {
             const herd_tensor *t = &m->tensors[i];
-            be->copy_d2d(be, f->master + f->off[i], m->params + t->offset + f->row0[i] * row_elems(t),
+            be->copy_d2d(be, f->master + f->off[i],
+                         m->params + t->offset + f->row0[i] * row_elems(t),
                          sizeof(float) * (size_t)(f->rows[i] * row_elems(t)));
         }
     }

@@ -44,6 +44,8 @@ static int32_t *randint(size_t n, uint64_t stream, int hi)
     return x;
 }
 
+static void gfree(void *p) { gpu->free(gpu, p); }
+
 /* a device copy of host data */
 static void *up(const void *h, size_t bytes)
 {
@@ -110,9 +112,9 @@ TEST(cuda_memory)
     CHECK(memcmp(h + n - 10, x + n - 10, 10 * sizeof(float)) == 0);
     void *d0 = gpu->alloc(gpu, 0);  /* a zero-byte allocation is still a pointer */
     CHECK(d0 != NULL);
-    gpu->free(gpu, d0);
-    gpu->free(gpu, NULL);
-    gpu->free(gpu, d1); gpu->free(gpu, d2);
+    gfree(d0);
+    gfree(NULL);
+    gfree(d1); gfree(d2);
     free(z); free(x); free(h);
 }
 
@@ -122,7 +124,8 @@ TEST(cuda_matmul_fwd)
 {
     NEED_GPU();
     int M = 37, N = 29, K = 41;
-    float *a = randn((size_t)M * K, 1, 1), *w = randn((size_t)N * K, 2, 1), *o = randn((size_t)M * N, 3, 1);
+    float *a = randn((size_t)M * K, 1,
+                     1), *w = randn((size_t)N * K, 2, 1), *o = randn((size_t)M * N, 3, 1);
     float *ga = up(a, sizeof(float) * M * K), *gw = up(w, sizeof(float) * N * K),
           *go = up(o, sizeof(float) * M * N);
     cpu->matmul_fwd(cpu, o, a, w, M, N, K, 1);  /* accumulate onto o */
@@ -132,7 +135,7 @@ TEST(cuda_matmul_fwd)
     gpu->matmul_fwd(gpu, go, ga, gw, M, N, K, 0);
     CHECK(close_def("matmul_fwd", go, o, (size_t)M * N));
     free(a); free(w); free(o);
-    gpu->free(gpu, ga); gpu->free(gpu, gw); gpu->free(gpu, go);
+    gfree(ga); gfree(gw); gfree(go);
 }
 
 /* BF16 GEMM through cuBLASLt (kernels/cuda/matmul_lt.cu) against the CPU fp32
@@ -166,8 +169,8 @@ TEST(cuda_matmul_bf16)
         cuda_matmul_bf16_fwd(gpu, go, ga16, gw16, M, N, K, 0);
         CHECK(close_to("matmul_bf16", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
         free(a); free(w); free(o);
-        gpu->free(gpu, ga); gpu->free(gpu, gw); gpu->free(gpu, go); gpu->free(gpu, ga16); gpu->free(gpu, gw16);
-        gpu->free(gpu, back);
+        gfree(ga); gfree(gw); gfree(go); gfree(ga16); gfree(gw16);
+        gfree(back);
     }
 #endif
 }
@@ -198,7 +201,7 @@ TEST(cuda_matmul_bwd)
     CHECK(close_def("matmul_bwd dw again", gdw, dw, (size_t)N * K));
     CHECK(close_def("matmul_bwd da untouched", gda, da, (size_t)M * K));
     free(a); free(w); free(dout); free(da); free(dw);
-    gpu->free(gpu, ga); gpu->free(gpu, gw); gpu->free(gpu, gdo); gpu->free(gpu, gda); gpu->free(gpu, gdw);
+    gfree(ga); gfree(gw); gfree(gdo); gfree(gda); gfree(gdw);
 }
 
 /* ---- embedding -------------------------------------------------------------- */
@@ -222,7 +225,7 @@ TEST(cuda_embedding)
     /* the same additions in the same (token) order: the same bits */
     CHECK(same_bits("embedding_bwd", gdw, dwte, (size_t)V * d));
     free(tok); free(wte); free(out); free(dout); free(dwte);
-    gpu->free(gpu, gwte); gpu->free(gpu, gout); gpu->free(gpu, gdo); gpu->free(gpu, gdw); gpu->free(gpu, gtok);
+    gfree(gwte); gfree(gout); gfree(gdo); gfree(gdw); gfree(gtok);
 }
 
 /* ---- RMSNorm ------------------------------------------------------------------ */
@@ -257,8 +260,8 @@ static void rmsnorm_case(int n, int d, int *ok)
     *ok &= same_bits("rmsnorm_bwd dw rerun", gdw, dw1, d);
     free(dx0); free(dw0); free(dw1);
     free(x); free(w); free(out); free(rstd); free(dout); free(dx); free(dw);
-    gpu->free(gpu, gx); gpu->free(gpu, gw); gpu->free(gpu, gout); gpu->free(gpu, grstd); gpu->free(gpu, gdo);
-    gpu->free(gpu, gdx); gpu->free(gpu, gdw);
+    gfree(gx); gfree(gw); gfree(gout); gfree(grstd); gfree(gdo);
+    gfree(gdx); gfree(gdw);
 }
 
 TEST(cuda_rmsnorm)
@@ -298,7 +301,7 @@ TEST(cuda_rope)
     CHECK(close_def("rope_bwd", gx, x, m));
     CHECK(close_def("rope_bwd undoes rope_fwd", gx, x0, m));
     free(cs); free(pos); free(x); free(x0);
-    gpu->free(gpu, gx); gpu->free(gpu, gcs); gpu->free(gpu, gpos);
+    gfree(gx); gfree(gcs); gfree(gpos);
 }
 
 /* ---- attention ------------------------------------------------------------------ */
@@ -350,8 +353,8 @@ static void attention_case(int B, int T, int H, int KV, int hd, int *ok)
     *ok &= close_def("attention_bwd dv", gdv, dv, nk);
     free(doc); free(q); free(k); free(v); free(dout); free(o); free(att); free(dq); free(dk);
     free(dv); free(scr); free(hatt);
-    gpu->free(gpu, gq); gpu->free(gpu, gk); gpu->free(gpu, gv); gpu->free(gpu, gdo); gpu->free(gpu, go); gpu->free(gpu, gatt);
-    gpu->free(gpu, gdq); gpu->free(gpu, gdk); gpu->free(gpu, gdv); gpu->free(gpu, gscr); gpu->free(gpu, gdoc);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(gatt);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gscr); gfree(gdoc);
 }
 
 TEST(cuda_attention)
@@ -405,8 +408,8 @@ static void flash_case(int B, int T, int H, int KV, int hd, int *ok)
     free(h1);
     free(doc); free(q); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk);
     free(dv); free(mo); free(att); free(scr); free(mdq); free(mdk); free(mdv);
-    gpu->free(gpu, gq); gpu->free(gpu, gk); gpu->free(gpu, gv); gpu->free(gpu, gdo); gpu->free(gpu, go); gpu->free(gpu, glse);
-    gpu->free(gpu, gdq); gpu->free(gpu, gdk); gpu->free(gpu, gdv); gpu->free(gpu, gdoc);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(glse);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gdoc);
 }
 
 TEST(cuda_attention_flash)
@@ -498,8 +501,8 @@ static void flash_bf16_case(int B, int T, int H, int KV, int hd, int *ok)
     free(h1); free(h2);
     free(doc); free(q); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk);
     free(dv); free(fo); free(flse); free(fdq); free(fdk); free(fdv);
-    gpu->free(gpu, gq); gpu->free(gpu, gk); gpu->free(gpu, gv); gpu->free(gpu, gdo); gpu->free(gpu, go); gpu->free(gpu, glse);
-    gpu->free(gpu, gdq); gpu->free(gpu, gdk); gpu->free(gpu, gdv); gpu->free(gpu, gdoc);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(glse);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gdoc);
 }
 
 TEST(cuda_attention_flash_wmma)
@@ -552,9 +555,9 @@ static void attention_pos_case(int B, int T, int CP, int r, int H, int KV, int h
     *ok &= close_def("attention_bwd_pos dv", gdv, dv, nk);
     free(doc); free(qpos); free(qdoc); free(kpos); free(kdoc); free(q); free(k); free(v);
     free(dout); free(o); free(att); free(dq); free(dk); free(dv); free(scr);
-    gpu->free(gpu, gq); gpu->free(gpu, gk); gpu->free(gpu, gv); gpu->free(gpu, gdo); gpu->free(gpu, go); gpu->free(gpu, gatt);
-    gpu->free(gpu, gdq); gpu->free(gpu, gdk); gpu->free(gpu, gdv); gpu->free(gpu, gscr);
-    gpu->free(gpu, gqp); gpu->free(gpu, gqd); gpu->free(gpu, gkp); gpu->free(gpu, gkd);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(gatt);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gscr);
+    gfree(gqp); gfree(gqd); gfree(gkp); gfree(gkd);
 }
 
 TEST(cuda_attention_pos)
@@ -585,7 +588,7 @@ TEST(cuda_swiglu)
     CHECK(close_def("swiglu_bwd dgate", gdg, dg, m));
     CHECK(close_def("swiglu_bwd dup", gdu, du, m));
     free(gate); free(upv); free(dout); free(out); free(dg); free(du);
-    gpu->free(gpu, ggate); gpu->free(gpu, gup); gpu->free(gpu, gdo); gpu->free(gpu, gout); gpu->free(gpu, gdg); gpu->free(gpu, gdu);
+    gfree(ggate); gfree(gup); gfree(gdo); gfree(gout); gfree(gdg); gfree(gdu);
 }
 
 TEST(cuda_add_inplace)
@@ -598,7 +601,7 @@ TEST(cuda_add_inplace)
     gpu->add_inplace(gpu, gy, gx, m);
     CHECK(close_to("add_inplace", gy, y, m, 0, 0));
     free(y); free(x);
-    gpu->free(gpu, gy); gpu->free(gpu, gx);
+    gfree(gy); gfree(gx);
 }
 
 /* ---- cross-entropy -------------------------------------------------------------- */
@@ -612,7 +615,8 @@ TEST(cuda_xent)
     for (int i = 0; i < n; i++)
         if (i % 4 == 3) tg[i] = -1;  /* ignored */
     tg[0] = 0; tg[1] = V - 1;         /* the ends of the row */
-    float *gl = up(logits, sizeof(float) * n * V), *gloss = up(losses, n * 4), *glse = up(lse, n * 4);
+    float *gl = up(logits,
+                   sizeof(float) * n * V), *gloss = up(losses, n * 4), *glse = up(lse, n * 4);
     int32_t *gtg = up(tg, sizeof(int32_t) * n);
     cpu->xent_fwd(cpu, losses, lse, logits, tg, n, V);
     gpu->xent_fwd(gpu, gloss, glse, gl, gtg, n, V);
@@ -626,7 +630,7 @@ TEST(cuda_xent)
     for (int i = 3; i < n; i += 4)
         for (int j = 0; j < V; j++) CHECK(h[(size_t)i * V + j] == 0.0f);
     free(h); free(logits); free(losses); free(lse); free(tg);
-    gpu->free(gpu, gl); gpu->free(gpu, gloss); gpu->free(gpu, glse); gpu->free(gpu, gtg);
+    gfree(gl); gfree(gloss); gfree(glse); gfree(gtg);
 }
 
 /* The vocabulary-parallel pieces: this "rank" holds ids [v0, v0 + V), targets
@@ -655,7 +659,7 @@ TEST(cuda_xent_vocab_parallel)
     gpu->xent_bwd_range(gpu, gl, glse, gtg, v0, n, V, 0.5f);
     CHECK(close_def("xent_bwd_range", gl, logits, (size_t)n * V));
     free(logits); free(mx); free(se); free(pk); free(lse); free(tg);
-    gpu->free(gpu, gl); gpu->free(gpu, gmx); gpu->free(gpu, gse); gpu->free(gpu, gpk); gpu->free(gpu, glse); gpu->free(gpu, gtg);
+    gfree(gl); gfree(gmx); gfree(gse); gfree(gpk); gfree(glse); gfree(gtg);
 }
 
 /* The online-softmax chunk update (train.xent_chunk): three chunks of 300,
@@ -686,7 +690,7 @@ TEST(cuda_xent_chunk_update)
     CHECK(close_def("xent_chunk_update sumexp", gse, se, n));
     CHECK(close_def("xent_chunk_update pick", gpk, pk, n));
     free(logits); free(chunk); free(mx); free(se); free(pk); free(tg);
-    gpu->free(gpu, gmx); gpu->free(gpu, gse); gpu->free(gpu, gpk); gpu->free(gpu, gc); gpu->free(gpu, gtg);
+    gfree(gmx); gfree(gse); gfree(gpk); gfree(gc); gfree(gtg);
 }
 
 /* ---- AdamW and the square sum ---------------------------------------------------- */
@@ -695,7 +699,8 @@ TEST(cuda_adamw)
 {
     NEED_GPU();
     size_t m = 3001;
-    float *p = randn(m, 1, 1), *g = randn(m, 2, 1), *mo = randn(m, 3, 0.1f), *vo = randn(m, 4, 0.1f);
+    float *p = randn(m, 1,
+                     1), *g = randn(m, 2, 1), *mo = randn(m, 3, 0.1f), *vo = randn(m, 4, 0.1f);
     for (size_t i = 0; i < m; i++) vo[i] = fabsf(vo[i]);
     float *gp = up(p, m * 4), *gg = up(g, m * 4), *gm = up(mo, m * 4), *gv = up(vo, m * 4);
     for (int t = 1; t <= 3; t++) {
@@ -707,7 +712,7 @@ TEST(cuda_adamw)
     CHECK(close_def("adamw m", gm, mo, m));
     CHECK(close_def("adamw v", gv, vo, m));
     free(p); free(g); free(mo); free(vo);
-    gpu->free(gpu, gp); gpu->free(gpu, gg); gpu->free(gpu, gm); gpu->free(gpu, gv);
+    gfree(gp); gfree(gg); gfree(gm); gfree(gv);
 }
 
 TEST(cuda_sumsq)
@@ -722,7 +727,7 @@ TEST(cuda_sumsq)
         CHECK_NEAR(g1, c, 1e-9 * c);
         CHECK(g1 == g2);  /* deterministic */
         free(x);
-        gpu->free(gpu, gx);
+        gfree(gx);
     }
     CHECK(gpu->sumsq(gpu, NULL, 0) == 0.0);
 }
@@ -790,7 +795,8 @@ TEST(cuda_matmul_bf16_mode)
         size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
         float *a = randn(mk, 1, 1), *w = randn(nk, 2, 1), *o = randn(mn, 3, 1),
               *dout = randn(mn, 4, 1), *da = randn(mk, 5, 1), *dw = randn(nk, 6, 1);
-        float *ga = up(a, 4 * mk), *gw = up(w, 4 * nk), *go = up(o, 4 * mn), *gdo = up(dout, 4 * mn),
+        float *ga = up(a,
+                       4 * mk), *gw = up(w, 4 * nk), *go = up(o, 4 * mn), *gdo = up(dout, 4 * mn),
               *gda = up(da, 4 * mk), *gdw = up(dw, 4 * nk);
         cpu->set_matmul_bf16(cpu, 1);
         gpu->set_matmul_bf16(gpu, 1);
@@ -808,7 +814,7 @@ TEST(cuda_matmul_bf16_mode)
         CHECK(close_to("bf16 mode matmul_bwd da", gda, da, mk, 1e-4 * mda, 1e-4));
         CHECK(close_to("bf16 mode matmul_bwd dw", gdw, dw, nk, 1e-4 * mdw, 1e-4));
         free(a); free(w); free(o); free(dout); free(da); free(dw);
-        gpu->free(gpu, ga); gpu->free(gpu, gw); gpu->free(gpu, go); gpu->free(gpu, gdo); gpu->free(gpu, gda); gpu->free(gpu, gdw);
+        gfree(ga); gfree(gw); gfree(go); gfree(gdo); gfree(gda); gfree(gdw);
     }
 }
 

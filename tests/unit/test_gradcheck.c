@@ -200,7 +200,8 @@ TEST(grad_attention)
                     else CHECK(p > 0.0f);
                 }
     float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(AT * AT, 4);
-    be->attention_bwd(be, dq, dk, dv, scr, at_r, at_att, at_q, at_k, at_v, at_doc, AB, AT, AH, AKV, AD);
+    be->attention_bwd(be, dq, dk, dv, scr, at_r, at_att, at_q, at_k, at_v, at_doc, AB, AT, AH, AKV,
+                      AD);
     CHECK(check_input("attention.q", at_probe, NULL, at_q, dq, nq, 1e-2f, 3e-3));
     CHECK(check_input("attention.k", at_probe, NULL, at_k, dk, nk, 1e-2f, 3e-3));
     CHECK(check_input("attention.v", at_probe, NULL, at_v, dv, nk, 1e-2f, 3e-3));
@@ -221,8 +222,8 @@ static const int32_t ap_docpos[PB][PTK] = {{0, 0, 0, 1, 1, 1, 2, 2}, {0, 1, 1, 1
 static int32_t ap_qdoc[PB * PTQ], ap_kdoc[PB * PTK];
 static double ap_probe(void *c)
 {
-    be->attention_fwd_pos(be, ap_out, ap_att, ap_q, ap_k, ap_v, ap_qpos, ap_qdoc, ap_kpos, ap_kdoc, PB,
-                          PTQ, PTK, AH, AKV, AD);
+    be->attention_fwd_pos(be, ap_out, ap_att, ap_q, ap_k, ap_v, ap_qpos, ap_qdoc, ap_kpos, ap_kdoc,
+                          PB, PTQ, PTK, AH, AKV, AD);
     return dot(ap_out, ap_r, PB * PTQ * AH * AD);
 }
 TEST(grad_attention_pos)
@@ -232,7 +233,8 @@ TEST(grad_attention_pos)
         for (int j = 0; j < PTK; j++) ap_kdoc[b * PTK + j] = ap_docpos[b][ap_kpos[b * PTK + j]];
     }
     size_t nq = PB * PTQ * AH * AD, nk = PB * PTK * AKV * AD;
-    ap_q = randn(nq, 11, 1); ap_k = randn(nk, 12, 1); ap_v = randn(nk, 13, 1); ap_r = randn(nq, 14, 1);
+    ap_q = randn(nq, 11,
+                 1); ap_k = randn(nk, 12, 1); ap_v = randn(nk, 13, 1); ap_r = randn(nq, 14, 1);
     ap_out = calloc(nq, 4); ap_att = calloc(PB * AH * PTQ * PTK, 4);
     ap_probe(NULL);
     /* the mask on global positions and documents, across chunk boundaries */
@@ -245,8 +247,10 @@ TEST(grad_attention_pos)
                                   ap_kdoc[b * PTK + j] == ap_qdoc[b * PTQ + i];
                     CHECK(allowed ? p > 0.0f : p == 0.0f);
                 }
-    float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(PTQ * PTK, 4);
-    be->attention_bwd_pos(be, dq, dk, dv, scr, ap_r, ap_att, ap_q, ap_k, ap_v, PB, PTQ, PTK, AH, AKV, AD);
+    float *dq = calloc(nq,
+                       4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(PTQ * PTK, 4);
+    be->attention_bwd_pos(be, dq, dk, dv, scr, ap_r, ap_att, ap_q, ap_k, ap_v, PB, PTQ, PTK, AH,
+                          AKV, AD);
     CHECK(check_input("attention_pos.q", ap_probe, NULL, ap_q, dq, nq, 1e-2f, 3e-3));
     CHECK(check_input("attention_pos.k", ap_probe, NULL, ap_k, dk, nk, 1e-2f, 3e-3));
     CHECK(check_input("attention_pos.v", ap_probe, NULL, ap_v, dv, nk, 1e-2f, 3e-3));
