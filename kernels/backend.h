@@ -1,13 +1,17 @@
-/* backend.h — the table of compute ops the model is written against.
+/* backend.h — the compute backend the model is written against: an instance
+ * holding a table of ops and their state.
  *
  * The model (src/model/model.c) is written once over this interface. A backend
  * is an instance made by herd_backend_create: a table of ops and the state the
  * ops share (the matmul precision, the bf16 weight copy, scratch buffers, the
  * memory ledger), so one process may hold several (an fp32 and a bf16 CPU
  * backend side by side, say). Every op takes its instance first:
- * be->matmul_fwd(be, ...). kernels/cpu is the fp32 reference and the
- * oracle for every other backend (kernels/cuda): each GPU op is tested against
- * the CPU op of the same name.
+ * be->matmul_fwd(be, ...). A copy of the struct with one op replaced (a
+ * wrapper, as src/post/post_backward.c makes) shares the original's state: the
+ * copy is passed to the ops as `be` and is never freed itself.
+ *
+ * kernels/cpu is the fp32 reference and the oracle for every other backend
+ * (kernels/cuda): each GPU op is tested against the CPU op of the same name.
  *
  * Conventions:
  *  - every float / int32 pointer is backend memory (device memory on CUDA),
@@ -185,7 +189,7 @@ struct herd_backend {
      * step on the CPU has the GPU's numerics). The model sizes its buffers for
      * prefer_flash alone, so this may only ever take less memory. */
     int prefer_flash_bf16;
-    /* the precision set_matmul_bf16 set last (NULL: fp32 only) */
+    /* the precision set_matmul_bf16 (or the options) set last (NULL: fp32 only) */
     int (*get_matmul_bf16)(const herd_backend *be);
     /* device memory in use, bytes (the whole device's, cudaMemGetInfo) */
     size_t (*mem_in_use)(const herd_backend *be);
@@ -194,7 +198,7 @@ struct herd_backend {
      * the peak again from the current bytes (kernels/memstat.h) */
     size_t (*mem_allocated)(const herd_backend *be);
     size_t (*mem_peak)(const herd_backend *be, int reset);
-    /* The precision of matmul_fwd / matmul_bwd from now on (train.precision):
+    /* The precision of this instance's matmul_fwd / matmul_bwd from now on (train.precision):
      * 0 fp32; 1 BF16 compute: every GEMM input (weights, activations and
      * their gradients) is rounded to bfloat16 (to nearest, ties to even), the
      * products are accumulated in fp32 and the outputs, the master weights,
@@ -204,7 +208,7 @@ struct herd_backend {
     void (*set_matmul_bf16)(const herd_backend *be, int on);
     /* BF16 weights rounded once per step instead of at every GEMM (bf16 mode
      * only; NULL: the backend has none). weights_bf16_begin rounds params[n]
-     * into a bf16 copy the backend keeps; until weights_bf16_end, a GEMM input
+     * into a bf16 copy the instance keeps; until weights_bf16_end, a GEMM input
      * that lies inside params[0, n) is read from that copy (the same values it
      * would round itself). The caller must not change params in between: the
      * trainer brackets a step's forwards and backwards, before the optimizer.
