@@ -240,8 +240,7 @@ static float *rope_table(const herd_model_dims *d)
     return cs;
 }
 
-int herd_model_create(herd_model *m, const herd_model_dims *d, const herd_backend *be,
-                      uint64_t seed)
+int herd_model_create(herd_model *m, const herd_model_dims *d, const herd_backend *be, uint64_t seed)
 {
     return herd_model_create_parallel(m, d, be, seed, NULL);
 }
@@ -257,8 +256,7 @@ static int place_layers(herd_model *m, int first_last_fewer)
     if (rc == 0) rc = herd_model_split_layers(m->dims.n_layers, S, first_last_fewer, first, count);
     if (rc == 0) {
         m->n_layers_local = 0;
-        for (int c = 0; c < m->n_chunks; c++) m->n_layers_local += count[herd_model_chunk_stage(m,
-                                                                                                c)];
+        for (int c = 0; c < m->n_chunks; c++) m->n_layers_local += count[herd_model_chunk_stage(m, c)];
         m->layer_gid = malloc(sizeof(int) * m->n_layers_local);
         rc = m->layer_gid ? 0 : -1;
         for (int c = 0, li = 0; rc == 0 && c < m->n_chunks; c++) {

@@ -25,8 +25,10 @@ static float *randn(size_t n, uint64_t stream)
     return x;
 }
 
-static int same(const float *a, const float *b,
-                size_t n) { return !memcmp(a, b, n * sizeof(float)); }
+static int same(const float *a, const float *b, size_t n)
+{
+    return !memcmp(a, b, n * sizeof(float));
+}
 
 /* out[M,N] = a[M,K] @ w[N,K]^T in double, inputs first rounded to bf16 when asked */
 static void reference(double *out, const float *a, const float *w, int bf16)

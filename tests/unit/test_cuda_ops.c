@@ -124,8 +124,7 @@ TEST(cuda_matmul_fwd)
 {
     NEED_GPU();
     int M = 37, N = 29, K = 41;
-    float *a = randn((size_t)M * K, 1,
-                     1), *w = randn((size_t)N * K, 2, 1), *o = randn((size_t)M * N, 3, 1);
+    float *a = randn((size_t)M * K, 1, 1), *w = randn((size_t)N * K, 2, 1), *o = randn((size_t)M * N, 3, 1);
     float *ga = up(a, sizeof(float) * M * K), *gw = up(w, sizeof(float) * N * K),
           *go = up(o, sizeof(float) * M * N);
     cpu->matmul_fwd(cpu, o, a, w, M, N, K, 1);  /* accumulate onto o */
@@ -615,8 +614,7 @@ TEST(cuda_xent)
     for (int i = 0; i < n; i++)
         if (i % 4 == 3) tg[i] = -1;  /* ignored */
     tg[0] = 0; tg[1] = V - 1;         /* the ends of the row */
-    float *gl = up(logits,
-                   sizeof(float) * n * V), *gloss = up(losses, n * 4), *glse = up(lse, n * 4);
+    float *gl = up(logits, sizeof(float) * n * V), *gloss = up(losses, n * 4), *glse = up(lse, n * 4);
     int32_t *gtg = up(tg, sizeof(int32_t) * n);
     cpu->xent_fwd(cpu, losses, lse, logits, tg, n, V);
     gpu->xent_fwd(gpu, gloss, glse, gl, gtg, n, V);
@@ -699,8 +697,7 @@ TEST(cuda_adamw)
 {
     NEED_GPU();
     size_t m = 3001;
-    float *p = randn(m, 1,
-                     1), *g = randn(m, 2, 1), *mo = randn(m, 3, 0.1f), *vo = randn(m, 4, 0.1f);
+    float *p = randn(m, 1, 1), *g = randn(m, 2, 1), *mo = randn(m, 3, 0.1f), *vo = randn(m, 4, 0.1f);
     for (size_t i = 0; i < m; i++) vo[i] = fabsf(vo[i]);
     float *gp = up(p, m * 4), *gg = up(g, m * 4), *gm = up(mo, m * 4), *gv = up(vo, m * 4);
     for (int t = 1; t <= 3; t++) {
@@ -795,8 +792,7 @@ TEST(cuda_matmul_bf16_mode)
         size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
         float *a = randn(mk, 1, 1), *w = randn(nk, 2, 1), *o = randn(mn, 3, 1),
               *dout = randn(mn, 4, 1), *da = randn(mk, 5, 1), *dw = randn(nk, 6, 1);
-        float *ga = up(a,
-                       4 * mk), *gw = up(w, 4 * nk), *go = up(o, 4 * mn), *gdo = up(dout, 4 * mn),
+        float *ga = up(a, 4 * mk), *gw = up(w, 4 * nk), *go = up(o, 4 * mn), *gdo = up(dout, 4 * mn),
               *gda = up(da, 4 * mk), *gdw = up(dw, 4 * nk);
         cpu->set_matmul_bf16(cpu, 1);
         gpu->set_matmul_bf16(gpu, 1);

@@ -233,8 +233,7 @@ TEST(grad_attention_pos)
         for (int j = 0; j < PTK; j++) ap_kdoc[b * PTK + j] = ap_docpos[b][ap_kpos[b * PTK + j]];
     }
     size_t nq = PB * PTQ * AH * AD, nk = PB * PTK * AKV * AD;
-    ap_q = randn(nq, 11,
-                 1); ap_k = randn(nk, 12, 1); ap_v = randn(nk, 13, 1); ap_r = randn(nq, 14, 1);
+    ap_q = randn(nq, 11, 1); ap_k = randn(nk, 12, 1); ap_v = randn(nk, 13, 1); ap_r = randn(nq, 14, 1);
     ap_out = calloc(nq, 4); ap_att = calloc(PB * AH * PTQ * PTK, 4);
     ap_probe(NULL);
     /* the mask on global positions and documents, across chunk boundaries */
@@ -247,8 +246,7 @@ TEST(grad_attention_pos)
                                   ap_kdoc[b * PTK + j] == ap_qdoc[b * PTQ + i];
                     CHECK(allowed ? p > 0.0f : p == 0.0f);
                 }
-    float *dq = calloc(nq,
-                       4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(PTQ * PTK, 4);
+    float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(PTQ * PTK, 4);
     be->attention_bwd_pos(be, dq, dk, dv, scr, ap_r, ap_att, ap_q, ap_k, ap_v, PB, PTQ, PTK, AH,
                           AKV, AD);
     CHECK(check_input("attention_pos.q", ap_probe, NULL, ap_q, dq, nq, 1e-2f, 3e-3));
