@@ -856,6 +856,51 @@ TEST(cuda_model_step_bf16)
     herd_model_destroy(&mg);
 }
 
+/* Two CUDA instances in one process, fp32 and bf16 (herd_backend_create):
+ * each has its own precision, scratch and ledger; each matches the CPU
+ * instance of its precision, and freeing one leaves the other working. */
+TEST(cuda_two_instances)
+{
+    NEED_GPU();
+    herd_backend *g32 = herd_backend_create("cuda", &(herd_backend_options){.matmul_bf16 = 0});
+    herd_backend *g16 = herd_backend_create("cuda", &(herd_backend_options){.matmul_bf16 = 1});
+    herd_backend *c16 = herd_backend_create("cpu", &(herd_backend_options){.matmul_bf16 = 1});
+    CHECK(g32 && g16 && c16);
+    if (!g32 || !g16 || !c16) {
+        herd_backend_free(g32), herd_backend_free(g16), herd_backend_free(c16);
+        return;
+    }
+    int M = 37, N = 29, K = 41;
+    size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+    float *a = randn(mk, 1, 1), *w = randn(nk, 2, 1), *o32 = malloc(4 * mn), *o16 = malloc(4 * mn);
+    cpu->matmul_fwd(cpu, o32, a, w, M, N, K, 0);
+    c16->matmul_fwd(c16, o16, a, w, M, N, K, 0);
+    double mx = 0;
+    for (size_t i = 0; i < mn; i++) mx = fmax(mx, fabs(o32[i]));
+    size_t base32 = g32->mem_allocated(g32);
+    float *a16 = g16->alloc(g16, 4 * mk), *w16 = g16->alloc(g16, 4 * nk),
+          *r16 = g16->alloc(g16, 4 * mn);
+    CHECK(g32->mem_allocated(g32) == base32 && g16->mem_allocated(g16) >= 4 * (mk + nk + mn));
+    g16->copy_h2d(g16, a16, a, 4 * mk);
+    g16->copy_h2d(g16, w16, w, 4 * nk);
+    float *a32 = g32->alloc(g32, 4 * mk), *w32 = g32->alloc(g32, 4 * nk),
+          *r32 = g32->alloc(g32, 4 * mn);
+    g32->copy_h2d(g32, a32, a, 4 * mk);
+    g32->copy_h2d(g32, w32, w, 4 * nk);
+    g16->matmul_fwd(g16, r16, a16, w16, M, N, K, 0);
+    g32->matmul_fwd(g32, r32, a32, w32, M, N, K, 0);
+    CHECK(close_def("fp32 instance", r32, o32, mn));
+    CHECK(close_to("bf16 instance", r16, o16, mn, 1e-4 * mx, 1e-4));
+    g16->free(g16, a16), g16->free(g16, w16), g16->free(g16, r16);
+    herd_backend_free(g16);
+    g32->matmul_fwd(g32, r32, a32, w32, M, N, K, 0);
+    CHECK(close_def("fp32 instance after the bf16 one is freed", r32, o32, mn));
+    g32->free(g32, a32), g32->free(g32, w32), g32->free(g32, r32);
+    herd_backend_free(g32);
+    herd_backend_free(c16);
+    free(a); free(w); free(o32); free(o16);
+}
+
 int main(void)
 {
     cpu = herd_backend_cpu();
@@ -881,5 +926,6 @@ int main(void)
     RUN(cuda_model_step);
     RUN(cuda_matmul_bf16_mode);
     RUN(cuda_model_step_bf16);
+    RUN(cuda_two_instances);
     return test_summary();
 }
