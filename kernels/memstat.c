@@ -24,6 +24,15 @@ herd_memstat *herd_memstat_create(void)
     return s;
 }
 
+void herd_memstat_free(herd_memstat *s)
+{
+    if (!s) return;
+    pthread_mutex_destroy(&s->lock);
+    free(s->keys);
+    free(s->bytes);
+    free(s);
+}
+
 static size_t slot_of(const void *p, size_t cap)
 {
     uintptr_t h = (uintptr_t)p;

@@ -1,6 +1,6 @@
 /* memstat.h — the bytes a backend has allocated: now, and the most at once
  * since the last reset (torch.cuda.memory_allocated / max_memory_allocated).
- * Each backend keeps one ledger and records every alloc and free in it, so the
+ * Each backend instance keeps one ledger and records every alloc and free in it, so the
  * trainer can report the peak memory of a step on any backend. */
 #ifndef HERD_MEMSTAT_H
 #define HERD_MEMSTAT_H
@@ -11,6 +11,8 @@ typedef struct herd_memstat herd_memstat;
 
 /* A ledger; NULL when out of memory. */
 herd_memstat *herd_memstat_create(void);
+/* NULL: nothing */
+void herd_memstat_free(herd_memstat *s);
 /* Record an allocation of `bytes` at p (p != NULL). -1 when out of memory
  * (the allocation is then not counted). */
 int    herd_memstat_add(herd_memstat *s, const void *p, size_t bytes);

@@ -111,11 +111,11 @@ static int bench_attention(const opts *o, const herd_backend *be)
     size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KV * hd;
     size_t natt = flash ? (size_t)B * H * T : (size_t)B * H * T * T;
     float *hx = malloc(sizeof(float) * nq);
-    float *q = be->alloc(4 * nq), *k = be->alloc(4 * nk), *v = be->alloc(4 * nk),
-          *dout = be->alloc(4 * nq), *out = be->alloc(4 * nq), *att = be->alloc(4 * natt),
-          *dq = be->alloc(4 * nq), *dk = be->alloc(4 * nk), *dv = be->alloc(4 * nk),
-          *scr = flash ? NULL : be->alloc(4 * (size_t)T * T);
-    int32_t *doc = be->alloc(sizeof(int32_t) * (size_t)B * T); /* zero: one document */
+    float *q = be->alloc(be, 4 * nq), *k = be->alloc(be, 4 * nk), *v = be->alloc(be, 4 * nk),
+          *dout = be->alloc(be, 4 * nq), *out = be->alloc(be, 4 * nq), *att = be->alloc(be, 4 * natt),
+          *dq = be->alloc(be, 4 * nq), *dk = be->alloc(be, 4 * nk), *dv = be->alloc(be, 4 * nk),
+          *scr = flash ? NULL : be->alloc(be, 4 * (size_t)T * T);
+    int32_t *doc = be->alloc(be, sizeof(int32_t) * (size_t)B * T); /* zero: one document */
     if (!hx || !q || !k || !v || !dout || !out || !att || !dq || !dk || !dv || !doc ||
         (!flash && !scr)) {
         fprintf(stderr, "bench_mfu: --attention-only: out of %s memory\n", be->name);
@@ -125,23 +125,23 @@ static int bench_attention(const opts *o, const herd_backend *be)
     size_t cnt[] = {nq, nk, nk, nq};
     for (int t = 0; t < 4; t++) {
         for (size_t i = 0; i < cnt[t]; i++) hx[i] = (float)herd_rng_normal(11, (uint64_t)t, i);
-        be->copy_h2d(dst[t], hx, sizeof(float) * cnt[t]);
+        be->copy_h2d(be, dst[t], hx, sizeof(float) * cnt[t]);
     }
     double t0 = 0;
     for (int s = 0; s < o->warmup + o->steps; s++) {
         if (s == o->warmup) {
-            be->synchronize();
+            be->synchronize(be);
             t0 = herd_now_s();
         }
         if (flash) {
-            be->attention_flash_fwd(out, att, q, k, v, doc, B, T, H, KV, hd);
-            be->attention_flash_bwd(dq, dk, dv, dout, out, att, q, k, v, doc, B, T, H, KV, hd);
+            be->attention_flash_fwd(be, out, att, q, k, v, doc, B, T, H, KV, hd);
+            be->attention_flash_bwd(be, dq, dk, dv, dout, out, att, q, k, v, doc, B, T, H, KV, hd);
         } else {
-            be->attention_fwd(out, att, q, k, v, doc, B, T, H, KV, hd);
-            be->attention_bwd(dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
+            be->attention_fwd(be, out, att, q, k, v, doc, B, T, H, KV, hd);
+            be->attention_bwd(be, dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
         }
     }
-    be->synchronize();
+    be->synchronize(be);
     double dt = (herd_now_s() - t0) / o->steps;
     double flops = 6.0 * B * H * (double)T * T * hd, tflops = flops / dt / 1e12;
     printf("herd %s attention (%s, fp32): B %d T %d H %d KV %d hd %d: fwd+bwd %.3f ms, "
@@ -152,7 +152,7 @@ static int bench_attention(const opts *o, const herd_backend *be)
            "\"kv_heads\":%d,\"head_dim\":%d,\"ms\":%.4f,\"tflops\":%.4f}\n", o->label, be->name,
            flash ? "flash" : "materialized", B, T, H, KV, hd, dt * 1e3, tflops);
     void *bufs[] = {q, k, v, dout, out, att, dq, dk, dv, scr, doc};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(bufs[i]);
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->free(be, bufs[i]);
     free(hx);
     return 0;
 }
@@ -182,7 +182,7 @@ int main(int argc, char **argv)
     int bf16 = !strcmp(o.precision, "bf16");
     if (!bf16 && strcmp(o.precision, "fp32")) return usage("--precision: fp32 or bf16");
     if (bf16 && !be->set_matmul_bf16) return usage("--precision bf16: this backend has no bf16 matmul");
-    if (be->set_matmul_bf16) be->set_matmul_bf16(bf16);
+    if (be->set_matmul_bf16) be->set_matmul_bf16(be, bf16);
     herd_model_parallel par = {.xent_chunk = o.xent_chunk}; /* one rank: no TP/PP/CP groups */
     if (herd_model_create_parallel(&m, &d, be, 1, &par) || herd_model_set_recompute(&m, rc_mode))
         return 1;
@@ -201,26 +201,26 @@ int main(int argc, char **argv)
     double t0 = 0, loss = 0;
     for (int s = 0; s < o.warmup + o.steps; s++) {
         if (s == o.warmup) {
-            be->synchronize();
+            be->synchronize(be);
             t0 = herd_now_s();
-            if (be->mem_peak) be->mem_peak(1); /* the timed steps' peak */
+            if (be->mem_peak) be->mem_peak(be, 1); /* the timed steps' peak */
         }
         int64_t nv = 0;
         herd_model_zero_grad(&m);
         /* as the trainer: bf16 weights rounded once for the step's GEMMs */
         int w16 = bf16 && !o.weights_per_gemm && be->weights_bf16_begin;
-        if (w16 && be->weights_bf16_begin(m.params, (size_t)m.n_params)) return 1;
+        if (w16 && be->weights_bf16_begin(be, m.params, (size_t)m.n_params)) return 1;
         loss = herd_model_forward(&m, tok, tgt, doc, B, T, &nv);
         herd_model_backward(&m, 1.0f / (float)(nv ? nv : 1));
-        if (w16) be->weights_bf16_end();
+        if (w16) be->weights_bf16_end(be);
         herd_adamw_step(&opt, &m, &c, 1e-4, herd_grad_norm(&m));
         loss /= (double)(nv ? nv : 1);
     }
-    be->synchronize();
+    be->synchronize(be);
     double dt = herd_now_s() - t0;
     double tps = (double)N * o.steps / dt, tflops = tps * fpt / 1e12, mfu = tflops / o.peak_tflops;
-    double mem_gib = be->mem_in_use ? (double)be->mem_in_use() / (1u << 30) : 0.0;
-    double peak_gib = be->mem_peak ? (double)be->mem_peak(0) / (1u << 30) : 0.0;
+    double mem_gib = be->mem_in_use ? (double)be->mem_in_use(be) / (1u << 30) : 0.0;
+    double peak_gib = be->mem_peak ? (double)be->mem_peak(be, 0) / (1u << 30) : 0.0;
     int flash = be->prefer_flash && be->attention_flash_fwd != NULL;
     printf("herd %s: layers %d d %d ffn %d heads %d/%d vocab %d seq %d batch %d; params %.1fM, "
            "P_matmul %.1fM; attention %s; GEMM inputs %s%s\n", be->name, o.layers, o.d_model, o.ffn, o.heads,

@@ -6,16 +6,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* matmul precision of this backend: 0 fp32, 1 bf16 inputs with fp32 accumulation */
-void cpu_set_matmul_bf16(int on);
-int  cpu_get_matmul_bf16(void);
-int  cpu_weights_bf16_begin(const float *params, size_t n);
-void cpu_weights_bf16_end(void);
+/* The matmul state of one CPU backend instance (zero: fp32, no weight copy). */
+typedef struct cpu_matmul {
+    int bf16;            /* 0 fp32, 1 bf16 inputs with fp32 accumulation */
+    const float *w_base; /* the step's weights (weights_bf16_begin .. end), NULL outside */
+    size_t w_n, w_cap;
+    float *w_round;      /* their bf16 copy, w_cap elements */
+} cpu_matmul;
+
+int  cpu_weights_bf16_begin(cpu_matmul *mm, const float *params, size_t n);
+void cpu_weights_bf16_end(cpu_matmul *mm);
 /* x rounded to the nearest bfloat16 (ties to even), as an fp32 value */
 float cpu_round_bf16(float x);
-void cpu_matmul_fwd(float *out, const float *a, const float *w, int M, int N, int K, int accumulate);
-void cpu_matmul_bwd(float *da, float *dw, const float *dout, const float *a, const float *w,
-                    int M, int N, int K, int accumulate_da);
+void cpu_matmul_fwd(const cpu_matmul *mm, float *out, const float *a, const float *w, int M, int N,
+                    int K, int accumulate);
+void cpu_matmul_bwd(const cpu_matmul *mm, float *da, float *dw, const float *dout, const float *a,
+                    const float *w, int M, int N, int K, int accumulate_da);
 void cpu_embedding_fwd(float *out, const int32_t *tokens, const float *wte, int n, int d);
 void cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *tokens, int n, int d);
 void cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int n, int d, float eps);

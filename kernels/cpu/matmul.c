@@ -1,6 +1,6 @@
 /* matmul.c — linear layers through CBLAS (OpenBLAS). Row-major throughout.
  *
- * BF16 compute (cpu_set_matmul_bf16(1), train.precision bf16): the GEMM
+ * BF16 compute (cpu_matmul.bf16, set_matmul_bf16, train.precision bf16): the GEMM
  * inputs are rounded to bfloat16 (round to nearest even) and the products
  * summed in fp32 into an fp32 output, the numerics of a BF16 tensor-core GEMM
  * with fp32 accumulation. The CPU has no bf16 GEMM, so it rounds copies of the
@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/cpu/cpu_ops.h"
-
-static int bf16_inputs; /* the backend's matmul precision (one trainer per process) */
-
-void cpu_set_matmul_bf16(int on) { bf16_inputs = on != 0; }
-int cpu_get_matmul_bf16(void) { return bf16_inputs; }
 
 float cpu_round_bf16(float x)
 {
@@ -34,51 +29,48 @@ float cpu_round_bf16(float x)
 
 /* The step's rounded weights (cpu_weights_bf16_begin .. end): an input inside
  * [w_base, w_base + w_n) is read from w_round at the same offset. */
-static const float *w_base;
-static size_t w_n, w_cap;
-static float *w_round;
-
-int cpu_weights_bf16_begin(const float *params, size_t n)
+int cpu_weights_bf16_begin(cpu_matmul *mm, const float *params, size_t n)
 {
-    if (n > w_cap) {
-        free(w_round);
-        w_cap = 0;
-        w_round = malloc((n ? n : 1) * sizeof(float));
-        if (!w_round) {
+    if (n > mm->w_cap) {
+        free(mm->w_round);
+        mm->w_cap = 0;
+        mm->w_round = malloc((n ? n : 1) * sizeof(float));
+        if (!mm->w_round) {
             fprintf(stderr, "herd: cpu matmul: out of memory for the bf16 weights (%zu elements)\n",
                     n);
             return -1;
         }
-        w_cap = n;
+        mm->w_cap = n;
     }
+    float *r = mm->w_round;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) w_round[i] = cpu_round_bf16(params[i]);
-    w_base = params;
-    w_n = n;
+    for (size_t i = 0; i < n; i++) r[i] = cpu_round_bf16(params[i]);
+    mm->w_base = params;
+    mm->w_n = n;
     return 0;
 }
 
-void cpu_weights_bf16_end(void)
+void cpu_weights_bf16_end(cpu_matmul *mm)
 {
-    w_base = NULL;
-    w_n = 0;
+    mm->w_base = NULL;
+    mm->w_n = 0;
 }
 
 /* the rounded weights of x[n], when x lies inside the step's weights; NULL otherwise */
-static const float *rounded_weights(const float *x, size_t n)
+static const float *rounded_weights(const cpu_matmul *mm, const float *x, size_t n)
 {
-    uintptr_t b = (uintptr_t)w_base, p = (uintptr_t)x;
-    if (!w_base || p < b || p + n * sizeof(float) > b + w_n * sizeof(float)) return NULL;
-    return w_round + (x - w_base);
+    uintptr_t b = (uintptr_t)mm->w_base, p = (uintptr_t)x;
+    if (!mm->w_base || p < b || p + n * sizeof(float) > b + mm->w_n * sizeof(float)) return NULL;
+    return mm->w_round + (x - mm->w_base);
 }
 
 /* x rounded to bf16 in a new buffer (x itself in fp32 mode; the step's rounded
  * weights when x is a weight); NULL: out of memory */
-static const float *inputs(const float *x, size_t n, float **owned)
+static const float *inputs(const cpu_matmul *mm, const float *x, size_t n, float **owned)
 {
     *owned = NULL;
-    if (!bf16_inputs) return x;
-    const float *w = rounded_weights(x, n);
+    if (!mm->bf16) return x;
+    const float *w = rounded_weights(mm, x, n);
     if (w) return w;
     float *r = malloc(n * sizeof(float));
     if (!r) {
@@ -91,10 +83,11 @@ static const float *inputs(const float *x, size_t n, float **owned)
 }
 
 /* out[M,N] (+)= a[M,K] @ w[N,K]^T */
-void cpu_matmul_fwd(float *out, const float *a, const float *w, int M, int N, int K, int accumulate)
+void cpu_matmul_fwd(const cpu_matmul *mm, float *out, const float *a, const float *w, int M, int N,
+                    int K, int accumulate)
 {
     float *a16, *w16;
-    const float *A = inputs(a, (size_t)M * K, &a16), *W = inputs(w, (size_t)N * K, &w16);
+    const float *A = inputs(mm, a, (size_t)M * K, &a16), *W = inputs(mm, w, (size_t)N * K, &w16);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K,
                 1.0f, A, K, W, K, accumulate ? 1.0f : 0.0f, out, N);
     free(a16);
@@ -102,19 +95,19 @@ void cpu_matmul_fwd(float *out, const float *a, const float *w, int M, int N, in
 }
 
 /* da[M,K] (+)= dout[M,N] @ w[N,K];  dw[N,K] += dout[M,N]^T @ a[M,K] */
-void cpu_matmul_bwd(float *da, float *dw, const float *dout, const float *a, const float *w,
-                    int M, int N, int K, int accumulate_da)
+void cpu_matmul_bwd(const cpu_matmul *mm, float *da, float *dw, const float *dout, const float *a,
+                    const float *w, int M, int N, int K, int accumulate_da)
 {
     float *d16, *x16;
-    const float *D = inputs(dout, (size_t)M * N, &d16);
+    const float *D = inputs(mm, dout, (size_t)M * N, &d16);
     if (da) {
-        const float *W = inputs(w, (size_t)N * K, &x16);
+        const float *W = inputs(mm, w, (size_t)N * K, &x16);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N,
                     1.0f, D, N, W, K, accumulate_da ? 1.0f : 0.0f, da, K);
         free(x16);
     }
     if (dw) {
-        const float *A = inputs(a, (size_t)M * K, &x16);
+        const float *A = inputs(mm, a, (size_t)M * K, &x16);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M,
                     1.0f, D, N, A, K, 1.0f, dw, K);
         free(x16);

@@ -22,9 +22,9 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
     }
 }
 
-extern "C" void cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                           float beta1, float beta2, float eps, float wd, float bc1, float bc2,
-                           float grad_scale)
+extern "C" void cuda_adamw(const herd_backend *be, float *p, const float *g, float *m, float *v,
+                           size_t n, float lr, float beta1, float beta2, float eps, float wd,
+                           float bc1, float bc2, float grad_scale)
 {
     if (!n) return;
     adamw_kernel<<<herd_cuda_blocks(n, 256), 256>>>(p, g, m, v, n, lr, beta1, beta2, eps, wd, bc1,

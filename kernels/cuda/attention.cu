@@ -55,9 +55,9 @@ __global__ void softmax_bwd_kernel(float *dP, const float *P, int T)
     for (int j = threadIdx.x; j < T; j += blockDim.x) d[j] = j <= i ? p[j] * (d[j] - dot) : 0.0f;
 }
 
-extern "C" void cuda_attention_fwd(float *out, float *att, const float *q, const float *k,
-                                   const float *v, const int32_t *doc, int B, int T, int H, int KV,
-                                   int hd)
+extern "C" void cuda_attention_fwd(const herd_backend *be, float *out, float *att, const float *q,
+                                   const float *k, const float *v, const int32_t *doc, int B, int T,
+                                   int H, int KV, int hd)
 {
     if (B <= 0 || T <= 0 || H <= 0 || KV <= 0 || hd <= 0) return;
     cublasHandle_t hb = herd_cuda_blas();
@@ -93,10 +93,10 @@ extern "C" void cuda_attention_fwd(float *out, float *att, const float *q, const
 
 // Per (b, h) with the caller's scratch[T,T]; the query heads of a group add
 // into the same dK, dV in head order (deterministic).
-extern "C" void cuda_attention_bwd(float *dq, float *dk, float *dv, float *scratch,
-                                   const float *dout, const float *att, const float *q,
-                                   const float *k, const float *v, const int32_t *doc, int B,
-                                   int T, int H, int KV, int hd)
+extern "C" void cuda_attention_bwd(const herd_backend *be, float *dq, float *dk, float *dv,
+                                   float *scratch, const float *dout, const float *att,
+                                   const float *q, const float *k, const float *v,
+                                   const int32_t *doc, int B, int T, int H, int KV, int hd)
 {
     if (B <= 0 || T <= 0 || H <= 0 || KV <= 0 || hd <= 0) return;
     cublasHandle_t hb = herd_cuda_blas();

@@ -48,8 +48,9 @@ __global__ void softmax_bwd_pos_kernel(float *dP, const float *P, int Tk)
     for (int j = threadIdx.x; j < Tk; j += blockDim.x) d[j] = p[j] * (d[j] - dot);
 }
 
-extern "C" void cuda_attention_fwd_pos(float *out, float *att, const float *q, const float *k,
-                                       const float *v, const int32_t *qpos, const int32_t *qdoc,
+extern "C" void cuda_attention_fwd_pos(const herd_backend *be, float *out, float *att,
+                                       const float *q, const float *k, const float *v,
+                                       const int32_t *qpos, const int32_t *qdoc,
                                        const int32_t *kpos, const int32_t *kdoc, int B, int Tq,
                                        int Tk, int H, int KV, int hd)
 {
@@ -82,10 +83,10 @@ extern "C" void cuda_attention_fwd_pos(float *out, float *att, const float *q, c
         }
 }
 
-extern "C" void cuda_attention_bwd_pos(float *dq, float *dk, float *dv, float *scratch,
-                                       const float *dout, const float *att, const float *q,
-                                       const float *k, const float *v, int B, int Tq, int Tk,
-                                       int H, int KV, int hd)
+extern "C" void cuda_attention_bwd_pos(const herd_backend *be, float *dq, float *dk, float *dv,
+                                       float *scratch, const float *dout, const float *att,
+                                       const float *q, const float *k, const float *v, int B,
+                                       int Tq, int Tk, int H, int KV, int hd)
 {
     if (B <= 0 || Tq <= 0 || Tk <= 0 || H <= 0 || KV <= 0 || hd <= 0) return;
     cublasHandle_t hb = herd_cuda_blas();

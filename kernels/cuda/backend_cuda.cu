@@ -1,13 +1,11 @@
-// backend_cuda.cu — the CUDA backend table (fp32, cuBLAS), its memory ops, the
-// cuBLAS handle and the device scratch. Memory is device memory; copies are
-// synchronous; every op runs on the default stream. herd_backend_cuda() is
-// NULL when no device is present, so callers get a clean "no CUDA device" path
-// on machines without a GPU.
+// backend_cuda.cu — the CUDA backend (fp32, cuBLAS): an instance's memory ops,
+// its device scratch and ledger, and the shared cuBLAS handle. Memory is device
+// memory; copies are synchronous; every op runs on the default stream.
+// herd_backend_cuda_create is NULL when no device is present, so callers get a
+// clean "no CUDA device" path on machines without a GPU.
 #include "kernels/cuda/cuda_common.h"
 extern "C" {
-#include "kernels/backend.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/memstat.h"
 }
 
 cublasHandle_t herd_cuda_blas(void)
@@ -21,36 +19,26 @@ cublasHandle_t herd_cuda_blas(void)
     return h;
 }
 
-// every cudaMalloc of this backend, the scratch included, is in the ledger
-// (the peak memory of a step, like torch.cuda.max_memory_allocated)
-static herd_memstat *ledger(void)
+void *herd_cuda_scratch(const herd_backend *be, int slot, size_t bytes)
 {
-    static herd_memstat *s;
-    if (!s) s = herd_memstat_create();  // first use is on the trainer's thread
-    return s;
-}
-
-void *herd_cuda_scratch(int slot, size_t bytes)
-{
-    static void *buf[HERD_SCRATCH_N];
-    static size_t cap[HERD_SCRATCH_N];
-    if (bytes > cap[slot]) {
-        if (buf[slot]) {
-            if (ledger()) herd_memstat_remove(ledger(), buf[slot]);
-            CUDA_CHECK(cudaFree(buf[slot]));  // cudaFree waits for the device
+    herd_cuda_state *s = herd_cuda_state_of(be);
+    if (bytes > s->scratch_cap[slot]) {
+        if (s->scratch[slot]) {
+            herd_memstat_remove(s->ledger, s->scratch[slot]);
+            CUDA_CHECK(cudaFree(s->scratch[slot]));  // cudaFree waits for the device
         }
-        buf[slot] = NULL;
-        cap[slot] = 0;
-        CUDA_CHECK(cudaMalloc(&buf[slot], bytes));
-        cap[slot] = bytes;
-        if (ledger()) herd_memstat_add(ledger(), buf[slot], bytes);
+        s->scratch[slot] = NULL;
+        s->scratch_cap[slot] = 0;
+        CUDA_CHECK(cudaMalloc(&s->scratch[slot], bytes));
+        s->scratch_cap[slot] = bytes;
+        herd_memstat_add(s->ledger, s->scratch[slot], bytes);
     }
-    return buf[slot];
+    return s->scratch[slot];
 }
 
 // ---- memory -----------------------------------------------------------------
 
-static void *cu_alloc(size_t bytes)
+static void *cu_alloc(const herd_backend *be, size_t bytes)
 {
     void *p = NULL;
     size_t nb = bytes ? bytes : 1;
@@ -59,56 +47,76 @@ static void *cu_alloc(size_t bytes)
         return NULL;
     }
     CUDA_CHECK(cudaMemset(p, 0, nb));
-    if (ledger()) herd_memstat_add(ledger(), p, nb);
+    herd_memstat_add(herd_cuda_state_of(be)->ledger, p, nb);
     return p;
 }
 
-static void cu_free(void *p)
+static void cu_free(const herd_backend *be, void *p)
 {
     if (!p) return;
-    if (ledger()) herd_memstat_remove(ledger(), p);
+    herd_memstat_remove(herd_cuda_state_of(be)->ledger, p);
     CUDA_CHECK(cudaFree(p));
 }
 
-static size_t cu_mem_allocated(void) { return ledger() ? herd_memstat_current(ledger()) : 0; }
-static size_t cu_mem_peak(int reset) { return ledger() ? herd_memstat_peak(ledger(), reset) : 0; }
+static size_t cu_mem_allocated(const herd_backend *be)
+{
+    return herd_memstat_current(herd_cuda_state_of(be)->ledger);
+}
 
-static void cu_h2d(void *d, const void *s, size_t n)
+static size_t cu_mem_peak(const herd_backend *be, int reset)
+{
+    return herd_memstat_peak(herd_cuda_state_of(be)->ledger, reset);
+}
+
+static void cu_h2d(const herd_backend *be, void *d, const void *s, size_t n)
 {
     if (n) CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyHostToDevice));
 }
 
-static void cu_d2h(void *d, const void *s, size_t n)
+static void cu_d2h(const herd_backend *be, void *d, const void *s, size_t n)
 {
     if (n) CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToHost));
 }
 
-static void cu_d2d(void *d, const void *s, size_t n)
+static void cu_d2d(const herd_backend *be, void *d, const void *s, size_t n)
 {
     if (n) CUDA_CHECK(cudaMemcpy(d, s, n, cudaMemcpyDeviceToDevice));
 }
 
-static void cu_zero(float *x, size_t n)
+static void cu_zero(const herd_backend *be, float *x, size_t n)
 {
     if (n) CUDA_CHECK(cudaMemset(x, 0, n * sizeof(float)));
 }
 
-static void cu_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
+static void cu_sync(const herd_backend *be) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
 // the whole device's memory in use (this process and any other), bytes
-static size_t cu_mem_in_use(void)
+static size_t cu_mem_in_use(const herd_backend *be)
 {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return total_b - free_b;
 }
 
-// ---- the table ----------------------------------------------------------------
+// ---- the instance -------------------------------------------------------------
 
-static herd_backend make_table(void)
+static void cu_destroy(herd_backend *be)
 {
-    herd_backend b = {};
+    herd_cuda_state *s = herd_cuda_state_of(be);
+    for (int i = 0; i < HERD_SCRATCH_N; i++) {
+        if (!s->scratch[i]) continue;
+        herd_memstat_remove(s->ledger, s->scratch[i]);
+        CUDA_CHECK(cudaFree(s->scratch[i]));
+    }
+    herd_memstat_free(s->ledger);
+    free(s);
+    free(be);
+}
+
+static void set_ops(herd_backend &b)
+{
     b.name = "cuda";
+    b.destroy = cu_destroy;
     b.alloc = cu_alloc;
     b.free = cu_free;
     b.copy_h2d = cu_h2d;
@@ -149,20 +157,36 @@ static herd_backend make_table(void)
     b.get_matmul_bf16 = cuda_get_matmul_bf16;
     b.weights_bf16_begin = cuda_weights_bf16_begin;
     b.weights_bf16_end = cuda_weights_bf16_end;
-    return b;
 }
 
-extern "C" const herd_backend *herd_backend_cuda(void)
+// 1 when a CUDA device is present (no driver or no device: 0, and no error is left behind)
+extern "C" int herd_cuda_device_present(void)
 {
-    static herd_backend table;
-    static int probed, present;
-    if (!probed) {
-        int n = 0;
-        cudaError_t e = cudaGetDeviceCount(&n);
-        if (e != cudaSuccess) (void)cudaGetLastError();  // no driver / no device: not sticky
-        present = e == cudaSuccess && n > 0;
-        if (present) table = make_table();
-        probed = 1;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) (void)cudaGetLastError();  // not sticky
+    return e == cudaSuccess && n > 0;
+}
+
+extern "C" herd_backend *herd_backend_cuda_create(const herd_backend_options *opt)
+{
+    if (!herd_cuda_device_present()) {
+        fprintf(stderr, "herd: backend cuda: no CUDA device\n");
+        return NULL;
     }
-    return present ? &table : NULL;
+    herd_backend *be = (herd_backend *)calloc(1, sizeof *be);
+    herd_cuda_state *s = (herd_cuda_state *)calloc(1, sizeof *s);
+    herd_memstat *ledger = herd_memstat_create();
+    if (!be || !s || !ledger) {
+        fprintf(stderr, "herd: backend cuda: out of memory\n");
+        free(be);
+        free(s);
+        herd_memstat_free(ledger);
+        return NULL;
+    }
+    s->ledger = ledger;
+    s->bf16 = opt && opt->matmul_bf16;
+    set_ops(*be);
+    be->state = s;
+    return be;
 }

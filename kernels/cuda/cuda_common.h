@@ -1,6 +1,6 @@
 /* cuda_common.h — shared by the .cu files of the CUDA backend (C++ only):
- * error checks, the cuBLAS handle, device scratch, launch sizes and the
- * deterministic block reductions.
+ * error checks, the cuBLAS handle, an instance's state and device scratch,
+ * launch sizes and the deterministic block reductions.
  *
  * Every CUDA and cuBLAS call is checked; a failure names the file and line and
  * exits (a rank that cannot compute must not go on silently). */
@@ -12,6 +12,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+extern "C" {
+#include "kernels/backend.h"
+#include "kernels/memstat.h"
+}
 
 #define CUDA_CHECK(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
     fprintf(stderr, "herd: %s:%d: CUDA error %s: %s\n", __FILE__, __LINE__, \
@@ -24,17 +28,35 @@
 /* after every kernel launch: a bad launch configuration is reported here */
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
-/* The process-wide cuBLAS handle (default stream, fp32 math: no TF32). */
+/* The process-wide cuBLAS handle (default stream, fp32 math: no TF32). It
+ * holds no per-instance state, so the instances share it. */
 cublasHandle_t herd_cuda_blas(void);
 
-/* Device scratch owned by the backend, one growing buffer per slot. The
- * pointer stays valid until the next call with the same slot and a larger
- * size. Everything runs on the default stream, so a buffer is never in use by
- * two ops at once. */
 enum herd_cuda_scratch_slot { HERD_SCRATCH_RMSNORM, HERD_SCRATCH_SUMSQ, HERD_SCRATCH_FLASH_D,
                              HERD_SCRATCH_LT, HERD_SCRATCH_BF16_A, HERD_SCRATCH_BF16_B,
                              HERD_SCRATCH_WEIGHTS_BF16, HERD_SCRATCH_N };
-void *herd_cuda_scratch(int slot, size_t bytes);
+
+/* The state of one CUDA backend instance (herd_backend.state). */
+struct herd_cuda_state {
+    herd_memstat *ledger; /* every cudaMalloc, the scratch included (the step's peak) */
+    void *scratch[HERD_SCRATCH_N];
+    size_t scratch_cap[HERD_SCRATCH_N];
+    int bf16;             /* the matmul precision (set_matmul_bf16) */
+    const float *w_base;  /* the step's weights (weights_bf16.cu), NULL outside a step */
+    size_t w_n;
+    void *w_bf16;         /* their bf16 copy, in a scratch slot */
+};
+
+static inline herd_cuda_state *herd_cuda_state_of(const herd_backend *be)
+{
+    return (herd_cuda_state *)be->state;
+}
+
+/* Device scratch owned by the instance, one growing buffer per slot. The
+ * pointer stays valid until the next call with the same slot and a larger
+ * size. Everything runs on the default stream, so a buffer is never in use by
+ * two ops at once. */
+void *herd_cuda_scratch(const herd_backend *be, int slot, size_t bytes);
 
 /* Blocks for a grid-stride loop over n elements (kernels loop, so the grid
  * may be capped). n must be > 0. */

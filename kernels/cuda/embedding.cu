@@ -27,14 +27,16 @@ __global__ void embedding_bwd_kernel(float *dwte, const float *dout, const int32
         if (tokens[i] >= 0) dwte[(size_t)tokens[i] * d + j] += dout[(size_t)i * d + j];
 }
 
-extern "C" void cuda_embedding_fwd(float *out, const int32_t *tokens, const float *wte, int n, int d)
+extern "C" void cuda_embedding_fwd(const herd_backend *be, float *out, const int32_t *tokens,
+                                   const float *wte, int n, int d)
 {
     if (n <= 0 || d <= 0) return;
     embedding_fwd_kernel<<<herd_cuda_blocks((size_t)n * d, 256), 256>>>(out, tokens, wte, n, d);
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_embedding_bwd(float *dwte, const float *dout, const int32_t *tokens, int n, int d)
+extern "C" void cuda_embedding_bwd(const herd_backend *be, float *dwte, const float *dout,
+                                   const int32_t *tokens, int n, int d)
 {
     if (n <= 0 || d <= 0) return;
     // small blocks: d threads in all, spread over as many SMs as possible

@@ -302,7 +302,8 @@ flash_bwd_dkdv_kernel(float *dk, float *dv, const float *dout, const float *lse,
                 }
                 #pragma unroll 1
                 for (int ii = 0; ii < FA_TILE; ii++) {
-                    float pi = __shfl_sync(0xffffffffu, p, ii), dsi = __shfl_sync(0xffffffffu, ds, ii);
+                    float pi = __shfl_sync(0xffffffffu, p,
+                                           ii), dsi = __shfl_sync(0xffffffffu, ds, ii);
                     if (pi == 0.0f && dsi == 0.0f) continue;
                     #pragma unroll
                     for (int u = 0; u < NT; u++) {
@@ -383,31 +384,31 @@ static void fa_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
     case 5: fn<5>(__VA_ARGS__); break; case 6: fn<6>(__VA_ARGS__); break; \
     case 7: fn<7>(__VA_ARGS__); break; default: fn<8>(__VA_ARGS__); break; } } while (0)
 
-extern "C" void cuda_attention_flash_fwd(float *out, float *lse, const float *q, const float *k,
-                                         const float *v, const int32_t *doc, int B, int T, int H,
-                                         int KV, int hd)
+extern "C" void cuda_attention_flash_fwd(const herd_backend *be, float *out, float *lse,
+                                         const float *q, const float *k, const float *v,
+                                         const int32_t *doc, int B, int T, int H, int KV, int hd)
 {
     if (B <= 0 || T <= 0 || H <= 0) return;
     fa_check_shape("attention_flash_fwd", H, KV, hd);
-    if (cuda_get_matmul_bf16() && cuda_attention_flash_wmma_ok(hd)) {  // bf16 tensor cores
+    if (cuda_get_matmul_bf16(be) && cuda_attention_flash_wmma_ok(hd)) {  // bf16 tensor cores
         cuda_attention_flash_wmma_fwd(out, lse, q, k, v, doc, B, T, H, KV, hd);
         return;
     }
     FA_DISPATCH(fa_fwd, hd, out, lse, q, k, v, doc, B, T, H, KV, hd);
 }
 
-extern "C" void cuda_attention_flash_bwd(float *dq, float *dk, float *dv, const float *dout,
-                                         const float *out, const float *lse, const float *q,
-                                         const float *k, const float *v, const int32_t *doc,
-                                         int B, int T, int H, int KV, int hd)
+extern "C" void cuda_attention_flash_bwd(const herd_backend *be, float *dq, float *dk, float *dv,
+                                         const float *dout, const float *out, const float *lse,
+                                         const float *q, const float *k, const float *v,
+                                         const int32_t *doc, int B, int T, int H, int KV, int hd)
 {
     if (B <= 0 || T <= 0 || H <= 0) return;
     fa_check_shape("attention_flash_bwd", H, KV, hd);
     size_t rows = (size_t)B * T * H;
-    float *D = (float *)herd_cuda_scratch(HERD_SCRATCH_FLASH_D, rows * sizeof(float));
+    float *D = (float *)herd_cuda_scratch(be, HERD_SCRATCH_FLASH_D, rows * sizeof(float));
     flash_bwd_dot_kernel<<<(unsigned)((rows + 7) / 8), 256>>>(D, dout, out, B, T, H, hd);
     CUDA_LAUNCH_CHECK();
-    if (cuda_get_matmul_bf16() && cuda_attention_flash_wmma_ok(hd)) {  // bf16 tensor cores
+    if (cuda_get_matmul_bf16(be) && cuda_attention_flash_wmma_ok(hd)) {  // bf16 tensor cores
         cuda_attention_flash_wmma_bwd(dq, dk, dv, dout, lse, D, q, k, v, doc, B, T, H, KV, hd);
         return;
     }

@@ -51,8 +51,9 @@ extern "C" void cuda_bf16_to_f32(float *dst, const void *src, size_t n)
 // Column-major, as cublasSgemm: C[m,n] = alpha op(A) op(B) + beta C with A, B
 // bf16 and C fp32, fp32 accumulation (CUBLAS_COMPUTE_32F). A layout describes
 // the matrix as stored: op N -> [m,k] (lda), op T -> [k,m].
-extern "C" void cuda_lt_gemm_bf16(int transa, int transb, int m, int n, int k, const void *A,
-                                  int lda, const void *B, int ldb, float beta, float *C, int ldc)
+extern "C" void cuda_lt_gemm_bf16(const herd_backend *be, int transa, int transb, int m, int n,
+                                  int k, const void *A, int lda, const void *B, int ldb, float beta,
+                                  float *C, int ldc)
 {
     const float one = 1.0f;
     cublasLtMatmulDesc_t op;
@@ -66,7 +67,7 @@ extern "C" void cuda_lt_gemm_bf16(int transa, int transb, int m, int n, int k, c
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, m, n, ldc));
 
     size_t ws_bytes = LT_WORKSPACE;
-    void *ws = herd_cuda_scratch(HERD_SCRATCH_LT, ws_bytes);
+    void *ws = herd_cuda_scratch(be, HERD_SCRATCH_LT, ws_bytes);
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
@@ -91,13 +92,13 @@ extern "C" void cuda_lt_gemm_bf16(int transa, int transb, int m, int n, int k, c
 
 // out[M,N] fp32 (+)= a[M,K] bf16 @ w[N,K]^T bf16, fp32 accumulation
 // (out^T[N,M] = w^T-op x a^T as in matmul.cu)
-extern "C" void cuda_matmul_bf16_fwd(float *out, const void *a, const void *w, int M, int N, int K,
-                                     int accumulate)
+extern "C" void cuda_matmul_bf16_fwd(const herd_backend *be, float *out, const void *a,
+                                     const void *w, int M, int N, int K, int accumulate)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {  // an empty sum
         if (!accumulate) CUDA_CHECK(cudaMemset(out, 0, sizeof(float) * (size_t)M * N));
         return;
     }
-    cuda_lt_gemm_bf16(1, 0, N, M, K, w, K, a, K, accumulate ? 1.0f : 0.0f, out, N);
+    cuda_lt_gemm_bf16(be, 1, 0, N, M, K, w, K, a, K, accumulate ? 1.0f : 0.0f, out, N);
 }

@@ -19,10 +19,11 @@ __global__ void sumsq_partial_kernel(double *part, const float *x, size_t n)
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
-extern "C" double cuda_sumsq(const float *x, size_t n)
+extern "C" double cuda_sumsq(const herd_backend *be, const float *x, size_t n)
 {
     if (!n) return 0.0;
-    double *part = (double *)herd_cuda_scratch(HERD_SCRATCH_SUMSQ, sizeof(double) * SUMSQ_BLOCKS);
+    double *part = (double *)herd_cuda_scratch(be, HERD_SCRATCH_SUMSQ,
+                                               sizeof(double) * SUMSQ_BLOCKS);
     sumsq_partial_kernel<<<SUMSQ_BLOCKS, SUMSQ_THREADS>>>(part, x, n);
     CUDA_LAUNCH_CHECK();
     double host[SUMSQ_BLOCKS], total = 0.0;

@@ -65,22 +65,23 @@ __global__ void rmsnorm_bwd_dw_reduce_kernel(float *dw, const float *part, int n
     dw[j] = acc;
 }
 
-extern "C" void cuda_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int n,
-                                 int d, float eps)
+extern "C" void cuda_rmsnorm_fwd(const herd_backend *be, float *out, float *rstd, const float *x,
+                                 const float *w, int n, int d, float eps)
 {
     if (n <= 0 || d <= 0) return;
     rmsnorm_fwd_kernel<<<n, RMS_THREADS>>>(out, rstd, x, w, d, eps);
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x,
-                                 const float *w, const float *rstd, int n, int d)
+extern "C" void cuda_rmsnorm_bwd(const herd_backend *be, float *dx, float *dw, const float *dout,
+                                 const float *x, const float *w, const float *rstd, int n, int d)
 {
     if (n <= 0 || d <= 0) return;
     rmsnorm_bwd_dx_kernel<<<n, RMS_THREADS>>>(dx, dout, x, w, rstd, d);
     CUDA_LAUNCH_CHECK();
     int nchunk = (n + RMS_ROWS - 1) / RMS_ROWS, colblk = (d + 127) / 128;
-    float *part = (float *)herd_cuda_scratch(HERD_SCRATCH_RMSNORM, sizeof(float) * (size_t)nchunk * d);
+    float *part = (float *)herd_cuda_scratch(be, HERD_SCRATCH_RMSNORM,
+                                             sizeof(float) * (size_t)nchunk * d);
     rmsnorm_bwd_dw_partial_kernel<<<dim3(nchunk, colblk), 128>>>(part, dout, x, rstd, n, d);
     CUDA_LAUNCH_CHECK();
     rmsnorm_bwd_dw_reduce_kernel<<<colblk, 128>>>(dw, part, nchunk, d);

@@ -31,12 +31,14 @@ static void rope(float *x, const float *cs, const int32_t *pos, int n, int nh, i
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_rope_fwd(float *x, const float *cs, const int32_t *pos, int n, int nh, int hd)
+extern "C" void cuda_rope_fwd(const herd_backend *be, float *x, const float *cs, const int32_t *pos,
+                              int n, int nh, int hd)
 {
     rope(x, cs, pos, n, nh, hd, 1.0f);
 }
 
-extern "C" void cuda_rope_bwd(float *dx, const float *cs, const int32_t *pos, int n, int nh, int hd)
+extern "C" void cuda_rope_bwd(const herd_backend *be, float *dx, const float *cs,
+                              const int32_t *pos, int n, int nh, int hd)
 {
     rope(dx, cs, pos, n, nh, hd, -1.0f);
 }

@@ -30,22 +30,23 @@ __global__ void add_inplace_kernel(float *y, const float *x, size_t n)
     HERD_GRID_STRIDE(i, n) y[i] += x[i];
 }
 
-extern "C" void cuda_swiglu_fwd(float *out, const float *gate, const float *up, size_t n)
+extern "C" void cuda_swiglu_fwd(const herd_backend *be, float *out, const float *gate,
+                                const float *up, size_t n)
 {
     if (!n) return;
     swiglu_fwd_kernel<<<herd_cuda_blocks(n, 256), 256>>>(out, gate, up, n);
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate,
-                                const float *up, size_t n)
+extern "C" void cuda_swiglu_bwd(const herd_backend *be, float *dgate, float *dup, const float *dout,
+                                const float *gate, const float *up, size_t n)
 {
     if (!n) return;
     swiglu_bwd_kernel<<<herd_cuda_blocks(n, 256), 256>>>(dgate, dup, dout, gate, up, n);
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_add_inplace(float *y, const float *x, size_t n)
+extern "C" void cuda_add_inplace(const herd_backend *be, float *y, const float *x, size_t n)
 {
     if (!n) return;
     add_inplace_kernel<<<herd_cuda_blocks(n, 256), 256>>>(y, x, n);

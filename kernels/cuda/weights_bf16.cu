@@ -12,28 +12,27 @@ extern "C" {
 #include "kernels/cuda/cuda_ops.h"
 }
 
-static const float *w_base;  // the fp32 parameters the copy was made from
-static size_t w_n;
-static __nv_bfloat16 *w_bf16;
-
-extern "C" int cuda_weights_bf16_begin(const float *params, size_t n)
+extern "C" int cuda_weights_bf16_begin(const herd_backend *be, const float *params, size_t n)
 {
-    w_bf16 = (__nv_bfloat16 *)herd_cuda_scratch(HERD_SCRATCH_WEIGHTS_BF16, (n ? n : 1) * 2);
-    if (n) cuda_f32_to_bf16(w_bf16, params, n);
-    w_base = params;
-    w_n = n;
+    herd_cuda_state *s = herd_cuda_state_of(be);
+    s->w_bf16 = herd_cuda_scratch(be, HERD_SCRATCH_WEIGHTS_BF16, (n ? n : 1) * 2);
+    if (n) cuda_f32_to_bf16(s->w_bf16, params, n);
+    s->w_base = params;  // the fp32 parameters the copy was made from
+    s->w_n = n;
     return 0;
 }
 
-extern "C" void cuda_weights_bf16_end(void)
+extern "C" void cuda_weights_bf16_end(const herd_backend *be)
 {
-    w_base = NULL;
-    w_n = 0;
+    herd_cuda_state *s = herd_cuda_state_of(be);
+    s->w_base = NULL;
+    s->w_n = 0;
 }
 
-extern "C" const void *cuda_weights_bf16_find(const float *x, size_t n)
+extern "C" const void *cuda_weights_bf16_find(const herd_backend *be, const float *x, size_t n)
 {
-    uintptr_t b = (uintptr_t)w_base, p = (uintptr_t)x;
-    if (!w_base || p < b || p + n * sizeof(float) > b + w_n * sizeof(float)) return NULL;
-    return w_bf16 + (x - w_base);
+    const herd_cuda_state *s = herd_cuda_state_of(be);
+    uintptr_t b = (uintptr_t)s->w_base, p = (uintptr_t)x;
+    if (!s->w_base || p < b || p + n * sizeof(float) > b + s->w_n * sizeof(float)) return NULL;
+    return (const __nv_bfloat16 *)s->w_bf16 + (x - s->w_base);
 }

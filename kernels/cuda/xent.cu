@@ -26,8 +26,8 @@ __global__ void xent_fwd_kernel(float *losses, float *lse, const float *logits,
     }
 }
 
-extern "C" void cuda_xent_fwd(float *losses, float *lse, const float *logits,
-                              const int32_t *targets, int n, int V)
+extern "C" void cuda_xent_fwd(const herd_backend *be, float *losses, float *lse,
+                              const float *logits, const int32_t *targets, int n, int V)
 {
     if (n <= 0 || V <= 0) return;
     xent_fwd_kernel<<<n, XENT_THREADS>>>(losses, lse, logits, targets, V);
@@ -36,10 +36,10 @@ extern "C" void cuda_xent_fwd(float *losses, float *lse, const float *logits,
 
 // logits[n,V] <- (softmax - onehot(target)) * scale in place; ignored rows 0:
 // the vocabulary-parallel backward with the whole vocabulary here
-extern "C" void cuda_xent_bwd(float *logits, const float *lse, const int32_t *targets, int n, int V,
-                              float scale)
+extern "C" void cuda_xent_bwd(const herd_backend *be, float *logits, const float *lse,
+                              const int32_t *targets, int n, int V, float scale)
 {
-    cuda_xent_bwd_range(logits, lse, targets, 0, n, V, scale);
+    cuda_xent_bwd_range(be, logits, lse, targets, 0, n, V, scale);
 }
 
 // ---- vocabulary-parallel pieces (kernels/backend.h), one block per row ----
@@ -84,23 +84,25 @@ __global__ void xent_bwd_range_kernel(float *logits, const float *lse, const int
     }
 }
 
-extern "C" void cuda_xent_row_max(float *row_max, const float *logits, int n, int V)
+extern "C" void cuda_xent_row_max(const herd_backend *be, float *row_max, const float *logits,
+                                  int n, int V)
 {
     if (n <= 0 || V <= 0) return;
     xent_row_max_kernel<<<n, XENT_THREADS>>>(row_max, logits, V);
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_xent_sumexp_pick(float *sumexp, float *picked, const float *logits,
-                                      const float *m, const int32_t *targets, int v0, int n, int V)
+extern "C" void cuda_xent_sumexp_pick(const herd_backend *be, float *sumexp, float *picked,
+                                      const float *logits, const float *m, const int32_t *targets,
+                                      int v0, int n, int V)
 {
     if (n <= 0 || V <= 0) return;
     xent_sumexp_pick_kernel<<<n, XENT_THREADS>>>(sumexp, picked, logits, m, targets, v0, V);
     CUDA_LAUNCH_CHECK();
 }
 
-extern "C" void cuda_xent_bwd_range(float *logits, const float *lse, const int32_t *targets,
-                                    int v0, int n, int V, float scale)
+extern "C" void cuda_xent_bwd_range(const herd_backend *be, float *logits, const float *lse,
+                                    const int32_t *targets, int v0, int n, int V, float scale)
 {
     if (n <= 0 || V <= 0) return;
     xent_bwd_range_kernel<<<n, XENT_THREADS>>>(logits, lse, targets, v0, V, scale);
@@ -130,9 +132,9 @@ __global__ void xent_chunk_update_kernel(float *row_max, float *sumexp, float *p
     }
 }
 
-extern "C" void cuda_xent_chunk_update(float *row_max, float *sumexp, float *picked,
-                                       const float *logits, const int32_t *targets, int v0, int n,
-                                       int Vc)
+extern "C" void cuda_xent_chunk_update(const herd_backend *be, float *row_max, float *sumexp,
+                                       float *picked, const float *logits, const int32_t *targets,
+                                       int v0, int n, int Vc)
 {
     if (n <= 0 || Vc <= 0) return;
     xent_chunk_update_kernel<<<n, XENT_THREADS>>>(row_max, sumexp, picked, logits, targets, v0,

@@ -91,16 +91,16 @@ static void kv_forward(kv_state *s, const int *seq, const int *pos, const uint32
         V = d->vocab_size, kvd = KV * hd, grp = H / KV;
     float eps = (float)d->norm_eps, scale = 1.0f / sqrtf((float)hd);
     for (int r = 0; r < R; r++) s->tok[r] = (int32_t)tok[r], s->pos[r] = pos[r];
-    be->embedding_fwd(s->x, s->tok, m->wte, R, dm);
+    be->embedding_fwd(be, s->x, s->tok, m->wte, R, dm);
     for (int l = 0; l < d->n_layers; l++) {
         const herd_layer_params *p = &m->layer[l];
         float *kc = s->k + (size_t)l * s->B * s->S * kvd, *vc = s->v + (size_t)l * s->B * s->S * kvd;
-        be->rmsnorm_fwd(s->h, s->rstd, s->x, p->attn_norm, R, dm, eps);
-        be->matmul_fwd(s->q, s->h, p->wq, R, H * hd, dm, 0);  /* [R, H*hd] */
-        be->matmul_fwd(s->kn, s->h, p->wk, R, kvd, dm, 0);    /* [R, KV*hd] */
-        be->matmul_fwd(s->vn, s->h, p->wv, R, kvd, dm, 0);
-        be->rope_fwd(s->q, m->rope_cs, s->pos, R, H, hd);
-        be->rope_fwd(s->kn, m->rope_cs, s->pos, R, KV, hd);
+        be->rmsnorm_fwd(be, s->h, s->rstd, s->x, p->attn_norm, R, dm, eps);
+        be->matmul_fwd(be, s->q, s->h, p->wq, R, H * hd, dm, 0);  /* [R, H*hd] */
+        be->matmul_fwd(be, s->kn, s->h, p->wk, R, kvd, dm, 0);    /* [R, KV*hd] */
+        be->matmul_fwd(be, s->vn, s->h, p->wv, R, kvd, dm, 0);
+        be->rope_fwd(be, s->q, m->rope_cs, s->pos, R, H, hd);
+        be->rope_fwd(be, s->kn, m->rope_cs, s->pos, R, KV, hd);
         for (int r = 0; r < R; r++) {
             size_t at = ((size_t)seq[r] * s->S + pos[r]) * kvd;
             memcpy(kc + at, s->kn + (size_t)r * kvd, sizeof(float) * kvd);
@@ -125,15 +125,15 @@ static void kv_forward(kv_state *s, const int *seq, const int *pos, const uint32
                     for (int e = 0; e < hd; e++) o[e] += w * vb[(size_t)j * kvd + e];
                 }
             }
-        be->matmul_fwd(s->x, s->o, p->wo, R, dm, H * hd, 1); /* residual: x += o wo^T */
-        be->rmsnorm_fwd(s->h, s->rstd, s->x, p->ffn_norm, R, dm, eps);
-        be->matmul_fwd(s->gate, s->h, p->w_gate, R, F, dm, 0);
-        be->matmul_fwd(s->up, s->h, p->w_up, R, F, dm, 0);
-        be->swiglu_fwd(s->act, s->gate, s->up, (size_t)R * F);
-        be->matmul_fwd(s->x, s->act, p->w_down, R, dm, F, 1);
+        be->matmul_fwd(be, s->x, s->o, p->wo, R, dm, H * hd, 1); /* residual: x += o wo^T */
+        be->rmsnorm_fwd(be, s->h, s->rstd, s->x, p->ffn_norm, R, dm, eps);
+        be->matmul_fwd(be, s->gate, s->h, p->w_gate, R, F, dm, 0);
+        be->matmul_fwd(be, s->up, s->h, p->w_up, R, F, dm, 0);
+        be->swiglu_fwd(be, s->act, s->gate, s->up, (size_t)R * F);
+        be->matmul_fwd(be, s->x, s->act, p->w_down, R, dm, F, 1);
     }
-    be->rmsnorm_fwd(s->h, s->rstd, s->x, m->norm_f, R, dm, eps);
-    be->matmul_fwd(s->logits, s->h, m->lm_head, R, V, dm, 0); /* [R, V] */
+    be->rmsnorm_fwd(be, s->h, s->rstd, s->x, m->norm_f, R, dm, eps);
+    be->matmul_fwd(be, s->logits, s->h, m->lm_head, R, V, dm, 0); /* [R, V] */
 }
 
 int herd_sample(const float *logits, int V, double temperature, double top_p, double u)
@@ -191,7 +191,7 @@ static int forward_nocache(herd_model *m, const uint32_t *ids, int n, float *log
         return -1;
     }
     int V = m->dims.vocab_size;
-    m->be->copy_d2h(logits, m->logits + (size_t)(n - 1) * V, sizeof(float) * V);
+    m->be->copy_d2h(m->be, logits, m->logits + (size_t)(n - 1) * V, sizeof(float) * V);
     return 0;
 }
 

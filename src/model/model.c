@@ -322,13 +322,13 @@ int herd_model_create_parallel(herd_model *m, const herd_model_dims *d, const he
     }
     build_table(m);
     size_t bytes = sizeof(float) * (size_t)m->n_params;
-    m->params = be->alloc(bytes);
-    m->grads = be->alloc(bytes);
+    m->params = be->alloc(be, bytes);
+    m->grads = be->alloc(be, bytes);
     m->layer = calloc(m->n_layers_local + 1, sizeof(*m->layer));
     m->g_layer = calloc(m->n_layers_local + 1, sizeof(*m->g_layer));
     float *host = malloc(bytes);
     float *cs = rope_table(d);
-    m->rope_cs = be->alloc(sizeof(float) * (size_t)d->max_seq_len * d->head_dim);
+    m->rope_cs = be->alloc(be, sizeof(float) * (size_t)d->max_seq_len * d->head_dim);
     if (!m->params || !m->grads || !m->layer || !m->g_layer || !host || !cs || !m->rope_cs) {
         fprintf(stderr, "herd: model: out of memory for %lld parameters (%.1f MiB each for "
                 "weights and gradients)\n", (long long)m->n_params, bytes / 1048576.0);
@@ -338,8 +338,8 @@ int herd_model_create_parallel(herd_model *m, const herd_model_dims *d, const he
         return -1;
     }
     init_params(m, host, seed);
-    be->copy_h2d(m->params, host, bytes);
-    be->copy_h2d(m->rope_cs, cs, sizeof(float) * (size_t)d->max_seq_len * d->head_dim);
+    be->copy_h2d(be, m->params, host, bytes);
+    be->copy_h2d(be, m->rope_cs, cs, sizeof(float) * (size_t)d->max_seq_len * d->head_dim);
     free(host);
     free(cs);
     bind_views(m, m->params, &m->wte, &m->norm_f, &m->lm_head, m->layer);
@@ -364,7 +364,7 @@ static int use_flash(const herd_model *m)
 {
     const herd_backend *be = m->be;
     return flash_always(m) ||
-           (!m->cp && be->prefer_flash_bf16 && be->get_matmul_bf16 && be->get_matmul_bf16() &&
+           (!m->cp && be->prefer_flash_bf16 && be->get_matmul_bf16 && be->get_matmul_bf16(be) &&
             be->attention_flash_fwd && be->attention_flash_bwd);
 }
 
@@ -420,14 +420,14 @@ static void free_slot(herd_model *m, herd_act_slot *s)
         for (int l = 0; l < m->chunk_layers[s->chunk]; l++)
             for (int i = 0; i < N_ACT_FIELDS; i++) /* views of m->rc are not the slot's */
                 if (*act_field(&s->acts[l], i) != *act_field(&m->rc, i))
-                    be->free(*act_field(&s->acts[l], i));
+                    be->free(be, *act_field(&s->acts[l], i));
         free(s->acts);
     }
     float *g[] = {s->x_out, s->d_out, s->d_in, s->h_final, s->rstd_f, s->logits, s->losses,
                   s->lse};
-    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) be->free(g[i]);
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) be->free(be, g[i]);
     int32_t *ints[] = {s->tokens, s->targets, s->pos, s->doc, s->kpos, s->kdoc};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) be->free(ints[i]);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) be->free(be, ints[i]);
     memset(s, 0, sizeof *s);
 }
 
@@ -451,12 +451,12 @@ static void free_acts(herd_model *m)
                    &m->d_up, &m->d_act, &m->d_att, &m->part, &m->d_full, &m->d_loc,
                    &m->xent_tmp, &m->d_kg, &m->d_vg, &m->cp_tmp, &m->xent_scratch};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
-        be->free(*g[i]);
+        be->free(be, *g[i]);
         *g[i] = NULL;
     }
-    for (int i = 0; i < N_ACT_FIELDS; i++) be->free(*act_field(&m->rc, i));
+    for (int i = 0; i < N_ACT_FIELDS; i++) be->free(be, *act_field(&m->rc, i));
     memset(&m->rc, 0, sizeof m->rc);
-    be->free(m->rc_out);
+    be->free(be, m->rc_out);
     m->rc_out = NULL;
     m->cap_tokens = m->cap_T = m->cap_B = 0;
 }
@@ -501,7 +501,7 @@ int herd_model_reserve(herd_model *m, int B, int T)
            q = (size_t)m->n_heads_local * m->dims.head_dim,
            kv = (size_t)m->n_kv_local * m->dims.head_dim, f = m->ffn_local;
     int ok = 1;
-#define ALLOC(ptr, count) (ok &= ((ptr) = be->alloc(sizeof(*(ptr)) * (count))) != NULL)
+#define ALLOC(ptr, count) (ok &= ((ptr) = be->alloc(be, sizeof(*(ptr)) * (count))) != NULL)
     ALLOC(m->d_res, Nl * dm);   ALLOC(m->d_h, N * dm);     ALLOC(m->d_q, N * q);
     ALLOC(m->d_k, N * kv);      ALLOC(m->d_v, N * kv);     ALLOC(m->d_o, N * q);
     ALLOC(m->d_gate, N * f);    ALLOC(m->d_up, N * f);     ALLOC(m->d_act, N * f);
@@ -641,10 +641,10 @@ int herd_model_slot_set_batch(herd_model *m, int slot, const int32_t *tokens,
             pos[i] = p;
             dc[i] = doc[g];
         }
-    be->copy_h2d(s->tokens, tok, sizeof(int32_t) * N);
-    be->copy_h2d(s->targets, tgt, sizeof(int32_t) * N);
-    be->copy_h2d(s->pos, pos, sizeof(int32_t) * N);
-    be->copy_h2d(s->doc, dc, sizeof(int32_t) * N);
+    be->copy_h2d(be, s->tokens, tok, sizeof(int32_t) * N);
+    be->copy_h2d(be, s->targets, tgt, sizeof(int32_t) * N);
+    be->copy_h2d(be, s->pos, pos, sizeof(int32_t) * N);
+    be->copy_h2d(be, s->doc, dc, sizeof(int32_t) * N);
     free(h);
     if (cp > 1) { /* the gathered keys: [b][r*Tl + j] is rank r's local token j */
         int32_t *kp = malloc(sizeof(int32_t) * 2 * (size_t)B * T), *kd = kp ? kp + (size_t)B * T : NULL;
@@ -656,8 +656,8 @@ int herd_model_slot_set_batch(herd_model *m, int slot, const int32_t *tokens,
                     kp[(size_t)b * T + r * Tl + j] = p;
                     kd[(size_t)b * T + r * Tl + j] = doc[(size_t)b * T + p];
                 }
-        be->copy_h2d(s->kpos, kp, sizeof(int32_t) * (size_t)B * T);
-        be->copy_h2d(s->kdoc, kd, sizeof(int32_t) * (size_t)B * T);
+        be->copy_h2d(be, s->kpos, kp, sizeof(int32_t) * (size_t)B * T);
+        be->copy_h2d(be, s->kdoc, kd, sizeof(int32_t) * (size_t)B * T);
         free(kp);
     }
     return 0;
@@ -667,9 +667,9 @@ void herd_model_destroy(herd_model *m)
 {
     if (!m->be) return;
     free_acts(m);
-    m->be->free(m->params);
-    m->be->free(m->grads);
-    m->be->free(m->rope_cs);
+    m->be->free(m->be, m->params);
+    m->be->free(m->be, m->grads);
+    m->be->free(m->be, m->rope_cs);
     free(m->layer);
     free(m->g_layer);
     free(m->tensors);
@@ -697,7 +697,7 @@ int herd_model_set_recompute(herd_model *m, int mode)
     return 0;
 }
 
-void herd_model_zero_grad(herd_model *m) { m->be->zero(m->grads, (size_t)m->n_params); }
+void herd_model_zero_grad(herd_model *m) { m->be->zero(m->be, m->grads, (size_t)m->n_params); }
 
 const herd_tensor *herd_model_find(const herd_model *m, const char *name)
 {
@@ -745,7 +745,7 @@ static void reduce_rows(herd_model *m, float *out, float *part)
         return;
     }
     if (m->tp) tp_check(herd_comm_all_reduce(m->tp, part, n, HERD_F32, HERD_SUM));
-    if (out != part) be->copy_d2d(out, part, sizeof(float) * n);
+    if (out != part) be->copy_d2d(be, out, part, sizeof(float) * n);
 }
 
 /* The fused output projection + cross-entropy (train.xent_chunk): chunk c of
@@ -763,24 +763,24 @@ static void xent_forward_chunked(herd_model *m, herd_act_slot *s, int N)
     float *h = malloc(sizeof(float) * 2 * (size_t)N);
     if (!h) herd_comm_abort(1);
     for (int i = 0; i < N; i++) h[i] = -INFINITY, h[N + i] = 0.0f;
-    be->copy_h2d(mx, h, sizeof(float) * (size_t)N);
-    be->zero(se, 2 * (size_t)N); /* sumexp and picked */
+    be->copy_h2d(be, mx, h, sizeof(float) * (size_t)N);
+    be->zero(be, se, 2 * (size_t)N); /* sumexp and picked */
     for (int v = 0; v < V; v += m->xent_chunk) {
         int Vc = V - v < m->xent_chunk ? V - v : m->xent_chunk;
-        be->matmul_fwd(m->xent_scratch, s->h_final, m->lm_head + (size_t)v * dm, N, Vc, dm, 0);
-        be->xent_chunk_update(mx, se, pick, m->xent_scratch, s->targets, m->vocab_start + v, N,
+        be->matmul_fwd(be, m->xent_scratch, s->h_final, m->lm_head + (size_t)v * dm, N, Vc, dm, 0);
+        be->xent_chunk_update(be, mx, se, pick, m->xent_scratch, s->targets, m->vocab_start + v, N,
                               Vc);
     }
     if (m->tp) {
         /* each rank's sum is relative to its own max: move it to the global one,
          * sumexp_r * exp(m_r - M), on the host (N floats, as the lse below) */
-        be->copy_d2h(h, mx, sizeof(float) * 2 * (size_t)N); /* [m_r, sumexp_r] */
+        be->copy_d2h(be, h, mx, sizeof(float) * 2 * (size_t)N); /* [m_r, sumexp_r] */
         tp_check(herd_comm_all_reduce(m->tp, mx, (size_t)N, HERD_F32, HERD_MAX));
         float *gm = malloc(sizeof(float) * (size_t)N);
         if (!gm) herd_comm_abort(1);
-        be->copy_d2h(gm, mx, sizeof(float) * (size_t)N);
+        be->copy_d2h(be, gm, mx, sizeof(float) * (size_t)N);
         for (int i = 0; i < N; i++) h[N + i] *= expf(h[i] - gm[i]);
-        be->copy_h2d(se, h + N, sizeof(float) * (size_t)N);
+        be->copy_h2d(be, se, h + N, sizeof(float) * (size_t)N);
         free(gm);
     }
     free(h);
@@ -798,10 +798,10 @@ static void xent_backward_chunked(herd_model *m, herd_act_slot *s, int N, float 
     for (int v = 0; v < V; v += m->xent_chunk) {
         int Vc = V - v < m->xent_chunk ? V - v : m->xent_chunk;
         const float *w = m->lm_head + (size_t)v * dm;
-        be->matmul_fwd(m->xent_scratch, s->h_final, w, N, Vc, dm, 0);
-        be->xent_bwd_range(m->xent_scratch, s->lse, s->targets, m->vocab_start + v, N, Vc,
+        be->matmul_fwd(be, m->xent_scratch, s->h_final, w, N, Vc, dm, 0);
+        be->xent_bwd_range(be, m->xent_scratch, s->lse, s->targets, m->vocab_start + v, N, Vc,
                            loss_scale);
-        be->matmul_bwd(m->d_h, m->g_lm_head + (size_t)v * dm, m->xent_scratch, s->h_final, w, N,
+        be->matmul_bwd(be, m->d_h, m->g_lm_head + (size_t)v * dm, m->xent_scratch, s->h_final, w, N,
                        Vc, dm, v > 0);
     }
 }
@@ -816,24 +816,24 @@ static void xent_forward(herd_model *m, herd_act_slot *s, int N)
     if (xent_chunked(m)) {
         xent_forward_chunked(m, s, N);
     } else {
-        be->xent_row_max(mx, s->logits, N, V);
+        be->xent_row_max(be, mx, s->logits, N, V);
         if (m->tp) tp_check(herd_comm_all_reduce(m->tp, mx, (size_t)N, HERD_F32, HERD_MAX));
-        be->xent_sumexp_pick(se_pick, se_pick + N, s->logits, mx, s->targets, m->vocab_start,
+        be->xent_sumexp_pick(be, se_pick, se_pick + N, s->logits, mx, s->targets, m->vocab_start,
                              N, V);
     }
     if (m->tp) tp_check(herd_comm_all_reduce(m->tp, se_pick, 2 * (size_t)N, HERD_F32, HERD_SUM));
     /* lse and the losses from N triples on the host (a few floats per token) */
     float *h = malloc(sizeof(float) * 3 * (size_t)N);
     int32_t *tg = malloc(sizeof(int32_t) * (size_t)N);
-    be->copy_d2h(h, m->xent_tmp, sizeof(float) * 3 * (size_t)N);
-    be->copy_d2h(tg, s->targets, sizeof(int32_t) * (size_t)N);
+    be->copy_d2h(be, h, m->xent_tmp, sizeof(float) * 3 * (size_t)N);
+    be->copy_d2h(be, tg, s->targets, sizeof(int32_t) * (size_t)N);
     float *lse = malloc(sizeof(float) * 2 * (size_t)N), *loss = lse + N;
     for (int i = 0; i < N; i++) {
         lse[i] = h[i] + logf(h[N + i]);
         loss[i] = tg[i] >= 0 ? lse[i] - h[2 * N + i] : 0.0f;
     }
-    be->copy_h2d(s->lse, lse, sizeof(float) * (size_t)N);
-    be->copy_h2d(s->losses, loss, sizeof(float) * (size_t)N);
+    be->copy_h2d(be, s->lse, lse, sizeof(float) * (size_t)N);
+    be->copy_h2d(be, s->losses, loss, sizeof(float) * (size_t)N);
     free(h);
     free(tg);
     free(lse);
@@ -859,7 +859,7 @@ static void cp_gather(herd_model *m, float *full, const float *local)
     free(counts);
     for (int r = 0; r < cp; r++)
         for (int b = 0; b < B; b++)
-            m->be->copy_d2d(full + ((size_t)b * T + (size_t)r * Tl) * kvd,
+            m->be->copy_d2d(m->be, full + ((size_t)b * T + (size_t)r * Tl) * kvd,
                             m->cp_tmp + ((size_t)r * B + b) * blk, sizeof(float) * blk);
 }
 
@@ -871,7 +871,7 @@ static void cp_reduce_grad(herd_model *m, float *local, const float *full)
     size_t kvd = (size_t)m->n_kv_local * m->dims.head_dim, blk = (size_t)Tl * kvd;
     for (int r = 0; r < cp; r++)
         for (int b = 0; b < B; b++)
-            m->be->copy_d2d(m->cp_tmp + ((size_t)r * B + b) * blk,
+            m->be->copy_d2d(m->be, m->cp_tmp + ((size_t)r * B + b) * blk,
                             full + ((size_t)b * T + (size_t)r * Tl) * kvd, sizeof(float) * blk);
     size_t *counts = calloc((size_t)cp, sizeof(size_t));
     for (int r = 0; r < cp; r++) counts[r] = (size_t)B * blk;
@@ -894,36 +894,36 @@ static void layer_forward(herd_model *m, herd_act_slot *s, int li, float *x_out)
     herd_layer_acts *a = &s->acts[li];
     const herd_layer_params *p = &m->layer[m->chunk_first[s->chunk] + li];
     /* attention block: norm (own rows), gather, column-parallel q/k/v */
-    be->rmsnorm_fwd(my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
+    be->rmsnorm_fwd(be, my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
     gather_rows(m, a->h1);
-    be->matmul_fwd(a->q, a->h1, p->wq, N, H * hd, dm, 0);   /* [N, Hl*hd] */
-    be->matmul_fwd(a->k, a->h1, p->wk, N, KV * hd, dm, 0);  /* [N, KVl*hd] */
-    be->matmul_fwd(a->v, a->h1, p->wv, N, KV * hd, dm, 0);
-    be->rope_fwd(a->q, m->rope_cs, s->pos, N, H, hd);        /* global positions */
-    be->rope_fwd(a->k, m->rope_cs, s->pos, N, KV, hd);
+    be->matmul_fwd(be, a->q, a->h1, p->wq, N, H * hd, dm, 0);   /* [N, Hl*hd] */
+    be->matmul_fwd(be, a->k, a->h1, p->wk, N, KV * hd, dm, 0);  /* [N, KVl*hd] */
+    be->matmul_fwd(be, a->v, a->h1, p->wv, N, KV * hd, dm, 0);
+    be->rope_fwd(be, a->q, m->rope_cs, s->pos, N, H, hd);        /* global positions */
+    be->rope_fwd(be, a->k, m->rope_cs, s->pos, N, KV, hd);
     if (m->cp) {
         cp_gather(m, a->kg, a->k);
         cp_gather(m, a->vg, a->v);
-        be->attention_fwd_pos(a->o, a->att, a->q, a->kg, a->vg, s->pos, s->doc, s->kpos,
+        be->attention_fwd_pos(be, a->o, a->att, a->q, a->kg, a->vg, s->pos, s->doc, s->kpos,
                               s->kdoc, B, Tl, T, H, KV, hd);
     } else if (use_flash(m)) {
-        be->attention_flash_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
+        be->attention_flash_fwd(be, a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
     } else {
-        be->attention_fwd(a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
+        be->attention_fwd(be, a->o, a->att, a->q, a->k, a->v, s->doc, B, T, H, KV, hd);
     }
     /* row-parallel o_proj: partial sums, reduced, then the residual */
-    be->matmul_fwd(m->part, a->o, p->wo, N, dm, H * hd, 0);
+    be->matmul_fwd(be, m->part, a->o, p->wo, N, dm, H * hd, 0);
     reduce_rows(m, a->x_mid, m->part);
-    be->add_inplace(a->x_mid, a->x_in, (size_t)Nl * dm);
+    be->add_inplace(be, a->x_mid, a->x_in, (size_t)Nl * dm);
     /* feed-forward block */
-    be->rmsnorm_fwd(my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
+    be->rmsnorm_fwd(be, my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
     gather_rows(m, a->h2);
-    be->matmul_fwd(a->gate, a->h2, p->w_gate, N, F, dm, 0); /* [N, Fl] */
-    be->matmul_fwd(a->up, a->h2, p->w_up, N, F, dm, 0);
-    be->swiglu_fwd(a->act, a->gate, a->up, (size_t)N * F);
-    be->matmul_fwd(m->part, a->act, p->w_down, N, dm, F, 0);
+    be->matmul_fwd(be, a->gate, a->h2, p->w_gate, N, F, dm, 0); /* [N, Fl] */
+    be->matmul_fwd(be, a->up, a->h2, p->w_up, N, F, dm, 0);
+    be->swiglu_fwd(be, a->act, a->gate, a->up, (size_t)N * F);
+    be->matmul_fwd(be, m->part, a->act, p->w_down, N, dm, F, 0);
     reduce_rows(m, x_out, m->part);
-    be->add_inplace(x_out, a->x_mid, (size_t)Nl * dm);
+    be->add_inplace(be, x_out, a->x_mid, (size_t)Nl * dm);
 }
 
 double herd_model_chunk_forward(herd_model *m, int slot)
@@ -936,19 +936,19 @@ double herd_model_chunk_forward(herd_model *m, int slot)
     float eps = (float)d->norm_eps;
 
     if (stage == 0) { /* vocabulary-parallel embedding: each rank looks up its rows, zeros elsewhere */
-        be->embedding_fwd(m->tp ? m->part : s->acts[0].x_in, s->tokens, m->wte, N, dm);
+        be->embedding_fwd(be, m->tp ? m->part : s->acts[0].x_in, s->tokens, m->wte, N, dm);
         if (m->tp) reduce_rows(m, s->acts[0].x_in, m->part);
     }
     for (int li = 0; li < nl; li++)
         layer_forward(m, s, li, li + 1 < nl ? s->acts[li + 1].x_in : s->x_out);
     if (stage != m->n_stages - 1) return 0.0;
-    be->rmsnorm_fwd(my_rows(m, s->h_final), s->rstd_f, s->x_out, m->norm_f, Nl, dm, eps);
+    be->rmsnorm_fwd(be, my_rows(m, s->h_final), s->rstd_f, s->x_out, m->norm_f, Nl, dm, eps);
     gather_rows(m, s->h_final);
     if (!xent_chunked(m)) /* [N, Vl]; chunked: inside xent_forward, Vc columns at a time */
-        be->matmul_fwd(s->logits, s->h_final, m->lm_head, N, V, dm, 0);
+        be->matmul_fwd(be, s->logits, s->h_final, m->lm_head, N, V, dm, 0);
     xent_forward(m, s, N);
     float *losses = malloc(sizeof(float) * N);
-    be->copy_d2h(losses, s->losses, sizeof(float) * N);
+    be->copy_d2h(be, losses, s->losses, sizeof(float) * N);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += losses[i];  /* ignored targets contribute 0 */
     free(losses);
@@ -964,7 +964,7 @@ static float *full_grad(herd_model *m)
 {
     if (!m->sp) return m->d_res;
     size_t n = (size_t)m->N_local * m->dims.d_model;
-    m->be->copy_d2d(my_rows(m, m->d_full), m->d_res, sizeof(float) * n);
+    m->be->copy_d2d(m->be, my_rows(m, m->d_full), m->d_res, sizeof(float) * n);
     gather_rows(m, m->d_full);
     return m->d_full;
 }
@@ -988,11 +988,11 @@ static void recompute_selective(herd_model *m, herd_act_slot *s, int li)
     const herd_layer_params *p = &m->layer[m->chunk_first[s->chunk] + li];
     int Nl = m->N_local, dm = m->dims.d_model;
     float eps = (float)m->dims.norm_eps;
-    be->rmsnorm_fwd(my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
+    be->rmsnorm_fwd(be, my_rows(m, a->h1), a->rstd1, a->x_in, p->attn_norm, Nl, dm, eps);
     gather_rows(m, a->h1);
-    be->rmsnorm_fwd(my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
+    be->rmsnorm_fwd(be, my_rows(m, a->h2), a->rstd2, a->x_mid, p->ffn_norm, Nl, dm, eps);
     gather_rows(m, a->h2);
-    be->swiglu_fwd(a->act, a->gate, a->up, (size_t)m->B * m->T_local * m->ffn_local);
+    be->swiglu_fwd(be, a->act, a->gate, a->up, (size_t)m->B * m->T_local * m->ffn_local);
 }
 
 /* Tensors per transformer layer, in build_table's order. */
@@ -1018,15 +1018,16 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         if (xent_chunked(m)) {
             xent_backward_chunked(m, s, N, loss_scale);
         } else {
-            be->xent_bwd_range(s->logits, s->lse, s->targets, m->vocab_start, N, V, loss_scale);
-            be->matmul_bwd(m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm, 0);
+            be->xent_bwd_range(be, s->logits, s->lse, s->targets, m->vocab_start, N, V, loss_scale);
+            be->matmul_bwd(be, m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm,
+                           0);
         }
-        be->zero(m->d_res, (size_t)Nl * dm);
-        be->rmsnorm_bwd(m->d_res, m->g_norm_f, reduced_dh(m), s->x_out, m->norm_f, s->rstd_f, Nl,
-                        dm);
+        be->zero(be, m->d_res, (size_t)Nl * dm);
+        be->rmsnorm_bwd(be, m->d_res, m->g_norm_f, reduced_dh(m), s->x_out, m->norm_f, s->rstd_f,
+                        Nl, dm);
         grads_ready(m, m->has_embed + LAYER_TENSORS * m->n_layers_local, m->n_tensors);
     } else {
-        be->copy_d2d(m->d_res, s->d_out, sizeof(float) * (size_t)Nl * dm);
+        be->copy_d2d(be, m->d_res, s->d_out, sizeof(float) * (size_t)Nl * dm);
     }
     for (int li = nl - 1; li >= 0; li--) {
         if (m->recompute == HERD_RECOMPUTE_FULL)
@@ -1037,41 +1038,41 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         const herd_layer_params *p = &m->layer[m->chunk_first[c] + li];
         herd_layer_params *g = &m->g_layer[m->chunk_first[c] + li];
         /* feed-forward block; d_res is the gradient of the layer's output */
-        be->matmul_bwd(m->d_act, g->w_down, full_grad(m), a->act, p->w_down, N, dm, F, 0);
-        be->swiglu_bwd(m->d_gate, m->d_up, m->d_act, a->gate, a->up, (size_t)N * F);
-        be->matmul_bwd(m->d_h, g->w_gate, m->d_gate, a->h2, p->w_gate, N, F, dm, 0);
-        be->matmul_bwd(m->d_h, g->w_up, m->d_up, a->h2, p->w_up, N, F, dm, 1);
-        be->rmsnorm_bwd(m->d_res, g->ffn_norm, reduced_dh(m), a->x_mid, p->ffn_norm, a->rstd2, Nl,
-                        dm);
+        be->matmul_bwd(be, m->d_act, g->w_down, full_grad(m), a->act, p->w_down, N, dm, F, 0);
+        be->swiglu_bwd(be, m->d_gate, m->d_up, m->d_act, a->gate, a->up, (size_t)N * F);
+        be->matmul_bwd(be, m->d_h, g->w_gate, m->d_gate, a->h2, p->w_gate, N, F, dm, 0);
+        be->matmul_bwd(be, m->d_h, g->w_up, m->d_up, a->h2, p->w_up, N, F, dm, 1);
+        be->rmsnorm_bwd(be, m->d_res, g->ffn_norm, reduced_dh(m), a->x_mid, p->ffn_norm, a->rstd2,
+                        Nl, dm);
         /* attention block; d_res is now the gradient of x_mid */
-        be->matmul_bwd(m->d_o, g->wo, full_grad(m), a->o, p->wo, N, dm, H * hd, 0);
+        be->matmul_bwd(be, m->d_o, g->wo, full_grad(m), a->o, p->wo, N, dm, H * hd, 0);
         if (m->cp) {
-            be->attention_bwd_pos(m->d_q, m->d_kg, m->d_vg, m->d_att, m->d_o, a->att, a->q, a->kg,
-                                  a->vg, B, Tl, T, H, KV, hd);
+            be->attention_bwd_pos(be, m->d_q, m->d_kg, m->d_vg, m->d_att, m->d_o, a->att, a->q,
+                                  a->kg, a->vg, B, Tl, T, H, KV, hd);
             cp_reduce_grad(m, m->d_k, m->d_kg);
             cp_reduce_grad(m, m->d_v, m->d_vg);
         } else if (use_flash(m)) {
-            be->attention_flash_bwd(m->d_q, m->d_k, m->d_v, m->d_o, a->o, a->att, a->q, a->k,
+            be->attention_flash_bwd(be, m->d_q, m->d_k, m->d_v, m->d_o, a->o, a->att, a->q, a->k,
                                     a->v, s->doc, B, T, H, KV, hd);
         } else {
-            be->attention_bwd(m->d_q, m->d_k, m->d_v, m->d_att, m->d_o, a->att, a->q, a->k, a->v,
-                              s->doc, B, T, H, KV, hd);
+            be->attention_bwd(be, m->d_q, m->d_k, m->d_v, m->d_att, m->d_o, a->att, a->q, a->k,
+                              a->v, s->doc, B, T, H, KV, hd);
         }
-        be->rope_bwd(m->d_q, m->rope_cs, s->pos, N, H, hd);
-        be->rope_bwd(m->d_k, m->rope_cs, s->pos, N, KV, hd);
-        be->matmul_bwd(m->d_h, g->wq, m->d_q, a->h1, p->wq, N, H * hd, dm, 0);
-        be->matmul_bwd(m->d_h, g->wk, m->d_k, a->h1, p->wk, N, KV * hd, dm, 1);
-        be->matmul_bwd(m->d_h, g->wv, m->d_v, a->h1, p->wv, N, KV * hd, dm, 1);
-        be->rmsnorm_bwd(m->d_res, g->attn_norm, reduced_dh(m), a->x_in, p->attn_norm, a->rstd1, Nl,
-                        dm);
+        be->rope_bwd(be, m->d_q, m->rope_cs, s->pos, N, H, hd);
+        be->rope_bwd(be, m->d_k, m->rope_cs, s->pos, N, KV, hd);
+        be->matmul_bwd(be, m->d_h, g->wq, m->d_q, a->h1, p->wq, N, H * hd, dm, 0);
+        be->matmul_bwd(be, m->d_h, g->wk, m->d_k, a->h1, p->wk, N, KV * hd, dm, 1);
+        be->matmul_bwd(be, m->d_h, g->wv, m->d_v, a->h1, p->wv, N, KV * hd, dm, 1);
+        be->rmsnorm_bwd(be, m->d_res, g->attn_norm, reduced_dh(m), a->x_in, p->attn_norm, a->rstd1,
+                        Nl, dm);
         int t0 = m->has_embed + LAYER_TENSORS * (m->chunk_first[c] + li);
         grads_ready(m, t0, t0 + LAYER_TENSORS);
     }
     if (stage == 0) {
-        be->embedding_bwd(m->g_wte, full_grad(m), s->tokens, N, dm);
+        be->embedding_bwd(be, m->g_wte, full_grad(m), s->tokens, N, dm);
         grads_ready(m, 0, m->has_embed);
     }
-    else be->copy_d2d(s->d_in, m->d_res, sizeof(float) * (size_t)Nl * dm);
+    else be->copy_d2d(be, s->d_in, m->d_res, sizeof(float) * (size_t)Nl * dm);
 }
 
 /* ---- the whole model, stage after stage ---------------------------------- */

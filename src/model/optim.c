@@ -6,8 +6,8 @@
 int herd_adamw_create(herd_adamw *o, const herd_model *m)
 {
     size_t bytes = sizeof(float) * (size_t)m->n_params;
-    o->m = m->be->alloc(bytes);
-    o->v = m->be->alloc(bytes);
+    o->m = m->be->alloc(m->be, bytes);
+    o->v = m->be->alloc(m->be, bytes);
     o->t = 0;
     if (!o->m || !o->v) {
         fprintf(stderr, "herd: optimizer: out of memory for the AdamW moments\n");
@@ -19,14 +19,14 @@ int herd_adamw_create(herd_adamw *o, const herd_model *m)
 
 void herd_adamw_destroy(herd_adamw *o, const herd_model *m)
 {
-    m->be->free(o->m);
-    m->be->free(o->v);
+    m->be->free(m->be, o->m);
+    m->be->free(m->be, o->v);
     o->m = o->v = NULL;
 }
 
 double herd_grad_norm(const herd_model *m)
 {
-    return sqrt(m->be->sumsq(m->grads, (size_t)m->n_params));
+    return sqrt(m->be->sumsq(m->be, m->grads, (size_t)m->n_params));
 }
 
 double herd_adamw_step(herd_adamw *o, herd_model *m, const herd_config *c, double lr,
@@ -39,7 +39,7 @@ double herd_adamw_step(herd_adamw *o, herd_model *m, const herd_config *c, doubl
     float bc2 = (float)(1.0 - pow(c->optim.beta2, (double)o->t));
     for (int i = 0; i < m->n_tensors; i++) {
         const herd_tensor *t = &m->tensors[i];
-        m->be->adamw(m->params + t->offset, m->grads + t->offset, o->m + t->offset,
+        m->be->adamw(m->be, m->params + t->offset, m->grads + t->offset, o->m + t->offset,
                      o->v + t->offset, (size_t)t->numel, (float)lr, (float)c->optim.beta1,
                      (float)c->optim.beta2, (float)c->optim.eps, t->decay ? (float)c->optim.weight_decay : 0.0f,
                      bc1, bc2, (float)clip);

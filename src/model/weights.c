@@ -66,7 +66,7 @@ int herd_weights_load(herd_model *m, const char *path)
             fprintf(stderr, "herd: %s: %s: read failed\n", path, t->name);
         else rc = 0;
     }
-    if (rc == 0) m->be->copy_h2d(m->params, host, sizeof(float) * (size_t)m->n_params);
+    if (rc == 0) m->be->copy_h2d(m->be, m->params, host, sizeof(float) * (size_t)m->n_params);
     free(host);
     herd_st_header_free(&h);
     fclose(f);
@@ -81,7 +81,7 @@ int herd_weights_save(const herd_model *m, const char *path)
     }
     float *host = malloc(sizeof(float) * (size_t)m->n_params);
     herd_st_tensor *st = calloc(m->n_tensors, sizeof *st);
-    m->be->copy_d2h(host, m->params, sizeof(float) * (size_t)m->n_params);
+    m->be->copy_d2h(m->be, host, m->params, sizeof(float) * (size_t)m->n_params);
     for (int i = 0; i < m->n_tensors; i++) {
         const herd_tensor *t = &m->tensors[i];
         st[i] = (herd_st_tensor){t->name, "F32", t->ndim, {t->shape[0], t->shape[1]},

@@ -34,21 +34,22 @@ int herd_fsdp_create(herd_fsdp *f, herd_model *m, herd_comm *dp)
         f->grad = m->grads;
     } else {
         f->owns = 1;
-        f->master = be->alloc(bytes);
-        f->grad = be->alloc(bytes);
+        f->master = be->alloc(be, bytes);
+        f->grad = be->alloc(be, bytes);
         if (!f->master || !f->grad) goto oom;
         for (int i = 0; i < m->n_tensors; i++) {
             const herd_tensor *t = &m->tensors[i];
-            be->copy_d2d(f->master + f->off[i], m->params + t->offset + f->row0[i] * row_elems(t),
+            be->copy_d2d(be, f->master + f->off[i],
+                         m->params + t->offset + f->row0[i] * row_elems(t),
                          sizeof(float) * (size_t)(f->rows[i] * row_elems(t)));
         }
     }
-    f->m = be->alloc(bytes);
-    f->v = be->alloc(bytes);
+    f->m = be->alloc(be, bytes);
+    f->v = be->alloc(be, bytes);
     if (!f->m || !f->v) goto oom;
     if (D > 1) {
         f->rank_counts = calloc((size_t)D, sizeof(size_t));
-        f->bucket = be->alloc(sizeof(float) * (size_t)m->n_params);
+        f->bucket = be->alloc(be, sizeof(float) * (size_t)m->n_params);
         if (!f->rank_counts || !f->bucket) goto oom;
         for (int i = 0; i < m->n_tensors; i++)
             for (int k = 0; k < D; k++) f->rank_counts[k] += f->counts[(size_t)i * D + k];
@@ -65,12 +66,12 @@ void herd_fsdp_destroy(herd_fsdp *f, const herd_model *m)
 {
     const herd_backend *be = m->be;
     if (f->owns) {
-        be->free(f->master);
-        be->free(f->grad);
+        be->free(be, f->master);
+        be->free(be, f->grad);
     }
-    be->free(f->m);
-    be->free(f->v);
-    be->free(f->bucket);
+    be->free(be, f->m);
+    be->free(be, f->v);
+    be->free(be, f->bucket);
     free(f->req);
     free(f->rank_counts);
     free(f->off);
@@ -96,8 +97,8 @@ static void bucket_copy(const herd_fsdp *f, const herd_model *m, float *full, fl
             for (int j = 0; j < k; j++) within += c[j];
             float *t = full + m->tensors[i].offset + within;
             if (c[k]) {
-                if (to_bucket) m->be->copy_d2d(bucket + pos, t, sizeof(float) * c[k]);
-                else m->be->copy_d2d(t, bucket + pos, sizeof(float) * c[k]);
+                if (to_bucket) m->be->copy_d2d(m->be, bucket + pos, t, sizeof(float) * c[k]);
+                else m->be->copy_d2d(m->be, t, bucket + pos, sizeof(float) * c[k]);
             }
             pos += c[k];
         }
@@ -111,7 +112,7 @@ int herd_fsdp_gather_params(herd_fsdp *f, herd_model *m)
     size_t mine = 0;
     for (int k = 0; k < f->dp->rank; k++) mine += f->rank_counts[k];
     /* this rank's block is its master shard buffer as it is */
-    m->be->copy_d2d(f->bucket + mine, f->master, sizeof(float) * (size_t)f->n_shard);
+    m->be->copy_d2d(m->be, f->bucket + mine, f->master, sizeof(float) * (size_t)f->n_shard);
     if (herd_comm_all_gather(f->dp, f->bucket + mine, f->bucket, f->rank_counts, HERD_F32))
         return -1;
     bucket_copy(f, m, m->params, f->bucket, 0, m->n_tensors, 0, NULL);
@@ -190,7 +191,7 @@ int herd_fsdp_grad_norm(herd_fsdp *f, const herd_model *m, herd_comm *world, dou
     for (int i = 0; i < m->n_tensors; i++) {
         const herd_tensor *t = &m->tensors[i];
         if (!t->tp_primary) continue; /* another TP rank holds the same numbers */
-        ss += m->be->sumsq(f->grad + f->off[i], (size_t)(f->rows[i] * row_elems(t)));
+        ss += m->be->sumsq(m->be, f->grad + f->off[i], (size_t)(f->rows[i] * row_elems(t)));
     }
     if (herd_comm_all_reduce(world, &ss, 1, HERD_F64, HERD_SUM)) return -1;
     *norm = sqrt(ss);
@@ -209,7 +210,7 @@ void herd_fsdp_step(herd_fsdp *f, const herd_model *m, const herd_config *c, dou
         const herd_tensor *t = &m->tensors[i];
         size_t n = (size_t)(f->rows[i] * row_elems(t));
         if (!n) continue;
-        m->be->adamw(f->master + f->off[i], f->grad + f->off[i], f->m + f->off[i],
+        m->be->adamw(m->be, f->master + f->off[i], f->grad + f->off[i], f->m + f->off[i],
                      f->v + f->off[i], n, (float)lr, (float)c->optim.beta1, (float)c->optim.beta2,
                      (float)c->optim.eps, t->decay ? (float)c->optim.weight_decay : 0.0f, bc1, bc2,
                      (float)clip);

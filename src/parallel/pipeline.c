@@ -100,7 +100,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
     r.slot = malloc(sizeof(int) * V * N);
     r.rreq = calloc(2 * (size_t)V * N, sizeof(*r.rreq));
     r.sreq = calloc(2 * (size_t)V * N, sizeof(*r.sreq));
-    r.bsend = m->pp ? m->be->alloc(sizeof(float) * (size_t)V * N * r.io) : NULL;
+    r.bsend = m->pp ? m->be->alloc(m->be, sizeof(float) * (size_t)V * N * r.io) : NULL;
     int rc = warm && ops && r.slot && r.rreq && r.sreq && (!m->pp || r.bsend) ? 0 : -1;
     if (rc == 0 && herd_pipe_plan(P, V, N, warm) < 0) {
         fprintf(stderr, "herd: pipeline: no schedule for pp %d, virtual_stages %d, %d "
@@ -140,7 +140,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
             m->grad_final = i == last_b[o->chunk];
             herd_model_chunk_backward(m, sl, loss_scale);
             m->grad_final = 0;
-            if (s > 0) m->be->copy_d2d(r.bsend + (size_t)k * r.io, m->slots[sl].d_in,
+            if (s > 0) m->be->copy_d2d(m->be, r.bsend + (size_t)k * r.io, m->slots[sl].d_in,
                                        sizeof(float) * r.io);
         }
         double t1 = herd_now_s();
@@ -170,7 +170,7 @@ int herd_pipe_run(herd_model *m, const int32_t *tokens, const int32_t *targets,
         st->peak_slots = m->peak_slots;
     }
     *loss_sum = loss;
-    if (r.bsend) m->be->free(r.bsend);
+    if (r.bsend) m->be->free(m->be, r.bsend);
     free(r.slot); free(r.rreq); free(r.sreq); free(warm); free(ops); free(last_b);
     return rc;
 }

@@ -13,28 +13,29 @@ static struct {
 } pending;
 
 /* Stands in for xent_bwd_range inside herd_model_backward. */
-static void logits_grad(float *logits, const float *lse, const int32_t *targets, int v0, int n,
-                        int V, float scale)
+static void logits_grad(const herd_backend *wrapped, float *logits, const float *lse,
+                        const int32_t *targets, int v0, int n, int V, float scale)
 {
     const herd_backend *be = pending.base;
+    (void)wrapped;
     if (pending.row_scale) {
-        be->xent_bwd_range(logits, lse, targets, v0, n, V, 1.0f);
+        be->xent_bwd_range(be, logits, lse, targets, v0, n, V, 1.0f);
         float *h = malloc(sizeof(float) * (size_t)n * V);
-        be->copy_d2h(h, logits, sizeof(float) * (size_t)n * V);
+        be->copy_d2h(be, h, logits, sizeof(float) * (size_t)n * V);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < V; j++) h[(size_t)i * V + j] *= pending.row_scale[i] * scale;
-        be->copy_h2d(logits, h, sizeof(float) * (size_t)n * V);
+        be->copy_h2d(be, logits, h, sizeof(float) * (size_t)n * V);
         free(h);
         return;
     }
-    be->zero(logits, (size_t)n * V);
+    be->zero(be, logits, (size_t)n * V);
     for (int k = 0; k < pending.n; k++) { /* entries may repeat: add */
         size_t at = (size_t)pending.row[k] * V + (size_t)(pending.col[k] - v0);
         if (pending.col[k] < v0 || pending.col[k] >= v0 + V) continue;
         float g;
-        be->copy_d2h(&g, logits + at, sizeof g);
+        be->copy_d2h(be, &g, logits + at, sizeof g);
         g += pending.value[k] * scale;
-        be->copy_h2d(logits + at, &g, sizeof g);
+        be->copy_h2d(be, logits + at, &g, sizeof g);
     }
 }
 
@@ -74,7 +75,7 @@ void herd_model_seq_logprobs(const herd_model *m, const int32_t *targets, int B,
     /* the per-token losses of the last herd_model_forward live in the slot of
      * its last chunk (one process: the only chunk) */
     const herd_act_slot *sl = &m->slots[m->simple_slot[m->n_chunks - 1]];
-    m->be->copy_d2h(loss, sl->losses, sizeof(float) * N);
+    m->be->copy_d2h(m->be, loss, sl->losses, sizeof(float) * N);
     for (int b = 0; b < B; b++) {
         double s = 0.0;
         int64_t c = 0;

@@ -24,7 +24,7 @@ int herd_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int 
     int V = m->dims.vocab_size;
     for (int b = 0; b < B; b++) {
         float v;
-        m->be->copy_d2h(&v, m->logits + ((size_t)b * T + last[b]) * V + head_id, sizeof v);
+        m->be->copy_d2h(m->be, &v, m->logits + ((size_t)b * T + last[b]) * V + head_id, sizeof v);
         reward[b] = v;
     }
     return 0;

@@ -241,7 +241,7 @@ static int dump_params(herd_model *m, const herd_grid *g, const char *path)
         float *piece = malloc(sizeof(float) * (size_t)t->numel);
         float *pieces = malloc(sizeof(float) * (size_t)t->numel * P);
         int64_t off[2] = {t->global_offset[0], t->global_offset[1]}, *offs = malloc(16 * P);
-        be->copy_d2h(piece, m->params + t->offset, sizeof(float) * (size_t)t->numel);
+        be->copy_d2h(be, piece, m->params + t->offset, sizeof(float) * (size_t)t->numel);
         for (int r = 0; r < P; r++) counts[r] = (size_t)t->numel, ocounts[r] = 2;
         rc = herd_comm_all_gather(g->tp_group, piece, pieces, counts, HERD_F32) ||
              herd_comm_all_gather(g->tp_group, off, offs, ocounts, HERD_I64);
@@ -406,7 +406,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         herd_model_destroy(&model);
         rc = -1;
     }
-    if (rc == 0 && be->set_matmul_bf16) be->set_matmul_bf16(bf16);
+    if (rc == 0 && be->set_matmul_bf16) be->set_matmul_bf16(be, bf16);
     if (rc == 0 && herd_fsdp_create(&fsdp, &model, grid.dp_dev)) {
         herd_model_destroy(&model);
         rc = -1;
@@ -491,13 +491,13 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         for (size_t i = 0; i < (size_t)n_local * T; i++) n_valid += hb.targets[i] >= 0;
         if (herd_comm_all_reduce(grid.dp_group, &n_valid, 1, HERD_I64, HERD_SUM)) herd_comm_abort(1);
 
-        if (be->mem_peak) be->mem_peak(1); /* the step's peak starts from what is allocated now */
+        if (be->mem_peak) be->mem_peak(be, 1); /* the step's peak starts from what is allocated now */
         herd_model_zero_grad(&model);
         if (c->train.overlap_grad_reduce && herd_fsdp_overlap_begin(&fsdp, &model)) herd_comm_abort(1);
         /* bf16: the weights rounded once for all of the step's GEMMs (they
          * change only in the optimizer step, after the bracket) */
         int w16 = bf16 && be->weights_bf16_begin;
-        if (w16 && be->weights_bf16_begin(model.params, (size_t)model.n_params)) herd_comm_abort(1);
+        if (w16 && be->weights_bf16_begin(be, model.params, (size_t)model.n_params)) herd_comm_abort(1);
         double loss_sum = 0.0;
         /* the micro-batches through the pipeline schedule (one stage: forward,
          * backward, one after the other); loss summed over the stages */
@@ -506,7 +506,7 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         if (herd_pipe_run(&model, hb.tokens, hb.targets, hb.doc, (int)n_micro, B, T,
                           (float)(1.0 / (double)n_valid), &loss_sum, want_sched ? &pst : NULL))
             herd_comm_abort(1);
-        if (w16) be->weights_bf16_end();
+        if (w16) be->weights_bf16_end(be);
         if (want_sched) {
             if (grid.dp_rank == 0 && grid.cp_rank == 0 && grid.tp_rank == 0 &&
                 herd_pipe_print(&model, &pst, (int)n_micro, stdout))
@@ -531,12 +531,12 @@ int herd_train(const herd_config *c, const char *config_origin, const herd_train
         if (herd_train_ckpt_snapshot_wait(&tck, &ckpt_stall)) { rc = -1; break; }
         herd_fsdp_step(&fsdp, &model, c, lr, gnorm);
         if (herd_fsdp_gather_params(&fsdp, &model)) herd_comm_abort(1);
-        be->synchronize();
+        be->synchronize(be);
         tokens_seen += n_seqs * T;
         step++;
 
         double dt = now_s() - t0, tps = (double)(n_seqs * T) / dt;
-        double mem_peak = be->mem_peak ? (double)be->mem_peak(0) : 0.0;
+        double mem_peak = be->mem_peak ? (double)be->mem_peak(be, 0) : 0.0;
         double fpt = herd_mfu_flops_per_token(p_matmul, dims.n_layers, T, dims.d_model);
         double tps_dev = tps / grid.world_size; /* MFU is per device */
         herd_step_metrics sm = {

@@ -81,7 +81,7 @@ static float *host_view(herd_train_ckpt *tc, const herd_model *m, const herd_fsd
     if (!tc->stage) tc->stage = malloc(3 * n * sizeof(float));
     if (!tc->stage) return NULL;
     float *h = tc->stage + (size_t)which * n;
-    m->be->copy_d2h(h, dev, n * sizeof(float));
+    m->be->copy_d2h(m->be, h, dev, n * sizeof(float));
     return h;
 }
 
@@ -229,7 +229,7 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
             float *out = dst[k] + f->off[i];
             if (!cpu) out = tmp = realloc(tmp, n * sizeof(float));
             rc = herd_ckpt_read(ck, kinds[k], t->name, t->ndim, s.offset, s.shape, out);
-            if (rc == 0 && !cpu) m->be->copy_h2d(dst[k] + f->off[i], tmp, n * sizeof(float));
+            if (rc == 0 && !cpu) m->be->copy_h2d(m->be, dst[k] + f->off[i], tmp, n * sizeof(float));
         }
     free(tmp);
     free(meta);

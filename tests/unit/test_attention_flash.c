@@ -58,10 +58,10 @@ static int flash_case(int B, int T, int H, int KV, int hd, int docs)
     float *fo = calloc(nq, 4), *lse = calloc((size_t)B * H * T, 4);
     /* the flash outputs start as garbage: the ops overwrite them */
     float *fdq = randn(nq, 7), *fdk = randn(nk, 8), *fdv = randn(nk, 9);
-    cpu->attention_fwd(o, att, q, k, v, doc, B, T, H, KV, hd);
-    cpu->attention_flash_fwd(fo, lse, q, k, v, doc, B, T, H, KV, hd);
-    cpu->attention_bwd(dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
-    cpu->attention_flash_bwd(fdq, fdk, fdv, dout, fo, lse, q, k, v, doc, B, T, H, KV, hd);
+    cpu->attention_fwd(cpu, o, att, q, k, v, doc, B, T, H, KV, hd);
+    cpu->attention_flash_fwd(cpu, fo, lse, q, k, v, doc, B, T, H, KV, hd);
+    cpu->attention_bwd(cpu, dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
+    cpu->attention_flash_bwd(cpu, fdq, fdk, fdv, dout, fo, lse, q, k, v, doc, B, T, H, KV, hd);
     /* lse against the denominator in double */
     double lse_err = 0, scale = 1.0 / sqrt((double)hd);
     int group = H / KV;

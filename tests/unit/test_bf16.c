@@ -84,12 +84,12 @@ TEST(bf16_matmul_is_fp32_sums_of_rounded_inputs)
           *dw_ref = malloc(nk * sizeof(float));
     memcpy(dw_ref, dw, nk * sizeof(float));
 
-    be->set_matmul_bf16(0); /* the reference: fp32 ops on rounded inputs */
-    be->matmul_fwd(ref, a16, w16, M, N, K, 1);
-    be->matmul_bwd(da_ref, dw_ref, d16, a16, w16, M, N, K, 0);
-    be->set_matmul_bf16(1);
-    be->matmul_fwd(out, a, w, M, N, K, 1);
-    be->matmul_bwd(da, dw, dout, a, w, M, N, K, 0);
+    be->set_matmul_bf16(be, 0); /* the reference: fp32 ops on rounded inputs */
+    be->matmul_fwd(be, ref, a16, w16, M, N, K, 1);
+    be->matmul_bwd(be, da_ref, dw_ref, d16, a16, w16, M, N, K, 0);
+    be->set_matmul_bf16(be, 1);
+    be->matmul_fwd(be, out, a, w, M, N, K, 1);
+    be->matmul_bwd(be, da, dw, dout, a, w, M, N, K, 0);
     CHECK(same(out, ref, mn));
     CHECK(same(da, da_ref, mk));
     CHECK(same(dw, dw_ref, nk));
@@ -97,9 +97,9 @@ TEST(bf16_matmul_is_fp32_sums_of_rounded_inputs)
     float *a_again = randn(mk, 1);
     CHECK(same(a, a_again, mk));
     /* and fp32 mode is fp32 again: not the bf16 result */
-    be->set_matmul_bf16(0);
-    be->matmul_fwd(out, a, w, M, N, K, 0);
-    be->matmul_fwd(ref, a16, w16, M, N, K, 0);
+    be->set_matmul_bf16(be, 0);
+    be->matmul_fwd(be, out, a, w, M, N, K, 0);
+    be->matmul_fwd(be, ref, a16, w16, M, N, K, 0);
     double diff = 0, mx = 0;
     for (size_t i = 0; i < mn; i++) {
         diff = fmax(diff, fabs(out[i] - ref[i]));
@@ -123,29 +123,29 @@ TEST(bf16_weights_rounded_once_per_step)
     float *a = randn(mk, 7), *dout = randn(mn, 8);
     float *ref = malloc(mn * sizeof(float)), *out = malloc(mn * sizeof(float));
     float *da_ref = calloc(mk, sizeof(float)), *da = calloc(mk, sizeof(float));
-    be->set_matmul_bf16(1);
-    be->matmul_fwd(ref, a, w, M, N, K, 0);
-    be->matmul_bwd(da_ref, NULL, dout, a, w, M, N, K, 0);
-    CHECK(be->weights_bf16_begin != NULL && be->weights_bf16_begin(params, np) == 0);
-    be->matmul_fwd(out, a, w, M, N, K, 0);
-    be->matmul_bwd(da, NULL, dout, a, w, M, N, K, 0);
+    be->set_matmul_bf16(be, 1);
+    be->matmul_fwd(be, ref, a, w, M, N, K, 0);
+    be->matmul_bwd(be, da_ref, NULL, dout, a, w, M, N, K, 0);
+    CHECK(be->weights_bf16_begin != NULL && be->weights_bf16_begin(be, params, np) == 0);
+    be->matmul_fwd(be, out, a, w, M, N, K, 0);
+    be->matmul_bwd(be, da, NULL, dout, a, w, M, N, K, 0);
     CHECK(same(out, ref, mn));
     CHECK(same(da, da_ref, mk));
     for (size_t i = 0; i < nk; i++) w[i] += 1.0f; /* behind the copy's back */
-    be->matmul_fwd(out, a, w, M, N, K, 0);
+    be->matmul_fwd(be, out, a, w, M, N, K, 0);
     CHECK(same(out, ref, mn)); /* the copy, not w */
     /* an input outside the parameters is rounded per call as before */
     float *a2 = randn(mk, 9), *ref2 = malloc(mn * sizeof(float));
-    be->matmul_fwd(out, a2, w, M, N, K, 0);
-    be->weights_bf16_end();
-    be->matmul_fwd(ref2, a2, w, M, N, K, 0); /* after end: the changed w */
+    be->matmul_fwd(be, out, a2, w, M, N, K, 0);
+    be->weights_bf16_end(be);
+    be->matmul_fwd(be, ref2, a2, w, M, N, K, 0); /* after end: the changed w */
     CHECK(!same(out, ref2, mn));
-    be->weights_bf16_begin(params, np); /* a new step copies the current values */
-    be->matmul_fwd(out, a2, w, M, N, K, 0);
-    be->weights_bf16_end();
-    be->matmul_fwd(ref2, a2, w, M, N, K, 0);
+    be->weights_bf16_begin(be, params, np); /* a new step copies the current values */
+    be->matmul_fwd(be, out, a2, w, M, N, K, 0);
+    be->weights_bf16_end(be);
+    be->matmul_fwd(be, ref2, a2, w, M, N, K, 0);
     CHECK(same(out, ref2, mn));
-    be->set_matmul_bf16(0);
+    be->set_matmul_bf16(be, 0);
     free(params); free(a); free(dout); free(ref); free(out); free(da_ref); free(da); free(a2);
     free(ref2);
 }

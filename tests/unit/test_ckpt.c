@@ -461,27 +461,34 @@ TEST(copy_and_alloc_hooks)
 /* The trainer's path on any backend: tensors in the backend's memory, the
  * snapshot taken with its copy_d2h (defer_copy: from the writer's thread).
  * CPU always; CUDA where a device exists. */
+static const herd_backend *copy_be; /* herd_ckpt_options.copy takes no context */
+static void copy_from_backend(void *dst, const void *src, size_t bytes)
+{
+    copy_be->copy_d2h(copy_be, dst, src, bytes);
+}
+
 static void save_from_backend(const herd_backend *be, const char *tag)
 {
     char dir[512], latest[600];
     snprintf(dir, sizeof dir, "%s/backend_%s", root, tag);
     fill(8);
-    float *dev = be->alloc(sizeof A[0]);
+    float *dev = be->alloc(be, sizeof A[0]);
     if (!dev) { CHECK(0); return; }
-    be->copy_h2d(dev, A[0], sizeof A[0]);
-    be->synchronize();
+    be->copy_h2d(be, dev, A[0], sizeof A[0]);
+    be->synchronize(be);
     herd_ckpt_slice sl = {.ndim = 2, .global_shape = {12, 8}, .offset = {0, 0}, .shape = {12, 8}, .data = dev};
     snprintf(sl.name, sizeof sl.name, "lm_head.weight");
     snprintf(sl.kind, sizeof sl.kind, "param");
     herd_ckpt_writer *w;
-    herd_ckpt_options opt = {.quiet = 1, .defer_copy = 1, .copy = be->copy_d2h};
-    if (herd_ckpt_writer_create(&w, MPI_COMM_NULL, &opt)) { CHECK(0); be->free(dev); return; }
+    copy_be = be;
+    herd_ckpt_options opt = {.quiet = 1, .defer_copy = 1, .copy = copy_from_backend};
+    if (herd_ckpt_writer_create(&w, MPI_COMM_NULL, &opt)) { CHECK(0); be->free(be, dev); return; }
     CHECK(herd_ckpt_save_begin(w, dir, 8, &sl, 1, NULL, 0) == 0);
     CHECK(herd_ckpt_snapshot_wait(w) == 0);
-    be->zero(dev, 96);   /* the optimizer may now change the tensor */
+    be->zero(be, dev, 96);   /* the optimizer may now change the tensor */
     CHECK(herd_ckpt_wait(w) == 0);
     CHECK(herd_ckpt_writer_destroy(w) == 0);
-    be->free(dev);
+    be->free(be, dev);
     herd_ckpt *c;
     if (herd_ckpt_find_latest(dir, latest, sizeof latest) || herd_ckpt_open(&c, latest)) { CHECK(0); return; }
     int64_t o[2] = {0, 0}, sh[2] = {12, 8};

@@ -17,8 +17,8 @@
 #include "tests/unit/test.h"
 #ifdef HERD_HAVE_CUDA
 /* from kernels/cuda/cuda_ops.h (not included whole: its names are this file's test names) */
-void cuda_matmul_bf16_fwd(float *out, const void *a, const void *w, int M, int N, int K,
-                          int accumulate);
+void cuda_matmul_bf16_fwd(const herd_backend *be, float *out, const void *a, const void *w, int M,
+                          int N, int K, int accumulate);
 void cuda_f32_to_bf16(void *dst, const float *src, size_t n);
 void cuda_bf16_to_f32(float *dst, const void *src, size_t n);
 #endif
@@ -44,11 +44,13 @@ static int32_t *randint(size_t n, uint64_t stream, int hi)
     return x;
 }
 
+static void gfree(void *p) { gpu->free(gpu, p); }
+
 /* a device copy of host data */
 static void *up(const void *h, size_t bytes)
 {
-    void *d = gpu->alloc(bytes);
-    if (d) gpu->copy_h2d(d, h, bytes);
+    void *d = gpu->alloc(gpu, bytes);
+    if (d) gpu->copy_h2d(gpu, d, h, bytes);
     return d;
 }
 
@@ -57,7 +59,7 @@ static int close_to(const char *what, const float *dev, const float *ref, size_t
                     double rtol)
 {
     float *h = malloc((n ? n : 1) * sizeof(float));
-    gpu->copy_d2h(h, dev, n * sizeof(float));
+    gpu->copy_d2h(gpu, h, dev, n * sizeof(float));
     size_t bad = 0, worst = 0;
     double worst_excess = -1;
     for (size_t i = 0; i < n; i++) {
@@ -81,7 +83,7 @@ static int close_def(const char *what, const float *dev, const float *ref, size_
 static int same_bits(const char *what, const float *dev, const float *host, size_t n)
 {
     float *h = malloc((n ? n : 1) * sizeof(float));
-    gpu->copy_d2h(h, dev, n * sizeof(float));
+    gpu->copy_d2h(gpu, h, dev, n * sizeof(float));
     int ok = memcmp(h, host, n * sizeof(float)) == 0;
     if (!ok) fprintf(stderr, "  %s: results differ bitwise\n", what);
     free(h);
@@ -95,24 +97,24 @@ TEST(cuda_memory)
     NEED_GPU();
     size_t n = 1000;
     float *z = calloc(n, sizeof(float)), *x = randn(n, 1, 1), *h = malloc(n * sizeof(float));
-    float *d1 = gpu->alloc(n * sizeof(float)), *d2 = gpu->alloc(n * sizeof(float));
+    float *d1 = gpu->alloc(gpu, n * sizeof(float)), *d2 = gpu->alloc(gpu, n * sizeof(float));
     CHECK(d1 && d2);
     CHECK(same_bits("alloc is zero-filled", d1, z, n));
-    gpu->copy_h2d(d1, x, n * sizeof(float));
-    gpu->copy_d2d(d2, d1, n * sizeof(float));
-    gpu->synchronize();
-    gpu->copy_d2h(h, d2, n * sizeof(float));
+    gpu->copy_h2d(gpu, d1, x, n * sizeof(float));
+    gpu->copy_d2d(gpu, d2, d1, n * sizeof(float));
+    gpu->synchronize(gpu);
+    gpu->copy_d2h(gpu, h, d2, n * sizeof(float));
     CHECK(memcmp(h, x, n * sizeof(float)) == 0);
-    gpu->zero(d2 + 10, n - 20);
-    gpu->copy_d2h(h, d2, n * sizeof(float));
+    gpu->zero(gpu, d2 + 10, n - 20);
+    gpu->copy_d2h(gpu, h, d2, n * sizeof(float));
     CHECK(memcmp(h, x, 10 * sizeof(float)) == 0);
     CHECK(memcmp(h + 10, z, (n - 20) * sizeof(float)) == 0);
     CHECK(memcmp(h + n - 10, x + n - 10, 10 * sizeof(float)) == 0);
-    void *d0 = gpu->alloc(0);  /* a zero-byte allocation is still a pointer */
+    void *d0 = gpu->alloc(gpu, 0);  /* a zero-byte allocation is still a pointer */
     CHECK(d0 != NULL);
-    gpu->free(d0);
-    gpu->free(NULL);
-    gpu->free(d1); gpu->free(d2);
+    gfree(d0);
+    gfree(NULL);
+    gfree(d1); gfree(d2);
     free(z); free(x); free(h);
 }
 
@@ -125,14 +127,14 @@ TEST(cuda_matmul_fwd)
     float *a = randn((size_t)M * K, 1, 1), *w = randn((size_t)N * K, 2, 1), *o = randn((size_t)M * N, 3, 1);
     float *ga = up(a, sizeof(float) * M * K), *gw = up(w, sizeof(float) * N * K),
           *go = up(o, sizeof(float) * M * N);
-    cpu->matmul_fwd(o, a, w, M, N, K, 1);  /* accumulate onto o */
-    gpu->matmul_fwd(go, ga, gw, M, N, K, 1);
+    cpu->matmul_fwd(cpu, o, a, w, M, N, K, 1);  /* accumulate onto o */
+    gpu->matmul_fwd(gpu, go, ga, gw, M, N, K, 1);
     CHECK(close_def("matmul_fwd accumulate", go, o, (size_t)M * N));
-    cpu->matmul_fwd(o, a, w, M, N, K, 0);  /* overwrite */
-    gpu->matmul_fwd(go, ga, gw, M, N, K, 0);
+    cpu->matmul_fwd(cpu, o, a, w, M, N, K, 0);  /* overwrite */
+    gpu->matmul_fwd(gpu, go, ga, gw, M, N, K, 0);
     CHECK(close_def("matmul_fwd", go, o, (size_t)M * N));
     free(a); free(w); free(o);
-    gpu->free(ga); gpu->free(gw); gpu->free(go);
+    gfree(ga); gfree(gw); gfree(go);
 }
 
 /* BF16 GEMM through cuBLASLt (kernels/cuda/matmul_lt.cu) against the CPU fp32
@@ -149,25 +151,25 @@ TEST(cuda_matmul_bf16)
               *o = randn((size_t)M * N, 3, 1);
         float *ga = up(a, sizeof(float) * M * K), *gw = up(w, sizeof(float) * N * K),
               *go = up(o, sizeof(float) * M * N);
-        void *ga16 = gpu->alloc(2 * (size_t)M * K), *gw16 = gpu->alloc(2 * (size_t)N * K);
+        void *ga16 = gpu->alloc(gpu, 2 * (size_t)M * K), *gw16 = gpu->alloc(gpu, 2 * (size_t)N * K);
         cuda_f32_to_bf16(ga16, ga, (size_t)M * K);
         cuda_f32_to_bf16(gw16, gw, (size_t)N * K);
         /* the round trip loses at most half a bf16 ulp: 8 significant bits, so
          * 2^-8 of the binade's lower end, at most 2^-8 relative (not 2^-9) */
-        float *back = gpu->alloc(sizeof(float) * (size_t)M * K);
+        float *back = gpu->alloc(gpu, sizeof(float) * (size_t)M * K);
         cuda_bf16_to_f32(back, ga16, (size_t)M * K);
         CHECK(close_to("bf16 round trip", back, a, (size_t)M * K, 0, 1.0 / 256));
-        cpu->matmul_fwd(o, a, w, M, N, K, 1);  /* accumulate onto o */
-        cuda_matmul_bf16_fwd(go, ga16, gw16, M, N, K, 1);
+        cpu->matmul_fwd(cpu, o, a, w, M, N, K, 1);  /* accumulate onto o */
+        cuda_matmul_bf16_fwd(gpu, go, ga16, gw16, M, N, K, 1);
         double mx = 0;
         for (size_t i = 0; i < (size_t)M * N; i++) mx = fmax(mx, fabs(o[i]));
         CHECK(close_to("matmul_bf16 accumulate", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
-        cpu->matmul_fwd(o, a, w, M, N, K, 0);
-        cuda_matmul_bf16_fwd(go, ga16, gw16, M, N, K, 0);
+        cpu->matmul_fwd(cpu, o, a, w, M, N, K, 0);
+        cuda_matmul_bf16_fwd(gpu, go, ga16, gw16, M, N, K, 0);
         CHECK(close_to("matmul_bf16", go, o, (size_t)M * N, 2e-2 * mx, 2e-2));
         free(a); free(w); free(o);
-        gpu->free(ga); gpu->free(gw); gpu->free(go); gpu->free(ga16); gpu->free(gw16);
-        gpu->free(back);
+        gfree(ga); gfree(gw); gfree(go); gfree(ga16); gfree(gw16);
+        gfree(back);
     }
 #endif
 }
@@ -183,22 +185,22 @@ TEST(cuda_matmul_bwd)
           *gdo = up(dout, sizeof(float) * M * N), *gda = up(da, sizeof(float) * M * K),
           *gdw = up(dw, sizeof(float) * N * K);
     /* da accumulates, dw always accumulates */
-    cpu->matmul_bwd(da, dw, dout, a, w, M, N, K, 1);
-    gpu->matmul_bwd(gda, gdw, gdo, ga, gw, M, N, K, 1);
+    cpu->matmul_bwd(cpu, da, dw, dout, a, w, M, N, K, 1);
+    gpu->matmul_bwd(gpu, gda, gdw, gdo, ga, gw, M, N, K, 1);
     CHECK(close_def("matmul_bwd da accumulate", gda, da, (size_t)M * K));
     CHECK(close_def("matmul_bwd dw", gdw, dw, (size_t)N * K));
     /* da overwritten; dw skipped */
-    cpu->matmul_bwd(da, NULL, dout, a, w, M, N, K, 0);
-    gpu->matmul_bwd(gda, NULL, gdo, ga, gw, M, N, K, 0);
+    cpu->matmul_bwd(cpu, da, NULL, dout, a, w, M, N, K, 0);
+    gpu->matmul_bwd(gpu, gda, NULL, gdo, ga, gw, M, N, K, 0);
     CHECK(close_def("matmul_bwd da", gda, da, (size_t)M * K));
     CHECK(close_def("matmul_bwd dw untouched", gdw, dw, (size_t)N * K));
     /* da skipped */
-    cpu->matmul_bwd(NULL, dw, dout, a, w, M, N, K, 0);
-    gpu->matmul_bwd(NULL, gdw, gdo, ga, gw, M, N, K, 0);
+    cpu->matmul_bwd(cpu, NULL, dw, dout, a, w, M, N, K, 0);
+    gpu->matmul_bwd(gpu, NULL, gdw, gdo, ga, gw, M, N, K, 0);
     CHECK(close_def("matmul_bwd dw again", gdw, dw, (size_t)N * K));
     CHECK(close_def("matmul_bwd da untouched", gda, da, (size_t)M * K));
     free(a); free(w); free(dout); free(da); free(dw);
-    gpu->free(ga); gpu->free(gw); gpu->free(gdo); gpu->free(gda); gpu->free(gdw);
+    gfree(ga); gfree(gw); gfree(gdo); gfree(gda); gfree(gdw);
 }
 
 /* ---- embedding -------------------------------------------------------------- */
@@ -214,15 +216,15 @@ TEST(cuda_embedding)
     float *gwte = up(wte, sizeof(float) * V * d), *gout = up(out, sizeof(float) * n * d),
           *gdo = up(dout, sizeof(float) * n * d), *gdw = up(dwte, sizeof(float) * V * d);
     int32_t *gtok = up(tok, sizeof(int32_t) * n);
-    cpu->embedding_fwd(out, tok, wte, n, d);
-    gpu->embedding_fwd(gout, gtok, gwte, n, d);
+    cpu->embedding_fwd(cpu, out, tok, wte, n, d);
+    gpu->embedding_fwd(gpu, gout, gtok, gwte, n, d);
     CHECK(close_to("embedding_fwd", gout, out, (size_t)n * d, 0, 0));
-    cpu->embedding_bwd(dwte, dout, tok, n, d);
-    gpu->embedding_bwd(gdw, gdo, gtok, n, d);
+    cpu->embedding_bwd(cpu, dwte, dout, tok, n, d);
+    gpu->embedding_bwd(gpu, gdw, gdo, gtok, n, d);
     /* the same additions in the same (token) order: the same bits */
     CHECK(same_bits("embedding_bwd", gdw, dwte, (size_t)V * d));
     free(tok); free(wte); free(out); free(dout); free(dwte);
-    gpu->free(gwte); gpu->free(gout); gpu->free(gdo); gpu->free(gdw); gpu->free(gtok);
+    gfree(gwte); gfree(gout); gfree(gdo); gfree(gdw); gfree(gtok);
 }
 
 /* ---- RMSNorm ------------------------------------------------------------------ */
@@ -236,8 +238,8 @@ static void rmsnorm_case(int n, int d, int *ok)
           *gout = up(out, sizeof(float) * n * d), *grstd = up(rstd, sizeof(float) * n),
           *gdo = up(dout, sizeof(float) * n * d), *gdx = up(dx, sizeof(float) * n * d),
           *gdw = up(dw, sizeof(float) * d);
-    cpu->rmsnorm_fwd(out, rstd, x, w, n, d, 1e-5f);
-    gpu->rmsnorm_fwd(gout, grstd, gx, gw, n, d, 1e-5f);
+    cpu->rmsnorm_fwd(cpu, out, rstd, x, w, n, d, 1e-5f);
+    gpu->rmsnorm_fwd(gpu, gout, grstd, gx, gw, n, d, 1e-5f);
     *ok &= close_def("rmsnorm_fwd out", gout, out, (size_t)n * d);
     *ok &= close_def("rmsnorm_fwd rstd", grstd, rstd, n);
     /* dx and dw accumulate onto what is there */
@@ -245,20 +247,20 @@ static void rmsnorm_case(int n, int d, int *ok)
           *dw1 = malloc(sizeof(float) * d);
     memcpy(dx0, dx, sizeof(float) * n * d);
     memcpy(dw0, dw, sizeof(float) * d);
-    cpu->rmsnorm_bwd(dx, dw, dout, x, w, rstd, n, d);
-    gpu->rmsnorm_bwd(gdx, gdw, gdo, gx, gw, grstd, n, d);
+    cpu->rmsnorm_bwd(cpu, dx, dw, dout, x, w, rstd, n, d);
+    gpu->rmsnorm_bwd(gpu, gdx, gdw, gdo, gx, gw, grstd, n, d);
     *ok &= close_def("rmsnorm_bwd dx", gdx, dx, (size_t)n * d);
     *ok &= close_def("rmsnorm_bwd dw", gdw, dw, d);
     /* deterministic: the same inputs give the same bits */
-    gpu->copy_d2h(dw1, gdw, sizeof(float) * d);
-    gpu->copy_h2d(gdx, dx0, sizeof(float) * n * d);
-    gpu->copy_h2d(gdw, dw0, sizeof(float) * d);
-    gpu->rmsnorm_bwd(gdx, gdw, gdo, gx, gw, grstd, n, d);
+    gpu->copy_d2h(gpu, dw1, gdw, sizeof(float) * d);
+    gpu->copy_h2d(gpu, gdx, dx0, sizeof(float) * n * d);
+    gpu->copy_h2d(gpu, gdw, dw0, sizeof(float) * d);
+    gpu->rmsnorm_bwd(gpu, gdx, gdw, gdo, gx, gw, grstd, n, d);
     *ok &= same_bits("rmsnorm_bwd dw rerun", gdw, dw1, d);
     free(dx0); free(dw0); free(dw1);
     free(x); free(w); free(out); free(rstd); free(dout); free(dx); free(dw);
-    gpu->free(gx); gpu->free(gw); gpu->free(gout); gpu->free(grstd); gpu->free(gdo);
-    gpu->free(gdx); gpu->free(gdw);
+    gfree(gx); gfree(gw); gfree(gout); gfree(grstd); gfree(gdo);
+    gfree(gdx); gfree(gdw);
 }
 
 TEST(cuda_rmsnorm)
@@ -290,15 +292,15 @@ TEST(cuda_rope)
     memcpy(x0, x, m * sizeof(float));
     float *gx = up(x, m * sizeof(float)), *gcs = up(cs, sizeof(float) * maxpos * hd);
     int32_t *gpos = up(pos, sizeof(int32_t) * n);
-    cpu->rope_fwd(x, cs, pos, n, nh, hd);
-    gpu->rope_fwd(gx, gcs, gpos, n, nh, hd);
+    cpu->rope_fwd(cpu, x, cs, pos, n, nh, hd);
+    gpu->rope_fwd(gpu, gx, gcs, gpos, n, nh, hd);
     CHECK(close_def("rope_fwd", gx, x, m));
-    cpu->rope_bwd(x, cs, pos, n, nh, hd);
-    gpu->rope_bwd(gx, gcs, gpos, n, nh, hd);
+    cpu->rope_bwd(cpu, x, cs, pos, n, nh, hd);
+    gpu->rope_bwd(gpu, gx, gcs, gpos, n, nh, hd);
     CHECK(close_def("rope_bwd", gx, x, m));
     CHECK(close_def("rope_bwd undoes rope_fwd", gx, x0, m));
     free(cs); free(pos); free(x); free(x0);
-    gpu->free(gx); gpu->free(gcs); gpu->free(gpos);
+    gfree(gx); gfree(gcs); gfree(gpos);
 }
 
 /* ---- attention ------------------------------------------------------------------ */
@@ -326,13 +328,13 @@ static void attention_case(int B, int T, int H, int KV, int hd, int *ok)
           *go = up(dout, nq * 4), *gatt = up(att, na * 4), *gdq = up(dout, nq * 4),
           *gdk = up(k, nk * 4), *gdv = up(v, nk * 4), *gscr = up(scr, (size_t)T * T * 4);
     int32_t *gdoc = up(doc, sizeof(int32_t) * B * T);
-    cpu->attention_fwd(o, att, q, k, v, doc, B, T, H, KV, hd);
-    gpu->attention_fwd(go, gatt, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    cpu->attention_fwd(cpu, o, att, q, k, v, doc, B, T, H, KV, hd);
+    gpu->attention_fwd(gpu, go, gatt, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= close_def("attention_fwd out", go, o, nq);
     *ok &= close_def("attention_fwd att", gatt, att, na);
     /* the mask: every disallowed probability exactly 0 */
     float *hatt = malloc(na * 4);
-    gpu->copy_d2h(hatt, gatt, na * 4);
+    gpu->copy_d2h(gpu, hatt, gatt, na * 4);
     size_t leaks = 0;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
@@ -343,15 +345,15 @@ static void attention_case(int B, int T, int H, int KV, int hd, int *ok)
                         leaks++;
     if (leaks) fprintf(stderr, "  attention_fwd: %zu masked probabilities not 0\n", leaks);
     *ok &= leaks == 0;
-    cpu->attention_bwd(dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
-    gpu->attention_bwd(gdq, gdk, gdv, gscr, gdo, gatt, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    cpu->attention_bwd(cpu, dq, dk, dv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
+    gpu->attention_bwd(gpu, gdq, gdk, gdv, gscr, gdo, gatt, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= close_def("attention_bwd dq", gdq, dq, nq);
     *ok &= close_def("attention_bwd dk", gdk, dk, nk);
     *ok &= close_def("attention_bwd dv", gdv, dv, nk);
     free(doc); free(q); free(k); free(v); free(dout); free(o); free(att); free(dq); free(dk);
     free(dv); free(scr); free(hatt);
-    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(gatt);
-    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gscr); gpu->free(gdoc);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(gatt);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gscr); gfree(gdoc);
 }
 
 TEST(cuda_attention)
@@ -384,29 +386,29 @@ static void flash_case(int B, int T, int H, int KV, int hd, int *ok)
           *go = up(dout, nq * 4), *glse = up(q, nl * 4), *gdq = up(dout, nq * 4),
           *gdk = up(k, nk * 4), *gdv = up(v, nk * 4);
     int32_t *gdoc = up(doc, sizeof(int32_t) * B * T);
-    cpu->attention_flash_fwd(o, lse, q, k, v, doc, B, T, H, KV, hd);
-    gpu->attention_flash_fwd(go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    cpu->attention_flash_fwd(cpu, o, lse, q, k, v, doc, B, T, H, KV, hd);
+    gpu->attention_flash_fwd(gpu, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= close_def("attention_flash_fwd out", go, o, nq);
     *ok &= close_def("attention_flash_fwd lse", glse, lse, nl);
-    cpu->attention_fwd(mo, att, q, k, v, doc, B, T, H, KV, hd);
+    cpu->attention_fwd(cpu, mo, att, q, k, v, doc, B, T, H, KV, hd);
     *ok &= close_def("attention_flash_fwd out vs materialized", go, mo, nq);
-    cpu->attention_flash_bwd(dq, dk, dv, dout, o, lse, q, k, v, doc, B, T, H, KV, hd);
-    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    cpu->attention_flash_bwd(cpu, dq, dk, dv, dout, o, lse, q, k, v, doc, B, T, H, KV, hd);
+    gpu->attention_flash_bwd(gpu, gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= close_def("attention_flash_bwd dq", gdq, dq, nq);
     *ok &= close_def("attention_flash_bwd dk", gdk, dk, nk);
     *ok &= close_def("attention_flash_bwd dv", gdv, dv, nk);
-    cpu->attention_bwd(mdq, mdk, mdv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
+    cpu->attention_bwd(cpu, mdq, mdk, mdv, scr, dout, att, q, k, v, doc, B, T, H, KV, hd);
     *ok &= close_def("attention_flash_bwd dk vs materialized", gdk, mdk, nk);
     /* deterministic: a second run gives the same bits */
     float *h1 = malloc(nk * 4);
-    gpu->copy_d2h(h1, gdk, nk * 4);
-    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    gpu->copy_d2h(gpu, h1, gdk, nk * 4);
+    gpu->attention_flash_bwd(gpu, gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= same_bits("attention_flash_bwd dk rerun", gdk, h1, nk);
     free(h1);
     free(doc); free(q); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk);
     free(dv); free(mo); free(att); free(scr); free(mdq); free(mdk); free(mdv);
-    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(glse);
-    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gdoc);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(glse);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gdoc);
 }
 
 TEST(cuda_attention_flash)
@@ -450,7 +452,7 @@ static int bf16_close(const char *what, const float *dev, const float *ref, cons
                       size_t n)
 {
     float *h = malloc((n ? n : 1) * sizeof(float));
-    gpu->copy_d2h(h, dev, n * sizeof(float));
+    gpu->copy_d2h(gpu, h, dev, n * sizeof(float));
     double mx = 0;
     for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)ref[i]));
     double dg = mean_diff(h, ref, n), df = mean_diff(ref, f32, n);
@@ -478,28 +480,28 @@ static void flash_bf16_case(int B, int T, int H, int KV, int hd, int *ok)
     cpu_attention_flash_bf16_bwd(dq, dk, dv, dout, o, lse, q, k, v, doc, B, T, H, KV, hd);
     cpu_attention_flash_fwd(fo, flse, q, k, v, doc, B, T, H, KV, hd);
     cpu_attention_flash_bwd(fdq, fdk, fdv, dout, fo, flse, q, k, v, doc, B, T, H, KV, hd);
-    gpu->set_matmul_bf16(1);
-    gpu->attention_flash_fwd(go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
-    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    gpu->set_matmul_bf16(gpu, 1);
+    gpu->attention_flash_fwd(gpu, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    gpu->attention_flash_bwd(gpu, gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= bf16_close("wmma flash out", go, o, fo, nq);
     *ok &= close_def("wmma flash lse", glse, lse, nl);
     *ok &= bf16_close("wmma flash dq", gdq, dq, fdq, nq);
     *ok &= bf16_close("wmma flash dk", gdk, dk, fdk, nk);
     *ok &= bf16_close("wmma flash dv", gdv, dv, fdv, nk);
     float *h1 = malloc(nq * 4), *h2 = malloc(nk * 4);
-    gpu->copy_d2h(h1, gdq, nq * 4);
-    gpu->copy_d2h(h2, gdk, nk * 4);
-    gpu->attention_flash_bwd(gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    gpu->copy_d2h(gpu, h1, gdq, nq * 4);
+    gpu->copy_d2h(gpu, h2, gdk, nk * 4);
+    gpu->attention_flash_bwd(gpu, gdq, gdk, gdv, gdo, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= same_bits("wmma flash dq rerun", gdq, h1, nq);
     *ok &= same_bits("wmma flash dk rerun", gdk, h2, nk);
-    gpu->set_matmul_bf16(0);
-    gpu->attention_flash_fwd(go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
+    gpu->set_matmul_bf16(gpu, 0);
+    gpu->attention_flash_fwd(gpu, go, glse, gq, gk, gv, gdoc, B, T, H, KV, hd);
     *ok &= close_def("flash out with bf16 mode off again", go, fo, nq);
     free(h1); free(h2);
     free(doc); free(q); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk);
     free(dv); free(fo); free(flse); free(fdq); free(fdk); free(fdv);
-    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(glse);
-    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gdoc);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(glse);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gdoc);
 }
 
 TEST(cuda_attention_flash_wmma)
@@ -541,20 +543,20 @@ static void attention_pos_case(int B, int T, int CP, int r, int H, int KV, int h
           *gdk = up(k, nk * 4), *gdv = up(v, nk * 4), *gscr = up(scr, (size_t)Tq * T * 4);
     int32_t *gqp = up(qpos, 4 * (size_t)B * Tq), *gqd = up(qdoc, 4 * (size_t)B * Tq),
             *gkp = up(kpos, 4 * (size_t)B * T), *gkd = up(kdoc, 4 * (size_t)B * T);
-    cpu->attention_fwd_pos(o, att, q, k, v, qpos, qdoc, kpos, kdoc, B, Tq, T, H, KV, hd);
-    gpu->attention_fwd_pos(go, gatt, gq, gk, gv, gqp, gqd, gkp, gkd, B, Tq, T, H, KV, hd);
+    cpu->attention_fwd_pos(cpu, o, att, q, k, v, qpos, qdoc, kpos, kdoc, B, Tq, T, H, KV, hd);
+    gpu->attention_fwd_pos(gpu, go, gatt, gq, gk, gv, gqp, gqd, gkp, gkd, B, Tq, T, H, KV, hd);
     *ok &= close_def("attention_fwd_pos out", go, o, nq);
     *ok &= close_def("attention_fwd_pos att", gatt, att, na);
-    cpu->attention_bwd_pos(dq, dk, dv, scr, dout, att, q, k, v, B, Tq, T, H, KV, hd);
-    gpu->attention_bwd_pos(gdq, gdk, gdv, gscr, gdo, gatt, gq, gk, gv, B, Tq, T, H, KV, hd);
+    cpu->attention_bwd_pos(cpu, dq, dk, dv, scr, dout, att, q, k, v, B, Tq, T, H, KV, hd);
+    gpu->attention_bwd_pos(gpu, gdq, gdk, gdv, gscr, gdo, gatt, gq, gk, gv, B, Tq, T, H, KV, hd);
     *ok &= close_def("attention_bwd_pos dq", gdq, dq, nq);
     *ok &= close_def("attention_bwd_pos dk", gdk, dk, nk);
     *ok &= close_def("attention_bwd_pos dv", gdv, dv, nk);
     free(doc); free(qpos); free(qdoc); free(kpos); free(kdoc); free(q); free(k); free(v);
     free(dout); free(o); free(att); free(dq); free(dk); free(dv); free(scr);
-    gpu->free(gq); gpu->free(gk); gpu->free(gv); gpu->free(gdo); gpu->free(go); gpu->free(gatt);
-    gpu->free(gdq); gpu->free(gdk); gpu->free(gdv); gpu->free(gscr);
-    gpu->free(gqp); gpu->free(gqd); gpu->free(gkp); gpu->free(gkd);
+    gfree(gq); gfree(gk); gfree(gv); gfree(gdo); gfree(go); gfree(gatt);
+    gfree(gdq); gfree(gdk); gfree(gdv); gfree(gscr);
+    gfree(gqp); gfree(gqd); gfree(gkp); gfree(gkd);
 }
 
 TEST(cuda_attention_pos)
@@ -577,15 +579,15 @@ TEST(cuda_swiglu)
     float *out = calloc(m, 4), *dg = calloc(m, 4), *du = calloc(m, 4);
     float *ggate = up(gate, m * 4), *gup = up(upv, m * 4), *gdo = up(dout, m * 4),
           *gout = up(dout, m * 4), *gdg = up(dout, m * 4), *gdu = up(gate, m * 4);
-    cpu->swiglu_fwd(out, gate, upv, m);
-    gpu->swiglu_fwd(gout, ggate, gup, m);
+    cpu->swiglu_fwd(cpu, out, gate, upv, m);
+    gpu->swiglu_fwd(gpu, gout, ggate, gup, m);
     CHECK(close_def("swiglu_fwd", gout, out, m));
-    cpu->swiglu_bwd(dg, du, dout, gate, upv, m);
-    gpu->swiglu_bwd(gdg, gdu, gdo, ggate, gup, m);
+    cpu->swiglu_bwd(cpu, dg, du, dout, gate, upv, m);
+    gpu->swiglu_bwd(gpu, gdg, gdu, gdo, ggate, gup, m);
     CHECK(close_def("swiglu_bwd dgate", gdg, dg, m));
     CHECK(close_def("swiglu_bwd dup", gdu, du, m));
     free(gate); free(upv); free(dout); free(out); free(dg); free(du);
-    gpu->free(ggate); gpu->free(gup); gpu->free(gdo); gpu->free(gout); gpu->free(gdg); gpu->free(gdu);
+    gfree(ggate); gfree(gup); gfree(gdo); gfree(gout); gfree(gdg); gfree(gdu);
 }
 
 TEST(cuda_add_inplace)
@@ -594,11 +596,11 @@ TEST(cuda_add_inplace)
     size_t m = 4099;
     float *y = randn(m, 1, 1), *x = randn(m, 2, 1);
     float *gy = up(y, m * 4), *gx = up(x, m * 4);
-    cpu->add_inplace(y, x, m);
-    gpu->add_inplace(gy, gx, m);
+    cpu->add_inplace(cpu, y, x, m);
+    gpu->add_inplace(gpu, gy, gx, m);
     CHECK(close_to("add_inplace", gy, y, m, 0, 0));
     free(y); free(x);
-    gpu->free(gy); gpu->free(gx);
+    gfree(gy); gfree(gx);
 }
 
 /* ---- cross-entropy -------------------------------------------------------------- */
@@ -614,19 +616,19 @@ TEST(cuda_xent)
     tg[0] = 0; tg[1] = V - 1;         /* the ends of the row */
     float *gl = up(logits, sizeof(float) * n * V), *gloss = up(losses, n * 4), *glse = up(lse, n * 4);
     int32_t *gtg = up(tg, sizeof(int32_t) * n);
-    cpu->xent_fwd(losses, lse, logits, tg, n, V);
-    gpu->xent_fwd(gloss, glse, gl, gtg, n, V);
+    cpu->xent_fwd(cpu, losses, lse, logits, tg, n, V);
+    gpu->xent_fwd(gpu, gloss, glse, gl, gtg, n, V);
     CHECK(close_def("xent_fwd losses", gloss, losses, n));
     CHECK(close_def("xent_fwd lse", glse, lse, n));
-    cpu->xent_bwd(logits, lse, tg, n, V, 0.25f);
-    gpu->xent_bwd(gl, glse, gtg, n, V, 0.25f);
+    cpu->xent_bwd(cpu, logits, lse, tg, n, V, 0.25f);
+    gpu->xent_bwd(gpu, gl, glse, gtg, n, V, 0.25f);
     CHECK(close_def("xent_bwd", gl, logits, (size_t)n * V));
     float *h = malloc(sizeof(float) * n * V);
-    gpu->copy_d2h(h, gl, sizeof(float) * n * V);
+    gpu->copy_d2h(gpu, h, gl, sizeof(float) * n * V);
     for (int i = 3; i < n; i += 4)
         for (int j = 0; j < V; j++) CHECK(h[(size_t)i * V + j] == 0.0f);
     free(h); free(logits); free(losses); free(lse); free(tg);
-    gpu->free(gl); gpu->free(gloss); gpu->free(glse); gpu->free(gtg);
+    gfree(gl); gfree(gloss); gfree(glse); gfree(gtg);
 }
 
 /* The vocabulary-parallel pieces: this "rank" holds ids [v0, v0 + V), targets
@@ -642,20 +644,20 @@ TEST(cuda_xent_vocab_parallel)
     float *gl = up(logits, sizeof(float) * n * V), *gmx = up(mx, n * 4), *gse = up(se, n * 4),
           *gpk = up(pk, n * 4);
     int32_t *gtg = up(tg, sizeof(int32_t) * n);
-    cpu->xent_row_max(mx, logits, n, V);
-    gpu->xent_row_max(gmx, gl, n, V);
+    cpu->xent_row_max(cpu, mx, logits, n, V);
+    gpu->xent_row_max(gpu, gmx, gl, n, V);
     CHECK(close_def("xent_row_max", gmx, mx, n));
-    cpu->xent_sumexp_pick(se, pk, logits, mx, tg, v0, n, V);
-    gpu->xent_sumexp_pick(gse, gpk, gl, gmx, gtg, v0, n, V);
+    cpu->xent_sumexp_pick(cpu, se, pk, logits, mx, tg, v0, n, V);
+    gpu->xent_sumexp_pick(gpu, gse, gpk, gl, gmx, gtg, v0, n, V);
     CHECK(close_def("xent_sumexp", gse, se, n));
     CHECK(close_def("xent_pick", gpk, pk, n));
     for (int i = 0; i < n; i++) lse[i] = mx[i] + logf(se[i]);
     float *glse = up(lse, n * 4);
-    cpu->xent_bwd_range(logits, lse, tg, v0, n, V, 0.5f);
-    gpu->xent_bwd_range(gl, glse, gtg, v0, n, V, 0.5f);
+    cpu->xent_bwd_range(cpu, logits, lse, tg, v0, n, V, 0.5f);
+    gpu->xent_bwd_range(gpu, gl, glse, gtg, v0, n, V, 0.5f);
     CHECK(close_def("xent_bwd_range", gl, logits, (size_t)n * V));
     free(logits); free(mx); free(se); free(pk); free(lse); free(tg);
-    gpu->free(gl); gpu->free(gmx); gpu->free(gse); gpu->free(gpk); gpu->free(glse); gpu->free(gtg);
+    gfree(gl); gfree(gmx); gfree(gse); gfree(gpk); gfree(glse); gfree(gtg);
 }
 
 /* The online-softmax chunk update (train.xent_chunk): three chunks of 300,
@@ -672,21 +674,21 @@ TEST(cuda_xent_chunk_update)
     int32_t *tg = randint(n, 10, 1400);
     tg[0] = -1; tg[1] = v0; tg[2] = v0 + V - 1; tg[3] = v0 - 1; tg[4] = v0 + V; tg[5] = v0 + 300;
     float *gmx = up(mx, n * 4), *gse = up(se, n * 4), *gpk = up(pk, n * 4),
-          *gc = gpu->alloc(sizeof(float) * n * Vc);
+          *gc = gpu->alloc(gpu, sizeof(float) * n * Vc);
     int32_t *gtg = up(tg, sizeof(int32_t) * n);
     for (int v = 0; v < V; v += Vc) {
         int w = V - v < Vc ? V - v : Vc;
         for (int i = 0; i < n; i++)
             memcpy(chunk + (size_t)i * w, logits + (size_t)i * V + v, sizeof(float) * w);
-        gpu->copy_h2d(gc, chunk, sizeof(float) * n * w);
-        cpu->xent_chunk_update(mx, se, pk, chunk, tg, v0 + v, n, w);
-        gpu->xent_chunk_update(gmx, gse, gpk, gc, gtg, v0 + v, n, w);
+        gpu->copy_h2d(gpu, gc, chunk, sizeof(float) * n * w);
+        cpu->xent_chunk_update(cpu, mx, se, pk, chunk, tg, v0 + v, n, w);
+        gpu->xent_chunk_update(gpu, gmx, gse, gpk, gc, gtg, v0 + v, n, w);
     }
     CHECK(close_def("xent_chunk_update max", gmx, mx, n));
     CHECK(close_def("xent_chunk_update sumexp", gse, se, n));
     CHECK(close_def("xent_chunk_update pick", gpk, pk, n));
     free(logits); free(chunk); free(mx); free(se); free(pk); free(tg);
-    gpu->free(gmx); gpu->free(gse); gpu->free(gpk); gpu->free(gc); gpu->free(gtg);
+    gfree(gmx); gfree(gse); gfree(gpk); gfree(gc); gfree(gtg);
 }
 
 /* ---- AdamW and the square sum ---------------------------------------------------- */
@@ -700,14 +702,14 @@ TEST(cuda_adamw)
     float *gp = up(p, m * 4), *gg = up(g, m * 4), *gm = up(mo, m * 4), *gv = up(vo, m * 4);
     for (int t = 1; t <= 3; t++) {
         float bc1 = 1.0f - powf(0.9f, (float)t), bc2 = 1.0f - powf(0.95f, (float)t);
-        cpu->adamw(p, g, mo, vo, m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.5f);
-        gpu->adamw(gp, gg, gm, gv, m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.5f);
+        cpu->adamw(cpu, p, g, mo, vo, m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.5f);
+        gpu->adamw(gpu, gp, gg, gm, gv, m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2, 0.5f);
     }
     CHECK(close_def("adamw p", gp, p, m));
     CHECK(close_def("adamw m", gm, mo, m));
     CHECK(close_def("adamw v", gv, vo, m));
     free(p); free(g); free(mo); free(vo);
-    gpu->free(gp); gpu->free(gg); gpu->free(gm); gpu->free(gv);
+    gfree(gp); gfree(gg); gfree(gm); gfree(gv);
 }
 
 TEST(cuda_sumsq)
@@ -718,13 +720,13 @@ TEST(cuda_sumsq)
         size_t m = sizes[s];
         float *x = randn(m, 9 + s, 2);
         float *gx = up(x, m * 4);
-        double c = cpu->sumsq(x, m), g1 = gpu->sumsq(gx, m), g2 = gpu->sumsq(gx, m);
+        double c = cpu->sumsq(cpu, x, m), g1 = gpu->sumsq(gpu, gx, m), g2 = gpu->sumsq(gpu, gx, m);
         CHECK_NEAR(g1, c, 1e-9 * c);
         CHECK(g1 == g2);  /* deterministic */
         free(x);
-        gpu->free(gx);
+        gfree(gx);
     }
-    CHECK(gpu->sumsq(NULL, 0) == 0.0);
+    CHECK(gpu->sumsq(gpu, NULL, 0) == 0.0);
 }
 
 /* ---- one forward + backward of the whole model on both backends ------------------- */
@@ -760,7 +762,7 @@ TEST(cuda_model_step)
     herd_model_backward(&mg, 1.0f / n2);
     herd_model_backward(&mx, 1.0f / n2);
     float *gref = malloc(sizeof(float) * mc.n_params);
-    cpu->copy_d2h(gref, mc.grads, sizeof(float) * mc.n_params);
+    cpu->copy_d2h(cpu, gref, mc.grads, sizeof(float) * mc.n_params);
     double gmax = 0;
     for (int64_t i = 0; i < mc.n_params; i++) gmax = fmax(gmax, fabs(gref[i]));
     CHECK(gmax > 0);
@@ -792,14 +794,14 @@ TEST(cuda_matmul_bf16_mode)
               *dout = randn(mn, 4, 1), *da = randn(mk, 5, 1), *dw = randn(nk, 6, 1);
         float *ga = up(a, 4 * mk), *gw = up(w, 4 * nk), *go = up(o, 4 * mn), *gdo = up(dout, 4 * mn),
               *gda = up(da, 4 * mk), *gdw = up(dw, 4 * nk);
-        cpu->set_matmul_bf16(1);
-        gpu->set_matmul_bf16(1);
-        cpu->matmul_fwd(o, a, w, M, N, K, 1);
-        gpu->matmul_fwd(go, ga, gw, M, N, K, 1);
-        cpu->matmul_bwd(da, dw, dout, a, w, M, N, K, 1);
-        gpu->matmul_bwd(gda, gdw, gdo, ga, gw, M, N, K, 1);
-        cpu->set_matmul_bf16(0);
-        gpu->set_matmul_bf16(0);
+        cpu->set_matmul_bf16(cpu, 1);
+        gpu->set_matmul_bf16(gpu, 1);
+        cpu->matmul_fwd(cpu, o, a, w, M, N, K, 1);
+        gpu->matmul_fwd(gpu, go, ga, gw, M, N, K, 1);
+        cpu->matmul_bwd(cpu, da, dw, dout, a, w, M, N, K, 1);
+        gpu->matmul_bwd(gpu, gda, gdw, gdo, ga, gw, M, N, K, 1);
+        cpu->set_matmul_bf16(cpu, 0);
+        gpu->set_matmul_bf16(gpu, 0);
         double mo = 0, mda = 0, mdw = 0;
         for (size_t i = 0; i < mn; i++) mo = fmax(mo, fabs(o[i]));
         for (size_t i = 0; i < mk; i++) mda = fmax(mda, fabs(da[i]));
@@ -808,7 +810,7 @@ TEST(cuda_matmul_bf16_mode)
         CHECK(close_to("bf16 mode matmul_bwd da", gda, da, mk, 1e-4 * mda, 1e-4));
         CHECK(close_to("bf16 mode matmul_bwd dw", gdw, dw, nk, 1e-4 * mdw, 1e-4));
         free(a); free(w); free(o); free(dout); free(da); free(dw);
-        gpu->free(ga); gpu->free(gw); gpu->free(go); gpu->free(gdo); gpu->free(gda); gpu->free(gdw);
+        gfree(ga); gfree(gw); gfree(go); gfree(gdo); gfree(gda); gfree(gdw);
     }
 }
 
@@ -831,27 +833,72 @@ TEST(cuda_model_step_bf16)
         tgt[i] = (int32_t)(herd_splitmix64(i + 99) % 101);
         doc[i] = (i % T) / 11;
     }
-    cpu->set_matmul_bf16(1);
-    gpu->set_matmul_bf16(1);
+    cpu->set_matmul_bf16(cpu, 1);
+    gpu->set_matmul_bf16(gpu, 1);
     int64_t n1, n2;
     double l1 = herd_model_forward(&mc, tok, tgt, doc, B, T, &n1);
     double l2 = herd_model_forward(&mg, tok, tgt, doc, B, T, &n2);
     herd_model_backward(&mc, 1.0f / n1);
     herd_model_backward(&mg, 1.0f / n2);
-    cpu->set_matmul_bf16(0);
-    gpu->set_matmul_bf16(0);
+    cpu->set_matmul_bf16(cpu, 0);
+    gpu->set_matmul_bf16(gpu, 0);
     /* an fp32 difference before a rounding can move a bf16 input by one ulp
      * (2^-8 relative): the loss within 1e-3, the gradients within 2e-2 of the
      * largest (bf16's own tolerance, as for cuda_matmul_bf16) */
     CHECK_NEAR(l2, l1, 1e-3 * fabs(l1));
     float *gref = malloc(sizeof(float) * mc.n_params);
-    cpu->copy_d2h(gref, mc.grads, sizeof(float) * mc.n_params);
+    cpu->copy_d2h(cpu, gref, mc.grads, sizeof(float) * mc.n_params);
     double gmax = 0;
     for (int64_t i = 0; i < mc.n_params; i++) gmax = fmax(gmax, fabs(gref[i]));
     CHECK(close_to("bf16 model grads", mg.grads, gref, (size_t)mc.n_params, 2e-2 * gmax, 2e-2));
     free(gref);
     herd_model_destroy(&mc);
     herd_model_destroy(&mg);
+}
+
+/* Two CUDA instances in one process, fp32 and bf16 (herd_backend_create):
+ * each has its own precision, scratch and ledger; each matches the CPU
+ * instance of its precision, and freeing one leaves the other working. */
+TEST(cuda_two_instances)
+{
+    NEED_GPU();
+    herd_backend *g32 = herd_backend_create("cuda", &(herd_backend_options){.matmul_bf16 = 0});
+    herd_backend *g16 = herd_backend_create("cuda", &(herd_backend_options){.matmul_bf16 = 1});
+    herd_backend *c16 = herd_backend_create("cpu", &(herd_backend_options){.matmul_bf16 = 1});
+    CHECK(g32 && g16 && c16);
+    if (!g32 || !g16 || !c16) {
+        herd_backend_free(g32), herd_backend_free(g16), herd_backend_free(c16);
+        return;
+    }
+    int M = 37, N = 29, K = 41;
+    size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+    float *a = randn(mk, 1, 1), *w = randn(nk, 2, 1), *o32 = malloc(4 * mn), *o16 = malloc(4 * mn);
+    cpu->matmul_fwd(cpu, o32, a, w, M, N, K, 0);
+    c16->matmul_fwd(c16, o16, a, w, M, N, K, 0);
+    double mx = 0;
+    for (size_t i = 0; i < mn; i++) mx = fmax(mx, fabs(o32[i]));
+    size_t base32 = g32->mem_allocated(g32);
+    float *a16 = g16->alloc(g16, 4 * mk), *w16 = g16->alloc(g16, 4 * nk),
+          *r16 = g16->alloc(g16, 4 * mn);
+    CHECK(g32->mem_allocated(g32) == base32 && g16->mem_allocated(g16) >= 4 * (mk + nk + mn));
+    g16->copy_h2d(g16, a16, a, 4 * mk);
+    g16->copy_h2d(g16, w16, w, 4 * nk);
+    float *a32 = g32->alloc(g32, 4 * mk), *w32 = g32->alloc(g32, 4 * nk),
+          *r32 = g32->alloc(g32, 4 * mn);
+    g32->copy_h2d(g32, a32, a, 4 * mk);
+    g32->copy_h2d(g32, w32, w, 4 * nk);
+    g16->matmul_fwd(g16, r16, a16, w16, M, N, K, 0);
+    g32->matmul_fwd(g32, r32, a32, w32, M, N, K, 0);
+    CHECK(close_def("fp32 instance", r32, o32, mn));
+    CHECK(close_to("bf16 instance", r16, o16, mn, 1e-4 * mx, 1e-4));
+    g16->free(g16, a16), g16->free(g16, w16), g16->free(g16, r16);
+    herd_backend_free(g16);
+    g32->matmul_fwd(g32, r32, a32, w32, M, N, K, 0);
+    CHECK(close_def("fp32 instance after the bf16 one is freed", r32, o32, mn));
+    g32->free(g32, a32), g32->free(g32, w32), g32->free(g32, r32);
+    herd_backend_free(g32);
+    herd_backend_free(c16);
+    free(a); free(w); free(o32); free(o16);
 }
 
 int main(void)
@@ -879,5 +926,6 @@ int main(void)
     RUN(cuda_model_step);
     RUN(cuda_matmul_bf16_mode);
     RUN(cuda_model_step_bf16);
+    RUN(cuda_two_instances);
     return test_summary();
 }

@@ -90,7 +90,7 @@ enum { M = 6, NN = 5, K = 7 };
 static float *mm_a, *mm_w, *mm_out, *mm_r;
 static double mm_probe(void *c)
 {
-    be->matmul_fwd(mm_out, mm_a, mm_w, M, NN, K, 0);
+    be->matmul_fwd(be, mm_out, mm_a, mm_w, M, NN, K, 0);
     return dot(mm_out, mm_r, M * NN);
 }
 TEST(grad_matmul)
@@ -98,13 +98,13 @@ TEST(grad_matmul)
     mm_a = randn(M * K, 1, 1); mm_w = randn(NN * K, 2, 1); mm_r = randn(M * NN, 3, 1);
     mm_out = calloc(M * NN, 4);
     float *da = calloc(M * K, 4), *dw = calloc(NN * K, 4);
-    be->matmul_bwd(da, dw, mm_r, mm_a, mm_w, M, NN, K, 0);
+    be->matmul_bwd(be, da, dw, mm_r, mm_a, mm_w, M, NN, K, 0);
     CHECK(check_input("matmul.a", mm_probe, NULL, mm_a, da, M * K, 1e-2f, 2e-3));
     CHECK(check_input("matmul.w", mm_probe, NULL, mm_w, dw, NN * K, 1e-2f, 2e-3));
     /* accumulate flags: out += and da += */
     float *da2 = malloc(M * K * 4);
     for (int i = 0; i < M * K; i++) da2[i] = 1.0f;
-    be->matmul_bwd(da2, NULL, mm_r, mm_a, mm_w, M, NN, K, 1);
+    be->matmul_bwd(be, da2, NULL, mm_r, mm_a, mm_w, M, NN, K, 1);
     for (int i = 0; i < M * K; i++) CHECK_NEAR(da2[i], da[i] + 1.0f, 1e-5);
     free(mm_a); free(mm_w); free(mm_r); free(mm_out); free(da); free(dw); free(da2);
 }
@@ -114,14 +114,14 @@ static float *em_w, *em_out, *em_r;
 static int32_t em_tok[6] = {3, 1, 3, 0, 4, 3};
 static double em_probe(void *c)
 {
-    be->embedding_fwd(em_out, em_tok, em_w, 6, 4);
+    be->embedding_fwd(be, em_out, em_tok, em_w, 6, 4);
     return dot(em_out, em_r, 24);
 }
 TEST(grad_embedding)
 {
     em_w = randn(5 * 4, 1, 1); em_r = randn(24, 2, 1); em_out = calloc(24, 4);
     float *dw = calloc(20, 4);
-    be->embedding_bwd(dw, em_r, em_tok, 6, 4);
+    be->embedding_bwd(be, dw, em_r, em_tok, 6, 4);
     CHECK(check_input("embedding.w", em_probe, NULL, em_w, dw, 20, 1e-2f, 2e-3));
     free(em_w); free(em_r); free(em_out); free(dw);
 }
@@ -130,7 +130,7 @@ TEST(grad_embedding)
 static float *rn_x, *rn_w, *rn_out, *rn_r, rn_rstd[4];
 static double rn_probe(void *c)
 {
-    be->rmsnorm_fwd(rn_out, rn_rstd, rn_x, rn_w, 4, 8, 1e-5f);
+    be->rmsnorm_fwd(be, rn_out, rn_rstd, rn_x, rn_w, 4, 8, 1e-5f);
     return dot(rn_out, rn_r, 32);
 }
 TEST(grad_rmsnorm)
@@ -138,7 +138,7 @@ TEST(grad_rmsnorm)
     rn_x = randn(32, 1, 1); rn_w = randn(8, 2, 1); rn_r = randn(32, 3, 1); rn_out = calloc(32, 4);
     rn_probe(NULL);
     float *dx = calloc(32, 4), *dw = calloc(8, 4);
-    be->rmsnorm_bwd(dx, dw, rn_r, rn_x, rn_w, rn_rstd, 4, 8);
+    be->rmsnorm_bwd(be, dx, dw, rn_r, rn_x, rn_w, rn_rstd, 4, 8);
     CHECK(check_input("rmsnorm.x", rn_probe, NULL, rn_x, dx, 32, 1e-2f, 3e-3));
     CHECK(check_input("rmsnorm.w", rn_probe, NULL, rn_w, dw, 8, 1e-2f, 3e-3));
     free(rn_x); free(rn_w); free(rn_r); free(rn_out); free(dx); free(dw);
@@ -151,7 +151,7 @@ static int32_t ro_pos[RN] = {0, 1, 2, 7, 15};
 static double ro_probe(void *c)
 {
     memcpy(ro_y, ro_x, sizeof(float) * RN * RH * RD);
-    be->rope_fwd(ro_y, ro_cs, ro_pos, RN, RH, RD);
+    be->rope_fwd(be, ro_y, ro_cs, ro_pos, RN, RH, RD);
     return dot(ro_y, ro_r, RN * RH * RD);
 }
 TEST(grad_rope)
@@ -166,11 +166,11 @@ TEST(grad_rope)
     ro_x = randn(n, 1, 1); ro_r = randn(n, 2, 1); ro_y = calloc(n, 4);
     float *dx = malloc(n * 4);
     memcpy(dx, ro_r, n * 4);
-    be->rope_bwd(dx, ro_cs, ro_pos, RN, RH, RD);
+    be->rope_bwd(be, dx, ro_cs, ro_pos, RN, RH, RD);
     CHECK(check_input("rope.x", ro_probe, NULL, ro_x, dx, n, 1e-2f, 2e-3));
     /* position 0 is the identity */
     memcpy(ro_y, ro_x, n * 4);
-    be->rope_fwd(ro_y, ro_cs, ro_pos, RN, RH, RD);
+    be->rope_fwd(be, ro_y, ro_cs, ro_pos, RN, RH, RD);
     for (int i = 0; i < RH * RD; i++) CHECK_NEAR(ro_y[i], ro_x[i], 0);
     free(ro_x); free(ro_r); free(ro_y); free(dx);
 }
@@ -181,7 +181,7 @@ static float *at_q, *at_k, *at_v, *at_out, *at_att, *at_r;
 static int32_t at_doc[AB * AT] = {0, 0, 0, 1, 1, 2, 2, 0, 0, 0, 0, 0, 1, 1};
 static double at_probe(void *c)
 {
-    be->attention_fwd(at_out, at_att, at_q, at_k, at_v, at_doc, AB, AT, AH, AKV, AD);
+    be->attention_fwd(be, at_out, at_att, at_q, at_k, at_v, at_doc, AB, AT, AH, AKV, AD);
     return dot(at_out, at_r, AB * AT * AH * AD);
 }
 TEST(grad_attention)
@@ -200,7 +200,8 @@ TEST(grad_attention)
                     else CHECK(p > 0.0f);
                 }
     float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(AT * AT, 4);
-    be->attention_bwd(dq, dk, dv, scr, at_r, at_att, at_q, at_k, at_v, at_doc, AB, AT, AH, AKV, AD);
+    be->attention_bwd(be, dq, dk, dv, scr, at_r, at_att, at_q, at_k, at_v, at_doc, AB, AT, AH, AKV,
+                      AD);
     CHECK(check_input("attention.q", at_probe, NULL, at_q, dq, nq, 1e-2f, 3e-3));
     CHECK(check_input("attention.k", at_probe, NULL, at_k, dk, nk, 1e-2f, 3e-3));
     CHECK(check_input("attention.v", at_probe, NULL, at_v, dv, nk, 1e-2f, 3e-3));
@@ -221,8 +222,8 @@ static const int32_t ap_docpos[PB][PTK] = {{0, 0, 0, 1, 1, 1, 2, 2}, {0, 1, 1, 1
 static int32_t ap_qdoc[PB * PTQ], ap_kdoc[PB * PTK];
 static double ap_probe(void *c)
 {
-    be->attention_fwd_pos(ap_out, ap_att, ap_q, ap_k, ap_v, ap_qpos, ap_qdoc, ap_kpos, ap_kdoc, PB,
-                          PTQ, PTK, AH, AKV, AD);
+    be->attention_fwd_pos(be, ap_out, ap_att, ap_q, ap_k, ap_v, ap_qpos, ap_qdoc, ap_kpos, ap_kdoc,
+                          PB, PTQ, PTK, AH, AKV, AD);
     return dot(ap_out, ap_r, PB * PTQ * AH * AD);
 }
 TEST(grad_attention_pos)
@@ -246,7 +247,8 @@ TEST(grad_attention_pos)
                     CHECK(allowed ? p > 0.0f : p == 0.0f);
                 }
     float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4), *scr = calloc(PTQ * PTK, 4);
-    be->attention_bwd_pos(dq, dk, dv, scr, ap_r, ap_att, ap_q, ap_k, ap_v, PB, PTQ, PTK, AH, AKV, AD);
+    be->attention_bwd_pos(be, dq, dk, dv, scr, ap_r, ap_att, ap_q, ap_k, ap_v, PB, PTQ, PTK, AH,
+                          AKV, AD);
     CHECK(check_input("attention_pos.q", ap_probe, NULL, ap_q, dq, nq, 1e-2f, 3e-3));
     CHECK(check_input("attention_pos.k", ap_probe, NULL, ap_k, dk, nk, 1e-2f, 3e-3));
     CHECK(check_input("attention_pos.v", ap_probe, NULL, ap_v, dv, nk, 1e-2f, 3e-3));
@@ -263,8 +265,8 @@ TEST(attention_pos_matches_plain)
           *a2 = calloc(AB * AH * AT * AT, 4);
     int32_t pos[AB * AT];
     for (int i = 0; i < AB * AT; i++) pos[i] = i % AT;
-    be->attention_fwd(o1, a1, q, k, v, at_doc, AB, AT, AH, AKV, AD);
-    be->attention_fwd_pos(o2, a2, q, k, v, pos, at_doc, pos, at_doc, AB, AT, AT, AH, AKV, AD);
+    be->attention_fwd(be, o1, a1, q, k, v, at_doc, AB, AT, AH, AKV, AD);
+    be->attention_fwd_pos(be, o2, a2, q, k, v, pos, at_doc, pos, at_doc, AB, AT, AT, AH, AKV, AD);
     double err = 0;
     for (size_t i = 0; i < nq; i++) err = fmax(err, fabsf(o1[i] - o2[i]));
     CHECK(err < 1e-6);
@@ -275,14 +277,14 @@ TEST(attention_pos_matches_plain)
 static float *sw_g, *sw_u, *sw_out, *sw_r;
 static double sw_probe(void *c)
 {
-    be->swiglu_fwd(sw_out, sw_g, sw_u, 40);
+    be->swiglu_fwd(be, sw_out, sw_g, sw_u, 40);
     return dot(sw_out, sw_r, 40);
 }
 TEST(grad_swiglu)
 {
     sw_g = randn(40, 1, 2); sw_u = randn(40, 2, 1); sw_r = randn(40, 3, 1); sw_out = calloc(40, 4);
     float *dg = calloc(40, 4), *du = calloc(40, 4);
-    be->swiglu_bwd(dg, du, sw_r, sw_g, sw_u, 40);
+    be->swiglu_bwd(be, dg, du, sw_r, sw_g, sw_u, 40);
     CHECK(check_input("swiglu.gate", sw_probe, NULL, sw_g, dg, 40, 1e-2f, 2e-3));
     CHECK(check_input("swiglu.up", sw_probe, NULL, sw_u, du, 40, 1e-2f, 2e-3));
     free(sw_g); free(sw_u); free(sw_r); free(sw_out); free(dg); free(du);
@@ -294,7 +296,7 @@ static float *xe_logits, xe_losses[XN], xe_lse[XN];
 static int32_t xe_t[XN] = {3, -1, 0, 10, 3};
 static double xe_probe(void *c)
 {
-    be->xent_fwd(xe_losses, xe_lse, xe_logits, xe_t, XN, XV);
+    be->xent_fwd(be, xe_losses, xe_lse, xe_logits, xe_t, XN, XV);
     double s = 0;
     for (int i = 0; i < XN; i++) s += xe_losses[i];
     return s;
@@ -306,7 +308,7 @@ TEST(grad_xent)
     CHECK(xe_losses[1] == 0.0f);
     float *g = malloc(XN * XV * 4);
     memcpy(g, xe_logits, XN * XV * 4);
-    be->xent_bwd(g, xe_lse, xe_t, XN, XV, 1.0f);
+    be->xent_bwd(be, g, xe_lse, xe_t, XN, XV, 1.0f);
     for (int j = 0; j < XV; j++) CHECK(g[1 * XV + j] == 0.0f);
     CHECK(check_input("xent.logits", xe_probe, NULL, xe_logits, g, XN * XV, 1e-2f, 2e-3));
     free(xe_logits); free(g);

@@ -24,14 +24,14 @@ TEST(nccl_one_rank_device_and_host_buffers)
     enum { N = 1 << 20 };
     float *h = malloc(sizeof(float) * N), *back = malloc(sizeof(float) * N);
     for (int i = 0; i < N; i++) h[i] = (float)(i % 1000) * 0.5f;
-    float *d = gpu->alloc(sizeof(float) * N), *d2 = gpu->alloc(sizeof(float) * N);
+    float *d = gpu->alloc(gpu, sizeof(float) * N), *d2 = gpu->alloc(gpu, sizeof(float) * N);
     /* device: a kernel writes the buffer (zero, then an add queued on the
      * default stream) and the all-reduce must see its result */
-    gpu->copy_h2d(d2, h, sizeof(float) * N);
-    gpu->zero(d, N);
-    gpu->add_inplace(d, d2, N);
+    gpu->copy_h2d(gpu, d2, h, sizeof(float) * N);
+    gpu->zero(gpu, d, N);
+    gpu->add_inplace(gpu, d, d2, N);
     CHECK(herd_comm_all_reduce(nc, d, N, HERD_F32, HERD_SUM) == 0);
-    gpu->copy_d2h(back, d, sizeof(float) * N);
+    gpu->copy_d2h(gpu, back, d, sizeof(float) * N);
     CHECK(!memcmp(back, h, sizeof(float) * N));
     /* host scalars go through the staging buffer */
     double x = 2.5;
@@ -43,9 +43,9 @@ TEST(nccl_one_rank_device_and_host_buffers)
     CHECK(req && herd_comm_wait(nc, req) == 0 && k == 7);
     /* reduce-scatter and all-gather, device to device and host to host */
     size_t counts[1] = {N};
-    gpu->zero(d2, N);
+    gpu->zero(gpu, d2, N);
     CHECK(herd_comm_reduce_scatter(nc, d, d2, counts, HERD_F32) == 0);
-    gpu->copy_d2h(back, d2, sizeof(float) * N);
+    gpu->copy_d2h(gpu, back, d2, sizeof(float) * N);
     CHECK(!memcmp(back, h, sizeof(float) * N));
     memset(back, 0, sizeof(float) * N);
     CHECK(herd_comm_all_gather(nc, h, back, counts, HERD_F32) == 0);
@@ -59,8 +59,8 @@ TEST(nccl_one_rank_device_and_host_buffers)
         herd_comm_destroy(sub);
     }
     herd_comm_destroy(nc);
-    gpu->free(d);
-    gpu->free(d2);
+    gpu->free(gpu, d);
+    gpu->free(gpu, d2);
     free(h);
     free(back);
 }

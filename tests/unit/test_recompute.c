@@ -35,13 +35,13 @@ static int step(int mode, step_result *r)
     herd_model m;
     if (herd_model_create(&m, &dims, be, 99)) return -1;
     if (herd_model_set_recompute(&m, mode)) return -1;
-    size_t before = be->mem_allocated();
-    be->mem_peak(1);
+    size_t before = be->mem_allocated(be);
+    be->mem_peak(be, 1);
     int64_t nv;
     herd_model_zero_grad(&m);
     r->loss = herd_model_forward(&m, tok, tgt, doc, B, T, &nv);
     herd_model_backward(&m, 1.0f / (float)nv);
-    r->grown = be->mem_peak(0) - before;
+    r->grown = be->mem_peak(be, 0) - before;
     r->grads = malloc(sizeof(float) * m.n_params);
     memcpy(r->grads, m.grads, sizeof(float) * m.n_params);
     int64_t n = m.n_params;

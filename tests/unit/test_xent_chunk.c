@@ -45,7 +45,7 @@ TEST(chunk_update_matches_double)
             int w = V - v < Vc ? V - v : Vc;
             for (int i = 0; i < n; i++) /* the chunk as its own [n, w] matrix, as the GEMM writes it */
                 memcpy(buf + (size_t)i * w, logits + (size_t)i * V + v, sizeof(float) * w);
-            be->xent_chunk_update(mx, se, pk, buf, tg, vs + v, n, w);
+            be->xent_chunk_update(be, mx, se, pk, buf, tg, vs + v, n, w);
         }
         free(buf);
         for (int i = 0; i < n; i++) {
@@ -165,10 +165,10 @@ TEST(negative_chunk_refused)
  * chunking); the CPU backend's calloc leaves the untouched pages unmapped, so
  * the 4.2 GB of logits cost no memory here. */
 static size_t counted;
-static void *count_alloc(size_t bytes)
+static void *count_alloc(const herd_backend *be, size_t bytes)
 {
     counted += bytes;
-    return herd_backend_cpu()->alloc(bytes);
+    return herd_backend_cpu()->alloc(be, bytes);
 }
 
 static size_t head_bytes(int xent_chunk)
