@@ -16,6 +16,13 @@
 #include <stdint.h>
 #include "src/config/config.h"
 
+/* The shape both pre- and post-training use: linear warm-up to `peak` over
+ * `warmup` steps, then a cosine from peak down to lo, reaching lo at step
+ * decay_end and staying there. */
+double herd_lr_warmup_cosine(double peak, double lo, int64_t warmup, int64_t decay_end,
+                             int64_t step);
+
+/* Pre-training's schedule (above) from the config. */
 double herd_schedule_lr(const herd_config *c, int64_t step, int64_t tokens_seen);
 const herd_ramp_stage *herd_schedule_ramp(const herd_config *c, int64_t tokens_seen);
 

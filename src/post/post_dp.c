@@ -66,21 +66,6 @@ void herd_post_dp_sum(const herd_post_dp *dp, double *v, int n)
         herd_comm_abort(1);
 }
 
-void herd_post_dp_reduce_grads(const herd_post_dp *dp, herd_model *m, double scale)
-{
-    if (dp->size == 1) return; /* one rank: the local gradient is the global one */
-    /* post-training runs the CPU backend: grads are host memory */
-    if (scale != 1.0)
-        for (int64_t i = 0; i < m->n_params; i++) m->grads[i] = (float)(m->grads[i] * scale);
-    /* in pieces: MPI counts are int */
-    const int64_t piece = (int64_t)1 << 28;
-    for (int64_t off = 0; off < m->n_params; off += piece) {
-        int64_t n = m->n_params - off < piece ? m->n_params - off : piece;
-        if (herd_comm_all_reduce(dp->grid.world, m->grads + off, (size_t)n, HERD_F32, HERD_SUM))
-            herd_comm_abort(1);
-    }
-}
-
 int herd_post_dp_gather_text(const herd_post_dp *dp, const char *text, size_t len, FILE *f)
 {
     if (dp->size == 1) return len && fwrite(text, 1, len, f) != len ? -1 : 0;

@@ -5,7 +5,8 @@
  * state; each step every rank takes its share of the step's global batch,
  * the gradients (already scaled so that the loss is the mean over the GLOBAL
  * batch) are summed over the ranks with one all-reduce, and every rank applies
- * the same AdamW update to the same numbers, so the replicas stay equal. No
+ * the same AdamW update to the same numbers, so the replicas stay equal (the
+ * step machinery of src/train/train_step.h, replicated state). No
  * sharding (FSDP), TP, PP or CP here: post-training models of the demo fit one
  * rank. Sampling (rs) and evaluation (eval) split the prompts by chunks and
  * gather the outputs to rank 0 in prompt order.
@@ -43,9 +44,6 @@ int  herd_post_dp_any(const herd_post_dp *dp, int failed);
 
 /* v[0..n) summed over the ranks, in place. */
 void herd_post_dp_sum(const herd_post_dp *dp, double *v, int n);
-
-/* m->grads *= scale (skipped when scale is 1), then summed over the ranks. */
-void herd_post_dp_reduce_grads(const herd_post_dp *dp, herd_model *m, double scale);
 
 /* Rank 0 writes every rank's text[0..len) to f, in rank order (the others'
  * f is ignored and may be NULL). 0, or -1 on rank 0 when the write fails. */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include "checkpoint/internal.h"
 #include "src/train/train_ckpt.h"
+#include "src/base/clock.h"
 
 #define META_MAGIC "HERDCKP1"
 
@@ -21,13 +22,6 @@ typedef struct {
     int32_t  tp, cp, pp, dp, sp, world;
     uint32_t loader_len, config_len;
 } meta_header;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int64_t row_elems(const herd_tensor *t) { return t->ndim == 2 ? t->shape[1] : 1; }
 
@@ -54,11 +48,9 @@ int herd_train_ckpt_open(herd_train_ckpt *tc, const herd_config *c, const herd_g
 
 int herd_train_ckpt_snapshot_wait(herd_train_ckpt *tc, double *stall_s)
 {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    double t0 = herd_now_s();
     int rc = tc->writer ? herd_ckpt_snapshot_wait(tc->writer) : 0;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    *stall_s = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
+    *stall_s = herd_now_s() - t0;
     return rc;
 }
 
@@ -105,7 +97,7 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
                          herd_model *m, herd_fsdp *f, herd_loader *ld, int64_t step,
                          int64_t tokens, double *stall_s)
 {
-    double t0 = now_s();
+    double t0 = herd_now_s();
     *stall_s = 0;
     if (!tc->writer) return 0;
     static const char *kinds[3] = {"param", "adam_m", "adam_v"};
@@ -150,7 +142,7 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
     free(sl);
     free(cfg);
     free(meta);
-    *stall_s = now_s() - t0;
+    *stall_s = herd_now_s() - t0;
     return rc;
 }
 

@@ -1,0 +1,344 @@
+/* trainer.c — see trainer.h: open, close, evaluate, checkpoint. The step
+ * is in trainer_step.c, the printed report in train_report.c. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <mpi.h>
+#include "monitoring/mfu.h"
+#include "monitoring/watchdog.h"
+#include "src/base/exitcodes.h"
+#include "src/base/safe_file.h"
+#include "src/data/eval.h"
+#include "src/parallel/placement.h"
+#include "src/train/train_report.h"
+#include "src/train/trainer.h"
+
+static int save_resolved_config(const herd_config *c)
+{
+    char path[HERD_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", c->train.out_dir);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int rc = f ? herd_config_write(c, f) : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    /* temp file, rename: a link planted at config.yaml is replaced, never followed */
+    if (rc == 0) rc = herd_safe_write(path, buf, len);
+    else fprintf(stderr, "herd: %s: cannot write the resolved config\n", path);
+    free(buf);
+    return rc;
+}
+
+static void set_threads(int threads)
+{
+    if (threads <= 0) return;
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+}
+
+int herd_trainer_agree(const herd_trainer *t, int rc)
+{
+    int32_t bad = rc != 0;
+    if (herd_comm_all_reduce(t->grid.world, &bad, 1, HERD_I32, HERD_MAX)) herd_comm_abort(1);
+    return bad ? -1 : 0;
+}
+
+/* The process grid over the ranks, placed (parallel.placement) and bound
+ * (parallel.bind_cores); the watchdog. */
+static int open_grid(herd_trainer *t, const char *origin, char *place, size_t place_len,
+                     char *bind, size_t bind_len)
+{
+    const herd_config *c = t->c;
+    set_threads(c->train.threads);
+    int world = herd_mpi_world_size();
+    int *perm = malloc(sizeof(int) * (size_t)world);
+    if (!perm) return -1;
+    if (c->parallel.placement && herd_placement_perm(c, world, perm, place, place_len)) {
+        free(perm);
+        return -1;
+    }
+    if (!c->parallel.placement)
+        for (int i = 0; i < world; i++) perm[i] = i;
+    if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len))
+        snprintf(bind, bind_len, "binding failed (see above)");
+    t->has_grid = 1; /* destroyed even when its creation fails */
+    int rc = herd_grid_create(&t->grid, c, origin, perm);
+    free(perm);
+    if (rc) return -1;
+    t->root = t->grid.world_rank == 0;
+    if (c->monitor.watchdog_step_s <= 0) return 0;
+    char host[128] = "";
+    const char *node = getenv("SLURMD_NODENAME");
+    if (node) snprintf(host, sizeof host, "%s", node);
+    else gethostname(host, sizeof host - 1);
+    double commit = c->monitor.watchdog_commit_s > c->monitor.watchdog_step_s
+                        ? c->monitor.watchdog_commit_s : c->monitor.watchdog_step_s;
+    if (herd_watchdog_start(c->monitor.watchdog_step_s, commit, t->grid.world_rank, host)) return -1;
+    return 0;
+}
+
+/* The backend, the training and validation data, the output directory. */
+static int open_data(herd_trainer *t, const char *origin)
+{
+    const herd_config *c = t->c;
+    const char *backend_name = herd_config_enum_name(herd_backend_choices, c->train.backend);
+    t->be = herd_backend_get(backend_name);
+    if (!t->be) {
+        if (t->root)
+            fprintf(stderr, "herd: %s: key 'train.backend': backend '%s' is not available "
+                    "(%s)\n", origin, backend_name,
+                    c->train.backend != HERD_BACKEND_CUDA ? "unknown backend" : "not built with CUDA or no device");
+        return -1;
+    }
+    if (!c->data.path[0] && c->data.n_sources == 0) {
+        if (t->root) fprintf(stderr, "herd: %s: key 'data.path': no training data given\n", origin);
+        return -1;
+    }
+    int rc = herd_loader_open(&t->data, c, c->model.vocab_size);
+    if (rc == 0 && c->data.val_path[0]) rc = herd_data_open(&t->val, c->data.val_path, c->model.vocab_size, c->train.seed);
+    if (rc == 0 && t->root) rc = herd_safe_mkdirs(c->train.out_dir) || save_resolved_config(c) ? -1 : 0;
+    return herd_trainer_agree(t, rc);
+}
+
+/* The model (TP, SP, PP, CP inside it), its precision, FSDP across DP. */
+static int open_model(herd_trainer *t)
+{
+    const herd_config *c = t->c;
+    const herd_backend *be = t->be;
+    herd_model_dims dims;
+    herd_model_dims_from_config(&dims, c);
+    /* the backend's buffers travel over NCCL on the CUDA backend (groups of
+     * more than one rank), over MPI on the CPU */
+    int rc = herd_grid_device_groups(&t->grid, !strcmp(be->name, "cuda"));
+    herd_model_parallel par = {t->grid.tp_dev, c->parallel.sequence_parallel, t->grid.pp_dev, t->grid.cp_dev,
+                               c->parallel.virtual_stages, c->parallel.pp_first_last_fewer, c->train.xent_chunk};
+    if (rc == 0) rc = herd_model_create_parallel(&t->model, &dims, be, c->train.seed, &par);
+    if (rc == 0) t->has_model = 1;
+    if (rc == 0 && herd_model_set_recompute(&t->model, c->train.recompute)) rc = -1;
+    /* BF16 compute: the backend rounds every GEMM input; master weights,
+     * gradients and the optimizer stay fp32 */
+    t->bf16 = c->train.precision == HERD_PRECISION_BF16;
+    if (rc == 0 && t->bf16 && !be->set_matmul_bf16) {
+        fprintf(stderr, "herd: key 'train.precision': backend %s has no bf16 matmul\n", be->name);
+        rc = -1;
+    }
+    if (rc == 0 && be->set_matmul_bf16) be->set_matmul_bf16(be, t->bf16);
+    if (rc == 0 && herd_fsdp_create(&t->fsdp, &t->model, t->grid.dp_dev)) rc = -1;
+    if (rc == 0) t->has_fsdp = 1;
+    return herd_trainer_agree(t, rc);
+}
+
+/* The peak TFLOP/s of one device, for the MFU; *origin says where it came from. */
+static void find_peak(herd_trainer *t, const char **origin)
+{
+    t->peak_tflops = t->c->monitor.peak_tflops;
+    *origin = "monitor.peak_tflops";
+    if (t->peak_tflops <= 0 && !strcmp(t->be->name, "cuda")) {
+        t->peak_tflops = HERD_PEAK_TFLOPS_H100_BF16;
+        *origin = "H100 dense BF16";
+    } else if (t->peak_tflops <= 0) {
+        /* every rank measures (the same binary on the same kind of core); rank 0's number is used */
+        t->peak_tflops = herd_mfu_measure_cpu_peak(512, 0.3);
+        if (herd_comm_broadcast(t->grid.world, &t->peak_tflops, 1, HERD_F64, 0)) herd_comm_abort(1);
+        *origin = "measured fp32 sgemm 512^3 on this machine, per rank";
+    }
+}
+
+/* Checkpoints (resuming from the newest good one, whatever layout wrote
+ * it), metrics.jsonl, the straggler detector. */
+static int open_state(herd_trainer *t)
+{
+    const herd_config *c = t->c;
+    char resumed_from[HERD_PATH_MAX + 256];
+    t->has_ckpt = 1; /* closed even when opening it fails */
+    int rc = herd_trainer_agree(t, herd_train_ckpt_open(&t->ckpt, c, &t->grid));
+    int resumed = rc == 0 ? herd_train_ckpt_resume(&t->ckpt, c, &t->grid, &t->model, &t->fsdp, t->data,
+                                                   &t->step, &t->tokens_seen, resumed_from,
+                                                   sizeof resumed_from)
+                          : -1;
+    if (resumed < 0) rc = -1;
+    if (t->root && resumed > 0) printf("resumed from %s\n", resumed_from), fflush(stdout);
+    snprintf(t->metrics_path, sizeof t->metrics_path, "%s/metrics.jsonl", c->train.out_dir);
+    if (t->root && rc == 0) {
+        /* a fresh run starts a fresh file; a resumed one appends */
+        rc = herd_metrics_open_fresh(&t->metrics, t->metrics_path, !resumed);
+        if (rc == 0 && resumed)
+            rc = herd_metrics_event_restart(&t->metrics, t->step, (double)time(NULL), 1);
+    }
+    rc = herd_trainer_agree(t, rc);
+    /* stragglers: every rank's compute time, gathered every straggler_every steps */
+    if (rc == 0 && c->monitor.straggler_every > 0)
+        rc = herd_trainer_agree(t, herd_straggler_create(&t->strag, MPI_COMM_WORLD, 4, 1.5));
+    if (c->monitor.prom_file[0]) snprintf(t->prom_path, sizeof t->prom_path, "%s", c->monitor.prom_file);
+    else snprintf(t->prom_path, sizeof t->prom_path, "%s/herd.prom", c->train.out_dir);
+    snprintf(t->strag_path, sizeof t->strag_path, "%s/stragglers.txt", c->train.out_dir);
+    return rc;
+}
+
+int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *config_origin,
+                      const herd_train_options *opt)
+{
+    herd_trainer *t = *tp = calloc(1, sizeof *t);
+    if (!t) return -1;
+    t->c = c;
+    t->opt = opt;
+    char place[1200] = "rank order", bind[256] = "not bound";
+    if (open_grid(t, config_origin, place, sizeof place, bind, sizeof bind) ||
+        open_data(t, config_origin) || open_model(t))
+        return -1;
+    const char *peak_origin;
+    find_peak(t, &peak_origin);
+    if (t->root) herd_train_print_header(t, peak_origin, place, bind);
+    return open_state(t);
+}
+
+int herd_trainer_more(const herd_trainer *t)
+{
+    const herd_config *c = t->c;
+    return (c->train.max_steps == 0 || t->step < c->train.max_steps) &&
+           (c->train.max_tokens == 0 || t->tokens_seen < c->train.max_tokens);
+}
+
+/* Mean loss over the same eval_batches micro-batches of the validation shard
+ * every time (the sampler restarts from its first window), forward only.
+ * Every DP replica computes the same value; the TP ranks cooperate. */
+static double evaluate(herd_model *m, herd_data *val, const herd_config *c, int T, int64_t *n_tok)
+{
+    int B = c->batch.micro_batch;
+    size_t n = (size_t)B * T;
+    int32_t *tok = malloc(n * sizeof(int32_t)), *tgt = malloc(n * sizeof(int32_t)),
+            *doc = malloc(n * sizeof(int32_t));
+    herd_data_state st = {c->train.seed, 0, 0, T};
+    double sum = herd_data_set_state(val, &st) ? NAN : 0;
+    int64_t valid = 0;
+    for (int i = 0; i < c->train.eval_batches && tok && tgt && doc && !isnan(sum); i++) {
+        int64_t nv;
+        if (herd_data_next(val, B, T, tok, tgt, doc)) { sum = NAN; break; }
+        sum += herd_model_forward(m, tok, tgt, doc, B, T, &nv);
+        valid += nv;
+    }
+    free(tok); free(tgt); free(doc);
+    *n_tok = valid;
+    return valid ? sum / (double)valid : NAN;
+}
+
+static int log_eval(herd_trainer *t, int T)
+{
+    const herd_config *c = t->c;
+    int64_t n;
+    double vl = evaluate(&t->model, t->val, c, T, &n);
+    if (!isfinite(vl)) {
+        fprintf(stderr, "herd: %s: validation loss is not finite\n", c->data.val_path);
+        return -1;
+    }
+    if (!t->root) return 0;
+    printf("eval   %6lld | val loss %.4f (%lld tokens of %s)\n", (long long)t->step, vl, (long long)n,
+           c->data.val_path);
+    fflush(stdout);
+    if (fprintf(t->metrics.f, "{\"step\":%lld,\"val_loss\":%.17g,\"val_tokens\":%lld}\n",
+                (long long)t->step, vl, (long long)n) < 0 || fflush(t->metrics.f))
+        return -1;
+    return 0;
+}
+
+static double forward_for_eval(void *ctx, const int32_t *tok, const int32_t *tgt, const int32_t *doc,
+                               int B, int T, int64_t *n_valid)
+{
+    return herd_model_forward(ctx, tok, tgt, doc, B, T, n_valid);
+}
+
+/* Validation loss and bits per byte of every source of a data.sources mix
+ * (the same windows each time); every DP replica computes the same numbers. */
+static int log_eval_sources(herd_trainer *t, int T)
+{
+    int n = herd_loader_n_val_sources(t->data);
+    if (n <= 0) return 0;
+    herd_eval_acc *acc = calloc((size_t)n, sizeof *acc);
+    int rc = acc ? 0 : -1;
+    for (int v = 0; v < n && rc == 0; v++)
+        rc = herd_eval_source(t->data, v, forward_for_eval, &t->model, t->c->batch.micro_batch, T, 0,
+                              t->c->train.eval_batches, &acc[v]);
+    if (rc == 0 && t->root) {
+        rc = herd_eval_report(t->data, acc, t->step, t->metrics.f, stdout);
+        fflush(t->metrics.f);
+        fflush(stdout);
+    }
+    free(acc);
+    return rc;
+}
+
+int herd_trainer_evaluate(herd_trainer *t, int T)
+{
+    int rc = t->val ? log_eval(t, T) : 0;
+    if (rc == 0 && t->c->data.n_sources > 0) rc = log_eval_sources(t, T);
+    return rc;
+}
+
+int herd_trainer_poll(herd_trainer *t, int *stop)
+{
+    *stop = 0;
+    if (t->ckpt.writer && herd_ckpt_poll(t->ckpt.writer)) return -1;
+    *stop = herd_ckpt_stopper_check(t->ckpt.stopper);
+    if (*stop >= 0) return 0;
+    *stop = 0;
+    return -1;
+}
+
+int herd_trainer_checkpoint(herd_trainer *t, int force)
+{
+    if (!t->ckpt.writer || t->ckpt.last_saved == t->step) return 0;
+    if (t->step % t->c->checkpoint.every != 0 && !force) return 0;
+    double stall = 0;
+    int rc = herd_trainer_agree(t, herd_train_ckpt_save(&t->ckpt, t->c, &t->grid, &t->model, &t->fsdp,
+                                                        t->data, t->step, t->tokens_seen, &stall));
+    if (rc == 0 && t->root)
+        rc = herd_metrics_event_checkpoint(&t->metrics, t->step, (double)time(NULL), stall, 0.0);
+    return rc;
+}
+
+int herd_trainer_stop(herd_trainer *t)
+{
+    int rc = 0;
+    herd_watchdog_commit(1);
+    if (t->ckpt.writer && herd_ckpt_wait(t->ckpt.writer)) rc = -1;
+    herd_watchdog_commit(0);
+    if (t->root)
+        printf("stopping at step %lld on signal %d: checkpoint %s; exit %d (requeue)\n",
+               (long long)t->step, herd_ckpt_stopper_signal(t->ckpt.stopper),
+               t->ckpt.writer && rc == 0 ? "committed" : "NOT written (checkpoint.every 0)",
+               HERD_EXIT_REQUEUE), fflush(stdout);
+    return rc == 0 ? HERD_EXIT_REQUEUE : rc;
+}
+
+int herd_trainer_finish(herd_trainer *t)
+{
+    if (!t->has_ckpt) return 0;
+    herd_watchdog_commit(1); /* the last checkpoint commits */
+    int rc = herd_train_ckpt_close(&t->ckpt);
+    herd_watchdog_commit(0);
+    t->has_ckpt = 0;
+    return rc ? -1 : 0;
+}
+
+void herd_trainer_close(herd_trainer *t)
+{
+    if (!t) return;
+    herd_trainer_finish(t);
+    free(t->batch.tokens);
+    free(t->batch.targets);
+    free(t->batch.doc);
+    herd_straggler_destroy(t->strag);
+    herd_metrics_close(&t->metrics);
+    if (t->has_fsdp) herd_fsdp_destroy(&t->fsdp, &t->model);
+    if (t->has_model) herd_model_destroy(&t->model);
+    herd_loader_close(t->data);
+    herd_data_close(t->val);
+    herd_watchdog_stop();
+    if (t->has_grid) herd_grid_destroy(&t->grid);
+    free(t);
+}
