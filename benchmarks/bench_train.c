@@ -32,7 +32,7 @@ static int bench_one(const char *spec, double sgemm_tflops)
     if (T <= 0) T = c.batch.ramp[0].seq_len;
     if (T > c.model.max_seq_len) c.model.max_seq_len = T;
     herd_model_dims d;
-    herd_model_dims_from_config(&d, &c);
+    herd_model_dims_from_config(&d, &c.model);
     herd_model m;
     herd_adamw o;
     if (herd_model_create(&m, &d, herd_backend_cpu(), 1) || herd_adamw_create(&o, &m)) return -1;
@@ -53,7 +53,7 @@ static int bench_one(const char *spec, double sgemm_tflops)
         int64_t nv;
         herd_model_forward(&m, tok, tgt, doc, B, T, &nv);
         herd_model_backward(&m, 1.0f / nv);
-        herd_adamw_step(&o, &m, &c, 1e-4, herd_grad_norm(&m));
+        herd_adamw_step(&o, &m, &c.optim, 1e-4, herd_grad_norm(&m));
         if (s >= warm) {
             steps++;
             t = herd_now_s() - t0;

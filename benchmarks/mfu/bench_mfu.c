@@ -174,7 +174,7 @@ int main(int argc, char **argv)
     c.model.n_layers = o.layers; c.model.d_model = o.d_model; c.model.ffn_dim = o.ffn; c.model.n_heads = o.heads;
     c.model.n_kv_heads = o.kv_heads; c.model.vocab_size = o.vocab; c.model.max_seq_len = o.seq;
     herd_model_dims d;
-    herd_model_dims_from_config(&d, &c);
+    herd_model_dims_from_config(&d, &c.model);
     herd_model m;
     herd_adamw opt;
     int rc_mode = herd_plan_recompute_parse(o.recompute);
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
         loss = herd_model_forward(&m, tok, tgt, doc, B, T, &nv);
         herd_model_backward(&m, 1.0f / (float)(nv ? nv : 1));
         if (w16) be->weights_bf16_end(be);
-        herd_adamw_step(&opt, &m, &c, 1e-4, herd_grad_norm(&m));
+        herd_adamw_step(&opt, &m, &c.optim, 1e-4, herd_grad_norm(&m));
         loss /= (double)(nv ? nv : 1);
     }
     be->synchronize(be);

@@ -6,19 +6,19 @@
 #include "src/model/model.h"
 #include "src/base/rng.h"
 
-void herd_model_dims_from_config(herd_model_dims *d, const herd_config *c)
+void herd_model_dims_from_config(herd_model_dims *d, const herd_config_model *c)
 {
-    d->n_layers = c->model.n_layers;
-    d->d_model = c->model.d_model;
-    d->n_heads = c->model.n_heads;
-    d->n_kv_heads = c->model.n_kv_heads;
-    d->head_dim = c->model.d_model / c->model.n_heads;
-    d->ffn_dim = c->model.ffn_dim;
-    d->vocab_size = c->model.vocab_size;
-    d->max_seq_len = c->model.max_seq_len;
-    d->rope_theta = c->model.rope_theta;
-    d->norm_eps = c->model.norm_eps;
-    d->init_std = c->model.init_std;
+    d->n_layers = c->n_layers;
+    d->d_model = c->d_model;
+    d->n_heads = c->n_heads;
+    d->n_kv_heads = c->n_kv_heads;
+    d->head_dim = c->d_model / c->n_heads;
+    d->ffn_dim = c->ffn_dim;
+    d->vocab_size = c->vocab_size;
+    d->max_seq_len = c->max_seq_len;
+    d->rope_theta = c->rope_theta;
+    d->norm_eps = c->norm_eps;
+    d->init_std = c->init_std;
 }
 
 int64_t herd_model_dims_matmul_params(const herd_model_dims *d)

@@ -196,7 +196,7 @@ typedef struct herd_model {
 int herd_model_set_recompute(herd_model *m, int mode);
 
 /* Derive the dims from a config (head_dim = d_model / n_heads). */
-void herd_model_dims_from_config(herd_model_dims *d, const herd_config *c);
+void herd_model_dims_from_config(herd_model_dims *d, const herd_config_model *c);
 
 /* Number of parameters used in matrix multiplies (DESIGN.md's P_matmul):
  * every weight matrix incl. the output projection, excl. embedding and norms. */

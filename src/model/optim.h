@@ -21,7 +21,7 @@ void herd_adamw_destroy(herd_adamw *o, const herd_model *m);
 double herd_grad_norm(const herd_model *m);
 
 /* One update with learning rate lr; returns the clip factor applied. */
-double herd_adamw_step(herd_adamw *o, herd_model *m, const herd_config *c, double lr,
+double herd_adamw_step(herd_adamw *o, herd_model *m, const herd_config_optim *c, double lr,
                        double grad_norm);
 
 #endif

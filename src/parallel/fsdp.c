@@ -198,21 +198,21 @@ int herd_fsdp_grad_norm(herd_fsdp *f, const herd_model *m, herd_comm *world, dou
     return 0;
 }
 
-void herd_fsdp_step(herd_fsdp *f, const herd_model *m, const herd_config *c, double lr,
+void herd_fsdp_step(herd_fsdp *f, const herd_model *m, const herd_config_optim *c, double lr,
                     double grad_norm)
 {
     double clip = 1.0;
-    if (c->optim.grad_clip > 0 && grad_norm > c->optim.grad_clip) clip = c->optim.grad_clip / (grad_norm + 1e-6);
+    if (c->grad_clip > 0 && grad_norm > c->grad_clip) clip = c->grad_clip / (grad_norm + 1e-6);
     f->t++;
-    float bc1 = (float)(1.0 - pow(c->optim.beta1, (double)f->t));
-    float bc2 = (float)(1.0 - pow(c->optim.beta2, (double)f->t));
+    float bc1 = (float)(1.0 - pow(c->beta1, (double)f->t));
+    float bc2 = (float)(1.0 - pow(c->beta2, (double)f->t));
     for (int i = 0; i < m->n_tensors; i++) {
         const herd_tensor *t = &m->tensors[i];
         size_t n = (size_t)(f->rows[i] * row_elems(t));
         if (!n) continue;
         m->be->adamw(m->be, f->master + f->off[i], f->grad + f->off[i], f->m + f->off[i],
-                     f->v + f->off[i], n, (float)lr, (float)c->optim.beta1, (float)c->optim.beta2,
-                     (float)c->optim.eps, t->decay ? (float)c->optim.weight_decay : 0.0f, bc1, bc2,
+                     f->v + f->off[i], n, (float)lr, (float)c->beta1, (float)c->beta2,
+                     (float)c->eps, t->decay ? (float)c->weight_decay : 0.0f, bc1, bc2,
                      (float)clip);
     }
 }

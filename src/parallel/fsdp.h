@@ -72,7 +72,7 @@ int herd_fsdp_overlap_finish(herd_fsdp *f, herd_model *m);
 int herd_fsdp_grad_norm(herd_fsdp *f, const herd_model *m, herd_comm *world, double *norm);
 
 /* AdamW on the shards with the clip factor of grad_norm (see optim.h). */
-void herd_fsdp_step(herd_fsdp *f, const herd_model *m, const herd_config *c, double lr,
+void herd_fsdp_step(herd_fsdp *f, const herd_model *m, const herd_config_optim *c, double lr,
                     double grad_norm);
 
 /* Bytes per rank: the sharded state (master, gradient, m, v) and the

@@ -22,7 +22,7 @@ static int launcher_size(const char **who)
     return 0;
 }
 
-int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, const int *perm)
+int herd_grid_create(herd_grid *g, const herd_config_parallel *p, const char *origin, const int *perm)
 {
     memset(g, 0, sizeof *g);
     g->world = herd_comm_mpi_world();
@@ -41,38 +41,19 @@ int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, con
         return -1;
     }
 
-    g->tp = c->parallel.tp;
-    g->cp = c->parallel.cp;
-    g->pp = c->parallel.pp;
-    int inner = c->parallel.tp * c->parallel.cp * c->parallel.pp;
-    g->dp = c->parallel.dp ? c->parallel.dp : (W % inner ? 0 : W / inner);
+    g->tp = p->tp;
+    g->cp = p->cp;
+    g->pp = p->pp;
+    int inner = p->tp * p->cp * p->pp;
+    g->dp = p->dp ? p->dp : (W % inner ? 0 : W / inner);
     if (g->dp == 0 || (long)inner * g->dp != W) {
         if (root)
             fprintf(stderr, "herd: %s: keys 'parallel.tp', 'parallel.cp', 'parallel.pp', "
                     "'parallel.dp': tp %d x cp %d x pp %d x dp %s%d = %ld does not equal the "
-                    "world size %d\n", origin, c->parallel.tp, c->parallel.cp, c->parallel.pp, c->parallel.dp ? "" : "(auto) ",
-                    c->parallel.dp ? c->parallel.dp : W / inner, (long)inner * (c->parallel.dp ? c->parallel.dp : W / inner), W);
+                    "world size %d\n", origin, p->tp, p->cp, p->pp, p->dp ? "" : "(auto) ",
+                    p->dp ? p->dp : W / inner, (long)inner * (p->dp ? p->dp : W / inner), W);
         return -1;
     }
-    for (int seq = 0; seq < (int)c->batch.n_ramp; seq++) {
-        long long seqs = (long long)(c->batch.ramp[seq].batch_tokens / c->batch.ramp[seq].seq_len);
-        if (seqs % ((long long)g->dp * c->batch.micro_batch)) {
-            if (root)
-                fprintf(stderr, "herd: %s: key 'batch.ramp': stage %d: %lld sequences per batch "
-                        "are not a multiple of dp (%d) x micro_batch (%d)\n", origin, seq + 1, seqs,
-                        g->dp, c->batch.micro_batch);
-            return -1;
-        }
-        /* the pipeline schedule needs at least one micro-batch per stage */
-        if (g->pp > 1 && seqs / ((long long)g->dp * c->batch.micro_batch) < g->pp) {
-            if (root)
-                fprintf(stderr, "herd: %s: keys 'parallel.pp', 'batch.ramp': stage %d: %lld "
-                        "micro-batches per DP rank are fewer than the %d pipeline stages\n",
-                        origin, seq + 1, seqs / ((long long)g->dp * c->batch.micro_batch), g->pp);
-            return -1;
-        }
-    }
-
     /* my grid index: the position whose world rank is mine */
     int idx = g->world_rank;
     if (perm) {
@@ -99,6 +80,30 @@ int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, con
     g->pp_group = herd_comm_mpi_split(g->world, pp_color, g->pp_rank, "pp");
     g->dp_group = herd_comm_mpi_split(g->world, dp_color, g->dp_rank, "dp");
     if (!g->tp_group || !g->cp_group || !g->pp_group || !g->dp_group) return -1;
+    return 0;
+}
+
+int herd_grid_check_batch(const herd_grid *g, const herd_config_batch *b, const char *origin)
+{
+    int root = g->world_rank == 0;
+    for (int seq = 0; seq < (int)b->n_ramp; seq++) {
+        long long seqs = (long long)(b->ramp[seq].batch_tokens / b->ramp[seq].seq_len);
+        if (seqs % ((long long)g->dp * b->micro_batch)) {
+            if (root)
+                fprintf(stderr, "herd: %s: key 'batch.ramp': stage %d: %lld sequences per batch "
+                        "are not a multiple of dp (%d) x micro_batch (%d)\n", origin, seq + 1, seqs,
+                        g->dp, b->micro_batch);
+            return -1;
+        }
+        /* the pipeline schedule needs at least one micro-batch per stage */
+        if (g->pp > 1 && seqs / ((long long)g->dp * b->micro_batch) < g->pp) {
+            if (root)
+                fprintf(stderr, "herd: %s: keys 'parallel.pp', 'batch.ramp': stage %d: %lld "
+                        "micro-batches per DP rank are fewer than the %d pipeline stages\n",
+                        origin, seq + 1, seqs / ((long long)g->dp * b->micro_batch), g->pp);
+            return -1;
+        }
+    }
     return 0;
 }
 

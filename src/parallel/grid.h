@@ -35,7 +35,11 @@ typedef struct {
  * `perm` (may be NULL: identity) maps grid index -> world rank.
  * Every rank runs the same checks on the same inputs, so on an error every
  * rank returns -1 (rank 0 prints the message) and none waits in a collective. */
-int herd_grid_create(herd_grid *g, const herd_config *c, const char *origin, const int *perm);
+int herd_grid_create(herd_grid *g, const herd_config_parallel *p, const char *origin, const int *perm);
+/* The batch ramp against the grid: every stage's sequences a multiple of dp x
+ * micro_batch, and at least pp micro-batches per DP rank. 0, or -1 with the
+ * keys named (printed on world rank 0). */
+int herd_grid_check_batch(const herd_grid *g, const herd_config_batch *b, const char *origin);
 void herd_grid_destroy(herd_grid *g);
 
 /* nccl = 0: the device groups are the MPI groups; 1: NCCL twins for the groups

@@ -14,11 +14,11 @@ static void identity(int *perm, int n)
     for (int i = 0; i < n; i++) perm[i] = i;
 }
 
-int herd_placement_perm(const herd_config *c, int world_size, int *perm, char *desc, size_t n)
+int herd_placement_perm(const herd_config_parallel *p, int world_size, int *perm, char *desc, size_t n)
 {
     identity(perm, world_size);
-    int inner = c->parallel.tp * c->parallel.cp * c->parallel.pp;
-    int dp = c->parallel.dp ? c->parallel.dp : (world_size % inner ? 0 : world_size / inner);
+    int inner = p->tp * p->cp * p->pp;
+    int dp = p->dp ? p->dp : (world_size % inner ? 0 : world_size / inner);
     if (dp == 0 || inner * dp != world_size) {
         snprintf(desc, n, "identity (the layout does not divide the world)");
         return 0;
@@ -42,7 +42,7 @@ int herd_placement_perm(const herd_config *c, int world_size, int *perm, char *d
     herd_topo *t = NULL;
     /* the topology library prints why it cannot build a tree; keep it to rank 0's log */
     if (herd_topo_from_hosts(&t, world_size, names, have_conf ? conf : NULL) == 0 &&
-        herd_topo_place(t, c->parallel.tp, c->parallel.cp, c->parallel.pp, dp, perm) == 0) {
+        herd_topo_place(t, p->tp, p->cp, p->pp, dp, perm) == 0) {
         snprintf(desc, n, "network-aware (topology/%s)", have_conf ? conf : "host names only");
     } else {
         identity(perm, world_size);

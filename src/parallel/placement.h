@@ -13,7 +13,7 @@
 /* perm[grid index] = world rank (see grid.h). Falls back to the identity
  * (returns 0, says why in desc) when the layout does not divide the world
  * size (the grid reports that) or the topology cannot be built. */
-int herd_placement_perm(const herd_config *c, int world_size, int *perm, char *desc, size_t n);
+int herd_placement_perm(const herd_config_parallel *p, int world_size, int *perm, char *desc, size_t n);
 
 /* With parallel.bind_cores: bind this rank to its share of the node's cores
  * (hwloc). desc gets what was done. */

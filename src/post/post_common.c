@@ -35,7 +35,7 @@ void herd_post_env_close(herd_post_env *e)
 int herd_post_model_open(herd_model *m, const herd_post_env *e, const char *weights)
 {
     herd_model_dims d;
-    herd_model_dims_from_config(&d, &e->cfg);
+    herd_model_dims_from_config(&d, &e->cfg.model);
     if (herd_model_create(m, &d, herd_backend_cpu(), e->cfg.train.seed)) return -1;
     if (weights && herd_weights_load(m, weights)) {
         herd_model_destroy(m);

@@ -24,10 +24,8 @@ int herd_post_dp_open(herd_post_dp *dp)
     dp->mpi = 1;
     /* a DP-only layout: the grid's checks of the launch, and its world group;
      * no batch ramp (post-training batches are batch.micro_batch items) */
-    static herd_config c; /* static: large, zeroed */
-    memset(&c, 0, sizeof c);
-    c.parallel.tp = c.parallel.cp = c.parallel.pp = 1;
-    if (herd_grid_create(&dp->grid, &c, "herd post", NULL)) {
+    herd_config_parallel p = {.tp = 1, .cp = 1, .pp = 1};
+    if (herd_grid_create(&dp->grid, &p, "herd post", NULL)) {
         herd_mpi_finalize();
         dp->mpi = 0;
         return -1;

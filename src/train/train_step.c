@@ -44,10 +44,10 @@ int herd_step_backward(const herd_step_engine *e, herd_loss_fn loss, void *ctx, 
 void herd_step_update(const herd_step_engine *e, double lr, double grad_norm)
 {
     if (!e->fsdp) {
-        herd_adamw_step(e->adamw, e->m, e->c, lr, grad_norm);
+        herd_adamw_step(e->adamw, e->m, &e->c->optim, lr, grad_norm);
         return;
     }
-    herd_fsdp_step(e->fsdp, e->m, e->c, lr, grad_norm);
+    herd_fsdp_step(e->fsdp, e->m, &e->c->optim, lr, grad_norm);
     if (herd_fsdp_gather_params(e->fsdp, e->m)) herd_comm_abort(1);
     e->m->be->synchronize(e->m->be);
 }

@@ -58,7 +58,7 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     int world = herd_mpi_world_size();
     int *perm = malloc(sizeof(int) * (size_t)world);
     if (!perm) return -1;
-    if (c->parallel.placement && herd_placement_perm(c, world, perm, place, place_len)) {
+    if (c->parallel.placement && herd_placement_perm(&c->parallel, world, perm, place, place_len)) {
         free(perm);
         return -1;
     }
@@ -67,9 +67,9 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len))
         snprintf(bind, bind_len, "binding failed (see above)");
     t->has_grid = 1; /* destroyed even when its creation fails */
-    int rc = herd_grid_create(&t->grid, c, origin, perm);
+    int rc = herd_grid_create(&t->grid, &c->parallel, origin, perm);
     free(perm);
-    if (rc) return -1;
+    if (rc || herd_grid_check_batch(&t->grid, &c->batch, origin)) return -1;
     t->root = t->grid.world_rank == 0;
     if (c->monitor.watchdog_step_s <= 0) return 0;
     char host[128] = "";
@@ -111,7 +111,7 @@ static int open_model(herd_trainer *t)
     const herd_config *c = t->c;
     const herd_backend *be = t->be;
     herd_model_dims dims;
-    herd_model_dims_from_config(&dims, c);
+    herd_model_dims_from_config(&dims, &c->model);
     /* the backend's buffers travel over NCCL on the CUDA backend (groups of
      * more than one rank), over MPI on the CPU */
     int rc = herd_grid_device_groups(&t->grid, !strcmp(be->name, "cuda"));

@@ -90,7 +90,7 @@ static void step_metrics(herd_trainer *t, herd_step_metrics *sm, double t0, cons
     const herd_grid *g = &t->grid;
     const herd_backend *be = t->be;
     herd_model_dims dims;
-    herd_model_dims_from_config(&dims, t->c);
+    herd_model_dims_from_config(&dims, &t->c->model);
     int64_t p_matmul = herd_model_dims_matmul_params(&dims);
     int T = sm->seq_len;
     double dt = herd_now_s() - t0, tps = (double)sm->batch_tokens / dt;
@@ -196,7 +196,7 @@ int herd_trainer_log(herd_trainer *t, const herd_step_metrics *sm)
     }
     if (t->root && c->train.log_every > 0 && (t->step % c->train.log_every == 0 || t->step == 1)) {
         herd_model_dims d;
-        herd_model_dims_from_config(&d, c);
+        herd_model_dims_from_config(&d, &c->model);
         double fpt = herd_mfu_flops_per_token(herd_model_dims_matmul_params(&d), d.n_layers,
                                               sm->seq_len, d.d_model);
         double tps_dev = sm->tokens_per_second / t->grid.world_size, dt = sm->step_seconds;

@@ -86,7 +86,7 @@ TEST(adamw_matches_hand_computation)
     const herd_tensor *nw = herd_model_find(&m, "model.layers.0.input_layernorm.weight");
     CHECK(wq && nw && wq->decay && !nw->decay);
     float p0 = m.params[wq->offset], n0 = m.params[nw->offset];
-    double lr = 1e-3, clip = herd_adamw_step(&o, &m, &c, lr, norm);
+    double lr = 1e-3, clip = herd_adamw_step(&o, &m, &c.optim, lr, norm);
     CHECK_NEAR(clip, 1.0 / (norm + 1e-6), 1e-12);
     /* step 1: m_hat = g, v_hat = g^2, update = lr * g / (|g| + eps) = lr * sign(g) */
     double g = 0.5 * clip;
