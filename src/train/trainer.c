@@ -87,7 +87,7 @@ static int open_data(herd_trainer *t, const char *origin)
 {
     const herd_config *c = t->c;
     const char *backend_name = herd_config_enum_name(herd_backend_choices, c->train.backend);
-    t->be = herd_backend_get(backend_name);
+    t->be = herd_backend_create(backend_name, NULL); /* the precision is set once the model is built */
     if (!t->be) {
         if (t->root)
             fprintf(stderr, "herd: %s: key 'train.backend': backend '%s' is not available "
@@ -336,6 +336,7 @@ void herd_trainer_close(herd_trainer *t)
     herd_metrics_close(&t->metrics);
     if (t->has_fsdp) herd_fsdp_destroy(&t->fsdp, &t->model);
     if (t->has_model) herd_model_destroy(&t->model);
+    herd_backend_free(t->be); /* after everything its alloc handed out */
     herd_loader_close(t->data);
     herd_data_close(t->val);
     herd_watchdog_stop();

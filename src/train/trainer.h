@@ -27,7 +27,7 @@ typedef struct {
     const herd_train_options *opt;        /* may be NULL */
     herd_grid          grid;
     int                root;              /* world rank 0: prints and writes the files */
-    const herd_backend *be;
+    herd_backend *be;      /* the trainer's own instance (herd_backend_create), freed by close */
     herd_loader       *data;
     herd_data         *val;               /* data.val_path, or NULL */
     herd_model         model;
