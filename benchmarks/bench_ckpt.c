@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 static double seq_write(const char *path, size_t bytes)
 {

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include <mpi.h>
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 static void fsync_file(const char *p)
 {

@@ -12,7 +12,7 @@
 #include <time.h>
 #include "src/config/config.h"
 #include "src/data/loader.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 static volatile double sink;
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "src/data/tokenizer.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 #include "src/base/file.h"
 
 int main(int argc, char **argv)

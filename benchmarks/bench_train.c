@@ -18,7 +18,7 @@
 #include "src/model/model.h"
 #include "src/model/optim.h"
 #include "src/base/rng.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 static int bench_one(const char *spec, double sgemm_tflops)
 {

@@ -158,7 +158,7 @@ int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **
  * of the flag and completes the one started at the previous call, so every
  * rank learns "someone was signalled" at the same step, one step late, without
  * blocking. On 1 the trainer saves a checkpoint at this step, waits for the
- * commit, and exits with HERD_EXIT_REQUEUE (src/base/exitcodes.h). */
+ * commit, and exits with HERD_EXIT_REQUEUE (monitoring/exitcodes.h). */
 typedef struct herd_ckpt_stopper herd_ckpt_stopper;
 int herd_ckpt_stopper_create(herd_ckpt_stopper **out, MPI_Comm comm); /* comm: MPI_COMM_NULL for one process */
 int herd_ckpt_stopper_check(herd_ckpt_stopper *s);   /* 1: every rank stops after this step */

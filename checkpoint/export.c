@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 #include "checkpoint/safetensors.h"
 
 static int ends_with(const char *s, const char *suf)

@@ -20,9 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
-#include "src/base/sbuf.h"
-#include "src/base/clock.h"
+#include "checkpoint/safe_file.h"
+#include "checkpoint/sbuf.h"
+#include "monitoring/clock.h"
 
 void ckpt_shard_name(int rank, char *out, size_t n) { snprintf(out, n, "shard_%05d.h5", rank); }
 void ckpt_step_name(int64_t step, char *out, size_t n) { snprintf(out, n, "step_%08" PRId64, step); }

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 
 struct herd_ckpt {
     char dir[4096];

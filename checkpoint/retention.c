@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 
 static int remove_step_dir(int dfd, const char *dir, const char *name)
 {

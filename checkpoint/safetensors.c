@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
-#include "src/base/sbuf.h"
+#include "checkpoint/safe_file.h"
+#include "checkpoint/sbuf.h"
 #include "checkpoint/safetensors.h"
 
 static int64_t numel(const herd_st_tensor *t)

@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
-#include "src/base/clock.h"
+#include "checkpoint/safe_file.h"
+#include "monitoring/clock.h"
 
 void ckpt_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 #define STOP_GRACE_DEFAULT_MS 3000
 #define STOP_STEP_RING 4

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <hdf5.h>
 #include "checkpoint/internal.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 enum { W_IDLE, W_WRITING, W_GATHER, W_BCAST };
 

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 
 #define P1 0x9E3779B185EBCA87ULL
 #define P2 0xC2B2AE3D27D4EB4FULL

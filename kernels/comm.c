@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include "kernels/comm.h"
 #include "monitoring/watchdog.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 size_t herd_dtype_size(herd_dtype t)
 {

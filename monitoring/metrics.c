@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 #include "monitoring/metrics.h"
 
 int herd_metrics_format(char *buf, size_t size, const herd_step_metrics *s)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "monitoring/mfu.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 double herd_mfu_flops_per_token(int64_t p_matmul, int n_layers, int seq_len, int d_model)
 {

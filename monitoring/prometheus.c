@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <stdlib.h>
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 #include "monitoring/prometheus.h"
 
 /* Go's ParseFloat spellings, which the text format uses for non-finite values */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 #include "monitoring/straggler.h"
 
 #define HOST_LEN MPI_MAX_PROCESSOR_NAME

@@ -6,7 +6,7 @@
  * only to print the report, with trylock so that it can never wait on the
  * thread it watches. */
 #include "monitoring/watchdog.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 
 typedef struct {
     char   what[96];

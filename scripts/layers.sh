@@ -8,21 +8,22 @@
 #   sh scripts/layers.sh dot     the same as a Graphviz digraph (docs/architecture.dot)
 #
 # A folder's rule lists the folders it may include besides itself. The
-# libraries (kernels, checkpoint, monitoring, topology) include nothing of the
-# trainer's folders but src/base; inside src/ each layer includes only the
-# layers below it. tests/ and benchmarks/ may include anything.
+# libraries (kernels, checkpoint, monitoring, topology) are the bottom: they
+# include one another and nothing of src/; inside src/ each layer includes
+# only the libraries and the layers below it. tests/ and benchmarks/ may
+# include anything.
 set -eu
 self=$(readlink -f "$0")
 cd "${LAYERS_ROOT:-$(dirname "$0")/..}"   # LAYERS_ROOT: another tree (the test plants includes in a copy)
 LIBS="kernels checkpoint monitoring topology"
 rules() {
     cat <<RULES
-src/base     -
-kernels      src/base $LIBS
-checkpoint   src/base $LIBS
-monitoring   src/base $LIBS
-topology     src/base $LIBS
-src/config   src/base
+kernels      $LIBS
+checkpoint   $LIBS
+monitoring   $LIBS
+topology     $LIBS
+src/base     $LIBS
+src/config   src/base $LIBS
 src/data     src/base src/config $LIBS
 src/model    src/base src/config $LIBS
 src/parallel src/base src/config src/model $LIBS

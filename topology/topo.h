@@ -18,7 +18,7 @@
 #define HERD_TOPO_H
 
 #include <stddef.h>
-#include "src/base/recompute.h"
+#include "topology/recompute.h"
 
 #define HERD_TOPO_NAME_MAX   64
 #define HERD_TOPO_MAX_HEIGHT 8   /* 1 node, 2 leaf, 3 spine/pod, 4 core, ... */
@@ -264,7 +264,7 @@ typedef struct {
 } herd_plan_inputs;
 
 /* Activation recomputation (train.recompute): HERD_RECOMPUTE_* of
- * src/base/recompute.h, which the model does and the memory estimate charges. */
+ * topology/recompute.h, which the model does and the memory estimate charges. */
 
 /* "none" / "selective" / "full" -> HERD_RECOMPUTE_*; -1 if none of them. */
 int herd_plan_recompute_parse(const char *s);

@@ -29,7 +29,7 @@
 #include "src/model/optim.h"
 #include "src/base/rng.h"
 #include "topology/topo.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 typedef struct {
     const char *backend, *label, *recompute, *precision;

@@ -12,7 +12,7 @@
 #include "src/config/config.h"
 #include "src/data/curate.h"
 #include "src/base/file.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 
 static int clean_usage(const char *why)
 {

@@ -13,7 +13,7 @@
 #include "src/cli/commands.h"
 #include "src/config/config.h"
 #include "src/train/train.h"
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 
 static int usage(void)
 {

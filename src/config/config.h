@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include "src/base/recompute.h"
+#include "topology/recompute.h"
 
 #define HERD_MAX_RAMP 8       /* batch-ramp stages */
 #define HERD_PATH_MAX 1024
@@ -67,7 +67,7 @@ typedef struct {
 
 typedef enum { HERD_BACKEND_CPU = 0, HERD_BACKEND_CUDA = 1 } herd_backend_kind;
 typedef enum { HERD_PRECISION_FP32 = 0, HERD_PRECISION_BF16 = 1 } herd_precision;
-/* train.recompute takes HERD_RECOMPUTE_* of src/base/recompute.h */
+/* train.recompute takes HERD_RECOMPUTE_* of topology/recompute.h */
 
 extern const herd_config_enum herd_backend_choices[];   /* cpu, cuda */
 extern const herd_config_enum herd_recompute_choices[]; /* none, selective, full */
@@ -122,7 +122,7 @@ typedef struct {
     int      log_every;      /* print a human line every N steps (JSONL every step) */
     char     out_dir[HERD_PATH_MAX];  /* metrics.jsonl and config.yaml go here */
     int      backend;        /* herd_backend_kind */
-    int      recompute;      /* HERD_RECOMPUTE_*: activation recompute (src/base/recompute.h) */
+    int      recompute;      /* HERD_RECOMPUTE_*: activation recompute (topology/recompute.h) */
     int      precision;      /* herd_precision: the GEMMs' inputs (kernels/backend.h set_matmul_bf16) */
     int      overlap_grad_reduce; /* 1: per-layer gradient reduction overlapped with the backward (src/parallel/fsdp.h) */
     int      xent_chunk;     /* vocabulary columns per chunk of the fused output projection and

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include "src/data/data.h"
 #include "src/base/rng.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 
 struct herd_data {
     char              *path;

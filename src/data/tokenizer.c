@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include "src/data/tokenizer.h"
 #include "src/data/tokenizer_impl.h"
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 #include "src/data/unicode_tab.h"
 
 /* ---- special tokens -------------------------------------------------------- */

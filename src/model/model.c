@@ -370,7 +370,7 @@ static int use_flash(const herd_model *m)
 
 /* The tensors of herd_layer_acts, and from which recompute mode on each is
  * dropped: a view of the model's one-layer scratch m->rc instead of the
- * slot's own (src/base/recompute.h; topology/memmodel.c charges the same). */
+ * slot's own (topology/recompute.h; topology/memmodel.c charges the same). */
 static const struct {
     size_t offset;
     int    dropped_from;

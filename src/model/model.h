@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include "kernels/backend.h"
 #include "kernels/comm.h"
-#include "src/base/recompute.h"
+#include "topology/recompute.h"
 #include "src/config/config.h"
 
 /* How a tensor is cut across the tensor-parallel group (Megatron):
@@ -188,7 +188,7 @@ typedef struct herd_model {
     float *rc_out;             /* [Nl, d] FULL: the rerun layer's output (discarded) */
 } herd_model;
 
-/* Activation recomputation mode HERD_RECOMPUTE_* (src/base/recompute.h) for the
+/* Activation recomputation mode HERD_RECOMPUTE_* (topology/recompute.h) for the
  * activations allocated from now on: call before the first forward (it drops
  * the current activations; -1 while slots are in use or for an unknown mode).
  * The gradients are the same as without recomputation, bit for bit: the

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "src/parallel/pipeline.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 
 /* ---- running the schedule ------------------------------------------------ */

@@ -1,5 +1,5 @@
 /* train.c — see train.h: the loop over the trainer (trainer.h). */
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 #include "monitoring/watchdog.h"
 #include "src/train/train.h"
 #include "src/train/trainer.h"

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include "checkpoint/internal.h"
 #include "src/train/train_ckpt.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 #define META_MAGIC "HERDCKP1"
 

@@ -11,8 +11,8 @@
 #include <mpi.h>
 #include "monitoring/mfu.h"
 #include "monitoring/watchdog.h"
-#include "src/base/exitcodes.h"
-#include "src/base/safe_file.h"
+#include "monitoring/exitcodes.h"
+#include "checkpoint/safe_file.h"
 #include "src/data/eval.h"
 #include "src/parallel/placement.h"
 #include "src/train/train_report.h"

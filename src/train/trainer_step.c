@@ -11,7 +11,7 @@
 #include "src/parallel/pipeline.h"
 #include "src/train/train_step.h"
 #include "src/train/trainer.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 static double comm_seconds(const herd_comm *c) { return c ? c->seconds : 0.0; }
 

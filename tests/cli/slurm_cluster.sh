@@ -177,7 +177,7 @@ fi
 # (tests/slurm/mpi_steps.c): its peers wait in MPI_Allreduce, their watchdogs
 # exit 76, srun -K1 ends the step, the driver relaunches it
 if mpicc -std=c11 -D_GNU_SOURCE -O2 -I. -o "$tmp/mpi_steps" tests/slurm/mpi_steps.c monitoring/watchdog.c \
-        checkpoint/stop.c src/base/clock.c -lpthread 2>"$tmp/mpicc.err"; then
+        checkpoint/stop.c monitoring/clock.c -lpthread 2>"$tmp/mpicc.err"; then
     job=$(HERD_TRAIN_CMD="$tmp/mpi_steps" MPI_STEPS_N=40 MPI_STEPS_MS=100 MPI_STEPS_LIMIT=2 \
           sbatch --parsable --output="$tmp/hang.out" slurm/train.sbatch "$tmp/cfg.yaml" --out "$tmp/hang")
     t=0

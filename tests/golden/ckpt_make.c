@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 
 static const struct { const char *name; int ndim; int64_t g0, g1; } T[] = {
     {"model.embed_tokens.weight", 2, 32, 16},

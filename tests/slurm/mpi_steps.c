@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "monitoring/watchdog.h"
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 #include "checkpoint/ckpt.h"
 
 static double env_or(const char *name, double dflt)

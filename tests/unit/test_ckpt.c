@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/internal.h"
-#include "src/base/safe_file.h"
-#include "src/base/clock.h"
+#include "checkpoint/safe_file.h"
+#include "monitoring/clock.h"
 #include "kernels/backend.h"
 #include "tests/unit/test.h"
 

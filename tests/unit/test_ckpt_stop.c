@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "checkpoint/ckpt.h"
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 #include "tests/unit/test.h"
 
 TEST(usr1_is_recorded_not_fatal)

@@ -13,7 +13,7 @@
 #include "monitoring/straggler.h"
 #include "monitoring/timers.h"
 #include "tests/unit/test.h"
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 static void sleep_s(double s)
 {

@@ -8,10 +8,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 #include "monitoring/watchdog.h"
-#include "src/base/exitcodes.h"
+#include "monitoring/exitcodes.h"
 #include "tests/unit/test.h"
 
 static void sleep_s(double s)

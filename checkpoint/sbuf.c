@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "src/base/sbuf.h"
+#include "checkpoint/sbuf.h"
 
 /* room for `more` bytes and a NUL after n; -1 when out of memory */
 static int reserve(herd_sbuf *b, size_t more)

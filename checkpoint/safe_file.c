@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "src/base/safe_file.h"
+#include "checkpoint/safe_file.h"
 
 void herd_safe_split(const char *path, char *dir, size_t dn, char *base, size_t bn)
 {

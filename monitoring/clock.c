@@ -1,6 +1,6 @@
 /* clock.c — see clock.h. */
 #include <time.h>
-#include "src/base/clock.h"
+#include "monitoring/clock.h"
 
 double herd_now_s(void)
 {
