@@ -45,11 +45,22 @@
 #   HERD_GUARD_SILENCE_S  a heartbeat silent this long sends the guards to check the
 #                       batch host (default 30; more than the shared file system's lag)
 #   HERD_STOP_GRACE_S   the trainer's grace after SIGTERM (checkpoint/stop.c, default 3)
+#   HERD_GPU_BIND       srun's GPU binding of the ranks: unset = one GPU per rank
+#                       (--gpu-bind=single:1) when the job has GPUs, nothing when not;
+#                       "none" = every rank sees its node's GPUs (herd picks by local
+#                       rank and locality); anything else is passed to srun as given
+#                       (e.g. "--gpus-per-task=1")
+#   HERD_PREFLIGHT      1: before the first launch of the allocation, run the preflight
+#                       (`herd check CONFIG --out OUT/preflight`) on the launch's nodes
+#                       with the training binding, and exclude the nodes it lists in
+#                       OUT/preflight/slow_nodes (Slurm node names, one a line)
+#   HERD_CHECK_CMD      the preflight's command (default "$HERD_BIN check")
+#   HERD_PREFLIGHT_TIMEOUT  seconds the preflight may take (default 600)
 set -u
 
 me=run_stage.sh
 say() { echo "herd-stage: $*" >&2; [ -n "${LOG:-}" ] && echo "$(date -u +%FT%TZ) $*" >>"$LOG"; return 0; }
-die() { echo "$me: $*" >&2; exit 1; }
+die() { echo "$me: $*" >&2; [ -n "${LOG:-}" ] && echo "$(date -u +%FT%TZ) $*" >>"$LOG"; exit 1; }
 now() { date +%s; }
 
 mode=${1:-}; shift 2>/dev/null
@@ -103,6 +114,8 @@ hb_s=${HERD_HEARTBEAT_S:-5}
 case "$hb_s" in ''|*[!0-9.]*|*.*.*|.) hb_s=0 ;; esac
 awk -v v="$hb_s" 'BEGIN {exit !(v + 0 > 0)}' || die "HERD_HEARTBEAT_S '${HERD_HEARTBEAT_S:-}': not a positive number of seconds"
 case "${HERD_GUARD_SILENCE_S:-30}" in ''|*[!0-9]*|0) die "HERD_GUARD_SILENCE_S '${HERD_GUARD_SILENCE_S:-}': not a positive whole number of seconds" ;; esac
+case "${HERD_PREFLIGHT:-0}" in 0|1) ;; *) die "HERD_PREFLIGHT '${HERD_PREFLIGHT:-}': expected 0 or 1" ;; esac
+case "${HERD_PREFLIGHT_TIMEOUT:-600}" in ''|*[!0-9]*|0) die "HERD_PREFLIGHT_TIMEOUT '${HERD_PREFLIGHT_TIMEOUT:-}': not a positive whole number of seconds" ;; esac
 [ "$mode" = check ] && { echo "$me: $CONFIG: ok (output $OUT)"; exit 0; }
 
 # ---- inside the allocation ----
@@ -114,6 +127,9 @@ SPARES=${HERD_SPARES:-0}
 TPN=${HERD_TASKS_PER_NODE:-${SLURM_NTASKS_PER_NODE:-1}}
 PROBE=${HERD_PROBE_TIMEOUT:-10}
 TRAIN_CMD=${HERD_TRAIN_CMD:-$HERD_BIN train}
+CHECK_CMD=${HERD_CHECK_CMD:-$HERD_BIN check}
+PREFLIGHT=${HERD_PREFLIGHT:-0}
+PREFLIGHT_TIMEOUT=${HERD_PREFLIGHT_TIMEOUT:-600}
 ALLOC=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | tr '\n' ' ')
 n_alloc=$(echo $ALLOC | wc -w)
 NEED=$((n_alloc - SPARES))
@@ -122,6 +138,29 @@ MIN_NODES=${HERD_MIN_NODES:-$NEED}
 # model-parallel size: what one data-parallel replica needs (keys of the MPI trainer)
 mp=1
 for k in tp cp pp; do v=$(cfg_get parallel $k); [ -n "$v" ] && mp=$((mp * v)); done
+
+# ---- the ranks' binding, the same for training and the preflight ----
+# GPUs per node of the job (the batch host's; stage files ask --gpus-per-node)
+job_gpus_per_node() {
+    if [ -n "${SLURM_GPUS_ON_NODE:-}" ]; then echo "$SLURM_GPUS_ON_NODE"
+    elif [ -n "${SLURM_JOB_GPUS:-}" ]; then echo "$SLURM_JOB_GPUS" | tr ',' '\n' | grep -c .
+    elif [ -n "${SLURM_GPUS_PER_NODE:-}" ]; then echo "${SLURM_GPUS_PER_NODE##*:}"
+    else echo 0; fi
+}
+GPUS_NODE=$(job_gpus_per_node)
+case "$GPUS_NODE" in ''|*[!0-9]*) die "the job's GPUs per node '$GPUS_NODE' (SLURM_GPUS_ON_NODE, SLURM_JOB_GPUS, SLURM_GPUS_PER_NODE): not a number" ;; esac
+# srun does not inherit the job's --cpus-per-task (Slurm 22.05 and later, srun(1)):
+# without it each rank would get one CPU
+STEP_BIND=""
+[ -n "${SLURM_CPUS_PER_TASK:-}" ] && STEP_BIND="--cpus-per-task=$SLURM_CPUS_PER_TASK"
+if [ -n "${HERD_GPU_BIND+set}" ]; then
+    [ "$HERD_GPU_BIND" = none ] || STEP_BIND="$STEP_BIND $HERD_GPU_BIND"
+elif [ "$GPUS_NODE" -gt 0 ]; then
+    [ "$TPN" -le "$GPUS_NODE" ] || die "$TPN ranks per node (HERD_TASKS_PER_NODE or --ntasks-per-node) but $GPUS_NODE GPUs per node: two ranks would share a GPU (set HERD_GPU_BIND to bind them yourself)"
+    # one GPU per rank, the one nearest its cores (gres.conf Cores=); the step
+    # keeps every GPU of the job, so NCCL still reaches the other ranks' GPUs
+    STEP_BIND="$STEP_BIND --gpu-bind=single:1"
+fi
 
 # The full layout's data-parallel size, and the most nodes (of N healthy, at
 # least HERD_MIN_NODES) whose ranks hold whole model replicas and a DP size that
@@ -215,6 +254,51 @@ healthy_nodes() {
     rm -rf "$tmp"
 }
 
+# preflight NODES N_USE NTASKS DP_SET: the preflight step on the nodes a launch
+# would use, bound as training is; sets SLOW to those of NODES that
+# OUT/preflight/slow_nodes names (first word of a line; # starts a comment).
+# Returns 1 when the check failed and named no node.
+PRE_DIR=$OUT/preflight
+run_preflight() {
+    SLOW=""
+    mkdir -p "$PRE_DIR" || { say "preflight: $PRE_DIR cannot be created: skipped"; return 1; }
+    # a list from an earlier run must not count; no planted link is written through
+    rm -f "$PRE_DIR/slow_nodes" "$PRE_DIR/check.out" "$PRE_DIR/check.err"
+    t0=$(now)
+    say "preflight: $CHECK_CMD on $1 ($3 ranks)"
+    timeout -k 10 "$PREFLIGHT_TIMEOUT" srun --mpi=pmix -K1 -N "$2" -n "$3" -w "$1" --kill-on-bad-exit=1 $STEP_BIND \
+        $CHECK_CMD "$CONFIG" $SETS $4 --out "$PRE_DIR" >"$PRE_DIR/check.out" 2>"$PRE_DIR/check.err" &
+    p=$!
+    while :; do
+        wait "$p"; prc=$?
+        if [ "$prc" -gt 128 ] && kill -0 "$p" 2>/dev/null; then continue; fi
+        break
+    done
+    took=$(($(now) - t0))
+    if [ -f "$PRE_DIR/slow_nodes" ]; then
+        for h in $(sed 's/#.*//' "$PRE_DIR/slow_nodes" | awk 'NF {print $1}'); do
+            if echo "$1" | tr ',' '\n' | grep -qxF "$h"; then SLOW="$SLOW $h"
+            else say "preflight: $PRE_DIR/slow_nodes names '$h', not a node of this launch: ignored"; fi
+        done
+    fi
+    if [ "$prc" -ne 0 ] && [ -z "$SLOW" ]; then
+        say "preflight: exit $prc after $took s ($(tail -n 1 "$PRE_DIR/check.err" 2>/dev/null | cut -c1-160)): no node excluded"
+        return 1
+    fi
+    say "preflight: exit $prc after $took s; slow nodes:${SLOW:- none}"
+    return 0
+}
+EXCLUDED=""
+# exclude_slow: the nodes the preflight named leave GOOD
+exclude_slow() {
+    [ -n "$EXCLUDED" ] || return 0
+    kept=""
+    for n in $GOOD; do
+        case " $EXCLUDED " in *" $n "*) ;; *) kept="$kept $n" ;; esac
+    done
+    GOOD=$kept
+}
+
 # The heartbeat (a counter, rewritten in place every HERD_HEARTBEAT_S while this
 # shell lives) and the guards that watch it from the other nodes.
 HB=$OUT/.driver-heartbeat
@@ -253,13 +337,16 @@ HAVE_VERIFY=0
 
 restarts=0
 cause=""; t_down=0; fail_step=""
+preflight_done=0; [ "$PREFLIGHT" = 1 ] || preflight_done=1
 while :; do
     # ---- pick the nodes ----
     t_probe=$(now)
     healthy_nodes
+    exclude_slow
     good=$GOOD
     n_good=$(echo $good | wc -w)
     [ -n "$BAD" ] && say "excluding failed nodes:$BAD"
+    [ -n "$EXCLUDED" ] && say "excluding slow nodes (preflight, $PRE_DIR/slow_nodes): $EXCLUDED"
     if [ "$n_good" -ge "$NEED" ]; then
         nodes=$(echo $good | tr ' ' '\n' | head -n "$NEED" | tr '\n' ',' | sed 's/,$//')
         n_use=$NEED; dp_set=""
@@ -268,11 +355,26 @@ while :; do
         dp=$(( n_use * TPN / mp ))
         dp_set="--set parallel.dp=$dp"
         say "only $n_good of $NEED nodes healthy: shrinking data parallelism from $DP_FULL to parallel.dp=$dp on $n_use nodes"
+    elif [ -n "$EXCLUDED" ]; then
+        # slow nodes are better than a requeue that may get the same nodes again
+        say "preflight: without the slow nodes only $n_good healthy nodes remain (HERD_MIN_NODES $MIN_NODES): training on them anyway"
+        EXCLUDED=""
+        continue
     else
         requeue "only $n_good healthy nodes of $n_alloc, fewer than HERD_MIN_NODES $MIN_NODES"
     fi
     ntasks=$((n_use * TPN))
     [ -n "$dp_set" ] && ntasks=$(( $(echo "$dp_set" | sed 's/.*=//') * mp ))
+
+    # ---- the preflight: once per allocation, on the nodes picked ----
+    if [ "$preflight_done" = 0 ]; then
+        preflight_done=1
+        if run_preflight "$nodes" "$n_use" "$ntasks" "$dp_set"; then
+            [ -n "$SLOW" ] && { EXCLUDED=$SLOW; continue; }
+        else
+            continue    # the check failed: probe the nodes again before training
+        fi
+    fi
 
     ckpt=$(newest_ckpt "$OUT") || ckpt="none"
     # a checkpoint that fails verification (`herd ckpt verify`, where herd has it)
@@ -305,11 +407,11 @@ while :; do
     export HERD_OUT="$OUT"
     attempt_err=$OUT/step-$SLURM_JOB_ID-${SLURM_RESTART_COUNT:-0}-$restarts.err
     if [ "${HERD_PER_RANK_OUT:-0}" = 1 ]; then
-        srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 \
+        srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 $STEP_BIND \
             sh -c 'exec "$@" --set "train.out_dir=$HERD_OUT/rank$SLURM_PROCID"' herd-rank \
             $TRAIN_CMD "$CONFIG" $SETS $dp_set $EXTRA 2>"$attempt_err" &
     else
-        srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 \
+        srun --mpi=pmix -K1 -N "$n_use" -n "$ntasks" -w "$nodes" --kill-on-bad-exit=1 $STEP_BIND \
             $TRAIN_CMD "$CONFIG" $SETS --set "train.out_dir=$OUT" $dp_set $EXTRA 2>"$attempt_err" &
     fi
     pid=$!
