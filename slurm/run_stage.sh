@@ -370,7 +370,7 @@ while :; do
     if [ "$preflight_done" = 0 ]; then
         preflight_done=1
         if run_preflight "$nodes" "$n_use" "$ntasks" "$dp_set"; then
-            [ -n "$SLOW" ] && { EXCLUDED=$SLOW; continue; }
+            [ -n "$SLOW" ] && { EXCLUDED=${SLOW# }; continue; }
         else
             continue    # the check failed: probe the nodes again before training
         fi
