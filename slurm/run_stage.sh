@@ -260,13 +260,14 @@ healthy_nodes() {
     rm -rf "$tmp"
 }
 
-# preflight NODES N_USE NTASKS DP_SET: the preflight step on the nodes a launch
+# run_preflight NODES N_USE NTASKS DP_SET: the preflight step on the nodes a launch
 # would use, bound as training is; sets SLOW to those of NODES that
 # OUT/preflight/slow_nodes names (first word of a line; # starts a comment).
 # Returns 1 when the check failed and named no node.
 PRE_DIR=$OUT/preflight
 run_preflight() {
     SLOW=""
+    [ -L "$PRE_DIR" ] && { say "preflight: $PRE_DIR is a symbolic link, not followed: skipped"; return 1; }
     mkdir -p "$PRE_DIR" || { say "preflight: $PRE_DIR cannot be created: skipped"; return 1; }
     # a list from an earlier run must not count; no planted link is written through
     rm -f "$PRE_DIR/slow_nodes" "$PRE_DIR/check.out" "$PRE_DIR/check.err"

@@ -72,6 +72,7 @@ run_driver() {
     echo 6 >"$d/next_step"
     printf 'model:\n  preset: tiny\n' >"$d/cfg.yaml"
     [ -n "${NODES:-}" ] && echo "$NODES" | tr ' ' '\n' >"$d/nodes"
+    [ -n "${PRE_LINK:-}" ] && ln -s "$PRE_LINK" "$d/out/preflight"
     [ -n "${SLOW:-}" ] && echo "$SLOW" | tr " " "\n" >"$d/slow"
     # shellcheck disable=SC2086
     env PATH="$F/bin:$PATH" FAKE="$d" HERD_BIN="$F/bin/herd" SLURM_JOB_ID=42 SLURM_JOB_NODELIST='node[A-B]' \
@@ -162,6 +163,13 @@ if grep -q 'training on them anyway' "$F/pre2/out/recovery.log" && grep -q "name
    && grep -q 'launch on nodeA,nodeB (2 ranks' "$F/pre2/out/recovery.log" && grep -q 'stage finished' "$F/pre2/out/recovery.log"; then
     pass preflight_keeps_slow_nodes_when_none_to_spare
 else fail preflight_keeps_slow_nodes_when_none_to_spare "$(cat "$F/pre2/out/recovery.log")"; fi
+# a planted link in place of OUT/preflight is not followed
+mkdir -p "$F/elsewhere"
+PRE_LINK=$F/elsewhere SLOW=nodeB DRIVER_ENV="HERD_PREFLIGHT=1 HERD_CHECK_CMD=$F/bin/fake_check" run_driver prelink "0 0 0"
+if [ -z "$(ls -A "$F/elsewhere")" ] && [ ! -f "$F/prelink/check.args" ] && grep -q 'preflight: .*/preflight is a symbolic link, not followed' "$F/prelink/out/recovery.log" \
+   && grep -q 'stage finished' "$F/prelink/out/recovery.log"; then
+    pass preflight_does_not_follow_a_planted_link
+else fail preflight_does_not_follow_a_planted_link "in the link's target: '$(ls -A "$F/elsewhere")'; $(cat "$F/prelink/out/recovery.log")"; fi
 [ ! -f "$F/lost/check.args" ] && pass no_preflight_unless_asked || fail no_preflight_unless_asked "the check ran without HERD_PREFLIGHT"
 
 # bad guard settings are refused before sbatch, naming the variable
@@ -171,4 +179,10 @@ o2=$(HERD_HEARTBEAT_S=0 sh slurm/run_stage.sh check "$F/cfg.yaml" --out "$F/o" 2
 if echo "$o1" | grep -q "HERD_GUARD_SILENCE_S '2.5'" && echo "$o2" | grep -q "HERD_HEARTBEAT_S '0'"; then
     pass bad_guard_settings_refused
 else fail bad_guard_settings_refused "silence 2.5: $o1; heartbeat 0: $o2"; fi
+o1=$(HERD_PREFLIGHT=yes sh slurm/run_stage.sh check "$F/cfg.yaml" --out "$F/o" 2>&1); r1=$?
+o2=$(HERD_PREFLIGHT=1 HERD_PREFLIGHT_TIMEOUT=1m sh slurm/run_stage.sh check "$F/cfg.yaml" --out "$F/o" 2>&1); r2=$?
+if [ "$r1" -ne 0 ] && echo "$o1" | grep -q "HERD_PREFLIGHT 'yes': expected 0 or 1" \
+   && [ "$r2" -ne 0 ] && echo "$o2" | grep -q "HERD_PREFLIGHT_TIMEOUT '1m'"; then
+    pass bad_preflight_settings_refused
+else fail bad_preflight_settings_refused "HERD_PREFLIGHT=yes: $o1; timeout 1m: $o2"; fi
 [ "$fails" -eq 0 ]
