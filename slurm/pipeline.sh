@@ -1,7 +1,7 @@
 #!/bin/sh
 # pipeline.sh — the training recipe as a chain of Slurm jobs.
 #
-#   sh slurm/pipeline.sh CONFIG_DIR [--out RUN_DIR] [--from STAGE] [--wait] [--no-eval]
+#   sh slurm/pipeline.sh CONFIG_DIR [--out RUN_DIR] [--from STAGE] [--wait] [--no-eval] [--test-only]
 #   sh slurm/pipeline.sh --status RUN_DIR
 #
 # Every CONFIG_DIR/*.yaml is a stage, in file-name order (01_pretrain.yaml,
@@ -33,6 +33,9 @@
 #   --no-eval      no evaluation jobs
 #   --no-post      no post-training jobs
 #   --from post    only post-training, from RUN_DIR/final/model.safetensors
+#   --test-only    submit nothing: ask Slurm (`sbatch --test-only`) whether it would
+#                  accept each stage's job, with its #SBATCH lines, and when it would
+#                  start; exit 1 when it refuses one
 # Environment: HERD_ROOT, HERD_BIN (as slurm/train.sbatch), HERD_SBATCH_ARGS (added to
 # every sbatch), HERD_PIPELINE_POLL (seconds between --wait polls, default 2).
 set -u
@@ -83,13 +86,13 @@ status() {
     return $bad
 }
 
-[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE|post] [--wait] [--no-eval] [--no-post] | --status RUN_DIR"
+[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE|post] [--wait] [--no-eval] [--no-post] [--test-only] | --status RUN_DIR"
 if [ "$1" = --status ]; then
     [ $# -eq 2 ] || die "usage: $me --status RUN_DIR"
     status "$2"; exit $?
 fi
 CDIR=$1; shift
-RUN=""; FROM=""; WAIT=0; EVAL=1; POST=1
+RUN=""; FROM=""; WAIT=0; EVAL=1; POST=1; TEST_ONLY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) [ $# -ge 2 ] || die "--out: needs a directory"; RUN=$2; shift 2 ;;
@@ -97,7 +100,8 @@ while [ $# -gt 0 ]; do
         --wait) WAIT=1; shift ;;
         --no-eval) EVAL=0; shift ;;
         --no-post) POST=0; shift ;;
-        *) die "argument '$1': expected --out, --from, --wait, --no-eval or --no-post" ;;
+        --test-only) TEST_ONLY=1; POST=0; shift ;;
+        *) die "argument '$1': expected --out, --from, --wait, --no-eval, --no-post or --test-only" ;;
     esac
 done
 [ -d "$CDIR" ] || die "$CDIR: config directory does not exist"
@@ -144,6 +148,22 @@ fi
 
 # sbatch options of a stage: its config's `#SBATCH` lines
 stage_sbatch() { sed -n 's/^#SBATCH[ 	]\{1,\}\(--[^ 	#]*\).*/\1/p' "$1" | tr '\n' ' '; }
+
+# --test-only: Slurm's verdict on every stage's job, nothing submitted
+if [ "$TEST_ONLY" = 1 ]; then
+    bad=0
+    for s in $stages; do
+        name=${s%.yaml}
+        # shellcheck disable=SC2086
+        if v=$(sbatch --test-only --job-name="herd-$name" $(stage_sbatch "$CDIR/$s") ${HERD_SBATCH_ARGS:-} \
+                   "$here/train.sbatch" "$CDIR/$s" --out "$RUN/$name" 2>&1) && echo "$v" | grep -q ' to start at '; then
+            echo "$me: stage $name: accepted: $(echo "$v" | grep ' to start at ' | sed 's/^sbatch: //')"
+        else
+            echo "$me: stage $name: refused ($(stage_sbatch "$CDIR/$s")): $v" >&2; bad=1
+        fi
+    done
+    exit $bad
+fi
 
 jobsfile=$RUN/pipeline.jobs
 # a resumed chain keeps the lines of the stages it does not resubmit

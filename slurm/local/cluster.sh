@@ -295,6 +295,10 @@ status() {
 # happen, see mpi.conf above), the rank segfaults, where UCX queues the message.
 # pml_ucx_tls/devices "any": Open MPI otherwise keeps UCX for InfiniBand devices
 # only. The tcp BTL and oob stay on lo for a user who selects them again.
+# These settings live here, not in slurm/train.sbatch, which leaves a real
+# cluster's Open MPI to choose its transport. No preconnect: it was a cure tried
+# for the tcp BTL's start-up crash, whose cause was the tree fence (ring in
+# mpi.conf above), and UCX queues a message that arrives early (docs/slurm.md).
 ompi_env() {
     echo "export OMPI_MCA_pml=ucx OMPI_MCA_osc=ucx OMPI_MCA_btl=self OMPI_MCA_pml_ucx_tls=any OMPI_MCA_pml_ucx_devices=any"
     echo "export UCX_TLS=self,sm,tcp UCX_NET_DEVICES=lo"
