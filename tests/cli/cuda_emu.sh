@@ -36,6 +36,31 @@ if [ -x "$st" ]; then
             echo "FAIL emu_selftest:catches_$c: exit $rc, stderr lacks '$want': $(head -c 400 "$tmp/bad.err")"
         fi
     done
+    # several devices: HERD_CUDA_EMU_DEVICES physical GPUs with the bus ids of the
+    # DGX fixture, CUDA_VISIBLE_DEVICES filtering and renumbering them; "-" unsets it
+    while read -r ndev cvd want; do
+        if [ "$cvd" = - ]; then
+            got=$(env -u CUDA_VISIBLE_DEVICES HERD_CUDA_EMU_DEVICES=$ndev "$st" --devices 2>&1)
+        else
+            got=$(HERD_CUDA_EMU_DEVICES=$ndev CUDA_VISIBLE_DEVICES=$cvd "$st" --devices 2>&1)
+        fi
+        rc=$?
+        name="devices_${ndev}_visible_$(echo "$cvd" | tr ',' '_')"
+        if [ "$rc" -eq 0 ] && [ "$(echo "$got" | head -n 1)" = "devices $want" ] && ! echo "$got" | grep -q '^FAIL'; then
+            echo "PASS emu_selftest:$name ($(echo "$got" | grep -c '^PASS') checks)"
+        else
+            echo "FAIL emu_selftest:$name: want 'devices $want', got: $(echo "$got" | tr '\n' ' ' | head -c 400)"
+        fi
+    done <<'CASES'
+1 - 1 0000:11:00.0
+2 - 2 0000:11:00.0 0000:91:00.0
+8 - 8 0000:11:00.0 0000:21:00.0 0000:51:00.0 0000:61:00.0 0000:91:00.0 0000:A1:00.0 0000:D1:00.0 0000:E1:00.0
+4 3,1 2 0000:D1:00.0 0000:51:00.0
+2 1 1 0000:91:00.0
+4 2,7,0 1 0000:91:00.0
+4 1,1 1 0000:51:00.0
+2 -1 0
+CASES
 else
     echo "FAIL emu_selftest: $st not built (make emu)"
 fi
