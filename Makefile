@@ -177,8 +177,9 @@ $(EMU_DIR)/herd: $(BUILD)/src/cli/main.o $(EMU_DIR)/libherd_emu.a
 	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
 
 # `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
-# self-test, test_ckpt's CUDA case and herd on it (tests/cli/cuda_emu.sh runs them)
-emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
+# self-test, test_ckpt's CUDA case, test_nccl on the emulated NCCL and herd on
+# it (tests/cli/cuda_emu.sh runs them)
+emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/test_nccl $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
 
 deps:
 	@sh scripts/deps.sh

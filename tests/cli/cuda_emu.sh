@@ -7,7 +7,8 @@
 #   2. tests/unit/test_cuda_ops.c linked against the emulated backend
 #      (build/emu/test_cuda_ops): every CUDA op against the CPU oracle, each
 #      case reported as "emu:NAME";
-#   3. test_ckpt's snapshot_from_cuda_backend on the emulated backend;
+#   3. test_ckpt's snapshot_from_cuda_backend on the emulated backend, and
+#      test_nccl on the emulated NCCL;
 #   4. `herd train` of a small tiny-preset run on backend cuda (build/emu/herd)
 #      against backend cpu (build/herd), fp32 and bf16: the loss of every step
 #      within TOL (fp32 1e-4, bf16 1e-3 relative) -- benchmarks/mfu/gpu_vs_cpu.sh
@@ -86,6 +87,17 @@ if [ -x "$t" ]; then
     [ "$rc" -eq 0 ] || echo "FAIL emu:test_ckpt (exit $rc): $(grep -E '^FAIL|cuda-emu' "$tmp/ck.out" "$tmp/ck.err" | head -n 3 | tr '\n' ' ')"
 else
     echo "FAIL emu:test_ckpt: $t not built (make emu)"
+fi
+
+# comm_nccl.cu on the emulated NCCL (tests/cuda_emu/nccl.cpp: MPI on host copies)
+t=build/emu/test_nccl
+if [ -x "$t" ]; then
+    "$t" >"$tmp/nc.out" 2>"$tmp/nc.err"
+    rc=$?
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 emu:/p' "$tmp/nc.out"
+    [ "$rc" -eq 0 ] || echo "FAIL emu:test_nccl (exit $rc): $(grep -E '^FAIL|cuda-emu' "$tmp/nc.out" "$tmp/nc.err" | head -n 3 | tr '\n' ' ')"
+else
+    echo "FAIL emu:test_nccl: $t not built (make emu)"
 fi
 
 if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then
