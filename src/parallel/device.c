@@ -77,18 +77,23 @@ static void export_nic(const char *nic)
     setenv("UCX_NET_DEVICES", v, 0);
 }
 
-/* bind to the cores of my GPU's package shared among the local ranks whose
- * GPUs sit there (gpu_of gathered: each rank's own choice) */
-static int bind_near_gpu(const herd_topo_machine *m, MPI_Comm node, int my_gpu, herd_device_info *me)
+/* With do_bind: bind to the cores of my GPU's package shared among the
+ * local ranks whose GPUs sit there (gpu_of gathered: each rank's own choice),
+ * or, where hwloc does not know my GPU, to my share of all cores. */
+static int bind_near_gpu(const herd_topo_machine *m, MPI_Comm node, int my_gpu, int do_bind, herd_device_info *me)
 {
     int *gpu_of = calloc((size_t)me->local_size, sizeof *gpu_of);
     int rc = gpu_of && MPI_Allgather(&my_gpu, 1, MPI_INT, gpu_of, 1, MPI_INT, node) == MPI_SUCCESS ? 0 : -1;
     char cpus[HERD_TOPO_CPUS_LEN];
-    if (rc == 0 && my_gpu >= 0 && !strcmp(m->source, "live") &&
-        herd_topo_machine_gpu_rank_cpus(m, gpu_of, me->local_rank, me->local_size, cpus, sizeof cpus) == 0 &&
-        herd_topo_bind_cpus(m, cpus) == 0) {
-        snprintf(me->cores, sizeof me->cores, "%s", cpus);
-        me->binding = "near its GPU";
+    if (rc == 0 && do_bind) {
+        if (strcmp(m->source, "live"))
+            fprintf(stderr, "herd: rank %d: parallel.bind_cores: not bound (the machine came from %s, not "
+                    "the live one)\n", me->world_rank, m->source);
+        else if (herd_topo_machine_gpu_rank_cpus(m, gpu_of, me->local_rank, me->local_size, cpus, sizeof cpus) == 0 &&
+                 herd_topo_bind_cpus(m, cpus) == 0) {
+            snprintf(me->cores, sizeof me->cores, "%s", cpus);
+            me->binding = my_gpu >= 0 ? "near its GPU" : "its share of the node";
+        }
     }
     free(gpu_of);
     return rc;
@@ -144,10 +149,7 @@ int herd_device_select(int bind, int share_gpu, int need_device, herd_device_inf
         bad = -1;
     }
     /* the other direction: not bound by the launcher, bind near the GPU */
-    if (m && bind_near_gpu(m, node, bind && launcher_bound == 0 ? my_gpu : -1, me)) bad = -1;
-    if (bind && launcher_bound == 0 && my_gpu >= 0 && strcmp(me->binding, "near its GPU"))
-        fprintf(stderr, "herd: rank %d: parallel.bind_cores: not bound (%s)\n", me->world_rank,
-                m && strcmp(m->source, "live") ? "the machine came from an XML file" : "hwloc failed");
+    if (m && bind_near_gpu(m, node, my_gpu, bind && launcher_bound == 0 && me->device >= 0, me)) bad = -1;
     export_nic(me->nic);
     if (check_shared(node, me, share_gpu, n_visible)) bad = -1;
     int any = bad != 0;

@@ -19,7 +19,8 @@ typedef struct {
     int  device;                    /* CUDA device index (cudaSetDevice), -1: none visible */
     char busid[16];                 /* its PCI bus id, hwloc's form; "" if none */
     char cores[HERD_TOPO_CPUS_LEN]; /* the cores it runs on after binding */
-    const char *binding;            /* "by the launcher", "near its GPU", "not bound" */
+    const char *binding;            /* "by the launcher", "near its GPU", "its share of the
+                                       node" (hwloc lacks the GPU), "not bound" */
     char nic[32];                   /* the NIC nearest its GPU, "" if none */
     const char *how;                /* how the device was chosen (herd_topo_pick.how) */
 } herd_device_info;

@@ -100,6 +100,35 @@ else
     echo "FAIL emu:test_nccl: $t not built (make emu)"
 fi
 
+# which GPU each rank takes, under mpirun (no Slurm): 2 emulated devices with
+# the bus ids of gpu2.xml, CUDA_VISIBLE_DEVICES=1,0 renumbering them; `herd topo`
+# prints every rank's start-up line. Then 3 ranks on 2 GPUs: refused.
+if [ -x build/emu/herd ]; then
+    xml=tests/fixtures/topology/gpu2.xml
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HERD_CUDA_EMU_DEVICES=2 HWLOC_XMLFILE=$xml \
+        CUDA_VISIBLE_DEVICES=1,0 timeout 120 mpirun --oversubscribe --bind-to none -np 2 \
+        -x HERD_CUDA_EMU_DEVICES -x HWLOC_XMLFILE -x CUDA_VISIBLE_DEVICES build/emu/herd topo >"$tmp/topo.out" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ] \
+       && grep -q '^device: rank 0: .* GPU 0 (0000:91:00.0, by local rank), .* NIC mlx5_1$' "$tmp/topo.out" \
+       && grep -q '^device: rank 1: .* GPU 1 (0000:11:00.0, by local rank), .* NIC mlx5_0$' "$tmp/topo.out"; then
+        echo "PASS emu:mpirun_2_ranks_own_gpu_by_bus_id"
+    else
+        echo "FAIL emu:mpirun_2_ranks_own_gpu_by_bus_id: rc $rc: $(grep -E '^device|herd' "$tmp/topo.out" | head -n 4)"
+    fi
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HERD_CUDA_EMU_DEVICES=2 HWLOC_XMLFILE=$xml \
+        timeout 120 mpirun --oversubscribe --bind-to none -np 3 -x HERD_CUDA_EMU_DEVICES -x HWLOC_XMLFILE \
+        build/emu/herd train configs/tiny.yaml --set train.backend=cuda --set train.out_dir="$tmp/shared" \
+        >"$tmp/shared.out" 2>&1
+    rc=$?
+    if [ "$rc" -ne 0 ] && grep -q "node .*: ranks 0 and 2 both use GPU 0000:11:00.0" "$tmp/shared.out" \
+       && [ ! -e "$tmp/shared/metrics.jsonl" ]; then
+        echo "PASS emu:mpirun_3_ranks_on_2_gpus_refused"
+    else
+        echo "FAIL emu:mpirun_3_ranks_on_2_gpus_refused: rc $rc: $(grep herd "$tmp/shared.out" | head -n 4)"
+    fi
+fi
+
 if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then
     echo "FAIL emu:train_cuda_vs_cpu: build/emu/herd or build/herd not built (make emu)"; exit 0
 fi
