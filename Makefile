@@ -116,9 +116,9 @@ $(BUILD)/benchmarks/%: benchmarks/%.c $(BUILD)/libherd.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libherd.a -o $@ $(LDLIBS)
 
 # ---- CUDA kernels on the CPU (test tooling: tests/cuda_emu, docs/cuda.md) -------
-# Every kernels/cuda/*.cu but comm_nccl.cu (NCCL is not emulated), rewritten by
-# tests/cuda_emu/launch.pl (<<< >>> launches) and compiled by g++ against the
-# emulated runtime, cuBLAS, cuBLASLt and WMMA of tests/cuda_emu. Separate objects
+# Every kernels/cuda/*.cu, rewritten by tests/cuda_emu/launch.pl (<<< >>>
+# launches) and compiled by g++ against the emulated runtime, cuBLAS, cuBLASLt,
+# WMMA and NCCL (over MPI) of tests/cuda_emu. Separate objects
 # under build/emu/: the nvcc build above is untouched, and nvcc is not needed.
 EMU_DIR      := $(BUILD)/emu
 EMU_CXX      ?= g++
@@ -126,11 +126,12 @@ EMU_CXXFLAGS ?= -std=c++17 -O2 -g -Wall -Wno-unknown-pragmas -Wno-unused-paramet
                 -Wno-unused-function -Wno-unused-variable -Wno-sign-compare $(EMU_SAN)
 EMU_CPPFLAGS := -I. -Itests/cuda_emu/include -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags-only-I ompi-c 2>/dev/null) \
                 -DHERD_HAVE_CUDA -DHERD_CUDA_EMU
-EMU_CU_SRC   := $(filter-out kernels/cuda/comm_nccl.cu,$(wildcard kernels/cuda/*.cu))
+EMU_CU_SRC   := $(wildcard kernels/cuda/*.cu)
 EMU_OBJ      := $(patsubst %.cu,$(EMU_DIR)/%.o,$(EMU_CU_SRC)) \
-                $(EMU_DIR)/tests/cuda_emu/emu.o $(EMU_DIR)/tests/cuda_emu/cublas.o
+                $(EMU_DIR)/tests/cuda_emu/emu.o $(EMU_DIR)/tests/cuda_emu/cublas.o \
+                $(EMU_DIR)/tests/cuda_emu/nccl.o
 # libherd's objects, but backend.c with the CUDA table on and comm_nccl_none.c
-# as without nvcc (no NCCL under emulation)
+# empty, as with nvcc (comm_nccl.cu runs on the emulated NCCL)
 EMU_C_OBJ    := $(filter-out $(BUILD)/kernels/backend.o $(BUILD)/kernels/comm_nccl_none.o,$(LIB_OBJ)) \
                 $(EMU_DIR)/kernels/backend.o $(EMU_DIR)/kernels/comm_nccl_none.o
 EMU_DEPS     := $(wildcard tests/cuda_emu/*.h tests/cuda_emu/include/*.h) tests/cuda_emu/launch.pl \
@@ -149,9 +150,9 @@ $(EMU_DIR)/kernels/backend.o: kernels/backend.c kernels/backend.h
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -DHERD_HAVE_CUDA -c $< -o $@
 
-$(EMU_DIR)/kernels/comm_nccl_none.o: kernels/comm_nccl_none.c
+$(EMU_DIR)/kernels/comm_nccl_none.o: kernels/comm_nccl_none.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -c $< -o $@
+	$(CC) $(filter-out -DHERD_HAVE_CUDA,$(CPPFLAGS)) $(CFLAGS) -DHERD_HAVE_CUDA -c $< -o $@
 
 $(EMU_DIR)/libherd_emu.a: $(EMU_C_OBJ) $(EMU_OBJ)
 	@rm -f $@
@@ -176,8 +177,9 @@ $(EMU_DIR)/herd: $(BUILD)/src/cli/main.o $(EMU_DIR)/libherd_emu.a
 	$(CC) $(CFLAGS) $^ -o $@ $(filter-out -lcublas -lcublasLt -lnccl -lcudart,$(LDLIBS)) -lstdc++
 
 # `make emu`: the emulated CUDA backend, test_cuda_ops on it and the emulator's
-# self-test, test_ckpt's CUDA case and herd on it (tests/cli/cuda_emu.sh runs them)
-emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
+# self-test, test_ckpt's CUDA case, test_nccl on the emulated NCCL and herd on
+# it (tests/cli/cuda_emu.sh runs them)
+emu: $(EMU_DIR)/test_cuda_ops $(EMU_DIR)/test_ckpt $(EMU_DIR)/test_nccl $(EMU_DIR)/emu_selftest $(EMU_DIR)/herd
 
 deps:
 	@sh scripts/deps.sh

@@ -12,6 +12,13 @@ herd_backend *herd_backend_cuda_create(const herd_backend_options *opt)
     fprintf(stderr, "herd: backend cuda: not built (no nvcc)\n");
     return NULL;
 }
+
+int herd_backend_cuda_devices(char (*busid)[16], int max)
+{
+    (void)busid;
+    (void)max;
+    return 0;
+}
 #endif
 
 herd_backend *herd_backend_create(const char *name, const herd_backend_options *opt)

@@ -33,6 +33,9 @@ typedef struct herd_backend herd_backend;
 /* What herd_backend_create takes; zero-initialized means the defaults. */
 typedef struct herd_backend_options {
     int matmul_bf16; /* the initial set_matmul_bf16 (0: fp32) */
+    int device;      /* CUDA: the device (index among the visible ones) made current
+                        (cudaSetDevice) before the instance allocates anything; one
+                        device per process (src/parallel/placement.c picks it) */
 } herd_backend_options;
 
 struct herd_backend {
@@ -228,6 +231,12 @@ void herd_backend_free(herd_backend *be);
 /* Each backend's own constructor (herd_backend_create dispatches to them). */
 herd_backend *herd_backend_cpu_create(const herd_backend_options *opt);
 herd_backend *herd_backend_cuda_create(const herd_backend_options *opt);
+
+/* The CUDA devices this process sees (CUDA_VISIBLE_DEVICES applied), in
+ * CUDA's device order: busid[d] is device d's PCI bus id as CUDA gives it
+ * ("0000:1B:00.0"). Returns how many (at most max); 0 without CUDA, a driver
+ * or a device. */
+int herd_backend_cuda_devices(char (*busid)[16], int max);
 
 /* The process's default instance of a backend, created with the default
  * options on first use and never freed: for callers that need one backend

@@ -350,13 +350,35 @@ out:
 
 /* order of the ranks that share a package: by their GPU's nearest cores (a
  * NUMA node or group inside the package first), then GPU, then rank */
-static int rank_before(const herd_topo_machine *m, int a, int b)
+/* 1 if local rank a comes before b among the ranks of one package: by
+ * their GPUs' cores, then GPU index, then rank (ga, gb: their GPUs) */
+static int rank_before(const herd_topo_machine *m, int a, int ga, int b, int gb)
 {
-    int ga = a % m->n_gpus, gb = b % m->n_gpus;
     int ca = atoi(m->gpu[ga].cpus), cb = atoi(m->gpu[gb].cpus); /* list syntax starts at the lowest PU */
     if (ca != cb) return ca < cb;
     if (ga != gb) return ga < gb;
     return a < b;
+}
+
+int herd_topo_machine_gpu_rank_cpus(const herd_topo_machine *m, const int *gpu_of, int local_rank,
+                                    int local_size, char *buf, size_t len)
+{
+    if (local_size < 1 || local_rank < 0 || local_rank >= local_size) {
+        fprintf(stderr, "herd topo: local rank %d of %d: out of range\n", local_rank, local_size);
+        return -1;
+    }
+    int gi = gpu_of[local_rank];
+    const herd_topo_pcidev *g = gi >= 0 && gi < m->n_gpus ? &m->gpu[gi] : NULL;
+    if (!g || !g->package_cpus[0]) return share(m, m->cpus, local_rank, local_size, buf, len);
+    /* the package's cores, divided among the ranks whose GPUs sit there */
+    int j = 0, k = 0;
+    for (int r = 0; r < local_size; r++) {
+        int gr = gpu_of[r];
+        if (gr < 0 || gr >= m->n_gpus || strcmp(m->gpu[gr].package_cpus, g->package_cpus)) continue;
+        k++;
+        j += rank_before(m, r, gr, local_rank, gi);
+    }
+    return share(m, g->package_cpus, j, k, buf, len);
 }
 
 int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int local_size, char *buf,
@@ -366,16 +388,12 @@ int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int 
         fprintf(stderr, "herd topo: local rank %d of %d: out of range\n", local_rank, local_size);
         return -1;
     }
-    const herd_topo_pcidev *g = m->n_gpus ? &m->gpu[local_rank % m->n_gpus] : NULL;
-    if (!g || !g->package_cpus[0]) return share(m, m->cpus, local_rank, local_size, buf, len);
-    /* the package's cores, divided among the ranks whose GPUs sit there */
-    int j = 0, k = 0;
-    for (int r = 0; r < local_size; r++) {
-        if (strcmp(m->gpu[r % m->n_gpus].package_cpus, g->package_cpus)) continue;
-        k++;
-        j += rank_before(m, r, local_rank);
-    }
-    return share(m, g->package_cpus, j, k, buf, len);
+    int *gpu_of = malloc((size_t)local_size * sizeof *gpu_of);
+    if (!gpu_of) return -1;
+    for (int r = 0; r < local_size; r++) gpu_of[r] = m->n_gpus ? r % m->n_gpus : -1;
+    int rc = herd_topo_machine_gpu_rank_cpus(m, gpu_of, local_rank, local_size, buf, len);
+    free(gpu_of);
+    return rc;
 }
 
 const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_rank)
@@ -385,14 +403,12 @@ const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_ran
     return k >= 0 ? m->nic[k].name : "";
 }
 
-int herd_topo_bind_rank(const herd_topo_machine *m, int local_rank, int local_size, char *desc, size_t desc_len)
+int herd_topo_bind_cpus(const herd_topo_machine *m, const char *cpus)
 {
     if (strcmp(m->source, "live")) {
         fprintf(stderr, "%s: binding needs the live machine, this topology came from XML\n", m->source);
         return -1;
     }
-    char cpus[HERD_TOPO_CPUS_LEN];
-    if (herd_topo_machine_rank_cpus(m, local_rank, local_size, cpus, sizeof cpus)) return -1;
     hwloc_topology_t topo;
     hwloc_bitmap_t set = hwloc_bitmap_alloc();
     if (!set || hwloc_topology_init(&topo)) {
@@ -400,23 +416,33 @@ int herd_topo_bind_rank(const herd_topo_machine *m, int local_rank, int local_si
         return -1;
     }
     int rc = -1;
-    if (hwloc_topology_load(topo) || hwloc_bitmap_list_sscanf(set, cpus)) {
+    if (hwloc_topology_load(topo) || hwloc_bitmap_list_sscanf(set, cpus))
         fprintf(stderr, "herd topo: hwloc cannot load the live machine\n");
-    } else if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_PROCESS)) {
-        fprintf(stderr, "herd topo: local rank %d: hwloc_set_cpubind(%s) failed\n", local_rank, cpus);
-    } else {
+    else if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_PROCESS))
+        fprintf(stderr, "herd topo: hwloc_set_cpubind(%s) failed\n", cpus);
+    else
         rc = 0;
-        if (desc && desc_len) {
-            if (m->n_gpus) {
-                const herd_topo_pcidev *g = &m->gpu[local_rank % m->n_gpus];
-                snprintf(desc, desc_len, "cores %s (near %s %s, NIC %s)", cpus, g->name, g->busid,
-                         g->nearest_nic >= 0 ? m->nic[g->nearest_nic].name : "none");
-            } else {
-                snprintf(desc, desc_len, "cores %s (no GPU: share %d of %d)", cpus, local_rank + 1, local_size);
-            }
-        }
-    }
     hwloc_bitmap_free(set);
     hwloc_topology_destroy(topo);
     return rc;
+}
+
+int herd_topo_bind_rank(const herd_topo_machine *m, int local_rank, int local_size, char *desc, size_t desc_len)
+{
+    char cpus[HERD_TOPO_CPUS_LEN];
+    if (herd_topo_machine_rank_cpus(m, local_rank, local_size, cpus, sizeof cpus)) return -1;
+    if (herd_topo_bind_cpus(m, cpus)) {
+        fprintf(stderr, "herd topo: local rank %d: not bound to %s\n", local_rank, cpus);
+        return -1;
+    }
+    if (desc && desc_len) {
+        if (m->n_gpus) {
+            const herd_topo_pcidev *g = &m->gpu[local_rank % m->n_gpus];
+            snprintf(desc, desc_len, "cores %s (near %s %s, NIC %s)", cpus, g->name, g->busid,
+                     g->nearest_nic >= 0 ? m->nic[g->nearest_nic].name : "none");
+        } else {
+            snprintf(desc, desc_len, "cores %s (no GPU: share %d of %d)", cpus, local_rank + 1, local_size);
+        }
+    }
+    return 0;
 }

@@ -81,6 +81,13 @@ int herd_topo_machine_load(herd_topo_machine *m, const char *xml_path);
 int herd_topo_machine_rank_cpus(const herd_topo_machine *m, int local_rank, int local_size,
                                 char *buf, size_t len);
 
+/* The same with the machine GPU of every local rank given: gpu_of[r] is the
+ * index into m->gpu[] of the GPU local rank r drives (-1: unknown; that rank
+ * gets its 1/local_size share of all cores). The ranks whose GPUs sit in one
+ * package divide its cores as above. */
+int herd_topo_machine_gpu_rank_cpus(const herd_topo_machine *m, const int *gpu_of, int local_rank,
+                                    int local_size, char *buf, size_t len);
+
 /* The NIC nearest local rank's GPU ("mlx5_3"), "" without GPUs or NICs: for
  * NCCL_IB_HCA / UCX_NET_DEVICES, so that each rank uses its own NIC. */
 const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_rank);
@@ -90,6 +97,47 @@ const char *herd_topo_machine_rank_nic(const herd_topo_machine *m, int local_ran
  * On success writes "cores 0-27 (near cuda0, NIC mlx5_0)" style text into desc. */
 int herd_topo_bind_rank(const herd_topo_machine *m, int local_rank, int local_size,
                         char *desc, size_t desc_len);
+
+/* Bind the calling process (all its threads) to `cpus` (hwloc list syntax)
+ * of the live machine m. */
+int herd_topo_bind_cpus(const herd_topo_machine *m, const char *cpus);
+
+/* ---- which GPU each rank uses (topology/device.c) ---- */
+
+/* A PCI bus id in hwloc's form, "0000:1b:00.0" (lower case, 4-digit domain),
+ * from CUDA's ("0000:1B:00.0") or NVML's ("00000000:1B:00.0"); -1 if `in` is
+ * not one. */
+int herd_topo_busid_norm(const char *in, char out[16]);
+
+/* The PUs the calling process may run on (hwloc list syntax into buf).
+ * 1 if that is fewer than the machine's online PUs (a launcher bound it),
+ * 0 if it may run anywhere, -1 on error. */
+int herd_topo_current_cpus(char *buf, size_t len);
+
+typedef struct {
+    int device;      /* CUDA device index among the visible ones (for cudaSetDevice) */
+    int gpu;         /* index into m->gpu[] of that device, by bus id; -1 if hwloc lacks it */
+    int nic;         /* index into m->nic[] of the NIC nearest that GPU; -1 none */
+    const char *how; /* "the only visible device", "nearest its cores", "by local rank" */
+} herd_topo_pick;
+
+/* Which device each of the local_size ranks of a node uses; picks[r] for
+ * local rank r. visible[0..n_visible) are the bus ids CUDA shows each rank
+ * (CUDA_VISIBLE_DEVICES applied, in CUDA's device order; normalized or not),
+ * the same list for every local rank as the caller sees it (a rank that sees
+ * one device, as --gpus-per-task=1 leaves it, takes that one whatever the
+ * others see). bound[r]: the cores local rank r
+ * was bound to by its launcher, NULL or "" if unbound (bound itself may be
+ * NULL). With one visible device, that one. With several, the local ranks
+ * take devices in rank order, each the device fewest ranks have taken so far,
+ * and among those the one whose hwloc locality shares the most PUs with its
+ * bound cores, ties to the lowest CUDA index: unbound, local rank r gets
+ * device r % n_visible (= m->gpu[r % n] when all are visible, the order
+ * herd_topo_machine_rank_cpus assumes); bound, the device nearest its cores.
+ * m may list no GPUs (then gpu and nic are -1). -1 with a message if
+ * n_visible is 0 or a rank is out of range. */
+int herd_topo_pick_devices(const herd_topo_machine *m, const char (*visible)[16], int n_visible,
+                           int local_size, const char *const *bound, herd_topo_pick *picks);
 
 /* ---- the job's tree (topology/tree.c, slurm_topo.c, links.c) ---- */
 

@@ -168,10 +168,36 @@ extern "C" int herd_cuda_device_present(void)
     return e == cudaSuccess && n > 0;
 }
 
+extern "C" int herd_backend_cuda_devices(char (*busid)[16], int max)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    for (int d = 0; d < n && d < max; d++)
+        if (cudaDeviceGetPCIBusId(busid[d], 16, d) != cudaSuccess) {
+            (void)cudaGetLastError();
+            snprintf(busid[d], 16, "?");
+        }
+    return n < max ? n : max;
+}
+
 extern "C" herd_backend *herd_backend_cuda_create(const herd_backend_options *opt)
 {
     if (!herd_cuda_device_present()) {
         fprintf(stderr, "herd: backend cuda: no CUDA device\n");
+        return NULL;
+    }
+    // the device first: the instance's memory, the cuBLAS handle and NCCL's
+    // communicators belong to the device current when they are made
+    int device = opt ? opt->device : 0, n = 0;
+    (void)cudaGetDeviceCount(&n);
+    if (device < 0 || device >= n || cudaSetDevice(device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        fprintf(stderr, "herd: backend cuda: device %d: not one of the %d visible devices "
+                "(CUDA_VISIBLE_DEVICES='%s')\n", device, n,
+                getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "(unset)");
         return NULL;
     }
     herd_backend *be = (herd_backend *)calloc(1, sizeof *be);
@@ -186,6 +212,7 @@ extern "C" herd_backend *herd_backend_cuda_create(const herd_backend_options *op
     }
     s->ledger = ledger;
     s->bf16 = opt && opt->matmul_bf16;
+    s->device = device;
     set_ops(*be);
     be->state = s;
     return be;

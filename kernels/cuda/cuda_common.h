@@ -42,6 +42,7 @@ struct herd_cuda_state {
     void *scratch[HERD_SCRATCH_N];
     size_t scratch_cap[HERD_SCRATCH_N];
     int bf16;             /* the matmul precision (set_matmul_bf16) */
+    int device;           /* its CUDA device (herd_backend_options.device) */
     const float *w_base;  /* the step's weights (weights_bf16.cu), NULL outside a step */
     size_t w_n;
     void *w_bf16;         /* their bf16 copy, in a scratch slot */

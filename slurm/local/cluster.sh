@@ -1,7 +1,9 @@
 #!/bin/sh
 # cluster.sh — a real Slurm cluster on this one machine, for tests and the demo.
 #
-#   slurm/local/cluster.sh start [NODES]   munged, slurmctld and one `slurmd -N nodeK` per node (default 4)
+#   slurm/local/cluster.sh start [--gpus N] [NODES]
+#                                          munged, slurmctld and one `slurmd -N nodeK` per node (default 4);
+#                                          --gpus N: each node advertises Gres=gpu:N (below)
 #   slurm/local/cluster.sh stop            cancel its jobs, end its daemons and their steps, by PID
 #   slurm/local/cluster.sh status          daemons alive, sinfo, squeue
 #   slurm/local/cluster.sh env             prints the exports clients need (eval it): SLURM_CONF
@@ -23,6 +25,23 @@
 # come from this machine's root only. MPI ranks talk over UCX: shared memory in a
 # node, TCP on 127.0.0.1 between nodes (`env`).
 # Nodes are grouped by topology/tree: two nodes per leaf switch, leaves under a spine.
+#
+# Emulated GPUs (--gpus N, 1..8): slurm.conf says GresTypes=gpu and Gres=gpu:N per
+# node; etc/gres.conf gives node K the device files dev/nodeK/nvidia0..N-1, which
+# this script creates as character devices with the numbers of the real NVIDIA
+# driver (mknod, major 195, minor = index): slurmd 22.05 stats each File= and
+# refuses anything else ("... is not a valid character or block device, fix
+# your gres.conf"; with regular files it logs that, and the jobs' tasks get an
+# empty CUDA_VISIBLE_DEVICES), and numbers each GPU by the digits of its name.
+# Nothing opens them (no driver behind them; TaskPlugin=task/none constrains
+# nothing). So Slurm
+# allocates GPUs per node and per task (--gpus-per-node, --gpus-per-task,
+# --gpu-bind) and sets CUDA_VISIBLE_DEVICES to the allocated indices, as on a
+# cluster without device cgroups. `env` then exports HERD_CUDA_EMU_DEVICES=N
+# (the CUDA emulator's physical GPUs per node, tests/cuda_emu) and, for N = 2
+# or 8, HWLOC_XMLFILE of the hwloc fixture whose GPUs have the emulator's bus
+# ids (tests/fixtures/topology/gpu2.xml, dgx_h100.xml), so that herd matches
+# CUDA devices to hwloc GPUs and NICs as on a real node.
 set -u
 
 DIR=${HERD_SLURM_DIR:-/tmp/herd-slurm}
@@ -36,8 +55,8 @@ MARK="HERD_SLURM_CLUSTER=$DIR"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-write_conf() { # write_conf NODES
-    n=$1
+write_conf() { # write_conf NODES GPUS
+    n=$1 gpus=${2:-0}
     last_port=$((NODE_PORT + n - 1))
     mkdir -p "$DIR/etc" "$DIR/state" "$DIR/log" "$DIR/run" || die "$DIR: cannot create directories"
     i=1
@@ -99,7 +118,8 @@ JobRequeue=1
 # a requeued job becomes eligible again after cred_expire + 1 s (default 120):
 # 10 s keeps the requeue tests short; one host, so credentials never travel far
 AuthInfo=socket=$DIR/munge.socket,cred_expire=10
-NodeName=node[1-$n] NodeHostname=localhost NodeAddr=127.0.0.1 Port=[$NODE_PORT-$last_port] CPUs=2 State=UNKNOWN
+$([ "$gpus" -gt 0 ] && echo "GresTypes=gpu")
+NodeName=node[1-$n] NodeHostname=localhost NodeAddr=127.0.0.1 Port=[$NODE_PORT-$last_port] CPUs=2 $([ "$gpus" -gt 0 ] && echo "Gres=gpu:$gpus ")State=UNKNOWN
 # jobs run as their submitter and slurmd is root: only root's group may submit
 PartitionName=debug Nodes=node[1-$n] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO AllowGroups=root
 CONF
@@ -121,6 +141,41 @@ CONF
         i=$((j + 1)); l=$((l + 1))
     done
     echo "SwitchName=spine Switches=$leaves" >>"$DIR/etc/topology.conf"
+    write_gres "$n" "$gpus"
+}
+
+# write_gres NODES GPUS: gres.conf and the device files of --gpus (see the top)
+write_gres() {
+    rm -rf "$DIR/dev"
+    : >"$DIR/etc/gres.conf"
+    [ "$2" -gt 0 ] || return 0
+    i=1
+    while [ "$i" -le "$1" ]; do
+        mkdir -p "$DIR/dev/node$i" || die "$DIR/dev/node$i: cannot create"
+        g=0
+        while [ "$g" -lt "$2" ]; do
+            mknod "$DIR/dev/node$i/nvidia$g" c 195 "$g" || die "$DIR/dev/node$i/nvidia$g: mknod failed"
+            g=$((g + 1))
+        done
+        echo "NodeName=node$i Name=gpu File=$DIR/dev/node$i/nvidia[0-$(($2 - 1))]" >>"$DIR/etc/gres.conf"
+        i=$((i + 1))
+    done
+}
+
+# the GPUs per node of the written config (0: none)
+gpu_count() {
+    sed -n 's/^NodeName=.* Gres=gpu:\([0-9]*\).*/\1/p' "$CONF" 2>/dev/null | head -n 1
+}
+
+# clients of a cluster with GPUs: the CUDA emulator's devices and the matching hwloc fixture
+gpu_env() {
+    g=$(gpu_count)
+    [ -n "$g" ] && [ "$g" -gt 0 ] || return 0
+    echo "export HERD_CUDA_EMU_DEVICES=$g"
+    case $g in
+        2) echo "export HWLOC_XMLFILE=$ROOT/tests/fixtures/topology/gpu2.xml" ;;
+        8) echo "export HWLOC_XMLFILE=$ROOT/tests/fixtures/topology/dgx_h100.xml" ;;
+    esac
 }
 
 pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
@@ -181,6 +236,13 @@ node_count() { # nodes in the written config
 }
 
 start() {
+    gpus=0
+    if [ "${1:-}" = --gpus ]; then
+        gpus=${2:-}
+        case "$gpus" in ''|*[!0-9]*) die "--gpus: '$gpus' is not a number of GPUs per node" ;; esac
+        [ "$gpus" -ge 1 ] && [ "$gpus" -le 8 ] || die "--gpus: $gpus is outside 1..8 (the CUDA emulator's devices)"
+        shift 2
+    fi
     n=${1:-4}
     case "$n" in ''|*[!0-9]*) die "NODES: '$n' is not a number of nodes" ;; esac
     [ "$n" -ge 1 ] && [ "$n" -le 64 ] || die "NODES: $n is outside 1..64"
@@ -203,7 +265,7 @@ start() {
     # (and no munged of one that died without `stop`)
     munge_stop
     rm -rf "$DIR/state" "$DIR/spool" "$DIR/tmp" "$DIR/run" "$DIR/munge" "$DIR/munge.socket" "$DIR/munge.socket.lock"
-    write_conf "$n"
+    write_conf "$n" "$gpus"
     export SLURM_CONF="$CONF"
     export "$MARK"
     munge_start
@@ -225,7 +287,7 @@ start() {
         sinfo -N 2>&1 | sed 's/^/  /' >&2
         die "only $idle of $n nodes became idle in 60 s; logs in $DIR/log"
     fi
-    echo "cluster.sh: $n nodes up in ${t}s under $DIR (slurmctld port $CTLD_PORT, slurmd ports $NODE_PORT-$((NODE_PORT + n - 1)))"
+    echo "cluster.sh: $n nodes up in ${t}s under $DIR (slurmctld port $CTLD_PORT, slurmd ports $NODE_PORT-$((NODE_PORT + n - 1))$([ "$gpus" -gt 0 ] && echo ", $gpus GPUs each"))"
     echo "eval \"\$($0 env)\"   # SLURM_CONF and the Open MPI settings for this cluster"
 }
 
@@ -306,10 +368,11 @@ ompi_env() {
 }
 
 case "${1:-}" in
-    start) start "${2:-4}" ;;
+    start) shift; start "$@" ;;
     stop) stop ;;
     status) status ;;
     env) echo "export SLURM_CONF=$CONF"
-         ompi_env ;;
-    *) echo "usage: $0 start [NODES] | stop | status | env   (directory: $DIR)" >&2; exit 2 ;;
+         ompi_env
+         gpu_env ;;
+    *) echo "usage: $0 start [--gpus N] [NODES] | stop | status | env   (directory: $DIR)" >&2; exit 2 ;;
 esac

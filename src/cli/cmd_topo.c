@@ -5,7 +5,9 @@
  *   the job's tree: nodes under Slurm's switches (topology.conf, or the
  *     SLURM_TOPOLOGY_ADDR of each rank);
  *   the placement of a layout: rank -> node, GPU, [tp, cp, pp, dp];
- *   the bandwidth each group gets when all groups of a kind talk at once.
+ *   the bandwidth each group gets when all groups of a kind talk at once;
+ *   under a launcher, the GPU, cores and NIC of every rank (the start-up
+ *   line of `herd train` with backend cuda, src/parallel/device.h).
  *
  * Under mpirun or srun (OMPI_COMM_WORLD_SIZE or PMIX_RANK set), every rank
  * sends its node name ($SLURMD_NODENAME, else its hostname) and
@@ -18,11 +20,13 @@
 #include <string.h>
 #include <unistd.h>
 #include "src/cli/commands.h"
+#include "src/parallel/device.h"
 #include "topology/topo.h"
 
 #define HOST_LEN 64
 #define ADDR_LEN 256
 #define BIND_LEN 160
+#define DEV_LEN  768
 
 static int usage(FILE *f)
 {
@@ -235,7 +239,7 @@ typedef struct {
     int use_mpi, rank, size, n_ranks, n_names;
     char host[HOST_LEN], addr[ADDR_LEN];
     const char *env_addr, *pattern;
-    char *all_hosts, *all_addrs, **names, *binds;
+    char *all_hosts, *all_addrs, **names, *binds, *devs;
     const char **hp, **ap;
     herd_topo_pmix_job pj;
 } topo_job;
@@ -274,6 +278,14 @@ static int job_gather_mpi(topo_job *j, int bind, int ok, int *rc)
     int all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     ok = all_ok;
+    /* the GPU each rank would use (two on one GPU shown, not refused) */
+    herd_device_info d;
+    char line[DEV_LEN] = "";
+    if (herd_device_select(0, 1, 0, &d) == 0) herd_device_format(&d, line, sizeof line);
+    else snprintf(line, sizeof line, "rank %d: no device chosen (see stderr)", j->rank);
+    j->devs = calloc((size_t)j->size, DEV_LEN);
+    if (!j->devs) return 0;
+    MPI_Gather(line, DEV_LEN, MPI_CHAR, j->devs, DEV_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (ok && bind) {
         /* local rank: earlier ranks on the same node; every rank binds itself */
         int local = 0, local_size = 0;
@@ -416,6 +428,10 @@ static void print_placement(const topo_job *j, const herd_topo *t, const topo_ar
                t->rank[r].local, g % l[0], g / l[0] % l[1], g / (l[0] * l[1]) % l[2], g / (l[0] * l[1] * l[2]));
     }
     if (show < j->n_ranks) printf("  ... %d more ranks (--json prints all)\n", j->n_ranks - show);
+    if (j->devs) {
+        printf("\ndevices (backend cuda: each rank's GPU, as `herd train` chooses it):\n");
+        for (int r = 0; r < j->n_ranks; r++) printf("device: %s\n", j->devs + (size_t)r * DEV_LEN);
+    }
     if (j->binds) {
         printf("\nbinding (hwloc, each rank itself):\n");
         for (int r = 0; r < j->n_ranks; r++)
@@ -452,6 +468,7 @@ static void job_free(topo_job *j)
     free(j->hp);
     free(j->ap);
     free(j->binds);
+    free(j->devs);
     herd_topo_pmix_free(&j->pj);
 }
 

@@ -131,6 +131,8 @@ static const key_spec keys[] = {
         "1: place TP inside a node, PP/CP inside a pod from the discovered topology; 0: rank order"),
     KEY("parallel.bind_cores", T_INT, parallel.bind_cores, 0, 1, 0,
         "1: bind each rank to the cores nearest its GPU / its share of the node (hwloc)"),
+    KEY("parallel.share_gpu", T_INT, parallel.share_gpu, 0, 1, 0,
+        "1: let two ranks of a node use one GPU (backend cuda); 0: that is an error at start-up"),
     KEY("curate.shingle", T_INT, curate.shingle, 1, 64, 0, "words per MinHash shingle"),
     KEY("curate.minhash_perms", T_INT, curate.minhash_perms, 1, 4096, 0, "MinHash signature length"),
     KEY("curate.minhash_bands", T_INT, curate.minhash_bands, 1, 1024, 0,

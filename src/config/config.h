@@ -151,6 +151,7 @@ typedef struct {
     int      pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
     int      placement;      /* 1: network-aware rank placement (topology/), 0: rank order */
     int      bind_cores;     /* 1: bind each rank to its share of the node's cores (hwloc) */
+    int      share_gpu;      /* 1: two ranks of a node may use one GPU (else an error) */
 } herd_config_parallel;
 
 /* checkpoint (checkpoint/ckpt.h, src/train/train_ckpt.h) */

@@ -119,6 +119,7 @@ void herd_config_defaults(herd_config *c)
     c->parallel.sequence_parallel = 0;
     c->parallel.placement = 1;
     c->parallel.bind_cores = 0;
+    c->parallel.share_gpu = 0;
     herd_curate_defaults(&c->curate);
 }
 

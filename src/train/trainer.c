@@ -14,6 +14,7 @@
 #include "monitoring/exitcodes.h"
 #include "checkpoint/safe_file.h"
 #include "src/data/eval.h"
+#include "src/parallel/device.h"
 #include "src/parallel/placement.h"
 #include "src/train/train_report.h"
 #include "src/train/trainer.h"
@@ -48,8 +49,23 @@ int herd_trainer_agree(const herd_trainer *t, int rc)
     return bad ? -1 : 0;
 }
 
+/* Backend cuda: this rank's GPU (and cores, parallel.bind_cores), one
+ * start-up line per rank; -1 on every rank if any rank has none or two share one. */
+static int open_device(herd_trainer *t, char *bind, size_t bind_len)
+{
+    herd_device_info d;
+    if (herd_device_select(t->c->parallel.bind_cores, t->c->parallel.share_gpu, 1, &d)) return -1;
+    t->device = d.device;
+    char line[1024];
+    herd_device_format(&d, line, sizeof line);
+    printf("device: %s\n", line);
+    fflush(stdout);
+    /* a long cpu list is cut in the header line; the per-rank line above has it whole */
+    return snprintf(bind, bind_len, "cores %s (%s), GPU %s", d.cores, d.binding, d.busid) < 0 ? -1 : 0;
+}
+
 /* The process grid over the ranks, placed (parallel.placement) and bound
- * (parallel.bind_cores); the watchdog. */
+ * (parallel.bind_cores, or with the GPU: open_device); the watchdog. */
 static int open_grid(herd_trainer *t, const char *origin, char *place, size_t place_len,
                      char *bind, size_t bind_len)
 {
@@ -64,8 +80,14 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     }
     if (!c->parallel.placement)
         for (int i = 0; i < world; i++) perm[i] = i;
-    if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len))
+    if (c->train.backend == HERD_BACKEND_CUDA) {
+        if (open_device(t, bind, bind_len)) {
+            free(perm);
+            return -1;
+        }
+    } else if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len)) {
         snprintf(bind, bind_len, "binding failed (see above)");
+    }
     t->has_grid = 1; /* destroyed even when its creation fails */
     int rc = herd_grid_create(&t->grid, &c->parallel, origin, perm);
     free(perm);
@@ -87,7 +109,8 @@ static int open_data(herd_trainer *t, const char *origin)
 {
     const herd_config *c = t->c;
     const char *backend_name = herd_config_enum_name(herd_backend_choices, c->train.backend);
-    t->be = herd_backend_create(backend_name, NULL); /* the precision is set once the model is built */
+    /* the precision is set once the model is built */
+    t->be = herd_backend_create(backend_name, &(herd_backend_options){.device = t->device});
     if (!t->be) {
         if (t->root)
             fprintf(stderr, "herd: %s: key 'train.backend': backend '%s' is not available "

@@ -28,6 +28,7 @@ typedef struct {
     herd_grid          grid;
     int                root;              /* world rank 0: prints and writes the files */
     herd_backend *be;      /* the trainer's own instance (herd_backend_create), freed by close */
+    int                device;            /* backend cuda: this rank's GPU (src/parallel/device.h) */
     herd_loader       *data;
     herd_data         *val;               /* data.val_path, or NULL */
     herd_model         model;

@@ -7,7 +7,8 @@
 #   2. tests/unit/test_cuda_ops.c linked against the emulated backend
 #      (build/emu/test_cuda_ops): every CUDA op against the CPU oracle, each
 #      case reported as "emu:NAME";
-#   3. test_ckpt's snapshot_from_cuda_backend on the emulated backend;
+#   3. test_ckpt's snapshot_from_cuda_backend on the emulated backend, and
+#      test_nccl on the emulated NCCL;
 #   4. `herd train` of a small tiny-preset run on backend cuda (build/emu/herd)
 #      against backend cpu (build/herd), fp32 and bf16: the loss of every step
 #      within TOL (fp32 1e-4, bf16 1e-3 relative) -- benchmarks/mfu/gpu_vs_cpu.sh
@@ -36,6 +37,31 @@ if [ -x "$st" ]; then
             echo "FAIL emu_selftest:catches_$c: exit $rc, stderr lacks '$want': $(head -c 400 "$tmp/bad.err")"
         fi
     done
+    # several devices: HERD_CUDA_EMU_DEVICES physical GPUs with the bus ids of the
+    # DGX fixture, CUDA_VISIBLE_DEVICES filtering and renumbering them; "-" unsets it
+    while read -r ndev cvd want; do
+        if [ "$cvd" = - ]; then
+            got=$(env -u CUDA_VISIBLE_DEVICES HERD_CUDA_EMU_DEVICES=$ndev "$st" --devices 2>&1)
+        else
+            got=$(HERD_CUDA_EMU_DEVICES=$ndev CUDA_VISIBLE_DEVICES=$cvd "$st" --devices 2>&1)
+        fi
+        rc=$?
+        name="devices_${ndev}_visible_$(echo "$cvd" | tr ',' '_')"
+        if [ "$rc" -eq 0 ] && [ "$(echo "$got" | head -n 1)" = "devices $want" ] && ! echo "$got" | grep -q '^FAIL'; then
+            echo "PASS emu_selftest:$name ($(echo "$got" | grep -c '^PASS') checks)"
+        else
+            echo "FAIL emu_selftest:$name: want 'devices $want', got: $(echo "$got" | tr '\n' ' ' | head -c 400)"
+        fi
+    done <<'CASES'
+1 - 1 0000:11:00.0
+2 - 2 0000:11:00.0 0000:91:00.0
+8 - 8 0000:11:00.0 0000:21:00.0 0000:51:00.0 0000:61:00.0 0000:91:00.0 0000:A1:00.0 0000:D1:00.0 0000:E1:00.0
+4 3,1 2 0000:D1:00.0 0000:51:00.0
+2 1 1 0000:91:00.0
+4 2,7,0 1 0000:91:00.0
+4 1,1 1 0000:51:00.0
+2 -1 0
+CASES
 else
     echo "FAIL emu_selftest: $st not built (make emu)"
 fi
@@ -61,6 +87,46 @@ if [ -x "$t" ]; then
     [ "$rc" -eq 0 ] || echo "FAIL emu:test_ckpt (exit $rc): $(grep -E '^FAIL|cuda-emu' "$tmp/ck.out" "$tmp/ck.err" | head -n 3 | tr '\n' ' ')"
 else
     echo "FAIL emu:test_ckpt: $t not built (make emu)"
+fi
+
+# comm_nccl.cu on the emulated NCCL (tests/cuda_emu/nccl.cpp: MPI on host copies)
+t=build/emu/test_nccl
+if [ -x "$t" ]; then
+    "$t" >"$tmp/nc.out" 2>"$tmp/nc.err"
+    rc=$?
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 emu:/p' "$tmp/nc.out"
+    [ "$rc" -eq 0 ] || echo "FAIL emu:test_nccl (exit $rc): $(grep -E '^FAIL|cuda-emu' "$tmp/nc.out" "$tmp/nc.err" | head -n 3 | tr '\n' ' ')"
+else
+    echo "FAIL emu:test_nccl: $t not built (make emu)"
+fi
+
+# which GPU each rank takes, under mpirun (no Slurm): 2 emulated devices with
+# the bus ids of gpu2.xml, CUDA_VISIBLE_DEVICES=1,0 renumbering them; `herd topo`
+# prints every rank's start-up line. Then 3 ranks on 2 GPUs: refused.
+if [ -x build/emu/herd ]; then
+    xml=tests/fixtures/topology/gpu2.xml
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HERD_CUDA_EMU_DEVICES=2 HWLOC_XMLFILE=$xml \
+        CUDA_VISIBLE_DEVICES=1,0 timeout 120 mpirun --oversubscribe --bind-to none -np 2 \
+        -x HERD_CUDA_EMU_DEVICES -x HWLOC_XMLFILE -x CUDA_VISIBLE_DEVICES build/emu/herd topo >"$tmp/topo.out" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ] \
+       && grep -q '^device: rank 0: .* GPU 0 (0000:91:00.0, by local rank), .* NIC mlx5_1$' "$tmp/topo.out" \
+       && grep -q '^device: rank 1: .* GPU 1 (0000:11:00.0, by local rank), .* NIC mlx5_0$' "$tmp/topo.out"; then
+        echo "PASS emu:mpirun_2_ranks_own_gpu_by_bus_id"
+    else
+        echo "FAIL emu:mpirun_2_ranks_own_gpu_by_bus_id: rc $rc: $(grep -E '^device|herd' "$tmp/topo.out" | head -n 4)"
+    fi
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HERD_CUDA_EMU_DEVICES=2 HWLOC_XMLFILE=$xml \
+        timeout 120 mpirun --oversubscribe --bind-to none -np 3 -x HERD_CUDA_EMU_DEVICES -x HWLOC_XMLFILE \
+        build/emu/herd train configs/tiny.yaml --set train.backend=cuda --set train.out_dir="$tmp/shared" \
+        >"$tmp/shared.out" 2>&1
+    rc=$?
+    if [ "$rc" -ne 0 ] && grep -q "node .*: ranks 0 and 2 both use GPU 0000:11:00.0" "$tmp/shared.out" \
+       && [ ! -e "$tmp/shared/metrics.jsonl" ]; then
+        echo "PASS emu:mpirun_3_ranks_on_2_gpus_refused"
+    else
+        echo "FAIL emu:mpirun_3_ranks_on_2_gpus_refused: rc $rc: $(grep herd "$tmp/shared.out" | head -n 4)"
+    fi
 fi
 
 if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then

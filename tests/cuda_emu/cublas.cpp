@@ -47,6 +47,7 @@ static void need_device(const char *call, const char *what, const void *p, size_
     if (bytes && !emu::is_device(p, bytes))
         emu::fail("%s: operand %s (%p, %zu bytes as its size and leading dimension say) is not "
                   "inside one device allocation", call, what, p, bytes);
+    if (bytes) emu::check_current(p, call, what);
 }
 
 // one column-major GEMM over loaders of A, B (float values) and C

@@ -23,7 +23,7 @@ namespace emu {
 // memory is unmapped, so a use after free faults too. New memory is filled with
 // 0xff bytes (NaN floats, -1 ints), as cudaMalloc's garbage: a kernel that
 // reads memory nobody wrote gets NaN, not a lucky zero.
-struct alloc { size_t bytes; void *map; size_t map_bytes; };
+struct alloc { size_t bytes; void *map; size_t map_bytes; int dev; };  // dev: physical device
 static std::map<uintptr_t, alloc> allocs;  // by start address
 static const size_t PAGE = 4096;
 
@@ -125,17 +125,127 @@ static void install_handler(void)
 static cudaError_t last_error = cudaSuccess;
 void set_error(cudaError_t e) { if (last_error == cudaSuccess) last_error = e; }
 
+// ---- devices ------------------------------------------------------------------------------
+// HERD_CUDA_EMU_DEVICES physical GPUs (1..8, default 1). Their PCI bus ids are
+// those of the GPUs of tests/fixtures/topology/dgx_h100.xml, spread evenly:
+// device i of N is the DGX's GPU i*8/N. So 8 devices match dgx_h100.xml, and 2
+// match gpu2.xml (0000:11:00.0 near socket 0, 0000:91:00.0 near socket 1), which
+// lets hwloc locality be tested against the emulated devices.
+// CUDA_VISIBLE_DEVICES as the real runtime reads it: a comma-separated list of
+// physical indices, renumbered 0.. in the order given; the list ends at the
+// first entry that is not a valid index (out of range, a repeat, not a number:
+// the emulator has no UUIDs); set but empty, or starting with an invalid entry,
+// means no device.
+static const int DGX_BUS[8] = {0x11, 0x21, 0x51, 0x61, 0x91, 0xa1, 0xd1, 0xe1};
+enum { EMU_MAX_DEV = 8 };
+static int n_phys = -1;
+static std::vector<int> visible;  // visible index -> physical index
+static int current;               // the current device, a visible index
+
+static void devices_init(void)
+{
+    if (n_phys >= 0) return;
+    const char *e = getenv("HERD_CUDA_EMU_DEVICES");
+    n_phys = 1;
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (*end || v < 1 || v > EMU_MAX_DEV)
+            fail("HERD_CUDA_EMU_DEVICES='%s': not a number of devices in 1..%d", e, EMU_MAX_DEV);
+        n_phys = (int)v;
+    }
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    if (!cvd) {
+        for (int i = 0; i < n_phys; i++) visible.push_back(i);
+        return;
+    }
+    const char *q = cvd;
+    while (*q) {
+        while (*q == ' ') q++;
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (end == q || v < 0 || v >= n_phys ||
+            std::find(visible.begin(), visible.end(), (int)v) != visible.end())
+            break;
+        while (*end == ' ') end++;
+        if (*end != ',' && *end) break;
+        visible.push_back((int)v);
+        q = *end ? end + 1 : end;
+    }
+}
+
+static int bus_of(int phys) { return DGX_BUS[phys * 8 / n_phys]; }
+static int visible_of(int phys)
+{
+    for (size_t i = 0; i < visible.size(); i++)
+        if (visible[i] == phys) return (int)i;
+    return -1;
+}
+
+void check_current(const void *p, const char *call, const char *what)
+{
+    const alloc *a = find(p, nullptr);
+    if (a && a->dev != visible[current])
+        fail("%s: %s (%p) is memory of device %d, but device %d is current (cudaSetDevice): "
+             "a GPU does not reach another GPU's memory", call, what, p, visible_of(a->dev), current);
+}
+
 }  // namespace emu
 
 using namespace emu;
 
 // ---- runtime API ------------------------------------------------------------------------
 static const size_t EMU_TOTAL = (size_t)80 << 30;  // an H100's 80 GB, as cudaMemGetInfo reports
-static size_t in_use;
+static size_t in_use[EMU_MAX_DEV];  // per physical device
 
-cudaError_t cudaGetDeviceCount(int *n) { install_handler(); *n = 1; return cudaSuccess; }
-cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
-cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+cudaError_t cudaGetDeviceCount(int *n)
+{
+    install_handler();
+    devices_init();
+    *n = (int)visible.size();
+    if (*n == 0) { set_error(cudaErrorNoDevice); return cudaErrorNoDevice; }
+    return cudaSuccess;
+}
+static cudaError_t valid_device(int d)
+{
+    devices_init();
+    if (visible.empty()) { set_error(cudaErrorNoDevice); return cudaErrorNoDevice; }
+    if (d < 0 || d >= (int)visible.size()) { set_error(cudaErrorInvalidDevice); return cudaErrorInvalidDevice; }
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d)
+{
+    cudaError_t e = valid_device(d);
+    if (e == cudaSuccess) current = d;
+    return e;
+}
+cudaError_t cudaGetDevice(int *d)
+{
+    cudaError_t e = valid_device(0);
+    *d = current;
+    return e;
+}
+// as the real runtime: "0000:91:00.0", hexadecimal digits in upper case
+cudaError_t cudaDeviceGetPCIBusId(char *buf, int len, int d)
+{
+    cudaError_t e = valid_device(d);
+    if (e != cudaSuccess) return e;
+    if (!buf || len < 13) { set_error(cudaErrorInvalidValue); return cudaErrorInvalidValue; }
+    snprintf(buf, (size_t)len, "0000:%02X:00.0", bus_of(visible[d]));
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int d)
+{
+    cudaError_t e = valid_device(d);
+    if (e != cudaSuccess) return e;
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "NVIDIA H100 80GB HBM3 (cuda-emu)");
+    prop->totalGlobalMem = EMU_TOTAL;
+    prop->major = 9;
+    prop->multiProcessorCount = 132;
+    prop->pciBusID = bus_of(visible[d]);
+    return cudaSuccess;
+}
 cudaError_t cudaGetLastError(void) { cudaError_t e = last_error; last_error = cudaSuccess; return e; }
 cudaError_t cudaPeekAtLastError(void) { return last_error; }
 const char *cudaGetErrorName(cudaError_t e)
@@ -148,6 +258,7 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
     case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     default: return "cudaErrorLaunchFailure";
     }
@@ -157,6 +268,8 @@ const char *cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     install_handler();
+    cudaError_t e = valid_device(current);
+    if (e != cudaSuccess) { *p = nullptr; return e; }
     size_t b16 = (bytes + 15) & ~(size_t)15;
     size_t body = (b16 + PAGE - 1) & ~(PAGE - 1), map_bytes = body + PAGE;
     void *m = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -165,8 +278,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     char *start = (char *)m + body - b16;
     memset(start, 0xff, b16);
     if (!open_depth) mprotect(m, body, PROT_NONE);
-    allocs[(uintptr_t)start] = alloc{bytes, m, map_bytes};
-    in_use += bytes;
+    allocs[(uintptr_t)start] = alloc{bytes, m, map_bytes, visible[current]};
+    in_use[visible[current]] += bytes;
     *p = start;
     return cudaSuccess;
 }
@@ -177,7 +290,7 @@ cudaError_t cudaFree(void *p)
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) fail("cudaFree(%p): not the start of a live device allocation", p);
     munmap(it->second.map, it->second.map_bytes);
-    in_use -= it->second.bytes;
+    in_use[it->second.dev] -= it->second.bytes;
     allocs.erase(it);
     return cudaSuccess;
 }
@@ -222,7 +335,14 @@ cudaError_t cudaMemset(void *p, int v, size_t n)
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) { return cudaMemset(p, v, n); }
-cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *t = EMU_TOTAL; *f = EMU_TOTAL - in_use; return cudaSuccess; }
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t)
+{
+    cudaError_t e = valid_device(current);
+    if (e != cudaSuccess) return e;
+    *t = EMU_TOTAL;
+    *f = EMU_TOTAL - in_use[visible[current]];
+    return cudaSuccess;
+}
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 
 // streams and events: every operation completes before its call returns
@@ -242,7 +362,9 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0;
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p)
 {
     memset(a, 0, sizeof *a);
-    a->type = find(p, nullptr) ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    const alloc *al = find(p, nullptr);
+    a->type = al ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    a->device = al ? visible_of(al->dev) : -2;  // -2: the real runtime's "no device"
     a->devicePointer = a->type == cudaMemoryTypeDevice ? (void *)p : nullptr;
     return cudaSuccess;
 }

@@ -11,6 +11,12 @@
 // GPU would hang on or report (barrier divergence, a thread leaving while
 // others wait, bad launch configurations, pointers that are not device memory,
 // accesses past the end of an allocation) abort with the kernel's name.
+//
+// Devices: HERD_CUDA_EMU_DEVICES=N (1..8, default 1) physical GPUs, with the PCI
+// bus ids of tests/fixtures/topology (see emu.cpp), filtered and renumbered by
+// CUDA_VISIBLE_DEVICES as the real runtime does. Each allocation belongs to
+// the device current when it was made; a kernel or cuBLAS call given memory of
+// another device aborts (a GPU faults on it without peer access).
 #ifndef HERD_CUDA_EMU_H
 #define HERD_CUDA_EMU_H
 
@@ -51,7 +57,7 @@ static const int warpSize = 32;
 typedef enum cudaError {
     cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9, cudaErrorInvalidDevicePointer = 17,
-    cudaErrorInvalidMemcpyDirection = 21, cudaErrorNoDevice = 100,
+    cudaErrorInvalidMemcpyDirection = 21, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400, cudaErrorLaunchFailure = 719
 } cudaError_t;
 enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1,
@@ -63,6 +69,13 @@ enum cudaMemoryType { cudaMemoryTypeUnregistered = 0, cudaMemoryTypeHost = 1,
                       cudaMemoryTypeDevice = 2, cudaMemoryTypeManaged = 3 };
 struct cudaPointerAttributes { enum cudaMemoryType type; int device; void *devicePointer;
                                void *hostPointer; };
+// the fields of cudaDeviceProp that herd reads (the real struct has many more)
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+    int major, minor, multiProcessorCount;
+    int pciDomainID, pciBusID, pciDeviceID;
+};
 typedef struct emu_stream *cudaStream_t;
 typedef struct emu_event *cudaEvent_t;
 #define cudaStreamDefault 0x0
@@ -73,6 +86,8 @@ typedef struct emu_event *cudaEvent_t;
 cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDevice(int *d);
+cudaError_t cudaDeviceGetPCIBusId(char *buf, int len, int device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device);
 cudaError_t cudaGetLastError(void);
 cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorName(cudaError_t e);
@@ -106,6 +121,9 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p);
 namespace emu {
 // 1 when [p, p+n) lies inside one live device allocation
 int is_device(const void *p, size_t n);
+// abort when p is device memory of another device than the current one
+// (`call` and `what` name the kernel or library call and the operand)
+void check_current(const void *p, const char *call, const char *what);
 // while one lives, device memory is readable and writable from the host (the
 // emulator's calls); otherwise it is PROT_NONE
 struct device_access { device_access(); ~device_access(); };
@@ -137,6 +155,9 @@ template <typename T> static inline void check_arg(const launch_info &li, int i,
     if (p && !is_device(p, 0))
         fail("launch of %s (%s:%d): argument %d (%p) is not device memory", li.name, li.file,
              li.line, i, (const void *)p);
+    char what[32];
+    snprintf(what, sizeof what, "argument %d", i);
+    if (p) check_current(p, li.name, what);
 }
 
 template <typename... P> struct launcher {

@@ -127,6 +127,8 @@ static const struct { const char *name, *expect; } bad_cases[] = {
     {"wmma_misaligned", "not 256-bit"},
     {"host_deref", "HOST code dereferenced device memory"},
     {"wmma_lane_pointer", "differ from lane 0's"},
+    {"wrong_device", "is memory of device 0, but device 1 is current"},
+    {"wrong_device_gemm", "is memory of device 0, but device 1 is current"},
 };
 
 static void run_bad(const char *c)
@@ -150,6 +152,16 @@ static void run_bad(const char *c)
     else if (!strcmp(c, "wmma_lane_pointer")) {
         __nv_bfloat16 *a; cudaMalloc(&a, 2 * 4096);
         wmma_lane_kernel<<<1, 32>>>(x, a);
+    }
+    else if (!strcmp(c, "wrong_device")) {  // two devices (main sets them up)
+        CUDA_CHECK(cudaSetDevice(1));
+        nop_kernel<<<1, 32>>>(x);
+    }
+    else if (!strcmp(c, "wrong_device_gemm")) {
+        CUDA_CHECK(cudaSetDevice(1));
+        cublasHandle_t h; cublasCreate(&h);
+        float one = 1, zero = 0, *c8 = dev(64);
+        cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, x, 8, c8, 8, &zero, c8, 8);
     }
     else if (!strcmp(c, "host_deref")) {
         volatile float *v = x;
@@ -308,8 +320,62 @@ static void good(void)
     }
 }
 
+// --devices: the devices this process sees (HERD_CUDA_EMU_DEVICES and
+// CUDA_VISIBLE_DEVICES of its environment), one line "devices N BUSID...",
+// then, with two or more, the cases of memory kept per device
+static int devices(void)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    printf("devices %d", e == cudaSuccess ? n : 0);
+    int props_agree = 1;
+    for (int d = 0; d < n; d++) {
+        char bus[32];
+        cudaDeviceProp p;
+        CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof bus, d));
+        CUDA_CHECK(cudaGetDeviceProperties(&p, d));
+        unsigned b = 0;
+        props_agree &= sscanf(bus, "0000:%x:00.0", &b) == 1 && (int)b == p.pciBusID;
+        printf(" %s", bus);
+    }
+    printf("\n");
+    if (n == 0) {
+        EXPECT("no_device_is_an_error", e == cudaErrorNoDevice && cudaGetLastError() == cudaErrorNoDevice);
+        return fails != 0;
+    }
+    EXPECT("properties_bus_id_matches", props_agree);
+    int cur = -1;
+    EXPECT("set_device_out_of_range", cudaSetDevice(n) == cudaErrorInvalidDevice &&
+                                          cudaGetLastError() == cudaErrorInvalidDevice &&
+                                          cudaGetDevice(&cur) == cudaSuccess && cur == 0);
+    if (n < 2) return fails != 0;
+    float *a = dev(1024);
+    size_t free0, free1, total;
+    CUDA_CHECK(cudaMemGetInfo(&free0, &total));
+    CUDA_CHECK(cudaSetDevice(1));
+    CUDA_CHECK(cudaGetDevice(&cur));
+    CUDA_CHECK(cudaMemGetInfo(&free1, &total));
+    float *b = dev(16);
+    cudaPointerAttributes pa, pb;
+    CUDA_CHECK(cudaPointerGetAttributes(&pa, a));
+    CUDA_CHECK(cudaPointerGetAttributes(&pb, b));
+    EXPECT("current_device_follows_set", cur == 1);
+    EXPECT("memory_info_per_device", free1 == total && free0 == total - 1024 * sizeof(float));
+    EXPECT("pointer_attributes_device", pa.device == 0 && pb.device == 1 &&
+                                            pa.type == cudaMemoryTypeDevice);
+    nop_kernel<<<1, 32>>>(b);
+    EXPECT("kernel_on_own_device_runs", cudaGetLastError() == cudaSuccess);
+    return fails != 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--devices")) return devices();
+    // the wrong-device cases need two devices, whatever the caller's environment
+    if (argc == 3 && !strcmp(argv[1], "--bad") && !strncmp(argv[2], "wrong_device", 12)) {
+        setenv("HERD_CUDA_EMU_DEVICES", "2", 1);
+        unsetenv("CUDA_VISIBLE_DEVICES");
+    }
     int n = 0;
     CUDA_CHECK(cudaGetDeviceCount(&n));
     if (argc == 2 && !strcmp(argv[1], "--list-bad")) {

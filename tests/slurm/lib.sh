@@ -20,7 +20,8 @@ free_port_base() {
     return 1
 }
 
-# cluster_up NODES: start a private cluster in $HERD_SLURM_DIR; sets SLURM_CONF.
+# cluster_up [--gpus N] NODES: start a private cluster in $HERD_SLURM_DIR; sets SLURM_CONF
+# (and, with GPUs, the CUDA emulator's variables of `cluster.sh env`).
 # Returns 1 with the reason in $why when Slurm cannot start here.
 cluster_up() {
     why=""
@@ -28,7 +29,7 @@ cluster_up() {
     for b in slurmctld slurmd; do [ -x /usr/sbin/$b ] || { why="/usr/sbin/$b not installed (scripts/deps.sh)"; return 1; }; done
     base=$(free_port_base) || { why="no free port range found"; return 1; }
     export HERD_SLURM_PORT=$base HERD_SLURM_NODE_PORT=$((base + 1))
-    out=$(sh slurm/local/cluster.sh start "$1" 2>&1) || { why="cluster.sh start failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; return 1; }
+    out=$(sh slurm/local/cluster.sh start "$@" 2>&1) || { why="cluster.sh start failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; return 1; }
     eval "$(sh slurm/local/cluster.sh env)"
     return 0
 }
