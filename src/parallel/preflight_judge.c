@@ -1,0 +1,160 @@
+/* preflight_judge.c — what herd check's numbers say (see preflight.h): slow
+ * nodes, slow groups and slow links against the median of their peers, and
+ * each height's link numbers. Pure: rank 0's gathered result in, no MPI. */
+#include <stdlib.h>
+#include <string.h>
+#include "src/parallel/preflight.h"
+#include "topology/topo.h"
+
+void herd_preflight_verdict_free(herd_preflight_verdict *v)
+{
+    free(v->node);
+    free(v->node_compute_s);
+    free(v->node_link_ratio);
+    free(v->node_slow);
+    free(v->node_of);
+    free(v->edge_ratio);
+    for (int k = 0; k < 8; k++) {
+        free(v->group_s[k]);
+        free(v->group_ratio[k]);
+        free(v->group_of[k]);
+    }
+    memset(v, 0, sizeof *v);
+}
+
+/* the hosts in first-rank order, node_of[rank]; each node's arithmetic time */
+static int judge_nodes(const herd_preflight_result *r, double factor, herd_preflight_verdict *v)
+{
+    int W = r->world_size;
+    v->node = calloc((size_t)W, sizeof *v->node);
+    v->node_of = calloc((size_t)W, sizeof *v->node_of);
+    v->node_compute_s = calloc((size_t)W, sizeof *v->node_compute_s);
+    v->node_link_ratio = calloc((size_t)W, sizeof *v->node_link_ratio);
+    v->node_slow = calloc((size_t)W, sizeof *v->node_slow);
+    double *t = calloc((size_t)W, sizeof *t);
+    if (!v->node || !v->node_of || !v->node_compute_s || !v->node_link_ratio || !v->node_slow || !t) {
+        free(t);
+        return -1;
+    }
+    for (int w = 0; w < W; w++) {
+        int n = 0;
+        while (n < v->n_nodes && strcmp(v->node[n], r->rank[w].host)) n++;
+        if (n == v->n_nodes) memcpy(v->node[v->n_nodes++], r->rank[w].host, HERD_PF_HOST);
+        v->node_of[w] = n;
+    }
+    for (int n = 0; n < v->n_nodes; n++) {
+        int k = 0;
+        for (int w = 0; w < W; w++)
+            if (v->node_of[w] == n) t[k++] = r->compute_s[w];
+        v->node_compute_s[n] = herd_stat_median(t, k);
+        v->node_link_ratio[n] = 1;
+    }
+    int *slow = calloc((size_t)v->n_nodes, sizeof *slow);
+    int rc = slow ? herd_stat_slow_vs_peers(v->node_compute_s, v->n_nodes, factor, slow) : -1;
+    for (int n = 0; rc >= 0 && n < v->n_nodes; n++) v->node_slow[n] = slow[n];
+    free(slow);
+    free(t);
+    return rc < 0 ? -1 : 0;
+}
+
+static double edge_cost(const herd_preflight_edge *e) { return e->small_s + e->large_s; }
+
+/* each edge against the other edges of its height; each node's best edge */
+static int judge_edges(const herd_preflight_result *r, double factor, herd_preflight_verdict *v)
+{
+    int E = r->n_edges;
+    v->edge_ratio = calloc((size_t)(E ? E : 1), sizeof *v->edge_ratio);
+    double *c = calloc((size_t)(E ? E : 1), sizeof *c);
+    if (!v->edge_ratio || !c) {
+        free(c);
+        return -1;
+    }
+    for (int e = 0; e < E; e++) {
+        int k = 0, me = 0;
+        for (int f = 0; f < E; f++)
+            if (r->edge[f].height == r->edge[e].height) {
+                if (f == e) me = k;
+                c[k++] = edge_cost(&r->edge[f]);
+            }
+        v->edge_ratio[e] = k < 2 ? 1 : c[me] / herd_stat_peer_median(c, k, me);
+    }
+    for (int n = 0; n < v->n_nodes; n++) {
+        double best = -1;
+        for (int e = 0; e < E; e++)
+            if (v->node_of[r->edge[e].a] == n || v->node_of[r->edge[e].b] == n)
+                if (best < 0 || v->edge_ratio[e] < best) best = v->edge_ratio[e];
+        v->node_link_ratio[n] = best < 0 ? 1 : best;
+        if (v->node_link_ratio[n] > factor) v->node_slow[n] |= 2;
+    }
+    free(c);
+    return 0;
+}
+
+/* each op's groups: the slowest member's time, against the other groups */
+static int judge_groups(const herd_preflight_result *r, double factor, herd_preflight_verdict *v, int k)
+{
+    const herd_preflight_op *op = &r->op[k];
+    int W = r->world_size, d = op->dim, *L = (int *)r->layout;
+    int stride[4] = {1, L[0], L[0] * L[1], L[0] * L[1] * L[2]};
+    int *key = malloc(sizeof *key * (size_t)W);
+    v->group_of[k] = malloc(sizeof(int) * (size_t)W);
+    v->group_s[k] = calloc((size_t)W, sizeof(double));
+    v->group_ratio[k] = calloc((size_t)W, sizeof(double));
+    if (!key || !v->group_of[k] || !v->group_s[k] || !v->group_ratio[k]) {
+        free(key);
+        return -1;
+    }
+    int G = 0;
+    for (int w = 0; w < W; w++) {
+        const int *x = r->rank[w].coord;
+        key[w] = x[0] + L[0] * (x[1] + L[1] * (x[2] + L[2] * x[3])) - x[d] * stride[d];
+        int g = 0;
+        while (g < w && key[g] != key[w]) g++;
+        v->group_of[k][w] = g < w ? v->group_of[k][g] : G++;
+        int gi = v->group_of[k][w];
+        if (op->rank_s[w] > v->group_s[k][gi]) v->group_s[k][gi] = op->rank_s[w];
+    }
+    v->n_groups[k] = G;
+    for (int g = 0; g < G; g++)
+        v->group_ratio[k][g] = G < 2 ? 1 : v->group_s[k][g] / herd_stat_peer_median(v->group_s[k], G, g);
+    (void)factor;
+    free(key);
+    return 0;
+}
+
+/* per height: the medians over the edges that touch no slow node (all of
+ * them when every edge of that height does) */
+static void judge_links(const herd_preflight_result *r, herd_preflight_verdict *v)
+{
+    double *bw = malloc(sizeof *bw * (size_t)(r->n_edges + 1)), *lat = malloc(sizeof *lat * (size_t)(r->n_edges + 1));
+    v->n_links = 0;
+    for (int h = 1; bw && lat && h <= HERD_TOPO_MAX_HEIGHT && v->n_links < 8; h++) {
+        int n = 0;
+        for (int pass = 0; pass < 2 && n == 0; pass++)
+            for (int e = 0; e < r->n_edges; e++) {
+                const herd_preflight_edge *x = &r->edge[e];
+                if (x->height != h) continue;
+                if (!pass && (v->node_slow[v->node_of[x->a]] || v->node_slow[v->node_of[x->b]])) continue;
+                bw[n] = (double)r->large_bytes / (x->large_s / 2) / 1e9;
+                lat[n++] = x->small_s / 2 * 1e6;
+            }
+        if (n == 0) continue;
+        herd_link_measure *m = &v->links[v->n_links++];
+        m->height = h;
+        m->n_pairs = n;
+        m->bw_GBps = herd_stat_median(bw, n);
+        m->latency_us = herd_stat_median(lat, n);
+    }
+    free(bw);
+    free(lat);
+}
+
+int herd_preflight_judge(const herd_preflight_result *r, double factor, herd_preflight_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    if (judge_nodes(r, factor, v) || judge_edges(r, factor, v)) return -1;
+    for (int k = 0; k < r->n_ops; k++)
+        if (judge_groups(r, factor, v, k)) return -1;
+    judge_links(r, v);
+    return 0;
+}

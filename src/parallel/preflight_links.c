@@ -1,0 +1,160 @@
+/* preflight_links.c — the links of the job, measured: ranks in host order
+ * (node by node), each with the next one (the last with the first) times a
+ * ping-pong of a small and a large message. Neighbours inside a node measure
+ * height 1, the last rank of a node and the first of the next measure the
+ * height between those nodes (2 under one leaf switch, ...). Pairs run in
+ * three rounds of disjoint pairs (even starts, odd starts, the wrap-around),
+ * each pair once, so that the cost does not grow with the ranks. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "monitoring/clock.h"
+#include "src/parallel/preflight_internal.h"
+#include "topology/linkstat.h"
+#include "topology/topo.h"
+
+enum { SMALL_BYTES = 8, LARGE_BYTES = 1 << 20, PING_TAG = 72 };
+
+void herd_preflight_host(char *buf, size_t n)
+{
+    const char *node = getenv("SLURMD_NODENAME");
+    if (node && *node) snprintf(buf, n, "%s", node);
+    else if (gethostname(buf, n - 1)) snprintf(buf, n, "localhost");
+    buf[n - 1] = '\0';
+}
+
+int herd_preflight_agree(int rc)
+{
+    int bad = rc != 0, any = 1;
+    if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) herd_comm_abort(1);
+    return any ? -1 : 0;
+}
+
+static const char (*sort_hosts)[HERD_PF_HOST];
+static int by_host(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y, c = strcmp(sort_hosts[a], sort_hosts[b]);
+    return c ? c : (a > b) - (a < b);
+}
+
+/* round trip times of `reps` ping-pongs of n bytes; the median */
+static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int first, int reps)
+{
+    double *t = malloc(sizeof *t * (size_t)reps), med = -1;
+    size_t n = bytes / sizeof(float);
+    if (!t) return -1;
+    for (int k = -1; k < reps; k++) {
+        double t0 = herd_now_s();
+        int rc = first ? herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG) ||
+                             herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG)
+                       : herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG) ||
+                             herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG);
+        if (rc) goto out;
+        if (k >= 0) t[k] = herd_now_s() - t0;
+    }
+    med = herd_stat_median(t, reps);
+out:
+    free(t);
+    return med;
+}
+
+/* the pair this rank takes part in during `round` (0 even starts, 1 odd, 2 wrap) */
+static int partner(const int *order, int W, int pos, int round, int *first)
+{
+    int start = -1;
+    if (round < 2) {
+        if (pos % 2 == round && pos + 1 < W) start = pos;
+        else if (pos > 0 && (pos - 1) % 2 == round) start = pos - 1;
+    } else if (W > 2 && (pos == W - 1 || pos == 0)) {
+        start = W - 1;
+    }
+    if (start < 0) return -1;
+    *first = pos == start;
+    int other = *first ? (start + 1) % W : start;
+    return order[other];
+}
+
+int herd_preflight_link_probe(herd_grid *g, const herd_backend *be, int reps, const char *host,
+                              herd_preflight_result *r, herd_preflight_edge *mine)
+{
+    int W = g->world_size, me = g->world_rank;
+    r->small_bytes = SMALL_BYTES;
+    r->large_bytes = LARGE_BYTES;
+    memset(mine, 0, sizeof *mine);
+    mine->a = -1;
+    char(*hosts)[HERD_PF_HOST] = calloc((size_t)W, HERD_PF_HOST);
+    int *order = malloc(sizeof *order * (size_t)W);
+    char name[HERD_PF_HOST] = {0};
+    snprintf(name, sizeof name, "%s", host);
+    if (!hosts || !order ||
+        MPI_Allgather(name, HERD_PF_HOST, MPI_CHAR, hosts, HERD_PF_HOST, MPI_CHAR, MPI_COMM_WORLD) != MPI_SUCCESS)
+        herd_comm_abort(1);
+    for (int i = 0; i < W; i++) order[i] = i;
+    sort_hosts = (const char(*)[HERD_PF_HOST])hosts;
+    qsort(order, (size_t)W, sizeof *order, by_host);
+    int pos = 0;
+    while (order[pos] != me) pos++;
+    /* the links are the world's: MPI on host memory, NCCL on the device's */
+    herd_comm *link = g->world, *twin = NULL;
+    if (g->tp_dev != g->tp_group || g->dp_dev != g->dp_group || g->pp_dev != g->pp_group || g->cp_dev != g->cp_group)
+        link = twin = herd_comm_nccl_from_mpi(g->world, "links");
+    void *buf = be->alloc(be, LARGE_BYTES);
+    int rc = link && buf ? 0 : -1;
+    for (int round = 0; round < 3 && !herd_preflight_agree(rc); round++) {
+        int first = 0, peer = partner(order, W, pos, round, &first);
+        if (peer < 0) continue;
+        double s = pingpong(link, buf, SMALL_BYTES, peer, first, reps);
+        double l = s < 0 ? -1 : pingpong(link, buf, LARGE_BYTES, peer, first, reps);
+        if (s < 0 || l < 0) rc = -1;
+        else if (first) *mine = (herd_preflight_edge){.a = me, .b = peer, .small_s = s, .large_s = l};
+    }
+    rc = herd_preflight_agree(rc);
+    if (buf) be->free(be, buf);
+    if (twin) herd_comm_destroy(twin);
+    free(hosts);
+    free(order);
+    return rc;
+}
+
+/* heights of r's edges from the job's tree (topology.conf when there is one,
+ * as placement builds it); without a tree: 1 on one host, 2 across hosts */
+static void edge_heights(herd_preflight_result *r)
+{
+    int W = r->world_size;
+    const char **names = malloc(sizeof *names * (size_t)W);
+    herd_topo *t = NULL;
+    char conf[1024];
+    int have_conf = herd_topo_conf_default(conf, sizeof conf) == 0;
+    if (names) {
+        for (int w = 0; w < W; w++) names[w] = r->rank[w].host;
+        if (herd_topo_from_hosts(&t, W, names, have_conf ? conf : NULL)) t = NULL;
+    }
+    for (int e = 0; e < r->n_edges; e++) {
+        herd_preflight_edge *x = &r->edge[e];
+        if (t) x->height = herd_topo_rank_distance(t, x->a, x->b);
+        else x->height = strcmp(r->rank[x->a].host, r->rank[x->b].host) ? 2 : 1;
+    }
+    herd_topo_free(t);
+    free(names);
+}
+
+int herd_preflight_gather_edges(const herd_preflight_edge *mine, herd_preflight_result *r, int rank)
+{
+    int W = r->world_size;
+    herd_preflight_edge *all = rank == 0 ? calloc((size_t)W, sizeof *all) : NULL;
+    if (rank == 0 && !all) herd_comm_abort(1);
+    if (MPI_Gather(mine, (int)sizeof *mine, MPI_BYTE, all, (int)sizeof *mine, MPI_BYTE, 0, MPI_COMM_WORLD) !=
+        MPI_SUCCESS) {
+        free(all);
+        return -1;
+    }
+    if (rank != 0) return 0;
+    r->edge = all;
+    r->n_edges = 0;
+    for (int w = 0; w < W; w++)
+        if (all[w].a >= 0) all[r->n_edges++] = all[w];
+    edge_heights(r);
+    return 0;
+}
