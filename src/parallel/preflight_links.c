@@ -39,25 +39,16 @@ static int by_host(const void *x, const void *y)
     return c ? c : (a > b) - (a < b);
 }
 
-/* round trip times of `reps` ping-pongs of n bytes; the median */
-static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int first, int reps)
+/* one round trip of n bytes with peer (first: this rank sends first); seconds, -1 on failure */
+static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int first)
 {
-    double *t = malloc(sizeof *t * (size_t)reps), med = -1;
     size_t n = bytes / sizeof(float);
-    if (!t) return -1;
-    for (int k = -1; k < reps; k++) {
-        double t0 = herd_now_s();
-        int rc = first ? herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG) ||
-                             herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG)
-                       : herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG) ||
-                             herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG);
-        if (rc) goto out;
-        if (k >= 0) t[k] = herd_now_s() - t0;
-    }
-    med = herd_stat_median(t, reps);
-out:
-    free(t);
-    return med;
+    double t0 = herd_now_s();
+    int rc = first ? herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG) ||
+                         herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG)
+                   : herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG) ||
+                         herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG);
+    return rc ? -1 : herd_now_s() - t0;
 }
 
 /* the pair this rank takes part in during `round` (0 even starts, 1 odd, 2 wrap) */
@@ -101,15 +92,29 @@ int herd_preflight_link_probe(herd_grid *g, const herd_backend *be, int reps, co
     if (g->tp_dev != g->tp_group || g->dp_dev != g->dp_group || g->pp_dev != g->pp_group || g->cp_dev != g->cp_group)
         link = twin = herd_comm_nccl_from_mpi(g->world, "links");
     void *buf = be->alloc(be, LARGE_BYTES);
-    int rc = link && buf ? 0 : -1;
-    for (int round = 0; round < 3 && !herd_preflight_agree(rc); round++) {
-        int first = 0, peer = partner(order, W, pos, round, &first);
-        if (peer < 0) continue;
-        double s = pingpong(link, buf, SMALL_BYTES, peer, first, reps);
-        double l = s < 0 ? -1 : pingpong(link, buf, LARGE_BYTES, peer, first, reps);
-        if (s < 0 || l < 0) rc = -1;
-        else if (first) *mine = (herd_preflight_edge){.a = me, .b = peer, .small_s = s, .large_s = l};
-    }
+    double *ts = calloc((size_t)reps + 1, sizeof *ts), *tl = calloc((size_t)reps + 1, sizeof *tl);
+    int rc = link && buf && ts && tl ? 0 : -1, peer_w = -1;
+    /* repetitions outermost: a pair's samples spread over the whole probe, so
+     * that a moment of contention (another job, the OS) does not make all of
+     * them at once; k = 0 is the warm-up (connections) */
+    for (int k = 0; k <= reps && !herd_preflight_agree(rc); k++)
+        for (int round = 0; round < 3 && !rc; round++) {
+            int first = 0, peer = partner(order, W, pos, round, &first);
+            if (peer < 0) continue;
+            double s = pingpong(link, buf, SMALL_BYTES, peer, first);
+            double l = s < 0 ? -1 : pingpong(link, buf, LARGE_BYTES, peer, first);
+            if (s < 0 || l < 0) rc = -1;
+            if (first) {
+                ts[k] = s;
+                tl[k] = l;
+                peer_w = peer;
+            }
+        }
+    if (!rc && peer_w >= 0)
+        *mine = (herd_preflight_edge){.a = me, .b = peer_w, .small_s = herd_stat_median(ts + 1, reps),
+                                      .large_s = herd_stat_median(tl + 1, reps)};
+    free(ts);
+    free(tl);
     rc = herd_preflight_agree(rc);
     if (buf) be->free(be, buf);
     if (twin) herd_comm_destroy(twin);
