@@ -151,6 +151,7 @@ typedef struct {
     int      pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
     int      placement;      /* 1: network-aware rank placement (topology/), 0: rank order */
     int      bind_cores;     /* 1: bind each rank to its share of the node's cores (hwloc) */
+    char     links[HERD_PATH_MAX]; /* measured links (herd check's DIR/links) for placement; "": defaults */
 } herd_config_parallel;
 
 /* checkpoint (checkpoint/ckpt.h, src/train/train_ckpt.h) */

@@ -4,7 +4,10 @@
  * emulated nodes share one host, else the host name), builds the job's tree
  * from them and Slurm's topology.conf when there is one, and asks
  * herd_topo_place for the assignment that keeps TP inside a node and PP/CP
- * inside a pod. The result is the same on every rank (same inputs). */
+ * inside a pod. The result is the same on every rank (same inputs).
+ * parallel.links (herd check's measured links file) is read into the tree; a
+ * file that cannot be read stops every rank. The assignment depends on the
+ * tree's shape, not on its link numbers (docs/slurm.md "Preflight"). */
 #ifndef HERD_PLACEMENT_H
 #define HERD_PLACEMENT_H
 
