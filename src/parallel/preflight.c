@@ -56,30 +56,38 @@ static void describe_rank(const herd_grid *g, const char *bind, herd_preflight_r
     snprintf(me->gpu, sizeof me->gpu, "-");
 }
 
-/* Seconds of a fixed piece of vector arithmetic (~160 M multiply-adds, ~5 ms on an idle core): a
- * node whose cores are shared, throttled or slow takes longer. */
+/* Seconds per unit of vector arithmetic (2^20 multiply-adds) over a fixed
+ * window of wall time: the work done in the window, not the time of a fixed
+ * piece of work, so that a node whose processes run in bursts (a throttled
+ * or shared node, a neighbour's job) is measured at its average speed,
+ * whatever phase of its bursts the window starts in. */
+enum { PROBE_N = 1 << 14, PROBE_UNIT_ITERS = 64 };
+#define PROBE_WINDOW_S 0.1
+
 static double probe_once(void)
 {
-    enum { N = 1 << 14, ITERS = 10000 };
-    static float a[N], b[N];
-    for (int i = 0; i < N; i++) {
+    static float a[PROBE_N], b[PROBE_N];
+    for (int i = 0; i < PROBE_N; i++) {
         a[i] = (float)(i % 7);
         b[i] = 1.0f / (float)(1 + i % 5);
     }
-    double t0 = herd_now_s();
-    for (int it = 0; it < ITERS; it++)
-        for (int i = 0; i < N; i++) a[i] = a[i] * 0.999f + b[i];
-    double t = herd_now_s() - t0;
-    volatile float sink = a[N / 2];
+    long units = 0;
+    double t0 = herd_now_s(), t;
+    do {
+        for (int it = 0; it < PROBE_UNIT_ITERS; it++)
+            for (int i = 0; i < PROBE_N; i++) a[i] = a[i] * 0.999f + b[i];
+        units++;
+        t = herd_now_s() - t0;
+    } while (t < PROBE_WINDOW_S);
+    volatile float sink = a[PROBE_N / 2];
     (void)sink;
-    return t;
+    return t / (double)units;
 }
 
 static double compute_probe(int reps)
 {
     double *t = malloc(sizeof *t * (size_t)reps);
     if (!t) return -1;
-    probe_once(); /* warm-up */
     for (int k = 0; k < reps; k++) {
         MPI_Barrier(MPI_COMM_WORLD);
         t[k] = probe_once();

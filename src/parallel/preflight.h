@@ -2,7 +2,7 @@
  * before training, and name what is slow.
  *
  * Every rank reports its binding (host, local rank, cores; the GPU column is
- * filled by the device selection) and times a fixed piece of arithmetic; each
+ * filled by the device selection) and measures its speed at arithmetic; each
  * group of the config's layout (placed and split as the trainer does,
  * src/parallel/placement.h, grid.h) times its collective at the sizes of one
  * step, over the groups that carry the backend's buffers (MPI on the CPU,
@@ -71,7 +71,7 @@ typedef struct {
     char   backend[16], layout_desc[96], placement[256];
     herd_preflight_sizes sizes;
     herd_preflight_rank *rank;     /* [world] */
-    double *compute_s;             /* [world] median seconds of the arithmetic probe */
+    double *compute_s;             /* [world] median seconds per 2^20 multiply-adds of the arithmetic probe */
     int    n_ops;
     herd_preflight_op op[8];
     int    n_edges;

@@ -59,14 +59,14 @@ static void json_ranks(FILE *f, const herd_preflight_result *r, const herd_prefl
         json_str(f, x->cores);
         fprintf(f, ", \"gpu\": ");
         json_str(f, x->gpu);
-        fprintf(f, ", \"compute_s\": %.6g, \"node\": %d}%s\n", r->compute_s[w], v->node_of[w],
+        fprintf(f, ", \"compute_s_per_unit\": %.6g, \"node\": %d}%s\n", r->compute_s[w], v->node_of[w],
                 w + 1 < r->world_size ? "," : "");
     }
     fprintf(f, "  ],\n  \"nodes\": [\n");
     for (int n = 0; n < v->n_nodes; n++) {
         fprintf(f, "    {\"host\": ");
         json_str(f, v->node[n]);
-        fprintf(f, ", \"compute_s\": %.6g, \"best_link_ratio\": %.4g, \"slow\": %s, \"slow_by\": \"%s\"}%s\n",
+        fprintf(f, ", \"compute_s_per_unit\": %.6g, \"best_link_ratio\": %.4g, \"slow\": %s, \"slow_by\": \"%s\"}%s\n",
                 v->node_compute_s[n], v->node_link_ratio[n], v->node_slow[n] ? "true" : "false",
                 (const char *[]){"", "compute", "links", "compute,links"}[v->node_slow[n] & 3],
                 n + 1 < v->n_nodes ? "," : "");
@@ -160,11 +160,11 @@ static void print_ranks(const herd_preflight_result *r)
     printf("herd check: %s, backend %s, placement: %s; medians of %d repetitions\n", r->layout_desc, r->backend,
            r->placement, r->reps);
     printf("  %-5s %-16s %5s %3s %3s %3s %3s  %-24s %-8s %s\n", "rank", "host", "local", "tp", "cp", "pp", "dp", "cores",
-           "gpu", "arithmetic");
+           "gpu", "arithmetic (per 2^20 multiply-adds)");
     for (int w = 0; w < r->world_size; w++) {
         const herd_preflight_rank *x = &r->rank[w];
-        printf("  %-5d %-16s %5d %3d %3d %3d %3d  %-24s %-8s %.2f ms\n", w, x->host, x->local_rank, x->coord[0],
-               x->coord[1], x->coord[2], x->coord[3], x->cores, x->gpu, 1e3 * r->compute_s[w]);
+        printf("  %-5d %-16s %5d %3d %3d %3d %3d  %-24s %-8s %.1f us\n", w, x->host, x->local_rank, x->coord[0],
+               x->coord[1], x->coord[2], x->coord[3], x->cores, x->gpu, 1e6 * r->compute_s[w]);
     }
 }
 
