@@ -63,7 +63,9 @@ enum { HERD_PF_ALL_REDUCE, HERD_PF_ALL_GATHER, HERD_PF_REDUCE_SCATTER, HERD_PF_S
 /* Neighbouring ranks a, b (host order): a ping-pong. */
 typedef struct {
     int    a, b, height;
-    double small_s, large_s;   /* median round trip of small_bytes and large_bytes */
+    /* round trip of small_bytes and large_bytes: the median over the
+     * repetitions of the mean of a burst of round trips (~10 ms each) */
+    double small_s, large_s;
 } herd_preflight_edge;
 
 typedef struct {
@@ -98,7 +100,8 @@ typedef struct {
     char  (*node)[HERD_PF_HOST];   /* [n_nodes] in first-rank order */
     int    *node_of;               /* [world] each rank's node */
     double *node_compute_s;        /* median over the node's ranks */
-    double *node_link_ratio;       /* its best link's time / the median of that link's peers */
+    double *node_link_ratio;       /* its best pair with another node (inside it when none), against
+                                      the median of the other pairs of that height */
     int    *node_slow;             /* 1 slow by arithmetic, 2 by links, 3 both */
     double *edge_ratio;            /* [n_edges] edge time / the median of the other edges of its height */
     double *group_s[8];            /* [op][group] the slowest member's median seconds */
@@ -110,8 +113,8 @@ typedef struct {
 } herd_preflight_verdict;
 
 /* Judge r: a node is slow when its arithmetic takes more than `factor` x the
- * median of the other nodes, or when even its fastest link does (against the
- * links of the same height); the links file's numbers are the medians over
+ * median of the other nodes, or when even its best pair with another node
+ * does (against the pairs of the same height); the links file's numbers are the medians over
  * the pairs that touch no slow node. -1 out of memory. */
 int herd_preflight_judge(const herd_preflight_result *r, double factor, herd_preflight_verdict *v);
 void herd_preflight_verdict_free(herd_preflight_verdict *v);

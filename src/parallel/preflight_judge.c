@@ -78,12 +78,21 @@ static int judge_edges(const herd_preflight_result *r, double factor, herd_prefl
             }
         v->edge_ratio[e] = k < 2 ? 1 : c[me] / herd_stat_peer_median(c, k, me);
     }
+    /* a node's network is its pairs with other nodes: slow when even the best
+     * of them is (a bad NIC), while a healthy node beside a slow one keeps a
+     * good pair; its pairs inside the node (NVLink, shared memory) count
+     * only when it has no other, since they do not show its NIC (a slow
+     * pair inside a node is reported as a slow link and in its TP group) */
     for (int n = 0; n < v->n_nodes; n++) {
-        double best = -1;
-        for (int e = 0; e < E; e++)
-            if (v->node_of[r->edge[e].a] == n || v->node_of[r->edge[e].b] == n)
-                if (best < 0 || v->edge_ratio[e] < best) best = v->edge_ratio[e];
-        v->node_link_ratio[n] = best < 0 ? 1 : best;
+        double best[2] = {-1, -1};
+        for (int e = 0; e < E; e++) {
+            const herd_preflight_edge *x = &r->edge[e];
+            if (v->node_of[x->a] != n && v->node_of[x->b] != n) continue;
+            int out = v->node_of[x->a] != v->node_of[x->b];
+            if (best[out] < 0 || v->edge_ratio[e] < best[out]) best[out] = v->edge_ratio[e];
+        }
+        double b = best[1] >= 0 ? best[1] : best[0];
+        v->node_link_ratio[n] = b < 0 ? 1 : b;
         if (v->node_link_ratio[n] > factor) v->node_slow[n] |= 2;
     }
     free(c);

@@ -15,7 +15,8 @@
 #include "topology/linkstat.h"
 #include "topology/topo.h"
 
-enum { SMALL_BYTES = 8, LARGE_BYTES = 1 << 20, PING_TAG = 72 };
+enum { SMALL_BYTES = 8, LARGE_BYTES = 1 << 20, PING_TAG = 72, PAIR_MAX_TRIPS = 1000 };
+#define PAIR_WINDOW_S 0.01
 
 void herd_preflight_host(char *buf, size_t n)
 {
@@ -39,32 +40,64 @@ static int by_host(const void *x, const void *y)
     return c ? c : (a > b) - (a < b);
 }
 
-/* one round trip of n bytes with peer (first: this rank sends first); seconds, -1 on failure */
-static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int first)
+/* n round trips of `bytes` with peer (first: this rank sends first); the
+ * mean seconds of one, -1 on failure */
+static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int first, int n)
 {
-    size_t n = bytes / sizeof(float);
+    size_t count = bytes / sizeof(float);
     double t0 = herd_now_s();
-    int rc = first ? herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG) ||
-                         herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG)
-                   : herd_comm_recv(c, buf, n, HERD_F32, peer, PING_TAG) ||
-                         herd_comm_send(c, buf, n, HERD_F32, peer, PING_TAG);
-    return rc ? -1 : herd_now_s() - t0;
+    for (int i = 0; i < n; i++) {
+        int rc = first ? herd_comm_send(c, buf, count, HERD_F32, peer, PING_TAG) ||
+                             herd_comm_recv(c, buf, count, HERD_F32, peer, PING_TAG)
+                       : herd_comm_recv(c, buf, count, HERD_F32, peer, PING_TAG) ||
+                             herd_comm_send(c, buf, count, HERD_F32, peer, PING_TAG);
+        if (rc) return -1;
+    }
+    return (herd_now_s() - t0) / n;
 }
 
-/* the pair this rank takes part in during `round` (0 even starts, 1 odd, 2 wrap) */
+/* round trips per sample: as many as fill PAIR_WINDOW_S at the speed of the
+ * warm-up, decided by the rank that starts and sent to its partner over MPI
+ * (host memory whatever the backend); a sample is their mean, so that a
+ * moment of scheduling does not decide it */
+static int trips_for(double rtt)
+{
+    double n = rtt > 0 ? PAIR_WINDOW_S / rtt : PAIR_MAX_TRIPS;
+    return n < 1 ? 1 : n > PAIR_MAX_TRIPS ? PAIR_MAX_TRIPS : (int)n;
+}
+
+static int agree_trips(int first, int peer, double s, double l, int trips[2])
+{
+    if (first) {
+        trips[0] = trips_for(s);
+        trips[1] = trips_for(l);
+        return MPI_Send(trips, 2, MPI_INT, peer, PING_TAG, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+    }
+    return MPI_Recv(trips, 2, MPI_INT, peer, PING_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS ? 0 : -1;
+}
+
+/* Pair i (0 <= i < W) is host-order positions i and i + 1 (the last: W - 1
+ * and 0). Each rank is in two pairs, so they run in rounds of disjoint
+ * pairs: even i in round 0, odd i in round 1, and with an odd W the last
+ * pair alone in round 2. With an even W (the usual: ranks per node times
+ * nodes) every pair between two nodes runs in round 1 at once, as links are
+ * loaded in training, and alike pairs are compared under alike load. */
+static int pair_round(int i, int W) { return i == W - 1 && W % 2 ? 2 : i % 2; }
+
+/* the partner of position pos in `round`, -1 if none; *first: pos starts the pair */
 static int partner(const int *order, int W, int pos, int round, int *first)
 {
-    int start = -1;
-    if (round < 2) {
-        if (pos % 2 == round && pos + 1 < W) start = pos;
-        else if (pos > 0 && (pos - 1) % 2 == round) start = pos - 1;
-    } else if (W > 2 && (pos == W - 1 || pos == 0)) {
-        start = W - 1;
+    int n_pairs = W > 2 ? W : W - 1;
+    if (pos < n_pairs && pair_round(pos, W) == round) {
+        *first = 1;
+        return order[(pos + 1) % W];
     }
-    if (start < 0) return -1;
-    *first = pos == start;
-    int other = *first ? (start + 1) % W : start;
-    return order[other];
+    int prev = pos > 0 ? pos - 1 : n_pairs == W ? W - 1 : -1;
+    if (prev >= 0 && pair_round(prev, W) == round) {
+        *first = 0;
+        return order[prev];
+    }
+    return -1;
 }
 
 int herd_preflight_link_probe(herd_grid *g, const herd_backend *be, int reps, const char *host,
@@ -93,17 +126,16 @@ int herd_preflight_link_probe(herd_grid *g, const herd_backend *be, int reps, co
         link = twin = herd_comm_nccl_from_mpi(g->world, "links");
     void *buf = be->alloc(be, LARGE_BYTES);
     double *ts = calloc((size_t)reps + 1, sizeof *ts), *tl = calloc((size_t)reps + 1, sizeof *tl);
-    int rc = link && buf && ts && tl ? 0 : -1, peer_w = -1;
-    /* repetitions outermost: a pair's samples spread over the whole probe, so
-     * that a moment of contention (another job, the OS) does not make all of
-     * them at once; k = 0 is the warm-up (connections) */
+    int rc = link && buf && ts && tl ? 0 : -1, peer_w = -1, trips[3][2];
+    /* repetitions outermost: a pair's samples spread over the whole probe;
+     * k = 0 is the warm-up (connections), which sizes the samples */
     for (int k = 0; k <= reps && !herd_preflight_agree(rc); k++)
         for (int round = 0; round < 3 && !rc; round++) {
-            int first = 0, peer = partner(order, W, pos, round, &first);
+            int first = 0, peer = partner(order, W, pos, round, &first), *n = trips[round];
             if (peer < 0) continue;
-            double s = pingpong(link, buf, SMALL_BYTES, peer, first);
-            double l = s < 0 ? -1 : pingpong(link, buf, LARGE_BYTES, peer, first);
-            if (s < 0 || l < 0) rc = -1;
+            double s = pingpong(link, buf, SMALL_BYTES, peer, first, k ? n[0] : 2);
+            double l = s < 0 ? -1 : pingpong(link, buf, LARGE_BYTES, peer, first, k ? n[1] : 2);
+            if (s < 0 || l < 0 || (k == 0 && agree_trips(first, peer, s, l, n))) rc = -1;
             if (first) {
                 ts[k] = s;
                 tl[k] = l;

@@ -134,6 +134,11 @@ TEST(judge_healthy_and_one_slow_link)
     for (int n = 0; n < 4; n++) CHECK(!v.node_slow[n]);
     CHECK(v.edge_ratio[1] > 3 && v.edge_ratio[3] < 3);
     herd_preflight_verdict_free(&v);
+    /* a bad NIC on node2: both its pairs out of the node slow, the one inside fast */
+    r.edge[3].large_s *= 50;
+    CHECK(herd_preflight_judge(&r, 3, &v) == 0);
+    CHECK(v.node_slow[1] == 2 && !v.node_slow[0] && !v.node_slow[2] && !v.node_slow[3]);
+    herd_preflight_verdict_free(&v);
     herd_preflight_free(&r);
 }
 
