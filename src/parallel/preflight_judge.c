@@ -59,24 +59,29 @@ static int judge_nodes(const herd_preflight_result *r, double factor, herd_prefl
 
 static double edge_cost(const herd_preflight_edge *e) { return e->small_s + e->large_s; }
 
-/* each edge against the other edges of its height; each node's best edge */
+/* each edge against the other edges of its height that touch no node found
+ * slow by its arithmetic: a slow node's pairs are no yardstick for the others
+ * (with few nodes, one lucky pair of a slow node would make a healthy pair
+ * look slow) */
 static int judge_edges(const herd_preflight_result *r, double factor, herd_preflight_verdict *v)
 {
     int E = r->n_edges;
     v->edge_ratio = calloc((size_t)(E ? E : 1), sizeof *v->edge_ratio);
-    double *c = calloc((size_t)(E ? E : 1), sizeof *c);
+    double *c = calloc((size_t)(E ? E : 1) + 1, sizeof *c);
     if (!v->edge_ratio || !c) {
         free(c);
         return -1;
     }
     for (int e = 0; e < E; e++) {
-        int k = 0, me = 0;
-        for (int f = 0; f < E; f++)
-            if (r->edge[f].height == r->edge[e].height) {
-                if (f == e) me = k;
-                c[k++] = edge_cost(&r->edge[f]);
-            }
-        v->edge_ratio[e] = k < 2 ? 1 : c[me] / herd_stat_peer_median(c, k, me);
+        int k = 0;
+        c[k++] = edge_cost(&r->edge[e]);
+        for (int f = 0; f < E; f++) {
+            const herd_preflight_edge *x = &r->edge[f];
+            if (f == e || x->height != r->edge[e].height) continue;
+            if (v->node_slow[v->node_of[x->a]] || v->node_slow[v->node_of[x->b]]) continue;
+            c[k++] = edge_cost(x);
+        }
+        v->edge_ratio[e] = k < 2 ? 1 : c[0] / herd_stat_peer_median(c, k, 0);
     }
     /* a node's network is its pairs with other nodes: slow when even the best
      * of them is (a bad NIC), while a healthy node beside a slow one keeps a

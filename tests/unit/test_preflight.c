@@ -120,6 +120,24 @@ TEST(judge_names_the_slow_node)
     herd_preflight_free(&r);
 }
 
+/* the slow node's one pair at its height measured fast (it ran in one of its
+ * bursts) and the healthy pair beside it slowed by the load: the slow node's
+ * pair is no yardstick, so no healthy node is named */
+TEST(judge_slow_node_pairs_are_no_yardstick)
+{
+    herd_preflight_result r;
+    herd_preflight_verdict v;
+    fake(&r, 6, 20);
+    r.edge[5].small_s /= 200; /* node3-node4, height 2: a tenth of a healthy pair */
+    r.edge[5].large_s /= 200;
+    r.edge[1].small_s *= 8;  /* node1-node2, height 2 */
+    r.edge[1].large_s *= 8;
+    CHECK(herd_preflight_judge(&r, 3, &v) == 0);
+    CHECK(v.node_slow[2] && !v.node_slow[0] && !v.node_slow[1] && !v.node_slow[3]);
+    herd_preflight_verdict_free(&v);
+    herd_preflight_free(&r);
+}
+
 TEST(judge_healthy_and_one_slow_link)
 {
     herd_preflight_result r;
@@ -181,6 +199,7 @@ int main(void)
     RUN(slow_against_the_peers);
     RUN(sizes_follow_the_model);
     RUN(judge_names_the_slow_node);
+    RUN(judge_slow_node_pairs_are_no_yardstick);
     RUN(judge_healthy_and_one_slow_link);
     RUN(links_file_reads_back);
     return test_summary();
