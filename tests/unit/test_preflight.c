@@ -193,6 +193,26 @@ TEST(links_file_reads_back)
     rmdir(dir);
 }
 
+/* placement (topology/place.c) follows the tree's shape: measured links,
+ * however far from the defaults, leave its permutation as it was */
+TEST(placement_does_not_read_link_numbers)
+{
+    const char *hosts[] = {"a", "a", "b", "b", "c", "c", "d", "d"};
+    herd_topo *t = NULL;
+    CHECK(herd_topo_from_hosts(&t, 8, hosts, NULL) == 0);
+    if (!t) return;
+    int p0[8], p1[8];
+    herd_topo_links_default(t, 1);
+    CHECK(herd_topo_place(t, 2, 1, 2, 2, p0) == 0);
+    for (int h = 1; h <= HERD_TOPO_MAX_HEIGHT; h++) {
+        t->link[h].bw_GBps = h == 1 ? 0.1 : 1000; /* inside a node slower than across */
+        t->link[h].latency_us = h == 1 ? 1000 : 1;
+    }
+    CHECK(herd_topo_place(t, 2, 1, 2, 2, p1) == 0);
+    CHECK(!memcmp(p0, p1, sizeof p0));
+    herd_topo_free(t);
+}
+
 int main(void)
 {
     RUN(median_odd_even_and_peers);
@@ -202,5 +222,6 @@ int main(void)
     RUN(judge_slow_node_pairs_are_no_yardstick);
     RUN(judge_healthy_and_one_slow_link);
     RUN(links_file_reads_back);
+    RUN(placement_does_not_read_link_numbers);
     return test_summary();
 }
