@@ -158,7 +158,7 @@ static void fill_local_ranks(herd_preflight_result *r)
     }
 }
 
-static int measure(const herd_config *c, herd_grid *g, herd_backend *be, const herd_preflight_options *o,
+static int measure(herd_grid *g, herd_backend *be, const herd_preflight_options *o,
                    herd_preflight_result *r, const char *bind)
 {
     herd_preflight_rank me;
@@ -173,7 +173,6 @@ static int measure(const herd_config *c, herd_grid *g, herd_backend *be, const h
     if (gather(&me, compute, op_s, r, g->world_rank)) return -1;
     if (herd_preflight_gather_edges(&edge, r, g->world_rank)) return -1;
     if (g->world_rank == 0) fill_local_ranks(r);
-    (void)c;
     return 0;
 }
 
@@ -204,7 +203,7 @@ int herd_preflight_run(const herd_config *c, const char *origin, const herd_pref
         memcpy(r->layout, L, sizeof L);
         herd_grid_describe(&g, r->layout_desc, sizeof r->layout_desc);
         herd_preflight_sizes_from_config(c, g.dp, &r->sizes);
-        rc = measure(c, &g, be, o, r, bind);
+        rc = measure(&g, be, o, r, bind);
     }
     if (g.world) herd_grid_destroy(&g);
     herd_backend_free(be);

@@ -105,7 +105,7 @@ static int judge_edges(const herd_preflight_result *r, double factor, herd_prefl
 }
 
 /* each op's groups: the slowest member's time, against the other groups */
-static int judge_groups(const herd_preflight_result *r, double factor, herd_preflight_verdict *v, int k)
+static int judge_groups(const herd_preflight_result *r, herd_preflight_verdict *v, int k)
 {
     const herd_preflight_op *op = &r->op[k];
     int W = r->world_size, d = op->dim, *L = (int *)r->layout;
@@ -131,7 +131,6 @@ static int judge_groups(const herd_preflight_result *r, double factor, herd_pref
     v->n_groups[k] = G;
     for (int g = 0; g < G; g++)
         v->group_ratio[k][g] = G < 2 ? 1 : v->group_s[k][g] / herd_stat_peer_median(v->group_s[k], G, g);
-    (void)factor;
     free(key);
     return 0;
 }
@@ -168,7 +167,7 @@ int herd_preflight_judge(const herd_preflight_result *r, double factor, herd_pre
     memset(v, 0, sizeof *v);
     if (judge_nodes(r, factor, v) || judge_edges(r, factor, v)) return -1;
     for (int k = 0; k < r->n_ops; k++)
-        if (judge_groups(r, factor, v, k)) return -1;
+        if (judge_groups(r, v, k)) return -1;
     judge_links(r, v);
     return 0;
 }

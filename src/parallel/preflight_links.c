@@ -15,7 +15,7 @@
 #include "topology/linkstat.h"
 #include "topology/topo.h"
 
-enum { SMALL_BYTES = 8, LARGE_BYTES = 1 << 20, PING_TAG = 72, PAIR_MAX_TRIPS = 1000 };
+enum { SMALL_BYTES = 8, LARGE_BYTES = 1 << 20, PING_TAG = 72, TRIPS_TAG = 73, PAIR_MAX_TRIPS = 1000 };
 #define PAIR_WINDOW_S 0.01
 
 void herd_preflight_host(char *buf, size_t n)
@@ -51,7 +51,7 @@ static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int firs
                              herd_comm_recv(c, buf, count, HERD_F32, peer, PING_TAG)
                        : herd_comm_recv(c, buf, count, HERD_F32, peer, PING_TAG) ||
                              herd_comm_send(c, buf, count, HERD_F32, peer, PING_TAG);
-        if (rc) return -1;
+        if (rc) herd_comm_abort(1); /* the partner would wait for ever */
     }
     return (herd_now_s() - t0) / n;
 }
@@ -71,9 +71,9 @@ static int agree_trips(int first, int peer, double s, double l, int trips[2])
     if (first) {
         trips[0] = trips_for(s);
         trips[1] = trips_for(l);
-        return MPI_Send(trips, 2, MPI_INT, peer, PING_TAG, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
+        return MPI_Send(trips, 2, MPI_INT, peer, TRIPS_TAG, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
     }
-    return MPI_Recv(trips, 2, MPI_INT, peer, PING_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS ? 0 : -1;
+    return MPI_Recv(trips, 2, MPI_INT, peer, TRIPS_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS ? 0 : -1;
 }
 
 /* Pair i (0 <= i < W) is host-order positions i and i + 1 (the last: W - 1

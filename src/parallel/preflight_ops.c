@@ -60,7 +60,9 @@ static int run_op(herd_comm *c, int kind, void *a, void *b, size_t m, const size
     }
 }
 
-/* this rank's median seconds of one op on its group; -1 on failure */
+/* this rank's median seconds of one op on its group, or -1 (every rank) when
+ * a rank could not allocate its buffers: they agree before the first
+ * collective, so that none waits in a group another rank left */
 static double time_op(herd_comm *c, const herd_backend *be, const herd_preflight_op *op, int reps)
 {
     size_t m = op->measured, bytes = sizeof(float) * m * (size_t)c->size;
@@ -68,21 +70,23 @@ static double time_op(herd_comm *c, const herd_backend *be, const herd_preflight
     double *t = malloc(sizeof *t * (size_t)reps);
     void *a = be->alloc(be, bytes), *b = be->alloc(be, bytes);
     double med = -1;
-    if (!counts || !t || !a || !b) {
-        fprintf(stderr, "herd check: %s: out of memory for %zu bytes on rank %d\n", op->name, bytes,
+    int ok = counts && t && a && b;
+    if (!ok)
+        fprintf(stderr, "herd check: %s: out of memory for 2 x %zu bytes on rank %d\n", op->name, bytes,
                 herd_mpi_world_rank());
-        goto out;
+    if (herd_preflight_agree(ok ? 0 : -1) == 0) {
+        for (int i = 0; i < c->size; i++) counts[i] = m;
+        for (int k = -1; k < reps; k++) { /* k = -1: the warm-up (connections, buffers) */
+            /* a failed collective leaves the group's other ranks waiting: end the job
+             * (the communicator printed the call, the group and the rank) */
+            if (herd_comm_barrier(c)) herd_comm_abort(1);
+            double t0 = herd_now_s();
+            if (run_op(c, op->kind, a, b, m, counts)) herd_comm_abort(1);
+            if (be->synchronize) be->synchronize(be);
+            if (k >= 0) t[k] = herd_now_s() - t0;
+        }
+        med = herd_stat_median(t, reps);
     }
-    for (int i = 0; i < c->size; i++) counts[i] = m;
-    for (int k = -1; k < reps; k++) { /* k = -1: the warm-up (connections, buffers) */
-        if (herd_comm_barrier(c)) goto out;
-        double t0 = herd_now_s();
-        if (run_op(c, op->kind, a, b, m, counts)) goto out;
-        if (be->synchronize) be->synchronize(be);
-        if (k >= 0) t[k] = herd_now_s() - t0;
-    }
-    med = herd_stat_median(t, reps);
-out:
     if (a) be->free(be, a);
     if (b) be->free(be, b);
     free(counts);
@@ -94,13 +98,8 @@ int herd_preflight_ops(herd_grid *g, const herd_backend *be, int reps, herd_pref
 {
     herd_comm *dev[HERD_NDIM] = {g->tp_dev, g->cp_dev, g->pp_dev, g->dp_dev};
     list_ops(g, r);
-    int rc = 0;
-    for (int k = 0; k < r->n_ops; k++) {
-        /* every rank runs every op (all groups of a dimension at once) and agrees
-         * on the outcome, so that none waits in a collective another left */
-        op_s[k] = time_op(dev[r->op[k].dim], be, &r->op[k], reps);
-        if (herd_preflight_agree(op_s[k] < 0 ? -1 : 0)) rc = -1;
-        if (rc) break;
-    }
-    return rc;
+    /* every rank runs every op: all groups of a dimension at once, as in a step */
+    for (int k = 0; k < r->n_ops; k++)
+        if ((op_s[k] = time_op(dev[r->op[k].dim], be, &r->op[k], reps)) < 0) return -1;
+    return 0;
 }
