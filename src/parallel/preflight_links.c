@@ -41,7 +41,7 @@ static int by_host(const void *x, const void *y)
 }
 
 /* n round trips of `bytes` with peer (first: this rank sends first); the
- * mean seconds of one, -1 on failure */
+ * mean seconds of one */
 static double pingpong(herd_comm *c, void *buf, size_t bytes, int peer, int first, int n)
 {
     size_t count = bytes / sizeof(float);
@@ -134,8 +134,8 @@ int herd_preflight_link_probe(herd_grid *g, const herd_backend *be, int reps, co
             int first = 0, peer = partner(order, W, pos, round, &first), *n = trips[round];
             if (peer < 0) continue;
             double s = pingpong(link, buf, SMALL_BYTES, peer, first, k ? n[0] : 2);
-            double l = s < 0 ? -1 : pingpong(link, buf, LARGE_BYTES, peer, first, k ? n[1] : 2);
-            if (s < 0 || l < 0 || (k == 0 && agree_trips(first, peer, s, l, n))) rc = -1;
+            double l = pingpong(link, buf, LARGE_BYTES, peer, first, k ? n[1] : 2);
+            if (k == 0 && agree_trips(first, peer, s, l, n)) herd_comm_abort(1);
             if (first) {
                 ts[k] = s;
                 tl[k] = l;
