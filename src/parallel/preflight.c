@@ -36,7 +36,7 @@ static void affinity_list(char *buf, size_t n)
 }
 
 /* This rank's row of the binding table. */
-static void describe_rank(const herd_grid *g, const char *bind, herd_preflight_rank *me)
+static void describe_rank(const herd_grid *g, const char *bind, const char *gpu, herd_preflight_rank *me)
 {
     memset(me, 0, sizeof *me);
     herd_preflight_host(me->host, sizeof me->host);
@@ -51,9 +51,7 @@ static void describe_rank(const herd_grid *g, const char *bind, herd_preflight_r
     affinity_list(cores, sizeof cores);
     if (bind && *bind) snprintf(me->cores, sizeof me->cores, "%s (%s)", cores, bind);
     else snprintf(me->cores, sizeof me->cores, "%s", cores);
-    /* GPU column: the CUDA backend's device selection describes the rank's
-     * GPU (index, PCI bus id, NIC) here; "-" on the CPU backend. */
-    snprintf(me->gpu, sizeof me->gpu, "-");
+    snprintf(me->gpu, sizeof me->gpu, "%s", gpu);
 }
 
 /* Seconds per unit of vector arithmetic (2^20 multiply-adds) over a fixed
@@ -97,9 +95,23 @@ static double compute_probe(int reps)
     return m;
 }
 
+/* This rank's GPU and its cores, as the trainer chooses them: *device for
+ * herd_backend_create, gpu for the GPU column ("-": none), bind for the
+ * cores column. The GPU column is the device selection's (one GPU per rank
+ * of the CUDA backend, by locality; its per-rank start-up line describes
+ * index, PCI bus id and NIC): it goes here, where the CPU backend has none. */
+static int choose_device(const herd_config *c, int *device, char *gpu, size_t gpu_len, char *bind, size_t bind_len)
+{
+    *device = -1;
+    snprintf(gpu, gpu_len, "-");
+    if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len))
+        snprintf(bind, bind_len, "binding failed (see above)");
+    return 0;
+}
+
 /* The placed grid and binding of the trainer (src/train/trainer.c open_grid). */
 static int open_grid(const herd_config *c, const char *origin, herd_grid *g, herd_preflight_result *r,
-                     char *bind, size_t bind_len)
+                     char *bind, size_t bind_len, char *gpu, size_t gpu_len, int *device)
 {
     int world = herd_mpi_world_size();
     int *perm = malloc(sizeof(int) * (size_t)world);
@@ -112,8 +124,10 @@ static int open_grid(const herd_config *c, const char *origin, herd_grid *g, her
     }
     if (!c->parallel.placement)
         for (int i = 0; i < world; i++) perm[i] = i;
-    if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len))
-        snprintf(bind, bind_len, "binding failed (see above)");
+    if (choose_device(c, device, gpu, gpu_len, bind, bind_len)) {
+        free(perm);
+        return -1;
+    }
     int rc = herd_grid_create(g, &c->parallel, origin, perm);
     free(perm);
     return rc;
@@ -159,10 +173,10 @@ static void fill_local_ranks(herd_preflight_result *r)
 }
 
 static int measure(herd_grid *g, herd_backend *be, const herd_preflight_options *o,
-                   herd_preflight_result *r, const char *bind)
+                   herd_preflight_result *r, const char *bind, const char *gpu)
 {
     herd_preflight_rank me;
-    describe_rank(g, bind, &me);
+    describe_rank(g, bind, gpu, &me);
     double op_s[8] = {0};
     double compute = compute_probe(o->reps);
     int rc = herd_preflight_ops(g, be, o->reps, r, op_s);
@@ -185,13 +199,16 @@ int herd_preflight_run(const herd_config *c, const char *origin, const herd_pref
     r->reps = o->reps;
     herd_grid g;
     memset(&g, 0, sizeof g);
-    char bind[HERD_PF_DESC] = "";
-    int rc = open_grid(c, origin, &g, r, bind, sizeof bind);
+    char bind[HERD_PF_DESC] = "", gpu[HERD_PF_DESC] = "-";
+    int device = -1;
+    int rc = open_grid(c, origin, &g, r, bind, sizeof bind, gpu, sizeof gpu, &device);
     if (rc == 0 && herd_grid_check_batch(&g, &c->batch, origin)) rc = -1;
     herd_backend *be = NULL;
     if (rc == 0) {
         const char *name = herd_config_enum_name(herd_backend_choices, c->train.backend);
         snprintf(r->backend, sizeof r->backend, "%s", name);
+        /* on the device chosen above, where the backend's options take one */
+        (void)device;
         be = herd_backend_create(name, NULL);
         if (!be) fprintf(stderr, "herd check: %s: key 'train.backend': backend '%s' is not available on rank %d\n",
                          origin, name, g.world_rank);
@@ -203,7 +220,7 @@ int herd_preflight_run(const herd_config *c, const char *origin, const herd_pref
         memcpy(r->layout, L, sizeof L);
         herd_grid_describe(&g, r->layout_desc, sizeof r->layout_desc);
         herd_preflight_sizes_from_config(c, g.dp, &r->sizes);
-        rc = measure(&g, be, o, r, bind);
+        rc = measure(&g, be, o, r, bind, gpu);
     }
     if (g.world) herd_grid_destroy(&g);
     herd_backend_free(be);
