@@ -10,6 +10,7 @@ int herd_cmd_data(int argc, char **argv);
 int herd_cmd_report(int argc, char **argv);
 int herd_cmd_topo(int argc, char **argv);
 int herd_cmd_plan(int argc, char **argv);
+int herd_cmd_check(int argc, char **argv);
 /* herd data train-tokenizer|encode|tokenize|clean (argv[0] the data command) */
 int herd_cmd_data_tok(int argc, char **argv);
 int herd_cmd_data_clean(int argc, char **argv);

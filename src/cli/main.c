@@ -17,6 +17,7 @@ static const herd_command commands[] = {
     {"data", herd_cmd_data, "token shards: herd data prepare|inspect ..."},
     {"report", herd_cmd_report, "plots of runs into one HTML page: herd report [--out DIR] RUN_DIR..."},
     {"topo", herd_cmd_topo, "discovered tree, placement and group bandwidths: herd topo [--conf F] [--layout T,C,P,D]"},
+    {"check", herd_cmd_check, "preflight on the job's ranks: bindings, collectives, links, slow nodes: herd check CONFIG --out DIR"},
     {"plan", herd_cmd_plan, "predicted MFU per layout: herd plan --conf F --layout T,C,P,D | --rank | --table4"},
     {"ckpt", herd_cmd_ckpt, "checkpoints: herd ckpt ls|verify|average|export ..."},
     {"generate", herd_cmd_generate, "sample in the chat format (KV cache, batched) or chat: herd generate CONFIG --tokenizer R ..."},

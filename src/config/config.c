@@ -133,6 +133,8 @@ static const key_spec keys[] = {
         "1: bind each rank to the cores nearest its GPU / its share of the node (hwloc)"),
     KEY("parallel.share_gpu", T_INT, parallel.share_gpu, 0, 1, 0,
         "1: let two ranks of a node use one GPU (backend cuda); 0: that is an error at start-up"),
+    KEY("parallel.links", T_STRING, parallel.links, 0, 0, 0,
+        "links file (herd check's DIR/links: bandwidth, latency per tree height) that placement reads; empty: defaults"),
     KEY("curate.shingle", T_INT, curate.shingle, 1, 64, 0, "words per MinHash shingle"),
     KEY("curate.minhash_perms", T_INT, curate.minhash_perms, 1, 4096, 0, "MinHash signature length"),
     KEY("curate.minhash_bands", T_INT, curate.minhash_bands, 1, 1024, 0,

@@ -152,6 +152,7 @@ typedef struct {
     int      placement;      /* 1: network-aware rank placement (topology/), 0: rank order */
     int      bind_cores;     /* 1: bind each rank to its share of the node's cores (hwloc) */
     int      share_gpu;      /* 1: two ranks of a node may use one GPU (else an error) */
+    char     links[HERD_PATH_MAX]; /* measured links (herd check's DIR/links) for placement; "": defaults */
 } herd_config_parallel;
 
 /* checkpoint (checkpoint/ckpt.h, src/train/train_ckpt.h) */

@@ -14,6 +14,20 @@ static void identity(int *perm, int n)
     for (int i = 0; i < n; i++) perm[i] = i;
 }
 
+/* parallel.links into the tree (a stand-in when there is none, so that a bad
+ * file is refused either way); every rank must agree, or the ranks that read
+ * it would go on into the grid's collectives without the others */
+static int load_links(herd_topo *t, const char *path)
+{
+    herd_topo none;
+    memset(&none, 0, sizeof none);
+    int bad = path[0] ? herd_topo_links_load(t ? t : &none, path) != 0 : 0, any = bad;
+    if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
+    if (any && !bad) fprintf(stderr, "herd: placement: key 'parallel.links': %s could not be read on another rank\n",
+                             path);
+    return any ? -1 : 0;
+}
+
 int herd_placement_perm(const herd_config_parallel *p, int world_size, int *perm, char *desc, size_t n)
 {
     identity(perm, world_size);
@@ -41,9 +55,16 @@ int herd_placement_perm(const herd_config_parallel *p, int world_size, int *perm
     int have_conf = herd_topo_conf_default(conf, sizeof conf) == 0;
     herd_topo *t = NULL;
     /* the topology library prints why it cannot build a tree; keep it to rank 0's log */
-    if (herd_topo_from_hosts(&t, world_size, names, have_conf ? conf : NULL) == 0 &&
-        herd_topo_place(t, p->tp, p->cp, p->pp, dp, perm) == 0) {
-        snprintf(desc, n, "network-aware (topology/%s)", have_conf ? conf : "host names only");
+    int built = herd_topo_from_hosts(&t, world_size, names, have_conf ? conf : NULL) == 0;
+    if (load_links(built ? t : NULL, p->links)) {
+        herd_topo_free(t);
+        free(all);
+        free(names);
+        return -1;
+    }
+    if (built && herd_topo_place(t, p->tp, p->cp, p->pp, dp, perm) == 0) {
+        snprintf(desc, n, "network-aware (topology/%s%s%s)", have_conf ? conf : "host names only",
+                 p->links[0] ? ", links " : "", p->links);
     } else {
         identity(perm, world_size);
         snprintf(desc, n, "identity (no usable topology)");
@@ -66,4 +87,24 @@ int herd_placement_bind(char *desc, size_t n)
     herd_topo_machine m;
     if (herd_topo_machine_load(&m, NULL)) return -1;
     return herd_topo_bind_rank(&m, atoi(lr), atoi(ls), desc, n);
+}
+
+int herd_placement_prepare(const herd_config_parallel *p, int cuda, int world_size, int *perm,
+                           herd_device_info *dev, char *place, size_t place_len, char *bind, size_t bind_len)
+{
+    memset(dev, 0, sizeof *dev);
+    dev->device = -1;
+    if (p->placement) {
+        if (herd_placement_perm(p, world_size, perm, place, place_len)) return -1;
+    } else {
+        identity(perm, world_size);
+        snprintf(place, place_len, "rank order");
+    }
+    if (cuda) {
+        if (herd_device_select(p->bind_cores, p->share_gpu, 1, dev)) return -1;
+        snprintf(bind, bind_len, "cores %s (%s), GPU %s", dev->cores, dev->binding, dev->busid);
+    } else if (p->bind_cores && herd_placement_bind(bind, bind_len)) {
+        snprintf(bind, bind_len, "binding failed (see above)");
+    }
+    return 0;
 }

@@ -49,23 +49,9 @@ int herd_trainer_agree(const herd_trainer *t, int rc)
     return bad ? -1 : 0;
 }
 
-/* Backend cuda: this rank's GPU (and cores, parallel.bind_cores), one
- * start-up line per rank; -1 on every rank if any rank has none or two share one. */
-static int open_device(herd_trainer *t, char *bind, size_t bind_len)
-{
-    herd_device_info d;
-    if (herd_device_select(t->c->parallel.bind_cores, t->c->parallel.share_gpu, 1, &d)) return -1;
-    t->device = d.device;
-    char line[1024];
-    herd_device_format(&d, line, sizeof line);
-    printf("device: %s\n", line);
-    fflush(stdout);
-    /* a long cpu list is cut in the header line; the per-rank line above has it whole */
-    return snprintf(bind, bind_len, "cores %s (%s), GPU %s", d.cores, d.binding, d.busid) < 0 ? -1 : 0;
-}
-
 /* The process grid over the ranks, placed (parallel.placement) and bound
- * (parallel.bind_cores, or with the GPU: open_device); the watchdog. */
+ * (backend cuda: one GPU per rank and its start-up line; else
+ * parallel.bind_cores); the watchdog. */
 static int open_grid(herd_trainer *t, const char *origin, char *place, size_t place_len,
                      char *bind, size_t bind_len)
 {
@@ -74,19 +60,19 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     int world = herd_mpi_world_size();
     int *perm = malloc(sizeof(int) * (size_t)world);
     if (!perm) return -1;
-    if (c->parallel.placement && herd_placement_perm(&c->parallel, world, perm, place, place_len)) {
+    herd_device_info d;
+    int cuda = c->train.backend == HERD_BACKEND_CUDA;
+    if (herd_placement_prepare(&c->parallel, cuda, world, perm, &d, place, place_len, bind, bind_len)) {
         free(perm);
         return -1;
     }
-    if (!c->parallel.placement)
-        for (int i = 0; i < world; i++) perm[i] = i;
-    if (c->train.backend == HERD_BACKEND_CUDA) {
-        if (open_device(t, bind, bind_len)) {
-            free(perm);
-            return -1;
-        }
-    } else if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len)) {
-        snprintf(bind, bind_len, "binding failed (see above)");
+    t->device = d.device;
+    if (cuda) {
+        /* a long cpu list is cut in the header line; this per-rank line has it whole */
+        char line[1024];
+        herd_device_format(&d, line, sizeof line);
+        printf("device: %s\n", line);
+        fflush(stdout);
     }
     t->has_grid = 1; /* destroyed even when its creation fails */
     int rc = herd_grid_create(&t->grid, &c->parallel, origin, perm);
