@@ -114,9 +114,9 @@ static int open_grid(const herd_config *c, const char *origin, herd_grid *g, her
     *device = d.device;
     int rc_fmt = 0;
     if (d.device >= 0) {
-        /* a long cpu list is cut in the table; the trainer's start-up line has it whole */
+        /* the cores column reads the rank's cores itself; bind says how */
         if (snprintf(gpu, gpu_len, "GPU %d %s NIC %s", d.device, d.busid, d.nic[0] ? d.nic : "none") < 0 ||
-            snprintf(bind, bind_len, "%s (%s)", d.cores, d.binding) < 0)
+            snprintf(bind, bind_len, "%s", d.binding) < 0)
             rc_fmt = -1;
     }
     int rc = rc_fmt ? -1 : herd_grid_create(g, &c->parallel, origin, perm);

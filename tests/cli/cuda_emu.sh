@@ -127,6 +127,21 @@ if [ -x build/emu/herd ]; then
     else
         echo "FAIL emu:mpirun_3_ranks_on_2_gpus_refused: rc $rc: $(grep herd "$tmp/shared.out" | head -n 4)"
     fi
+    # herd check on the emulated CUDA backend: its collectives over (emulated)
+    # NCCL, each rank's GPU in the binding table, one GPU each
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HERD_CUDA_EMU_DEVICES=2 HWLOC_XMLFILE=$xml \
+        timeout 300 mpirun --oversubscribe --bind-to none -np 2 -x HERD_CUDA_EMU_DEVICES -x HWLOC_XMLFILE \
+        build/emu/herd check configs/tiny.yaml --set train.backend=cuda --set train.out_dir="$tmp/chk" \
+        --set parallel.dp=2 --reps 1 --out "$tmp/chk/o" >"$tmp/check.out" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ] && grep -q 'backend cuda' "$tmp/check.out" \
+       && grep -Eq '^  0 .* GPU 0 0000:11:00.0 NIC mlx5_0' "$tmp/check.out" \
+       && grep -Eq '^  1 .* GPU 1 0000:91:00.0 NIC mlx5_1' "$tmp/check.out" \
+       && grep -q 'dp reduce_scatter' "$tmp/check.out" && [ -s "$tmp/chk/o/links" ]; then
+        echo "PASS emu:check_2_ranks_gpu_column_and_nccl"
+    else
+        echo "FAIL emu:check_2_ranks_gpu_column_and_nccl: rc $rc: $(grep -E 'herd|GPU' "$tmp/check.out" | head -n 6)"
+    fi
 fi
 
 if [ ! -x build/emu/herd ] || [ ! -x build/herd ]; then
