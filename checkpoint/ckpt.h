@@ -65,6 +65,9 @@ typedef struct {
     double  wait_prev_s;   /* part of stall_s spent waiting for the previous one */
     double  write_s;       /* background: HDF5 write + checksum + fsync + rename of this rank's shard */
     double  commit_s;      /* from local shard done to manifest committed (collective + rank 0 commit) */
+    double  index_s;       /* rank 0, in commit_s: reading the shards' slice indexes */
+    double  view_s;        /* rank 0, in commit_s: writing the global view model.h5 */
+    double  manifest_s;    /* rank 0, in commit_s: writing and syncing MANIFEST */
     int64_t bytes;         /* this rank's shard file size */
     int     n_committed;   /* checkpoints committed by this writer */
 } herd_ckpt_stats;

@@ -33,7 +33,8 @@ int herd_ckpt_open(herd_ckpt **out, const char *step_dir)
 {
     herd_ckpt *c = calloc(1, sizeof *c);
     snprintf(c->dir, sizeof c->dir, "%s", step_dir);
-    if (ckpt_manifest_read(step_dir, &c->m)) {
+    if (ckpt_manifest_read(step_dir, &c->m) || ckpt_index_load(step_dir, &c->m)) {
+        ckpt_manifest_free(&c->m);
         free(c);
         return -1;
     }
@@ -95,16 +96,8 @@ static hid_t shard_file(herd_ckpt *c, int r)
         return -1;
     }
     if (c->files[r] >= 0) return c->files[r];
-    ckpt_h5_quiet();
     char p[8300];
-    snprintf(p, sizeof p, "%s/%s", c->dir, c->m.shards[r].file);
-    struct stat st;
-    if (lstat(p, &st) || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "checkpoint: %s: missing, or not a regular file (a link is never followed)\n", p);
-        return -1;
-    }
-    c->files[r] = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (c->files[r] < 0) fprintf(stderr, "checkpoint: %s: cannot open as HDF5 (bad header?)\n", p);
+    c->files[r] = ckpt_shard_open(c->dir, &c->m, r, p, sizeof p);
     return c->files[r];
 }
 
@@ -259,6 +252,42 @@ static int shard_header_check(hid_t f, const char *p, const ckpt_manifest *m, in
     return 0;
 }
 
+/* The shard holds what its index says it holds: every slice a dataset of
+ * the slice's shape. Format 2: the shard's own /index; format 1: the
+ * MANIFEST's slice lines of rank r. */
+static int shard_slices_check(hid_t f, const char *p, const ckpt_manifest *m, int r)
+{
+    ckpt_manifest own = {.world = m->world};
+    const ckpt_manifest *ix = m;
+    if (m->version != 1) {
+        if (ckpt_index_read_h5(f, p, r, &own)) return -1;
+        ix = &own;
+    }
+    int rc = 0;
+    for (int i = 0; i < ix->n_ents && !rc; i++) {
+        const ckpt_entry *e = &ix->ents[i];
+        if (e->rank != r) continue;
+        char path[256];
+        ckpt_slice_path(e, path, sizeof path);
+        hid_t ds = H5Lexists(f, e->kind, H5P_DEFAULT) > 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
+        hsize_t d[2] = {0, 0};
+        int nd = -1;
+        if (ds >= 0) {
+            hid_t sp = H5Dget_space(ds);
+            nd = H5Sget_simple_extent_dims(sp, d, NULL);
+            H5Sclose(sp);
+            H5Dclose(ds);
+        }
+        if (nd != e->ndim || d[0] != (hsize_t)e->shape[0] || (nd == 2 && d[1] != (hsize_t)e->shape[1])) {
+            fprintf(stderr, "checkpoint: %s: dataset %s missing or of the wrong shape (the index lists it)\n",
+                    p, path);
+            rc = -1;
+        }
+    }
+    ckpt_manifest_free(&own);
+    return rc;
+}
+
 /* Verify the shards first, first + stride, ... (a job splits the work) */
 static int verify_part(const char *step_dir, int first, int stride)
 {
@@ -289,27 +318,7 @@ static int verify_part(const char *step_dir, int first, int stride)
                 rc = -1;
                 H5Fclose(f);
             } else {
-                /* the shard holds what the index says it holds */
-                for (int i = 0; i < m.n_ents && !rc; i++) {
-                    const ckpt_entry *e = &m.ents[i];
-                    if (e->rank != r) continue;
-                    char path[256];
-                    ckpt_slice_path(e, path, sizeof path);
-                    hid_t ds = H5Lexists(f, e->kind, H5P_DEFAULT) > 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
-                    hsize_t d[2] = {0, 0};
-                    int nd = -1;
-                    if (ds >= 0) {
-                        hid_t sp = H5Dget_space(ds);
-                        nd = H5Sget_simple_extent_dims(sp, d, NULL);
-                        H5Sclose(sp);
-                        H5Dclose(ds);
-                    }
-                    if (nd != e->ndim || d[0] != (hsize_t)e->shape[0] || (nd == 2 && d[1] != (hsize_t)e->shape[1])) {
-                        fprintf(stderr, "checkpoint: %s: dataset %s missing or of the wrong shape (the MANIFEST "
-                                "lists it)\n", p, path);
-                        rc = -1;
-                    }
-                }
+                rc = shard_slices_check(f, p, &m, r);
                 H5Fclose(f);
             }
         }

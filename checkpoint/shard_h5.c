@@ -154,6 +154,12 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
     }
     if (rc) fprintf(stderr, "checkpoint: %s: cannot write header attributes or /meta\n", tmp);
     if (!rc) rc = write_slices(fid, ents, data, n, tmp);
+    /* the shard's own slice index: readers find the slices without opening
+     * every dataset, and the MANIFEST need not list them */
+    if (!rc && ckpt_index_write_h5(fid, ents, n)) {
+        fprintf(stderr, "checkpoint: %s: cannot write dataset /index\n", tmp);
+        rc = -1;
+    }
     if (H5Fclose(fid) < 0) {
         fprintf(stderr, "checkpoint: %s: closing the HDF5 file failed\n", tmp);
         rc = -1;

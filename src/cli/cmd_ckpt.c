@@ -53,7 +53,7 @@ static int64_t dir_bytes(const char *p)
     return total;
 }
 
-/* complete: MANIFEST parses and every shard has its size; cheap (no checksums) */
+/* complete: MANIFEST parses, every shard has its size and its index; cheap (no checksums) */
 static const char *state_of(const char *p, int *world, int *slices)
 {
     *world = 0;
@@ -62,6 +62,7 @@ static const char *state_of(const char *p, int *world, int *slices)
     ckpt_manifest m;
     if (ckpt_manifest_read(p, &m)) return "damaged (manifest)";
     *world = m.world;
+    if (ckpt_index_load(p, &m)) { ckpt_manifest_free(&m); return "damaged (shard index)"; }
     *slices = m.n_ents;
     const char *s = "complete";
     for (int r = 0; r < m.world; r++) {
