@@ -223,9 +223,11 @@ static void log_commit(herd_ckpt_writer *w)
     if (w->opt.quiet || w->rank != 0) return;
     double mb = (double)w->st.bytes / 1e6;
     fprintf(stderr, "checkpoint: step %" PRId64 " committed (%s): rank 0 shard %.1f MB, stall %.4f s "
-            "(waiting for the previous %.4f s), write %.3f s (%.0f MB/s), commit %.3f s\n",
+            "(waiting for the previous %.4f s), write %.3f s (%.0f MB/s), commit %.3f s (rank 0: %d "
+            "shard indexes %.4f s, global view %.4f s, MANIFEST %.4f s)\n",
             w->st.step, w->step_dir, mb, w->st.stall_s, w->st.wait_prev_s, w->st.write_s,
-            w->st.write_s > 0 ? mb / w->st.write_s : 0.0, w->st.commit_s);
+            w->st.write_s > 0 ? mb / w->st.write_s : 0.0, w->st.commit_s, w->world, w->st.index_s,
+            w->st.view_s, w->st.manifest_s);
 }
 
 /* rank 0, every shard done: global view, MANIFEST (the commit point), retention.
