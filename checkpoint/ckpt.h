@@ -134,9 +134,17 @@ int herd_ckpt_quarantine(const char *step_dir, char *out, size_t n);
 /* Verify one step directory: 0 good, -1 with a message naming the bad file. */
 int herd_ckpt_verify(const char *step_dir);
 
-/* Open a committed checkpoint (parses and checks its MANIFEST; shard files are
- * opened lazily). */
+/* Open a committed checkpoint: parses and checks its MANIFEST and reads every
+ * shard's slice index (the small /index dataset of each shard; a format-1
+ * MANIFEST carries the index itself). Shard data is read lazily. */
 int herd_ckpt_open(herd_ckpt **out, const char *step_dir);
+/* The same for rank `rank` of a job that resumes: the slice index of shard
+ * `rank` only is read at first, and herd_ckpt_read tries it alone before
+ * reading every other shard's index. A job resumed on the layout that wrote
+ * the checkpoint thus reads one index per rank, not world indexes per rank
+ * (world^2 file opens over the job). rank outside the writer's world: as
+ * herd_ckpt_open. */
+int herd_ckpt_open_rank(herd_ckpt **out, const char *step_dir, int rank);
 void herd_ckpt_close(herd_ckpt *c);
 /* Read any region [offset, offset+shape) of tensor kind/name into out
  * (row-major [shape[0], shape[1]]), assembled from whichever shards hold it:
@@ -151,8 +159,8 @@ int herd_ckpt_world(const herd_ckpt *c);
 int herd_ckpt_meta(herd_ckpt *c, int rank, void **meta, size_t *len);
 
 /* The distinct tensors of a checkpoint: index i in [0, n_tensors). */
-int herd_ckpt_n_tensors(const herd_ckpt *c);
-int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **name,
+int herd_ckpt_n_tensors(herd_ckpt *c);   /* reads every shard's index if not yet read */
+int herd_ckpt_tensor(herd_ckpt *c, int i, const char **kind, const char **name,
                      int *ndim, int64_t global_shape[2]);
 
 /* ---- stopping on a signal (Slurm: --signal=B:USR1@120, scancel, preemption) ----
