@@ -47,6 +47,12 @@ typedef struct {
                         must call herd_ckpt_snapshot_wait before it next changes a
                         saved tensor (e.g. before the optimizer step, so that the
                         copy overlaps forward and backward) */
+    /* The global view model.h5 maps every slice of the job: rank 0 reads
+     * every shard's index to write it, so its cost grows with the slices of
+     * the whole job. Written when world <= view_max_world (0: 1024; -1:
+     * never); above, `herd ckpt view STEP_DIR` (herd_ckpt_global_view)
+     * writes it afterwards, off the training job's time. */
+    int view_max_world;
     /* GPU: slices' data may live on the device when `copy` moves it to the
      * host (e.g. the backend's copy_d2h; with defer_copy it is called from the
      * writer's thread), and the snapshot may be pinned host memory from
@@ -190,6 +196,10 @@ int herd_ckpt_retain(const char *dir, int keep_last, int keep_every);
  * meta blob of the first input is carried over. */
 int herd_ckpt_average(const char *out_step_dir, const char *const *in_step_dirs, int n,
                       const char *kind);
+
+/* Write (or replace) the global view model.h5 of a committed checkpoint that
+ * verifies, from its shards' slice indexes. */
+int herd_ckpt_global_view(const char *step_dir);
 
 /* Every tensor of kind `kind` (NULL: "param"), whole, into one file with the
  * usual Llama tensor names: safetensors when out_path ends in .safetensors,

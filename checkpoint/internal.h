@@ -13,6 +13,8 @@
 #define HERD_CKPT_FORMAT "herd-checkpoint 2"
 #define HERD_CKPT_FORMAT_V1 "herd-checkpoint 1"
 #define HERD_CKPT_MANIFEST "MANIFEST"
+/* the default of herd_ckpt_options.view_max_world */
+#define HERD_CKPT_VIEW_MAX_WORLD 1024
 
 /* One slice in the index: which rank's shard holds which rectangle. */
 typedef struct {

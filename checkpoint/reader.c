@@ -438,6 +438,16 @@ static int verify_part(const char *step_dir, int first, int stride)
 
 int herd_ckpt_verify(const char *step_dir) { return verify_part(step_dir, 0, 1); }
 
+int herd_ckpt_global_view(const char *step_dir)
+{
+    if (herd_ckpt_verify(step_dir)) return -1;
+    ckpt_manifest m;
+    if (ckpt_manifest_read(step_dir, &m)) return -1;
+    int rc = ckpt_index_load(step_dir, &m) || ckpt_global_view_write(step_dir, &m) ? -1 : 0;
+    ckpt_manifest_free(&m);
+    return rc;
+}
+
 static int step_cmp_desc(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

@@ -250,10 +250,15 @@ static int commit(herd_ckpt_writer *w, const uint64_t *all)
         m.shards[r].xxh64 = all[3 * r + 2];
     }
     if (!rc) ckpt_step_dir_clean(w->step_dir, w->world);   /* debris only; failure is not fatal */
+    int view_max = w->opt.view_max_world ? w->opt.view_max_world : HERD_CKPT_VIEW_MAX_WORLD;
+    int view = view_max > 0 && w->world <= view_max;
     double t0 = herd_now_s();
-    if (!rc) rc = ckpt_index_load(w->step_dir, &m);
+    if (!rc && view) rc = ckpt_index_load(w->step_dir, &m);
     double t1 = herd_now_s();
-    if (!rc) rc = ckpt_global_view_write(w->step_dir, &m);
+    if (!rc && view) rc = ckpt_global_view_write(w->step_dir, &m);
+    if (!rc && !view && w->st.n_committed == 0 && !w->opt.quiet)
+        fprintf(stderr, "checkpoint: %s: no global view model.h5 at world %d (above view_max_world %d); "
+                "`herd ckpt view STEP_DIR` writes it\n", w->step_dir, w->world, view_max);
     double t2 = herd_now_s();
     if (!rc) ckpt_fault_point("before_manifest");
     if (!rc) rc = ckpt_manifest_write(w->step_dir, &m);

@@ -733,6 +733,31 @@ TEST(manifest_contradictions_refused)
     CHECK(herd_ckpt_verify(step) == -1);
 }
 
+/* A job above view_max_world commits without model.h5; herd_ckpt_global_view
+ * writes it afterwards, from the shards' indexes; never for a bad checkpoint. */
+TEST(global_view_skipped_then_written)
+{
+    char dir[512], step[600], p[700];
+    subdir(dir, sizeof dir, "noview");
+    herd_ckpt_options opt = {.quiet = 1, .view_max_world = -1};
+    CHECK(save_step(dir, 6, &opt) == 0);
+    snprintf(step, sizeof step, "%s/step_00000006", dir);
+    snprintf(p, sizeof p, "%s/model.h5", step);
+    struct stat st;
+    CHECK(lstat(p, &st) == -1 && herd_ckpt_verify(step) == 0);
+    CHECK(herd_ckpt_global_view(step) == 0 && lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    float got[12 * 8];
+    hid_t d = f >= 0 ? H5Dopen2(f, "/param/model.layers.0.mlp.up_proj.weight", H5P_DEFAULT) : -1;
+    CHECK(d >= 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) >= 0 &&
+          got[0] == val(0, 0, 0, 0, 6) && got[12 * 8 - 1] == val(0, 0, 11, 7, 6));
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0) H5Fclose(f);
+    snprintf(p, sizeof p, "%s/shard_00000.h5", step);
+    flip_byte(p, 4000);
+    CHECK(herd_ckpt_global_view(step) == -1);
+}
+
 static int file_is(const char *path, const char *text)
 {
     char buf[256] = "";
@@ -878,6 +903,7 @@ int main(void)
     RUN(sigusr1_never_exits);
     RUN(bad_stop_grace_refused);
     RUN(manifest_contradictions_refused);
+    RUN(global_view_skipped_then_written);
     RUN(retention_ignores_links_and_foreign_names);
     RUN(quarantine_then_rewrite);
     RUN(safe_file_never_follows_links);
