@@ -39,7 +39,7 @@ static int ent_qsort_cmp(const void *a, const void *b) { return ent_key_cmp(a, b
 static int index_tensors(herd_ckpt *c)
 {
     ckpt_manifest *m = &c->m;
-    qsort(m->ents, (size_t)m->n_ents, sizeof *m->ents, ent_qsort_cmp);
+    if (m->n_ents > 1) qsort(m->ents, (size_t)m->n_ents, sizeof *m->ents, ent_qsort_cmp);
     free(c->tstart);
     c->tstart = malloc((size_t)(m->n_ents + 1) * sizeof *c->tstart);
     if (!c->tstart) return -1;

@@ -204,7 +204,7 @@ int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m)
     if (herd_safe_file_begin(&sf, fin)) return -1;
     const char *tmp = sf.tmp_path;
     ckpt_entry *e = malloc((size_t)(m->n_ents ? m->n_ents : 1) * sizeof *e);
-    memcpy(e, m->ents, (size_t)m->n_ents * sizeof *e);
+    if (m->n_ents) memcpy(e, m->ents, (size_t)m->n_ents * sizeof *e);   /* ents is NULL when empty */
     qsort(e, (size_t)m->n_ents, sizeof *e, ent_cmp);
 
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
