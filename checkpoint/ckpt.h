@@ -47,6 +47,12 @@ typedef struct {
                         must call herd_ckpt_snapshot_wait before it next changes a
                         saved tensor (e.g. before the optimizer step, so that the
                         copy overlaps forward and backward) */
+    /* The global view model.h5 maps every slice of the job: rank 0 reads
+     * every shard's index to write it, so its cost grows with the slices of
+     * the whole job. Written when world <= view_max_world (0: 1024; -1:
+     * never); above, `herd ckpt view STEP_DIR` (herd_ckpt_global_view)
+     * writes it afterwards, off the training job's time. */
+    int view_max_world;
     /* GPU: slices' data may live on the device when `copy` moves it to the
      * host (e.g. the backend's copy_d2h; with defer_copy it is called from the
      * writer's thread), and the snapshot may be pinned host memory from
@@ -65,6 +71,9 @@ typedef struct {
     double  wait_prev_s;   /* part of stall_s spent waiting for the previous one */
     double  write_s;       /* background: HDF5 write + checksum + fsync + rename of this rank's shard */
     double  commit_s;      /* from local shard done to manifest committed (collective + rank 0 commit) */
+    double  index_s;       /* rank 0, in commit_s: reading the shards' slice indexes */
+    double  view_s;        /* rank 0, in commit_s: writing the global view model.h5 */
+    double  manifest_s;    /* rank 0, in commit_s: writing and syncing MANIFEST */
     int64_t bytes;         /* this rank's shard file size */
     int     n_committed;   /* checkpoints committed by this writer */
 } herd_ckpt_stats;
@@ -131,9 +140,17 @@ int herd_ckpt_quarantine(const char *step_dir, char *out, size_t n);
 /* Verify one step directory: 0 good, -1 with a message naming the bad file. */
 int herd_ckpt_verify(const char *step_dir);
 
-/* Open a committed checkpoint (parses and checks its MANIFEST; shard files are
- * opened lazily). */
+/* Open a committed checkpoint: parses and checks its MANIFEST and reads every
+ * shard's slice index (the small /index dataset of each shard; a format-1
+ * MANIFEST carries the index itself). Shard data is read lazily. */
 int herd_ckpt_open(herd_ckpt **out, const char *step_dir);
+/* The same for rank `rank` of a job that resumes: the slice index of shard
+ * `rank` only is read at first, and herd_ckpt_read tries it alone before
+ * reading every other shard's index. A job resumed on the layout that wrote
+ * the checkpoint thus reads one index per rank, not world indexes per rank
+ * (world^2 file opens over the job). rank outside the writer's world: as
+ * herd_ckpt_open. */
+int herd_ckpt_open_rank(herd_ckpt **out, const char *step_dir, int rank);
 void herd_ckpt_close(herd_ckpt *c);
 /* Read any region [offset, offset+shape) of tensor kind/name into out
  * (row-major [shape[0], shape[1]]), assembled from whichever shards hold it:
@@ -148,8 +165,8 @@ int herd_ckpt_world(const herd_ckpt *c);
 int herd_ckpt_meta(herd_ckpt *c, int rank, void **meta, size_t *len);
 
 /* The distinct tensors of a checkpoint: index i in [0, n_tensors). */
-int herd_ckpt_n_tensors(const herd_ckpt *c);
-int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **name,
+int herd_ckpt_n_tensors(herd_ckpt *c);   /* reads every shard's index if not yet read */
+int herd_ckpt_tensor(herd_ckpt *c, int i, const char **kind, const char **name,
                      int *ndim, int64_t global_shape[2]);
 
 /* ---- stopping on a signal (Slurm: --signal=B:USR1@120, scancel, preemption) ----
@@ -179,6 +196,10 @@ int herd_ckpt_retain(const char *dir, int keep_last, int keep_every);
  * meta blob of the first input is carried over. */
 int herd_ckpt_average(const char *out_step_dir, const char *const *in_step_dirs, int n,
                       const char *kind);
+
+/* Write (or replace) the global view model.h5 of a committed checkpoint that
+ * verifies, from its shards' slice indexes. */
+int herd_ckpt_global_view(const char *step_dir);
 
 /* Every tensor of kind `kind` (NULL: "param"), whole, into one file with the
  * usual Llama tensor names: safetensors when out_path ends in .safetensors,

@@ -4,10 +4,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <hdf5.h>
 #include "checkpoint/ckpt.h"
+#include "checkpoint/sbuf.h"
 
-#define HERD_CKPT_FORMAT "herd-checkpoint 1"
+/* What this library writes; it still reads format 1 (the slice index in the
+ * MANIFEST) so that checkpoints saved before the index moved keep working. */
+#define HERD_CKPT_FORMAT "herd-checkpoint 2"
+#define HERD_CKPT_FORMAT_V1 "herd-checkpoint 1"
 #define HERD_CKPT_MANIFEST "MANIFEST"
+/* the default of herd_ckpt_options.view_max_world */
+#define HERD_CKPT_VIEW_MAX_WORLD 1024
 
 /* One slice in the index: which rank's shard holds which rectangle. */
 typedef struct {
@@ -29,9 +36,13 @@ typedef struct {
 typedef struct {
     int64_t     step;
     int         world;
-    ckpt_shard *shards;  /* [world] */
-    ckpt_entry *ents;    /* [n_ents] */
-    int         n_ents;
+    int         version;       /* 1 or 2: the MANIFEST's first line */
+    ckpt_shard *shards;        /* [world] */
+    /* The slice index of every rank: format 1 from the MANIFEST, format 2
+     * empty until ckpt_index_load reads it from the shards. */
+    ckpt_entry *ents;          /* [n_ents] */
+    int         n_ents, cap_ents;
+    int         index_loaded;
 } ckpt_manifest;
 
 /* manifest.c */
@@ -49,6 +60,22 @@ int  ckpt_is_real_dir(const char *path);            /* a directory, not a link t
 int  ckpt_plain_name(const char *name, size_t max);
 /* step_NNNNNNNN exactly as ckpt_step_name writes it: *step gets N */
 int  ckpt_step_name_parse(const char *name, int64_t *step);
+
+/* index.c: the slice index (format 2: /index of each shard, one text line per
+ * slice "KIND NDIM G0 G1 O0 O1 S0 S1 NAME"; format 1: MANIFEST slice lines) */
+void  ckpt_index_text(const ckpt_entry *ents, int n, herd_sbuf *b);
+/* tok[0..8]: KIND NDIM G0 G1 O0 O1 S0 S1 NAME; *field names what is wrong */
+int   ckpt_slice_parse(char **tok, int rank, ckpt_entry *e, const char **field);
+int   ckpt_entries_push(ckpt_manifest *m, const ckpt_entry *e);
+int   ckpt_index_write_h5(hid_t f, const ckpt_entry *ents, int n);
+/* Append the /index of shard file f (rank's) to m->ents. */
+int   ckpt_index_read_h5(hid_t f, const char *path, int rank, ckpt_manifest *m);
+/* Every slice of one tensor agrees on ndim and global shape. */
+int   ckpt_index_agree(const char *path, const ckpt_manifest *m);
+/* Format 2: read every shard's /index into m->ents (format 1: nothing to do). */
+int   ckpt_index_load(const char *step_dir, ckpt_manifest *m);
+/* Shard r of step_dir opened read-only (regular file, no link); p gets its path. */
+hid_t ckpt_shard_open(const char *step_dir, const ckpt_manifest *m, int r, char *p, size_t n);
 
 /* shard_h5.c: every HDF5 call of the writer side */
 typedef struct {

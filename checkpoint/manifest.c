@@ -3,13 +3,15 @@
  *
  * MANIFEST is line-oriented text, so that `cat` shows it and a few lines of
  * any language parse it (docs/checkpoint-format.md):
- *   herd-checkpoint 1
+ *   herd-checkpoint 2
  *   step S
  *   world W
  *   shard R FILE SIZE XXH64HEX            (W lines)
- *   slice R KIND NDIM G0 G1 O0 O1 S0 S1 NAME   (one per slice)
  *   end XXH64HEX                          (of every byte before this line)
- */
+ * Its size grows with the ranks only, not with their slices: each shard
+ * keeps its own slice index (index.c). Format 1 also had, after the shards,
+ *   slice R KIND NDIM G0 G1 O0 O1 S0 S1 NAME   (one per slice of every rank)
+ * which is still read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -79,13 +81,6 @@ int ckpt_manifest_write(const char *step_dir, const ckpt_manifest *m)
     for (int r = 0; r < m->world; r++)
         herd_sbuf_printf(&b, "shard %d %s %" PRId64 " %016" PRIx64 "\n", r, m->shards[r].file,
                m->shards[r].size, m->shards[r].xxh64);
-    for (int i = 0; i < m->n_ents; i++) {
-        const ckpt_entry *e = &m->ents[i];
-        herd_sbuf_printf(&b, "slice %d %s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-               " %" PRId64 " %s\n", e->rank, e->kind, e->ndim, e->global_shape[0],
-               e->ndim > 1 ? e->global_shape[1] : 1, e->offset[0], e->ndim > 1 ? e->offset[1] : 0,
-               e->shape[0], e->ndim > 1 ? e->shape[1] : 1, e->name);
-    }
     herd_sbuf_printf(&b, "end %016" PRIx64 "\n", herd_xxh64(b.s, b.n, 0));
 
     char fin[4200];
@@ -114,7 +109,6 @@ void ckpt_manifest_free(ckpt_manifest *m)
  * int64 and a byte count in size_t; a world larger than any job. */
 #define MANIFEST_MAX_BYTES (1L << 30)
 #define MANIFEST_MAX_WORLD (1 << 24)
-#define TENSOR_MAX_ELEMS   ((int64_t)1 << 40)
 
 /* Split a line at single spaces into at most max tokens; -1 if more. */
 static int split_words(char *line, char **tok, int max)
@@ -153,70 +147,6 @@ int ckpt_plain_name(const char *t, size_t max)
     return l > 0 && l < max && !strchr(t, '/') && strcmp(t, ".") && strcmp(t, "..");
 }
 
-static int parse_slice(char **tok, int world, ckpt_entry *e, const char **field)
-{
-    int64_t v[9];
-    memset(e, 0, sizeof *e);
-    *field = "rank";
-    if (parse_i64(tok[1], 0, world - 1, &v[0])) return -1;
-    *field = "kind";
-    if (!ckpt_plain_name(tok[2], sizeof e->kind)) return -1;
-    *field = "ndim";
-    if (parse_i64(tok[3], 1, 2, &v[1])) return -1;
-    *field = "global_shape/offset/shape";
-    for (int i = 2; i < 8; i++)
-        if (parse_i64(tok[i + 2], 0, INT64_MAX, &v[i])) return -1;
-    *field = "name";
-    if (!ckpt_plain_name(tok[10], sizeof e->name)) return -1;
-    e->rank = (int32_t)v[0];
-    e->ndim = (int32_t)v[1];
-    snprintf(e->kind, sizeof e->kind, "%s", tok[2]);
-    snprintf(e->name, sizeof e->name, "%s", tok[10]);
-    e->global_shape[0] = v[2]; e->global_shape[1] = v[3];
-    e->offset[0] = v[4];       e->offset[1] = v[5];
-    e->shape[0] = v[6];        e->shape[1] = v[7];
-    *field = "global_shape";
-    if (e->global_shape[0] < 1 || e->global_shape[1] < 1 ||
-        e->global_shape[0] > TENSOR_MAX_ELEMS / e->global_shape[1])
-        return -1;
-    *field = "offset/shape";
-    for (int d = 0; d < 2; d++)
-        if (e->shape[d] < 1 || e->shape[d] > e->global_shape[d] - e->offset[d]) return -1;
-    *field = "ndim";   /* a 1-D slice has a unit second dimension */
-    if (e->ndim == 1 && (e->global_shape[1] != 1 || e->offset[1] != 0 || e->shape[1] != 1)) return -1;
-    return 0;
-}
-
-static int ent_name_cmp(const void *a, const void *b)
-{
-    const ckpt_entry *x = *(const ckpt_entry *const *)a, *y = *(const ckpt_entry *const *)b;
-    int c = strcmp(x->kind, y->kind);
-    return c ? c : strcmp(x->name, y->name);
-}
-
-/* Every slice of one tensor agrees on its ndim and global shape. */
-static int tensors_agree(const char *path, const ckpt_manifest *m)
-{
-    if (m->n_ents < 2) return 0;
-    const ckpt_entry **p = malloc((size_t)m->n_ents * sizeof *p);
-    if (!p) return -1;
-    for (int i = 0; i < m->n_ents; i++) p[i] = &m->ents[i];
-    qsort(p, (size_t)m->n_ents, sizeof *p, ent_name_cmp);
-    int rc = 0;
-    for (int i = 1; i < m->n_ents && !rc; i++) {
-        const ckpt_entry *a = p[i - 1], *b = p[i];
-        if (ent_name_cmp(&p[i - 1], &p[i])) continue;
-        if (a->ndim != b->ndim || a->global_shape[0] != b->global_shape[0] ||
-            a->global_shape[1] != b->global_shape[1]) {
-            fprintf(stderr, "checkpoint: %s: tensor %s/%s: field 'global_shape' differs between the "
-                    "slices of ranks %d and %d\n", path, a->kind, a->name, a->rank, b->rank);
-            rc = -1;
-        }
-    }
-    free(p);
-    return rc;
-}
-
 /* Read the whole MANIFEST (a regular file, never through a link). */
 static char *read_manifest_text(const char *path)
 {
@@ -249,10 +179,10 @@ static char *read_manifest_text(const char *path)
 
 /* The format is strict, so that a MANIFEST that contradicts itself is
  * refused here and no reader ever indexes with an unchecked count: the
- * header line; step; world W; exactly W shard lines, ranks 0..W-1 in order,
- * each naming its own file shard_RRRRR.h5; slice lines whose ranks are below
- * W and whose rectangles lie inside their tensors; the sealing end line,
- * last. */
+ * header line (format 2, or 1); step; world W; exactly W shard lines, ranks
+ * 0..W-1 in order, each naming its own file shard_RRRRR.h5; in format 1
+ * only, slice lines whose ranks are below W and whose rectangles lie inside
+ * their tensors; the sealing end line, last. */
 int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
 {
     memset(m, 0, sizeof *m);
@@ -260,7 +190,7 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
     snprintf(path, sizeof path, "%s/%s", step_dir, HERD_CKPT_MANIFEST);
     char *text = read_manifest_text(path);
     if (!text) return -1;
-    int cap_e = 0, n_shards = 0;
+    int n_shards = 0;
 
     /* the last line seals everything before it */
     char *endl = NULL;
@@ -279,7 +209,9 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
 
     char *save = NULL;
     char *line = strtok_r(text, "\n", &save);
-    if (!line || strcmp(line, HERD_CKPT_FORMAT)) BAD("first line: not '%s'", HERD_CKPT_FORMAT);
+    if (line && !strcmp(line, HERD_CKPT_FORMAT)) m->version = 2;
+    else if (line && !strcmp(line, HERD_CKPT_FORMAT_V1)) m->version = 1;
+    else BAD("first line: not '%s' (nor '%s', still read)", HERD_CKPT_FORMAT, HERD_CKPT_FORMAT_V1);
     m->world = -1;
     m->step = -1;
     int lineno = 1;
@@ -322,21 +254,20 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
             s->size = size;
             n_shards++;
         } else if (!strcmp(tok[0], "slice")) {
+            if (m->version != 1)
+                BAD("field 'slice': line %d: %s keeps the slice index in the shards, not here", lineno,
+                    HERD_CKPT_FORMAT);
             if (m->world < 1 || n_shards != m->world)
                 BAD("field 'slice': line %d: before the %d shard lines of world %d", lineno,
                     m->world > 0 ? m->world : 0, m->world);
-            if (m->n_ents == cap_e) {
-                if (cap_e > INT32_MAX / 4) BAD("field 'slice': too many slices");
-                cap_e = cap_e ? 2 * cap_e : 64;
-                ckpt_entry *ne = realloc(m->ents, (size_t)cap_e * sizeof *m->ents);
-                if (!ne) BAD("field 'slice': out of memory");
-                m->ents = ne;
-            }
-            const char *field = "fields";
-            if (nt != 11 || parse_slice(tok, m->world, &m->ents[m->n_ents], &field))
+            int64_t r;
+            ckpt_entry e;
+            const char *field = "rank";
+            if (nt != 11 || parse_i64(tok[1], 0, m->world - 1, &r) ||
+                ckpt_slice_parse(tok + 2, (int)r, &e, &field))
                 BAD("field 'slice' (%s): line %d: bad or contradictory '%.200s' (world %d)", field, lineno,
                     copy, m->world);
-            m->n_ents++;
+            if (ckpt_entries_push(m, &e)) BAD("field 'slice': out of memory or too many slices");
         } else {
             BAD("line %d: unknown record '%.200s'", lineno, copy);
         }
@@ -344,7 +275,8 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
     if (m->step < 0) BAD("field 'step': missing");
     if (m->world < 1) BAD("field 'world': missing");
     if (n_shards != m->world) BAD("field 'shard': %d shard lines for world %d", n_shards, m->world);
-    if (tensors_agree(path, m)) goto fail;
+    if (ckpt_index_agree(path, m)) goto fail;
+    m->index_loaded = m->version == 1;
     free(text);
     return 0;
 fail:

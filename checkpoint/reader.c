@@ -17,10 +17,13 @@
 
 struct herd_ckpt {
     char dir[4096];
-    ckpt_manifest m;
+    ckpt_manifest m;   /* m.ents sorted by (kind, name) */
     hid_t *files;      /* [world], opened on first use */
-    /* distinct tensors: index into m.ents of a representative */
-    int *tensors, n_tensors;
+    /* distinct tensors j: their slices are m.ents[tstart[j] .. tstart[j + 1]) */
+    int *tstart, n_tensors;
+    /* format 2: whose /index is in m.ents; prefer: the shard tried alone first */
+    unsigned char *loaded;
+    int prefer;
 };
 
 static int ent_key_cmp(const ckpt_entry *x, const ckpt_entry *y)
@@ -29,35 +32,111 @@ static int ent_key_cmp(const ckpt_entry *x, const ckpt_entry *y)
     return c ? c : strcmp(x->name, y->name);
 }
 
-int herd_ckpt_open(herd_ckpt **out, const char *step_dir)
+static int ent_qsort_cmp(const void *a, const void *b) { return ent_key_cmp(a, b); }
+
+/* Sort the slices by tensor and find where each tensor's run starts; every
+ * slice of one tensor agrees on ndim and global shape. */
+static int index_tensors(herd_ckpt *c)
+{
+    ckpt_manifest *m = &c->m;
+    if (m->n_ents > 1) qsort(m->ents, (size_t)m->n_ents, sizeof *m->ents, ent_qsort_cmp);
+    free(c->tstart);
+    c->tstart = malloc((size_t)(m->n_ents + 1) * sizeof *c->tstart);
+    if (!c->tstart) return -1;
+    c->n_tensors = 0;
+    for (int i = 0; i < m->n_ents; i++) {
+        const ckpt_entry *a = &m->ents[i > 0 ? i - 1 : 0], *b = &m->ents[i];
+        if (i == 0 || ent_key_cmp(a, b)) {
+            c->tstart[c->n_tensors++] = i;
+            continue;
+        }
+        if (a->ndim != b->ndim || a->global_shape[0] != b->global_shape[0] ||
+            a->global_shape[1] != b->global_shape[1]) {
+            fprintf(stderr, "checkpoint: %s: tensor %s/%s: field 'global_shape' differs between the "
+                    "slices of ranks %d and %d\n", c->dir, a->kind, a->name, a->rank, b->rank);
+            return -1;
+        }
+    }
+    c->tstart[c->n_tensors] = m->n_ents;
+    return 0;
+}
+
+static hid_t shard_file(herd_ckpt *c, int r);
+
+/* Format 2: the /index of shard r (kept open: its data is read next). */
+static int load_one(herd_ckpt *c, int r)
+{
+    if (c->m.index_loaded || c->loaded[r]) return 0;
+    hid_t f = shard_file(c, r);
+    char p[8300];
+    snprintf(p, sizeof p, "%s/%s", c->dir, c->m.shards[r].file);
+    if (f < 0 || ckpt_index_read_h5(f, p, r, &c->m)) return -1;
+    c->loaded[r] = 1;
+    return index_tensors(c);
+}
+
+/* Every shard's /index; files not already open are closed again, so that a
+ * reader of many shards does not hold one descriptor per shard. */
+static int load_all(herd_ckpt *c)
+{
+    if (c->m.index_loaded) return 0;
+    for (int r = 0; r < c->m.world; r++) {
+        if (c->loaded[r]) continue;
+        char p[8300];
+        hid_t f = c->files[r] >= 0 ? c->files[r] : ckpt_shard_open(c->dir, &c->m, r, p, sizeof p);
+        snprintf(p, sizeof p, "%s/%s", c->dir, c->m.shards[r].file);
+        int rc = f < 0 ? -1 : ckpt_index_read_h5(f, p, r, &c->m);
+        if (f >= 0 && f != c->files[r]) H5Fclose(f);
+        if (rc) return -1;
+        c->loaded[r] = 1;
+    }
+    c->m.index_loaded = 1;
+    return index_tensors(c);
+}
+
+static int open_lazy(herd_ckpt **out, const char *step_dir)
 {
     herd_ckpt *c = calloc(1, sizeof *c);
+    if (!c) return -1;
     snprintf(c->dir, sizeof c->dir, "%s", step_dir);
+    c->prefer = -1;
     if (ckpt_manifest_read(step_dir, &c->m)) {
         free(c);
         return -1;
     }
     c->files = malloc((size_t)c->m.world * sizeof *c->files);
-    for (int r = 0; r < c->m.world; r++) c->files[r] = -1;
-    c->tensors = malloc((size_t)(c->m.n_ents ? c->m.n_ents : 1) * sizeof *c->tensors);
-    for (int i = 0; i < c->m.n_ents; i++) {
-        int seen = 0;
-        for (int j = 0; j < c->n_tensors && !seen; j++) {
-            const ckpt_entry *a = &c->m.ents[c->tensors[j]], *b = &c->m.ents[i];
-            if (!ent_key_cmp(a, b)) {
-                seen = 1;
-                if (a->ndim != b->ndim || a->global_shape[0] != b->global_shape[0] ||
-                    a->global_shape[1] != b->global_shape[1]) {
-                    fprintf(stderr, "checkpoint: %s/MANIFEST: tensor %s/%s: field 'global_shape' differs "
-                            "between ranks %d and %d\n", step_dir, a->kind, a->name, a->rank, b->rank);
-                    herd_ckpt_close(c);
-                    return -1;
-                }
-            }
-        }
-        if (!seen) c->tensors[c->n_tensors++] = i;
+    c->loaded = calloc((size_t)c->m.world, 1);
+    for (int r = 0; c->files && r < c->m.world; r++) c->files[r] = -1;
+    if (!c->files || !c->loaded || index_tensors(c)) {
+        herd_ckpt_close(c);
+        return -1;
     }
     *out = c;
+    return 0;
+}
+
+int herd_ckpt_open(herd_ckpt **out, const char *step_dir)
+{
+    *out = NULL;
+    if (open_lazy(out, step_dir)) return -1;
+    if (load_all(*out)) {
+        herd_ckpt_close(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int herd_ckpt_open_rank(herd_ckpt **out, const char *step_dir, int rank)
+{
+    *out = NULL;
+    if (open_lazy(out, step_dir)) return -1;
+    if (rank >= 0 && rank < (*out)->m.world) (*out)->prefer = rank;
+    else if (load_all(*out)) {
+        herd_ckpt_close(*out);
+        *out = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -67,20 +146,21 @@ void herd_ckpt_close(herd_ckpt *c)
     for (int r = 0; r < c->m.world; r++)
         if (c->files && c->files[r] >= 0) H5Fclose(c->files[r]);
     free(c->files);
-    free(c->tensors);
+    free(c->loaded);
+    free(c->tstart);
     ckpt_manifest_free(&c->m);
     free(c);
 }
 
 int64_t herd_ckpt_step(const herd_ckpt *c) { return c->m.step; }
 int herd_ckpt_world(const herd_ckpt *c) { return c->m.world; }
-int herd_ckpt_n_tensors(const herd_ckpt *c) { return c->n_tensors; }
+int herd_ckpt_n_tensors(herd_ckpt *c) { return load_all(c) ? 0 : c->n_tensors; }
 
-int herd_ckpt_tensor(const herd_ckpt *c, int i, const char **kind, const char **name, int *ndim,
+int herd_ckpt_tensor(herd_ckpt *c, int i, const char **kind, const char **name, int *ndim,
                      int64_t global_shape[2])
 {
-    if (i < 0 || i >= c->n_tensors) return -1;
-    const ckpt_entry *e = &c->m.ents[c->tensors[i]];
+    if (load_all(c) || i < 0 || i >= c->n_tensors) return -1;
+    const ckpt_entry *e = &c->m.ents[c->tstart[i]];
     if (kind) *kind = e->kind;
     if (name) *name = e->name;
     if (ndim) *ndim = e->ndim;
@@ -95,53 +175,59 @@ static hid_t shard_file(herd_ckpt *c, int r)
         return -1;
     }
     if (c->files[r] >= 0) return c->files[r];
-    ckpt_h5_quiet();
     char p[8300];
-    snprintf(p, sizeof p, "%s/%s", c->dir, c->m.shards[r].file);
-    struct stat st;
-    if (lstat(p, &st) || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "checkpoint: %s: missing, or not a regular file (a link is never followed)\n", p);
-        return -1;
-    }
-    c->files[r] = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (c->files[r] < 0) fprintf(stderr, "checkpoint: %s: cannot open as HDF5 (bad header?)\n", p);
+    c->files[r] = ckpt_shard_open(c->dir, &c->m, r, p, sizeof p);
     return c->files[r];
 }
 
-int herd_ckpt_read(herd_ckpt *c, const char *kind, const char *name, int ndim,
-                   const int64_t offset[2], const int64_t shape[2], float *out)
+/* The tensor kind/name: its index j, or -1 (binary search of the sorted runs). */
+static int tensor_find(const herd_ckpt *c, const char *kind, const char *name)
 {
-    int64_t o[2] = {offset[0], ndim > 1 ? offset[1] : 0};
-    int64_t s[2] = {shape[0], ndim > 1 ? shape[1] : 1};
-    int found = 0;
-    for (int j = 0; j < c->n_tensors; j++) {
-        const ckpt_entry *e = &c->m.ents[c->tensors[j]];
-        if (strcmp(e->kind, kind) || strcmp(e->name, name)) continue;
-        found = 1;
-        if (e->ndim != ndim) {
-            fprintf(stderr, "checkpoint: %s: tensor %s/%s: field 'ndim' is %d in the checkpoint, %d asked\n",
-                    c->dir, kind, name, e->ndim, ndim);
-            return -1;
-        }
-        for (int d = 0; d < 2; d++)
-            if (s[d] < 1 || o[d] < 0 || o[d] + s[d] > e->global_shape[d]) {
-                fprintf(stderr, "checkpoint: %s: tensor %s/%s: region dim %d [%" PRId64 ", %" PRId64
-                        ") outside global_shape %" PRId64 "\n", c->dir, kind, name, d, o[d], o[d] + s[d],
-                        e->global_shape[d]);
-                return -1;
-            }
+    ckpt_entry key;
+    snprintf(key.kind, sizeof key.kind, "%s", kind);
+    snprintf(key.name, sizeof key.name, "%s", name);
+    int lo = 0, hi = c->n_tensors - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int d = ent_key_cmp(&c->m.ents[c->tstart[mid]], &key);
+        if (!d) return mid;
+        if (d < 0) lo = mid + 1;
+        else hi = mid - 1;
     }
-    if (!found) {
+    return -1;
+}
+
+/* The region from the slices indexed so far. partial: the index may be
+ * incomplete, so an unknown tensor or an element no slice holds returns 1
+ * (load the rest and retry) instead of failing. */
+static int read_region(herd_ckpt *c, const char *kind, const char *name, int ndim, const int64_t o[2],
+                       const int64_t s[2], float *out, int partial)
+{
+    int j = tensor_find(c, kind, name);
+    if (j < 0 && partial) return 1;
+    if (j < 0) {
         fprintf(stderr, "checkpoint: %s: no tensor %s/%s\n", c->dir, kind, name);
         return -1;
     }
+    const ckpt_entry *t = &c->m.ents[c->tstart[j]];
+    if (t->ndim != ndim) {
+        fprintf(stderr, "checkpoint: %s: tensor %s/%s: field 'ndim' is %d in the checkpoint, %d asked\n",
+                c->dir, kind, name, t->ndim, ndim);
+        return -1;
+    }
+    for (int d = 0; d < 2; d++)
+        if (s[d] < 1 || o[d] < 0 || o[d] + s[d] > t->global_shape[d]) {
+            fprintf(stderr, "checkpoint: %s: tensor %s/%s: region dim %d [%" PRId64 ", %" PRId64
+                    ") outside global_shape %" PRId64 "\n", c->dir, kind, name, d, o[d], o[d] + s[d],
+                    t->global_shape[d]);
+            return -1;
+        }
     size_t total = (size_t)(s[0] * s[1]);
     unsigned char *covered = calloc(total, 1);  /* overlapping slices (replicas) are allowed */
     int rc = 0;
     ckpt_h5_quiet();
-    for (int i = 0; i < c->m.n_ents && !rc; i++) {
+    for (int i = c->tstart[j]; i < c->tstart[j + 1] && !rc; i++) {
         const ckpt_entry *e = &c->m.ents[i];
-        if (strcmp(e->kind, kind) || strcmp(e->name, name)) continue;
         int64_t lo[2], hi[2];
         int empty = 0;
         for (int d = 0; d < 2; d++) {
@@ -186,17 +272,33 @@ int herd_ckpt_read(herd_ckpt *c, const char *kind, const char *name, int ndim,
         H5Sclose(fsp);
         H5Dclose(ds);
     }
-    if (!rc)
-        for (size_t k = 0; k < total; k++)
-            if (!covered[k]) {
-                fprintf(stderr, "checkpoint: %s: tensor %s/%s: element [%" PRId64 ", %" PRId64
-                        "] of the region is in no shard\n", c->dir, kind, name,
-                        o[0] + (int64_t)(k / (size_t)s[1]), o[1] + (int64_t)(k % (size_t)s[1]));
-                rc = -1;
-                break;
-            }
+    for (size_t k = 0; k < total && !rc; k++) {
+        if (covered[k]) continue;
+        rc = partial ? 1 : -1;
+        if (!partial)
+            fprintf(stderr, "checkpoint: %s: tensor %s/%s: element [%" PRId64 ", %" PRId64
+                    "] of the region is in no shard\n", c->dir, kind, name,
+                    o[0] + (int64_t)(k / (size_t)s[1]), o[1] + (int64_t)(k % (size_t)s[1]));
+    }
     free(covered);
     return rc;
+}
+
+int herd_ckpt_read(herd_ckpt *c, const char *kind, const char *name, int ndim,
+                   const int64_t offset[2], const int64_t shape[2], float *out)
+{
+    int64_t o[2] = {offset[0], ndim > 1 ? offset[1] : 0};
+    int64_t s[2] = {shape[0], ndim > 1 ? shape[1] : 1};
+    /* the preferred shard alone first: a run resumed on the layout that
+     * wrote the checkpoint finds all it needs in its own shard, and never
+     * reads the other ranks' indexes */
+    if (!c->m.index_loaded && c->prefer >= 0) {
+        if (load_one(c, c->prefer)) return -1;
+        int rc = read_region(c, kind, name, ndim, o, s, out, 1);
+        if (rc <= 0) return rc;
+    }
+    if (load_all(c)) return -1;
+    return read_region(c, kind, name, ndim, o, s, out, 0);
 }
 
 int herd_ckpt_meta(herd_ckpt *c, int rank, void **meta, size_t *len)
@@ -259,6 +361,42 @@ static int shard_header_check(hid_t f, const char *p, const ckpt_manifest *m, in
     return 0;
 }
 
+/* The shard holds what its index says it holds: every slice a dataset of
+ * the slice's shape. Format 2: the shard's own /index; format 1: the
+ * MANIFEST's slice lines of rank r. */
+static int shard_slices_check(hid_t f, const char *p, const ckpt_manifest *m, int r)
+{
+    ckpt_manifest own = {.world = m->world};
+    const ckpt_manifest *ix = m;
+    if (m->version != 1) {
+        if (ckpt_index_read_h5(f, p, r, &own)) return -1;
+        ix = &own;
+    }
+    int rc = 0;
+    for (int i = 0; i < ix->n_ents && !rc; i++) {
+        const ckpt_entry *e = &ix->ents[i];
+        if (e->rank != r) continue;
+        char path[256];
+        ckpt_slice_path(e, path, sizeof path);
+        hid_t ds = H5Lexists(f, e->kind, H5P_DEFAULT) > 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
+        hsize_t d[2] = {0, 0};
+        int nd = -1;
+        if (ds >= 0) {
+            hid_t sp = H5Dget_space(ds);
+            nd = H5Sget_simple_extent_dims(sp, d, NULL);
+            H5Sclose(sp);
+            H5Dclose(ds);
+        }
+        if (nd != e->ndim || d[0] != (hsize_t)e->shape[0] || (nd == 2 && d[1] != (hsize_t)e->shape[1])) {
+            fprintf(stderr, "checkpoint: %s: dataset %s missing or of the wrong shape (the index lists it)\n",
+                    p, path);
+            rc = -1;
+        }
+    }
+    ckpt_manifest_free(&own);
+    return rc;
+}
+
 /* Verify the shards first, first + stride, ... (a job splits the work) */
 static int verify_part(const char *step_dir, int first, int stride)
 {
@@ -289,27 +427,7 @@ static int verify_part(const char *step_dir, int first, int stride)
                 rc = -1;
                 H5Fclose(f);
             } else {
-                /* the shard holds what the index says it holds */
-                for (int i = 0; i < m.n_ents && !rc; i++) {
-                    const ckpt_entry *e = &m.ents[i];
-                    if (e->rank != r) continue;
-                    char path[256];
-                    ckpt_slice_path(e, path, sizeof path);
-                    hid_t ds = H5Lexists(f, e->kind, H5P_DEFAULT) > 0 ? H5Dopen2(f, path, H5P_DEFAULT) : -1;
-                    hsize_t d[2] = {0, 0};
-                    int nd = -1;
-                    if (ds >= 0) {
-                        hid_t sp = H5Dget_space(ds);
-                        nd = H5Sget_simple_extent_dims(sp, d, NULL);
-                        H5Sclose(sp);
-                        H5Dclose(ds);
-                    }
-                    if (nd != e->ndim || d[0] != (hsize_t)e->shape[0] || (nd == 2 && d[1] != (hsize_t)e->shape[1])) {
-                        fprintf(stderr, "checkpoint: %s: dataset %s missing or of the wrong shape (the MANIFEST "
-                                "lists it)\n", p, path);
-                        rc = -1;
-                    }
-                }
+                rc = shard_slices_check(f, p, &m, r);
                 H5Fclose(f);
             }
         }
@@ -319,6 +437,16 @@ static int verify_part(const char *step_dir, int first, int stride)
 }
 
 int herd_ckpt_verify(const char *step_dir) { return verify_part(step_dir, 0, 1); }
+
+int herd_ckpt_global_view(const char *step_dir)
+{
+    if (herd_ckpt_verify(step_dir)) return -1;
+    ckpt_manifest m;
+    if (ckpt_manifest_read(step_dir, &m)) return -1;
+    int rc = ckpt_index_load(step_dir, &m) || ckpt_global_view_write(step_dir, &m) ? -1 : 0;
+    ckpt_manifest_free(&m);
+    return rc;
+}
 
 static int step_cmp_desc(const void *a, const void *b)
 {

@@ -154,6 +154,12 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
     }
     if (rc) fprintf(stderr, "checkpoint: %s: cannot write header attributes or /meta\n", tmp);
     if (!rc) rc = write_slices(fid, ents, data, n, tmp);
+    /* the shard's own slice index: readers find the slices without opening
+     * every dataset, and the MANIFEST need not list them */
+    if (!rc && ckpt_index_write_h5(fid, ents, n)) {
+        fprintf(stderr, "checkpoint: %s: cannot write dataset /index\n", tmp);
+        rc = -1;
+    }
     if (H5Fclose(fid) < 0) {
         fprintf(stderr, "checkpoint: %s: closing the HDF5 file failed\n", tmp);
         rc = -1;
@@ -198,7 +204,7 @@ int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m)
     if (herd_safe_file_begin(&sf, fin)) return -1;
     const char *tmp = sf.tmp_path;
     ckpt_entry *e = malloc((size_t)(m->n_ents ? m->n_ents : 1) * sizeof *e);
-    memcpy(e, m->ents, (size_t)m->n_ents * sizeof *e);
+    if (m->n_ents) memcpy(e, m->ents, (size_t)m->n_ents * sizeof *e);   /* ents is NULL when empty */
     qsort(e, (size_t)m->n_ents, sizeof *e, ent_cmp);
 
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

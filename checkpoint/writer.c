@@ -43,9 +43,6 @@ struct herd_ckpt_writer {
     size_t meta_len, meta_cap;
     ckpt_shard_result res;
 
-    ckpt_entry *all_ents;        /* rank 0: the slice index of every rank */
-    int n_all;
-
     int state;
     MPI_Request req;
     uint64_t mine[3];
@@ -142,7 +139,7 @@ int herd_ckpt_writer_destroy(herd_ckpt_writer *w)
     if (w->comm != MPI_COMM_NULL) MPI_Comm_free(&w->comm);
     free(w->ents); free(w->ptrs); free(w->srcs);
     if (w->buf) w->opt.host_free(w->buf);
-    free(w->meta); free(w->all_ents); free(w->gathered);
+    free(w->meta); free(w->gathered);
     free(w);
     return rc;
 }
@@ -226,15 +223,20 @@ static void log_commit(herd_ckpt_writer *w)
     if (w->opt.quiet || w->rank != 0) return;
     double mb = (double)w->st.bytes / 1e6;
     fprintf(stderr, "checkpoint: step %" PRId64 " committed (%s): rank 0 shard %.1f MB, stall %.4f s "
-            "(waiting for the previous %.4f s), write %.3f s (%.0f MB/s), commit %.3f s\n",
+            "(waiting for the previous %.4f s), write %.3f s (%.0f MB/s), commit %.3f s (rank 0: %d "
+            "shard indexes %.4f s, global view %.4f s, MANIFEST %.4f s)\n",
             w->st.step, w->step_dir, mb, w->st.stall_s, w->st.wait_prev_s, w->st.write_s,
-            w->st.write_s > 0 ? mb / w->st.write_s : 0.0, w->st.commit_s);
+            w->st.write_s > 0 ? mb / w->st.write_s : 0.0, w->st.commit_s, w->world, w->st.index_s,
+            w->st.view_s, w->st.manifest_s);
 }
 
-/* rank 0, every shard done: global view, MANIFEST (the commit point), retention */
+/* rank 0, every shard done: global view, MANIFEST (the commit point), retention.
+ * The global view needs every slice: rank 0 reads the shards' /index from
+ * disk here rather than receiving them at save_begin, so the MANIFEST and
+ * rank 0's memory stay O(world), not O(slices of the job). */
 static int commit(herd_ckpt_writer *w, const uint64_t *all)
 {
-    ckpt_manifest m = {.step = w->step, .world = w->world, .ents = w->all_ents, .n_ents = w->n_all};
+    ckpt_manifest m = {.step = w->step, .world = w->world, .version = 2};
     m.shards = calloc((size_t)w->world, sizeof *m.shards);
     int rc = 0;
     for (int r = 0; r < w->world; r++) {
@@ -248,10 +250,22 @@ static int commit(herd_ckpt_writer *w, const uint64_t *all)
         m.shards[r].xxh64 = all[3 * r + 2];
     }
     if (!rc) ckpt_step_dir_clean(w->step_dir, w->world);   /* debris only; failure is not fatal */
-    if (!rc) rc = ckpt_global_view_write(w->step_dir, &m);
+    int view_max = w->opt.view_max_world ? w->opt.view_max_world : HERD_CKPT_VIEW_MAX_WORLD;
+    int view = view_max > 0 && w->world <= view_max;
+    double t0 = herd_now_s();
+    if (!rc && view) rc = ckpt_index_load(w->step_dir, &m);
+    double t1 = herd_now_s();
+    if (!rc && view) rc = ckpt_global_view_write(w->step_dir, &m);
+    if (!rc && !view && w->st.n_committed == 0 && !w->opt.quiet)
+        fprintf(stderr, "checkpoint: %s: no global view model.h5 at world %d (above view_max_world %d); "
+                "`herd ckpt view STEP_DIR` writes it\n", w->step_dir, w->world, view_max);
+    double t2 = herd_now_s();
     if (!rc) ckpt_fault_point("before_manifest");
     if (!rc) rc = ckpt_manifest_write(w->step_dir, &m);
-    free(m.shards);
+    w->st.index_s = t1 - t0;
+    w->st.view_s = t2 - t1;
+    w->st.manifest_s = herd_now_s() - t2;
+    ckpt_manifest_free(&m);
     if (!rc && (w->opt.keep_last > 0 || w->opt.keep_every > 0)) {
         char parent[4200];
         ckpt_parent_dir(w->step_dir, parent, sizeof parent);
@@ -384,32 +398,8 @@ int ckpt_save_dir_begin(herd_ckpt_writer *w, const char *step_dir, int64_t step,
         return 0;
     }
 
-    /* the slice index goes to rank 0, which writes it into the manifest */
-    if (w->comm != MPI_COMM_NULL) {
-        int *counts = NULL, *displs = NULL;
-        int nbytes = n * (int)sizeof(ckpt_entry);
-        if (w->rank == 0) {
-            counts = malloc((size_t)w->world * sizeof *counts);
-            displs = malloc((size_t)w->world * sizeof *displs);
-        }
-        MPI_Gather(&nbytes, 1, MPI_INT, counts, 1, MPI_INT, 0, w->comm);
-        if (w->rank == 0) {
-            int tot = 0;
-            for (int r = 0; r < w->world; r++) { displs[r] = tot; tot += counts[r]; }
-            free(w->all_ents);
-            w->all_ents = malloc((size_t)(tot ? tot : 1));
-            w->n_all = tot / (int)sizeof(ckpt_entry);
-            if (!w->gathered) w->gathered = malloc((size_t)w->world * 3 * sizeof *w->gathered);
-        }
-        MPI_Gatherv(w->ents, nbytes, MPI_BYTE, w->all_ents, counts, displs, MPI_BYTE, 0, w->comm);
-        free(counts);
-        free(displs);
-    } else {
-        free(w->all_ents);
-        w->all_ents = malloc((size_t)(n ? n : 1) * sizeof *w->all_ents);
-        memcpy(w->all_ents, w->ents, (size_t)n * sizeof *w->ents);
-        w->n_all = n;
-    }
+    if (w->comm != MPI_COMM_NULL && w->rank == 0 && !w->gathered)
+        w->gathered = malloc((size_t)w->world * 3 * sizeof *w->gathered);
 
     /* the snapshot: one buffer, kept between checkpoints so that its pages are
      * faulted in once, not at every checkpoint */

@@ -1,4 +1,4 @@
-/* cmd_ckpt.c — `herd ckpt ls|verify|average|export`: look at, check, average
+/* cmd_ckpt.c — `herd ckpt ls|verify|view|average|export`: look at, check, average
  * and export the checkpoints of checkpoint/ (docs/checkpoint-format.md). */
 #include <dirent.h>
 #include <inttypes.h>
@@ -16,6 +16,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: herd ckpt ls DIR|STEP_DIR        steps, sizes, state in DIR; or one checkpoint's tensors\n"
             "       herd ckpt verify DIR|STEP_DIR    check every shard's size, checksum and header\n"
+            "       herd ckpt view STEP_DIR          write its global view model.h5 (skipped by large jobs)\n"
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
             "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
             "DIR is OUT_DIR/checkpoints (or OUT_DIR, when it holds checkpoints/); CKPT is a step\n"
@@ -53,7 +54,7 @@ static int64_t dir_bytes(const char *p)
     return total;
 }
 
-/* complete: MANIFEST parses and every shard has its size; cheap (no checksums) */
+/* complete: MANIFEST parses, every shard has its size and its index; cheap (no checksums) */
 static const char *state_of(const char *p, int *world, int *slices)
 {
     *world = 0;
@@ -62,6 +63,7 @@ static const char *state_of(const char *p, int *world, int *slices)
     ckpt_manifest m;
     if (ckpt_manifest_read(p, &m)) return "damaged (manifest)";
     *world = m.world;
+    if (ckpt_index_load(p, &m)) { ckpt_manifest_free(&m); return "damaged (shard index)"; }
     *slices = m.n_ents;
     const char *s = "complete";
     for (int r = 0; r < m.world; r++) {
@@ -181,6 +183,11 @@ int herd_cmd_ckpt(int argc, char **argv)
         }
     if (!strcmp(sub, "ls") && argc == 1) return cmd_ls(argv[0]);
     if (!strcmp(sub, "verify") && argc == 1) return cmd_verify(argv[0]);
+    if (!strcmp(sub, "view") && argc == 1) {
+        if (herd_ckpt_global_view(argv[0])) return 1;
+        printf("wrote %s/model.h5\n", argv[0]);
+        return 0;
+    }
     if (!strcmp(sub, "average") && argc >= 2) {
         if (ckpt_dir_has_manifest(argv[0])) {
             fprintf(stderr, "herd ckpt average: %s: is a committed checkpoint; not overwritten\n", argv[0]);

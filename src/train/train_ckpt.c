@@ -188,7 +188,8 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
         return -1;
     }
     herd_ckpt *ck = NULL;
-    int rc = herd_ckpt_open(&ck, path);
+    /* this rank's own shard's index first: the same layout needs no other */
+    int rc = herd_ckpt_open_rank(&ck, path, g->world_rank);
     void *meta = NULL;
     size_t len = 0;
     if (rc == 0) rc = herd_ckpt_meta(ck, 0, &meta, &len);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <mpi.h>
+#include "monitoring/clock.h"
 #include "monitoring/mfu.h"
 #include "monitoring/watchdog.h"
 #include "monitoring/exitcodes.h"
@@ -49,6 +50,42 @@ int herd_trainer_agree(const herd_trainer *t, int rc)
     return bad ? -1 : 0;
 }
 
+/* Start-up phase times of this process (seconds), printed by rank 0 as one
+ * "startup:" line so that runs at several world sizes show which phase grows
+ * (benchmarks/startup_scale.sh). Kept here, beside the open sequence it
+ * times, rather than in the trainer object. */
+static struct {
+    double launch, place, comms, data, dev_groups, model, resume;
+} startup;
+
+/* Seconds since this process was exec'd: the launcher, MPI_Init (PMIx's
+ * exchanges and fences) and config parsing, before the trainer opens. */
+static double since_exec_s(void)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f) return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    unsigned long long start = 0;
+    for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
+    if (!p || sscanf(p + 1, "%llu", &start) != 1) return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_BOOTTIME, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9 - (double)start / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void print_startup(const herd_trainer *t, double total)
+{
+    printf("startup: world %d | launch+MPI_Init %.3f s | placement %.3f s | communicators %.3f s "
+           "(MPI groups) + %.3f s (device groups) | data %.3f s | model+FSDP %.3f s | checkpoint "
+           "open/resume %.3f s | trainer open %.3f s\n", t->grid.world_size, startup.launch, startup.place,
+           startup.comms, startup.dev_groups, startup.data, startup.model, startup.resume, total);
+    fflush(stdout);
+}
+
 /* The process grid over the ranks, placed (parallel.placement) and bound
  * (backend cuda: one GPU per rank and its start-up line; else
  * parallel.bind_cores); the watchdog. */
@@ -62,6 +99,7 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     if (!perm) return -1;
     herd_device_info d;
     int cuda = c->train.backend == HERD_BACKEND_CUDA;
+    double t0 = herd_now_s(); /* placement, then the GPU choice or the core binding */
     if (herd_placement_prepare(&c->parallel, cuda, world, perm, &d, place, place_len, bind, bind_len)) {
         free(perm);
         return -1;
@@ -75,7 +113,10 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
         fflush(stdout);
     }
     t->has_grid = 1; /* destroyed even when its creation fails */
+    double t1 = herd_now_s();
     int rc = herd_grid_create(&t->grid, &c->parallel, origin, perm);
+    startup.place = t1 - t0;
+    startup.comms = herd_now_s() - t1;
     free(perm);
     if (rc || herd_grid_check_batch(&t->grid, &c->batch, origin)) return -1;
     t->root = t->grid.world_rank == 0;
@@ -123,7 +164,9 @@ static int open_model(herd_trainer *t)
     herd_model_dims_from_config(&dims, &c->model);
     /* the backend's buffers travel over NCCL on the CUDA backend (groups of
      * more than one rank), over MPI on the CPU */
+    double t0 = herd_now_s();
     int rc = herd_grid_device_groups(&t->grid, !strcmp(be->name, "cuda"));
+    startup.dev_groups = herd_now_s() - t0;
     herd_model_parallel par = {t->grid.tp_dev, c->parallel.sequence_parallel, t->grid.pp_dev, t->grid.cp_dev,
                                c->parallel.virtual_stages, c->parallel.pp_first_last_fewer, c->train.xent_chunk};
     if (rc == 0) rc = herd_model_create_parallel(&t->model, &dims, be, c->train.seed, &par);
@@ -197,13 +240,23 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     t->c = c;
     t->opt = opt;
     char place[1200] = "rank order", bind[256] = "not bound";
-    if (open_grid(t, config_origin, place, sizeof place, bind, sizeof bind) ||
-        open_data(t, config_origin) || open_model(t))
-        return -1;
+    startup.launch = since_exec_s();
+    double t0 = herd_now_s(), t1, t2;
+    if (open_grid(t, config_origin, place, sizeof place, bind, sizeof bind)) return -1;
+    t1 = herd_now_s();
+    if (open_data(t, config_origin)) return -1;
+    t2 = herd_now_s();
+    startup.data = t2 - t1;
+    if (open_model(t)) return -1;
+    startup.model = herd_now_s() - t2 - startup.dev_groups;
     const char *peak_origin;
     find_peak(t, &peak_origin);
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);
-    return open_state(t);
+    t1 = herd_now_s();
+    int rc = open_state(t);
+    startup.resume = herd_now_s() - t1;
+    if (t->root && rc == 0) print_startup(t, herd_now_s() - t0);
+    return rc;
 }
 
 int herd_trainer_more(const herd_trainer *t)

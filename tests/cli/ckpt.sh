@@ -38,6 +38,11 @@ if grep -q '^step 30, written by 2 rank' "$tmp/ls2.out" && grep -q '^adam_m .*mo
 if $herd ckpt verify "$ck" >"$tmp/v.out" 2>&1 && grep -q '^3 good, 0 bad' "$tmp/v.out"; then
     pass ckpt_verify_good; else fail ckpt_verify_good "$(cat "$tmp/v.out")"; fi
 
+# the global view written again afterwards (as a job above view_max_world needs)
+rm "$ck/step_00000010/model.h5"
+if $herd ckpt view "$ck/step_00000010" >"$tmp/view.out" 2>&1 && [ -f "$ck/step_00000010/model.h5" ] \
+   && $herd ckpt verify "$ck/step_00000010" >/dev/null 2>&1; then
+    pass ckpt_view; else fail ckpt_view "$(cat "$tmp/view.out")"; fi
 if [ "$have_h5py" = 1 ]; then
     $py tests/cli/ckpt_h5py.py "$ck/step_00000030" 30 --expect-world 2 || fails=$((fails + 1))
     $py tests/cli/ckpt_h5py.py "$ck/step_00000010" 10 --expect-world 2 >/dev/null || fail h5py_step10 "rows layout"

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Read a herd checkpoint with h5py and numpy alone (docs/checkpoint-format.md):
-the global view model.h5, every shard through the MANIFEST's slice index, the
+the global view model.h5, every shard through its own slice index (/index), the
 MANIFEST's and every shard's XXH64 (recomputed here from the public xxHash
 spec, independently of the C code), and the /meta blob.
 
@@ -100,18 +100,30 @@ def main():
     body += b"\n"
     check("h5py_manifest_checksum", last.startswith(b"end ") and int(last[4:], 16) == xxh64(body))
     lines = body.decode().splitlines()
-    check("h5py_manifest_header", lines[0] == "herd-checkpoint 1" and lines[1] == "step %d" % step)
+    check("h5py_manifest_header", lines[0] == "herd-checkpoint 2" and lines[1] == "step %d" % step)
     world = int(lines[2].split()[1])
     if expect_world is not None:
         check("h5py_manifest_world", world == expect_world, "world %d" % world)
     shards = [l.split() for l in lines if l.startswith("shard ")]
-    slices = [l.split() for l in lines if l.startswith("slice ")]
+    check("h5py_manifest_no_slices", not any(l.startswith("slice ") for l in lines))
 
     ok = len(shards) == world
     for _, r, fname, size, h in shards:
         data = open(os.path.join(step_dir, fname), "rb").read()
         ok &= len(data) == int(size) and xxh64(data) == int(h, 16)
     check("h5py_shard_xxh64", ok)
+
+    # each shard's slice index: /index, text lines KIND NDIM G0 G1 O0 O1 S0 S1 NAME
+    slices = []
+    ok = True
+    for _, r, fname, _, _ in shards:
+        with h5py.File(os.path.join(step_dir, fname), "r") as f:
+            ok &= f.attrs["format"].decode() == "herd-checkpoint 2" if isinstance(f.attrs["format"], bytes) \
+                else str(f.attrs["format"]) == "herd-checkpoint 2"
+            text = bytes(f["index"][...]).decode()
+        slices += [["slice", r] + l.split() for l in text.splitlines()]
+        ok &= all(len(l.split()) == 9 for l in text.splitlines())
+    check("h5py_shard_index", ok)
 
     # every slice from its shard: attributes and values
     ok = True

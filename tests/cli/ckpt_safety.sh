@@ -149,28 +149,47 @@ if [ "$vrc" -eq 1 ] && grep -q "MANIFEST: field 'shard'.*outside.h5" "$tmp/v6.ou
     pass manifest_shard_outside_refused
 else fail manifest_shard_outside_refused "verify rc=$vrc: $(head -3 "$tmp/v6.out"); train rc=$rc"; fi
 
-# 7. a MANIFEST that contradicts itself, re-sealed so that its checksum holds:
-#    world 2, a slice of rank 1, then world 1 (the audit's case); and a slice
-#    larger than its whole tensor. verify, export and resume refuse it cleanly.
+# 7. an index that contradicts itself, re-sealed so that every checksum holds:
+#    in a format-1 MANIFEST (slice lines, still read), world 2, a slice of
+#    rank 1, then world 1 (the audit's case), and a slice larger than its whole
+#    tensor; in format 2, a shard's own /index with a slice larger than its
+#    tensor (the shard's size and XXH64 re-sealed in the MANIFEST). verify,
+#    export and resume refuse each cleanly.
 contradict() { # contradict KIND MANIFEST
-    $py - "$1" "$2" <<'PY'
-import sys
+    PYTHONPATH=tests/cli $py - "$1" "$2" <<'PY'
+import os, sys
+import h5py, numpy as np
+from manifest_reseal import xxh64
 kind, path = sys.argv[1], sys.argv[2]
 lines = open(path).read().split("\n")
 head, step, shard = lines[0], lines[1], lines[3]
-slices = [l for l in lines if l.startswith("slice ")]
-first = slices[0].split(" ")   # slice R KIND NDIM G0 G1 O0 O1 S0 S1 NAME
-if kind == "world_twice":
-    first[1] = "1"
-    out = [head, step, "world 2", " ".join(first), "world 1", shard] + slices[1:]
+shard_path = os.path.join(os.path.dirname(path), "shard_00000.h5")
+with h5py.File(shard_path, "r+") as f:
+    index = bytes(f["index"][...]).decode().splitlines()
+    first = index[0].split(" ")   # KIND NDIM G0 G1 O0 O1 S0 S1 NAME
+    if kind == "index_outside_tensor":
+        first[2] = str(int(first[6]) // 2)   # the whole tensor half as long as its slice
+        del f["index"]
+        text = "\n".join([" ".join(first)] + index[1:]) + "\n"
+        f.create_dataset("index", data=np.frombuffer(text.encode(), dtype=np.uint8))
+if kind == "index_outside_tensor":
+    data = open(shard_path, "rb").read()
+    out = [head, step, lines[2], "shard 0 shard_00000.h5 %d %016x" % (len(data), xxh64(data))]
 else:
-    first[4] = str(int(first[8]) // 2)   # the whole tensor half as long as its slice
-    out = [head, step, "world 1", shard, " ".join(first)] + slices[1:]
+    head = "herd-checkpoint 1"
+    slices = ["slice 0 " + l for l in index[1:]]
+    first = ["slice", "0"] + first
+    if kind == "world_twice":
+        first[1] = "1"
+        out = [head, step, "world 2", " ".join(first), "world 1", shard] + slices
+    else:
+        first[4] = str(int(first[8]) // 2)
+        out = [head, step, "world 1", shard, " ".join(first)] + slices
 open(path, "w").write("\n".join(out) + "\nend 0000000000000000\n")
 PY
     $py tests/cli/manifest_reseal.py "$2"
 }
-for kind in world_twice slice_outside_tensor; do
+for kind in world_twice slice_outside_tensor index_outside_tensor; do
     rm -rf "$tmp/c7" "$tmp/c7.log" "$tmp/c7.safetensors"
     ck7=$tmp/c7/checkpoints
     copy_base "$tmp/c7"
@@ -178,7 +197,7 @@ for kind in world_twice slice_outside_tensor; do
     $herd ckpt verify "$ck7/step_00000004" >"$tmp/v7.out" 2>&1; vrc=$?
     $herd ckpt export "$ck7/step_00000004" "$tmp/c7.safetensors" >"$tmp/e7.out" 2>&1; erc=$?
     train "$tmp/c7" --set train.max_steps=6; rc=$?
-    if [ "$vrc" -eq 1 ] && grep -q "step_00000004/MANIFEST: field '\(world\|slice\)'" "$tmp/v7.out" \
+    if [ "$vrc" -eq 1 ] && grep -q "step_00000004/\(MANIFEST: field '\(world\|slice\)'\|shard_00000.h5: /index (\)" "$tmp/v7.out" \
        && clean_exit "$vrc" "$tmp/v7.out" && [ "$erc" -eq 1 ] && clean_exit "$erc" "$tmp/e7.out" \
        && [ ! -e "$tmp/c7.safetensors" ] && [ "$rc" -eq 0 ] && clean_exit "$rc" "$tmp/c7.log" \
        && grep -q 'resumed from .*step_00000002' "$tmp/c7.log"; then

@@ -4,11 +4,16 @@
  *
  * The input is the MANIFEST without its last line: the target seals it with
  * "end XXH64" as the writer does, so that mutations reach the fields instead
- * of stopping at the checksum. The step directory is a fresh directory in
- * /dev/shm holding only the MANIFEST: shard files are not there (HDF5 from
- * memory is not fuzzed), so every read that gets as far as a shard fails. */
+ * of stopping at the checksum. Format 1 MANIFESTs carry the slice index
+ * themselves; for format 2 the index is in the shards: whatever follows a
+ * line "--index--" in the input becomes the /index dataset of a real
+ * shard_00000.h5 (written here with HDF5: the index text is fuzzed, HDF5's
+ * own file format is not), so the index parser and the reader behind it
+ * are reached. Other shard files are not there: every read that gets as far
+ * as one fails. The step directory is a fresh directory in /dev/shm. */
 #include <ftw.h>
 #include <inttypes.h>
+#include <hdf5.h>
 #include "checkpoint/ckpt.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -50,9 +55,32 @@ static void write_manifest(const uint8_t *data, size_t size)
     free(text);
 }
 
+/* shard_00000.h5 with /index = the bytes given (none: no shard file) */
+static void write_shard(const uint8_t *index, size_t n, int present)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/shard_00000.h5", dir);
+    unlink(path);
+    if (!present) return;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) abort();
+    hsize_t d = n;
+    hid_t sp = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(f, "index", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 || (n && H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, index) < 0)) abort();
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    write_manifest(data, size);
+    static const char sep[] = "\n--index--\n";
+    const uint8_t *ix = size >= sizeof sep - 1 ? memmem(data, size, sep, sizeof sep - 1) : NULL;
+    size_t msize = ix ? (size_t)(ix - data) + 1 : size;
+    write_shard(ix ? ix + sizeof sep - 1 : NULL, ix ? size - msize - (sizeof sep - 2) : 0, ix != NULL);
+    write_manifest(data, msize);
     herd_ckpt_verify(dir);
     herd_ckpt *c;
     if (herd_ckpt_open(&c, dir)) return 0;

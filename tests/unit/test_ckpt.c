@@ -208,8 +208,9 @@ TEST(bad_shards_named)
     CHECK(herd_xxh64_file(p, &m.shards[0].xxh64, &m.shards[0].size) == 0);
     CHECK(ckpt_manifest_write(sd, &m) == 0);
     CHECK(herd_ckpt_verify(sd) == -1);
-    /* a real HDF5 file of another step, its checksum in the manifest: the
-     * index names a dataset it lacks */
+    /* a real HDF5 file of another checkpoint, its checksum in the manifest,
+     * whose own /index names a dataset it lacks, then an /index that lies
+     * (a slice outside its tensor) */
     char other[512], op[600];
     subdir(other, sizeof other, "badshard_other");
     herd_ckpt_writer *w;
@@ -225,7 +226,23 @@ TEST(bad_shards_named)
     CHECK(rename(op, p) == 0);
     CHECK(herd_xxh64_file(p, &m.shards[0].xxh64, &m.shards[0].size) == 0);
     CHECK(ckpt_manifest_write(sd, &m) == 0);
+    CHECK(herd_ckpt_verify(sd) == 0);   /* the control: a whole other checkpoint's shard */
+    hid_t h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(h >= 0 && H5Ldelete(h, "/param/other/0_0", H5P_DEFAULT) >= 0);
+    if (h >= 0) H5Fclose(h);
+    CHECK(herd_xxh64_file(p, &m.shards[0].xxh64, &m.shards[0].size) == 0);
+    CHECK(ckpt_manifest_write(sd, &m) == 0);
     CHECK(herd_ckpt_verify(sd) == -1);
+    ckpt_entry lie = {.name = "other", .kind = "param", .ndim = 1, .global_shape = {4, 1},
+                      .offset = {2, 0}, .shape = {4, 1}};
+    h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    CHECK(h >= 0 && H5Ldelete(h, "index", H5P_DEFAULT) >= 0 && ckpt_index_write_h5(h, &lie, 1) == 0);
+    if (h >= 0) H5Fclose(h);
+    CHECK(herd_xxh64_file(p, &m.shards[0].xxh64, &m.shards[0].size) == 0);
+    CHECK(ckpt_manifest_write(sd, &m) == 0);
+    herd_ckpt *c = NULL;
+    CHECK(herd_ckpt_verify(sd) == -1);
+    CHECK(herd_ckpt_open(&c, sd) == -1);
     ckpt_manifest_free(&m);
 }
 
@@ -607,6 +624,23 @@ static int manifest_lines(const char *step_dir, char lines[16][256])
     return n;
 }
 
+/* The index of shard 0 as format 1's MANIFEST lines "slice 0 ...". */
+static void v1_slice_lines(const char *step, char *out, size_t n)
+{
+    ckpt_manifest m;
+    out[0] = '\0';
+    if (ckpt_manifest_read(step, &m)) return;
+    if (ckpt_index_load(step, &m) == 0) {
+        herd_sbuf b = {0};
+        ckpt_index_text(m.ents, m.n_ents, &b);
+        size_t k = 0;
+        for (char *save = NULL, *l = strtok_r(b.s, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+            k += (size_t)snprintf(out + k, k < n ? n - k : 0, "slice 0 %s\n", l);
+        free(b.s);
+    }
+    ckpt_manifest_free(&m);
+}
+
 TEST(manifest_contradictions_refused)
 {
     char dir[512], step[600];
@@ -615,60 +649,78 @@ TEST(manifest_contradictions_refused)
     snprintf(step, sizeof step, "%s/step_00000003", dir);
     char L[16][256];
     int n = manifest_lines(step, L);
-    CHECK(n == 9);   /* header, step, world, shard, 5 slices */
-    if (n != 9) return;
-    char slices[2048] = "";
-    for (int i = 4; i < n; i++) strcat(slices, L[i]);
+    CHECK(n == 4);   /* header, step, world, shard: the slices are in the shard */
+    if (n != 4) return;
+    CHECK(!strcmp(L[0], "herd-checkpoint 2\n"));
+    char slices[2048], V1[] = "herd-checkpoint 1\n";
+    v1_slice_lines(step, slices, sizeof slices);
     char first_rank1[300];   /* the first slice, said to be rank 1's */
-    snprintf(first_rank1, sizeof first_rank1, "%s", L[4]);
+    snprintf(first_rank1, sizeof first_rank1, "%.*s", (int)strcspn(slices, "\n") + 1, slices);
+    CHECK(!strncmp(first_rank1, "slice 0 ", 8));
     first_rank1[strlen("slice ")] = '1';
     char shard_at[300];
     const char *after_name = strstr(L[3], ".h5 ") + 3;   /* " SIZE HASH\n" */
-    struct { const char *what; char body[4096]; } c[12];
-    int k = 0;
-    /* the control: the same content re-sealed parses */
-    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], L[3], slices); c[k++].what = "control";
-    snprintf(c[k].body, sizeof c[k].body, "%s%sworld 2\n%sworld 1\n%s%s", L[0], L[1], first_rank1, L[3], slices);
+    struct { const char *what; char body[4096]; } c[16];
+    int k = 0, n_good = 2;
+    /* the controls: the same content re-sealed parses, and so does format 1
+     * (its slice index in the MANIFEST) over the same shard */
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s", L[0], L[1], L[2], L[3]); c[k++].what = "control";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", V1, L[1], L[2], L[3], slices);
+    c[k++].what = "format 1 control";
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], L[3], slices);
+    c[k++].what = "format 2 with slice lines";
+    snprintf(c[k].body, sizeof c[k].body, "%s%sworld 2\n%sworld 1\n%s%s", V1, L[1], first_rank1, L[3], slices);
     c[k++].what = "world 2, a slice of rank 1, world 1";
-    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], L[3], first_rank1);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", V1, L[1], L[2], L[3], first_rank1);
     c[k++].what = "slice rank beyond world";
     snprintf(shard_at, sizeof shard_at, "shard 0 ../../../outside.h5%s", after_name);
-    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], shard_at, slices);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s", L[0], L[1], L[2], shard_at);
     c[k++].what = "shard outside the directory";
     snprintf(shard_at, sizeof shard_at, "shard 0 shard_00001.h5%s", after_name);
-    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], shard_at, slices);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s", L[0], L[1], L[2], shard_at);
     c[k++].what = "another rank's shard file";
-    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s%s", L[0], L[1], L[1], L[2], L[3], slices);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[1], L[2], L[3]);
     c[k++].what = "step twice";
-    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", L[0], L[1], L[2], slices, L[3]);
+    snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%s", V1, L[1], L[2], slices, L[3]);
     c[k++].what = "slices before the shard";
-    snprintf(c[k].body, sizeof c[k].body, "%s%sworld 99999999999999999999\n%s%s", L[0], L[1], L[3], slices);
+    snprintf(c[k].body, sizeof c[k].body, "%s%sworld 99999999999999999999\n%s", L[0], L[1], L[3]);
     c[k++].what = "world overflows";
     snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 param 2 12 8 12 0 4 8 model.layers.0.mlp.up_proj.weight\n",
-             L[0], L[1], L[2], L[3], slices);
+             V1, L[1], L[2], L[3], slices);
     c[k++].what = "slice outside its tensor";
     snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 param 2 24 8 0 0 4 8 model.layers.0.mlp.up_proj.weight\n",
-             L[0], L[1], L[2], L[3], slices);
+             V1, L[1], L[2], L[3], slices);
     c[k++].what = "slices of one tensor disagree on its shape";
     snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 param 1 10 2 0 0 10 1 x.bias\n",
-             L[0], L[1], L[2], L[3], slices);
+             V1, L[1], L[2], L[3], slices);
     c[k++].what = "1-D slice with a second dimension";
     snprintf(c[k].body, sizeof c[k].body, "%s%s%s%s%sslice 0 .. 1 10 1 0 0 10 1 x.bias\n",
-             L[0], L[1], L[2], L[3], slices);
+             V1, L[1], L[2], L[3], slices);
     c[k++].what = "kind '..'";
+    snprintf(c[k].body, sizeof c[k].body, "herd-checkpoint 3\n%s%s%s", L[1], L[2], L[3]);
+    c[k++].what = "an unknown format";
     for (int i = 0; i < k; i++) {
         manifest_plant(step, c[i].body);
         ckpt_manifest m;
         int rc = ckpt_manifest_read(step, &m);
         if (rc == 0) ckpt_manifest_free(&m);
-        int want = i == 0 ? 0 : -1;
+        int want = i < n_good ? 0 : -1;
         if (rc != want || herd_ckpt_verify(step) != want) {
             fprintf(stderr, "  manifest case '%s': read %d verify, wanted %d\n", c[i].what, rc, want);
             CHECK(0);
         }
         herd_ckpt *ck = NULL;
-        if (i && herd_ckpt_open(&ck, step) == 0) {   /* never opened, so never indexed */
+        if (i >= n_good && herd_ckpt_open(&ck, step) == 0) {   /* never opened, so never indexed */
             CHECK(0);
+            herd_ckpt_close(ck);
+        }
+        if (i < n_good) {   /* both formats read the same tensor */
+            float got[12 * 8];
+            int64_t off[2] = {0, 0}, shp[2] = {12, 8};
+            CHECK(herd_ckpt_open(&ck, step) == 0);
+            CHECK(ck && herd_ckpt_n_tensors(ck) == 3 &&
+                  herd_ckpt_read(ck, "param", "model.layers.0.mlp.up_proj.weight", 2, off, shp, got) == 0 &&
+                  got[0] == val(0, 0, 0, 0, 3) && got[12 * 8 - 1] == val(0, 0, 11, 7, 3));
             herd_ckpt_close(ck);
         }
     }
@@ -679,6 +731,31 @@ TEST(manifest_contradictions_refused)
     FILE *f = fopen(p, "a");
     if (f) { fputs("slice 0 param 1 10 1 0 0 10 1 x.bias\n", f); fclose(f); }
     CHECK(herd_ckpt_verify(step) == -1);
+}
+
+/* A job above view_max_world commits without model.h5; herd_ckpt_global_view
+ * writes it afterwards, from the shards' indexes; never for a bad checkpoint. */
+TEST(global_view_skipped_then_written)
+{
+    char dir[512], step[600], p[700];
+    subdir(dir, sizeof dir, "noview");
+    herd_ckpt_options opt = {.quiet = 1, .view_max_world = -1};
+    CHECK(save_step(dir, 6, &opt) == 0);
+    snprintf(step, sizeof step, "%s/step_00000006", dir);
+    snprintf(p, sizeof p, "%s/model.h5", step);
+    struct stat st;
+    CHECK(lstat(p, &st) == -1 && herd_ckpt_verify(step) == 0);
+    CHECK(herd_ckpt_global_view(step) == 0 && lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    float got[12 * 8];
+    hid_t d = f >= 0 ? H5Dopen2(f, "/param/model.layers.0.mlp.up_proj.weight", H5P_DEFAULT) : -1;
+    CHECK(d >= 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) >= 0 &&
+          got[0] == val(0, 0, 0, 0, 6) && got[12 * 8 - 1] == val(0, 0, 11, 7, 6));
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0) H5Fclose(f);
+    snprintf(p, sizeof p, "%s/shard_00000.h5", step);
+    flip_byte(p, 4000);
+    CHECK(herd_ckpt_global_view(step) == -1);
 }
 
 static int file_is(const char *path, const char *text)
@@ -826,6 +903,7 @@ int main(void)
     RUN(sigusr1_never_exits);
     RUN(bad_stop_grace_refused);
     RUN(manifest_contradictions_refused);
+    RUN(global_view_skipped_then_written);
     RUN(retention_ignores_links_and_foreign_names);
     RUN(quarantine_then_rewrite);
     RUN(safe_file_never_follows_links);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/internal.h"
@@ -136,6 +137,38 @@ TEST(save_rows4_read_other_layouts)
     snprintf(want, sizeof want, "rank %d", other);
     ok &= herd_ckpt_meta(c, other, &m, &len) == 0 && len == strlen(want) + 1 && !strcmp(m, want);
     free(m);
+    herd_ckpt_close(c);
+    CHECK(all_ok(ok));
+}
+
+/* herd_ckpt_open_rank reads the index of its own shard only, as long as the
+ * regions asked for are in it: shown on a copy of step 5 without shard 3. */
+TEST(open_rank_reads_its_own_index_only)
+{
+    char src[600], cp[600], a[700], b[700];
+    snprintf(src, sizeof src, "%s/step_00000005", dir);
+    snprintf(cp, sizeof cp, "%s.noshard3/step_00000005", dir);
+    int ok = 1;
+    if (rank == 0) {
+        snprintf(a, sizeof a, "%s.noshard3", dir);
+        ok = mkdir(a, 0750) == 0 && mkdir(cp, 0750) == 0;
+        const char *names[4] = {"MANIFEST", "shard_00000.h5", "shard_00001.h5", "shard_00002.h5"};
+        for (int i = 0; i < 4 && ok; i++) {
+            snprintf(a, sizeof a, "%s/%s", src, names[i]);
+            snprintf(b, sizeof b, "%s/%s", cp, names[i]);
+            ok = link(a, b) == 0;
+        }
+    }
+    CHECK(all_ok(ok));
+    int rows = R / world;
+    herd_ckpt *c = NULL;
+    int opened = herd_ckpt_open_rank(&c, cp, rank) == 0;
+    /* ranks 0..2: their own rows, from their own shard; rank 3's shard is gone */
+    ok = rank < 3 ? opened && check_region(c, 0, rank * rows, 0, rows, C, 5) : !opened || !check_region(c, 0, rank * rows, 0, rows, C, 5);
+    if (rank < 3 && opened) ok &= !check_region(c, 0, 0, 0, R, C, 5);   /* the whole tensor needs shard 3 */
+    herd_ckpt_close(c);
+    c = NULL;
+    ok &= herd_ckpt_open(&c, cp) == -1;   /* opening reads every index */
     herd_ckpt_close(c);
     CHECK(all_ok(ok));
 }
@@ -273,6 +306,7 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof dir, "/tmp/herd_test_ckpt_mpi.%d/checkpoints", pid);
     if (rank) { fclose(stdout); if (!freopen("/dev/null", "w", stdout)) return 1; }  /* rank 0 reports */
     RUN(save_rows4_read_other_layouts);
+    RUN(open_rank_reads_its_own_index_only);
     RUN(save_cols2_on_2_ranks_read_rows4);
     RUN(signal_every_rank_stops_at_one_step);
     RUN(flipped_byte_in_one_shard_job_wide);
