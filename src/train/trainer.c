@@ -50,11 +50,14 @@ int herd_trainer_agree(const herd_trainer *t, int rc)
 }
 
 /* Backend cuda: this rank's GPU (and cores, parallel.bind_cores), one
- * start-up line per rank; -1 on every rank if any rank has none or two share one. */
+ * start-up line per rank. On every rank: HERD_EXIT_USAGE if any rank has no
+ * GPU or two share one (the launch's binding: relaunching it does not help),
+ * -1 if the choice failed otherwise. */
 static int open_device(herd_trainer *t, char *bind, size_t bind_len)
 {
     herd_device_info d;
-    if (herd_device_select(t->c->parallel.bind_cores, t->c->parallel.share_gpu, 1, &d)) return -1;
+    int rc = herd_device_select(t->c->parallel.bind_cores, t->c->parallel.share_gpu, 1, &d);
+    if (rc) return rc == HERD_DEVICE_REFUSED ? HERD_EXIT_USAGE : -1;
     t->device = d.device;
     char line[1024];
     herd_device_format(&d, line, sizeof line);
@@ -81,9 +84,10 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     if (!c->parallel.placement)
         for (int i = 0; i < world; i++) perm[i] = i;
     if (c->train.backend == HERD_BACKEND_CUDA) {
-        if (open_device(t, bind, bind_len)) {
+        int rc = open_device(t, bind, bind_len);
+        if (rc) {
             free(perm);
-            return -1;
+            return rc;
         }
     } else if (c->parallel.bind_cores && herd_placement_bind(bind, bind_len)) {
         snprintf(bind, bind_len, "binding failed (see above)");
@@ -211,9 +215,9 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     t->c = c;
     t->opt = opt;
     char place[1200] = "rank order", bind[256] = "not bound";
-    if (open_grid(t, config_origin, place, sizeof place, bind, sizeof bind) ||
-        open_data(t, config_origin) || open_model(t))
-        return -1;
+    int rc = open_grid(t, config_origin, place, sizeof place, bind, sizeof bind);
+    if (rc || open_data(t, config_origin) || open_model(t))
+        return rc ? rc : -1;
     const char *peak_origin;
     find_peak(t, &peak_origin);
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);

@@ -13,7 +13,9 @@
 #   - `herd topo` under --gpus-per-task=1 (Slurm's CUDA_VISIBLE_DEVICES: one
 #     device each) shows the same 8 distinct pairs in its table;
 #   - a job of two ranks per GPU (2 tasks per node, --gpus-per-node=1) is
-#     refused at start-up with the message naming the node, ranks and GPU.
+#     refused at start-up (exit 2) with the message naming the node, ranks and
+#     GPU; through train.sbatch (HERD_GPU_BIND=--gpu-bind=map_gpu:0: both ranks
+#     of a node on GPU 0) the driver stops at that refusal, no relaunch.
 # Skips only where Slurm is not installed.
 set -u
 cd "$(dirname "$0")/../.."
@@ -137,10 +139,25 @@ t0=$(date +%s)
 timeout 120 srun --mpi=pmix -N2 -n4 --ntasks-per-node=2 --gpus-per-node=1 build/emu/herd train "$tmp/cfg.yaml" \
     --set train.backend=cuda --set train.out_dir="$tmp/shared" >"$tmp/shared.log" 2>&1
 rc=$?
-if [ "$rc" -ne 0 ] && grep -q "parallel.share_gpu': node node[12]: ranks [0-9]* and [0-9]* both use GPU 0000:[19]1:00.0" "$tmp/shared.log" \
+if [ "$rc" -eq 2 ] && grep -q "parallel.share_gpu': node node[12]: ranks [0-9]* and [0-9]* both use GPU 0000:[19]1:00.0" "$tmp/shared.log" \
    && ! grep -q '^step' "$tmp/shared.log"; then
     pass two_ranks_per_gpu_refused
 else
-    fail two_ranks_per_gpu_refused "rc $rc after $(( $(date +%s) - t0 )) s: $(grep -E 'herd|step' "$tmp/shared.log" | head -n 6)"
+    fail two_ranks_per_gpu_refused "rc $rc (want 2) after $(( $(date +%s) - t0 )) s: $(grep -E 'herd|step' "$tmp/shared.log" | head -n 6)"
+fi
+
+# ---- the stage driver does not relaunch a binding that gives two ranks one GPU ----
+out=$tmp/stage_shared
+sub=$(HERD_BIN=$PWD/build/emu/herd HERD_GPU_BIND=--gpu-bind=map_gpu:0 \
+      HERD_SBATCH_ARGS="--nodes=2 --ntasks-per-node=2 --gpus-per-node=2 --output=$tmp/stage_shared.log" \
+      sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$out" --set train.backend=cuda 2>&1)
+job=$(echo "$sub" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
+if [ -n "$job" ] && job_wait "$job" 120 && [ "$(job_state "$job")" = FAILED ] \
+   && grep -q "both use GPU 0000:11:00.0 .*CUDA_VISIBLE_DEVICES=0)" "$tmp/stage_shared.log" \
+   && grep -q 'the step refused its input (exit 2, usage): not restarting' "$out/recovery.log" \
+   && ! grep -q 'restart 1/' "$out/recovery.log" && ! grep -q '^step' "$tmp/stage_shared.log"; then
+    pass stage_driver_no_relaunch_of_shared_gpu
+else
+    fail stage_driver_no_relaunch_of_shared_gpu "job '$job' $(job_state "$job"): $(cat "$out/recovery.log" 2>/dev/null | cut -c1-200)"
 fi
 [ "$fails" -eq 0 ]
