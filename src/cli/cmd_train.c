@@ -79,5 +79,8 @@ int herd_cmd_train(int argc, char **argv)
         rc = herd_train(&c, path, &opt);
     }
     herd_mpi_finalize();
-    return rc == HERD_EXIT_REQUEUE ? HERD_EXIT_REQUEUE : rc ? HERD_EXIT_FAIL : HERD_EXIT_OK;
+    /* HERD_EXIT_USAGE: the launch itself is wrong (two ranks on one GPU), and
+     * slurm/run_stage.sh does not relaunch it */
+    if (rc == HERD_EXIT_REQUEUE || rc == HERD_EXIT_USAGE) return rc;
+    return rc ? HERD_EXIT_FAIL : HERD_EXIT_OK;
 }

@@ -41,7 +41,8 @@ static int gather_bound(MPI_Comm node, int local_size, const char *mine, char **
     return 0;
 }
 
-/* 0, or -1 with the message when an earlier rank of the node uses my GPU */
+/* 0; 1 with the message when an earlier rank of the node uses my GPU; -1 when
+ * MPI or memory failed */
 static int check_shared(MPI_Comm node, const herd_device_info *me, int share_gpu, int n_visible)
 {
     struct { char bus[BUS_LEN]; int rank; } mine = {{0}, me->world_rank}, *all;
@@ -60,7 +61,7 @@ static int check_shared(MPI_Comm node, const herd_device_info *me, int share_gpu
                 "each rank its own GPU (srun --gpus-per-task=1, or no more tasks per node than GPUs) "
                 "or set parallel.share_gpu: 1\n", me->host, all[r].rank, me->world_rank, me->busid,
                 me->local_size, n_visible, me->world_rank, cvd ? cvd : "(unset)");
-        rc = -1;
+        rc = 1;
     }
     free(all);
     return rc;
@@ -132,7 +133,7 @@ int herd_device_select(int bind, int share_gpu, int need_device, herd_device_inf
     char vis[HERD_TOPO_MAX_DEV][16];
     int n_visible = herd_backend_cuda_devices(vis, HERD_TOPO_MAX_DEV);
     herd_topo_pick *picks = calloc((size_t)me->local_size, sizeof *picks);
-    int my_gpu = -1;
+    int my_gpu = -1, refused = 0;
     if (!m || !picks) bad = -1;
     else if (n_visible > 0 && bound &&
              herd_topo_pick_devices(m, (const char (*)[16])vis, n_visible, me->local_size, bound, picks) == 0) {
@@ -142,24 +143,29 @@ int herd_device_select(int bind, int share_gpu, int need_device, herd_device_inf
         my_gpu = p->gpu;
         if (herd_topo_busid_norm(vis[p->device], me->busid)) snprintf(me->busid, sizeof me->busid, "%s", vis[p->device]);
         if (p->nic >= 0) snprintf(me->nic, sizeof me->nic, "%s", m->nic[p->nic].name);
+    } else if (need_device && n_visible == 0) {
+        fprintf(stderr, "herd: rank %d (%s): backend cuda: no CUDA device visible (CUDA_VISIBLE_DEVICES=%s)\n",
+                me->world_rank, me->host, getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "(unset)");
+        refused = 1;
     } else if (need_device) {
-        if (n_visible == 0) fprintf(stderr, "herd: rank %d (%s): backend cuda: no CUDA device visible "
-                                    "(CUDA_VISIBLE_DEVICES=%s)\n", me->world_rank, me->host,
-                                    getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "(unset)");
         bad = -1;
     }
     /* the other direction: not bound by the launcher, bind near the GPU */
     if (m && bind_near_gpu(m, node, my_gpu, bind && launcher_bound == 0 && me->device >= 0, me)) bad = -1;
     export_nic(me->nic);
-    if (check_shared(node, me, share_gpu, n_visible)) bad = -1;
-    int any = bad != 0;
-    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int shared = check_shared(node, me, share_gpu, n_visible);
+    if (shared < 0) bad = -1;
+    if (shared > 0) refused = 1;
+    /* 2: something failed; 1: the launch's layout is refused (a relaunch with
+     * the same binding fails the same way) */
+    int worst = bad ? 2 : refused;
+    MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     MPI_Comm_free(&node);
     free(picks);
     free(m);
     free(bound_buf);
     free(bound);
-    return any ? -1 : 0;
+    return worst == 2 ? -1 : worst == 1 ? HERD_DEVICE_REFUSED : 0;
 }
 
 void herd_device_format(const herd_device_info *d, char *buf, size_t n)

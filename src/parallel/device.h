@@ -32,7 +32,11 @@ typedef struct {
  * the user set them. need_device: no visible device is an error (backend
  * cuda), else reported as device -1 (`herd topo`). share_gpu 0: two ranks of a
  * node on one GPU is an error on every rank, with a message naming the node,
- * the ranks and the GPU. -1 on every rank if any rank failed. */
+ * the ranks and the GPU. On every rank: 0; HERD_DEVICE_REFUSED when the
+ * launch gave a rank no visible device (need_device) or two ranks one GPU, and
+ * nothing else failed (the same launch would fail again: a bad input, not a
+ * fault); -1 if any rank failed otherwise. */
+enum { HERD_DEVICE_REFUSED = -2 };
 int herd_device_select(int bind, int share_gpu, int need_device, herd_device_info *me);
 
 /* The rank's start-up line (no newline): "rank 3: host node2, local rank 1 of

@@ -101,7 +101,8 @@ int herd_placement_prepare(const herd_config_parallel *p, int cuda, int world_si
         snprintf(place, place_len, "rank order");
     }
     if (cuda) {
-        if (herd_device_select(p->bind_cores, p->share_gpu, 1, dev)) return -1;
+        int rc = herd_device_select(p->bind_cores, p->share_gpu, 1, dev);
+        if (rc) return rc;
         snprintf(bind, bind_len, "cores %s (%s), GPU %s", dev->cores, dev->binding, dev->busid);
     } else if (p->bind_cores && herd_placement_bind(bind, bind_len)) {
         snprintf(bind, bind_len, "binding failed (see above)");

@@ -28,7 +28,8 @@ int herd_placement_bind(char *desc, size_t n);
  * says so); then with cuda this rank's GPU and cores (herd_device_select,
  * collective: dev filled, bind gets "cores C (how), GPU BUSID"), else with
  * parallel.bind_cores its share of the node's cores (dev->device -1).
- * 0, or -1 when placement or the device choice failed (every rank). */
+ * 0; HERD_DEVICE_REFUSED (every rank) when a rank has no GPU or two share
+ * one; -1 when placement or the device choice failed otherwise. */
 int herd_placement_prepare(const herd_config_parallel *p, int cuda, int world_size, int *perm,
                            herd_device_info *dev, char *place, size_t place_len, char *bind, size_t bind_len);
 

@@ -14,8 +14,10 @@ typedef struct {
 /* Train per `c` as one rank of an MPI job (MPI initialised by the caller:
  * herd_mpi_init); `config_origin` names the config in messages. opt may be
  * NULL. Every rank returns the same status: 0, -1 with the message printed
- * once (rank 0) or by the rank that failed, or HERD_EXIT_REQUEUE (75) after a
- * signal made every rank stop and the checkpoint of that step committed.
+ * once (rank 0) or by the rank that failed, HERD_EXIT_USAGE (2) when the
+ * launch gives backend cuda a rank with no GPU or two ranks one GPU, or
+ * HERD_EXIT_REQUEUE (75) after a signal made every rank stop and the
+ * checkpoint of that step committed.
  * With checkpoint.resume it starts from the newest good checkpoint. */
 int herd_train(const herd_config *c, const char *config_origin, const herd_train_options *opt);
 

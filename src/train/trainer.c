@@ -100,9 +100,10 @@ static int open_grid(herd_trainer *t, const char *origin, char *place, size_t pl
     herd_device_info d;
     int cuda = c->train.backend == HERD_BACKEND_CUDA;
     double t0 = herd_now_s(); /* placement, then the GPU choice or the core binding */
-    if (herd_placement_prepare(&c->parallel, cuda, world, perm, &d, place, place_len, bind, bind_len)) {
+    int prep = herd_placement_prepare(&c->parallel, cuda, world, perm, &d, place, place_len, bind, bind_len);
+    if (prep) {
         free(perm);
-        return -1;
+        return prep == HERD_DEVICE_REFUSED ? HERD_EXIT_USAGE : -1;
     }
     t->device = d.device;
     if (cuda) {
@@ -242,7 +243,8 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     char place[1200] = "rank order", bind[256] = "not bound";
     startup.launch = since_exec_s();
     double t0 = herd_now_s(), t1, t2;
-    if (open_grid(t, config_origin, place, sizeof place, bind, sizeof bind)) return -1;
+    int rc = open_grid(t, config_origin, place, sizeof place, bind, sizeof bind);
+    if (rc) return rc; /* HERD_EXIT_USAGE: no GPU, or two ranks on one */
     t1 = herd_now_s();
     if (open_data(t, config_origin)) return -1;
     t2 = herd_now_s();
@@ -253,7 +255,7 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     find_peak(t, &peak_origin);
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);
     t1 = herd_now_s();
-    int rc = open_state(t);
+    rc = open_state(t);
     startup.resume = herd_now_s() - t1;
     if (t->root && rc == 0) print_startup(t, herd_now_s() - t0);
     return rc;

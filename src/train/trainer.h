@@ -47,7 +47,8 @@ typedef struct {
 } herd_trainer;
 
 /* Build everything; *t is allocated even on failure (close it). Prints the
- * run's header on rank 0. 0 or -1 (the same on every rank). */
+ * run's header on rank 0. 0, HERD_EXIT_USAGE when the launch gives backend
+ * cuda a rank with no GPU or two ranks one GPU, or -1 (the same on every rank). */
 int  herd_trainer_open(herd_trainer **t, const herd_config *c, const char *config_origin,
                        const herd_train_options *opt);
 

@@ -7,10 +7,15 @@
 #     --gpus-per-node=2 trains 2 steps; each rank's start-up line shows its own
 #     (node, GPU bus id), and the losses equal backend cpu's (build/herd, the
 #     same config, one process) within the emulator's fp32 tolerance (1e-4);
+#   - the same 8 ranks through slurm/train.sbatch (run_stage.sh binds each rank
+#     with --gpu-bind=single:1) for one step: each rank sees one device, the 8
+#     (node, GPU) pairs differ, the loss is backend cpu's, the checkpoint commits;
 #   - `herd topo` under --gpus-per-task=1 (Slurm's CUDA_VISIBLE_DEVICES: one
 #     device each) shows the same 8 distinct pairs in its table;
 #   - a job of two ranks per GPU (2 tasks per node, --gpus-per-node=1) is
-#     refused at start-up with the message naming the node, ranks and GPU.
+#     refused at start-up (exit 2) with the message naming the node, ranks and
+#     GPU; through train.sbatch (HERD_GPU_BIND=--gpu-bind=map_gpu:0: both ranks
+#     of a node on GPU 0) the driver stops at that refusal, no relaunch.
 # Skips only where Slurm is not installed.
 set -u
 cd "$(dirname "$0")/../.."
@@ -86,6 +91,38 @@ else
     fail emu_cuda_8_ranks_loss_equals_cpu "no metrics.jsonl (cuda: $(ls "$tmp/cuda" 2>&1 | head -c 200))"
 fi
 
+# ---- the stage driver's binding and the trainer's choice together ----
+# slurm/train.sbatch (run_stage.sh: srun --gpu-bind=single:1 in a job with GPUs)
+# runs build/emu/herd for one step: every rank sees one device, and the 8
+# (node, GPU) pairs differ; the step commits its checkpoint.
+out=$tmp/stage
+sub=$(HERD_BIN=$PWD/build/emu/herd \
+      HERD_SBATCH_ARGS="--nodes=4 --ntasks-per-node=2 --gpus-per-node=2 --output=$tmp/stage.log" \
+      sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$out" --set train.backend=cuda \
+      --set train.max_steps=1 --set checkpoint.every=1 2>&1)
+job=$(echo "$sub" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
+if [ -z "$job" ]; then fail stage_driver_binding_meets_device_choice "not submitted: $sub"
+elif ! job_wait "$job" 300; then fail stage_driver_binding_meets_device_choice "job $job still in the queue after 300 s"
+else
+    pairs "$tmp/stage.log" >"$tmp/spairs"
+    n=$(wc -l <"$tmp/spairs"); distinct=$(sort -u "$tmp/spairs" | wc -l)
+    only=$(grep -c '^device: rank .*, the only visible device)' "$tmp/stage.log")
+    buses=$(cut -d' ' -f2 "$tmp/spairs" | sort -u | tr '\n' ' ')
+    # step 1's loss against backend cpu's (the reference run above), within 1e-4
+    loss=$(sed -n '1s/.*"loss":\([^,}]*\).*/\1/p' "$out/metrics.jsonl" 2>/dev/null)
+    ref=$(sed -n '1s/.*"loss":\([^,}]*\).*/\1/p' "$tmp/cpu/metrics.jsonl" 2>/dev/null)
+    if [ "$(job_state "$job")" = COMPLETED ] && [ "$n" -eq 8 ] && [ "$distinct" -eq 8 ] && [ "$only" -eq 8 ] \
+       && [ "$(cut -d' ' -f1 "$tmp/spairs" | sort -u | wc -l)" -eq 4 ] && [ "$buses" = "0000:11:00.0 0000:91:00.0 " ] \
+       && grep -q 'stage finished (step exit 0)' "$out/recovery.log" \
+       && [ -f "$out/checkpoints/step_00000001/MANIFEST" ] \
+       && awk -v a="${loss:-x}" -v b="${ref:-x}" 'BEGIN { d = a - b; if (d < 0) d = -d
+              exit !(a ~ /^[0-9.e+-]+$/ && b ~ /^[0-9.e+-]+$/ && b != 0 && d / (b < 0 ? -b : b) <= 1e-4) }'; then
+        pass "stage_driver_binding_meets_device_choice (step 1 loss $loss, cpu $ref)"
+    else
+        fail stage_driver_binding_meets_device_choice "job $job $(job_state "$job"): $n start-up lines, $distinct distinct (node, GPU), $only with one visible device, GPUs $buses, loss '$loss' cpu '$ref'; $(ls "$out/checkpoints" 2>&1 | head -c 100); $(grep -E '^device:|herd|rror' "$tmp/stage.log" | head -n 12)"
+    fi
+fi
+
 # ---- herd topo with one GPU per task: Slurm's CUDA_VISIBLE_DEVICES decides ----
 timeout 120 srun --mpi=pmix -N4 -n8 --gpus-per-task=1 build/emu/herd topo >"$tmp/topo.log" 2>&1
 rc=$?
@@ -98,14 +135,30 @@ else
 fi
 
 # ---- two ranks per GPU: refused, naming node, ranks and GPU ----
+# (Slurm picks any 2 free nodes: those of the job before may still be completing)
 t0=$(date +%s)
 timeout 120 srun --mpi=pmix -N2 -n4 --ntasks-per-node=2 --gpus-per-node=1 build/emu/herd train "$tmp/cfg.yaml" \
     --set train.backend=cuda --set train.out_dir="$tmp/shared" >"$tmp/shared.log" 2>&1
 rc=$?
-if [ "$rc" -ne 0 ] && grep -q "parallel.share_gpu': node node[12]: ranks [0-9]* and [0-9]* both use GPU 0000:[19]1:00.0" "$tmp/shared.log" \
+if [ "$rc" -eq 2 ] && grep -q "parallel.share_gpu': node node[1-4]: ranks [0-9]* and [0-9]* both use GPU 0000:[19]1:00.0" "$tmp/shared.log" \
    && ! grep -q '^step' "$tmp/shared.log"; then
     pass two_ranks_per_gpu_refused
 else
-    fail two_ranks_per_gpu_refused "rc $rc after $(( $(date +%s) - t0 )) s: $(grep -E 'herd|step' "$tmp/shared.log" | head -n 6)"
+    fail two_ranks_per_gpu_refused "rc $rc (want 2) after $(( $(date +%s) - t0 )) s: $(grep -E 'herd|step' "$tmp/shared.log" | head -n 6)"
+fi
+
+# ---- the stage driver does not relaunch a binding that gives two ranks one GPU ----
+out=$tmp/stage_shared
+sub=$(HERD_BIN=$PWD/build/emu/herd HERD_GPU_BIND=--gpu-bind=map_gpu:0 \
+      HERD_SBATCH_ARGS="--nodes=2 --ntasks-per-node=2 --gpus-per-node=2 --output=$tmp/stage_shared.log" \
+      sh slurm/train.sbatch "$tmp/cfg.yaml" --out "$out" --set train.backend=cuda 2>&1)
+job=$(echo "$sub" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
+if [ -n "$job" ] && job_wait "$job" 120 && [ "$(job_state "$job")" = FAILED ] \
+   && grep -q "both use GPU 0000:11:00.0 .*CUDA_VISIBLE_DEVICES=0)" "$tmp/stage_shared.log" \
+   && grep -q 'the step refused its input (exit 2, usage): not restarting' "$out/recovery.log" \
+   && ! grep -q 'restart 1/' "$out/recovery.log" && ! grep -q '^step' "$tmp/stage_shared.log"; then
+    pass stage_driver_no_relaunch_of_shared_gpu
+else
+    fail stage_driver_no_relaunch_of_shared_gpu "job '$job' $(job_state "$job"): $(cat "$out/recovery.log" 2>/dev/null | cut -c1-200)"
 fi
 [ "$fails" -eq 0 ]
