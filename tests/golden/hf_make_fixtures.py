@@ -6,14 +6,19 @@ with transformers' own logits and loss on a fixed batch, for herd's import check
 
 Each OUT_ROOT/NAME/ is a save_pretrained() directory plus expected.safetensors:
 input.tokens [B, T] I32, logits [B*T, V] F32, loss [1] F32 (next-token loss with
-labels = input_ids, as LlamaForCausalLM computes it). Needs torch, transformers
-and safetensors (made with transformers 4.49 on torch 1.13: transformers 5
+labels = input_ids, as LlamaForCausalLM computes it), and train_loss [1] F32:
+transformers' loss on the whole of train.bin, a herd token shard (docs/data-format.md)
+of four windows of T + 1 tokens (eot_id V-1, which the stream never holds, so no
+document mask applies) -- the loss of the first step of `herd train` on it with
+batch_tokens 4*T, seq_len T, whichever order the sampler takes the windows in.
+Needs torch, transformers and safetensors (made with transformers 4.49 on torch 1.13: transformers 5
 needs torch >= 2.6); the weights are random with a fixed seed. The fixtures cover
 GQA (4 query heads over 2 KV heads), untied and tied output, Llama 3.1 rope
 scaling with an original context (8) shorter than the batch (16 tokens), a
 sharded save (model.safetensors.index.json) and BF16 tensors.
 """
 import os
+import struct
 import sys
 
 import torch
@@ -31,6 +36,13 @@ FIXTURES = {
     "llama31_sharded": (False, LLAMA3_SCALING, torch.float32, "40KB", 3),
     "llama31_bf16_tied": (True, LLAMA3_SCALING, torch.bfloat16, None, 4),
 }
+
+
+def write_shard(path, ids, eot):
+    """A herd token shard, version 1, uint16 ids (docs/data-format.md)."""
+    head = b"HERDTOK\0" + struct.pack("<IIIIQQ", 1, 2, V, eot, len(ids), ids.count(eot))
+    with open(path, "wb") as f:
+        f.write(head + bytes(24) + struct.pack(f"<{len(ids)}H", *ids))
 
 
 def make(root, name, tied, scaling, dtype, shard, seed):
@@ -53,12 +65,17 @@ def make(root, name, tied, scaling, dtype, shard, seed):
     ref = LlamaForCausalLM.from_pretrained(out, torch_dtype=torch.float32).eval()
     g = torch.Generator().manual_seed(100 + seed)
     tokens = torch.randint(0, V, (B, T), generator=g)
+    stream = torch.randint(0, V - 1, (4 * T + 1,), generator=g)
+    windows = torch.stack([stream[k * T:k * T + T + 1] for k in range(4)])
     with torch.no_grad():
         res = ref(input_ids=tokens, labels=tokens)
+        train = ref(input_ids=windows, labels=windows)
     save_file({"input.tokens": tokens.to(torch.int32).contiguous(),
                "logits": res.logits.reshape(B * T, V).float().contiguous(),
-               "loss": res.loss.reshape(1).float().contiguous()},
+               "loss": res.loss.reshape(1).float().contiguous(),
+               "train_loss": train.loss.reshape(1).float().contiguous()},
               os.path.join(out, "expected.safetensors"))
+    write_shard(os.path.join(out, "train.bin"), stream.tolist(), V - 1)
     print(f"{name}: loss {res.loss.item():.6f}", file=sys.stderr)
 
 
