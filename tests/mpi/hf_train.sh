@@ -5,7 +5,8 @@
 # expected.safetensors train_loss), 3 steps on TP2 x PP2 x DP2 (8 ranks) equal
 # the one-process run (every step's loss and the final parameters, 1e-5,
 # tests/mpi/compare_runs.py), and a config whose model disagrees with
-# config.json is refused naming both values.
+# config.json is refused naming both values. `herd ckpt import` makes
+# checkpoint step 0 of it, which TP2 x PP2 x DP2 resumes to the same result.
 NAME=hf_train
 . "$(dirname "$0")/../lib/mpi.sh"
 fx=$PWD/tests/fixtures/hf/llama31_sharded
@@ -51,6 +52,19 @@ elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/tp2pp2dp
     pass "hf_tp2pp2dp2_equals_one_process ($(echo "$out" | tail -1))"
 else
     fail hf_tp2pp2dp2 "$out"
+fi
+
+# herd ckpt import: checkpoint step 0 from one process, resumed on TP2 x PP2 x DP2
+if ! timeout 120 "$herd" ckpt import "$fx" "$tmp/cfg.yaml" --set train.out_dir="$tmp/imp" >"$tmp/imp.log" 2>&1; then
+    fail hf_ckpt_import "import failed: $(tail -5 "$tmp/imp.log")"
+elif ! run imp 8 --set parallel.tp=2 --set parallel.pp=2 --set checkpoint.resume=1 --set train.init_from=; then
+    fail hf_ckpt_import "resume failed: $(tail -5 "$tmp/imp.log")"
+elif ! grep -q "resumed from $tmp/imp/checkpoints/step_00000000 (step 0" "$tmp/imp.log"; then
+    fail hf_ckpt_import "did not resume from the imported step 0"
+elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/imp" "$tmp/imp.st" 1e-5); then
+    pass "hf_ckpt_import_resumed_tp2pp2dp2_equals_one_process ($(echo "$out" | tail -1))"
+else
+    fail hf_ckpt_import "$out"
 fi
 
 # the run's model against config.json: refused on every rank, named once with both values
