@@ -54,6 +54,15 @@ else
     fail hf_tp2pp2dp2 "$out"
 fi
 
+# context parallelism: the scaled RoPE at each CP rank's global positions
+if ! run cp2pp2dp2 8 --set parallel.cp=2 --set parallel.pp=2; then
+    fail hf_cp2pp2dp2 "run failed: $(tail -5 "$tmp/cp2pp2dp2.log")"
+elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/cp2pp2dp2" "$tmp/cp2pp2dp2.st" 1e-5); then
+    pass "hf_cp2pp2dp2_equals_one_process ($(echo "$out" | tail -1))"
+else
+    fail hf_cp2pp2dp2 "$out"
+fi
+
 # herd ckpt import: checkpoint step 0 from one process, resumed on TP2 x PP2 x DP2
 if ! timeout 120 "$herd" ckpt import "$fx" "$tmp/cfg.yaml" --set train.out_dir="$tmp/imp" >"$tmp/imp.log" 2>&1; then
     fail hf_ckpt_import "import failed: $(tail -5 "$tmp/imp.log")"
