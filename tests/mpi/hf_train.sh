@@ -29,7 +29,8 @@ run() { # run NAME NP [--set ...]
         --dump-params "$tmp/$name.st" "$@" >"$tmp/$name.log" 2>&1
 }
 if ! run ref 1; then fail reference "$(tail -5 "$tmp/ref.log")"; exit 1; fi
-if out=$($py - "$tmp/ref/metrics.jsonl" "$fx/expected.safetensors" <<'PY'
+first_loss() { # first_loss RUN_DIR: step 1's loss against transformers' train_loss
+    $py - "$1/metrics.jsonl" "$fx/expected.safetensors" <<'PY'
 import json, struct, sys
 first = json.loads(open(sys.argv[1]).readline())
 with open(sys.argv[2], "rb") as f:
@@ -42,7 +43,17 @@ rel = abs(first["loss"] - want) / abs(want)
 print(f"step 1 loss herd {first['loss']:.7f} transformers {want:.7f} rel {rel:.2e}")
 sys.exit(0 if first["step"] == 1 and rel <= 1e-5 else 1)
 PY
-); then pass "hf_first_step_loss_equals_transformers ($out)"; else fail hf_first_step_loss_equals_transformers "$out"; fi
+}
+if out=$(first_loss "$tmp/ref"); then pass "hf_first_step_loss_equals_transformers ($out)"
+else fail hf_first_step_loss_equals_transformers "$out"; fi
+# the CUDA backend's kernels (emulated on the CPU, tests/cuda_emu) read the same scaled RoPE table
+if [ -x build/emu/herd ]; then
+    if ! timeout 300 build/emu/herd train "$tmp/cfg.yaml" --set train.out_dir="$tmp/emu" \
+            --set train.backend=cuda --set train.max_steps=1 >"$tmp/emu.log" 2>&1; then
+        fail hf_cuda_emu_first_step "run failed: $(tail -5 "$tmp/emu.log")"
+    elif out=$(first_loss "$tmp/emu"); then pass "hf_cuda_emu_first_step_loss_equals_transformers ($out)"
+    else fail hf_cuda_emu_first_step_loss_equals_transformers "$out"; fi
+fi
 
 if ! run tp2pp2dp2 8 --set parallel.tp=2 --set parallel.pp=2; then
     fail hf_tp2pp2dp2 "run failed: $(tail -5 "$tmp/tp2pp2dp2.log")"
