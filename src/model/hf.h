@@ -26,4 +26,9 @@ int herd_hf_config_check(const char *dir, const herd_config_model *run, const he
  * file and the tensor on a missing tensor, a wrong shape or dtype. */
 int herd_hf_load(herd_model *m, const char *dir, int tied);
 
+/* The three above in one: read DIR/config.json, check it against the run's
+ * model keys, load. For one process (each rank of a job would print the
+ * same mismatch; the trainer checks on rank 0). */
+int herd_hf_load_checked(herd_model *m, const char *dir, const herd_config_model *run);
+
 #endif

@@ -219,3 +219,11 @@ int herd_hf_load(herd_model *m, const char *dir, int tied)
     set_close(&s);
     return rc;
 }
+
+int herd_hf_load_checked(herd_model *m, const char *dir, const herd_config_model *run)
+{
+    herd_config_model hf = *run;
+    int tied = 0;
+    if (herd_hf_config_read(dir, &hf, &tied) || herd_hf_config_check(dir, run, &hf)) return -1;
+    return herd_hf_load(m, dir, tied);
+}

@@ -161,6 +161,15 @@ TEST(wrong_shape_is_refused)
     put("config.json", buf);
     CHECK(make_model(&b, 6) == 0);
     CHECK(herd_hf_load(&b, dir, 0) != 0);
+    /* the checked load refuses before reading: ffn_dim 12 against intermediate_size 16 */
+    herd_config_model run = {0};
+    int tied;
+    CHECK(herd_hf_config_read(dir, &run, &tied) == 0);
+    run.ffn_dim = 12;
+    CHECK(herd_hf_load_checked(&a, dir, &run) != 0);
+    put_config("false", "null");
+    run.ffn_dim = 12;
+    CHECK(herd_hf_load_checked(&a, dir, &run) == 0);
     herd_model_destroy(&a);
     herd_model_destroy(&b);
 }
