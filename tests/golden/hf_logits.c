@@ -16,8 +16,9 @@
 #include "src/base/safetensors.h"
 #include "src/model/hf.h"
 
-/* name's F32/I32 data from the expected file into a new buffer of n elements */
-static void *read_expected(const char *dir, const char *name, int64_t *n)
+/* name's F32/I32 data from the expected file into a new buffer of n elements
+ * (*cols: its last dimension) */
+static void *read_expected(const char *dir, const char *name, int64_t *n, int64_t *cols)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
@@ -37,6 +38,7 @@ static void *read_expected(const char *dir, const char *name, int64_t *n)
         const herd_st_entry *e = herd_st_header_find(&h, name);
         if (e) {
             *n = (int64_t)(e->end - e->begin) / 4;
+            *cols = e->shape[e->ndim - 1];
             out = malloc(e->end - e->begin);
             if (fseek(f, (long)(8 + hlen + e->begin), SEEK_SET) ||
                 fread(out, 4, (size_t)*n, f) != (size_t)*n) {
@@ -62,12 +64,15 @@ int main(int argc, char **argv)
     herd_config_model c = {0};
     int tied = 0;
     if (herd_hf_config_read(argv[1], &c, &tied)) return 1;
-    int64_t nt = 0, nl = 0, n1 = 0;
-    int32_t *tok = read_expected(argv[1], "input.tokens", &nt);
-    float *want = read_expected(argv[1], "logits", &nl), *want_loss = read_expected(argv[1], "loss", &n1);
-    if (!tok || !want || !want_loss || nl % c.vocab_size || nl / c.vocab_size != nt) return 1;
-    int T = 16, B = (int)(nt / T);
-    if (nt % T) return 1;
+    int64_t nt = 0, nl = 0, n1 = 0, T = 0, cols = 0;
+    int32_t *tok = read_expected(argv[1], "input.tokens", &nt, &T);
+    float *want = read_expected(argv[1], "logits", &nl, &cols);
+    float *want_loss = read_expected(argv[1], "loss", &n1, &cols);
+    if (!tok || !want || !want_loss || T < 2 || nt % T || nl != nt * c.vocab_size) {
+        fprintf(stderr, "hf_logits: %s/expected.safetensors: shapes disagree with config.json\n", argv[1]);
+        return 1;
+    }
+    int B = (int)(nt / T);
     herd_model_dims d;
     c.init_std = 0.02;
     herd_model_dims_from_config(&d, &c);
@@ -76,7 +81,7 @@ int main(int argc, char **argv)
     int32_t *tgt = malloc(sizeof(int32_t) * nt), *doc = calloc(nt, sizeof(int32_t));
     for (int64_t i = 0; i < nt; i++) tgt[i] = i % T == T - 1 ? -1 : tok[i + 1];
     int64_t nv = 0;
-    double loss = herd_model_forward(&m, tok, tgt, doc, B, T, &nv) / nv;
+    double loss = herd_model_forward(&m, tok, tgt, doc, B, (int)T, &nv) / nv;
     double dmax = 0, lmax = 0;
     for (int64_t i = 0; i < nl; i++) {
         dmax = fmax(dmax, fabs((double)m.logits[i] - want[i]));
