@@ -4,7 +4,8 @@
 # of the first step equals transformers' on the same batch (1e-5 relative,
 # expected.safetensors train_loss), 3 steps on TP2 x PP2 x DP2 (8 ranks) equal
 # the one-process run (every step's loss and the final parameters, 1e-5,
-# tests/mpi/compare_runs.py), and a config whose model disagrees with
+# tests/mpi/compare_runs.py), so do CP2 x PP2 x DP2 and TP4 x DP2 (KV heads
+# replicated), and a config whose model disagrees with
 # config.json is refused naming both values. `herd ckpt import` makes
 # checkpoint step 0 of it, which TP2 x PP2 x DP2 resumes to the same result.
 NAME=hf_train
@@ -63,6 +64,15 @@ elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/tp2pp2dp
     pass "hf_tp2pp2dp2_equals_one_process ($(echo "$out" | tail -1))"
 else
     fail hf_tp2pp2dp2 "$out"
+fi
+
+# TP4 > 2 KV heads: each KV head read into two TP ranks' copies
+if ! run tp4dp2 8 --set parallel.tp=4; then
+    fail hf_tp4dp2 "run failed: $(tail -5 "$tmp/tp4dp2.log")"
+elif out=$($py tests/mpi/compare_runs.py "$tmp/ref" "$tmp/ref.st" "$tmp/tp4dp2" "$tmp/tp4dp2.st" 1e-5); then
+    pass "hf_tp4dp2_replicated_kv_equals_one_process ($(echo "$out" | tail -1))"
+else
+    fail hf_tp4dp2 "$out"
 fi
 
 # context parallelism: the scaled RoPE at each CP rank's global positions
