@@ -1,4 +1,4 @@
-/* cmd_ckpt.c — `herd ckpt ls|verify|view|average|export`: look at, check, average
+/* cmd_ckpt.c — `herd ckpt ls|verify|view|average|export|import`: look at, check, average
  * and export the checkpoints of checkpoint/ (docs/checkpoint-format.md). */
 #include <dirent.h>
 #include <inttypes.h>
@@ -19,6 +19,7 @@ static int usage(void)
             "       herd ckpt view STEP_DIR          write its global view model.h5 (skipped by large jobs)\n"
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
             "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
+            "       herd ckpt import HF_DIR CONFIG.yaml [--set k=v]...   a Hugging Face Llama as step 0\n"
             "DIR is OUT_DIR/checkpoints (or OUT_DIR, when it holds checkpoints/); CKPT is a step\n"
             "directory, or a checkpoints directory whose newest good checkpoint is meant.\n");
     return 2;
@@ -175,6 +176,7 @@ int herd_cmd_ckpt(int argc, char **argv)
     const char *sub = argv[1];
     argc -= 2;
     argv += 2;
+    if (!strcmp(sub, "import")) return herd_cmd_ckpt_import(argc, argv);
     const char *kind = take_kind(&argc, argv);
     for (int i = 0; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1]) {

@@ -21,7 +21,7 @@
 static int usage(const char *why)
 {
     if (why) fprintf(stderr, "herd generate: %s\n", why);
-    fputs("usage: herd generate CONFIG --tokenizer RANKS [--weights W.safetensors]\n"
+    fputs("usage: herd generate CONFIG --tokenizer RANKS [--weights W.safetensors|HF_DIR]\n"
           "         [--prompt TEXT]... [--prompts FILE.jsonl] [--chat] [--raw]\n"
           "         [--max-new N] [--temperature T] [--top-p P] [--seed S] [--no-cache]\n"
           "         [--set section.key=value]...\n", stderr);

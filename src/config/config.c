@@ -73,6 +73,14 @@ static const key_spec keys[] = {
     KEY("model.max_seq_len", T_INT, model.max_seq_len, 2, 1 << 20, 0,
         "longest sequence of the run (size of the RoPE table)"),
     KEY("model.rope_theta", T_DOUBLE, model.rope_theta, 0, 1e12, OPEN_MIN, "RoPE base frequency"),
+    KEY("model.rope_scale_factor", T_DOUBLE, model.rope_scale_factor, 0, 1e6, 0,
+        "Llama 3.1 RoPE scaling: low frequencies divided by this (0: no scaling)"),
+    KEY("model.rope_low_freq_factor", T_DOUBLE, model.rope_low_freq_factor, 0, 1e6, 0,
+        "Llama 3.1 RoPE scaling: wavelengths above original_max_pos / this are scaled"),
+    KEY("model.rope_high_freq_factor", T_DOUBLE, model.rope_high_freq_factor, 0, 1e6, 0,
+        "Llama 3.1 RoPE scaling: wavelengths below original_max_pos / this are kept"),
+    KEY("model.rope_original_max_pos", T_INT, model.rope_original_max_pos, 0, 1 << 30, 0,
+        "Llama 3.1 RoPE scaling: the context length the unscaled frequencies were trained for"),
     KEY("model.norm_eps", T_DOUBLE, model.norm_eps, 0, 1, OPEN_MIN, "RMSNorm epsilon"),
     KEY("model.init_std", T_DOUBLE, model.init_std, 0, 10, OPEN_MIN,
         "std of the normal init of weight matrices"),
@@ -112,6 +120,8 @@ static const key_spec keys[] = {
         "validation loss every N steps and at the end (0: never)"),
     KEY("train.eval_batches", T_INT, train.eval_batches, 1, 1 << 20, 0,
         "micro-batches per validation; the same windows every time"),
+    KEY("train.init_from", T_STRING, train.init_from, 0, 0, 0,
+        "Hugging Face Llama directory (config.json, *.safetensors) the weights start from (\"\": random init)"),
     KEY("data.path", T_STRING, data.path, 0, 0, 0, "token shard (docs/data-format.md)"),
     KEY("data.val_path", T_STRING, data.val_path, 0, 0, 0, "held-out shard for the validation loss (empty: none)"),
     KEY("data.sources", T_SOURCES, data.sources, 0, 0, 0,
@@ -1004,6 +1014,13 @@ static int check_model(const herd_config *c, const checker *C)
     if (c->model.d_model % c->model.n_heads)
         return rule_error(C, "model.n_heads", "model.d_model", "d_model (%d) is not divisible by n_heads (%d)",
                           c->model.d_model, c->model.n_heads);
+    if (c->model.rope_scale_factor > 0 &&
+        (c->model.rope_original_max_pos <= 0 || c->model.rope_high_freq_factor <= c->model.rope_low_freq_factor ||
+         c->model.rope_low_freq_factor <= 0))
+        return rule_error(C, "model.rope_scale_factor", "model.rope_original_max_pos",
+                          "RoPE scaling needs rope_original_max_pos > 0 (%d) and 0 < rope_low_freq_factor (%g) "
+                          "< rope_high_freq_factor (%g)", c->model.rope_original_max_pos,
+                          c->model.rope_low_freq_factor, c->model.rope_high_freq_factor);
     if ((c->model.d_model / c->model.n_heads) % 2) /* RoPE rotates pairs of dimensions */
         return rule_error(C, "model.n_heads", "model.d_model",
                           "head_dim = d_model / n_heads = %d / %d = %d must be even (RoPE)", c->model.d_model,

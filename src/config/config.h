@@ -87,6 +87,12 @@ typedef struct {
     int     vocab_size;
     int     max_seq_len;     /* longest sequence the run may use */
     double  rope_theta;      /* 500000 for Llama 3 */
+    /* Llama 3.1 RoPE frequency scaling (config.json rope_scaling, rope_type
+     * "llama3"); rope_scale_factor 0: none */
+    double  rope_scale_factor;     /* 8 for Llama 3.1 */
+    double  rope_low_freq_factor;  /* 1 */
+    double  rope_high_freq_factor; /* 4 */
+    int     rope_original_max_pos; /* 8192: the context the frequencies were trained for */
     double  norm_eps;        /* RMSNorm epsilon */
     double  init_std;        /* std of the normal init of weight matrices */
 } herd_config_model;
@@ -130,6 +136,7 @@ typedef struct {
     int      threads;        /* OpenMP/BLAS threads; 0: all cores */
     int      eval_every;     /* validation loss every N steps and at the end (0: never) */
     int      eval_batches;   /* micro-batches per validation (the same windows each time) */
+    char     init_from[HERD_PATH_MAX]; /* a Hugging Face Llama directory the weights start from ("": random init) */
 } herd_config_train;
 
 /* data */

@@ -19,6 +19,10 @@ void herd_model_dims_from_config(herd_model_dims *d, const herd_config_model *c)
     d->rope_theta = c->rope_theta;
     d->norm_eps = c->norm_eps;
     d->init_std = c->init_std;
+    d->rope_scale_factor = c->rope_scale_factor;
+    d->rope_low_freq_factor = c->rope_low_freq_factor;
+    d->rope_high_freq_factor = c->rope_high_freq_factor;
+    d->rope_original_max_pos = c->rope_original_max_pos;
 }
 
 int64_t herd_model_dims_matmul_params(const herd_model_dims *d)
@@ -224,6 +228,22 @@ static void init_params(const herd_model *m, float *host, uint64_t seed)
     }
 }
 
+/* Llama 3.1's frequency scaling (transformers' _compute_llama3_parameters):
+ * wavelengths longer than original_max_pos / low_freq_factor are stretched
+ * by factor, those shorter than original_max_pos / high_freq_factor kept,
+ * and the ones between interpolated. Every backend reads the one table. */
+static double rope_scaled(const herd_model_dims *d, double inv_freq)
+{
+    if (d->rope_scale_factor <= 0) return inv_freq;
+    double old = d->rope_original_max_pos, lo = d->rope_low_freq_factor,
+           hi = d->rope_high_freq_factor, f = d->rope_scale_factor;
+    double wavelen = 2 * M_PI / inv_freq;
+    if (wavelen < old / hi) return inv_freq;
+    if (wavelen > old / lo) return inv_freq / f;
+    double smooth = (old / wavelen - lo) / (hi - lo);
+    return (1 - smooth) * inv_freq / f + smooth * inv_freq;
+}
+
 static float *rope_table(const herd_model_dims *d)
 {
     int half = d->head_dim / 2;
@@ -232,7 +252,7 @@ static float *rope_table(const herd_model_dims *d)
     if (!cs) return NULL;
     for (int p = 0; p < d->max_seq_len; p++)
         for (int j = 0; j < half; j++) {
-            double inv_freq = pow(d->rope_theta, -2.0 * j / d->head_dim);
+            double inv_freq = rope_scaled(d, pow(d->rope_theta, -2.0 * j / d->head_dim));
             double ang = p * inv_freq;
             cs[((size_t)p * half + j) * 2] = (float)cos(ang);
             cs[((size_t)p * half + j) * 2 + 1] = (float)sin(ang);

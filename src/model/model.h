@@ -44,6 +44,9 @@ typedef struct {
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, ffn_dim, vocab_size;
     int max_seq_len;
     double rope_theta, norm_eps, init_std;
+    /* Llama 3.1 RoPE scaling (rope_scale_factor 0: none); see herd_config_model */
+    double rope_scale_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int    rope_original_max_pos;
 } herd_model_dims;
 
 /* Per-layer parameter pointers into `params` (and the same into `grads`). */

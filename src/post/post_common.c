@@ -1,7 +1,9 @@
 /* post_common.c — see post_common.h. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "src/post/post_common.h"
+#include "src/model/hf.h"
 #include "src/model/weights.h"
 
 int herd_post_env_open(herd_post_env *e, const char *config, int n_sets, char *const *sets,
@@ -37,7 +39,10 @@ int herd_post_model_open(herd_model *m, const herd_post_env *e, const char *weig
     herd_model_dims d;
     herd_model_dims_from_config(&d, &e->cfg.model);
     if (herd_model_create(m, &d, herd_backend_cpu(), e->cfg.train.seed)) return -1;
-    if (weights && herd_weights_load(m, weights)) {
+    /* a directory is a Hugging Face Llama checkpoint (src/model/hf.h) */
+    struct stat st;
+    int hf = weights && stat(weights, &st) == 0 && S_ISDIR(st.st_mode);
+    if (weights && (hf ? herd_hf_load_checked(m, weights, &e->cfg.model) : herd_weights_load(m, weights))) {
         herd_model_destroy(m);
         return -1;
     }

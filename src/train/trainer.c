@@ -15,6 +15,7 @@
 #include "monitoring/exitcodes.h"
 #include "checkpoint/safe_file.h"
 #include "src/data/eval.h"
+#include "src/model/hf.h"
 #include "src/parallel/device.h"
 #include "src/parallel/placement.h"
 #include "src/train/train_report.h"
@@ -156,6 +157,25 @@ static int open_data(herd_trainer *t, const char *origin)
     return herd_trainer_agree(t, rc);
 }
 
+/* train.init_from: the weights of a Hugging Face Llama directory, whose
+ * config.json must agree with the run's model keys (checked on rank 0, all
+ * ranks agree); each rank reads only its own slices. A resumed run's
+ * checkpoint replaces them later. */
+static int init_from_hf(herd_trainer *t, int rc)
+{
+    const char *dir = t->c->train.init_from;
+    herd_config_model hf = t->c->model;
+    int tied = 0;
+    if (rc == 0 && t->root)
+        rc = herd_hf_config_read(dir, &hf, &tied) || herd_hf_config_check(dir, &t->c->model, &hf) ? -1 : 0;
+    rc = herd_trainer_agree(t, rc);
+    if (rc == 0) rc = herd_hf_config_read(dir, &hf, &tied);
+    if (rc == 0) rc = herd_hf_load(&t->model, dir, tied);
+    if (rc == 0 && t->root) printf("weights from %s%s\n", dir, tied ? " (tied output: lm_head starts as "
+                                   "embed_tokens and trains on its own)" : ""), fflush(stdout);
+    return herd_trainer_agree(t, rc);
+}
+
 /* The model (TP, SP, PP, CP inside it), its precision, FSDP across DP. */
 static int open_model(herd_trainer *t)
 {
@@ -172,6 +192,7 @@ static int open_model(herd_trainer *t)
                                c->parallel.virtual_stages, c->parallel.pp_first_last_fewer, c->train.xent_chunk};
     if (rc == 0) rc = herd_model_create_parallel(&t->model, &dims, be, c->train.seed, &par);
     if (rc == 0) t->has_model = 1;
+    if (c->train.init_from[0]) rc = init_from_hf(t, rc);
     if (rc == 0 && herd_model_set_recompute(&t->model, c->train.recompute)) rc = -1;
     /* BF16 compute: the backend rounds every GEMM input; master weights,
      * gradients and the optimizer stay fp32 */
