@@ -30,17 +30,6 @@ void ckpt_index_text(const ckpt_entry *ents, int n, herd_sbuf *b)
     }
 }
 
-/* A whole decimal integer in [lo, hi]. */
-static int parse_i64(const char *t, int64_t lo, int64_t hi, int64_t *v)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(t, &end, 10);
-    if (errno || end == t || *end || x < lo || x > hi) return -1;
-    *v = x;
-    return 0;
-}
-
 int ckpt_slice_parse(char **tok, int rank, ckpt_entry *e, const char **field)
 {
     int64_t v[8];
@@ -48,10 +37,10 @@ int ckpt_slice_parse(char **tok, int rank, ckpt_entry *e, const char **field)
     *field = "kind";
     if (!ckpt_plain_name(tok[0], sizeof e->kind)) return -1;
     *field = "ndim";
-    if (parse_i64(tok[1], 1, 2, &v[0])) return -1;
+    if (ckpt_parse_i64(tok[1], 1, 2, &v[0])) return -1;
     *field = "global_shape/offset/shape";
     for (int i = 1; i < 7; i++)
-        if (parse_i64(tok[i + 1], 0, INT64_MAX, &v[i])) return -1;
+        if (ckpt_parse_i64(tok[i + 1], 0, INT64_MAX, &v[i])) return -1;
     *field = "name";
     if (!ckpt_plain_name(tok[8], sizeof e->name)) return -1;
     e->rank = rank;

@@ -46,6 +46,8 @@ typedef struct {
 } ckpt_manifest;
 
 /* manifest.c */
+/* A whole decimal integer in [lo, hi] (the MANIFEST's and the /index's fields): 0 or -1. */
+int  ckpt_parse_i64(const char *t, int64_t lo, int64_t hi, int64_t *v);
 int  ckpt_manifest_write(const char *step_dir, const ckpt_manifest *m);
 int  ckpt_manifest_read(const char *step_dir, ckpt_manifest *m);
 void ckpt_manifest_free(ckpt_manifest *m);

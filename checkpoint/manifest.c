@@ -121,8 +121,7 @@ static int split_words(char *line, char **tok, int max)
     return n;
 }
 
-/* A whole decimal integer in [lo, hi]. */
-static int parse_i64(const char *t, int64_t lo, int64_t hi, int64_t *v)
+int ckpt_parse_i64(const char *t, int64_t lo, int64_t hi, int64_t *v)
 {
     char *end;
     errno = 0;
@@ -225,12 +224,12 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
         if (!strcmp(tok[0], "step")) {
             int64_t v;
             if (m->step >= 0 || m->world > 0) BAD("field 'step': line %d: repeated or out of order", lineno);
-            if (nt != 2 || parse_i64(tok[1], 0, INT64_MAX, &v)) BAD("field 'step': bad line '%.200s'", copy);
+            if (nt != 2 || ckpt_parse_i64(tok[1], 0, INT64_MAX, &v)) BAD("field 'step': bad line '%.200s'", copy);
             m->step = v;
         } else if (!strcmp(tok[0], "world")) {
             int64_t v;
             if (m->step < 0 || m->world > 0) BAD("field 'world': line %d: repeated or out of order", lineno);
-            if (nt != 2 || parse_i64(tok[1], 1, MANIFEST_MAX_WORLD, &v))
+            if (nt != 2 || ckpt_parse_i64(tok[1], 1, MANIFEST_MAX_WORLD, &v))
                 BAD("field 'world': '%.200s' is not a count in [1, %d]", copy, MANIFEST_MAX_WORLD);
             m->world = (int)v;
             m->shards = calloc((size_t)m->world, sizeof *m->shards);
@@ -243,12 +242,12 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
             ckpt_shard *s = &m->shards[n_shards];
             char want_name[32];
             ckpt_shard_name(n_shards, want_name, sizeof want_name);
-            if (nt != 5 || parse_i64(tok[1], n_shards, n_shards, &r))
+            if (nt != 5 || ckpt_parse_i64(tok[1], n_shards, n_shards, &r))
                 BAD("field 'shard': line %d: '%.200s' is not the line of rank %d", lineno, copy, n_shards);
             if (strcmp(tok[2], want_name))
                 BAD("field 'shard': rank %d: file '%.200s' is not '%s' (a shard is a file of its step "
                     "directory, named by its rank)", n_shards, tok[2], want_name);
-            if (parse_i64(tok[3], 0, INT64_MAX, &size) || parse_hex64(tok[4], &s->xxh64))
+            if (ckpt_parse_i64(tok[3], 0, INT64_MAX, &size) || parse_hex64(tok[4], &s->xxh64))
                 BAD("field 'shard': rank %d: bad size or checksum in '%.200s'", n_shards, copy);
             snprintf(s->file, sizeof s->file, "%s", want_name);
             s->size = size;
@@ -263,7 +262,7 @@ int ckpt_manifest_read(const char *step_dir, ckpt_manifest *m)
             int64_t r;
             ckpt_entry e;
             const char *field = "rank";
-            if (nt != 11 || parse_i64(tok[1], 0, m->world - 1, &r) ||
+            if (nt != 11 || ckpt_parse_i64(tok[1], 0, m->world - 1, &r) ||
                 ckpt_slice_parse(tok + 2, (int)r, &e, &field))
                 BAD("field 'slice' (%s): line %d: bad or contradictory '%.200s' (world %d)", field, lineno,
                     copy, m->world);

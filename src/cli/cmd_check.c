@@ -2,12 +2,11 @@
  * preflight (src/parallel/preflight.h), run on the allocation with srun or
  * mpirun before training. Exit 0 when the check ran (slow nodes are a
  * finding, written to DIR/slow_nodes), 1 when it could not, 2 on usage. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "kernels/comm.h"
+#include "src/cli/cli_config.h"
 #include "src/cli/commands.h"
 #include "src/config/config.h"
 #include "src/parallel/preflight.h"
@@ -68,28 +67,6 @@ static int parse_args(int argc, char **argv, check_args *a)
     return -1;
 }
 
-/* every rank resolves the config; only rank 0's messages are kept */
-static int resolve(herd_config *c, const check_args *a, int rank)
-{
-    int saved = -1;
-    if (rank != 0) {
-        fflush(stderr);
-        saved = dup(2);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 2);
-            close(devnull);
-        }
-    }
-    int rc = herd_config_resolve(c, a->path, a->n_sets, a->sets);
-    if (saved >= 0) {
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
-    }
-    return rc;
-}
-
 static int check(const herd_config *c, const check_args *a, int rank)
 {
     herd_preflight_options o = {.reps = a->reps};
@@ -123,7 +100,7 @@ int herd_cmd_check(int argc, char **argv)
     }
     int rank = herd_mpi_world_rank();
     herd_config c;
-    int rc = resolve(&c, &a, rank) ? 1 : check(&c, &a, rank);
+    int rc = herd_cli_config_resolve_quietly(&c, a.path, a.n_sets, a.sets, rank) ? 1 : check(&c, &a, rank);
     free(a.sets);
     herd_mpi_finalize();
     return rc;

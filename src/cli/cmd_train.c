@@ -4,12 +4,11 @@
  * herd train ...`; started alone it is a one-rank job. Every rank reads the
  * config; only rank 0 prints, so that a bad key is reported once, and every
  * rank exits non-zero. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "kernels/comm.h"
+#include "src/cli/cli_config.h"
 #include "src/cli/commands.h"
 #include "src/config/config.h"
 #include "src/train/train.h"
@@ -20,29 +19,6 @@ static int usage(void)
     fprintf(stderr, "usage: herd train CONFIG.yaml [--set section.key=value]... "
             "[--dump-params FILE.safetensors] [--print-schedule]\n");
     return 2;
-}
-
-/* Resolve the config; ranks other than 0 keep quiet (their messages would be
- * copies of rank 0's). */
-static int resolve_quietly(herd_config *c, const char *path, int n_sets, char **sets, int rank)
-{
-    int saved = -1;
-    if (rank != 0) {
-        fflush(stderr);
-        saved = dup(2);
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 2);
-            close(devnull);
-        }
-    }
-    int rc = herd_config_resolve(c, path, n_sets, sets);
-    if (saved >= 0) {
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
-    }
-    return rc;
 }
 
 int herd_cmd_train(int argc, char **argv)
@@ -67,7 +43,7 @@ int herd_cmd_train(int argc, char **argv)
     if (herd_mpi_init(NULL, NULL)) { free(sets); return 1; }
     int rank = herd_mpi_world_rank();
     herd_config c;
-    int rc = resolve_quietly(&c, path, n_sets, sets, rank);
+    int rc = herd_cli_config_resolve_quietly(&c, path, n_sets, sets, rank);
     free(sets);
     if (rc == 0) {
         if (rank == 0) {
