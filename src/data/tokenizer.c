@@ -62,6 +62,12 @@ int herd_tokenizer_special_id(const herd_tokenizer *t, const char *name)
 int herd_tokenizer_bos(const herd_tokenizer *t) { return (int)t->n + t->bos; }
 int herd_tokenizer_eos(const herd_tokenizer *t) { return (int)t->n + t->eos; }
 
+herd_chat_template herd_tokenizer_chat_template(const herd_tokenizer *t)
+{
+    return (herd_chat_template)t->chat;
+}
+void herd_tokenizer_set_chat_template(herd_tokenizer *t, herd_chat_template c) { t->chat = (int)c; }
+
 int herd_tokenizer_n_regular(const herd_tokenizer *t) { return (int)t->n; }
 int herd_tokenizer_vocab_size(const herd_tokenizer *t) { return (int)t->n + HERD_TOK_N_SPECIAL; }
 

@@ -87,7 +87,16 @@ int  herd_tokenizer_special_id(const herd_tokenizer *t, const char *name);
 int  herd_tokenizer_bos(const herd_tokenizer *t);
 int  herd_tokenizer_eos(const herd_tokenizer *t);
 
-/* Set the special tokens' texts from spec: a family ("llama3", "llama3.1",
+/* The chat template that goes with the tokenizer (src/data/chat.c): Llama 3's
+ * (the default and the "llama3" family) or Llama 3.1's, whose system turn
+ * always starts "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul
+ * 2024\n\n" (the families llama3.1/3.2/3.3, and a tokenizer_config.json whose
+ * chat_template has that line). */
+typedef enum { HERD_CHAT_LLAMA3 = 0, HERD_CHAT_LLAMA31 = 1 } herd_chat_template;
+herd_chat_template herd_tokenizer_chat_template(const herd_tokenizer *t);
+void herd_tokenizer_set_chat_template(herd_tokenizer *t, herd_chat_template c);
+
+/* Set the special tokens' texts (and the chat template) from spec: a family ("llama3", "llama3.1",
  * "llama3.2", "llama3.3") or the path of a Hugging Face tokenizer.json or
  * tokenizer_config.json (a name ending in ".json"). The file must give a
  * distinct text to each of the 256 ids n_regular..n_regular+255 and to no

@@ -19,6 +19,7 @@ struct herd_tokenizer {
     /* the special tokens' texts, ids n..n+255 (a family's or a JSON file's) */
     char           special[HERD_TOK_N_SPECIAL][HERD_TOK_SPECIAL_MAX];
     int            bos, eos;    /* offsets from n of the beginning / end of sequence */
+    int            chat;        /* herd_chat_template */
 };
 
 uint64_t herd_tok_hash(const unsigned char *p, size_t n);

@@ -37,6 +37,7 @@ int herd_tok_specials_family(herd_tokenizer *t, const char *family)
     }
     t->bos = HERD_TOK_BOS;
     t->eos = HERD_TOK_EOT;
+    t->chat = named == llama3_named ? HERD_CHAT_LLAMA3 : HERD_CHAT_LLAMA31;
     return 0;
 }
 
@@ -167,6 +168,10 @@ static int from_json(herd_tokenizer *t, const char *path, const herd_json *root)
     if (!rc) rc = named_offset(t, path, root, "bos_token", names, &bos);
     if (!rc) rc = named_offset(t, path, root, "eos_token", names, &eos);
     if (rc) return -1;
+    /* tokenizer_config.json: Llama 3.1's template is the one with the date lines */
+    const herd_json *tpl = herd_json_get(root, "chat_template");
+    t->chat = tpl && tpl->type == HERD_JSON_STR && strstr(tpl->str, "Cutting Knowledge Date")
+                  ? HERD_CHAT_LLAMA31 : HERD_CHAT_LLAMA3;
     memcpy(t->special, names, sizeof names);
     t->bos = bos;
     t->eos = eos;
