@@ -5,11 +5,19 @@
 # the committed fixture is what transformers renders today, and run
 # build/tests/test_chat_template on the fresh rendering. Without transformers
 # the committed fixture is checked by make test (build/tests/test_chat_template).
+# HERD_LLAMA3_TOKENIZER=tokenizer.model also runs it with Meta's vocabulary.
 set -u
 cd "$(dirname "$0")/../.."
 py=${HERD_HF_PYTHON:-/usr/bin/python3}
 t=build/tests/test_chat_template
 if [ ! -x "$t" ]; then echo "SKIP chat_template_live: $t not built"; exit 0; fi
+# with a real Llama 3 vocabulary (Meta's tokenizer.model, e.g. from PyPI's llama-models)
+if [ -n "${HERD_LLAMA3_TOKENIZER:-}" ]; then
+    if HERD_CHAT_RANKS=$HERD_LLAMA3_TOKENIZER "$t" >/tmp/chat_template.$$ 2>&1; then
+        echo "PASS chat_template_llama3_vocab ($(grep ' cases (' /tmp/chat_template.$$ | sed 's/^ *//'))"
+    else echo "FAIL chat_template_llama3_vocab: $(tail -20 /tmp/chat_template.$$)"; rm -f /tmp/chat_template.$$; exit 1; fi
+    rm -f /tmp/chat_template.$$
+fi
 if ! "$py" -c 'import transformers, tokenizers' >/dev/null 2>&1; then
     echo "SKIP chat_template_live: transformers is not importable by $py (set HERD_HF_PYTHON)"
     exit 0
