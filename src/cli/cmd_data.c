@@ -31,8 +31,10 @@ static const char usage_text[] =
     "  inspect  print the header of SHARD and its first N documents (default 5)\n"
     "\n"
     "       herd data train-tokenizer --vocab-size N [--split-digits] --out RANKS FILE...\n"
-    "       herd data encode --tokenizer RANKS [--special] FILE...\n"
-    "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
+    "       herd data encode --tokenizer RANKS [--specials S] [--special] FILE...\n"
+    "       herd data decode --tokenizer RANKS [--specials S] (ID... | --ids FILE | --shard SHARD\n"
+    "                        [--start I] [--count N])\n"
+    "       herd data tokenize --tokenizer RANKS [--specials S] --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
     "       herd data clean --out DOCS [options] FILE...   (herd data clean --help)\n"
     "       herd data sample [--set KEY=VALUE]... [--batches N] CONFIG\n"
     "\n"
@@ -40,6 +42,9 @@ static const char usage_text[] =
     "           tokens come after them) and write it as a tiktoken rank file\n"
     "  encode   print the token ids of each FILE, a line each (--special: special-token\n"
     "           texts are ids)\n"
+    "  decode   the text of token ids (raw bytes to stdout, no newline added)\n"
+    "  --specials S  the special tokens' texts: a family (llama3, the default; llama3.1,\n"
+    "           llama3.2, llama3.3) or a Hugging Face tokenizer.json / tokenizer_config.json\n"
     "  tokenize BPE-encode the documents of FILEs (separated by NUL bytes) into SHARD,\n"
     "           with about F of the documents (default 0.05) held out in VAL\n"
     "  clean    normalise, de-duplicate (exact, MinHash, lines) and filter documents\n"
@@ -319,6 +324,7 @@ int herd_cmd_data(int argc, char **argv)
     if (argc >= 2 && (!strcmp(argv[1], "train-tokenizer") || !strcmp(argv[1], "encode") ||
                       !strcmp(argv[1], "tokenize")))
         return herd_cmd_data_tok(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "decode")) return herd_cmd_data_decode(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "clean")) return herd_cmd_data_clean(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "sample")) return herd_cmd_data_sample(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {

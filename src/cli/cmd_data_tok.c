@@ -18,8 +18,8 @@ static int tok_usage(const char *why)
 {
     if (why) fprintf(stderr, "herd data: %s\n", why);
     fputs("usage: herd data train-tokenizer --vocab-size N [--split-digits] --out RANKS FILE...\n"
-          "       herd data encode --tokenizer RANKS [--special] FILE...\n"
-          "       herd data tokenize --tokenizer RANKS --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
+          "       herd data encode --tokenizer RANKS [--specials S] [--special] FILE...\n"
+          "       herd data tokenize --tokenizer RANKS [--specials S] --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
           "(herd data help lists every data command)\n",
           stderr);
     return 2;
@@ -107,18 +107,19 @@ static int train_tokenizer(int argc, char **argv)
 
 static int encode(int argc, char **argv)
 {
-    const char *rank = NULL;
+    const char *rank = NULL, *specials = NULL;
     char **files = argv + 1;
     int special = 0, n_files = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) rank = argv[++i];
+        else if (!strcmp(argv[i], "--specials") && i + 1 < argc) specials = argv[++i];
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (argv[i][0] == '-' && argv[i][1]) return tok_usage("encode: unknown option");
         else files[n_files++] = argv[i];
     }
     if (!rank || !n_files) return tok_usage("encode: --tokenizer RANKS and a FILE are required");
     herd_tokenizer *t;
-    if (herd_tokenizer_load(&t, rank)) return 1;
+    if (herd_tokenizer_open(&t, rank, specials)) return 1;
     int rc = 0;
     for (int f = 0; f < n_files && !rc; f++) { /* one line of ids per file */
         size_t n;
@@ -163,12 +164,13 @@ static int write_meta(const char *shard, const split_buf *b)
 
 static int tokenize(int argc, char **argv)
 {
-    const char *rank = NULL, *out = NULL, *val = NULL;
+    const char *rank = NULL, *out = NULL, *val = NULL, *specials = NULL;
     double frac = 0.05;
     char **files = argv + 1;
     int n_files = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) rank = argv[++i];
+        else if (!strcmp(argv[i], "--specials") && i + 1 < argc) specials = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--val") && i + 1 < argc) val = argv[++i];
         else if (!strcmp(argv[i], "--val-fraction") && i + 1 < argc) {
@@ -183,7 +185,7 @@ static int tokenize(int argc, char **argv)
     }
     if (!rank || !out || !n_files) return tok_usage("tokenize: --tokenizer, --out and a FILE are required");
     herd_tokenizer *t;
-    if (herd_tokenizer_load(&t, rank)) return 1;
+    if (herd_tokenizer_open(&t, rank, specials)) return 1;
     uint32_t eot = (uint32_t)(herd_tokenizer_n_regular(t) + HERD_TOK_EOT);
     size_t n;
     unsigned char *text = slurp_all(n_files, files, &n);

@@ -107,28 +107,128 @@ static int push_header(const herd_tokenizer *t, const char *role, herd_chat_toke
            push_text(t, "\n\n", 2, 0, o);
 }
 
+/* Length of the UTF-8 white-space character at s[0..n) as Python's str.isspace
+ * has it (what Jinja's trim strips), 0 if s does not start with one. */
+static size_t space_len(const unsigned char *s, size_t n)
+{
+    if (s[0] == ' ' || (s[0] >= 0x09 && s[0] <= 0x0d) || (s[0] >= 0x1c && s[0] <= 0x1f)) return 1;
+    if (n >= 2 && s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
+    if (n < 3) return 0;
+    unsigned c = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+    if ((s[0] & 0xf0) != 0xe0 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+    return c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+                   c == 0x202f || c == 0x205f || c == 0x3000 ? 3 : 0;
+}
+
+/* Jinja's trim: *s and the returned length without leading and trailing white space. */
+static size_t trim(const char **s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)*s;
+    size_t l;
+    while (n && (l = space_len(p, n))) p += l, n -= l;
+    for (;;) { /* the last character: step back over UTF-8 continuation bytes */
+        size_t k = n;
+        while (k && (p[k - 1] & 0xc0) == 0x80 && n - k < 3) k--;
+        if (!k) break;
+        k--;
+        if (!(l = space_len(p + k, n - k)) || k + l != n) break;
+        n = k;
+    }
+    *s = (const char *)p;
+    return n;
+}
+
 int herd_chat_encode_response(const herd_tokenizer *t, const char *text, size_t len,
                               herd_chat_tokens *out)
 {
+    len = trim(&text, len);
     return push_text(t, text, len, HERD_MASK_CONTENT, out) ||
            herd_chat_tokens_push(out, (uint32_t)(herd_tokenizer_n_regular(t) + HERD_TOK_EOT_ID),
                                  HERD_MASK_EOT);
 }
 
+/* A growing byte string. */
+typedef struct { char *b; size_t n, cap; } sbuf;
+
+static int sbuf_put(sbuf *o, const char *s, size_t n)
+{
+    if (o->n + n + 1 > o->cap) {
+        size_t cap = (o->n + n + 1) * 2;
+        char *b = realloc(o->b, cap);
+        if (!b) return -1;
+        o->b = b, o->cap = cap;
+    }
+    memcpy(o->b + o->n, s, n);
+    o->n += n;
+    return 0;
+}
+
+/* s as a JSON string, as the template's tojson writes it (json.dumps,
+ * ensure_ascii=False): quotes, \" \\ \n \r \t \b \f, other controls as \u00XX. */
+static int sbuf_json(sbuf *o, const char *s, size_t n)
+{
+    if (sbuf_put(o, "\"", 1)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                      : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+        char u[8];
+        if (!e && c < 0x20) snprintf(u, sizeof u, "\\u%04x", c), e = u;
+        if (e ? sbuf_put(o, e, strlen(e)) : sbuf_put(o, s + i, 1)) return -1;
+    }
+    return sbuf_put(o, "\"", 1);
+}
+
+/* Llama 3.1's system turn: the date lines, then the first message's content
+ * when it is a system message (*used = 1). One text, as the template renders it. */
+static int push_system31(const herd_tokenizer *t, const herd_chat *c, int *used, herd_chat_tokens *o)
+{
+    static const char head[] = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n";
+    sbuf b = {0};
+    int rc = sbuf_put(&b, head, sizeof head - 1);
+    *used = c->n > 0 && c->msgs[0].role == HERD_ROLE_SYSTEM;
+    if (*used && !rc) {
+        const char *s = c->msgs[0].content;
+        size_t n = trim(&s, c->msgs[0].len);
+        rc = sbuf_put(&b, s, n);
+    }
+    rc = rc || push_header(t, "system", o) || push_text(t, b.b, b.n, 0, o) ||
+         herd_chat_tokens_push(o, (uint32_t)(herd_tokenizer_n_regular(t) + HERD_TOK_EOT_ID), 0);
+    free(b.b);
+    return rc ? -1 : 0;
+}
+
+/* A message that is not the assistant's: its trimmed content (Llama 3.1's
+ * ipython messages: the content as a JSON string, untrimmed), then <|eot_id|>. */
+static int push_other(const herd_tokenizer *t, const herd_chat_msg *m, herd_chat_tokens *o)
+{
+    int rc;
+    if (m->role == HERD_ROLE_IPYTHON && herd_tokenizer_chat_template(t) == HERD_CHAT_LLAMA31) {
+        sbuf b = {0};
+        rc = sbuf_json(&b, m->content, m->len) || push_text(t, b.b, b.n, 0, o);
+        free(b.b);
+    } else {
+        const char *s = m->content;
+        size_t n = trim(&s, m->len);
+        rc = push_text(t, s, n, 0, o);
+    }
+    return rc || herd_chat_tokens_push(o, (uint32_t)(herd_tokenizer_n_regular(t) + HERD_TOK_EOT_ID), 0)
+               ? -1 : 0;
+}
+
 int herd_chat_encode(const herd_tokenizer *t, const herd_chat *c, int bos, int gen_prompt,
                      herd_chat_tokens *out)
 {
-    int n0 = herd_tokenizer_n_regular(t);
+    int n0 = herd_tokenizer_n_regular(t), first = 0;
     if (bos && herd_chat_tokens_push(out, (uint32_t)(n0 + HERD_TOK_BOS), 0)) return -1;
-    for (int i = 0; i < c->n; i++) {
+    if (herd_tokenizer_chat_template(t) == HERD_CHAT_LLAMA31 && push_system31(t, c, &first, out))
+        return -1;
+    for (int i = first; i < c->n; i++) {
         const herd_chat_msg *m = &c->msgs[i];
         if (push_header(t, role_names[m->role], out)) return -1;
-        if (m->role == HERD_ROLE_ASSISTANT) {
-            if (herd_chat_encode_response(t, m->content, m->len, out)) return -1;
-        } else if (push_text(t, m->content, m->len, 0, out) ||
-                   herd_chat_tokens_push(out, (uint32_t)(n0 + HERD_TOK_EOT_ID), 0)) {
+        if (m->role == HERD_ROLE_ASSISTANT ? herd_chat_encode_response(t, m->content, m->len, out)
+                                           : push_other(t, m, out))
             return -1;
-        }
     }
     if (gen_prompt && push_header(t, "assistant", out)) return -1;
     return 0;

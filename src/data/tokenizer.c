@@ -47,12 +47,26 @@ const char *herd_tokenizer_special_name(int i)
     return special_names[i];
 }
 
+const char *herd_tokenizer_special_text(const herd_tokenizer *t, int i)
+{
+    return i < 0 || i >= HERD_TOK_N_SPECIAL ? NULL : t->special[i];
+}
+
 int herd_tokenizer_special_id(const herd_tokenizer *t, const char *name)
 {
     for (int i = 0; i < HERD_TOK_N_SPECIAL; i++)
-        if (!strcmp(name, herd_tokenizer_special_name(i))) return t->n + i;
+        if (!strcmp(name, t->special[i])) return t->n + i;
     return -1;
 }
+
+int herd_tokenizer_bos(const herd_tokenizer *t) { return (int)t->n + t->bos; }
+int herd_tokenizer_eos(const herd_tokenizer *t) { return (int)t->n + t->eos; }
+
+herd_chat_template herd_tokenizer_chat_template(const herd_tokenizer *t)
+{
+    return (herd_chat_template)t->chat;
+}
+void herd_tokenizer_set_chat_template(herd_tokenizer *t, herd_chat_template c) { t->chat = (int)c; }
 
 int herd_tokenizer_n_regular(const herd_tokenizer *t) { return (int)t->n; }
 int herd_tokenizer_vocab_size(const herd_tokenizer *t) { return (int)t->n + HERD_TOK_N_SPECIAL; }
@@ -477,10 +491,10 @@ static int encode_ordinary(const herd_tokenizer *t, const unsigned char *s, size
 }
 
 /* The special token whose text starts at s (s[0..1] == "<|"), or -1. */
-static int special_at(const unsigned char *s, size_t n, size_t *len)
+static int special_at(const herd_tokenizer *t, const unsigned char *s, size_t n, size_t *len)
 {
     for (int k = 0; k < HERD_TOK_N_SPECIAL; k++) {
-        const char *name = herd_tokenizer_special_name(k);
+        const char *name = t->special[k];
         size_t l = strlen(name);
         if (l <= n && !memcmp(s, name, l)) {
             *len = l;
@@ -498,7 +512,7 @@ int herd_tokenizer_encode(const herd_tokenizer *t, const unsigned char *s, size_
     for (size_t i = 0; i + 1 < n; i++) {
         if (s[i] != '<' || s[i + 1] != '|') continue;
         size_t l;
-        int k = special_at(s + i, n - i, &l);
+        int k = special_at(t, s + i, n - i, &l);
         if (k < 0) continue;
         if (encode_ordinary(t, s + from, i - from, out) || ids_push(out, t->n + (uint32_t)k)) return -1;
         from = i + l;
@@ -514,7 +528,7 @@ unsigned char *herd_tokenizer_decode(const herd_tokenizer *t, const uint32_t *id
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < t->n) total += t->len[ids[i]];
         else if (ids[i] < t->n + HERD_TOK_N_SPECIAL)
-            total += strlen(herd_tokenizer_special_name((int)(ids[i] - t->n)));
+            total += strlen(t->special[ids[i] - t->n]);
         else {
             fprintf(stderr, "herd: decode: id %u at index %zu is not below vocab_size %u\n", ids[i],
                     i, t->n + HERD_TOK_N_SPECIAL);
@@ -529,7 +543,7 @@ unsigned char *herd_tokenizer_decode(const herd_tokenizer *t, const uint32_t *id
             memcpy(b + w, t->bytes + t->off[ids[i]], t->len[ids[i]]);
             w += t->len[ids[i]];
         } else {
-            const char *name = herd_tokenizer_special_name((int)(ids[i] - t->n));
+            const char *name = t->special[ids[i] - t->n];
             memcpy(b + w, name, strlen(name));
             w += strlen(name);
         }
@@ -582,6 +596,7 @@ int herd_tok_alloc(herd_tokenizer **out, uint32_t cap, size_t byte_cap)
     herd_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return -1;
     t->cap = cap;
+    herd_tok_specials_family(t, "llama3");
     t->off = malloc(sizeof(uint64_t) * cap);
     t->len = malloc(sizeof(uint32_t) * cap);
     t->bytes = malloc(byte_cap ? byte_cap : 1);

@@ -16,6 +16,10 @@ struct herd_tokenizer {
     uint32_t      *table;       /* open addressing, token ids, UINT32_MAX empty */
     uint64_t       table_cap;   /* power of two, >= 2n */
     uint32_t       byte_rank[256];
+    /* the special tokens' texts, ids n..n+255 (a family's or a JSON file's) */
+    char           special[HERD_TOK_N_SPECIAL][HERD_TOK_SPECIAL_MAX];
+    int            bos, eos;    /* offsets from n of the beginning / end of sequence */
+    int            chat;        /* herd_chat_template */
 };
 
 uint64_t herd_tok_hash(const unsigned char *p, size_t n);
@@ -32,5 +36,7 @@ int herd_tok_insert(struct herd_tokenizer *t, uint32_t id);
 int herd_tok_bpe_piece(const struct herd_tokenizer *t, const unsigned char *p, size_t n, herd_ids *o,
                        int mode);
 int herd_tok_alloc(struct herd_tokenizer **out, uint32_t cap, size_t byte_cap);
+/* Fill t's special texts with a family's (tokenizer_specials.c); -1 if unknown. */
+int herd_tok_specials_family(struct herd_tokenizer *t, const char *family);
 
 #endif

@@ -11,5 +11,6 @@ extern const herd_uc_range herd_uc_letters[]; /* \p{L} */
 extern const int herd_uc_n_letters;
 extern const herd_uc_range herd_uc_numbers[]; /* \p{N} */
 extern const int herd_uc_n_numbers;
+extern const char herd_uc_version[]; /* the UCD version, "16.0.0": tiktoken's */
 
 #endif

@@ -1,6 +1,7 @@
 /* fuzz_chat.c — the chat JSONL readers (src/data/chat.c, src/base/json.c): one line per
- * conversation or preference pair, read as prompts, as SFT data and as
- * preference data through a small BPE tokenizer trained at start-up. */
+ * conversation or preference pair, read as prompts (encoded with both chat
+ * templates), as SFT data and as preference data through a small BPE
+ * tokenizer trained at start-up. */
 #include "src/data/chat.h"
 #include "src/data/tokenizer.h"
 #include "tests/fuzz/fuzz.h"
@@ -24,9 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int n;
     if (herd_chat_load_jsonl(path, &chats, &n) == 0) {
         for (int i = 0; i < n; i++) {
-            herd_chat_tokens tk = {0};
-            herd_chat_encode(tok, &chats[i], 1, 1, &tk);
-            herd_chat_tokens_free(&tk);
+            for (int tpl = HERD_CHAT_LLAMA3; tpl <= HERD_CHAT_LLAMA31; tpl++) {
+                herd_chat_tokens tk = {0};
+                herd_tokenizer_set_chat_template(tok, (herd_chat_template)tpl);
+                herd_chat_encode(tok, &chats[i], 1, 1, &tk);
+                herd_chat_tokens_free(&tk);
+            }
+            herd_tokenizer_set_chat_template(tok, HERD_CHAT_LLAMA3);
             herd_chat_free(&chats[i]);
         }
         free(chats);

@@ -23,4 +23,6 @@ if ! $herd data train-tokenizer --vocab-size 3000 --out "$tmp/ranks.tik" "$tmp/c
     echo "FAIL tiktoken_train: $(cat "$tmp/log")"; exit 1
 fi
 echo "PASS tiktoken_train"
-$py tests/golden/tiktoken_check.py "$herd" "$tmp/ranks.tik" "$tmp"
+$py tests/golden/tiktoken_check.py "$herd" "$tmp/ranks.tik" "$tmp" || exit 1
+# every code point's class (\p{L}, \p{N}) as tiktoken's regex tables have it
+$py tests/golden/tiktoken_unicode.py "$herd" "$tmp/ranks.tik" "$tmp" || exit 1

@@ -173,6 +173,32 @@ TEST(special_tokens)
     CHECK(herd_tokenizer_decode(trained, &bad, 1, &len) == NULL);
 }
 
+TEST(special_families)
+{
+    herd_tokenizer *t = train_small(300);
+    if (!t) SKIP("no tokenizer");
+    int n = herd_tokenizer_n_regular(t);
+    CHECK(herd_tokenizer_special_id(t, "<|python_tag|>") == -1); /* llama3: reserved */
+    CHECK(herd_tokenizer_bos(t) == n && herd_tokenizer_eos(t) == n + 1);
+    CHECK(herd_tokenizer_set_specials(t, "llama3.1") == 0);
+    CHECK(herd_tokenizer_special_id(t, "<|finetune_right_pad_id|>") == n + 4);
+    CHECK(herd_tokenizer_special_id(t, "<|step_id|>") == n + 5);
+    CHECK(herd_tokenizer_special_id(t, "<|eom_id|>") == n + 8);
+    CHECK(herd_tokenizer_special_id(t, "<|eot_id|>") == n + 9);
+    CHECK(herd_tokenizer_special_id(t, "<|python_tag|>") == n + 10);
+    CHECK(herd_tokenizer_special_id(t, "<|reserved_special_token_2|>") == n + 11);
+    CHECK(herd_tokenizer_special_id(t, "<|reserved_special_token_246|>") == n + 255);
+    CHECK(!strcmp(herd_tokenizer_special_text(t, 2), "<|reserved_special_token_0|>"));
+    CHECK(herd_tokenizer_special_text(t, 256) == NULL && herd_tokenizer_special_text(t, -1) == NULL);
+    /* a failed change keeps the texts it had */
+    CHECK(herd_tokenizer_set_specials(t, "llama2") == -1);
+    CHECK(herd_tokenizer_set_specials(t, "/nonexistent/tokenizer.json") == -1);
+    CHECK(herd_tokenizer_special_id(t, "<|python_tag|>") == n + 10);
+    CHECK(herd_tokenizer_set_specials(t, "llama3") == 0);
+    CHECK(herd_tokenizer_special_id(t, "<|reserved_special_token_4|>") == n + 8);
+    herd_tokenizer_free(t);
+}
+
 static const char *write_file(const char *name, const char *text)
 {
     static char path[512];
@@ -225,6 +251,7 @@ int main(void)
     RUN(long_piece_heap_equals_scan);
     RUN(pretok_cases);
     RUN(special_tokens);
+    RUN(special_families);
     RUN(save_load_roundtrip);
     RUN(bad_rank_files);
     herd_tokenizer_free(trained);
