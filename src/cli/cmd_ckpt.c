@@ -8,8 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
+#include "checkpoint/hf_export.h"
 #include "checkpoint/internal.h"
 #include "src/cli/commands.h"
+#include "src/data/data.h"
+#include "src/train/train_ckpt.h"
 
 static int usage(void)
 {
@@ -19,6 +22,8 @@ static int usage(void)
             "       herd ckpt view STEP_DIR          write its global view model.h5 (skipped by large jobs)\n"
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
             "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
+            "       herd ckpt export CKPT OUT_DIR --format hf [--dtype bf16|f32] [--max-shard-size 5GB]\n"
+            "                        [--tie auto|yes|no]   Hugging Face Llama directory (transformers)\n"
             "DIR is OUT_DIR/checkpoints (or OUT_DIR, when it holds checkpoints/); CKPT is a step\n"
             "directory, or a checkpoints directory whose newest good checkpoint is meant.\n");
     return 2;
@@ -157,10 +162,10 @@ static int resolve_ckpt(const char *arg, char *out, size_t n)
     return herd_ckpt_find_latest(dir, out, n);
 }
 
-static const char *take_kind(int *argc, char **argv)
+static const char *take_opt(int *argc, char **argv, const char *opt)
 {
     for (int i = 0; i < *argc; i++)
-        if (!strcmp(argv[i], "--kind") && i + 1 < *argc) {
+        if (!strcmp(argv[i], opt) && i + 1 < *argc) {
             const char *k = argv[i + 1];
             for (int j = i; j + 2 <= *argc; j++) argv[j] = argv[j + 2];
             *argc -= 2;
@@ -169,13 +174,66 @@ static const char *take_kind(int *argc, char **argv)
     return NULL;
 }
 
+/* the model section of the checkpoint's saved config, as hf_export reads it */
+static int hf_model_of(const char *step_dir, herd_hf_model *m)
+{
+    herd_config *c = malloc(sizeof *c);
+    if (!c || herd_train_ckpt_read_config(step_dir, c)) { free(c); return -1; }
+    const herd_config_model *cm = &c->model;
+    *m = (herd_hf_model){.n_layers = cm->n_layers, .d_model = cm->d_model, .n_heads = cm->n_heads,
+                         .n_kv_heads = cm->n_kv_heads, .ffn_dim = cm->ffn_dim,
+                         .vocab_size = cm->vocab_size, .max_seq_len = cm->max_seq_len,
+                         .rope_theta = cm->rope_theta, .norm_eps = cm->norm_eps,
+                         /* herd's byte-level ids; a BPE run's are the tokenizer's */
+                         .bos_id = HERD_BYTE_BOS < cm->vocab_size ? HERD_BYTE_BOS : -1,
+                         .eos_id = HERD_BYTE_EOT < cm->vocab_size ? HERD_BYTE_EOT : -1};
+    free(c);
+    return 0;
+}
+
+/* hf[]: --format, --dtype, --max-shard-size, --tie (NULL: default) */
+static int cmd_export_hf(const char *ckpt, const char *out, const char *const *hf)
+{
+    herd_hf_options o = {0};
+    if (hf[0] && strcmp(hf[0], "hf")) {
+        fprintf(stderr, "herd ckpt export: --format %s: expected hf (or no --format: one file)\n", hf[0]);
+        return 2;
+    }
+    if (hf[1] && strcmp(hf[1], "bf16") && strcmp(hf[1], "f32")) {
+        fprintf(stderr, "herd ckpt export: --dtype %s: expected bf16 or f32\n", hf[1]);
+        return 2;
+    }
+    o.bf16 = hf[1] && !strcmp(hf[1], "bf16");
+    if (hf[2] && (o.max_shard_bytes = herd_hf_parse_size(hf[2])) < 0) {
+        fprintf(stderr, "herd ckpt export: --max-shard-size %s: expected a size (5GB, 500MB, 2GiB, bytes)\n",
+                hf[2]);
+        return 2;
+    }
+    const char *ties[3] = {"auto", "no", "yes"};
+    int t = 0;
+    while (hf[3] && t < 3 && strcmp(hf[3], ties[t])) t++;
+    if (t == 3) {
+        fprintf(stderr, "herd ckpt export: --tie %s: expected auto, yes or no\n", hf[3]);
+        return 2;
+    }
+    o.tie = (herd_hf_tie)t;
+    char p[4096];
+    herd_hf_model m;
+    if (resolve_ckpt(ckpt, p, sizeof p) || hf_model_of(p, &m)) return 1;
+    if (herd_ckpt_export_hf(p, out, &m, &o)) return 1;
+    printf("exported %s to %s (Hugging Face Llama, %s)\n", p, out, o.bf16 ? "bf16" : "f32");
+    return 0;
+}
+
 int herd_cmd_ckpt(int argc, char **argv)
 {
     if (argc < 2) return usage();
     const char *sub = argv[1];
     argc -= 2;
     argv += 2;
-    const char *kind = take_kind(&argc, argv);
+    const char *kind = take_opt(&argc, argv, "--kind");
+    const char *hf[4] = {take_opt(&argc, argv, "--format"), take_opt(&argc, argv, "--dtype"),
+                         take_opt(&argc, argv, "--max-shard-size"), take_opt(&argc, argv, "--tie")};
     for (int i = 0; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "herd ckpt %s: unknown option '%s'\n", sub, argv[i]);
@@ -206,6 +264,8 @@ int herd_cmd_ckpt(int argc, char **argv)
         free(inp);
         return rc;
     }
+    if (!strcmp(sub, "export") && argc == 2 && (hf[0] || hf[1] || hf[2] || hf[3]))
+        return cmd_export_hf(argv[0], argv[1], hf);
     if (!strcmp(sub, "export") && argc == 2) {
         char p[4096];
         if (resolve_ckpt(argv[0], p, sizeof p)) return 1;
