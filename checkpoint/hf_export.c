@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "checkpoint/hf_export.h"
+#include "checkpoint/hf_names.h"
 #include "checkpoint/internal.h"
 #include "checkpoint/safe_file.h"
 #include "checkpoint/safetensors.h"
@@ -232,7 +233,7 @@ static int write_shards(const char *dir, herd_st_tensor *t, int n, const int *sh
 static int decide_tie(const char *dir, const herd_st_tensor *t, int n, herd_hf_tie tie)
 {
     if (tie == HERD_HF_TIE_NO) return 0;
-    const herd_st_tensor *e = find(t, n, "model.embed_tokens.weight"), *h = find(t, n, "lm_head.weight");
+    const herd_st_tensor *h = find(t, n, "lm_head.weight"), *e = find(t, n, herd_hf_tied_source(h->name));
     int same = !memcmp(e->data, h->data, (size_t)numel(e) * 4);
     if (tie == HERD_HF_TIE_YES && !same) {
         fprintf(stderr, "checkpoint: export hf: %s: --tie yes: lm_head.weight differs from "
@@ -253,6 +254,19 @@ static void remove_tmp_dir(const char *tmp)
             unlinkat(dirfd(d), de->d_name, 0);
     if (d) closedir(d);
     if (rmdir(tmp)) fprintf(stderr, "checkpoint: export hf: %s: left behind: %s\n", tmp, strerror(errno));
+}
+
+/* herd's names as transformers spells them (checkpoint/hf_names.h), into names[n] */
+static int hf_rename(const char *dir, herd_st_tensor *t, int n, char (*names)[96])
+{
+    for (int i = 0; i < n; i++) {
+        if (herd_hf_name(t[i].name, names[i], sizeof names[i])) {
+            fprintf(stderr, "checkpoint: export hf: %s: tensor %s: not a Llama tensor\n", dir, t[i].name);
+            return -1;
+        }
+        t[i].name = names[i];
+    }
+    return 0;
 }
 
 static int write_dir(const char *tmp, herd_st_tensor *t, int n, const herd_hf_model *m,
@@ -294,6 +308,8 @@ int herd_ckpt_export_hf(const char *step_dir, const char *out_dir, const herd_hf
         free((void *)h->data);
         *h = t[--n];
     }
+    char (*names)[96] = rc ? NULL : calloc((size_t)n, sizeof *names);
+    if (!rc && (!names || hf_rename(step_dir, t, n, names))) rc = -1;
     if (!rc && o->bf16 && convert_bf16(t, n)) {
         fprintf(stderr, "checkpoint: export hf: %s: out of memory for the BF16 copy\n", step_dir);
         rc = -1;
@@ -313,6 +329,7 @@ int herd_ckpt_export_hf(const char *step_dir, const char *out_dir, const herd_hf
         if (rc) remove_tmp_dir(tmp);
     }
     ckpt_export_free(t, n);
+    free(names);
     herd_ckpt_close(c);
     return rc;
 }

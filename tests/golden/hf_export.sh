@@ -11,8 +11,8 @@ herd=build/herd
 py=${HERD_HF_PYTHON:-/usr/bin/python3}
 fix=tests/fixtures/hf_export
 chk=tests/golden/hf_export_check.py
-if [ ! -x "$herd" ] || [ ! -x build/tests/hf_logits ]; then
-    echo "SKIP hf_export: build/herd or build/tests/hf_logits not built"; exit 0; fi
+if [ ! -x "$herd" ] || [ ! -x build/tests/hf_export_logits ]; then
+    echo "SKIP hf_export: build/herd or build/tests/hf_export_logits not built"; exit 0; fi
 if ! "$py" -c 'import numpy, h5py' 2>/dev/null; then
     echo "SKIP hf_export: numpy and h5py are not installed for $py"; exit 0; fi
 tmp=$(mktemp -d)
@@ -58,7 +58,7 @@ variant() {
   ("num_hidden_layers","hidden_size","num_attention_heads","num_key_value_heads",
    "intermediate_size","vocab_size","rope_theta","rms_norm_eps")])' "$fix/config.json")
     # shellcheck disable=SC2086
-    build/tests/hf_logits "$3" "$tmp/herd_$1.safetensors" $dims || { fail "hf_export_$1" "hf_logits"; return; }
+    build/tests/hf_export_logits "$3" "$tmp/herd_$1.safetensors" $dims || { fail "hf_export_$1" "hf_export_logits"; return; }
     "$py" $chk check "$1" "$out" "$3" "$tmp/herd_$1.safetensors" "$6" "$5" "$4" "$fix" $regen \
         || fails=$((fails + 1))
 }

@@ -1,8 +1,8 @@
-/* hf_logits.c — herd's logits for a fixed batch, from a one-file F32 export
+/* hf_export_logits.c — herd's logits for a fixed batch, from a one-file F32 export
  * (`herd ckpt export CKPT X.safetensors`), for the Hugging Face export test
  * (tests/golden/hf_export.sh compares them with transformers' on the HF export).
  *
- *   build/tests/hf_logits WEIGHTS.safetensors OUT.safetensors \
+ *   build/tests/hf_export_logits WEIGHTS.safetensors OUT.safetensors \
  *       n_layers d_model n_heads n_kv_heads ffn_dim vocab_size rope_theta norm_eps
  *
  * OUT holds "tokens" [B, T] (I32, one document per row) and "logits" [B*T, V]. */
@@ -19,7 +19,7 @@ enum { B = 2, T = 16 };
 int main(int argc, char **argv)
 {
     if (argc != 11) {
-        fprintf(stderr, "usage: hf_logits WEIGHTS OUT n_layers d_model n_heads n_kv_heads ffn_dim "
+        fprintf(stderr, "usage: hf_export_logits WEIGHTS OUT n_layers d_model n_heads n_kv_heads ffn_dim "
                 "vocab_size rope_theta norm_eps\n");
         return 2;
     }
