@@ -279,6 +279,7 @@ static int write_dir(const char *tmp, herd_st_tensor *t, int n, const herd_hf_mo
     int rc = write_config(tmp, m, tied, o->bf16);
     if (!rc) rc = write_generation_config(tmp, m);
     if (!rc) rc = write_shards(tmp, t, n, shard, ns, step);
+    if (!rc && o->extra) rc = o->extra(tmp, o->extra_arg);
     free(shard);
     return rc;
 }

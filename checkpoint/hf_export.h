@@ -31,6 +31,10 @@ typedef struct {
     int64_t     max_shard_bytes; /* tensor bytes per shard (0: 5 GB, transformers' default) */
     herd_hf_tie tie;             /* AUTO: tied when lm_head equals the embedding bit for bit;
                                     YES: the same, refused when they differ; NO: always untied */
+    /* called with the directory being built, before it is renamed into place
+       (the tokenizer files); NULL: none. 0 or -1 (the export fails) */
+    int       (*extra)(const char *dir, void *arg);
+    void       *extra_arg;
 } herd_hf_options;
 
 /* Write the parameters of step_dir into out_dir, which must not exist: built

@@ -12,6 +12,7 @@
 #include "checkpoint/internal.h"
 #include "src/cli/commands.h"
 #include "src/data/data.h"
+#include "src/data/tokenizer_hf.h"
 #include "src/train/train_ckpt.h"
 
 static int usage(void)
@@ -23,7 +24,7 @@ static int usage(void)
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
             "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
             "       herd ckpt export CKPT OUT_DIR --format hf [--dtype bf16|f32] [--max-shard-size 5GB]\n"
-            "                        [--tie auto|yes|no]   Hugging Face Llama directory (transformers)\n"
+            "                        [--tie auto|yes|no] [--tokenizer RANKS]   Hugging Face Llama directory\n"
             "DIR is OUT_DIR/checkpoints (or OUT_DIR, when it holds checkpoints/); CKPT is a step\n"
             "directory, or a checkpoints directory whose newest good checkpoint is meant.\n");
     return 2;
@@ -191,7 +192,30 @@ static int hf_model_of(const char *step_dir, herd_hf_model *m)
     return 0;
 }
 
-/* hf[]: --format, --dtype, --max-shard-size, --tie (NULL: default) */
+static int write_tokenizer(const char *dir, void *tok)
+{
+    return herd_tokenizer_write_hf(tok, dir);
+}
+
+/* The run's tokenizer (a tiktoken rank file) as the export's tokenizer files:
+ * its ids must fit the model's vocabulary; bos/eos become its special ids. */
+static int hf_tokenizer(const char *path, herd_hf_model *m, herd_tokenizer **tok)
+{
+    if (herd_tokenizer_load(tok, path)) return -1;
+    int v = herd_tokenizer_vocab_size(*tok);
+    if (v > m->vocab_size) {
+        fprintf(stderr, "herd ckpt export: --tokenizer %s: %d ids, but the model's vocab_size is %d\n",
+                path, v, m->vocab_size);
+        herd_tokenizer_free(*tok);
+        *tok = NULL;
+        return -1;
+    }
+    m->bos_id = herd_tokenizer_n_regular(*tok) + HERD_TOK_BOS;
+    m->eos_id = herd_tokenizer_n_regular(*tok) + HERD_TOK_EOT;
+    return 0;
+}
+
+/* hf[]: --format, --dtype, --max-shard-size, --tie, --tokenizer (NULL: default) */
 static int cmd_export_hf(const char *ckpt, const char *out, const char *const *hf)
 {
     herd_hf_options o = {0};
@@ -219,9 +243,16 @@ static int cmd_export_hf(const char *ckpt, const char *out, const char *const *h
     o.tie = (herd_hf_tie)t;
     char p[4096];
     herd_hf_model m;
+    herd_tokenizer *tok = NULL;
     if (resolve_ckpt(ckpt, p, sizeof p) || hf_model_of(p, &m)) return 1;
-    if (herd_ckpt_export_hf(p, out, &m, &o)) return 1;
-    printf("exported %s to %s (Hugging Face Llama, %s)\n", p, out, o.bf16 ? "bf16" : "f32");
+    if (hf[4] && hf_tokenizer(hf[4], &m, &tok)) return 1;
+    o.extra = tok ? write_tokenizer : NULL;
+    o.extra_arg = tok;
+    int rc = herd_ckpt_export_hf(p, out, &m, &o);
+    if (tok) herd_tokenizer_free(tok);
+    if (rc) return 1;
+    printf("exported %s to %s (Hugging Face Llama, %s%s)\n", p, out, o.bf16 ? "bf16" : "f32",
+           tok ? ", tokenizer" : "");
     return 0;
 }
 
@@ -232,8 +263,9 @@ int herd_cmd_ckpt(int argc, char **argv)
     argc -= 2;
     argv += 2;
     const char *kind = take_opt(&argc, argv, "--kind");
-    const char *hf[4] = {take_opt(&argc, argv, "--format"), take_opt(&argc, argv, "--dtype"),
-                         take_opt(&argc, argv, "--max-shard-size"), take_opt(&argc, argv, "--tie")};
+    const char *hf[5] = {take_opt(&argc, argv, "--format"), take_opt(&argc, argv, "--dtype"),
+                         take_opt(&argc, argv, "--max-shard-size"), take_opt(&argc, argv, "--tie"),
+                         take_opt(&argc, argv, "--tokenizer")};
     for (int i = 0; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "herd ckpt %s: unknown option '%s'\n", sub, argv[i]);
@@ -264,7 +296,7 @@ int herd_cmd_ckpt(int argc, char **argv)
         free(inp);
         return rc;
     }
-    if (!strcmp(sub, "export") && argc == 2 && (hf[0] || hf[1] || hf[2] || hf[3]))
+    if (!strcmp(sub, "export") && argc == 2 && (hf[0] || hf[1] || hf[2] || hf[3] || hf[4]))
         return cmd_export_hf(argv[0], argv[1], hf);
     if (!strcmp(sub, "export") && argc == 2) {
         char p[4096];

@@ -70,6 +70,37 @@ variant bf16_tied "$tmp/tied" "$tmp/tied_bf16.safetensors" bf16 1 3000
 "$py" $chk diff "$tmp/herd_bf16_untied.safetensors" "$tmp/herd_f32_untied.safetensors" 5e-2 \
     || fails=$((fails + 1))
 
+# the tokenizer files: a tiktoken rank file (committed, trained by herd) as
+# tokenizer.json; transformers' ids equal herd's on texts with contractions,
+# numbers, whitespace runs, non-Latin scripts, emoji and special tokens
+mkdir "$tmp/texts"
+printf "Hello world, it's the GNU GPL!\n  x = 12345678; y=3.14\n" >"$tmp/texts/a.txt"
+printf "d\303\251j\303\240 vu \346\227\245\346\234\254\350\252\236 \360\237\230\200\n\n\ttabs   and  spaces \r\n" >"$tmp/texts/b.txt"
+printf "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWe'll SEE THEY'RE<|eot_id|>" >"$tmp/texts/c.txt"
+printf "    int main(void) { return 0; }\n\n\n// ok?!  \n" >"$tmp/texts/d.txt"
+$herd data encode --tokenizer "$fix/ranks.tik" --special "$tmp/texts"/*.txt >"$tmp/herd_ids" 2>"$tmp/enc.err" \
+    || fail hf_export_tokenizer_encode "$(cat "$tmp/enc.err")"
+$herd data prepare --out "$tmp/train.bin" /usr/share/common-licenses/GPL-3 >/dev/null 2>&1
+cat >"$tmp/tok.yaml" <<YAML
+model: {preset: tiny, n_layers: 1, d_model: 8, n_heads: 2, n_kv_heads: 1, ffn_dim: 16,
+        vocab_size: 856, max_seq_len: 16}
+batch: {micro_batch: 1, ramp: [{after_tokens: 0, batch_tokens: 16, seq_len: 16}]}
+train: {seed: 1, max_steps: 1, threads: 1, out_dir: $tmp/tokrun}
+checkpoint: {every: 1}
+data: {path: $tmp/train.bin}
+YAML
+if $herd train "$tmp/tok.yaml" >"$tmp/tok.out" 2>&1 \
+   && $herd ckpt export "$tmp/tokrun" "$tmp/hf_tok" --format hf --tokenizer "$fix/ranks.tik" \
+      >>"$tmp/tok.out" 2>&1; then
+    "$py" $chk tok "$tmp/hf_tok" "$tmp/texts" "$tmp/herd_ids" "$fix" $regen || fails=$((fails + 1))
+    "$py" -c 'import json,sys; c=json.load(open(sys.argv[1])); sys.exit(not (c["bos_token_id"]==600 and c["eos_token_id"]==601))' \
+        "$tmp/hf_tok/config.json" && pass hf_export_tokenizer_bos_eos || fail hf_export_tokenizer_bos_eos "config.json"
+else fail hf_export_tokenizer "$(tail -3 "$tmp/tok.out")"; fi
+# a tokenizer with more ids than the model's vocabulary is refused
+$herd ckpt export "$ck" "$tmp/v" --format hf --tokenizer "$fix/ranks.tik" >"$tmp/e4" 2>&1; rc=$?
+[ "$rc" -eq 1 ] && grep -q "856 ids, but the model's vocab_size is 260" "$tmp/e4" && [ ! -e "$tmp/v" ] \
+    && pass hf_export_tokenizer_vocab_refused || fail hf_export_tokenizer_vocab_refused "rc=$rc $(cat "$tmp/e4")"
+
 # refusals: an existing directory, --tie yes on an untied model, a bad dtype
 mkdir "$tmp/exists"
 $herd ckpt export "$ck" "$tmp/exists" --format hf >"$tmp/e1" 2>&1; rc=$?

@@ -11,6 +11,11 @@
         export (live when transformers imports, else FIXTURE_DIR/NAME.safetensors)
         against herd's logits HERD_LOGITS; regen writes that fixture
 
+    hf_export_check.py tok HF_DIR TEXTS_DIR HERD_IDS FIXTURE_DIR [regen]
+        transformers' AutoTokenizer on the export against `herd data encode`
+        (--special) of every TEXTS_DIR/*.txt; live, else the export's
+        tokenizer.json must equal FIXTURE_DIR/tokenizer.json, whose ids
+        FIXTURE_DIR/tok_ids.json were transformers'
     hf_export_check.py diff BF16_LOGITS F32_LOGITS TOL
         how far rounding the weights to BF16 moves herd's logits
 
@@ -170,6 +175,36 @@ def cmd_check(name, d, one_path, herd_path, max_shard, tied, dtype, fixdir, rege
     return 0 if ok and not bad else 1
 
 
+def cmd_tok(d, texts, herd_ids, fixdir, regen):
+    names = sorted(f for f in os.listdir(texts) if f.endswith(".txt"))
+    herd = [list(map(int, l.split())) for l in open(herd_ids).read().splitlines()]
+    fix_ids = os.path.join(fixdir, "tok_ids.json")
+    fix_json = os.path.join(fixdir, "tokenizer.json")
+    try:
+        import transformers
+        transformers.utils.logging.set_verbosity_error()
+        tok = transformers.AutoTokenizer.from_pretrained(d)
+        got = [tok(open(os.path.join(texts, f), "rb").read().decode(), add_special_tokens=False)
+               ["input_ids"] for f in names]
+        how = "live transformers"
+        if regen:
+            json.dump(got, open(fix_ids, "w"))
+            shutil.copy(os.path.join(d, "tokenizer.json"), fix_json)
+    except ImportError:
+        got, how = json.load(open(fix_ids)), "fixture " + os.path.relpath(fix_ids)
+        same = open(os.path.join(d, "tokenizer.json"), "rb").read() == open(fix_json, "rb").read()
+        print("%s hf_export_tokenizer_json (equals %s)" % ("PASS" if same else "FAIL",
+                                                          os.path.relpath(fix_json)))
+        if not same:
+            return 1
+    bad = [f for f, a, b in zip(names, got, herd) if a != b]
+    ok = not bad and len(got) == len(herd) == len(names)
+    print("%s hf_export_tokenizer_ids (%s: %d texts, %d ids%s)" %
+          ("PASS" if ok else "FAIL", how, len(names), sum(map(len, herd)),
+           "; differ: " + " ".join(bad) if bad else ""))
+    return 0 if ok else 1
+
+
 def main():
     a = sys.argv[1:]
     if a[:1] == ["tie"] and len(a) == 3:
@@ -184,6 +219,8 @@ def main():
         print("%s hf_export_bf16_vs_f32 (herd's logits: max rel diff %.2e, tolerance %s)" %
               ("PASS" if ok else "FAIL", rel, a[3]))
         return 0 if ok else 1
+    if a[:1] == ["tok"] and len(a) in (5, 6):
+        return cmd_tok(*a[1:5], regen=len(a) == 6)
     if a[:1] == ["check"] and len(a) in (9, 10):
         return cmd_check(*a[1:9], regen=len(a) == 10)
     print(__doc__)
