@@ -113,4 +113,7 @@ $herd ckpt export "$ck" "$tmp/t" --format hf --tie yes >"$tmp/e2" 2>&1; rc=$?
 $herd ckpt export "$ck" "$tmp/u" --format hf --dtype f16 >"$tmp/e3" 2>&1; rc=$?
 [ "$rc" -eq 2 ] && grep -q "expected bf16 or f32" "$tmp/e3" && pass hf_export_bad_dtype \
     || fail hf_export_bad_dtype "rc=$rc $(cat "$tmp/e3")"
+$herd ckpt export "$ck" "$tmp/w" --format hf --max-shard-size 5XB >"$tmp/e5" 2>&1; rc=$?
+[ "$rc" -eq 2 ] && grep -q "max-shard-size 5XB: expected a size" "$tmp/e5" && [ ! -e "$tmp/w" ] \
+    && pass hf_export_bad_shard_size || fail hf_export_bad_shard_size "rc=$rc $(cat "$tmp/e5")"
 [ "$fails" -eq 0 ]
