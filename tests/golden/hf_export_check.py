@@ -167,6 +167,10 @@ def cmd_check(name, d, one_path, herd_path, max_shard, tied, dtype, fixdir, rege
         if regen:
             st_write(fix, {"logits": got})
     except ImportError:
+        if not os.path.exists(fix):
+            print("SKIP hf_export_%s_logits: transformers is not importable and there is no fixture"
+                  % name)
+            return 1 if bad else 0
         got, how = st_read(fix)[0]["logits"][0], "fixture " + os.path.relpath(fix)
     rel = float(np.abs(got - ref).max() / np.abs(ref).max())
     ok = rel <= TOL
