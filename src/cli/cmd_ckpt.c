@@ -8,12 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
-#include "checkpoint/hf_export.h"
 #include "checkpoint/internal.h"
+#include "src/cli/cmd_ckpt_export.h"
 #include "src/cli/commands.h"
-#include "src/data/data.h"
-#include "src/data/tokenizer_hf.h"
-#include "src/train/train_ckpt.h"
 
 static int usage(void)
 {
@@ -22,9 +19,9 @@ static int usage(void)
             "       herd ckpt verify DIR|STEP_DIR    check every shard's size, checksum and header\n"
             "       herd ckpt view STEP_DIR          write its global view model.h5 (skipped by large jobs)\n"
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
-            "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
             "       herd ckpt export CKPT OUT_DIR --format hf [--dtype bf16|f32] [--max-shard-size 5GB]\n"
             "                        [--tie auto|yes|no] [--tokenizer RANKS]   Hugging Face Llama directory\n"
+            "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
             "DIR is OUT_DIR/checkpoints (or OUT_DIR, when it holds checkpoints/); CKPT is a step\n"
             "directory, or a checkpoints directory whose newest good checkpoint is meant.\n");
     return 2;
@@ -163,10 +160,10 @@ static int resolve_ckpt(const char *arg, char *out, size_t n)
     return herd_ckpt_find_latest(dir, out, n);
 }
 
-static const char *take_opt(int *argc, char **argv, const char *opt)
+static const char *take_kind(int *argc, char **argv)
 {
     for (int i = 0; i < *argc; i++)
-        if (!strcmp(argv[i], opt) && i + 1 < *argc) {
+        if (!strcmp(argv[i], "--kind") && i + 1 < *argc) {
             const char *k = argv[i + 1];
             for (int j = i; j + 2 <= *argc; j++) argv[j] = argv[j + 2];
             *argc -= 2;
@@ -175,97 +172,15 @@ static const char *take_opt(int *argc, char **argv, const char *opt)
     return NULL;
 }
 
-/* the model section of the checkpoint's saved config, as hf_export reads it */
-static int hf_model_of(const char *step_dir, herd_hf_model *m)
-{
-    herd_config *c = malloc(sizeof *c);
-    if (!c || herd_train_ckpt_read_config(step_dir, c)) { free(c); return -1; }
-    const herd_config_model *cm = &c->model;
-    *m = (herd_hf_model){.n_layers = cm->n_layers, .d_model = cm->d_model, .n_heads = cm->n_heads,
-                         .n_kv_heads = cm->n_kv_heads, .ffn_dim = cm->ffn_dim,
-                         .vocab_size = cm->vocab_size, .max_seq_len = cm->max_seq_len,
-                         .rope_theta = cm->rope_theta, .norm_eps = cm->norm_eps,
-                         /* herd's byte-level ids; a BPE run's are the tokenizer's */
-                         .bos_id = HERD_BYTE_BOS < cm->vocab_size ? HERD_BYTE_BOS : -1,
-                         .eos_id = HERD_BYTE_EOT < cm->vocab_size ? HERD_BYTE_EOT : -1};
-    free(c);
-    return 0;
-}
-
-static int write_tokenizer(const char *dir, void *tok)
-{
-    return herd_tokenizer_write_hf(tok, dir);
-}
-
-/* The run's tokenizer (a tiktoken rank file) as the export's tokenizer files:
- * its ids must fit the model's vocabulary; bos/eos become its special ids. */
-static int hf_tokenizer(const char *path, herd_hf_model *m, herd_tokenizer **tok)
-{
-    if (herd_tokenizer_load(tok, path)) return -1;
-    int v = herd_tokenizer_vocab_size(*tok);
-    if (v > m->vocab_size) {
-        fprintf(stderr, "herd ckpt export: --tokenizer %s: %d ids, but the model's vocab_size is %d\n",
-                path, v, m->vocab_size);
-        herd_tokenizer_free(*tok);
-        *tok = NULL;
-        return -1;
-    }
-    m->bos_id = herd_tokenizer_n_regular(*tok) + HERD_TOK_BOS;
-    m->eos_id = herd_tokenizer_n_regular(*tok) + HERD_TOK_EOT;
-    return 0;
-}
-
-/* hf[]: --format, --dtype, --max-shard-size, --tie, --tokenizer (NULL: default) */
-static int cmd_export_hf(const char *ckpt, const char *out, const char *const *hf)
-{
-    herd_hf_options o = {0};
-    if (hf[0] && strcmp(hf[0], "hf")) {
-        fprintf(stderr, "herd ckpt export: --format %s: expected hf (or no --format: one file)\n", hf[0]);
-        return 2;
-    }
-    if (hf[1] && strcmp(hf[1], "bf16") && strcmp(hf[1], "f32")) {
-        fprintf(stderr, "herd ckpt export: --dtype %s: expected bf16 or f32\n", hf[1]);
-        return 2;
-    }
-    o.bf16 = hf[1] && !strcmp(hf[1], "bf16");
-    if (hf[2] && (o.max_shard_bytes = herd_hf_parse_size(hf[2])) < 0) {
-        fprintf(stderr, "herd ckpt export: --max-shard-size %s: expected a size (5GB, 500MB, 2GiB, bytes)\n",
-                hf[2]);
-        return 2;
-    }
-    const char *ties[3] = {"auto", "no", "yes"};
-    int t = 0;
-    while (hf[3] && t < 3 && strcmp(hf[3], ties[t])) t++;
-    if (t == 3) {
-        fprintf(stderr, "herd ckpt export: --tie %s: expected auto, yes or no\n", hf[3]);
-        return 2;
-    }
-    o.tie = (herd_hf_tie)t;
-    char p[4096];
-    herd_hf_model m;
-    herd_tokenizer *tok = NULL;
-    if (resolve_ckpt(ckpt, p, sizeof p) || hf_model_of(p, &m)) return 1;
-    if (hf[4] && hf_tokenizer(hf[4], &m, &tok)) return 1;
-    o.extra = tok ? write_tokenizer : NULL;
-    o.extra_arg = tok;
-    int rc = herd_ckpt_export_hf(p, out, &m, &o);
-    if (tok) herd_tokenizer_free(tok);
-    if (rc) return 1;
-    printf("exported %s to %s (Hugging Face Llama, %s%s)\n", p, out, o.bf16 ? "bf16" : "f32",
-           tok ? ", tokenizer" : "");
-    return 0;
-}
-
 int herd_cmd_ckpt(int argc, char **argv)
 {
     if (argc < 2) return usage();
     const char *sub = argv[1];
     argc -= 2;
     argv += 2;
-    const char *kind = take_opt(&argc, argv, "--kind");
-    const char *hf[5] = {take_opt(&argc, argv, "--format"), take_opt(&argc, argv, "--dtype"),
-                         take_opt(&argc, argv, "--max-shard-size"), take_opt(&argc, argv, "--tie"),
-                         take_opt(&argc, argv, "--tokenizer")};
+    const char *kind = take_kind(&argc, argv);
+    if (!strcmp(sub, "export") && herd_ckpt_export_wants_hf(argc, argv))
+        return herd_cmd_ckpt_export_hf(argc, argv, kind);
     for (int i = 0; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "herd ckpt %s: unknown option '%s'\n", sub, argv[i]);
@@ -296,8 +211,6 @@ int herd_cmd_ckpt(int argc, char **argv)
         free(inp);
         return rc;
     }
-    if (!strcmp(sub, "export") && argc == 2 && (hf[0] || hf[1] || hf[2] || hf[3] || hf[4]))
-        return cmd_export_hf(argv[0], argv[1], hf);
     if (!strcmp(sub, "export") && argc == 2) {
         char p[4096];
         if (resolve_ckpt(argv[0], p, sizeof p)) return 1;
@@ -306,4 +219,9 @@ int herd_cmd_ckpt(int argc, char **argv)
         return 0;
     }
     return usage();
+}
+
+int herd_cmd_ckpt_resolve(const char *arg, char *out, size_t n)
+{
+    return resolve_ckpt(arg, out, n);
 }
