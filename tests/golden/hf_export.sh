@@ -91,6 +91,20 @@ YAML
     else fail hf_export_tp2 "$(tail -3 "$tmp/tp2.out")"; fi
 fi
 
+# the round trip: each Hugging Face fixture of the import (tests/fixtures/hf, made by
+# transformers) through `herd ckpt import` and back out, in its own dtype
+if $herd ckpt import 2>&1 | grep -q "usage: herd ckpt import" && [ -d tests/fixtures/hf ]; then
+    for fx in tests/fixtures/hf/*/; do
+        fx=${fx%/}; n=${fx##*/}
+        "$py" $chk yaml "$fx" "$tmp/rt_$n" >"$tmp/rt_$n.yaml"
+        dt=$("$py" -c 'import json,sys; print({"bfloat16": "bf16"}.get(json.load(open(sys.argv[1]))["torch_dtype"], "f32"))' "$fx/config.json")
+        if $herd ckpt import "$fx" "$tmp/rt_$n.yaml" >"$tmp/rt_$n.out" 2>&1 \
+           && $herd ckpt export "$tmp/rt_$n" "$tmp/rt_hf_$n" --format hf --dtype "$dt" >>"$tmp/rt_$n.out" 2>&1; then
+            "$py" $chk roundtrip "$n" "$fx" "$tmp/rt_hf_$n" || fails=$((fails + 1))
+        else fail "hf_roundtrip_$n" "$(tail -3 "$tmp/rt_$n.out")"; fi
+    done
+else echo "SKIP hf_roundtrip: no herd ckpt import or no tests/fixtures/hf in this tree"; fi
+
 # rounding to BF16 moves the logits by about 2^-8 of their scale: a loose bound
 "$py" $chk diff "$tmp/herd_bf16_untied.safetensors" "$tmp/herd_f32_untied.safetensors" 5e-2 \
     || fails=$((fails + 1))

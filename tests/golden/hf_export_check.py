@@ -16,6 +16,11 @@
         (--special) of every TEXTS_DIR/*.txt; live, else the export's
         tokenizer.json must equal FIXTURE_DIR/tokenizer.json, whose ids
         FIXTURE_DIR/tok_ids.json were transformers'
+    hf_export_check.py yaml HF_DIR OUT_DIR
+        a herd config (YAML, stdout) for `herd ckpt import HF_DIR` of that model
+    hf_export_check.py roundtrip NAME SRC_HF_DIR DST_HF_DIR
+        the export of an imported model: the same tensors bit for bit (names,
+        dtypes, values), the same tie and rope_scaling; live, transformers' logits
     hf_export_check.py diff BF16_LOGITS F32_LOGITS TOL
         how far rounding the weights to BF16 moves herd's logits
 
@@ -209,6 +214,54 @@ def cmd_tok(d, texts, herd_ids, fixdir, regen):
     return 0 if ok else 1
 
 
+def hf_tensors(d):
+    if os.path.exists(os.path.join(d, "model.safetensors")):
+        return st_read(os.path.join(d, "model.safetensors"))[0]
+    out = {}
+    for f in set(json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"].values()):
+        out.update(st_read(os.path.join(d, f))[0])
+    return out
+
+
+def cmd_yaml(d, out):
+    c = json.load(open(os.path.join(d, "config.json")))
+    r = c.get("rope_scaling") or {}
+    print("model: {n_layers: %d, d_model: %d, n_heads: %d, n_kv_heads: %d, ffn_dim: %d, vocab_size: %d,"
+          % (c["num_hidden_layers"], c["hidden_size"], c["num_attention_heads"],
+             c["num_key_value_heads"], c["intermediate_size"], c["vocab_size"]))
+    print("        max_seq_len: %d, rope_theta: %r, norm_eps: %r" %
+          (c["max_position_embeddings"], c["rope_theta"], c["rms_norm_eps"]), end="")
+    if r:
+        print(", rope_scale_factor: %r, rope_low_freq_factor: %r, rope_high_freq_factor: %r, "
+              "rope_original_max_pos: %d" % (r["factor"], r["low_freq_factor"], r["high_freq_factor"],
+                                             r["original_max_position_embeddings"]), end="")
+    print("}\nbatch: {micro_batch: 1, ramp: [{after_tokens: 0, batch_tokens: 16, seq_len: 16}]}")
+    print("train: {max_steps: 1, threads: 1, out_dir: %s}\ndata: {path: %s/train.bin}" % (out, d))
+
+
+def cmd_roundtrip(name, src, dst):
+    a, b = hf_tensors(src), hf_tensors(dst)
+    ca, cb = (json.load(open(os.path.join(x, "config.json"))) for x in (src, dst))
+    bad = [k for k in a if k not in b or a[k][1] != b[k][1] or not np.array_equal(a[k][0], b[k][0])]
+    bad += [k for k in b if k not in a]
+    for k in ("tie_word_embeddings", "rope_scaling", "rope_theta", "rms_norm_eps", "vocab_size",
+              "num_key_value_heads", "torch_dtype"):
+        if ca.get(k) != cb.get(k):
+            bad.append("config.json %s: %r, was %r" % (k, cb.get(k), ca.get(k)))
+    print("%s hf_roundtrip_%s (HF -> herd ckpt import -> export: %d tensors bit for bit, config%s)" %
+          ("FAIL" if bad else "PASS", name, len(a), "; differ: " + ", ".join(bad) if bad else ""))
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return 1 if bad else 0
+    tok = (np.arange(32).reshape(2, 16) * 7) % ca["vocab_size"]
+    x, y = hf_logits(src, tok), hf_logits(dst, tok)
+    rel = float(np.abs(x - y).max() / np.abs(x).max())
+    print("%s hf_roundtrip_%s_logits (live transformers: max rel diff %.2e, tolerance %.0e)" %
+          ("PASS" if rel <= TOL else "FAIL", name, rel, TOL))
+    return 1 if bad or rel > TOL else 0
+
+
 def main():
     a = sys.argv[1:]
     if a[:1] == ["tie"] and len(a) == 3:
@@ -223,6 +276,10 @@ def main():
         print("%s hf_export_bf16_vs_f32 (herd's logits: max rel diff %.2e, tolerance %s)" %
               ("PASS" if ok else "FAIL", rel, a[3]))
         return 0 if ok else 1
+    if a[:1] == ["yaml"] and len(a) == 3:
+        return cmd_yaml(a[1], a[2])
+    if a[:1] == ["roundtrip"] and len(a) == 4:
+        return cmd_roundtrip(*a[1:4])
     if a[:1] == ["tok"] and len(a) in (5, 6):
         return cmd_tok(*a[1:5], regen=len(a) == 6)
     if a[:1] == ["check"] and len(a) in (9, 10):
