@@ -11,6 +11,22 @@
 #include "src/data/tokenizer_hf.h"
 #include "src/train/train_ckpt.h"
 
+/* The end-of-text id in the header of the run's (first) token shard, -1 when
+ * it cannot be read: herd's tokenizers put <|begin_of_text|> just before it
+ * (byte-level 256, 257; Llama 3 128000, 128001). Only the 64-byte header is
+ * read; the shard may be huge. */
+static int shard_eot(const herd_config *c)
+{
+    const char *path = c->data.n_sources > 0 ? c->data.sources[0].path : c->data.path;
+    unsigned char h[HERD_SHARD_HEADER];
+    FILE *f = path[0] ? fopen(path, "rb") : NULL;
+    size_t n = f ? fread(h, 1, sizeof h, f) : 0;
+    if (f) fclose(f);
+    if (n != sizeof h || memcmp(h, HERD_SHARD_MAGIC, 8)) return -1;
+    uint32_t eot = (uint32_t)h[20] | (uint32_t)h[21] << 8 | (uint32_t)h[22] << 16 | (uint32_t)h[23] << 24;
+    return eot >= 1 && eot < (uint32_t)c->model.vocab_size ? (int)eot : -1;
+}
+
 /* the model section of the checkpoint's saved config, as hf_export reads it */
 static int hf_model_of(const char *step_dir, herd_hf_model *m)
 {
@@ -21,9 +37,12 @@ static int hf_model_of(const char *step_dir, herd_hf_model *m)
                          .n_kv_heads = cm->n_kv_heads, .ffn_dim = cm->ffn_dim,
                          .vocab_size = cm->vocab_size, .max_seq_len = cm->max_seq_len,
                          .rope_theta = cm->rope_theta, .norm_eps = cm->norm_eps,
-                         /* herd's byte-level ids; a BPE run's are the tokenizer's */
-                         .bos_id = HERD_BYTE_BOS < cm->vocab_size ? HERD_BYTE_BOS : -1,
-                         .eos_id = HERD_BYTE_EOT < cm->vocab_size ? HERD_BYTE_EOT : -1};
+                         .bos_id = -1, .eos_id = -1};
+    int eot = shard_eot(c);
+    if (eot > 0) {
+        m->bos_id = eot - 1;
+        m->eos_id = eot;
+    }
     free(c);
     return 0;
 }

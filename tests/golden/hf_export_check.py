@@ -105,9 +105,14 @@ def structure(d, one, max_shard, tied, dtype):
             bad.append("config.json %s: %r, expected %r" % (k, cfg.get(k), v))
     for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "rope_theta", "rms_norm_eps", "vocab_size",
-              "max_position_embeddings", "bos_token_id", "eos_token_id"):
+              "max_position_embeddings"):
         if k not in cfg:
             bad.append("config.json: %s missing" % k)
+    # HF_BOS_EOS: "BOS EOS" (from the run's token shard) or "none" (no shard to read)
+    want_ids = os.environ.get("HF_BOS_EOS", "none")
+    got_ids = "%s %s" % (cfg.get("bos_token_id"), cfg.get("eos_token_id"))
+    if got_ids != ("None None" if want_ids == "none" else want_ids):
+        bad.append("config.json bos/eos %s, expected %s" % (got_ids, want_ids))
     emb = one["model.embed_tokens.weight"][0]
     if cfg.get("vocab_size") != emb.shape[0] or cfg.get("hidden_size") != emb.shape[1]:
         bad.append("config.json vocab_size/hidden_size do not match the embedding %s" % (emb.shape,))
