@@ -56,29 +56,22 @@ static int write_h5(const char *out_path, herd_ckpt *c, const herd_st_tensor *t,
     return herd_safe_file_commit(&sf);
 }
 
-int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kind)
+int ckpt_export_gather(herd_ckpt *c, const char *step_dir, const char *kind, herd_st_tensor **out,
+                       int *n_out)
 {
-    if (!kind) kind = "param";
-    int st = ends_with(out_path, ".safetensors");
-    int h5 = ends_with(out_path, ".h5") || ends_with(out_path, ".hdf5");
-    if (!st && !h5) {
-        fprintf(stderr, "checkpoint: export: %s: the name must end in .safetensors, .h5 or .hdf5\n", out_path);
-        return -1;
-    }
-    herd_ckpt *c;
-    if (herd_ckpt_open(&c, step_dir)) return -1;
     int nt = herd_ckpt_n_tensors(c), n = 0, rc = 0;
     herd_st_tensor *t = calloc((size_t)(nt ? nt : 1), sizeof *t);
-    for (int i = 0; i < nt && !rc; i++) {
+    for (int i = 0; i < nt && !rc && t; i++) {
         const char *k, *name;
         int nd;
         int64_t g[2];
         herd_ckpt_tensor(c, i, &k, &name, &nd, g);
         if (strcmp(k, kind)) continue;
-        float *buf = malloc((size_t)(g[0] * g[1]) * sizeof *buf);
+        int64_t cnt = g[0] * (nd > 1 ? g[1] : 1);
+        float *buf = malloc((size_t)cnt * sizeof *buf);
         if (!buf) {
-            fprintf(stderr, "checkpoint: export: %s: tensor %s/%s: out of memory for %" PRId64 " x %" PRId64
-                    " floats\n", step_dir, k, name, g[0], g[1]);
+            fprintf(stderr, "checkpoint: export: %s: tensor %s/%s: out of memory for %" PRId64
+                    " floats\n", step_dir, k, name, cnt);
             rc = -1;
             break;
         }
@@ -92,10 +85,40 @@ int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kin
         t[n].data = buf;
         n++;
     }
+    if (!t) rc = -1;
     if (!rc && !n) {
         fprintf(stderr, "checkpoint: export: %s: no tensor of kind '%s'\n", step_dir, kind);
         rc = -1;
     }
+    if (rc) {
+        ckpt_export_free(t, n);
+        return -1;
+    }
+    *out = t;
+    *n_out = n;
+    return 0;
+}
+
+void ckpt_export_free(herd_st_tensor *t, int n)
+{
+    for (int i = 0; t && i < n; i++) free((void *)t[i].data);
+    free(t);
+}
+
+int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kind)
+{
+    if (!kind) kind = "param";
+    int st = ends_with(out_path, ".safetensors");
+    int h5 = ends_with(out_path, ".h5") || ends_with(out_path, ".hdf5");
+    if (!st && !h5) {
+        fprintf(stderr, "checkpoint: export: %s: the name must end in .safetensors, .h5 or .hdf5\n", out_path);
+        return -1;
+    }
+    herd_ckpt *c;
+    if (herd_ckpt_open(&c, step_dir)) return -1;
+    herd_st_tensor *t = NULL;
+    int n = 0;
+    int rc = ckpt_export_gather(c, step_dir, kind, &t, &n);
     if (!rc && st) {
         char stepbuf[32];
         snprintf(stepbuf, sizeof stepbuf, "%" PRId64, herd_ckpt_step(c));
@@ -104,8 +127,7 @@ int herd_ckpt_export(const char *step_dir, const char *out_path, const char *kin
     } else if (!rc) {
         rc = write_h5(out_path, c, t, n);
     }
-    for (int i = 0; i < n; i++) free((void *)t[i].data);
-    free(t);
+    if (t) ckpt_export_free(t, n);
     herd_ckpt_close(c);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/sbuf.h"
+#include "checkpoint/safetensors.h"
 
 /* What this library writes; it still reads format 1 (the slice index in the
  * MANIFEST) so that checkpoints saved before the index moved keep working. */
@@ -92,6 +93,12 @@ int ckpt_shard_write(const char *step_dir, int rank, int world, int64_t step,
 /* The global view: one virtual dataset per tensor over the shards' slices. */
 int ckpt_global_view_write(const char *step_dir, const ckpt_manifest *m);
 void ckpt_h5_quiet(void);
+
+/* export.c: every tensor of `kind` of an open checkpoint, whole, as F32 in
+ * malloc'ed buffers (names owned by c); freed with ckpt_export_free. */
+int ckpt_export_gather(herd_ckpt *c, const char *step_dir, const char *kind,
+                       herd_st_tensor **out, int *n_out);
+void ckpt_export_free(herd_st_tensor *t, int n);
 /* Dataset path of a slice inside its shard: /kind/name/OFF0_OFF1 */
 void ckpt_slice_path(const ckpt_entry *e, char *out, size_t n);
 

@@ -17,6 +17,12 @@ static int64_t numel(const herd_st_tensor *t)
     return n;
 }
 
+/* bytes per element: BF16 and F16 are 2, F32 and I32 4 */
+static int64_t elem_bytes(const herd_st_tensor *t)
+{
+    return !strcmp(t->dtype, "BF16") || !strcmp(t->dtype, "F16") ? 2 : 4;
+}
+
 
 int herd_safetensors_write(const char *path, const herd_st_tensor *t, int n,
                            const char *const *metadata, int n_meta)
@@ -31,7 +37,7 @@ int herd_safetensors_write(const char *path, const herd_st_tensor *t, int n,
     }
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
-        int64_t bytes = numel(&t[i]) * 4;
+        int64_t bytes = numel(&t[i]) * elem_bytes(&t[i]);
         herd_sbuf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", (i || n_meta > 0) ? "," : "",
                   t[i].name, t[i].dtype);
         for (int d = 0; d < t[i].ndim; d++) herd_sbuf_printf(&h, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
@@ -50,7 +56,7 @@ int herd_safetensors_write(const char *path, const herd_st_tensor *t, int n,
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
     int ok = herd_write_all(sf.fd, len, 8) == 0 && herd_write_all(sf.fd, h.s, h.n) == 0;
     for (int i = 0; ok && i < n; i++)
-        ok = herd_write_all(sf.fd, t[i].data, (size_t)numel(&t[i]) * 4) == 0;
+        ok = herd_write_all(sf.fd, t[i].data, (size_t)(numel(&t[i]) * elem_bytes(&t[i]))) == 0;
     free(h.s);
     if (!ok) {
         fprintf(stderr, "herd: %s: write failed: %s\n", sf.tmp_path, strerror(errno));

@@ -11,10 +11,10 @@
 
 typedef struct {
     const char *name;
-    const char *dtype;     /* "F32" or "I32" */
+    const char *dtype;     /* "F32", "I32" (4 bytes) or "BF16", "F16" (2 bytes) */
     int         ndim;
     int64_t     shape[4];
-    const void *data;      /* host memory, numel * 4 bytes */
+    const void *data;      /* host memory, numel * element size bytes */
 } herd_st_tensor;
 
 /* Crash-safe write (temp file, fsync, rename). `metadata` is a list of n_meta

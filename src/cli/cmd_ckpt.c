@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "checkpoint/ckpt.h"
 #include "checkpoint/internal.h"
+#include "src/cli/cmd_ckpt_export.h"
 #include "src/cli/commands.h"
 
 static int usage(void)
@@ -18,6 +19,8 @@ static int usage(void)
             "       herd ckpt verify DIR|STEP_DIR    check every shard's size, checksum and header\n"
             "       herd ckpt view STEP_DIR          write its global view model.h5 (skipped by large jobs)\n"
             "       herd ckpt average OUT CKPT...  [--kind KIND]   element-wise mean into OUT\n"
+            "       herd ckpt export CKPT OUT_DIR --format hf [--dtype bf16|f32] [--max-shard-size 5GB]\n"
+            "                        [--tie auto|yes|no] [--tokenizer RANKS]   Hugging Face Llama directory\n"
             "       herd ckpt export CKPT OUT.safetensors|OUT.h5 [--kind KIND]   one-file model\n"
             "       herd ckpt import HF_DIR CONFIG.yaml [--set k=v]...   a Hugging Face Llama as step 0\n"
             "DIR is OUT_DIR/checkpoints (or OUT_DIR, when it holds checkpoints/); CKPT is a step\n"
@@ -178,6 +181,8 @@ int herd_cmd_ckpt(int argc, char **argv)
     argv += 2;
     if (!strcmp(sub, "import")) return herd_cmd_ckpt_import(argc, argv);
     const char *kind = take_kind(&argc, argv);
+    if (!strcmp(sub, "export") && herd_ckpt_export_wants_hf(argc, argv))
+        return herd_cmd_ckpt_export_hf(argc, argv, kind);
     for (int i = 0; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "herd ckpt %s: unknown option '%s'\n", sub, argv[i]);
@@ -216,4 +221,9 @@ int herd_cmd_ckpt(int argc, char **argv)
         return 0;
     }
     return usage();
+}
+
+int herd_cmd_ckpt_resolve(const char *arg, char *out, size_t n)
+{
+    return resolve_ckpt(arg, out, n);
 }

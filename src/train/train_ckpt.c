@@ -238,3 +238,34 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
              (long long)h.step, h.tp, h.cp, h.pp, h.dp, h.world);
     return 1;
 }
+
+int herd_train_ckpt_read_config(const char *step_dir, herd_config *c)
+{
+    herd_ckpt *ck = NULL;
+    void *meta = NULL;
+    size_t len = 0;
+    int rc = herd_ckpt_open_rank(&ck, step_dir, 0);
+    if (rc == 0) rc = herd_ckpt_meta(ck, 0, &meta, &len);
+    meta_header h;
+    if (rc == 0 && (len < sizeof h || memcmp(meta, META_MAGIC, 8))) {
+        fprintf(stderr, "herd: %s: meta of rank 0: not a herd trainer checkpoint (magic)\n", step_dir);
+        rc = -1;
+    }
+    if (rc == 0) {
+        memcpy(&h, meta, sizeof h);
+        if (len != sizeof h + h.loader_len + h.config_len) {
+            fprintf(stderr, "herd: %s: meta of rank 0: length %zu does not match its header\n",
+                    step_dir, len);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s (saved config)", step_dir);
+        herd_config_defaults(c);
+        rc = herd_config_load_text(c, origin, (char *)meta + sizeof h + h.loader_len, h.config_len);
+    }
+    free(meta);
+    if (ck) herd_ckpt_close(ck);
+    return rc ? -1 : 0;
+}

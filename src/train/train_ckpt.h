@@ -56,4 +56,9 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
                          herd_model *m, herd_fsdp *f, herd_loader *ld, int64_t step,
                          int64_t tokens, double *stall_s);
 
+/* The resolved config a trainer checkpoint saved (its meta blob), over the
+ * defaults: what `herd ckpt export --format hf` reads the model section from.
+ * One process, no MPI. 0 or -1 with a message naming step_dir. */
+int herd_train_ckpt_read_config(const char *step_dir, herd_config *c);
+
 #endif
