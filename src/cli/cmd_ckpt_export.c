@@ -37,6 +37,10 @@ static int hf_model_of(const char *step_dir, herd_hf_model *m)
                          .n_kv_heads = cm->n_kv_heads, .ffn_dim = cm->ffn_dim,
                          .vocab_size = cm->vocab_size, .max_seq_len = cm->max_seq_len,
                          .rope_theta = cm->rope_theta, .norm_eps = cm->norm_eps,
+                         .rope_factor = cm->rope_scale_factor,
+                         .rope_low_freq_factor = cm->rope_low_freq_factor,
+                         .rope_high_freq_factor = cm->rope_high_freq_factor,
+                         .rope_original_max_pos = cm->rope_original_max_pos,
                          .bos_id = -1, .eos_id = -1};
     int eot = shard_eot(c);
     if (eot > 0) {
