@@ -4,6 +4,10 @@
  * the round-trip test (tests/golden/hf_roundtrip.sh):
  *
  *   build/tests/hf_heldout_loss CONFIG_DIR WEIGHTS.safetensors BATCH.safetensors [LOGITS_OUT]
+ *   build/tests/hf_heldout_loss --hf HF_DIR BATCH.safetensors [LOGITS_OUT]
+ *
+ * The second form reads config and weights from a Hugging Face directory as
+ * `train.init_from` does: herd's view of an export (its config.json included).
  *
  * BATCH holds "input.tokens" [B, T] I32; the loss is the next-token loss with
  * labels = input_ids, as LlamaForCausalLM computes it. Prints it with 9 digits;
@@ -59,12 +63,14 @@ static int32_t *read_tokens(const char *path, int64_t *n, int64_t *cols)
 int main(int argc, char **argv)
 {
     if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: hf_heldout_loss CONFIG_DIR WEIGHTS.safetensors BATCH.safetensors [LOGITS_OUT]\n");
+        fprintf(stderr, "usage: hf_heldout_loss CONFIG_DIR WEIGHTS.safetensors BATCH.safetensors [LOGITS_OUT]\n"
+                        "       hf_heldout_loss --hf HF_DIR BATCH.safetensors [LOGITS_OUT]\n");
         return 2;
     }
+    int hf = !strcmp(argv[1], "--hf");
     herd_config_model c = {0};
     int tied = 0;
-    if (herd_hf_config_read(argv[1], &c, &tied)) return 1;
+    if (herd_hf_config_read(argv[2 - !hf], &c, &tied)) return 1;
     int64_t nt = 0, T = 0;
     int32_t *tok = read_tokens(argv[3], &nt, &T);
     if (!tok || T < 2 || nt % T) return 1;
@@ -78,7 +84,8 @@ int main(int argc, char **argv)
     c.init_std = 0.02;
     herd_model_dims_from_config(&d, &c);
     herd_model m;
-    if (herd_model_create(&m, &d, herd_backend_cpu(), 1) || herd_weights_load(&m, argv[2])) return 1;
+    if (herd_model_create(&m, &d, herd_backend_cpu(), 1)) return 1;
+    if (hf ? herd_hf_load(&m, argv[2], tied) : herd_weights_load(&m, argv[2])) return 1;
     int32_t *tgt = malloc(sizeof(int32_t) * nt), *doc = calloc(nt, sizeof(int32_t));
     for (int64_t i = 0; i < nt; i++) tgt[i] = i % T == T - 1 ? -1 : tok[i + 1];
     int64_t nv = 0;
