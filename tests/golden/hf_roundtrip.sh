@@ -13,7 +13,7 @@
 # gives the same logits. It must be able to fail: 2 steps instead of 3 give
 # another loss, the Llama 3.1 export without its rope scaling other logits.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 herd=build/herd
 tool=build/tests/hf_heldout_loss
 py=${HERD_HF_PYTHON:-/usr/bin/python3}
