@@ -188,6 +188,9 @@ static const key_spec keys[] = {
     KEY("post.rs_temperature", T_DOUBLE, post.rs_temperature, 0, 100, OPEN_MIN,
         "rejection sampling: sampling temperature"),
     KEY("post.rs_top_p", T_DOUBLE, post.rs_top_p, 0, 1, OPEN_MIN, "rejection sampling: top-p (nucleus)"),
+    KEY("post.specials", T_STRING, post.specials, 0, 0, 0,
+        "special tokens and chat template of herd post / herd generate: llama3, llama3.1, llama3.2, llama3.3, "
+        "or a Hugging Face tokenizer.json / tokenizer_config.json; empty: llama3"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -187,6 +187,8 @@ typedef struct {
     int      rs_k;              /* rejection sampling: samples per prompt */
     double   rs_temperature;    /* rejection sampling: sampling temperature */
     double   rs_top_p;          /* rejection sampling: nucleus */
+    char     specials[HERD_PATH_MAX]; /* the tokenizer's special tokens and chat template: a family
+                                         ("llama3", "llama3.1", ...) or a tokenizer(_config).json; "": llama3 */
 } herd_config_post;
 
 /* The whole run: one struct per YAML section, so that a module takes only the

@@ -15,7 +15,8 @@ int herd_post_env_open(herd_post_env *e, const char *config, int n_sets, char *c
         return -1;
     }
     if (herd_config_resolve(&e->cfg, config, n_sets, sets)) return -1;
-    if (herd_tokenizer_load(&e->tok, tokenizer)) return -1;
+    const char *specials = e->cfg.post.specials[0] ? e->cfg.post.specials : NULL;
+    if (herd_tokenizer_open(&e->tok, tokenizer, specials)) return -1;
     e->n_regular = herd_tokenizer_n_regular(e->tok);
     e->eot_id = e->n_regular + HERD_TOK_EOT_ID;
     if (herd_tokenizer_vocab_size(e->tok) != e->cfg.model.vocab_size) {

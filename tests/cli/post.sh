@@ -89,6 +89,18 @@ if [ -s "$tmp/g1" ] && cmp -s "$tmp/g1" "$tmp/g2"; then pass post_generate_cache
 printf '3+4=?\n/reset\n5+5=?\n' | $herd generate $cfg $t $small --weights "$tmp/w1.safetensors" --chat --max-new 4 >"$tmp/chat" 2>/dev/null
 if [ "$(grep -c '^assistant> ' "$tmp/chat")" -eq 2 ]; then pass post_chat_mode; else fail post_chat_mode "$(cat "$tmp/chat")"; fi
 
+# post.specials picks the special tokens and chat template of every post command
+printf '3+4=?\n' | $herd generate $cfg $t $small --set model.max_seq_len=256 --set post.specials=llama3.1 --weights "$tmp/w1.safetensors" --chat --max-new 4 >"$tmp/chat31" 2>"$tmp/chat31.err"
+# the 3.1 template's system turn ("Cutting Knowledge Date: ...") is ~99 tokens of this vocabulary:
+# the conversation outgrows max_seq_len 64, so the run asks for 256 (RoPE needs no weights)
+if [ "$(grep -c '^assistant> ' "$tmp/chat31")" -eq 1 ] && ! grep -q 'no longer fits' "$tmp/chat31.err"; then pass post_specials_llama31; else fail post_specials_llama31 "$(cat "$tmp/chat31" "$tmp/chat31.err")"; fi
+# ...and it is the 3.1 template that ran: at max_seq_len 64, where llama3's conversation fits
+# (post_chat_mode), the 3.1 system turn does not
+printf '3+4=?\n' | $herd generate $cfg $t $small --set post.specials=llama3.1 --weights "$tmp/w1.safetensors" --chat --max-new 4 >/dev/null 2>"$tmp/chat31b.err"
+if grep -q 'no longer fits model.max_seq_len 64' "$tmp/chat31b.err"; then pass post_specials_llama31_template_longer
+else fail post_specials_llama31_template_longer "$(cat "$tmp/chat31b.err")"; fi
+expect post_specials_unknown_family 1 "llama9" $herd generate $cfg $t $small --set post.specials=llama9 --weights "$tmp/w1.safetensors" --prompt "1+1=?" --max-new 2
+
 # bad input
 printf '{"messages": [{"role": "user", "content": "1+1=?"}, {"role": "bot", "content": "2"}]}\n' >"$tmp/badrole.jsonl"
 expect post_unknown_role 1 "badrole.jsonl:1: messages[1].role: unknown role 'bot'" $herd post sft $cfg $t $small --data "$tmp/badrole.jsonl" --out "$tmp/x.safetensors"
