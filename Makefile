@@ -199,7 +199,7 @@ FUZZ_CFLAGS  := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unknown
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 FUZZ_LIB_SRC := src/config/config.c src/config/config_presets.c src/data/curate.c src/data/minhash.c src/data/data.c src/data/loader.c src/data/tokenizer.c \
-                src/data/unicode_tab.c src/data/bpe_train.c src/data/chat.c src/data/tokenizer_specials.c \
+                src/data/unicode_tab.c src/data/bpe_train.c src/data/chat.c src/data/tokenizer_specials.c src/model/hf_config.c \
                 monitoring/clock.c $(wildcard src/base/*.c checkpoint/*.c topology/*.c)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
 

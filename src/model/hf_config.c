@@ -80,6 +80,41 @@ static int model_type(const herd_json *j, const char *path)
     return 0;
 }
 
+/* A model herd can build: every size positive, heads that divide the width
+ * and KV heads that divide the heads, a positive finite theta and epsilon. */
+static int check_dims(const char *path, const herd_config_model *m, int tied)
+{
+    const struct { const char *key; int v; } size[] = {
+        {"num_hidden_layers", m->n_layers}, {"hidden_size", m->d_model}, {"num_attention_heads", m->n_heads},
+        {"num_key_value_heads", m->n_kv_heads}, {"intermediate_size", m->ffn_dim},
+        {"vocab_size", m->vocab_size}, {"max_position_embeddings", m->max_seq_len}};
+    for (size_t i = 0; i < sizeof size / sizeof size[0]; i++)
+        if (size[i].v < 1) {
+            fprintf(stderr, "herd: %s: %s: %d, must be at least 1\n", path, size[i].key, size[i].v);
+            return -1;
+        }
+    if (m->d_model % m->n_heads) {
+        fprintf(stderr, "herd: %s: num_attention_heads: %d does not divide hidden_size %d\n", path, m->n_heads,
+                m->d_model);
+        return -1;
+    }
+    if (m->n_heads % m->n_kv_heads) {
+        fprintf(stderr, "herd: %s: num_key_value_heads: %d does not divide num_attention_heads %d\n", path,
+                m->n_kv_heads, m->n_heads);
+        return -1;
+    }
+    if (!(m->rope_theta > 0 && isfinite(m->rope_theta)) || !(m->norm_eps > 0 && isfinite(m->norm_eps))) {
+        fprintf(stderr, "herd: %s: rope_theta %g and rms_norm_eps %g must be positive\n", path, m->rope_theta,
+                m->norm_eps);
+        return -1;
+    }
+    if (tied != 0 && tied != 1) {
+        fprintf(stderr, "herd: %s: tie_word_embeddings: %d, expected true or false\n", path, tied);
+        return -1;
+    }
+    return 0;
+}
+
 int herd_hf_config_read(const char *dir, herd_config_model *m, int *tied)
 {
     char path[4200];
@@ -109,7 +144,8 @@ int herd_hf_config_read(const char *dir, herd_config_model *m, int *tied)
          int_key(&j, path, "tie_word_embeddings", 0, &t);
     m->n_kv_heads = m->n_heads;
     if (!rc) rc = int_key(&j, path, "num_key_value_heads", 0, &m->n_kv_heads);
-    if (!rc && m->n_heads > 0 && head_dim && head_dim != m->d_model / m->n_heads) {
+    if (!rc) rc = check_dims(path, m, t);
+    if (!rc && head_dim && head_dim != m->d_model / m->n_heads) {
         fprintf(stderr, "herd: %s: head_dim: %d, herd needs hidden_size / num_attention_heads = %d\n",
                 path, head_dim, m->d_model / m->n_heads);
         rc = -1;

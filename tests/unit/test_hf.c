@@ -198,6 +198,24 @@ TEST(config_json_is_read_and_checked)
     CHECK(herd_hf_config_read(dir, &c, &tied) != 0);
     put("config.json", "{\"model_type\": \"mistral\"}");
     CHECK(herd_hf_config_read(dir, &c, &tied) != 0);
+    /* heads that do not divide the width, KV heads that do not divide the heads, a zero size
+     * (fuzz_hf_config's first finding: such a file was read as a model) */
+    const char *bad[] = {"\"num_attention_heads\": 3, \"num_key_value_heads\": 1",
+                         "\"num_attention_heads\": 4, \"num_key_value_heads\": 3",
+                         "\"num_attention_heads\": 4, \"num_key_value_heads\": 0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"model_type\": \"llama\", \"num_hidden_layers\": 1, \"hidden_size\": 32, %s, "
+                 "\"intermediate_size\": 64, \"vocab_size\": 96, \"max_position_embeddings\": 64, "
+                 "\"rms_norm_eps\": 1e-5}", bad[i]);
+        put("config.json", text);
+        CHECK(herd_hf_config_read(dir, &c, &tied) != 0);
+    }
+    put("config.json", "{\"model_type\": \"llama\", \"num_hidden_layers\": 1, \"hidden_size\": 32, "
+                       "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, \"intermediate_size\": 64, "
+                       "\"vocab_size\": 96, \"max_position_embeddings\": 64, \"rms_norm_eps\": 1e-5}");
+    CHECK(herd_hf_config_read(dir, &c, &tied) == 0 && c.n_heads == 4 && c.n_kv_heads == 2);
 }
 
 int main(void)
