@@ -167,6 +167,24 @@ static int any_committed_checkpoint(const char *dir)
     return found;
 }
 
+/* Rank 0's meta of a trainer checkpoint: *meta (malloc'ed; free it) and its
+ * header, checked (magic, lengths). 0 or -1 with a message naming path. */
+static int read_meta(herd_ckpt *ck, const char *path, void **meta, meta_header *h)
+{
+    size_t len = 0;
+    if (herd_ckpt_meta(ck, 0, meta, &len)) return -1;
+    if (len < sizeof *h || memcmp(*meta, META_MAGIC, 8)) {
+        fprintf(stderr, "herd: %s: meta of rank 0: not a herd trainer checkpoint (magic)\n", path);
+        return -1;
+    }
+    memcpy(h, *meta, sizeof *h);
+    if (len != sizeof *h + h->loader_len + h->config_len) {
+        fprintf(stderr, "herd: %s: meta of rank 0: length %zu does not match its header\n", path, len);
+        return -1;
+    }
+    return 0;
+}
+
 int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd_grid *g,
                            herd_model *m, herd_fsdp *f, herd_loader *ld, int64_t *step,
                            int64_t *tokens, char *from, size_t from_len)
@@ -191,21 +209,8 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
     /* this rank's own shard's index first: the same layout needs no other */
     int rc = herd_ckpt_open_rank(&ck, path, g->world_rank);
     void *meta = NULL;
-    size_t len = 0;
-    if (rc == 0) rc = herd_ckpt_meta(ck, 0, &meta, &len);
     meta_header h;
-    if (rc == 0 && (len < sizeof h || memcmp(meta, META_MAGIC, 8))) {
-        fprintf(stderr, "herd: %s: meta of rank 0: not a herd trainer checkpoint (magic)\n", path);
-        rc = -1;
-    }
-    if (rc == 0) {
-        memcpy(&h, meta, sizeof h);
-        if (len != sizeof h + h.loader_len + h.config_len) {
-            fprintf(stderr, "herd: %s: meta of rank 0: length %zu does not match its header\n",
-                    path, len);
-            rc = -1;
-        }
-    }
+    if (rc == 0) rc = read_meta(ck, path, &meta, &h);
     if (rc == 0) rc = herd_loader_set_state(ld, (char *)meta + sizeof h, h.loader_len);
     /* every tensor piece this rank holds (TP copies too), any layout wrote it */
     static const char *kinds[3] = {"param", "adam_m", "adam_v"};
@@ -243,22 +248,9 @@ int herd_train_ckpt_read_config(const char *step_dir, herd_config *c)
 {
     herd_ckpt *ck = NULL;
     void *meta = NULL;
-    size_t len = 0;
     int rc = herd_ckpt_open_rank(&ck, step_dir, 0);
-    if (rc == 0) rc = herd_ckpt_meta(ck, 0, &meta, &len);
     meta_header h;
-    if (rc == 0 && (len < sizeof h || memcmp(meta, META_MAGIC, 8))) {
-        fprintf(stderr, "herd: %s: meta of rank 0: not a herd trainer checkpoint (magic)\n", step_dir);
-        rc = -1;
-    }
-    if (rc == 0) {
-        memcpy(&h, meta, sizeof h);
-        if (len != sizeof h + h.loader_len + h.config_len) {
-            fprintf(stderr, "herd: %s: meta of rank 0: length %zu does not match its header\n",
-                    step_dir, len);
-            rc = -1;
-        }
-    }
+    if (rc == 0) rc = read_meta(ck, step_dir, &meta, &h);
     if (rc == 0) {
         char origin[4200];
         snprintf(origin, sizeof origin, "%s (saved config)", step_dir);
