@@ -79,4 +79,35 @@ row torchtitan-A100 L2-70B-full 80 8192 64 8 28672 32000 4096 128 1,1,1,64 tps 3
 # torchtitan paper / docs Table 1: FSDP2 eager, Llama 3.1 8B, 8 H100 (96 GB, 500 W), local batch 2, selective AC
 row torchtitan-H100 L3.1-8B-sel 32 4096 32 8 14336 128256 8192 16 1,1,1,8 tps 5762 $l3 --sharding full \
     --recompute selective --micro-batch 2 --hbm 96
+# the same, Table 3: 128 GPUs, global batch 256
+row torchtitan-H100 L3.1-8B-sel 32 4096 32 8 14336 128256 8192 256 1,1,1,128 tps 5605 $l3 --sharding full \
+    --recompute selective --micro-batch 2 --hbm 96
 echo "within15 $hits of $rows"
+
+# Interleaved vs 1F1B, the same model, layout and batch: torchtitan
+# benchmarks/llama3_h100_202412_torchtitan.md Table 5 (Llama 3.1 405B, 512
+# H100, FSDP 8 x TP 8 x PP 8, local batch 32 = 8 micro-batches of 4, seq 8192,
+# full AC): 1F1B 100, interleaved 1F1B (2 stages per rank) 128 TPS/GPU.
+ti="$l3 --model 405b --seq 8192 --batch-tokens $((256 * 8192)) --micro-batch 4 --recompute full --sharding full"
+s1=$("$herd" plan $ti --hbm 96 --layout 8,1,8,8 --schedule 1f1b --json | g step_s)
+s2=$("$herd" plan $ti --hbm 96 --layout 8,1,8,8 --schedule interleaved:2 --json | g step_s)
+awk -v a="$s1" -v b="$s2" 'BEGIN { p = 100 * (a / b - 1); m = 28;
+    printf "interleaved_gain predicted %+.1f%% (1F1B %.2f s, V=2 %.2f s), measured %+.1f%% (100 -> 128 TPS/GPU), error %+.1f%% of the measured gain\n",
+        p, a, b, m, 100 * (p - m) / m }'
+
+# Memory, fully sharded (torchtitan FSDP2): measured GiB (torch's peak reserved, x 1.0737 = GB)
+mem() { # NAME MEASURED_GIB FLAGS...
+    name=$1 gib=$2; shift 2
+    m=$("$herd" plan "$@" --json | g mem_GB)
+    awk -v n="$name" -v m="$m" -v g="$gib" 'BEGIN { gb = g * 1.073741824;
+        printf "memory %s: measured %.1f GiB = %.1f GB, predicted %.1f GB, error %+.1f%%\n", n, g, gb, m, 100 * (m / gb - 1) }'
+}
+m8="$l3 --shape 32,4096,32,8,14336,128256 --sharding full --hbm 96"
+mem "torchtitan T1 8B FSDP 8, b 2, seq 8192, selective" 82.4 $m8 --seq 8192 --batch-tokens 131072 --micro-batch 2 \
+    --recompute selective --layout 1,1,1,8
+mem "torchtitan T3 8B FSDP 128, b 2, seq 8192, selective" 67.0 $m8 --seq 8192 --batch-tokens $((256 * 8192)) \
+    --micro-batch 2 --recompute selective --layout 1,1,1,128
+mem "torchtitan T2 8B FSDP 8, b 1, seq 32768, full (Float8)" 83.9 $m8 --seq 32768 --batch-tokens $((8 * 32768)) \
+    --micro-batch 1 --recompute full --layout 1,1,1,8
+mem "torchtitan T5 405B 1F1B FSDP 8 TP 8 PP 8 (Float8)" 82.5 $ti --hbm 96 --layout 8,1,8,8 --schedule 1f1b
+mem "torchtitan T5 405B interleaved (Float8)" 72.7 $ti --hbm 96 --layout 8,1,8,8 --schedule interleaved:2
