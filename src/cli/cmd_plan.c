@@ -111,6 +111,17 @@ static void print_result(const herd_plan_result *r, const herd_topo *t, const ch
     printf("\n");
 }
 
+/* the parts a --layout line has no room for: memory against the H100 / H200
+ * sizes, and the schedule's and optimizer's exposed costs */
+static void print_detail(const herd_plan_result *r)
+{
+    static const double parts[] = {80, 96, 141};
+    printf("  memory %.1f GB (weights/optimizer %.1f, activations %.1f; rank %d):", r->mem_GB, r->mem_static_GB,
+           r->mem_act_GB, r->mem_stage);
+    for (int i = 0; i < 3; i++) printf("%s %.0f GB %s", i ? "," : " fits", parts[i], r->mem_GB <= parts[i] ? "yes" : "no");
+    printf("; pipeline hops %.2f s, optimizer step %.2f s\n", r->t_sched, r->t_opt);
+}
+
 static void json_result(const herd_plan_result *r, const char *place, int seq, double paper, int last)
 {
     printf("    {\"tp\": %d, \"cp\": %d, \"pp\": %d, \"dp\": %d, \"placement\": \"%s\", \"seq\": %d, "
@@ -122,6 +133,9 @@ static void json_result(const herd_plan_result *r, const char *place, int seq, d
            r->t_step, r->t_compute, r->t_bubble, r->t_tp, r->t_cp, r->t_pp, r->t_dp, r->mem_GB,
            r->mem_static_GB, r->mem_act_GB, r->mem_stage, r->mem_inflight, r->fits ? "true" : "false");
     if (paper > 0) printf(", \"paper_mfu\": %.2f", paper);
+    printf(", \"sched_s\": %.4f, \"opt_s\": %.4f, \"fits_80\": %s, \"fits_96\": %s, \"fits_141\": %s", r->t_sched,
+           r->t_opt, r->mem_GB <= 80 ? "true" : "false", r->mem_GB <= 96 ? "true" : "false",
+           r->mem_GB <= 141 ? "true" : "false");
     printf(", \"groups\": {");
     for (int d = 0; d < HERD_NDIM; d++)
         printf("%s\"%s\": {\"size\": %d, \"bw_GBps\": %.2f, \"max_height\": %d, \"oversubscribed_groups\": %d}",
@@ -153,6 +167,7 @@ static int run_layout(herd_plan_inputs *in, const char *conf, const char *links,
         if (naive) json_result(&rn, "naive", in->seq_len, 0, last);
     } else {
         print_result(&r, t, "topo", in->seq_len);
+        print_detail(&r);
         if (paper > 0)
             printf("  paper: %.0f%% MFU; predicted %.1f%% (%+.1f points)\n", paper, 100 * r.mfu, 100 * r.mfu - paper);
         if (naive) {

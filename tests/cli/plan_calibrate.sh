@@ -92,6 +92,12 @@ if awk '/^within15/ { exit !($2 >= 10) } END { }' "$tmp/val.md" && grep -q '^wit
 else
     fail plan_validate_within15 "$(cat "$tmp/val.md")"
 fi
+if awk '/^interleaved_gain/ { e = $NF; sub(/%.*/, "", e); split($0, w, "error "); split(w[2], x, "%");
+        ok = x[1] <= 10 && x[1] >= -10; seen = 1 } END { exit !(seen && ok) }' "$tmp/val.md"; then
+    pass plan_validate_interleaved_gain
+else
+    fail plan_validate_interleaved_gain "$(grep interleaved_gain "$tmp/val.md")"
+fi
 mem=$(build/herd plan --conf $F/llama3.conf --links $F/llama3.links --shape 32,4096,32,8,14336,128256 --seq 8192 \
     --batch-tokens 131072 --layout 1,1,1,8 --sharding full --recompute selective --micro-batch 2 --hbm 96 --json | g mem_GB)
 # torchtitan Table 1: 82.4 GiB = 88.48 GB
