@@ -118,6 +118,19 @@ static double dp_traffic(const herd_plan_inputs *in, double p_total, int tp, int
     return ring(bytes, cp, sc->bw_GBps, sc->latency_us) + ring(bytes / cp, dp, sd->bw_GBps, sd->latency_us);
 }
 
+/* Ranks that share cores (more ranks than cores: a CPU cluster, make
+ * bench-layouts) wait at every message for a peer the scheduler has
+ * descheduled; that wait, not the bytes, dominates their communication. The
+ * messages of a step on one rank: every ring step of every TP and CP
+ * collective, every pipeline send, the two FSDP rings. */
+static double oversub_hops(const herd_plan_inputs *in, int tp, int cp, int pp, int dp, int M, int V)
+{
+    double layers = (double)in->n_layers / pp;
+    double tp_calls = in->sequence_parallel ? 8 : 4 * 2; /* ring all-reduce: 2 passes */
+    return M * layers * (tp_calls * (tp - 1) + 2.0 * (cp - 1)) + (pp > 1 ? M * 2.0 * V : 0) +
+           2.0 * ((cp - 1) + (dp - 1));
+}
+
 int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, int cp, int pp, int dp,
                        const int *perm, herd_plan_result *r)
 {
@@ -203,6 +216,7 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
      * that no compute hides (shape-aware mode; the flat mode has none) */
     double hop = in->gpu ? 3 * in->gpu->launch_us * 1e-6 : 0;
     r->t_sched = pp > 1 ? M * 2.0 * V * hop : 0;
+    if (in->oversub_hop_us > 0) r->t_sched += oversub_hops(in, tp, cp, pp, dp, M, V) * in->oversub_hop_us * 1e-6;
     /* pipeline: (M + (pp-1)/V) micro-batch slots, each the rank's work per micro-batch */
     double t_mb = (r->t_compute + r->t_tp + r->t_cp + r->t_pp + r->t_sched) / M;
     r->t_bubble = (pp - 1) / (double)V * t_mb;

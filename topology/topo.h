@@ -318,6 +318,8 @@ typedef struct {
     double other_frac;        /* non-GEMM kernels (norms, RoPE, SwiGLU, loss) as a fraction of GEMM time */
     double optimizer_bytes;   /* HBM bytes per parameter of the optimizer step: 30 (Adam, fp32 master) */
     int    sharding;          /* HERD_SHARD_ZERO2 (herd's FSDP) or HERD_SHARD_FULL (per-layer gather) */
+    double oversub_hop_us;    /* ranks oversubscribe the cores: every ring step and point-to-point
+                                 message waits this long for its descheduled peer; 0: off */
 } herd_plan_inputs;
 
 enum { HERD_SHARD_ZERO2 = 0, HERD_SHARD_FULL = 1 };

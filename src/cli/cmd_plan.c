@@ -24,6 +24,7 @@ static int usage(FILE *f)
             "                 [--gpu h100|a100] [--calibrate TABLE] [--other-frac X]\n"
             "                 [--schedule 1f1b|interleaved[:V]] [--sharding zero2|full] [--doc-len N]\n"
             "                 [--shape L,D,HEADS,KV,FFN,VOCAB] [--mlp swiglu|gelu] [--attn-full 0|1]\n"
+            "                 [--oversub-hop-us X]\n"
             "  --gpu       the GPU whose kernel rates time the step's GEMMs and attention by shape\n"
             "              (default h100; docs/topology.md, \"Shape-aware compute\")\n"
             "  --calibrate a measured table of GEMM and attention times (benchmarks/bench_shapes)\n"
@@ -36,6 +37,8 @@ static int usage(FILE *f)
             "              ffn, vocabulary); --mlp gelu: two MLP GEMMs (GPT) instead of SwiGLU's three\n"
             "  --attn-full attention computes the whole s x s (unfused kernels) instead of skipping\n"
             "              the causal half\n"
+            "  --oversub-hop-us X  more ranks than cores: every ring step and pipeline message waits\n"
+            "              X us for a descheduled peer (make bench-layouts)\n"
             "  --spread    the job's GPUs shared evenly among the pods (default: packed in tree order)\n"
             "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
             "  --recompute activations recomputed in the backward (train.recompute; memory estimate)\n"
@@ -305,6 +308,7 @@ static int plan_parse_args(int argc, char **argv, plan_args *p)
         NUM("--compute-eff", 0.01, 1, (in->compute_eff = x, p->flat = 1))
         NUM("--other-frac", 0, 100, in->other_frac = x)
         NUM("--doc-len", 0, 1e8, in->doc_len = (int)x)
+        NUM("--oversub-hop-us", 0, 1e7, in->oversub_hop_us = x)
         NUM("--attn-eff", 0.01, 1, in->attn_eff = x)
         NUM("--tp-overlap", 0, 1, in->tp_overlap = x)
         NUM("--cp-overlap", 0, 1, in->cp_overlap = x)

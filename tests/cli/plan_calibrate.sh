@@ -79,6 +79,18 @@ else
     fail plan_schedule_and_sharding "bubble 1f1b $s1 vs V=8 $s8; static GB zero2 $m2 vs full $mf"
 fi
 
+# the oversubscribed mode: every message waits; TP 4 x CP 2 sends hundreds of
+# messages a step, DP 8 fourteen: the first slows far more
+printf 'SwitchName=leaf1 Nodes=node[1-2]\nSwitchName=leaf2 Nodes=node[3-4]\nSwitchName=spine Switches=leaf1,leaf2\n' >"$tmp/cpu.conf"
+tiny() { build/herd plan --conf "$tmp/cpu.conf" --gpus-per-node 2 --model tiny --seq 128 --batch-tokens 4096 \
+    --peak-tflops 0.025 --compute-eff 0.4 --layout "$1" --oversub-hop-us "$2" --json | g step_s; }
+a0=$(tiny 4,2,1,1 0) a1=$(tiny 4,2,1,1 1000) b0=$(tiny 1,1,1,8 0) b1=$(tiny 1,1,1,8 1000)
+if awk -v a0="$a0" -v a1="$a1" -v b0="$b0" -v b1="$b1" 'BEGIN { exit !(a1 - a0 > 20 * (b1 - b0) && b1 - b0 > 0.01) }'; then
+    pass plan_oversubscribed_mode
+else
+    fail plan_oversubscribed_mode "TP4xCP2 $a0 -> $a1 s, DP8 $b0 -> $b1 s"
+fi
+
 # validation: the bounds the docs state
 sh benchmarks/plan_validate.sh >"$tmp/val.md" 2>&1
 if awk -F'|' '/\(fit\)/ { split($10, e, " "); if (e[1] > 3 || e[1] < -3) bad = 1; n++ }
