@@ -131,13 +131,9 @@ static double oversub_hops(const herd_plan_inputs *in, int tp, int cp, int pp, i
            2.0 * ((cp - 1) + (dp - 1));
 }
 
-int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, int cp, int pp, int dp,
-                       const int *perm, herd_plan_result *r)
+/* the layout against the model, job and batch; -1 with a message naming the field */
+static int estimate_check(const herd_plan_inputs *in, int N, int tp, int cp, int pp, int dp)
 {
-    memset(r, 0, sizeof *r);
-    r->tp = tp; r->cp = cp; r->pp = pp; r->dp = dp;
-    const double L = in->n_layers, d = in->d_model, s = in->seq_len;
-    const int N = t->n_ranks;
     const char *who = "herd plan";
     if ((long long)tp * cp * pp * dp != N) {
         fprintf(stderr, "%s: layout tp=%d cp=%d pp=%d dp=%d needs %lld GPUs, the cluster job has %d\n", who, tp, cp,
@@ -167,6 +163,18 @@ int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, i
                 who, dp, in->batch_tokens, seqs, in->seq_len, in->micro_batch);
         return -1;
     }
+    return 0;
+}
+
+int herd_plan_estimate(const herd_plan_inputs *in, const herd_topo *t, int tp, int cp, int pp, int dp,
+                       const int *perm, herd_plan_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->tp = tp; r->cp = cp; r->pp = pp; r->dp = dp;
+    const double L = in->n_layers, d = in->d_model, s = in->seq_len;
+    const int N = t->n_ranks;
+    if (estimate_check(in, N, tp, cp, pp, dp)) return -1;
+    long long seqs = in->batch_tokens / in->seq_len;
     int M = (int)(seqs / dp / in->micro_batch);
     int V = in->virtual_stages > 0 ? in->virtual_stages : (int)ceil(L / pp);
     if (pp == 1 || M < pp) V = 1; /* interleaving needs a micro-batch per stage in flight */
