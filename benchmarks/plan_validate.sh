@@ -45,7 +45,7 @@ row() {
     rows=$((rows + 1))
     if [ "$src" = "fit" ]; then
         e=$(awk -v p="$pred" -v m="$meas" 'BEGIN { printf "%+.1f points", p - m }')
-        echo "| $rows | Llama 3 Table 4 (fit) | $name | $n | $lay | $bseq x $seq | $meas$unit | $pred | $e |"
+        echo "| fit | Llama 3 Table 4 | $name | $n | $lay | $bseq x $seq | $meas$unit | $pred% | $e |"
         rows=$((rows - 1))
         return
     fi
