@@ -68,6 +68,13 @@ msg=$(plan --schedule zigzag 2>&1); rc=$?
 if [ "$rc" -eq 2 ] && echo "$msg" | grep -q -- "--schedule 'zigzag'"; then pass plan_schedule_refused
 else fail plan_schedule_refused "rc $rc: $msg"; fi
 
+msg=$(plan --shape 32,4096,30,8,14336,128256 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && echo "$msg" | grep -q -- "--shape '32,4096,30,8,14336,128256'"; then pass plan_shape_refused
+else fail plan_shape_refused "rc $rc: $msg"; fi
+msg=$(plan --sharding zero3 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && echo "$msg" | grep -q -- "--sharding 'zero3': expected zero2 or full"; then pass plan_sharding_refused
+else fail plan_sharding_refused "rc $rc: $msg"; fi
+
 # interleaving: fewer bubbles, more hops; fully sharded: less memory, more traffic
 p405() { build/herd plan --conf $F/llama3.conf --links $F/llama3.links --layout 8,1,16,64 --json "$@"; }
 s1=$(p405 --schedule 1f1b | g bubble_s); s8=$(p405 --schedule interleaved:8 | g bubble_s)
