@@ -22,7 +22,9 @@
 # 4. measured: the mean over steps 2..STEPS of metrics.jsonl (step 1 pays for
 #    first touches of memory and the first connections).
 # 5. predicted: herd plan --json with the cluster's topology.conf, the links
-#    file, 2 ranks per node, --compute-eff = the DP-only layout's measured MFU.
+#    file, 2 ranks per node, --compute-eff = the DP-only layout's measured MFU
+#    without its communication, and (more ranks than cores) the oversubscribed
+#    mode: --oversub-hop-us = that layout's DP communication per ring step.
 # Results: build/bench/layouts.txt (the table), build/bench/layouts.png,
 # JSON lines appended to build/bench/results.jsonl.
 # Without Slurm (not root, no slurmctld) it falls back to mpirun and says so.
@@ -160,14 +162,21 @@ done
 [ -s "$tmp/rows" ] || { echo "layouts.sh: no layout ran" >&2; exit 1; }
 
 # ---- 5. predicted ----
-# compute_eff: the measured MFU of the DP-only layout (no model parallelism), in
-# [0.01, 1]; the defaults (0.5) are for BF16 GEMMs of 405B shapes on an H100
-eff=$(awk -v n="$np" '$1 == "1,1,1," n { e = $3 } END { if (e == "") e = 0.5; if (e < 0.01) e = 0.01; if (e > 1) e = 1; printf "%.4f", e }' "$tmp/rows")
-echo "compute_eff $eff (measured MFU of layout 1,1,1,$np; 0.5 when it did not run)"
+# One layout calibrates two numbers for all: the DP-only layout (no model
+# parallelism). compute_eff: its MFU without its communication (MFU x step /
+# (step - comm_dp)), in [0.01, 1]. The oversubscribed mode (8 ranks on fewer
+# cores, docs/topology.md): each message of a step waits for a descheduled
+# peer; hop_us = its measured DP communication over its 2 (DP-1) ring steps.
+# Without that layout: 0.5 and the mode off.
+set -- $(awk -v n="$np" '$1 == "1,1,1," n { st = $4; c = $9; if (st > c && st > 0) e = $3 * st / (st - c); h = c / (2 * (n - 1)) * 1e6 }
+    END { if (e == "") { e = 0.5; h = 0 } if (e < 0.01) e = 0.01; if (e > 1) e = 1; printf "%.4f %.1f", e, h }' "$tmp/rows")
+eff=$1 hop_us=$2
+[ "$cores" -ge "$np" ] && hop_us=0 # ranks have a core each: no waits for the scheduler
+echo "compute_eff $eff, oversubscribed hop $hop_us us (from layout 1,1,1,$np; $np ranks on $cores cores)"
 : >"$tmp/pred"
 while read -r l rest; do
     "$herd" plan --conf "$conf" --links "$links" --gpus-per-node 2 --model tiny --seq "$seq_len" \
-        --batch-tokens "$batch" --micro-batch "$mb" --peak-tflops "$peak" --compute-eff "$eff" --layout "$l" --json \
+        --batch-tokens "$batch" --micro-batch "$mb" --peak-tflops "$peak" --compute-eff "$eff" --oversub-hop-us "$hop_us" --layout "$l" --json \
         >"$tmp/plan.json" 2>"$tmp/plan.err" || { echo "herd plan $l failed: $(cat "$tmp/plan.err")" >&2; exit 1; }
     g() { sed -n "s/.*\"$1\": \([0-9.eE+-]*\).*/\1/p" "$tmp/plan.json" | head -1; }
     echo "$l $(g mfu) $(g step_s) $(g compute_s) $(g bubble_s) $(g tp_s) $(g cp_s) $(g pp_s) $(g dp_s)" >>"$tmp/pred"

@@ -59,9 +59,10 @@ double herd_plan_layer_act_bytes(const herd_plan_inputs *in, int tp, int cp)
     } else {
         double gemm_in = in->recompute == HERD_RECOMPUTE_SELECTIVE ? 0 : 2 * (2 * d) / sp;
         double swiglu = in->recompute == HERD_RECOMPUTE_SELECTIVE ? 0 : 2 * f / tp;
+        double mlp = in->gated_mlp ? 4 * f / tp : 2 * f / tp; /* G and U; GELU: fc1's output */
         per = 2 * (2 * d) / sp + gemm_in                /* norm inputs, GEMM inputs */
               + 2 * d / tp + 4 * kvh * hd * cp + 2 * d / tp /* Q, K and V (gathered), O */
-              + 4 * f / tp + swiglu;                      /* G, U, silu(G)*U */
+              + mlp + swiglu;                             /* G, U, silu(G)*U (GELU(fc1) for GPT) */
     }
     return tok * per;
 }
@@ -138,9 +139,20 @@ int herd_plan_memory(const herd_plan_inputs *in, int tp, int cp, int pp, int dp,
                      herd_plan_result *r)
 {
     double d = in->d_model, hd = d / in->n_heads, kv_dim = in->n_kv_heads * hd;
-    double p_layer = (2 * d * d + 2 * d * kv_dim + 3 * d * in->ffn_dim) / tp + 2 * d;
+    double p_layer = (2 * d * d + 2 * d * kv_dim + (in->gated_mlp ? 3 : 2) * d * in->ffn_dim) / tp + 2 * d;
     double emb = d * in->vocab_size / tp;
     double g = in->grad_bytes, per_param = 2 + g + (12 + (dp > 1 ? g : 0)) / dp;
+    /* fully sharded (FSDP2 / ZeRO-3): the fp32 parameter (the master), its
+     * gradient and Adam's m, v live as 1/DP shards; the bf16 weights of a
+     * unit (a layer, or the embedding / output projection) are gathered for
+     * its forward and backward and freed after, the next one prefetched: two
+     * units of bf16 weights and one of unsharded gradients at a time */
+    double unit = p_layer > emb ? p_layer : emb;
+    double gathered = 0;
+    if (in->sharding == HERD_SHARD_FULL) {
+        per_param = (4 + g + 8) / dp;
+        gathered = unit * (2 * 2 + g);
+    }
     double tok = (double)in->micro_batch * in->seq_len / cp;
     double a_layer = herd_plan_layer_act_bytes(in, tp, cp);
     herd_plan_inputs none = *in;
@@ -155,7 +167,7 @@ int herd_plan_memory(const herd_plan_inputs *in, int tp, int cp, int pp, int dp,
         double inflight;
         if (herd_plan_stage_layers(in, pp, V, M, p, &layers, &inflight)) return -1;
         double params = layers * p_layer + (p == 0 ? emb : 0) + (p == pp - 1 ? emb + d : 0);
-        double stat = params * per_param;
+        double stat = params * per_param + gathered;
         double act = a_layer * inflight + workspace;
         if (p == pp - 1) act += tok * (4.0 * logit_cols + 2 * d / sp);
         double total = (stat + act) / 1e9;

@@ -309,7 +309,20 @@ typedef struct {
     int    pp_first_last_fewer; /* 1: the first and last pipeline stage hold one layer fewer */
     int    xent_chunk;        /* train.xent_chunk: the last rank keeps fp32 logits of this many
                                  vocabulary columns a token instead of vocab/tp; 0: all */
+    /* shape-aware compute (topology/computemodel.h); NULL: the flat
+     * compute_eff / attn_eff above (--compute-eff, --measured) */
+    const struct herd_gpu_profile_s *gpu;
+    int    gated_mlp;         /* 1: SwiGLU (gate, up, down); 0: GELU MLP (two GEMMs, GPT) */
+    int    attn_full;         /* 1: attention computes every s x s score (unfused, masked) */
+    int    doc_len;           /* documents of this many tokens (document masks); 0: the sequence */
+    double other_frac;        /* non-GEMM kernels (norms, RoPE, SwiGLU, loss) as a fraction of GEMM time */
+    double optimizer_bytes;   /* HBM bytes per parameter of the optimizer step: 30 (Adam, fp32 master) */
+    int    sharding;          /* HERD_SHARD_ZERO2 (herd's FSDP) or HERD_SHARD_FULL (per-layer gather) */
+    double oversub_hop_us;    /* ranks oversubscribe the cores: every ring step and point-to-point
+                                 message waits this long for its descheduled peer; 0: off */
 } herd_plan_inputs;
+
+enum { HERD_SHARD_ZERO2 = 0, HERD_SHARD_FULL = 1 };
 
 /* Activation recomputation (train.recompute): HERD_RECOMPUTE_* of
  * topology/recompute.h, which the model does and the memory estimate charges. */
@@ -339,6 +352,8 @@ typedef struct {
     int    tp, cp, pp, dp, micro_batches, virtual_stages;
     double flops_per_token;   /* 6 P_matmul + 6 L s d (DESIGN.md) */
     double t_compute, t_bubble, t_tp, t_cp, t_pp, t_dp;  /* seconds per step (exposed comm) */
+    double t_sched;           /* exposed per-hop pipeline costs (launch + sync per virtual stage) */
+    double t_opt;             /* the optimizer step (HBM-bound, not overlapped) */
     double t_step;
     double mfu, tflops_per_gpu, tokens_per_s;
     double mem_GB;            /* estimated peak memory per GPU: the most loaded pipeline rank */

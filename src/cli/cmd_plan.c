@@ -7,6 +7,7 @@
 #include <string.h>
 #include "src/cli/commands.h"
 #include "src/config/config.h"
+#include "topology/computemodel.h"
 #include "topology/topo.h"
 
 static int usage(FILE *f)
@@ -20,6 +21,24 @@ static int usage(FILE *f)
             "                 [--peak-tflops X] [--hbm GB] [--measured METRICS.jsonl]\n"
             "                 [--sequence-parallel 0|1] [--recompute none|selective|full]\n"
             "                 [--first-last-fewer 0|1] [--xent-chunk N] [--spread] [--json]\n"
+            "                 [--gpu h100|a100] [--calibrate TABLE] [--other-frac X]\n"
+            "                 [--schedule 1f1b|interleaved[:V]] [--sharding zero2|full] [--doc-len N]\n"
+            "                 [--shape L,D,HEADS,KV,FFN,VOCAB] [--mlp swiglu|gelu] [--attn-full 0|1]\n"
+            "                 [--oversub-hop-us X]\n"
+            "  --gpu       the GPU whose kernel rates time the step's GEMMs and attention by shape\n"
+            "              (default h100; docs/topology.md, \"Shape-aware compute\")\n"
+            "  --calibrate a measured table of GEMM and attention times (benchmarks/bench_shapes)\n"
+            "              that scales the roofline of the nearest shape\n"
+            "  --compute-eff, --measured  one flat efficiency for every GEMM instead of the shapes\n"
+            "  --schedule  1f1b (V = 1) or interleaved with V virtual stages per rank\n"
+            "  --sharding  zero2: herd's FSDP (full weights and gradients during the step);\n"
+            "              full: parameters, gradients, optimizer state sharded, gathered per layer\n"
+            "  --shape     a model by its shape instead of --model (layers, width, heads, KV heads,\n"
+            "              ffn, vocabulary); --mlp gelu: two MLP GEMMs (GPT) instead of SwiGLU's three\n"
+            "  --attn-full attention computes the whole s x s (unfused kernels) instead of skipping\n"
+            "              the causal half\n"
+            "  --oversub-hop-us X  more ranks than cores: every ring step and pipeline message waits\n"
+            "              X us for a descheduled peer (make bench-layouts)\n"
             "  --spread    the job's GPUs shared evenly among the pods (default: packed in tree order)\n"
             "  --measured  compute_eff = the median MFU of a herd train run's metrics.jsonl\n"
             "  --recompute activations recomputed in the backward (train.recompute; memory estimate)\n"
@@ -56,14 +75,21 @@ static void print_inputs(const herd_plan_inputs *in, const herd_topo *t, const c
     for (int h = 1; h <= t->height; h++)
         printf("  link height %d (%s): %.0f GB/s, %.0f us, oversubscription 1:%g\n", h, t->link[h].name,
                t->link[h].bw_GBps, t->link[h].latency_us, t->link[h].oversub);
+    if (in->gpu)
+        printf("compute: by shape on %s (peak %.1f TFLOP/s, HBM %.0f GB/s, large GEMMs %.2f of peak, %d measured "
+               "kernels), non-GEMM kernels %.2f of GEMM time\n", in->gpu->name, in->gpu->peak_tflops,
+               in->gpu->hbm_GBps, in->gpu->gemm_eff, in->gpu->n_points, in->other_frac);
+    else
+        printf("compute: flat, compute_eff %.2f, attn_eff %.2f\n", in->compute_eff, in->attn_eff);
     printf("inputs: peak %.1f TFLOP/s, HBM %.0f GB, compute_eff %.2f, attn_eff %.2f, tp_overlap %.2f, "
            "cp_overlap %.2f, pp_overlap %.2f, dp_overlap %.2f, grad bytes %.0f, micro_batch %d, "
            "virtual stages %s, sequence parallel %s, recompute %s, first/last stage one layer fewer %s, "
-           "xent_chunk %d\n",
+           "xent_chunk %d, sharding %s\n",
            in->peak_tflops, in->hbm_GB, in->compute_eff, in->attn_eff, in->tp_overlap, in->cp_overlap, in->pp_overlap,
            in->dp_overlap, in->grad_bytes, in->micro_batch, in->virtual_stages ? "set" : "1 layer each",
            in->sequence_parallel ? "yes" : "no", herd_plan_recompute_name(in->recompute),
-           in->pp_first_last_fewer ? "yes" : "no", in->xent_chunk);
+           in->pp_first_last_fewer ? "yes" : "no", in->xent_chunk,
+           in->sharding == HERD_SHARD_FULL ? "full (per-layer gather)" : "zero2 (herd)");
 }
 
 static void print_header(void)
@@ -88,6 +114,17 @@ static void print_result(const herd_plan_result *r, const herd_topo *t, const ch
     printf("\n");
 }
 
+/* the parts a --layout line has no room for: memory against the H100 / H200
+ * sizes, and the schedule's and optimizer's exposed costs */
+static void print_detail(const herd_plan_result *r)
+{
+    static const double parts[] = {80, 96, 141};
+    printf("  memory %.1f GB (weights/optimizer %.1f, activations %.1f; rank %d):", r->mem_GB, r->mem_static_GB,
+           r->mem_act_GB, r->mem_stage);
+    for (int i = 0; i < 3; i++) printf("%s %.0f GB %s", i ? "," : " fits", parts[i], r->mem_GB <= parts[i] ? "yes" : "no");
+    printf("; pipeline hops %.2f s, optimizer step %.2f s\n", r->t_sched, r->t_opt);
+}
+
 static void json_result(const herd_plan_result *r, const char *place, int seq, double paper, int last)
 {
     printf("    {\"tp\": %d, \"cp\": %d, \"pp\": %d, \"dp\": %d, \"placement\": \"%s\", \"seq\": %d, "
@@ -99,6 +136,9 @@ static void json_result(const herd_plan_result *r, const char *place, int seq, d
            r->t_step, r->t_compute, r->t_bubble, r->t_tp, r->t_cp, r->t_pp, r->t_dp, r->mem_GB,
            r->mem_static_GB, r->mem_act_GB, r->mem_stage, r->mem_inflight, r->fits ? "true" : "false");
     if (paper > 0) printf(", \"paper_mfu\": %.2f", paper);
+    printf(", \"sched_s\": %.4f, \"opt_s\": %.4f, \"fits_80\": %s, \"fits_96\": %s, \"fits_141\": %s", r->t_sched,
+           r->t_opt, r->mem_GB <= 80 ? "true" : "false", r->mem_GB <= 96 ? "true" : "false",
+           r->mem_GB <= 141 ? "true" : "false");
     printf(", \"groups\": {");
     for (int d = 0; d < HERD_NDIM; d++)
         printf("%s\"%s\": {\"size\": %d, \"bw_GBps\": %.2f, \"max_height\": %d, \"oversubscribed_groups\": %d}",
@@ -130,6 +170,7 @@ static int run_layout(herd_plan_inputs *in, const char *conf, const char *links,
         if (naive) json_result(&rn, "naive", in->seq_len, 0, last);
     } else {
         print_result(&r, t, "topo", in->seq_len);
+        print_detail(&r);
         if (paper > 0)
             printf("  paper: %.0f%% MFU; predicted %.1f%% (%+.1f points)\n", paper, 100 * r.mfu, 100 * r.mfu - paper);
         if (naive) {
@@ -146,11 +187,57 @@ out:
 }
 
 typedef struct {
-    const char *conf, *links, *model;
+    const char *conf, *links, *model, *calibrate;
     int gpn, gpus, naive, rank, top, table4, json, n_layouts, spread;
     int layouts[16][4];
+    int flat, peak_set, shape[6];
+    herd_gpu_profile gpu;
     herd_plan_inputs in;
 } plan_args;
+
+/* the shape-aware flags that take a word; 1 taken (status set), 0 not ours */
+static int plan_parse_shape_word(plan_args *p, const char *a, const char *v, int *status)
+{
+    herd_plan_inputs *in = &p->in;
+    if (!strcmp(a, "--gpu")) {
+        if (herd_gpu_profile_get(v, &p->gpu)) *status = 2;
+    } else if (!strcmp(a, "--calibrate")) {
+        p->calibrate = v;
+    } else if (!strcmp(a, "--schedule")) {
+        char *end = NULL;
+        if (!strcmp(v, "1f1b")) in->virtual_stages = 1;
+        else if (!strcmp(v, "interleaved")) in->virtual_stages = 0;
+        else if (!strncmp(v, "interleaved:", 12) && (in->virtual_stages = (int)strtol(v + 12, &end, 10)) > 0 && !*end)
+            ;
+        else {
+            fprintf(stderr, "herd plan: --schedule '%s': expected 1f1b, interleaved or interleaved:V (V >= 1)\n", v);
+            *status = 2;
+        }
+    } else if (!strcmp(a, "--sharding")) {
+        if (!strcmp(v, "zero2")) in->sharding = HERD_SHARD_ZERO2;
+        else if (!strcmp(v, "full")) in->sharding = HERD_SHARD_FULL;
+        else fprintf(stderr, "herd plan: --sharding '%s': expected zero2 or full\n", v), *status = 2;
+    } else if (!strcmp(a, "--mlp")) {
+        if (strcmp(v, "swiglu") && strcmp(v, "gelu"))
+            fprintf(stderr, "herd plan: --mlp '%s': expected swiglu or gelu\n", v), *status = 2;
+        in->gated_mlp = v[0] == 's';
+    } else if (!strcmp(a, "--attn-full")) {
+        if (strcmp(v, "0") && strcmp(v, "1"))
+            fprintf(stderr, "herd plan: --attn-full '%s': expected 0 or 1\n", v), *status = 2;
+        in->attn_full = v[0] == '1';
+    } else if (!strcmp(a, "--shape")) {
+        int *x = p->shape, n = 0;
+        if (sscanf(v, "%d,%d,%d,%d,%d,%d%n", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &n) != 6 || v[n] ||
+            x[0] < 1 || x[1] < 1 || x[2] < 1 || x[3] < 1 || x[4] < 1 || x[5] < 1 || x[1] % x[2] || x[2] % x[3]) {
+            fprintf(stderr, "herd plan: --shape '%s': expected LAYERS,D_MODEL,HEADS,KV_HEADS,FFN,VOCAB, positive, "
+                    "heads dividing d_model, kv heads dividing heads\n", v);
+            *status = 2;
+        }
+    } else {
+        return 0;
+    }
+    return 1;
+}
 
 /* the flags that take a word rather than a number; 1: taken, else -1 (go
  * on) or the exit status */
@@ -158,7 +245,9 @@ static int plan_parse_word(plan_args *p, const char *a, const char *v, int *stat
 {
     herd_plan_inputs *in = &p->in;
     *status = -1;
+    if (plan_parse_shape_word(p, a, v, status)) return 1;
     if (!strcmp(a, "--measured")) {
+        p->flat = 1;
         if (herd_plan_eff_from_metrics(v, &in->compute_eff)) *status = 1;
         else printf("compute_eff %.3f: median MFU of %s\n", in->compute_eff, v);
     } else if (!strcmp(a, "--sequence-parallel")) {
@@ -216,7 +305,10 @@ static int plan_parse_args(int argc, char **argv, plan_args *p)
         NUM("--seq", 1, 1e8, in->seq_len = (int)x)
         NUM("--batch-tokens", 1, 1e12, in->batch_tokens = (long long)x)
         NUM("--top", 1, 1e6, p->top = (int)x)
-        NUM("--compute-eff", 0.01, 1, in->compute_eff = x)
+        NUM("--compute-eff", 0.01, 1, (in->compute_eff = x, p->flat = 1))
+        NUM("--other-frac", 0, 100, in->other_frac = x)
+        NUM("--doc-len", 0, 1e8, in->doc_len = (int)x)
+        NUM("--oversub-hop-us", 0, 1e7, in->oversub_hop_us = x)
         NUM("--attn-eff", 0.01, 1, in->attn_eff = x)
         NUM("--tp-overlap", 0, 1, in->tp_overlap = x)
         NUM("--cp-overlap", 0, 1, in->cp_overlap = x)
@@ -224,7 +316,7 @@ static int plan_parse_args(int argc, char **argv, plan_args *p)
         NUM("--dp-overlap", 0, 1, in->dp_overlap = x)
         NUM("--micro-batch", 1, 1e6, in->micro_batch = (int)x)
         NUM("--virtual-stages", 0, 1e4, in->virtual_stages = (int)x)
-        NUM("--peak-tflops", 1e-6, 1e6, in->peak_tflops = x)
+        NUM("--peak-tflops", 1e-6, 1e6, (in->peak_tflops = x, p->peak_set = 1))
         NUM("--hbm", 1, 1e6, in->hbm_GB = x)
         else if (!strcmp(a, "--naive")) p->naive = 1;
         else if (!strcmp(a, "--spread")) p->spread = 1;
@@ -254,6 +346,17 @@ static int plan_setup(plan_args *p)
     in->n_kv_heads = c.model.n_kv_heads;
     in->ffn_dim = c.model.ffn_dim;
     in->vocab_size = c.model.vocab_size;
+    if (p->shape[0]) {
+        in->n_layers = p->shape[0], in->d_model = p->shape[1], in->n_heads = p->shape[2];
+        in->n_kv_heads = p->shape[3], in->ffn_dim = p->shape[4], in->vocab_size = p->shape[5];
+    }
+    if (p->calibrate && herd_gpu_profile_calibrate(&p->gpu, p->calibrate)) return 1;
+    if (p->flat) {
+        in->gpu = NULL;
+    } else {
+        in->gpu = &p->gpu;
+        if (!p->peak_set) in->peak_tflops = p->gpu.peak_tflops;
+    }
 
     herd_topo *t;
     const int *l0 = p->layouts[0];
@@ -334,6 +437,7 @@ int herd_cmd_plan(int argc, char **argv)
 {
     plan_args p = {.model = "405b", .gpn = 8, .top = 10};
     herd_plan_inputs_default(&p.in);
+    herd_gpu_profile_get("h100", &p.gpu);
     p.in.seq_len = 8192;
     p.in.batch_tokens = 16777216; /* 16M tokens, Table 4 */
     int status = plan_parse_args(argc, argv, &p);
