@@ -70,7 +70,8 @@ cluster_env() {
         c=$(sed -n 's/^SLURM_CONF=//p' "$1/pipeline.env" | tail -n 1)
         [ -n "$c" ] && export SLURM_CONF="$c"
     fi
-    hint='set SLURM_CONF to the cluster'"'"'s slurm.conf (the local cluster: eval "$(sh slurm/local/cluster.sh env)")'
+    hint="set SLURM_CONF to the cluster's slurm.conf (a local cluster: eval \"\$(HERD_SLURM_DIR=${HERD_SLURM_DIR:-DIR} sh $here/local/cluster.sh env)\"${HERD_SLURM_DIR:+)}"
+    [ -n "${HERD_SLURM_DIR:-}" ] || hint="$hint, DIR its directory: /tmp/herd-demo-slurm for make demo, /tmp/herd-slurm by default)"
     if [ -n "${SLURM_CONF:-}" ] && [ ! -f "$SLURM_CONF" ]; then
         die "SLURM_CONF=$SLURM_CONF: no such file (the cluster was stopped or moved); $hint"
     fi
@@ -261,6 +262,8 @@ for s in $stages; do
         [ "$s" = "$first" ] && first_ej=$ej
     fi
     if gated "$CDIR/$s"; then
+        # a resubmitted stage is judged afresh (gate.log keeps the history)
+        rm -f "$RUN/$name/gate.state" "$RUN/$name/gate.json"
         # the next stage waits for the gate, which waits for the stage's evaluation
         # and the first stage's (the short-context loss before the extension)
         # shellcheck disable=SC2086
