@@ -47,10 +47,10 @@ sed 's/^/  /' "$RUN.pipeline.log"
 # done, and the other jobs running when no stage is ----
 progress_loop() {
     while sleep "${DEMO_PROGRESS_S:-30}" && kill -0 "$pipe" 2>/dev/null; do
-        echo "  -- progress at $(( $(date +%s) - t_start )) s (sh slurm/pipeline.sh --progress $RUN) --"
+        echo "  -- progress at $(( $(date +%s) - t_start )) s (sh $PWD/slurm/pipeline.sh --progress $(cd "$RUN" && pwd)) --"
         lines=$(sh slurm/pipeline.sh --progress "$RUN" 2>/dev/null | while IFS= read -r l; do
-            n=$(echo "$l" | awk '{print $1}')
-            case "$l" in *"  done"*) grep -qx "$n" "$RUN.progress-done" 2>/dev/null && continue
+            n=$(echo "$l" | awk '{print $1, $3}')     # stage and step/total: an extension is news
+            case "$l" in *"  done"*) grep -qxF "$n" "$RUN.progress-done" 2>/dev/null && continue
                                      echo "$n" >>"$RUN.progress-done" ;; esac
             echo "$l"
         done) || true

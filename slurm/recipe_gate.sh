@@ -49,6 +49,7 @@ is_num() { echo "$1" | grep -Eq '^[0-9]+(\.[0-9]+)?$'; }
 is_int() { echo "$1" | grep -Eq '^[0-9]+$'; }
 read_settings() { # read_settings CONFIG
     grep -q '^#GATE\([ 	]\|$\)' "$1" || die "$1: no #GATE line: the stage is not gated"
+    set -f      # the words of the #GATE lines are not file patterns
     for kv in $(sed -n 's/^#GATE[ 	]*//p' "$1" | sed 's/[ 	]#.*//'); do
         k=${kv%%=*}; v=${kv#*=}
         [ "$k" != "$kv" ] || die "$1: #GATE '$kv': expected key=value"
@@ -63,6 +64,7 @@ read_settings() { # read_settings CONFIG
             *) die "$1: #GATE '$k': unknown key (loss_margin, passkey_min, length, extend_steps, max_extensions, on_limit)" ;;
         esac
     done
+    set +f
     if [ -z "$LENGTH" ]; then
         LENGTH=$("$HERD_BIN" config "$1" 2>/dev/null | awk '/after_tokens:/ && /seq_len:/ {sub(/.*seq_len: */, ""); sub(/[^0-9].*/, ""); s = $0} END {print s}')
         [ -n "$LENGTH" ] || die "$1: batch.ramp: no seq_len found (the gate's passkey length; or set #GATE length=L)"
@@ -162,6 +164,7 @@ newest_step() {
 decide() {
     ne=$(grep -c '^extended ' "$STATE" 2>/dev/null || true)
     why=$(printf '%s' "$3" | sed 's/\\/\\\\/g; s/"/\\"/g')
+    rm -f "$DIR/gate.json.tmp"      # a planted link there is removed, not written through
     printf '{"stage": "%s", "passed": %s, "moves_on": %s, "extensions": %d, "steps_added": %d, "max_extensions": %d, "reason": "%s"}\n' \
         "$stage" "$1" "$2" "$ne" $((ne * EXTEND_STEPS)) "$MAX_EXT" "$why" >"$DIR/gate.json.tmp" \
         && mv "$DIR/gate.json.tmp" "$DIR/gate.json"

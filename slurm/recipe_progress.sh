@@ -44,7 +44,7 @@ awk '$1 == "stage" {print $2, $4}' "$RUN/pipeline.jobs" | while read -r name dir
     t0=$(date -u -d "$t0" +%s 2>/dev/null || echo "$now")
     restarts=$(grep -c 'restart [0-9]*/\|requeueing' "$log" || true)
     case "$(tail -n 1 "$log")" in
-        *"stage finished"*) state=done; now_s=$(date -u -d "$(tail -n 1 "$log" | cut -d' ' -f1)" +%s 2>/dev/null || echo "$now") ;;
+        *"stage finished"*) state="done"; now_s=$(date -u -d "$(tail -n 1 "$log" | cut -d' ' -f1)" +%s 2>/dev/null || echo "$now") ;;
         *"giving up"*|*"not requeueing"*|*"not restarting"*) state=stopped; now_s=$now ;;
         *) state=running; now_s=$now ;;
     esac
