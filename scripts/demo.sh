@@ -136,7 +136,7 @@ for g in "$RUN"/[0-9]*_*/gate.json; do
     [ -f "$g" ] || continue
     n=$(sed -n 's/.*"extensions": \([0-9]*\).*/\1/p' "$g"); add=$(sed -n 's/.*"steps_added": \([0-9]*\).*/\1/p' "$g")
     verdict="passed"; grep -q '"passed": true' "$g" || verdict="not adapted at the limit"
-    printf '  gate %-20s %s, extended %s times (+%s steps): %s\n' "$(basename "$(dirname "$g")")" "$verdict" "$n" "$add" \
+    printf '  gate %-20s %s; extensions %s (+%s steps): %s\n' "$(basename "$(dirname "$g")")" "$verdict" "$n" "$add" \
         "$(sed -n 's/.*"reason": "\(.*\)"}$/\1/p' "$g" | sed 's/\\"/"/g')"
 done
 if [ -f "$RUN/final/average.json" ]; then

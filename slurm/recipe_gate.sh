@@ -160,6 +160,7 @@ newest_step() {
         [ -f "$d/MANIFEST" ] && { basename "$d" | sed 's/^step_0*//; s/^$/0/'; break; }
     done
 }
+exts() { if [ "$1" = 1 ]; then echo "1 extension"; else echo "$1 extensions"; fi; }
 # decide PASSED MOVES_ON REASON: gate.json, written once the gate has decided
 decide() {
     ne=$(grep -c '^extended ' "$STATE" 2>/dev/null || true)
@@ -195,11 +196,11 @@ while :; do
     if [ -z "$pending" ]; then
         judge "$DIR" "$REF"
         if [ "$OK" = 1 ]; then
-            say "passed after $n extensions: $WHY"
-            decide true true "passed after $n extensions: $WHY"; exit 0
+            say "passed after $(exts "$n"): $WHY"
+            decide true true "passed after $(exts "$n"): $WHY"; exit 0
         fi
         if [ "$n" -ge "$MAX_EXT" ]; then
-            msg="criteria still not met after $n extensions of $EXTEND_STEPS steps (max_extensions $MAX_EXT, the limit): $WHY"
+            msg="criteria still not met after $(exts "$n") of $EXTEND_STEPS steps (max_extensions $MAX_EXT, the limit): $WHY"
             if [ "$ON_LIMIT" = stop ]; then
                 decide false false "$msg"; say "$msg; stopping the chain (on_limit=stop)"; exit 1
             fi

@@ -29,8 +29,9 @@ train_key() { awk -v k="$2:" '/^[^ #]/ {in_t = ($1 == "train:")} in_t && $1 == k
 gate_state() {
     if [ -f "$1/gate.json" ]; then
         n=$(sed -n 's/.*"extensions": \([0-9]*\).*/\1/p' "$1/gate.json")
-        if grep -q '"passed": true' "$1/gate.json"; then echo "gate passed ($n extensions)"
-        else echo "gate: not adapted after $n extensions (the limit)"; fi
+        w="$n extensions"; [ "$n" = 1 ] && w="1 extension"
+        if grep -q '"passed": true' "$1/gate.json"; then echo "gate passed ($w)"
+        else echo "gate: not adapted after $w (the limit)"; fi
     elif [ -f "$1/gate.state" ]; then
         m=$(tail -n 1 "$1/gate.state" | sed -n 's/^extending \([0-9]*\) to step \([0-9]*\)$/gate extension \1, to step \2/p')
         [ -n "$m" ] && echo "$m"
