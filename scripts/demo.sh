@@ -55,8 +55,10 @@ progress_loop() {
             echo "$l"
         done) || true
         [ -n "$lines" ] && echo "$lines"
-        echo "$lines" | grep -q '  running' ||
-            echo "  jobs running: $(squeue -h -t R -o %j 2>/dev/null | tr '\n' ' ')"
+        if ! echo "$lines" | grep -q '  running'; then
+            r=$(squeue -h -t R -o %j 2>/dev/null | tr '\n' ' ') || true
+            echo "  jobs running: ${r:-none}"
+        fi
     done
 }
 rm -f "$RUN.progress-done"
