@@ -207,6 +207,8 @@ while :; do
             decide false true "$msg"
             say "$msg; the chain moves on (on_limit=continue)"; exit 0
         fi
+        # outside a job, train.sbatch would submit a job of its own instead of training here
+        [ -n "${SLURM_JOB_ID:-}" ] || die "$stage not adapted ($WHY): extending it needs a Slurm allocation (submit the gate with sbatch, as slurm/pipeline.sh does)"
         from=$(newest_step)
         [ -n "$from" ] || die "$DIR/checkpoints: no complete checkpoint to extend"
         pending=$((from + EXTEND_STEPS))

@@ -4,7 +4,8 @@
 #  - #GATE settings are checked before anything is submitted (file and key named);
 #  - the gate's decision from a stage's eval.json and passkey.json: passed; failed
 #    at the limit (max_extensions 0): the chain moves on (on_limit=continue) or
-#    stops (on_limit=stop, exit 1), the reason naming the failed criterion;
+#    stops (on_limit=stop, exit 1), the reason naming the failed criterion; outside
+#    a Slurm job it refuses to extend (train.sbatch would submit a job instead);
 #  - `pipeline.sh --status RUN_DIR` without SLURM_CONF and no recorded one, or with
 #    a recorded cluster that is down, fails at once naming SLURM_CONF (a hang guard
 #    of 30 s, no timing asserted).
@@ -84,7 +85,7 @@ decide() { # decide GATE_LINE GENERAL_LOSS ACC256 -> rc, message in $out
     # the per-length accuracy nested with a depth grid beside it, as the passkey eval may write it
     echo "{\"trials\": 50, \"lengths\": {\"128\": {\"accuracy\": 1.0}, \"256\": {\"depths\": {\"0.5\": {\"accuracy\": 1.0}}, \"correct\": 1, \"skipped\": 0, \"accuracy\": $3}}}" >"$tmp/d/st/passkey.json"
     rm -f "$tmp/d/st/gate.state"
-    out=$(sh slurm/recipe_gate.sh run "$tmp/d/cfg.yaml" "$tmp/d/st" "$tmp/d/ref" "$tmp/d/cfg.yaml" 2>&1)
+    out=$(env -u SLURM_JOB_ID sh slurm/recipe_gate.sh run "$tmp/d/cfg.yaml" "$tmp/d/st" "$tmp/d/ref" "$tmp/d/cfg.yaml" 2>&1)
 }
 decide "#GATE max_extensions=0" 6.2 0.94; rc=$?
 if [ "$rc" -eq 0 ] && grep -q '"passed": true, "moves_on": true, "extensions": 0' "$tmp/d/st/gate.json" \
@@ -101,6 +102,12 @@ if [ "$rc" -eq 1 ] && grep -q '"passed": false, "moves_on": false' "$tmp/d/st/ga
    && echo "$out" | grep -q "passkey accuracy at 256 0.5 < 0.9.*stopping the chain (on_limit=stop)"; then
     pass gate_passkey_fails_and_stops_chain_at_limit
 else fail gate_passkey_fails_and_stops_chain_at_limit "rc $rc: $out"; fi
+
+decide "#GATE max_extensions=1" 6.2 0.5; rc=$?
+if [ "$rc" -eq 1 ] && [ ! -f "$tmp/d/st/gate.json" ] && [ ! -s "$tmp/d/st/gate.state" ] \
+   && echo "$out" | grep -q "st not adapted (.*passkey accuracy at 256 0.5 < 0.9): extending it needs a Slurm allocation"; then
+    pass gate_outside_slurm_refuses_to_extend
+else fail gate_outside_slurm_refuses_to_extend "rc $rc: $out"; fi
 
 # ---- --status from a shell without the cluster's environment ----
 mkdir -p "$tmp/norun"; echo "stage 01_pre 1 $tmp/norun/01_pre" >"$tmp/norun/pipeline.jobs"
