@@ -42,6 +42,29 @@ pipe=$!
 sleep 2
 sed 's/^/  /' "$RUN.pipeline.log"
 
+# ---- progress while the chain runs: every DEMO_PROGRESS_S seconds (default 30) a line
+# per running stage (slurm/recipe_progress.sh), a stage's last line once when it is
+# done, and the other jobs running when no stage is ----
+progress_loop() {
+    while sleep "${DEMO_PROGRESS_S:-30}" && kill -0 "$pipe" 2>/dev/null; do
+        echo "  -- progress at $(( $(date +%s) - t_start )) s (sh $PWD/slurm/pipeline.sh --progress $(cd "$RUN" && pwd)) --"
+        lines=$(sh slurm/pipeline.sh --progress "$RUN" 2>/dev/null | while IFS= read -r l; do
+            n=$(echo "$l" | awk '{print $1, $3}')     # stage and step/total: an extension is news
+            case "$l" in *"  done"*) grep -qxF "$n" "$RUN.progress-done" 2>/dev/null && continue
+                                     echo "$n" >>"$RUN.progress-done" ;; esac
+            echo "$l"
+        done) || true
+        [ -n "$lines" ] && echo "$lines"
+        if ! echo "$lines" | grep -q '  running'; then
+            r=$(squeue -h -t R -o %j 2>/dev/null | tr '\n' ' ') || true
+            echo "  jobs running: ${r:-none}"
+        fi
+    done
+}
+rm -f "$RUN.progress-done"
+progress_loop &
+prog=$!
+
 # ---- 4. a node failure during pre-training ----
 nloss() { n=$(grep -c '"loss"' "$1" 2>/dev/null || true); echo "${n:-0}"; }
 herd_exe=$(readlink -f build/herd)
@@ -76,6 +99,7 @@ if [ "${DEMO_FAULT:-1}" = 1 ]; then
 fi
 
 prc=0; wait $pipe || prc=$?
+kill "$prog" 2>/dev/null || true
 tail -n 3 "$RUN.pipeline.log" | sed 's/^/  /'
 
 echo
@@ -109,6 +133,14 @@ fi
 echo
 echo "  recovery of pre-training ($RUN/01_pretrain/recovery.log):"
 sed 's/^/    /' "$RUN"/01_pretrain/recovery.log 2>/dev/null || true
+# the adaptation gates (configs with #GATE lines): which stages were extended, and why
+for g in "$RUN"/[0-9]*_*/gate.json; do
+    [ -f "$g" ] || continue
+    n=$(sed -n 's/.*"extensions": \([0-9]*\).*/\1/p' "$g"); add=$(sed -n 's/.*"steps_added": \([0-9]*\).*/\1/p' "$g")
+    verdict="passed"; grep -q '"passed": true' "$g" || verdict="not adapted at the limit"
+    printf '  gate %-20s %s; extensions %s (+%s steps): %s\n' "$(basename "$(dirname "$g")")" "$verdict" "$n" "$add" \
+        "$(sed -n 's/.*"reason": "\(.*\)"}$/\1/p' "$g" | sed 's/\\"/"/g')"
+done
 if [ -f "$RUN/final/average.json" ]; then
     echo "  final model: the average of the annealing checkpoints: $(ls -d "$RUN"/final/step_* 2>/dev/null | tail -n 1)"
     echo "               safetensors: $RUN/final/model.safetensors"

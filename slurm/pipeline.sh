@@ -3,6 +3,7 @@
 #
 #   sh slurm/pipeline.sh CONFIG_DIR [--out RUN_DIR] [--from STAGE] [--wait] [--no-eval] [--test-only]
 #   sh slurm/pipeline.sh --status RUN_DIR
+#   sh slurm/pipeline.sh --progress RUN_DIR
 #
 # Every CONFIG_DIR/*.yaml is a stage, in file-name order (01_pretrain.yaml,
 # 02_long_context_..., ..., NN_anneal.yaml). Each stage is one slurm/train.sbatch job
@@ -24,6 +25,13 @@
 # slurm/post_train_round.sh); a variable already in the environment wins.
 # A failed stage stops the chain: dependent jobs are cancelled
 # (--kill-on-invalid-dep=yes), and `--status` names the stage and its log tail.
+# The adaptation gate: a stage config with `#GATE key=value ...` lines gets a gate job
+# (slurm/recipe_gate.sh, the stage's #SBATCH options) after its evaluation, and the
+# next stage waits for the gate instead of the stage: the gate checks the paper's two
+# criteria (short-context loss back within a margin of the first stage's, passkey
+# accuracy at the stage's length) and extends the stage until they hold or its limit
+# is reached; RUN_DIR/STAGE/gate.json says what it decided. HERD_GATE=0 (or
+# --no-eval) submits no gates.
 #
 #   --from STAGE   resume the chain at STAGE (a file name, with or without .yaml, or
 #                  its number prefix, e.g. 03): the stages before it are not submitted;
@@ -36,8 +44,15 @@
 #   --test-only    submit nothing: ask Slurm (`sbatch --test-only`) whether it would
 #                  accept each stage's job, with its #SBATCH lines, and when it would
 #                  start; exit 1 when it refuses one
+#   --status RUN_DIR    works from any shell: without SLURM_CONF it uses the one the
+#                  chain was submitted with (RUN_DIR/pipeline.env); when the cluster
+#                  does not answer within seconds it fails, naming SLURM_CONF
+#   --progress RUN_DIR  a line per started stage from its files (no Slurm needed):
+#                  step/total, loss, tokens/s, elapsed and expected time, restarts
+#                  (slurm/recipe_progress.sh)
 # Environment: HERD_ROOT, HERD_BIN (as slurm/train.sbatch), HERD_SBATCH_ARGS (added to
-# every sbatch), HERD_PIPELINE_POLL (seconds between --wait polls, default 2).
+# every sbatch), HERD_PIPELINE_POLL (seconds between --wait polls, default 2),
+# HERD_GATE (0: no gate jobs).
 set -u
 me=pipeline.sh
 die() { echo "$me: $*" >&2; exit 1; }
@@ -46,10 +61,34 @@ export HERD_ROOT=${HERD_ROOT:-$(dirname "$here")}
 HERD_BIN=${HERD_BIN:-$HERD_ROOT/build/herd}
 export HERD_BIN
 
+# ---- the cluster of a run, from any shell ----
+# SLURM_CONF from the environment, else the one the chain was submitted with
+# (RUN_DIR/pipeline.env); then one `scontrol ping` (it answers at once, where a job
+# query retries for tens of seconds): fail now, naming what is missing
+cluster_env() {
+    if [ -z "${SLURM_CONF:-}" ] && [ -f "$1/pipeline.env" ]; then
+        c=$(sed -n 's/^SLURM_CONF=//p' "$1/pipeline.env" | tail -n 1)
+        [ -n "$c" ] && export SLURM_CONF="$c"
+    fi
+    hint="set SLURM_CONF to the cluster's slurm.conf (a local cluster: eval \"\$(HERD_SLURM_DIR=${HERD_SLURM_DIR:-DIR} sh $here/local/cluster.sh env)\"${HERD_SLURM_DIR:+)}"
+    [ -n "${HERD_SLURM_DIR:-}" ] || hint="$hint, DIR its directory: /tmp/herd-demo-slurm for make demo, /tmp/herd-slurm by default)"
+    if [ -n "${SLURM_CONF:-}" ] && [ ! -f "$SLURM_CONF" ]; then
+        die "SLURM_CONF=$SLURM_CONF: no such file (the cluster was stopped or moved); $hint"
+    fi
+    if ! out=$(timeout -k 1 "${HERD_SLURM_PROBE_S:-5}" scontrol ping 2>&1) || ! echo "$out" | grep -q ' is UP'; then
+        why=$(echo "$out" | grep -v '^\*' | grep . | tail -n 1)
+        if [ -n "${SLURM_CONF:-}" ]; then
+            die "the Slurm cluster of SLURM_CONF=$SLURM_CONF does not answer (${why:-no answer within ${HERD_SLURM_PROBE_S:-5} s}); is it running? $hint"
+        fi
+        die "no Slurm cluster reachable: SLURM_CONF is not set and $1/pipeline.env records none (${why:-no answer}); $hint"
+    fi
+}
+
 # ---- --status RUN_DIR: one line per job, and the log tail of a failed one ----
 status() {
     run=$1
     [ -f "$run/pipeline.jobs" ] || die "$run/pipeline.jobs: not a pipeline run directory (no job list)"
+    cluster_env "$run"
     bad=0
     while read -r kind name job dir; do
         st=$(scontrol show job "$job" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
@@ -61,6 +100,7 @@ status() {
             case "$kind" in
                 stage) tail -n 1 "$dir/recovery.log" 2>/dev/null | grep -q "stage finished" && st=COMPLETED ;;
                 eval) [ -f "$dir/eval.json" ] && st=COMPLETED ;;
+                gate) grep -q '"moves_on": true' "$dir/gate.json" 2>/dev/null && st=COMPLETED ;;
                 average) [ -f "$dir/average.json" ] && st=COMPLETED ;;
                 post) [ -f "$dir/eval.tsv" ] && st=COMPLETED ;;
             esac
@@ -75,10 +115,12 @@ status() {
             *) bad=1
                echo "       $kind $name FAILED ($st, exit $rc); last lines of its log:"
                for f in "$dir"/job-"$job".out; do [ -f "$f" ] && tail -n 15 "$f" | sed 's/^/       | /'; done
-               [ -f "$dir/recovery.log" ] && tail -n 3 "$dir/recovery.log" | sed 's/^/       | recovery: /' ;;
+               [ -f "$dir/recovery.log" ] && tail -n 3 "$dir/recovery.log" | sed 's/^/       | recovery: /'
+               [ "$kind" = gate ] && [ -f "$dir/gate.log" ] && tail -n 3 "$dir/gate.log" | sed 's/^/       | gate: /' ;;
         esac
     done <"$run/pipeline.jobs"
     for e in "$run"/*/eval.json "$run"/*/passkey.json; do [ -f "$e" ] && echo "eval   $e: $(cat "$e")"; done
+    for e in "$run"/*/gate.json; do [ -f "$e" ] && echo "gate   $e: $(cat "$e")"; done
     [ -f "$run/final/average.json" ] && echo "final  $(cat "$run/final/average.json")"
     for e in "$run"/post/round*/eval.tsv; do
         [ -f "$e" ] && echo "post   $(dirname "$e"): held-out accuracy $(tail -n +2 "$e" | awk -F'\t' '{n = split($1, p, "/"); printf "%s%s %s", (NR > 1 ? ", " : ""), p[n], $2}')"
@@ -86,10 +128,14 @@ status() {
     return $bad
 }
 
-[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE|post] [--wait] [--no-eval] [--no-post] [--test-only] | --status RUN_DIR"
+[ $# -ge 1 ] || die "usage: $me CONFIG_DIR [--out RUN_DIR] [--from STAGE|post] [--wait] [--no-eval] [--no-post] [--test-only] | --status RUN_DIR | --progress RUN_DIR"
 if [ "$1" = --status ]; then
     [ $# -eq 2 ] || die "usage: $me --status RUN_DIR"
     status "$2"; exit $?
+fi
+if [ "$1" = --progress ]; then
+    [ $# -eq 2 ] || die "usage: $me --progress RUN_DIR"
+    exec sh "$here/recipe_progress.sh" "$2"
 fi
 CDIR=$1; shift
 RUN=""; FROM=""; WAIT=0; EVAL=1; POST=1; TEST_ONLY=0
@@ -126,10 +172,19 @@ elif [ -n "$FROM" ]; then
     FROM=$hit
 fi
 
+# a stage is gated when its config has #GATE lines, the gates are on and evaluations run
+GATE=${HERD_GATE:-1}
+case "$GATE" in 0|1) ;; *) die "HERD_GATE '$GATE': expected 0 or 1" ;; esac
+gated() { [ "$GATE" = 1 ] && [ "$EVAL" = 1 ] && grep -q '^#GATE\([ 	]\|$\)' "$1"; }
+
 # ---- check every stage before submitting any (no allocation for bad input) ----
 for s in $stages; do
     name=${s%.yaml}
     sh "$here/run_stage.sh" check "$CDIR/$s" --out "$RUN/$name" >/dev/null || die "$CDIR/$s: stage $name refused (above)"
+    if gated "$CDIR/$s"; then
+        [ "$s" != "$first" ] || die "$CDIR/$s: #GATE on the first stage: there is no stage before it to compare the short-context loss with"
+        sh "$here/recipe_gate.sh" check "$CDIR/$s" >/dev/null || die "$CDIR/$s: the #GATE settings of stage $name refused (above)"
+    fi
 done
 # post-training: its variables (the environment wins), its config and its files
 if [ "$POST" = 1 ]; then
@@ -171,7 +226,7 @@ if [ -z "$FROM" ] || [ ! -f "$jobsfile" ]; then : >"$jobsfile"
 else awk -v f="$FROM" '$1 != "average" && $2 < f' "$jobsfile" >"$jobsfile.tmp" && mv "$jobsfile.tmp" "$jobsfile"; fi
 submitting=0; [ -z "$FROM" ] && submitting=1
 [ "$FROM" = post ] && stages=""
-prev=""; prev_job=""
+prev=""; prev_job=""; first_ej=""
 ids=""
 for s in $stages; do
     name=${s%.yaml}
@@ -204,6 +259,24 @@ for s in $stages; do
         echo "eval $name $ej $RUN/$name" >>"$jobsfile"
         echo "$me: evaluation of $name: job $ej"
         ids="$ids,$ej"
+        [ "$s" = "$first" ] && first_ej=$ej
+    fi
+    if gated "$CDIR/$s"; then
+        # a resubmitted stage is judged afresh (gate.log keeps the history)
+        rm -f "$RUN/$name/gate.state" "$RUN/$name/gate.json"
+        # the next stage waits for the gate, which waits for the stage's evaluation
+        # and the first stage's (the short-context loss before the extension)
+        # shellcheck disable=SC2086
+        gj=$(sbatch --parsable --job-name="herd-gate-$name" --output="$RUN/$name/job-%j.out" \
+                 $(stage_sbatch "$CDIR/$s") ${HERD_SBATCH_ARGS:-} \
+                 --dependency=afterok:"$ej${first_ej:+:$first_ej}" --kill-on-invalid-dep=yes \
+                 "$here/recipe_gate.sh" run "$CDIR/$s" "$RUN/$name" "$RUN/${first%.yaml}" "$CDIR/$first") \
+            || die "sbatch of the gate of $name failed"
+        gj=${gj%%;*}
+        echo "gate $name $gj $RUN/$name" >>"$jobsfile"
+        echo "$me: adaptation gate of $name: job $gj (the next stage waits for it)"
+        ids="$ids,$gj"
+        job=$gj
     fi
     prev=$name; prev_job=$job
 done
@@ -246,9 +319,19 @@ if [ "$POST" = 1 ]; then
         model=$out/model.safetensors; pdep=$pj; r=$((r + 1))
     done
 fi
+# the hints work from another shell as printed: the cluster's SLURM_CONF with them
+# (and in RUN_DIR/pipeline.env, where --status finds it)
+conf=""
+if [ -n "${SLURM_CONF:-}" ]; then
+    conf="SLURM_CONF=$SLURM_CONF "
+    echo "SLURM_CONF=$SLURM_CONF" >"$RUN/pipeline.env"
+else
+    rm -f "$RUN/pipeline.env"
+fi
 echo "$me: job list in $jobsfile; watch with:"
-echo "  squeue -j $ids -o '%.8i %.24j %.10T %.20R'"
-echo "  sh slurm/pipeline.sh --status $RUN"
+echo "  ${conf}squeue -j $ids -o '%.8i %.24j %.10T %.20R'"
+echo "  sh $here/pipeline.sh --status $RUN"
+echo "  sh $here/pipeline.sh --progress $RUN"
 
 [ "$WAIT" = 1 ] || exit 0
 while [ -n "$(squeue -h -j "$ids" -o %i 2>/dev/null)" ]; do sleep "${HERD_PIPELINE_POLL:-2}"; done

@@ -288,7 +288,8 @@ start() {
         die "only $idle of $n nodes became idle in 60 s; logs in $DIR/log"
     fi
     echo "cluster.sh: $n nodes up in ${t}s under $DIR (slurmctld port $CTLD_PORT, slurmd ports $NODE_PORT-$((NODE_PORT + n - 1))$([ "$gpus" -gt 0 ] && echo ", $gpus GPUs each"))"
-    echo "eval \"\$($0 env)\"   # SLURM_CONF and the Open MPI settings for this cluster"
+    # as printed, it works from any shell and directory
+    echo "eval \"\$(HERD_SLURM_DIR=$DIR sh $ROOT/slurm/local/cluster.sh env)\"   # SLURM_CONF and the Open MPI settings for this cluster"
 }
 
 stop() {
