@@ -99,6 +99,10 @@ int herd_goodput_best_every(const herd_goodput_inputs *in, int max_every, herd_g
         herd_goodput_closed(in, e, &x);
         if (x.goodput > g) g = x.goodput, best = e;
     }
+    if (g <= 0) { /* restarts alone outlast the MTBF: no optimum; Young/Daly's interval */
+        double yd = herd_goodput_young_daly_s(in) / in->step_s;
+        best = yd < 1 ? 1 : yd > top ? top : (int)yd;
+    }
     herd_goodput_closed(in, best, r);
     return best;
 }

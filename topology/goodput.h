@@ -49,7 +49,8 @@ int herd_goodput_check(const herd_goodput_inputs *in, char *why, size_t n);
  * period/MTBF): the goodput and its parts. */
 void herd_goodput_closed(const herd_goodput_inputs *in, int every, herd_goodput_result *r);
 
-/* The interval (steps, 1..max_every) of the highest closed-form goodput. */
+/* The interval (steps, 1..max_every) of the highest closed-form goodput
+ * (Young/Daly's when restarts alone outlast the MTBF: goodput 0 everywhere). */
 int herd_goodput_best_every(const herd_goodput_inputs *in, int max_every, herd_goodput_result *r);
 
 /* Young/Daly's optimum in seconds of work between checkpoints, sqrt(2 C M) - C
