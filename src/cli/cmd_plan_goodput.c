@@ -265,6 +265,10 @@ int herd_cmd_plan_goodput(int argc, char **argv)
     if (st >= 0) return st;
     if (a.in.nodes == 0) a.in.nodes = 1;
     if (a.paper) return paper(&a);
+    if (!(a.in.step_s > 0)) {
+        fprintf(stderr, "herd plan --goodput: --step-s is required (the time of one training step)\n");
+        return 2;
+    }
     if (resolve_mtbf(&a)) return 2;
     char why[160];
     if (herd_goodput_check(&a.in, why, sizeof why)) {
