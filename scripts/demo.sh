@@ -109,6 +109,7 @@ fi
 echo
 echo "  recovery of pre-training ($RUN/01_pretrain/recovery.log):"
 sed 's/^/    /' "$RUN"/01_pretrain/recovery.log 2>/dev/null || true
+echo "  $(sh scripts/goodput_stage.sh "$RUN/01_pretrain")"
 if [ -f "$RUN/final/average.json" ]; then
     echo "  final model: the average of the annealing checkpoints: $(ls -d "$RUN"/final/step_* 2>/dev/null | tail -n 1)"
     echo "               safetensors: $RUN/final/model.safetensors"
