@@ -14,9 +14,15 @@
 #      (a fixed period from a random first one: the number of faults is not noise);
 #      each fault's restart is the time from the kill to the end of the first
 #      step logged after the relaunch, less one step.
-# Measured goodput = useful step time / the faulted run's wall time; predicted:
-# `herd plan --goodput` with the measured step, stall, write and restart, MTBF
+# Useful step time: the step_seconds the faulted run logged for the steps it
+# kept (the last time of each step), scaled by the undisturbed run's wall time
+# over its own step_seconds (the loop around the step: logging, polls) — taken
+# from the faulted run itself, because this shared machine's load drifts
+# between two runs by more than the effect measured. Measured goodput = useful
+# step time / the faulted run's wall time (first step to last); predicted:
+# `herd plan --goodput` with that step, the stall, write and restart, MTBF
 # PERIOD and a checkpoint every EVERY steps. Prints both and the gap.
+# HERD_GOODPUT_KEEP=DIR keeps the runs' logs there.
 set -u
 cd "$(dirname "$0")/.."
 . tests/slurm/lib.sh
@@ -25,7 +31,8 @@ HERD_EXE=$(readlink -f build/herd)
 [ -x "$HERD_EXE" ] || { echo "goodput_faults: build/herd not built" >&2; exit 1; }
 export HERD_SLURM_DIR=${HERD_SLURM_DIR:-$(mktemp -d /tmp/herd-goodput-slurm.XXXXXX)}
 T=$(mktemp -d /tmp/herd-goodput.XXXXXX)
-trap 'sh slurm/local/cluster.sh stop >/dev/null 2>&1; rm -rf "$T"' EXIT INT TERM
+keep() { [ -n "${HERD_GOODPUT_KEEP:-}" ] && mkdir -p "$HERD_GOODPUT_KEEP" && cp -r "$T"/*.times "$T"/ref "$T"/fault "$HERD_GOODPUT_KEEP"/ 2>/dev/null; rm -rf "$T"; }
+trap 'sh slurm/local/cluster.sh stop >/dev/null 2>&1; keep' EXIT INT TERM
 if [ -n "${HERD_SLURM_PORT:-}" ]; then
     sh slurm/local/cluster.sh start 2 >"$T/cluster.log" 2>&1 || { cat "$T/cluster.log" >&2; exit 1; }
     eval "$(sh slurm/local/cluster.sh env)"
@@ -76,19 +83,24 @@ run() {
 
 run ref 0 || exit 1
 run fault "$PERIOD" || exit 1
-# the undisturbed run: wall per step, the checkpoints' stall and write (+ commit)
+# the undisturbed run: its loop's wall time over its steps' own time; the
+# checkpoints' stall and write (+ commit)
+kept() { grep -v '"event"' "$1" | sed -n 's/.*"step":\([0-9]*\),.*"step_seconds":\([0-9.e+-]*\).*/\1 \2/p' \
+         | awk '{s[$1] = $2} END {for (k in s) u += s[k]; printf "%.6f", u}'; }
 wall_ref=$(awk '/^first/ {f = $2} /^last/ {l = $2} END { printf "%.3f", l - f }' "$T/ref.times")
+loop=$(awk -v w="$wall_ref" -v k="$(kept "$T/ref/run/metrics.jsonl")" -v n="$STEPS" 'BEGIN { printf "%.6f", w / (k * (n - 1) / n) }')
 stall=$(grep '"event":"checkpoint"' "$T/ref/run/metrics.jsonl" | sed 's/.*"stall_s":\([0-9.]*\).*/\1/' \
         | awk '{s += $1; n++} END { printf "%.6f", n ? s / n : 0 }')
 write=$(sed -n 's/.* write \([0-9.]*\) s (.*commit \([0-9.]*\) s .*/\1 \2/p' "$T/ref/job.out" \
         | awk '{s += $1 + $2; n++} END { printf "%.6f", n ? s / n : 0 }')
-step=$(awk -v w="$wall_ref" -v n="$STEPS" -v c="$stall" -v e="$EVERY" 'BEGIN { printf "%.6f", w / (n - 1) - c / e }')
+useful=$(awk -v k="$(kept "$T/fault/run/metrics.jsonl")" -v l="$loop" -v n="$STEPS" 'BEGIN { printf "%.3f", k * l * (n - 1) / n }')
+step=$(awk -v u="$useful" -v n="$STEPS" -v c="$stall" -v e="$EVERY" 'BEGIN { printf "%.6f", u / (n - 1) - c / e }')
 restart=$(awk -v s="$step" '/^again/ {r += $3 - $2 - s; n++} END { printf "%.3f", n ? r / n : 0 }' "$T/fault.times")
 kills=$(grep -c '^again' "$T/fault.times")
 wall_f=$(awk '/^first/ {f = $2} /^last/ {l = $2} END { printf "%.3f", l - f }' "$T/fault.times")
-measured=$(awk -v a="$wall_ref" -v b="$wall_f" 'BEGIN { printf "%.2f", 100 * a / b }')
-echo "undisturbed: $STEPS steps in $wall_ref s (step $step s), checkpoint every $EVERY: stall $stall s, write+commit $write s"
-echo "faulted: $kills kills (one rank every $PERIOD s), $wall_f s; restart (kill to training again) $restart s on average"
+measured=$(awk -v a="$useful" -v b="$wall_f" 'BEGIN { printf "%.2f", 100 * a / b }')
+echo "undisturbed: $STEPS steps in $wall_ref s (wall / logged step time $loop), checkpoint every $EVERY: stall $stall s, write+commit $write s"
+echo "faulted: $kills kills (one rank every $PERIOD s), $wall_f s; useful step time $useful s (step $step s); restart (kill to training again) $restart s on average"
 pred=$(build/herd plan --goodput --step-s "$step" --stall-s "$stall" --write-s "$write" --restart-s "$restart" \
        --mtbf-s "$PERIOD" --every "$EVERY") || exit 1
 echo "$pred" | sed 's/^/  | /'
