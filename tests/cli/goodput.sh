@@ -79,4 +79,15 @@ if build/herd train "$tmp/cfg.yaml" >"$tmp/out" 2>&1; then
         pass goodput_train_auto
     else fail goodput_train_auto "$(grep -e auto -e rror "$tmp/out")"; fi
 else fail goodput_train_auto "$(tail -5 "$tmp/out")"; fi
+# 2 ranks: one interval for both (a disagreement would hang the collective save)
+if command -v mpirun >/dev/null 2>&1; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+    if timeout 120 mpirun --oversubscribe -np 2 build/herd train "$tmp/cfg.yaml" --set train.out_dir="$tmp/mpi" \
+        --set parallel.dp=2 --set train.max_steps=12 >"$tmp/mpi.out" 2>&1; then
+        at=$(sed -n 's/^checkpoint.every auto at step 6: every \([0-9]*\) steps.*/\1/p' "$tmp/mpi.out")
+        if [ -n "$at" ] && [ -d "$tmp/mpi/checkpoints/step_00000012" ] && [ -d "$tmp/mpi/checkpoints/step_00000006" ]; then
+            pass goodput_train_auto_2_ranks
+        else fail goodput_train_auto_2_ranks "$(grep -e auto -e rror "$tmp/mpi.out"; ls "$tmp/mpi/checkpoints")"; fi
+    else fail goodput_train_auto_2_ranks "$(tail -5 "$tmp/mpi.out")"; fi
+fi
 [ "$fails" -eq 0 ]
