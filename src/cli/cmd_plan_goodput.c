@@ -14,7 +14,7 @@
 
 typedef struct {
     herd_goodput_inputs in;
-    double interruptions, days, per_gpu_day, sim_mtbfs;
+    double interruptions, days, per_gpu_day, per_node_day, sim_mtbfs;
     int gpus, every, sweep, paper;
     unsigned long long seed;
     /* --paper: the step time from the cost model, and the scaling of herd's costs */
@@ -26,7 +26,8 @@ static int usage(FILE *f)
 {
     fprintf(f,
             "usage: herd plan --goodput --step-s S [--stall-s S] [--write-s S] [--restart-s S]\n"
-            "                 (--mtbf-s S | --interruptions N --days D | --per-gpu-day X --gpus N)\n"
+            "                 (--mtbf-s S | --interruptions N --days D | --per-gpu-day X --gpus N |\n"
+            "                  --per-node-day X --nodes N)\n"
             "                 [--requeue-s S --p-requeue F] [--nodes N --p-node F --repair-s S]\n"
             "                 [--every N] [--sweep] [--sim-mtbfs K] [--seed N]\n"
             "       herd plan --goodput --paper [--conf llama3.conf --links llama3.links] [--disk-GBps X]\n"
@@ -82,6 +83,7 @@ static int parse(int argc, char **argv, gp_args *a)
         NUM("--interruptions", 1e-9, 1e12, a->interruptions = x)
         NUM("--days", 1e-9, 1e9, a->days = x)
         NUM("--per-gpu-day", 1e-15, 1e6, a->per_gpu_day = x)
+        NUM("--per-node-day", 1e-15, 1e6, a->per_node_day = x)
         NUM("--gpus", 1, 1e8, a->gpus = (int)x)
         NUM("--nodes", 1, 1e6, in->nodes = (int)x)
         NUM("--p-node", 0, 1, in->p_node = x)
@@ -103,10 +105,11 @@ static int parse(int argc, char **argv, gp_args *a)
 /* the MTBF from whichever form was given; 0/-1 */
 static int resolve_mtbf(gp_args *a)
 {
-    int forms = (a->in.mtbf_s > 0) + (a->interruptions > 0 || a->days > 0) + (a->per_gpu_day > 0);
+    int forms = (a->in.mtbf_s > 0) + (a->interruptions > 0 || a->days > 0) + (a->per_gpu_day > 0) +
+                (a->per_node_day > 0);
     if (forms != 1) {
         fprintf(stderr, "herd plan --goodput: give the interruption rate once: --mtbf-s, --interruptions N "
-                "--days D, or --per-gpu-day X --gpus N\n");
+                "--days D, --per-gpu-day X --gpus N, or --per-node-day X --nodes N\n");
         return -1;
     }
     if (a->interruptions > 0 || a->days > 0) {
@@ -121,6 +124,12 @@ static int resolve_mtbf(gp_args *a)
             return -1;
         }
         a->in.mtbf_s = herd_goodput_mtbf_from_gpu_rate(a->per_gpu_day, a->gpus);
+    } else if (a->per_node_day > 0) {
+        if (a->in.nodes < 1) {
+            fprintf(stderr, "herd plan --goodput: --per-node-day needs --nodes N (the job's nodes)\n");
+            return -1;
+        }
+        a->in.mtbf_s = herd_goodput_mtbf_from_gpu_rate(a->per_node_day, a->in.nodes); /* the same per unit */
     }
     return 0;
 }
@@ -263,13 +272,13 @@ int herd_cmd_plan_goodput(int argc, char **argv)
     a.seed = 1;
     int st = parse(argc, argv, &a);
     if (st >= 0) return st;
-    if (a.in.nodes == 0) a.in.nodes = 1;
     if (a.paper) return paper(&a);
     if (!(a.in.step_s > 0)) {
         fprintf(stderr, "herd plan --goodput: --step-s is required (the time of one training step)\n");
         return 2;
     }
     if (resolve_mtbf(&a)) return 2;
+    if (a.in.nodes == 0) a.in.nodes = 1;
     char why[160];
     if (herd_goodput_check(&a.in, why, sizeof why)) {
         fprintf(stderr, "herd plan --goodput: %s\n", why);

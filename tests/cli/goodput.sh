@@ -38,6 +38,7 @@ bad() { # bad NAME WANT ARGS...: exit 2 and a message with WANT
 bad goodput_needs_step '--step-s is required' build/herd plan --goodput --mtbf-s 3600
 bad goodput_rate_once 'give the interruption rate once' build/herd plan --goodput --step-s 1 --mtbf-s 3600 --per-gpu-day 1 --gpus 8
 bad goodput_bad_number "\-\-p-node '2'" build/herd plan --goodput --step-s 1 --mtbf-s 3600 --p-node 2
+bad goodput_node_rate_needs_nodes 'needs --nodes N' build/herd plan --goodput --step-s 1 --per-node-day 0.1
 bad goodput_node_needs_nodes 'nodes >= 2' build/herd plan --goodput --step-s 1 --mtbf-s 3600 --p-node 0.5
 
 # the config: auto needs one rate; a negative interval is not auto
