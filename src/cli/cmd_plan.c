@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "src/cli/cmd_plan_goodput.h"
 #include "src/cli/commands.h"
 #include "src/config/config.h"
 #include "topology/computemodel.h"
@@ -48,7 +49,8 @@ static int usage(FILE *f)
             "              (parallel.pp_first_last_fewer)\n"
             "  --layout    estimate one layout (network-aware placement; --naive adds DP innermost)\n"
             "  --rank      rank every valid layout of N GPUs for the global batch, best MFU first\n"
-            "  --table4    the Llama 3 paper's Table 4 rows (405B), predicted vs the paper's MFU\n");
+            "  --table4    the Llama 3 paper's Table 4 rows (405B), predicted vs the paper's MFU\n"
+            "  --goodput   the goodput of a checkpointed run (herd plan --goodput --help)\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -435,6 +437,7 @@ static int plan_rank(const plan_args *p)
 
 int herd_cmd_plan(int argc, char **argv)
 {
+    if (herd_plan_wants_goodput(argc, argv)) return herd_cmd_plan_goodput(argc, argv);
     plan_args p = {.model = "405b", .gpn = 8, .top = 10};
     herd_plan_inputs_default(&p.in);
     herd_gpu_profile_get("h100", &p.gpu);

@@ -26,6 +26,7 @@
 typedef enum { T_INT, T_INT64, T_UINT64, T_DOUBLE, T_STRING, T_ENUM, T_PRESET, T_RAMP, T_SOURCES } key_type;
 
 enum { OPEN_MIN = 1, OPEN_MAX = 2 }; /* bound excluded: eps > 0, beta < 1 */
+enum { AUTO_WORD = 4 }; /* an int key that also takes the word "auto", stored as -1 */
 
 typedef struct {
     const char *name;     /* "section.key" (ramp fields: "seq_len", ...) */
@@ -161,8 +162,9 @@ static const key_spec keys[] = {
         "remove a document whose repeated n-grams cover more of its words"),
     KEY("curate.max_symbol_ratio", T_DOUBLE, curate.max_symbol_ratio, 0, 1e9, 0,
         "remove a document with more '#' and ellipses per word"),
-    KEY("checkpoint.every", T_INT, checkpoint.every, 0, INT_MAX, 0,
-        "write a checkpoint every N steps and at the end (0: never)"),
+    KEY("checkpoint.every", T_INT, checkpoint.every, 0, INT_MAX, AUTO_WORD,
+        "write a checkpoint every N steps and at the end (0: never; auto: the interval of the highest "
+        "predicted goodput from the run's measured costs, docs/goodput.md)"),
     KEY("checkpoint.keep_last", T_INT, checkpoint.keep_last, 0, INT_MAX, 0,
         "keep the newest K complete checkpoints (0: all); the newest is never deleted"),
     KEY("checkpoint.keep_every", T_INT, checkpoint.keep_every, 0, INT_MAX, 0,
@@ -170,6 +172,13 @@ static const key_spec keys[] = {
     KEY("checkpoint.resume", T_INT, checkpoint.resume, 0, 1, 0,
         "1: start from the newest complete checkpoint of checkpoint.dir that verifies"),
     KEY("checkpoint.dir", T_STRING, checkpoint.dir, 0, 0, 0, "where checkpoints go (empty: OUT_DIR/checkpoints)"),
+    KEY("checkpoint.mtbf_s", T_DOUBLE, checkpoint.mtbf_s, 0, 1e12, 0,
+        "every: auto: the job's mean time between interruptions, seconds (0: not given)"),
+    KEY("checkpoint.failures_per_gpu_day", T_DOUBLE, checkpoint.failures_per_gpu_day, 0, 1e6, 0,
+        "every: auto: or interruptions per GPU per day, times the job's ranks (0: not given)"),
+    KEY("checkpoint.restart_s", T_DOUBLE, checkpoint.restart_s, 0, 1e9, 0,
+        "every: auto: an interruption to training again, seconds (0: the mean of OUT_DIR/recovery.log's "
+        "restarts, else 60)"),
     KEY("monitor.peak_tflops", T_DOUBLE, monitor.peak_tflops, 0, 1e6, 0,
         "peak TFLOP/s per device for MFU (0: 989.4 on cuda, measured sgemm on cpu)"),
     KEY("monitor.watchdog_step_s", T_DOUBLE, monitor.watchdog_step_s, 0, 1e9, 0,
@@ -313,6 +322,7 @@ static void format_bounds(const key_spec *k, char *buf, size_t n)
 
 static int in_bounds(const key_spec *k, double v)
 {
+    if (k->flags & AUTO_WORD && v == -1) return 1;
     if (k->flags & OPEN_MIN ? !(v > k->min) : !(v >= k->min)) return 0;
     if (k->flags & OPEN_MAX ? !(v < k->max) : !(v <= k->max)) return 0;
     return 1;
@@ -388,7 +398,7 @@ static int out_of_range(const key_spec *k, const char *text, char *why, size_t n
 
 static int not_a(const key_spec *k, const char *text, char *why, size_t n)
 {
-    snprintf(why, n, "expected %s, got '%s'", type_noun(k->type), text);
+    snprintf(why, n, "expected %s%s, got '%s'", type_noun(k->type), k->flags & AUTO_WORD ? " or auto" : "", text);
     return -1;
 }
 
@@ -420,6 +430,10 @@ static int set_integer(void *p, const key_spec *k, const char *text, char *why, 
 {
     int neg;
     uint64_t mag;
+    if (k->flags & AUTO_WORD && !strcmp(text, "auto")) {
+        *(int *)p = -1;
+        return 0;
+    }
     if (parse_integer(text, &neg, &mag)) return not_a(k, text, why, n);
     if (k->type == T_UINT64) {
         if (neg && mag) return not_a(k, text, why, n);
@@ -428,7 +442,7 @@ static int set_integer(void *p, const key_spec *k, const char *text, char *why, 
     }
     if (mag > (uint64_t)INT64_MAX) return not_a(k, text, why, n);
     int64_t v = neg ? -(int64_t)mag : (int64_t)mag;
-    if (!in_bounds(k, (double)v)) return out_of_range(k, text, why, n);
+    if (!in_bounds(k, (double)v) || (k->flags & AUTO_WORD && v < 0)) return out_of_range(k, text, why, n);
     if (k->type == T_INT) *(int *)p = (int)v; /* the table's bounds fit an int */
     else *(int64_t *)p = v;
     return 0;
@@ -1068,6 +1082,11 @@ static int check_training(const herd_config *c, const checker *C)
                           "annealing over the last %lld tokens needs train.max_tokens larger than that "
                           "(it is %lld)",
                           (long long)c->schedule.anneal_tokens, (long long)c->train.max_tokens);
+    const herd_config_checkpoint *k = &c->checkpoint;
+    if (k->every == HERD_CKPT_EVERY_AUTO && (k->mtbf_s > 0) == (k->failures_per_gpu_day > 0))
+        return rule_error(C, "checkpoint.every", k->mtbf_s > 0 ? "checkpoint.failures_per_gpu_day" : NULL,
+                          "auto needs the job's interruption rate: give one of checkpoint.mtbf_s and "
+                          "checkpoint.failures_per_gpu_day (%s)", k->mtbf_s > 0 ? "both given" : "neither given");
     return 0;
 }
 
@@ -1241,7 +1260,10 @@ static void write_value(FILE *f, const herd_config *c, const key_spec *k)
     const void *p = cfield_of(c, k);
     char buf[32];
     switch (k->type) {
-    case T_INT: fprintf(f, "%d", *(const int *)p); break;
+    case T_INT:
+        if (k->flags & AUTO_WORD && *(const int *)p == -1) fputs("auto", f);
+        else fprintf(f, "%d", *(const int *)p);
+        break;
     case T_INT64: fprintf(f, "%" PRId64, *(const int64_t *)p); break;
     case T_UINT64: fprintf(f, "%" PRIu64, *(const uint64_t *)p); break;
     case T_DOUBLE: format_double(*(const double *)p, buf, sizeof buf); fputs(buf, f); break;

@@ -164,12 +164,19 @@ typedef struct {
 
 /* checkpoint (checkpoint/ckpt.h, src/train/train_ckpt.h) */
 typedef struct {
-    int      every;          /* steps between checkpoints, and one at the end (0: none) */
+    int      every;          /* steps between checkpoints, and one at the end (0: none;
+                                HERD_CKPT_EVERY_AUTO: chosen by src/train/ckpt_interval.c) */
     int      keep_last;      /* keep the newest K complete checkpoints (0: all) */
     int      keep_every;     /* and every checkpoint whose step is a multiple of M (0: none) */
     int      resume;         /* 1: resume from the newest good checkpoint of dir */
     char     dir[HERD_PATH_MAX]; /* "": OUT_DIR/checkpoints */
+    /* every: auto (docs/goodput.md): the job's interruption rate, one of */
+    double   mtbf_s;               /* mean time between the job's interruptions */
+    double   failures_per_gpu_day; /* or a rate per GPU, times the job's ranks */
+    double   restart_s;            /* interruption to training again (0: OUT_DIR/recovery.log) */
 } herd_config_checkpoint;
+
+#define HERD_CKPT_EVERY_AUTO (-1) /* checkpoint.every: auto */
 
 /* monitor */
 typedef struct {

@@ -33,7 +33,13 @@ int herd_train_ckpt_open(herd_train_ckpt *tc, const herd_config *c, const herd_g
     else snprintf(tc->dir, sizeof tc->dir, "%s/checkpoints", c->train.out_dir);
     MPI_Comm comm = g->world_size > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL;
     if (herd_ckpt_stopper_create(&tc->stopper, comm)) return -1;
-    if (c->checkpoint.every <= 0) return 0;
+    if (c->checkpoint.every == 0) return 0;
+    if (c->checkpoint.every == HERD_CKPT_EVERY_AUTO) {
+        char log[HERD_PATH_MAX + 32];
+        snprintf(log, sizeof log, "%s/recovery.log", c->train.out_dir); /* slurm/run_stage.sh's */
+        tc->ival = malloc(sizeof *tc->ival);
+        if (!tc->ival || herd_ckpt_interval_init(tc->ival, c, g->world_size, log)) return -1;
+    }
     herd_ckpt_options opt;
     memset(&opt, 0, sizeof opt);
     opt.keep_last = c->checkpoint.keep_last;
@@ -60,6 +66,7 @@ int herd_train_ckpt_close(herd_train_ckpt *tc)
     if (tc->writer) rc = herd_ckpt_writer_destroy(tc->writer);
     herd_ckpt_stopper_destroy(tc->stopper);
     free(tc->stage);
+    free(tc->ival);
     memset(tc, 0, sizeof *tc);
     return rc;
 }

@@ -22,6 +22,7 @@
 #include "src/parallel/grid.h"
 #include "src/data/loader.h"
 #include "src/model/model.h"
+#include "src/train/ckpt_interval.h"
 
 typedef struct {
     herd_ckpt_writer  *writer;   /* NULL: checkpoints off (checkpoint.every 0) */
@@ -29,6 +30,7 @@ typedef struct {
     char   dir[HERD_PATH_MAX + 32];
     float *stage;                /* host staging of the shards when the backend is not the CPU */
     int64_t last_saved;          /* step of the last checkpoint started (-1: none) */
+    herd_ckpt_interval *ival;    /* checkpoint.every auto, else NULL */
 } herd_train_ckpt;
 
 /* Set up the writer and the signal handlers (collective). */

@@ -374,15 +374,32 @@ int herd_trainer_poll(herd_trainer *t, int *stop)
     return -1;
 }
 
+/* the checkpoint event's time, to the millisecond: scripts/goodput_stage.sh
+ * takes a stage's wall time per step from consecutive checkpoints */
+static double wall_clock_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int herd_trainer_checkpoint(herd_trainer *t, int force)
 {
+    herd_ckpt_interval *iv = t->ckpt.ival; /* checkpoint.every auto (src/train/ckpt_interval.c) */
+    if (iv) herd_ckpt_interval_tick(iv, herd_now_s(), 0);
     if (!t->ckpt.writer || t->ckpt.last_saved == t->step) return 0;
-    if (t->step % t->c->checkpoint.every != 0 && !force) return 0;
+    int due = iv ? herd_ckpt_interval_due(iv, t->step, t->ckpt.last_saved)
+                 : t->step % t->c->checkpoint.every == 0;
+    if (!due && !force) return 0;
     double stall = 0;
     int rc = herd_trainer_agree(t, herd_train_ckpt_save(&t->ckpt, t->c, &t->grid, &t->model, &t->fsdp,
                                                         t->data, t->step, t->tokens_seen, &stall));
     if (rc == 0 && t->root)
-        rc = herd_metrics_event_checkpoint(&t->metrics, t->step, (double)time(NULL), stall, 0.0);
+        rc = herd_metrics_event_checkpoint(&t->metrics, t->step, wall_clock_s(), stall, 0.0);
+    if (rc == 0 && iv) {
+        iv->pending_stall = stall;
+        rc = herd_ckpt_interval_update(iv, t->ckpt.writer, t->grid.world, t->root, t->step);
+    }
     return rc;
 }
 

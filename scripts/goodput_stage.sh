@@ -1,0 +1,41 @@
+#!/bin/sh
+# goodput_stage.sh — one line: the goodput a finished training stage measured
+# and the one `herd plan --goodput` predicts from the same stage's own costs.
+#
+#   sh scripts/goodput_stage.sh STAGE_DIR [HERD]
+#
+# Its wall time per step: the median over consecutive checkpoints of one
+# launch of their time difference over their step difference (metrics.jsonl's
+# checkpoint events). Measured goodput: the steps the stage kept times that,
+# over its wall time (OUT/recovery.log, the first launch to "stage finished":
+# the first start-up counts against it). Predicted: that step (less the mean
+# checkpoint stall per step), the stall, the restarts' mean "time lost: N s
+# down" (recovery.log; the trainer's start-up after a relaunch is not in it),
+# the checkpoint interval, and an MTBF of the wall time over the
+# interruptions. docs/goodput.md.
+set -u
+d=$1; herd=${2:-build/herd}
+m=$d/metrics.jsonl; log=$d/recovery.log
+[ -s "$m" ] && [ -s "$log" ] || { echo "goodput: no metrics.jsonl or recovery.log in $d"; exit 0; }
+stamp() { date -u -d "$(sed -n "$1" "$log" | head -n 1 | cut -d' ' -f1 | sed 's/T/ /; s/Z$//')" +%s 2>/dev/null; }
+t0=$(stamp '1p'); t1=$(stamp '/stage finished/p')
+[ -n "$t0" ] && [ -n "$t1" ] && [ "$t1" -gt "$t0" ] || { echo "goodput: $log has no finished stage"; exit 0; }
+wall=$((t1 - t0))
+# "step time stall" of each checkpoint event
+ev=$(grep '"event":"checkpoint"' "$m" | sed -n 's/.*"step":\([0-9]*\),"time":\([0-9.]*\),"stall_s":\([0-9.e+-]*\).*/\1 \2 \3/p')
+per=$(echo "$ev" | awk 'NR > 1 && $1 > s {print ($2 - t) / ($1 - s), $1 - s} {s = $1; t = $2}' | sort -g)
+n=$(echo "$per" | grep -c .)
+[ "$n" -ge 1 ] || { echo "goodput: fewer than two checkpoints in one launch of $d"; exit 0; }
+r=$(echo "$per" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $1}')
+every=$(echo "$per" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $2}')
+stall=$(echo "$ev" | awk '{s += $3; n++} END {printf "%.6f", n ? s / n : 0}')
+steps=$(grep -v '"event"' "$m" | sed -n 's/.*"step":\([0-9]*\),.*/\1/p' | sort -un | grep -c .)
+restarts=$(grep -c 'restart [0-9]*/\|requeueing' "$log")
+down=$(sed -n 's/.*time lost: \([0-9.]*\) s down.*/\1/p' "$log" | awk '{s += $1; n++} END {printf "%.1f", n ? s / n : 0}')
+mtbf=$(awk -v w="$wall" -v k="$restarts" 'BEGIN {printf "%.1f", k ? w / k : 1e12}')
+step=$(awk -v r="$r" -v c="$stall" -v e="$every" 'BEGIN {printf "%.6f", r - c / e}')
+pred=$("$herd" plan --goodput --step-s "$step" --stall-s "$stall" --restart-s "$down" --mtbf-s "$mtbf" \
+       --every "$every" 2>/dev/null | sed -n 's/^  closed form *\([0-9.]*\)%.*/\1/p')
+echo "goodput: measured $(awk -v k="$steps" -v r="$r" -v w="$wall" 'BEGIN {printf "%.1f", 100 * k * r / w}')%" \
+     "($steps steps kept at $r s over $wall s, $restarts interruptions); predicted ${pred:-?}%" \
+     "(herd plan --goodput: that step, stall $stall s, restart $down s, MTBF $mtbf s, every $every)"
