@@ -1,6 +1,7 @@
 /* gen_batch.c — see gen_batch.h. */
 #include <stdlib.h>
 #include <string.h>
+#include "monitoring/clock.h"
 #include "src/data/chat.h"
 #include "src/post/gen_batch.h"
 
@@ -52,9 +53,11 @@ static herd_chat_tokens *encode_all(const herd_post_env *e, const herd_gen_batch
     return tk;
 }
 
-/* Prompts [first, first + count) in batches; their lines to so. */
+/* Prompts [first, first + count) in batches; their lines to so, the number
+ * of generated tokens added to *tokens. */
 static int run_share(const herd_post_env *e, herd_model *m, herd_chat_tokens *tk, int first,
-                     int count, const herd_gen_batch_args *a, const herd_gen_opts *o, FILE *so)
+                     int count, const herd_gen_batch_args *a, const herd_gen_opts *o, FILE *so,
+                     double *tokens)
 {
     int batch = a->batch > 0 ? a->batch : (count > 0 ? count : 1), rc = 0;
     const uint32_t **pr = malloc(sizeof *pr * (size_t)batch);
@@ -68,6 +71,7 @@ static int run_share(const herd_post_env *e, herd_model *m, herd_chat_tokens *tk
         if (herd_generate(m, pr, pl, nb, &ob, out, ol)) rc = -1;
         for (int i = 0; i < nb && !rc; i++) {
             char *text = herd_post_decode(e, out[i], ol[i]);
+            *tokens += ol[i];
             int idx = b0 + i;
             if (idx < a->n_texts) fprintf(so, "%s\n", text);
             else {
@@ -97,11 +101,18 @@ int herd_post_generate_batch(const herd_post_env *e, const herd_gen_layout *g, h
     char *buf = NULL;
     size_t len = 0;
     FILE *so = open_memstream(&buf, &len);
-    rc = run_share(e, m, tk, (int)first, (int)count, a, o, so);
+    double tokens[1] = {0}, t0 = herd_now_s(); /* the job's ranks start together (the any above) */
+    rc = run_share(e, m, tk, (int)first, (int)count, a, o, so, tokens);
     fclose(so);
-    if (!g->speaker) len = 0; /* its replica's TP rank 0 prints the same lines */
+    if (!g->speaker) len = 0, tokens[0] = 0; /* its replica's TP rank 0 prints the same lines */
     if (herd_post_dp_any(g->dp, rc)) rc = -1;
     else if (herd_post_dp_gather_text(g->dp, buf, len, out)) rc = -1;
+    double secs = herd_now_s() - t0; /* after the any: the slowest replica's time */
+    herd_post_dp_sum(g->dp, tokens, 1);
+    if (!rc && g->dp->rank == 0)
+        fprintf(stderr, "herd generate: %d sequences, %.0f tokens generated in %.3f s: %.1f tokens/s "
+                "(TP%d x DP%d)\n", n, tokens[0], secs, secs > 0 ? tokens[0] / secs : 0.0, g->tp,
+                g->n_replicas);
     free(buf);
     for (int i = 0; i < n; i++) herd_chat_tokens_free(&tk[i]);
     free(tk);
