@@ -22,7 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
 $herd post demo-data --out "$tmp/d" --train 200 --test "$n" --pref 10 --prompts 10 >/dev/null
 $herd data train-tokenizer --vocab-size 320 --out "$tmp/tok.ranks" "$tmp/d/corpus.txt" >/dev/null 2>&1
 model="--set model.n_layers=4 --set model.d_model=256 --set model.n_heads=8 --set model.n_kv_heads=4 --set model.ffn_dim=768 --set model.max_seq_len=128"
-gen="generate configs/post_demo.yaml --tokenizer $tmp/tok.ranks $model --prompts $tmp/d/test.jsonl --max-new $max_new"
+gen="generate configs/post_demo.yaml --tokenizer $tmp/tok.ranks $model --prompts $tmp/d/test.jsonl --max-new $max_new --timing"
 rate() { # rate NAME NP [ARGS]: best tokens/s of REPS runs
     name=$1; np=$2; shift 2
     best=0

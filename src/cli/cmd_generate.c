@@ -4,7 +4,7 @@
  *   herd generate CONFIG --tokenizer RANKS --weights W.safetensors
  *        [--prompt TEXT]... [--prompts FILE.jsonl] [--chat] [--raw]
  *        [--max-new N] [--temperature T] [--top-p P] [--seed S] [--no-cache]
- *        [--batch N] [--set section.key=value]...
+ *        [--batch N] [--timing] [--set section.key=value]...
  *
  * --prompt TEXT is one user message (the chat format around it; --raw: the
  * text as is after <|begin_of_text|>). --prompts reads conversations as the
@@ -12,8 +12,8 @@
  * per prompt: {"index": I, "response": "..."}. On the CPU; under mpirun /
  * srun the prompts are split between data-parallel replicas of a model
  * tensor-parallel over parallel.tp ranks (src/post/gen_batch.h), --batch N
- * sequences decoded together (default: a replica's whole share). --chat is
- * one process. */
+ * sequences decoded together (default: a replica's whole share); --timing
+ * prints the decoding rate (tokens/s) to stderr. --chat is one process. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +31,7 @@ static int usage(const char *why)
     fputs("usage: herd generate CONFIG --tokenizer RANKS [--weights W.safetensors|HF_DIR]\n"
           "         [--prompt TEXT]... [--prompts FILE.jsonl] [--chat] [--raw]\n"
           "         [--max-new N] [--temperature T] [--top-p P] [--seed S] [--no-cache]\n"
-          "         [--batch N] [--set section.key=value]...\n", stderr);
+          "         [--batch N] [--timing] [--set section.key=value]...\n", stderr);
     return 2;
 }
 
@@ -109,7 +109,7 @@ int herd_cmd_generate(int argc, char **argv)
     const char *config = NULL, *tokenizer = NULL, *weights = NULL;
     char **sets = calloc(argc, sizeof(char *)), **texts = calloc(argc, sizeof(char *));
     int n_sets = 0, chat = 0, rc = 0;
-    herd_gen_batch_args ba = {texts, 0, 0, NULL, 0};
+    herd_gen_batch_args ba = {texts, 0, 0, NULL, 0, 0};
     herd_gen_opts o = {64, 0.0, 1.0, 1, -1, 1, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -122,6 +122,7 @@ int herd_cmd_generate(int argc, char **argv)
         else if (!strcmp(a, "--chat")) chat = 1;
         else if (!strcmp(a, "--raw")) ba.raw = 1;
         else if (!strcmp(a, "--no-cache")) o.use_cache = 0;
+        else if (!strcmp(a, "--timing")) ba.timing = 1;
         else if (!strcmp(a, "--max-new") && v) {
             o.max_new = (int)strtol(argv[++i], &end, 10);
             if (*end || o.max_new < 1) rc = usage("--max-new: expected an integer >= 1");

@@ -109,7 +109,7 @@ int herd_post_generate_batch(const herd_post_env *e, const herd_gen_layout *g, h
     else if (herd_post_dp_gather_text(g->dp, buf, len, out)) rc = -1;
     double secs = herd_now_s() - t0; /* after the any: the slowest replica's time */
     herd_post_dp_sum(g->dp, tokens, 1);
-    if (!rc && g->dp->rank == 0)
+    if (!rc && a->timing && g->dp->rank == 0)
         fprintf(stderr, "herd generate: %d sequences, %.0f tokens generated in %.3f s: %.1f tokens/s "
                 "(TP%d x DP%d)\n", n, tokens[0], secs, secs > 0 ? tokens[0] / secs : 0.0, g->tp,
                 g->n_replicas);

@@ -19,6 +19,7 @@ typedef struct {
     int          raw;          /* texts as they are after <|begin_of_text|>, no chat format */
     const char  *prompts_file; /* conversations (SFT format; printed as {"index", "response"}) */
     int          batch;        /* sequences decoded together; 0: a replica's whole share */
+    int          timing;       /* 1: rank 0 prints the decoding rate to stderr */
 } herd_gen_batch_args;
 
 /* Generate and print to out (on world rank 0). 0, or -1 with a message. */

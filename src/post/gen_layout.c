@@ -63,6 +63,7 @@ int herd_gen_model_open(herd_model *m, const herd_post_env *e, const herd_gen_la
     herd_model_parallel par = {0};
     par.tp = g->tp_group;
     if (herd_model_create_parallel(m, &d, herd_backend_cpu(), e->cfg.train.seed, &par)) return -1;
+    herd_model_drop_grads(m); /* no backward: the memory is the weights' and the cache's */
     struct stat st; /* a directory is a Hugging Face Llama checkpoint (src/model/hf.h) */
     int hf = weights && stat(weights, &st) == 0 && S_ISDIR(st.st_mode);
     if (weights && (hf ? herd_hf_load_checked(m, weights, &e->cfg.model) : herd_weights_load(m, weights))) {

@@ -39,7 +39,7 @@ void herd_gen_layout_share(const herd_gen_layout *g, int64_t n, int64_t *first, 
 
 /* This rank's TP slice of a model of the config's shape (CPU backend), the
  * weights from a safetensors file or a Hugging Face directory (NULL: the
- * init of train.seed). */
+ * init of train.seed); no gradient buffer (forward only). */
 int herd_gen_model_open(herd_model *m, const herd_post_env *e, const herd_gen_layout *g,
                         const char *weights);
 

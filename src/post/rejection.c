@@ -1,7 +1,7 @@
 /* rejection.c — rejection sampling (see sampling.h): K samples per prompt from
- * the policy, each scored by the reward model on the same ranks; the best
- * written as an SFT conversation, best vs worst (when they differ) as a
- * preference pair. */
+ * the policy, scored by the reward model on the same ranks (a chunk's samples
+ * in one batched forward); the best written as an SFT conversation, best vs
+ * worst (when they differ) as a preference pair. */
 #include <stdlib.h>
 #include <string.h>
 #include "src/post/reward.h"
@@ -15,33 +15,44 @@ typedef struct {
     int k, T, head;
     char **texts;
     herd_chat_tokens *prompts, *samples;
-    int32_t *tok, *tgt, *doc;
-    int *last;
+    int32_t *tok, *tgt, *doc; /* [chunk * k, T] the rows the reward model scores */
+    int *last, *row0;         /* [chunk * k] last token of each row; [chunk] prompt's first row, -1:
+                                 a sample does not fit the context */
     double *r;
     FILE *so, *sp;           /* this rank's lines, in memory */
     double kept, skipped, pairs, sum_best, sum_mean;
 } rs_state;
 
-/* Score prompt i's K samples; *best / *worst their indices. 1: a sample does
- * not fit the context (counted, not kept), -1: failed, 0: scored. */
-static int score_prompt(rs_state *s, int i, int *best, int *worst)
+/* The rows of the chunk's m prompts, K per prompt whose samples all fit the
+ * context (the RM scores exactly the sampled ids); the count. */
+static int build_rows(rs_state *s, int m)
 {
-    int k = s->k, T = s->T;
-    for (int q = 0; q < k; q++) { /* the RM scores exactly the sampled ids */
-        s->last[q] = herd_chat_row(&s->prompts[i], &s->samples[i * k + q], T, HERD_MASK_EOT,
-                                   s->tok + (size_t)q * T, s->tgt + (size_t)q * T, s->doc + (size_t)q * T);
-        if (s->last[q] < 0) return 1;
+    int k = s->k, T = s->T, rows = 0;
+    for (int i = 0; i < m; i++) {
+        s->row0[i] = rows;
+        for (int q = 0; q < k && s->row0[i] >= 0; q++) {
+            size_t at = (size_t)(rows + q) * T;
+            s->last[rows + q] = herd_chat_row(&s->prompts[i], &s->samples[i * k + q], T, HERD_MASK_EOT,
+                                              s->tok + at, s->tgt + at, s->doc + at);
+            if (s->last[rows + q] < 0) s->row0[i] = -1;
+        }
+        if (s->row0[i] >= 0) rows += k;
     }
-    if (herd_post_rm_score(&s->rm, s->tok, s->doc, k, T, s->last, s->head, s->r)) return -1;
+    return rows;
+}
+
+/* Prompt i's best and worst sample by the rewards of its rows; counted. */
+static void pick(rs_state *s, int i, int *best, int *worst)
+{
+    const double *r = s->r + s->row0[i];
     double mean = 0;
     *best = *worst = 0;
-    for (int q = 0; q < k; q++) {
-        if (s->r[q] > s->r[*best]) *best = q;
-        if (s->r[q] < s->r[*worst]) *worst = q;
-        mean += s->r[q] / k;
+    for (int q = 0; q < s->k; q++) {
+        if (r[q] > r[*best]) *best = q;
+        if (r[q] < r[*worst]) *worst = q;
+        mean += r[q] / s->k;
     }
-    s->sum_best += s->r[*best], s->sum_mean += mean, s->kept++;
-    return 0;
+    s->sum_best += r[*best], s->sum_mean += mean, s->kept++;
 }
 
 static void write_lines(rs_state *s, const herd_chat *c, const char *bt, const char *wt)
@@ -68,11 +79,16 @@ static int run_chunk(rs_state *s, int first, int m, herd_gen_opts *o)
 {
     int rc = herd_post_sample_chunk(&s->j->e, &s->pol, s->j->chats, first, m, s->k, o, s->texts,
                                     s->prompts, s->samples);
+    int rows = rc ? 0 : build_rows(s, m); /* the chunk's samples in one forward of the RM */
+    if (rows && herd_post_rm_score(&s->rm, s->tok, s->doc, rows, s->T, s->last, s->head, s->r)) rc = -1;
     for (int i = 0; i < m && !rc; i++) {
-        int best, worst, sc = score_prompt(s, i, &best, &worst);
-        if (sc < 0) rc = -1;
-        else if (sc > 0) s->skipped++;
-        else write_lines(s, &s->j->chats[first + i], s->texts[i * s->k + best], s->texts[i * s->k + worst]);
+        int best, worst;
+        if (s->row0[i] < 0) { /* the prompt + a sample exceed the context: counted, not kept */
+            s->skipped++;
+            continue;
+        }
+        pick(s, i, &best, &worst);
+        write_lines(s, &s->j->chats[first + i], s->texts[i * s->k + best], s->texts[i * s->k + worst]);
     }
     for (int b = 0; b < m * s->k; b++) {
         free(s->texts[b]);
@@ -130,16 +146,19 @@ static int rs_alloc(rs_state *s, const herd_sampling_args *a)
     s->texts = calloc((size_t)chunk * k, sizeof *s->texts);
     s->prompts = calloc((size_t)chunk, sizeof *s->prompts);
     s->samples = calloc((size_t)chunk * k, sizeof *s->samples);
-    s->tok = malloc(sizeof(int32_t) * 3 * (size_t)k * s->T);
-    s->tgt = s->tok + (size_t)k * s->T, s->doc = s->tgt + (size_t)k * s->T;
-    s->last = malloc(sizeof(int) * k);
-    s->r = malloc(sizeof(double) * k);
-    return s->texts && s->prompts && s->samples && s->tok && s->last && s->r ? 0 : -1;
+    size_t rows = (size_t)chunk * k;
+    s->tok = malloc(sizeof(int32_t) * 3 * rows * s->T);
+    s->tgt = s->tok + rows * s->T, s->doc = s->tgt + rows * s->T;
+    s->last = malloc(sizeof(int) * rows);
+    s->row0 = malloc(sizeof(int) * (size_t)chunk);
+    s->r = malloc(sizeof(double) * rows);
+    return s->texts && s->prompts && s->samples && s->tok && s->last && s->row0 && s->r ? 0 : -1;
 }
 
 static void rs_free(rs_state *s)
 {
-    free(s->texts), free(s->prompts), free(s->samples), free(s->tok), free(s->last), free(s->r);
+    free(s->texts), free(s->prompts), free(s->samples), free(s->tok), free(s->last), free(s->row0);
+    free(s->r);
 }
 
 static void report(const rs_state *s, const herd_sampling_args *a)

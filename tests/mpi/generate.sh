@@ -11,7 +11,9 @@ NAME=generate_mpi
 cfg=configs/post_demo.yaml
 small="--set model.n_layers=2 --set model.d_model=32 --set model.n_heads=4 --set model.n_kv_heads=2 --set model.ffn_dim=64 --set train.log_every=0 --set train.threads=1"
 t="--tokenizer $tmp/tok.ranks"
-mpi() { np=$1; shift; timeout 120 mpirun -np "$np" "$herd" "$@"; }
+# 4 ranks on 2 shared cores: a waiting rank yields its core; a generous timeout
+export OMPI_MCA_mpi_yield_when_idle=1
+mpi() { np=$1; shift; timeout 300 mpirun -np "$np" "$herd" "$@"; }
 
 $herd post demo-data --out "$tmp/d" --train 120 --test 40 --pref 60 --prompts 20 >/dev/null 2>&1 &&
     $herd data train-tokenizer --vocab-size 320 --out "$tmp/tok.ranks" "$tmp/d/corpus.txt" >/dev/null 2>&1 ||
@@ -57,8 +59,8 @@ else same generate_tp2xdp2_sampled_equals_1proc 4 "$tmp/s1.out" $gen --temperatu
          --seed 7 --set parallel.tp=2 --batch 2; fi
 
 # rejection sampling with the reward model on the same ranks: TP2 and TP2 x DP2
-# (chunks of 8 prompts at K 4 and --batch 32: 3 chunks) write the policy's
-# best samples and pairs as one process does
+# (20 prompts in chunks of 16 at K 4: one replica takes both chunks, or each
+# replica one) write the policy's best samples and pairs as one process does
 head -20 "$tmp/d/prompts.jsonl" >"$tmp/rp.jsonl"
 rs="post rs $cfg $t $small --prompts $tmp/rp.jsonl --weights $tmp/w.safetensors --rm $tmp/rm.safetensors --k 4 --max-new 4"
 $herd $rs --out "$tmp/rs1.jsonl" --pairs "$tmp/pp1.jsonl" >"$tmp/rs1.log" 2>&1; r1=$?
