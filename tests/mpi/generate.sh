@@ -1,8 +1,9 @@
 #!/bin/sh
-# Generation at scale: `herd generate` and `herd post rs|annotate` tensor-
+# Generation at scale: `herd generate` and `herd post rs|annotate|eval` tensor-
 # parallel (parallel.tp 2: each rank its heads, ffn rows and vocabulary rows of
-# the weights, its KV heads of the cache), data-parallel (2 replicas), and both
-# (TP2 x DP2 on 4 ranks) print / write the same bytes as one process: greedy
+# the weights, its KV heads of the cache; tp 4: KV heads replicated), data-
+# parallel (2 replicas), and both (TP2 x DP2 on 4 ranks) print / write the same
+# bytes / lines as one process: greedy
 # tokens equal token for token, sampled ones too (same counters; the TP
 # group gathers the logits, so its ranks sample alike). Bad layouts are
 # refused with the key named.
@@ -51,6 +52,10 @@ else fail generate_1proc_greedy "$(tail -3 "$tmp/g1.err"; head -3 "$tmp/g1.out")
 same generate_tp2_greedy_equals_1proc 2 "$tmp/g1.out" $gen --set parallel.tp=2
 same generate_dp2_greedy_equals_1proc 2 "$tmp/g1.out" $gen --batch 3
 same generate_tp2xdp2_greedy_equals_1proc 4 "$tmp/g1.out" $gen --set parallel.tp=2
+# TP4 > n_kv_heads 2: each KV head replicated on 2 ranks, as the trainer does
+same generate_tp4_replicated_kv_equals_1proc 4 "$tmp/g1.out" $gen --set parallel.tp=4
+# the reference without the cache (the model's own TP forward) on TP2
+same generate_tp2_nocache_equals_1proc 2 "$tmp/g1.out" $gen --set parallel.tp=2 --no-cache
 
 # sampled (temperature 0.9, top-p 0.95): the counters follow the prompt index
 $herd $gen --temperature 0.9 --top-p 0.95 --seed 7 >"$tmp/s1.out" 2>/dev/null
