@@ -270,7 +270,8 @@ static int forward_nocache(herd_model *m, const uint32_t *ids, int n, float *log
     int Vl = m->vocab_local, tp = m->tp_size;
     float *row = malloc(sizeof(float) * Vl), *gath = tp > 1 ? malloc(sizeof(float) * Vl * tp) : NULL;
     m->be->copy_d2h(m->be, row, m->logits + (size_t)(n - 1) * Vl, sizeof(float) * Vl);
-    memcpy(logits, vocab_gather(m, row, gath, logits, 1), sizeof(float) * m->dims.vocab_size);
+    const float *full = vocab_gather(m, row, gath, logits, 1); /* tp > 1: logits itself */
+    if (full != logits) memcpy(logits, full, sizeof(float) * m->dims.vocab_size);
     free(row);
     free(gath);
     return 0;
