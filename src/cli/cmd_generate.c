@@ -4,19 +4,26 @@
  *   herd generate CONFIG --tokenizer RANKS --weights W.safetensors
  *        [--prompt TEXT]... [--prompts FILE.jsonl] [--chat] [--raw]
  *        [--max-new N] [--temperature T] [--top-p P] [--seed S] [--no-cache]
- *        [--set section.key=value]...
+ *        [--batch N] [--timing] [--set section.key=value]...
  *
  * --prompt TEXT is one user message (the chat format around it; --raw: the
  * text as is after <|begin_of_text|>). --prompts reads conversations as the
  * SFT data format (the assistant turn is generated) and prints one JSON line
- * per prompt: {"index": I, "response": "..."}. Single process, CPU. */
+ * per prompt: {"index": I, "response": "..."}. On the CPU; under mpirun /
+ * srun the prompts are split between data-parallel replicas of a model
+ * tensor-parallel over parallel.tp ranks (src/post/gen_batch.h), --batch N
+ * sequences decoded together (default: a replica's whole share); --timing
+ * prints the decoding rate (tokens/s) to stderr. --chat is one process. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "src/data/chat.h"
 #include "src/cli/commands.h"
 #include "src/model/generate.h"
+#include "src/post/gen_batch.h"
+#include "src/post/gen_layout.h"
 #include "src/post/post_common.h"
+#include "src/post/post_dp.h"
 
 static int usage(const char *why)
 {
@@ -24,23 +31,8 @@ static int usage(const char *why)
     fputs("usage: herd generate CONFIG --tokenizer RANKS [--weights W.safetensors|HF_DIR]\n"
           "         [--prompt TEXT]... [--prompts FILE.jsonl] [--chat] [--raw]\n"
           "         [--max-new N] [--temperature T] [--top-p P] [--seed S] [--no-cache]\n"
-          "         [--set section.key=value]...\n", stderr);
+          "         [--batch N] [--timing] [--set section.key=value]...\n", stderr);
     return 2;
-}
-
-static int encode_user(const herd_post_env *e, const char *text, int raw, herd_chat_tokens *out)
-{
-    if (raw) {
-        herd_ids ids = {0};
-        int rc = herd_chat_tokens_push(out, (uint32_t)(e->n_regular + HERD_TOK_BOS), 0) ||
-                 herd_tokenizer_encode(e->tok, (const unsigned char *)text, strlen(text), 0, &ids);
-        for (size_t i = 0; i < ids.n && rc == 0; i++) rc = herd_chat_tokens_push(out, ids.ids[i], 0);
-        free(ids.ids);
-        return rc;
-    }
-    herd_chat_msg msg = {HERD_ROLE_USER, (char *)text, strlen(text)};
-    herd_chat c = {&msg, 1};
-    return herd_chat_encode(e->tok, &c, 1, 1, out);
 }
 
 static int chat_loop(const herd_post_env *e, herd_model *m, herd_gen_opts *o)
@@ -88,26 +80,55 @@ static int chat_loop(const herd_post_env *e, herd_model *m, herd_gen_opts *o)
     return 0;
 }
 
+/* Open the job, its layout and this rank's slice of the model; 0 / 1. */
+static int open_all(herd_post_dp *dp, herd_post_env *e, herd_gen_layout *g, herd_model *m,
+                    const char *config, int n_sets, char **sets, const char *tokenizer,
+                    const char *weights)
+{
+    if (herd_post_dp_open(dp)) return 1;
+    int rc = herd_post_env_open(e, config, n_sets, sets, tokenizer) ? 1 : 0;
+    if (!rc && herd_gen_layout_open(g, dp, &e->cfg)) {
+        herd_post_env_close(e);
+        rc = 1;
+    }
+    if (!rc && herd_gen_model_open(m, e, g, weights)) {
+        herd_gen_layout_close(g);
+        herd_post_env_close(e);
+        rc = 1;
+    }
+    if (herd_post_dp_any(dp, rc)) {
+        if (!rc) herd_model_destroy(m), herd_gen_layout_close(g), herd_post_env_close(e);
+        herd_post_dp_close(dp);
+        return 1;
+    }
+    return 0;
+}
+
 int herd_cmd_generate(int argc, char **argv)
 {
-    const char *config = NULL, *tokenizer = NULL, *weights = NULL, *prompts_file = NULL;
+    const char *config = NULL, *tokenizer = NULL, *weights = NULL;
     char **sets = calloc(argc, sizeof(char *)), **texts = calloc(argc, sizeof(char *));
-    int n_sets = 0, n_texts = 0, chat = 0, raw = 0, rc = 0;
-    herd_gen_opts o = {64, 0.0, 1.0, 1, -1, 1};
+    int n_sets = 0, chat = 0, rc = 0;
+    herd_gen_batch_args ba = {texts, 0, 0, NULL, 0, 0};
+    herd_gen_opts o = {64, 0.0, 1.0, 1, -1, 1, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (!strcmp(a, "--set") && v) sets[n_sets++] = argv[++i];
         else if (!strcmp(a, "--tokenizer") && v) tokenizer = argv[++i];
         else if (!strcmp(a, "--weights") && v) weights = argv[++i];
-        else if (!strcmp(a, "--prompt") && v) texts[n_texts++] = argv[++i];
-        else if (!strcmp(a, "--prompts") && v) prompts_file = argv[++i];
+        else if (!strcmp(a, "--prompt") && v) texts[ba.n_texts++] = argv[++i];
+        else if (!strcmp(a, "--prompts") && v) ba.prompts_file = argv[++i];
         else if (!strcmp(a, "--chat")) chat = 1;
-        else if (!strcmp(a, "--raw")) raw = 1;
+        else if (!strcmp(a, "--raw")) ba.raw = 1;
         else if (!strcmp(a, "--no-cache")) o.use_cache = 0;
+        else if (!strcmp(a, "--timing")) ba.timing = 1;
         else if (!strcmp(a, "--max-new") && v) {
             o.max_new = (int)strtol(argv[++i], &end, 10);
             if (*end || o.max_new < 1) rc = usage("--max-new: expected an integer >= 1");
+        } else if (!strcmp(a, "--batch") && v) {
+            ba.batch = (int)strtol(argv[++i], &end, 10);
+            if (*end || ba.batch < 1) rc = usage("--batch: expected an integer >= 1");
         } else if (!strcmp(a, "--temperature") && v) {
             o.temperature = strtod(argv[++i], &end);
             if (*end || o.temperature < 0) rc = usage("--temperature: expected a number >= 0");
@@ -122,65 +143,30 @@ int herd_cmd_generate(int argc, char **argv)
         if (rc) break;
     }
     if (!rc && !config) rc = usage("CONFIG is required");
-    if (!rc && !chat && !n_texts && !prompts_file) rc = usage("give --prompt, --prompts or --chat");
+    if (!rc && !chat && !ba.n_texts && !ba.prompts_file) rc = usage("give --prompt, --prompts or --chat");
+    herd_post_dp dp;
     herd_post_env e;
+    herd_gen_layout g;
     herd_model m;
-    if (!rc && herd_post_env_open(&e, config, n_sets, sets, tokenizer)) rc = 1;
-    if (!rc && herd_post_model_open(&m, &e, weights)) {
-        herd_post_env_close(&e);
-        rc = 1;
-    }
+    if (!rc && open_all(&dp, &e, &g, &m, config, n_sets, sets, tokenizer, weights)) rc = 1;
     free(sets);
     if (rc) {
         free(texts);
         return rc;
     }
     o.stop_id = e.eot_id;
-    if (chat) {
+    if (chat && dp.size > 1) {
+        if (dp.rank == 0) fprintf(stderr, "herd generate: --chat runs in one process (got %d ranks)\n", dp.size);
+        rc = 2;
+    } else if (chat) {
         rc = chat_loop(&e, &m, &o);
     } else {
-        /* every prompt in one batch */
-        herd_chat_tokens *tk = NULL;
-        int n = 0;
-        herd_sft_data d = {0};
-        if (prompts_file) {
-            if (herd_sft_data_load(&d, prompts_file, e.tok, m.dims.max_seq_len)) rc = 1;
-            else if (d.stats.skipped_long)
-                fprintf(stderr, "herd generate: %s: %lld of %lld prompts skipped: longer than "
-                        "model.max_seq_len %d\n", prompts_file, (long long)d.stats.skipped_long,
-                        (long long)d.stats.lines, m.dims.max_seq_len);
-        }
-        tk = calloc((size_t)(n_texts + d.n + 1), sizeof *tk);
-        for (int i = 0; i < n_texts && !rc; i++) rc = encode_user(&e, texts[i], raw, &tk[n++]) ? 1 : 0;
-        for (int i = 0; i < d.n && !rc; i++) {
-            /* the prompt: the conversation up to its last assistant turn, then the assistant header */
-            herd_chat_tokens *c = &d.convs[i];
-            size_t cut = c->n;
-            while (cut > 0 && c->mask[cut - 1]) cut--;
-            for (size_t k = 0; k < cut; k++) herd_chat_tokens_push(&tk[n], c->ids[k], 0);
-            n++;
-        }
-        const uint32_t **pr = malloc(sizeof *pr * (size_t)(n + 1));
-        int *pl = malloc(sizeof(int) * (size_t)(n + 1)), *ol = malloc(sizeof(int) * (size_t)(n + 1));
-        uint32_t **out = calloc((size_t)(n + 1), sizeof *out);
-        for (int i = 0; i < n; i++) pr[i] = tk[i].ids, pl[i] = (int)tk[i].n;
-        if (!rc && n && herd_generate(&m, pr, pl, n, &o, out, ol)) rc = 1;
-        for (int i = 0; i < n && !rc; i++) {
-            char *text = herd_post_decode(&e, out[i], ol[i]);
-            if (i < n_texts) printf("%s\n", text);
-            else {
-                printf("{\"index\":%d,\"response\":", i - n_texts);
-                herd_post_json_str(stdout, text, strlen(text));
-                printf("}\n");
-            }
-            free(text);
-        }
-        for (int i = 0; i < n; i++) free(out[i]), herd_chat_tokens_free(&tk[i]);
-        free(tk), free(pr), free(pl), free(ol), free(out);
-        herd_sft_data_free(&d);
+        rc = herd_post_generate_batch(&e, &g, &m, &ba, &o, stdout) ? 1 : 0;
     }
     free(texts);
     herd_model_destroy(&m);
+    herd_gen_layout_close(&g);
     herd_post_env_close(&e);
+    herd_post_dp_close(&dp);
     return rc;
 }

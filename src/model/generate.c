@@ -17,17 +17,18 @@ typedef struct {
     herd_model *m;
     const herd_backend *be;
     int B, S;          /* sequences, positions per sequence */
-    float *k, *v;      /* [L, B, S, KV*hd] after RoPE (k) */
-    /* scratch for R rows */
+    float *k, *v;      /* [L, B, S, KVl*hd] this rank's KV heads, after RoPE (k) */
+    /* scratch for R rows (local widths: Hl heads, KVl KV heads, Fl, Vl) */
     int cap;
-    float *x, *h, *q, *kn, *vn, *o, *gate, *up, *act, *tmp, *rstd, *logits, *score;
+    float *x, *h, *q, *kn, *vn, *o, *gate, *up, *act, *part, *rstd, *logits, *score;
+    float *gath, *full; /* TP: [tp, R, Vl] the gathered vocabulary slices, [R, V] in order */
     int32_t *tok, *pos;
 } kv_state;
 
 static void kv_free(kv_state *s)
 {
     float **f[] = {&s->k, &s->v, &s->x, &s->h, &s->q, &s->kn, &s->vn, &s->o, &s->gate, &s->up,
-                   &s->act, &s->tmp, &s->rstd, &s->logits, &s->score};
+                   &s->act, &s->part, &s->rstd, &s->logits, &s->score, &s->gath, &s->full};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(*f[i]), *f[i] = NULL;
     free(s->tok);
     free(s->pos);
@@ -38,16 +39,19 @@ static void kv_free(kv_state *s)
 static int kv_reserve(kv_state *s, int R)
 {
     if (R <= s->cap) return 0;
-    const herd_model_dims *d = &s->m->dims;
-    size_t dm = d->d_model, q = (size_t)d->n_heads * d->head_dim,
-           kv = (size_t)d->n_kv_heads * d->head_dim, F = d->ffn_dim, V = d->vocab_size;
+    const herd_model *m = s->m;
+    const herd_model_dims *d = &m->dims;
+    size_t dm = d->d_model, q = (size_t)m->n_heads_local * d->head_dim,
+           kv = (size_t)m->n_kv_local * d->head_dim, F = m->ffn_local, Vl = m->vocab_local,
+           V = d->vocab_size, tp = m->tp_size > 1;
     float **f[] = {&s->x, &s->h, &s->q, &s->kn, &s->vn, &s->o, &s->gate, &s->up, &s->act,
-                   &s->tmp, &s->rstd, &s->logits};
-    size_t n[] = {dm, dm, q, kv, kv, q, F, F, F, dm, 1, V};
+                   &s->part, &s->rstd, &s->logits, &s->gath, &s->full};
+    size_t n[] = {dm, dm, q, kv, kv, q, F, F, F, dm, 1, Vl, tp ? V : 0, tp ? V : 0};
     int ok = 1;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         free(*f[i]);
-        ok &= (*f[i] = malloc(sizeof(float) * n[i] * (size_t)R)) != NULL;
+        *f[i] = n[i] ? malloc(sizeof(float) * n[i] * (size_t)R) : NULL;
+        ok &= !n[i] || *f[i] != NULL;
     }
     free(s->tok);
     free(s->pos);
@@ -69,7 +73,7 @@ static int kv_init(kv_state *s, herd_model *m, int B, int S)
     s->B = B;
     s->S = S;
     const herd_model_dims *d = &m->dims;
-    size_t n = (size_t)d->n_layers * B * S * d->n_kv_heads * d->head_dim;
+    size_t n = (size_t)d->n_layers * B * S * m->n_kv_local * d->head_dim;
     s->k = calloc(n, sizeof(float));
     s->v = calloc(n, sizeof(float));
     s->score = malloc(sizeof(float) * (size_t)S);
@@ -81,23 +85,112 @@ static int kv_init(kv_state *s, herd_model *m, int B, int S)
     return 0;
 }
 
-/* Forward R rows; logits of each row land in s->logits [R, V]. */
-static void kv_forward(kv_state *s, const int *seq, const int *pos, const uint32_t *tok, int R)
+static void tp_check(int rc)
+{
+    if (rc) herd_comm_abort(1); /* a failed collective leaves the group waiting */
+}
+
+/* The logits of R rows over the whole vocabulary: this rank's slice [R, Vl]
+ * itself at tp 1; with TP every rank's slice, gathered (rank-major [tp][R][Vl])
+ * and put in vocabulary order into full [R, V]. The gather copies bytes, so
+ * every rank of the group holds the same logits and samples the same token. */
+static const float *vocab_gather(herd_model *m, const float *local, float *gath, float *full, int R)
+{
+    if (m->tp_size == 1) return local;
+    int tp = m->tp_size, Vl = m->vocab_local, V = m->dims.vocab_size;
+    size_t *counts = malloc(sizeof(size_t) * (size_t)tp);
+    for (int r = 0; r < tp; r++) counts[r] = (size_t)R * Vl;
+    tp_check(herd_comm_all_gather(m->tp, local, gath, counts, HERD_F32));
+    free(counts);
+    for (int r = 0; r < tp; r++)
+        for (int i = 0; i < R; i++)
+            memcpy(full + (size_t)i * V + (size_t)r * Vl, gath + ((size_t)r * R + i) * Vl,
+                   sizeof(float) * Vl);
+    return full;
+}
+
+/* out [R, d] (+)= the row-parallel product a w^T summed over the TP group:
+ * accumulated in place at tp 1; with TP each rank's partial sum is
+ * all-reduced, then added. */
+static void row_parallel(kv_state *s, float *out, const float *a, const float *w, int R, int K)
+{
+    const herd_backend *be = s->be;
+    herd_model *m = s->m;
+    int dm = m->dims.d_model;
+    if (m->tp_size == 1) {
+        be->matmul_fwd(be, out, a, w, R, dm, K, 1);
+        return;
+    }
+    be->matmul_fwd(be, s->part, a, w, R, dm, K, 0);
+    tp_check(herd_comm_all_reduce(m->tp, s->part, (size_t)R * dm, HERD_F32, HERD_SUM));
+    be->add_inplace(be, out, s->part, (size_t)R * dm);
+}
+
+/* The embedding of R tokens: with TP each rank looks up the rows of its
+ * vocabulary slice (zeros for the others' tokens) and the group sums them. */
+static void kv_embed(kv_state *s, const uint32_t *tok, int R)
+{
+    herd_model *m = s->m;
+    int dm = m->dims.d_model;
+    for (int r = 0; r < R; r++) {
+        int64_t t = (int64_t)tok[r] - m->vocab_start;
+        s->tok[r] = t >= 0 && t < m->vocab_local ? (int32_t)t : -1;
+    }
+    s->be->embedding_fwd(s->be, s->x, s->tok, m->wte, R, dm);
+    if (m->tp_size > 1)
+        tp_check(herd_comm_all_reduce(m->tp, s->x, (size_t)R * dm, HERD_F32, HERD_SUM));
+}
+
+/* Attention of R rows over their sequences' cached keys and values (this
+ * rank's heads), into s->o. */
+static void kv_attend(kv_state *s, const float *kc, const float *vc, const int *seq, const int *pos,
+                      int R)
+{
+    const herd_model *m = s->m;
+    int H = m->n_heads_local, KV = m->n_kv_local, hd = m->dims.head_dim, kvd = KV * hd,
+        grp = H / KV;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < H; h++) {
+            const float *q = s->q + ((size_t)r * H + h) * hd;
+            const float *kb = kc + (size_t)seq[r] * s->S * kvd + (size_t)(h / grp) * hd;
+            const float *vb = vc + (size_t)seq[r] * s->S * kvd + (size_t)(h / grp) * hd;
+            float mx = -FLT_MAX, sum = 0.0f, *o = s->o + ((size_t)r * H + h) * hd;
+            for (int j = 0; j <= pos[r]; j++) {
+                float a = 0.0f;
+                for (int e = 0; e < hd; e++) a += q[e] * kb[(size_t)j * kvd + e];
+                s->score[j] = a * scale;
+                if (s->score[j] > mx) mx = s->score[j];
+            }
+            for (int j = 0; j <= pos[r]; j++) sum += s->score[j] = expf(s->score[j] - mx);
+            memset(o, 0, sizeof(float) * hd);
+            for (int j = 0; j <= pos[r]; j++) {
+                float w = s->score[j] / sum;
+                for (int e = 0; e < hd; e++) o[e] += w * vb[(size_t)j * kvd + e];
+            }
+        }
+}
+
+/* Forward R rows; the logits of each row over the whole vocabulary are
+ * returned ([R, V], valid until the next call). Under TP the layer is
+ * Megatron's: column-parallel q/k/v/gate/up on this rank's heads and ffn
+ * columns, row-parallel o/down summed over the group. */
+static const float *kv_forward(kv_state *s, const int *seq, const int *pos, const uint32_t *tok, int R)
 {
     const herd_backend *be = s->be;
     herd_model *m = s->m;
     const herd_model_dims *d = &m->dims;
-    int dm = d->d_model, H = d->n_heads, KV = d->n_kv_heads, hd = d->head_dim, F = d->ffn_dim,
-        V = d->vocab_size, kvd = KV * hd, grp = H / KV;
-    float eps = (float)d->norm_eps, scale = 1.0f / sqrtf((float)hd);
-    for (int r = 0; r < R; r++) s->tok[r] = (int32_t)tok[r], s->pos[r] = pos[r];
-    be->embedding_fwd(be, s->x, s->tok, m->wte, R, dm);
+    int dm = d->d_model, H = m->n_heads_local, KV = m->n_kv_local, hd = d->head_dim,
+        F = m->ffn_local, kvd = KV * hd;
+    float eps = (float)d->norm_eps;
+    kv_embed(s, tok, R);
+    for (int r = 0; r < R; r++) s->pos[r] = pos[r];
     for (int l = 0; l < d->n_layers; l++) {
         const herd_layer_params *p = &m->layer[l];
         float *kc = s->k + (size_t)l * s->B * s->S * kvd, *vc = s->v + (size_t)l * s->B * s->S * kvd;
         be->rmsnorm_fwd(be, s->h, s->rstd, s->x, p->attn_norm, R, dm, eps);
-        be->matmul_fwd(be, s->q, s->h, p->wq, R, H * hd, dm, 0);  /* [R, H*hd] */
-        be->matmul_fwd(be, s->kn, s->h, p->wk, R, kvd, dm, 0);    /* [R, KV*hd] */
+        be->matmul_fwd(be, s->q, s->h, p->wq, R, H * hd, dm, 0);  /* [R, Hl*hd] */
+        be->matmul_fwd(be, s->kn, s->h, p->wk, R, kvd, dm, 0);    /* [R, KVl*hd] */
         be->matmul_fwd(be, s->vn, s->h, p->wv, R, kvd, dm, 0);
         be->rope_fwd(be, s->q, m->rope_cs, s->pos, R, H, hd);
         be->rope_fwd(be, s->kn, m->rope_cs, s->pos, R, KV, hd);
@@ -106,34 +199,17 @@ static void kv_forward(kv_state *s, const int *seq, const int *pos, const uint32
             memcpy(kc + at, s->kn + (size_t)r * kvd, sizeof(float) * kvd);
             memcpy(vc + at, s->vn + (size_t)r * kvd, sizeof(float) * kvd);
         }
-        for (int r = 0; r < R; r++)
-            for (int h = 0; h < H; h++) {
-                const float *q = s->q + ((size_t)r * H + h) * hd;
-                const float *kb = kc + (size_t)seq[r] * s->S * kvd + (size_t)(h / grp) * hd;
-                const float *vb = vc + (size_t)seq[r] * s->S * kvd + (size_t)(h / grp) * hd;
-                float mx = -FLT_MAX, sum = 0.0f, *o = s->o + ((size_t)r * H + h) * hd;
-                for (int j = 0; j <= pos[r]; j++) {
-                    float a = 0.0f;
-                    for (int e = 0; e < hd; e++) a += q[e] * kb[(size_t)j * kvd + e];
-                    s->score[j] = a * scale;
-                    if (s->score[j] > mx) mx = s->score[j];
-                }
-                for (int j = 0; j <= pos[r]; j++) sum += s->score[j] = expf(s->score[j] - mx);
-                memset(o, 0, sizeof(float) * hd);
-                for (int j = 0; j <= pos[r]; j++) {
-                    float w = s->score[j] / sum;
-                    for (int e = 0; e < hd; e++) o[e] += w * vb[(size_t)j * kvd + e];
-                }
-            }
-        be->matmul_fwd(be, s->x, s->o, p->wo, R, dm, H * hd, 1); /* residual: x += o wo^T */
+        kv_attend(s, kc, vc, seq, pos, R);
+        row_parallel(s, s->x, s->o, p->wo, R, H * hd); /* residual: x += o wo^T */
         be->rmsnorm_fwd(be, s->h, s->rstd, s->x, p->ffn_norm, R, dm, eps);
         be->matmul_fwd(be, s->gate, s->h, p->w_gate, R, F, dm, 0);
         be->matmul_fwd(be, s->up, s->h, p->w_up, R, F, dm, 0);
         be->swiglu_fwd(be, s->act, s->gate, s->up, (size_t)R * F);
-        be->matmul_fwd(be, s->x, s->act, p->w_down, R, dm, F, 1);
+        row_parallel(s, s->x, s->act, p->w_down, R, F);
     }
     be->rmsnorm_fwd(be, s->h, s->rstd, s->x, m->norm_f, R, dm, eps);
-    be->matmul_fwd(be, s->logits, s->h, m->lm_head, R, V, dm, 0); /* [R, V] */
+    be->matmul_fwd(be, s->logits, s->h, m->lm_head, R, m->vocab_local, dm, 0); /* [R, Vl] */
+    return vocab_gather(m, s->logits, s->gath, s->full, R);
 }
 
 int herd_sample(const float *logits, int V, double temperature, double top_p, double u)
@@ -177,7 +253,8 @@ int herd_sample(const float *logits, int V, double temperature, double top_p, do
     return pick;
 }
 
-/* The reference: the whole prefix through the model's own forward, last row's logits. */
+/* The reference: the whole prefix through the model's own forward, last row's
+ * logits (gathered over the vocabulary slices under TP). */
 static int forward_nocache(herd_model *m, const uint32_t *ids, int n, float *logits)
 {
     int32_t *t = malloc(sizeof(int32_t) * 3 * (size_t)n), *tg = t + n, *dc = tg + n;
@@ -190,8 +267,29 @@ static int forward_nocache(herd_model *m, const uint32_t *ids, int n, float *log
                 "(train.xent_chunk > 0) and keeps no logits; use train.xent_chunk 0\n");
         return -1;
     }
-    int V = m->dims.vocab_size;
-    m->be->copy_d2h(m->be, logits, m->logits + (size_t)(n - 1) * V, sizeof(float) * V);
+    int Vl = m->vocab_local, tp = m->tp_size;
+    float *row = malloc(sizeof(float) * Vl), *gath = tp > 1 ? malloc(sizeof(float) * Vl * tp) : NULL;
+    m->be->copy_d2h(m->be, row, m->logits + (size_t)(n - 1) * Vl, sizeof(float) * Vl);
+    const float *full = vocab_gather(m, row, gath, logits, 1); /* tp > 1: logits itself */
+    if (full != logits) memcpy(logits, full, sizeof(float) * m->dims.vocab_size);
+    free(row);
+    free(gath);
+    return 0;
+}
+
+/* -1 with a message when the model's layout or the backend cannot generate. */
+static int check_layout(const herd_model *m, const herd_gen_opts *o)
+{
+    if (m->pp_size != 1 || m->n_chunks != 1 || m->cp_size != 1) {
+        fprintf(stderr, "herd: generate: runs tensor- and data-parallel only (got pp %d, cp %d, "
+                "%d virtual stages)\n", m->pp_size, m->cp_size, m->n_chunks);
+        return -1;
+    }
+    if (o->use_cache && strcmp(m->be->name, "cpu")) {
+        fprintf(stderr, "herd: generate: the KV cache runs on the cpu backend (got %s)\n",
+                m->be->name);
+        return -1;
+    }
     return 0;
 }
 
@@ -205,11 +303,7 @@ int herd_generate(herd_model *m, const uint32_t *const *prompts, const int *prom
                 B, o->max_new);
         return -1;
     }
-    if (m->tp_size != 1 || (o->use_cache && strcmp(m->be->name, "cpu"))) {
-        fprintf(stderr, "herd: generate: runs on one rank of the cpu backend (got tp %d, %s)\n",
-                m->tp_size, m->be->name);
-        return -1;
-    }
+    if (check_layout(m, o)) return -1;
     for (int b = 0; b < B; b++) {
         if (prompt_len[b] < 1 || prompt_len[b] > d->max_seq_len - o->max_new) {
             fprintf(stderr, "herd: generate: prompt %d: %d tokens + max_new %d exceed "
@@ -252,14 +346,14 @@ int herd_generate(herd_model *m, const uint32_t *const *prompts, const int *prom
     for (int b = 0; b < B && rc == 0; b++)
         for (int i = 0; i < prompt_len[b]; i++, R++) rs[R] = b, rp[R] = i, rt[R] = prompts[b][i];
     for (int step = 0; step < o->max_new && rc == 0; step++) {
-        if (o->use_cache) kv_forward(&s, rs, rp, rt, R);
+        const float *logits = o->use_cache ? kv_forward(&s, rs, rp, rt, R) : NULL;
         int live = 0;
         for (int r = 0; r < R && rc == 0; r++) {
             int b = rs[r];
             if (r + 1 < R && rs[r + 1] == b) continue; /* only the sequence's last row predicts */
-            if (o->use_cache) memcpy(row, s.logits + (size_t)r * V, sizeof(float) * V);
+            if (o->use_cache) memcpy(row, logits + (size_t)r * V, sizeof(float) * V);
             else rc = forward_nocache(m, seqs[b], len[b], row);
-            double u = herd_rng_uniform(o->seed, (uint64_t)b, (uint64_t)step);
+            double u = herd_rng_uniform(o->seed, o->index0 + (uint64_t)b, (uint64_t)step);
             int next = herd_sample(row, V, o->temperature, o->top_p, u);
             out[b][out_len[b]++] = (uint32_t)next;
             seqs[b][len[b]++] = (uint32_t)next;

@@ -1196,3 +1196,11 @@ int herd_model_sync_grads(herd_model *m)
 {
     return herd_model_sync_grads_range(m, 0, m->n_tensors);
 }
+
+void herd_model_drop_grads(herd_model *m)
+{
+    m->be->free(m->be, m->grads);
+    m->grads = NULL;
+    m->g_wte = m->g_norm_f = m->g_lm_head = NULL;
+    memset(m->g_layer, 0, sizeof(*m->g_layer) * (size_t)m->n_layers_local);
+}

@@ -278,4 +278,9 @@ void herd_model_zero_grad(herd_model *m);
 /* Find a tensor by name; NULL if absent. */
 const herd_tensor *herd_model_find(const herd_model *m, const char *name);
 
+/* Inference only (generation, reward scoring): free the gradient buffer, as
+ * large as the weights, which a model that never runs a backward does not
+ * need. A backward, zero_grad or sync_grads afterwards is an error. */
+void herd_model_drop_grads(herd_model *m);
+
 #endif

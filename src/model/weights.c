@@ -30,6 +30,23 @@ static unsigned char *read_header(FILE *f, const char *path, size_t *len)
     return buf;
 }
 
+/* This rank's piece of tensor t (rows [r0, r0 + rows) x columns [c0, c0 +
+ * cols) of the whole tensor, see herd_tensor) from entry e, row by row. */
+static int read_piece(FILE *f, const herd_st_header *h, const herd_st_entry *e, const herd_tensor *t,
+                      float *out)
+{
+    int two = t->ndim == 2;
+    int64_t gcols = two ? t->global_shape[1] : t->global_shape[0];
+    int64_t rows = two ? t->shape[0] : 1, cols = two ? t->shape[1] : t->shape[0];
+    int64_t r0 = two ? t->global_offset[0] : 0, c0 = two ? t->global_offset[1] : t->global_offset[0];
+    for (int64_t i = 0; i < rows; i++) {
+        long at = (long)(8 + h->header_len + e->begin + ((uint64_t)(r0 + i) * gcols + c0) * 4);
+        if (fseek(f, at, SEEK_SET) || fread(out + i * cols, sizeof(float), (size_t)cols, f) != (size_t)cols)
+            return -1;
+    }
+    return 0;
+}
+
 int herd_weights_load(herd_model *m, const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -51,18 +68,18 @@ int herd_weights_load(herd_model *m, const char *path)
     float *host = malloc(sizeof(float) * (size_t)m->n_params);
     int rc = host ? 0 : -1;
     for (int i = 0; i < m->n_tensors && rc == 0; i++) {
+        /* the file holds whole tensors; a tensor-parallel rank reads its slice */
         const herd_tensor *t = &m->tensors[i];
         const herd_st_entry *e = herd_st_header_find(&h, t->name);
+        int64_t g0 = t->global_shape[0], g1 = t->ndim == 2 ? t->global_shape[1] : 0;
         rc = -1;
         if (!e) fprintf(stderr, "herd: %s: %s: missing\n", path, t->name);
         else if (strcmp(e->dtype, "F32"))
             fprintf(stderr, "herd: %s: %s: dtype: expected F32\n", path, t->name);
-        else if (e->ndim != t->ndim || e->shape[0] != t->shape[0] || (t->ndim == 2 && e->shape[1] != t->shape[1]))
+        else if (e->ndim != t->ndim || e->shape[0] != g0 || (t->ndim == 2 && e->shape[1] != g1))
             fprintf(stderr, "herd: %s: %s: shape: expected [%lld%s%lld] for this model\n", path,
-                    t->name, (long long)t->shape[0], t->ndim == 2 ? ", " : "",
-                    t->ndim == 2 ? (long long)t->shape[1] : 0LL);
-        else if (fseek(f, (long)(8 + h.header_len + e->begin), SEEK_SET) ||
-                 fread(host + t->offset, sizeof(float), (size_t)t->numel, f) != (size_t)t->numel)
+                    t->name, (long long)g0, t->ndim == 2 ? ", " : "", (long long)g1);
+        else if (read_piece(f, &h, e, t, host + t->offset))
             fprintf(stderr, "herd: %s: %s: read failed\n", path, t->name);
         else rc = 0;
     }

@@ -21,7 +21,7 @@ static int run(const herd_gen_opts *o, int nb, const uint32_t *const *pr, const 
 
 static void compare(double temperature, double top_p)
 {
-    herd_gen_opts o = {MAXNEW, temperature, top_p, 42, -1, 1};
+    herd_gen_opts o = {MAXNEW, temperature, top_p, 42, -1, 1, 0};
     uint32_t *a[B], *b[B], *c[1];
     int la[B], lb[B], lc[1];
     CHECK(run(&o, B, prompts, plen, a, la) == 0);
@@ -49,7 +49,7 @@ TEST(sampled_cache_equals_recompute) { compare(0.8, 0.9); }
 
 TEST(stop_token_ends_a_sequence)
 {
-    herd_gen_opts o = {MAXNEW, 0.0, 1.0, 1, -1, 1};
+    herd_gen_opts o = {MAXNEW, 0.0, 1.0, 1, -1, 1, 0};
     uint32_t *a[B];
     int la[B];
     CHECK(run(&o, B, prompts, plen, a, la) == 0);
@@ -90,7 +90,7 @@ TEST(too_long_prompt_is_refused)
     int pl[1] = {60};
     uint32_t *out[1];
     int ol[1];
-    herd_gen_opts o = {MAXNEW, 0.0, 1.0, 1, -1, 1};
+    herd_gen_opts o = {MAXNEW, 0.0, 1.0, 1, -1, 1, 0};
     CHECK(run(&o, 1, pr, pl, out, ol) == -1);
     big[0] = 1000;
     pl[0] = 3;
