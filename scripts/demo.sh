@@ -133,6 +133,7 @@ fi
 echo
 echo "  recovery of pre-training ($RUN/01_pretrain/recovery.log):"
 sed 's/^/    /' "$RUN"/01_pretrain/recovery.log 2>/dev/null || true
+echo "  $(sh scripts/goodput_stage.sh "$RUN/01_pretrain")"
 # the adaptation gates (configs with #GATE lines): which stages were extended, and why
 for g in "$RUN"/[0-9]*_*/gate.json; do
     [ -f "$g" ] || continue
@@ -141,7 +142,6 @@ for g in "$RUN"/[0-9]*_*/gate.json; do
     printf '  gate %-20s %s; extensions %s (+%s steps): %s\n' "$(basename "$(dirname "$g")")" "$verdict" "$n" "$add" \
         "$(sed -n 's/.*"reason": "\(.*\)"}$/\1/p' "$g" | sed 's/\\"/"/g')"
 done
-echo "  $(sh scripts/goodput_stage.sh "$RUN/01_pretrain")"
 if [ -f "$RUN/final/average.json" ]; then
     echo "  final model: the average of the annealing checkpoints: $(ls -d "$RUN"/final/step_* 2>/dev/null | tail -n 1)"
     echo "               safetensors: $RUN/final/model.safetensors"
