@@ -137,8 +137,10 @@ int herd_trainer_step(herd_trainer *t, herd_step_metrics *out)
     int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / g->dp, n_micro = n_local / B;
     if (batch_reserve(t, (size_t)n_local * T)) return -1;
     double td = herd_now_s();
-    int rc = herd_loader_next(t->data, T, n_seqs, g->dp_rank * n_local, n_local, t->batch.tokens,
-                              t->batch.targets, t->batch.doc);
+    int rc = t->chat ? herd_chat_batch_next(t->chat, T, n_seqs, g->dp_rank * n_local, n_local,
+                                            t->batch.tokens, t->batch.targets, t->batch.doc)
+                     : herd_loader_next(t->data, T, n_seqs, g->dp_rank * n_local, n_local,
+                                        t->batch.tokens, t->batch.targets, t->batch.doc);
     td = herd_now_s() - td;
     if (herd_trainer_agree(t, rc)) return -1;
     /* the loss is a mean over the valid targets of the whole global batch */
@@ -167,6 +169,18 @@ int herd_trainer_step(herd_trainer *t, herd_step_metrics *out)
     *out = (herd_step_metrics){.step = t->step, .loss = loss, .lr = lr, .grad_norm = gnorm,
                                .tokens_seen = t->tokens_seen, .batch_tokens = n_seqs * T, .seq_len = T};
     step_metrics(t, out, t0, &k0, td, ckpt_stall);
+    return 0;
+}
+
+int herd_trainer_chat_replay(herd_trainer *t)
+{
+    int64_t tokens = 0;
+    for (int64_t s = 0; s < t->step; s++) { /* the batch shapes the steps had */
+        const herd_ramp_stage *st = herd_schedule_ramp(t->c, tokens);
+        int64_t n = st->batch_tokens / st->seq_len;
+        if (herd_chat_batch_next(t->chat, st->seq_len, n, 0, 0, NULL, NULL, NULL)) return -1;
+        tokens += n * st->seq_len;
+    }
     return 0;
 }
 
