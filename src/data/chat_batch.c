@@ -101,6 +101,8 @@ void herd_chat_batch_close(herd_chat_batch *b)
 }
 
 int herd_chat_batch_n_pairs(const herd_chat_batch *b) { return b->n_pairs; }
+int herd_chat_batch_cursor(const herd_chat_batch *b) { return b->next; }
+void herd_chat_batch_set_cursor(herd_chat_batch *b, int cursor) { b->next = cursor; }
 
 /* sft: every rank packs the whole global batch (cheap, the same on every
  * rank) and keeps its rows. */

@@ -34,7 +34,13 @@ void herd_chat_batch_close(herd_chat_batch *b);
 int  herd_chat_batch_next(herd_chat_batch *b, int T, int64_t n_global, int64_t first,
                           int64_t count, int32_t *tokens, int32_t *targets, int32_t *doc);
 
-/* dpo: the pairs read (0 for sft). */
+/* dpo: the pairs read (0 for sft). Pair k of the data is row 2k / 2k+1
+ * of the reference pass (herd_chat_batch_set_cursor 0). */
 int  herd_chat_batch_n_pairs(const herd_chat_batch *b);
+
+/* dpo: the pair the next batch starts with (the next batch's row r holds
+ * pair (cursor + r / 2) % n_pairs); set: start there. */
+int  herd_chat_batch_cursor(const herd_chat_batch *b);
+void herd_chat_batch_set_cursor(herd_chat_batch *b, int cursor);
 
 #endif

@@ -15,6 +15,7 @@
 #include "monitoring/exitcodes.h"
 #include "checkpoint/safe_file.h"
 #include "src/data/eval.h"
+#include "src/train/trainer_dpo.h"
 #include "src/model/hf.h"
 #include "src/parallel/device.h"
 #include "src/parallel/placement.h"
@@ -280,6 +281,8 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     const char *peak_origin;
     find_peak(t, &peak_origin);
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);
+    /* the reference of DPO is the starting model: before a checkpoint replaces it */
+    if (c->post.objective == HERD_OBJECTIVE_DPO && herd_trainer_dpo_open(&t->dpo, t)) return -1;
     t1 = herd_now_s();
     rc = open_state(t);
     startup.resume = herd_now_s() - t1;
@@ -429,6 +432,7 @@ void herd_trainer_close(herd_trainer *t)
     herd_backend_free(t->be); /* after everything its alloc handed out */
     herd_loader_close(t->data);
     herd_chat_batch_close(t->chat);
+    herd_trainer_dpo_close(t->dpo);
     herd_data_close(t->val);
     herd_watchdog_stop();
     if (t->has_grid) herd_grid_destroy(&t->grid);
