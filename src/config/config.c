@@ -1092,10 +1092,10 @@ static int check_post(const herd_config *c, const checker *C)
     if (!c->post.tokenizer[0])
         return rule_error(C, "post.tokenizer", "post.objective", "objective %s needs post.tokenizer", name);
     /* a pair's two rows meet in one micro-batch: its loss needs both */
-    if (c->post.objective == HERD_OBJECTIVE_DPO && c->batch.micro_batch % 2)
+    if (c->post.objective != HERD_OBJECTIVE_SFT && c->batch.micro_batch % 2)
         return rule_error(C, "batch.micro_batch", "post.objective",
-                          "objective dpo needs an even micro_batch (a pair's chosen and rejected rows "
-                          "share a micro-batch), not %d", c->batch.micro_batch);
+                          "objective %s needs an even micro_batch (a pair's better and worse rows "
+                          "share a micro-batch), not %d", name, c->batch.micro_batch);
     return 0;
 }
 

@@ -2,15 +2,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "kernels/backend.h"
 #include "src/data/chat.h"
 #include "src/data/chat_batch.h"
 #include "src/data/tokenizer.h"
 
-/* Pair k: the best response of record rec against the worse one. */
-typedef struct { int rec, worse; } pair_ix;
+/* Pair k: response `better` of record rec against response `worse`. */
+typedef struct { int rec, better, worse; } pair_ix;
 
 struct herd_chat_batch {
-    int            objective;       /* HERD_OBJECTIVE_SFT or _DPO */
+    int            objective;       /* HERD_OBJECTIVE_SFT, _DPO or _RM */
+    int            score_col;       /* rm: the reward head's vocabulary id */
     herd_sft_data  sft;
     herd_pref_data pref;
     pair_ix       *pairs;
@@ -28,14 +30,20 @@ static int shortest_seq_len(const herd_config *c)
     return T;
 }
 
+/* dpo: the best response against each worse one; rm: every ordered pair. */
 static int list_pairs(herd_chat_batch *b)
 {
-    int n = 0;
-    for (int i = 0; i < b->pref.n; i++) n += b->pref.items[i].n_resp - 1;
+    int n = 0, rm = b->objective == HERD_OBJECTIVE_RM;
+    for (int i = 0; i < b->pref.n; i++) {
+        int r = b->pref.items[i].n_resp;
+        n += rm ? r * (r - 1) / 2 : r - 1;
+    }
     b->pairs = malloc(sizeof *b->pairs * (size_t)(n ? n : 1));
     if (!b->pairs) return -1;
     for (int i = 0; i < b->pref.n; i++)
-        for (int j = 1; j < b->pref.items[i].n_resp; j++) b->pairs[b->n_pairs++] = (pair_ix){i, j};
+        for (int u = 0; u < (rm ? b->pref.items[i].n_resp : 1); u++)
+            for (int j = u + 1; j < b->pref.items[i].n_resp; j++)
+                b->pairs[b->n_pairs++] = (pair_ix){i, u, j};
     return 0;
 }
 
@@ -56,7 +64,9 @@ static int load(herd_chat_batch *b, const herd_config *c, const herd_tokenizer *
         printf("post data %s: %lld records, %lld kept, %lld skipped as longer than seq_len %d, "
                "%lld skipped as identical responses%s\n", path, (long long)st->lines,
                (long long)st->kept, (long long)st->skipped_long, T, (long long)st->skipped_same,
-               b->objective == HERD_OBJECTIVE_SFT ? "" : " (pairs: best against each worse)"),
+               b->objective == HERD_OBJECTIVE_SFT ? ""
+               : b->objective == HERD_OBJECTIVE_DPO ? " (pairs: best against each worse)"
+                                                    : " (pairs: every better against worse)"),
             fflush(stdout);
     if (n == 0) {
         fprintf(stderr, "herd: %s: key 'post.data': no %s to train on\n", path,
@@ -71,11 +81,7 @@ int herd_chat_batch_open(herd_chat_batch **out, const herd_config *c, int print)
     herd_chat_batch *b = *out = calloc(1, sizeof *b);
     if (!b) return -1;
     b->objective = c->post.objective;
-    if (b->objective != HERD_OBJECTIVE_SFT && b->objective != HERD_OBJECTIVE_DPO) {
-        fprintf(stderr, "herd: key 'post.objective': %s is not trained by herd train yet\n",
-                herd_config_enum_name(herd_objective_choices, c->post.objective));
-        return -1;
-    }
+
     herd_tokenizer *tok = NULL;
     if (herd_tokenizer_open(&tok, c->post.tokenizer, c->post.specials[0] ? c->post.specials : NULL))
         return -1;
@@ -85,6 +91,9 @@ int herd_chat_batch_open(herd_chat_batch **out, const herd_config *c, int print)
                 c->post.tokenizer, herd_tokenizer_vocab_size(tok), c->model.vocab_size);
         rc = -1;
     }
+    /* the reward head: <|reserved_special_token_0|>, a row of the output
+     * projection that text never uses (src/post/reward.h) */
+    b->score_col = herd_tokenizer_n_regular(tok) + 2;
     if (rc == 0) rc = load(b, c, tok, print);
     herd_tokenizer_free(tok);
     return rc;
@@ -102,6 +111,7 @@ void herd_chat_batch_close(herd_chat_batch *b)
 
 int herd_chat_batch_n_pairs(const herd_chat_batch *b) { return b->n_pairs; }
 int herd_chat_batch_cursor(const herd_chat_batch *b) { return b->next; }
+int herd_chat_batch_score_col(const herd_chat_batch *b) { return b->score_col; }
 void herd_chat_batch_set_cursor(herd_chat_batch *b, int cursor) { b->next = cursor; }
 
 /* sft: every rank packs the whole global batch (cheap, the same on every
@@ -127,21 +137,24 @@ static int next_sft(herd_chat_batch *b, int T, int64_t n_global, int64_t first, 
     return 0;
 }
 
-/* dpo: row 2i chosen, 2i+1 rejected of the batch's pair i. */
-static int next_dpo(herd_chat_batch *b, int T, int64_t n_global, int64_t first, int64_t count,
-                    int32_t *tokens, int32_t *targets, int32_t *doc)
+/* dpo, rm: row 2i the better, 2i+1 the worse response of the batch's pair i;
+ * dpo's targets are the content tokens, rm's the scored last token only. */
+static int next_pairs(herd_chat_batch *b, int T, int64_t n_global, int64_t first, int64_t count,
+                      int32_t *tokens, int32_t *targets, int32_t *doc)
 {
+    int rm = b->objective == HERD_OBJECTIVE_RM;
     if (n_global % 2) {
-        fprintf(stderr, "herd: key 'batch.ramp': objective dpo needs an even number of sequences "
-                "per batch (pairs), not %lld\n", (long long)n_global);
+        fprintf(stderr, "herd: key 'batch.ramp': objective %s needs an even number of sequences "
+                "per batch (pairs), not %lld\n", rm ? "rm" : "dpo", (long long)n_global);
         return -1;
     }
     for (int64_t r = first; tokens && r < first + count; r++) {
         pair_ix x = b->pairs[(b->next + r / 2) % b->n_pairs];
         const herd_pref *p = &b->pref.items[x.rec];
         size_t o = (size_t)(r - first) * T;
-        herd_chat_row(&p->prompt, &p->resp[r % 2 ? x.worse : 0], T, HERD_MASK_CONTENT,
-                      tokens + o, targets + o, doc + o);
+        int last = herd_chat_row(&p->prompt, &p->resp[r % 2 ? x.worse : x.better], T,
+                                 rm ? 0 : HERD_MASK_CONTENT, tokens + o, targets + o, doc + o);
+        if (rm) targets[o + last] = HERD_TARGET_SCORE;
     }
     b->next = (int)((b->next + n_global / 2) % b->n_pairs);
     return 0;
@@ -152,5 +165,5 @@ int herd_chat_batch_next(herd_chat_batch *b, int T, int64_t n_global, int64_t fi
 {
     return b->objective == HERD_OBJECTIVE_SFT
                ? next_sft(b, T, n_global, first, count, tokens, targets, doc)
-               : next_dpo(b, T, n_global, first, count, tokens, targets, doc);
+               : next_pairs(b, T, n_global, first, count, tokens, targets, doc);
 }

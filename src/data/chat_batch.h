@@ -6,7 +6,11 @@
  *        targets on chat mask 1 and 2), wrapping around at the end;
  *   dpo: preference pairs, two rows each: row 2i the chosen, 2i+1 the
  *        rejected response after the same prompt (targets on mask 1 only), so
- *        a pair never splits over micro-batches of even size.
+ *        a pair never splits over micro-batches of even size; the best
+ *        response of a record against each worse one;
+ *   rm:  the same rows for every ordered pair of a record's responses, with
+ *        no targets but HERD_TARGET_SCORE (kernels/backend.h) on the last
+ *        token (the response's <|eot_id|>), which the reward head scores.
  *
  * The position is a function of the batches taken (the batch shape follows the
  * ramp), so a resumed run goes to its step by replaying the cuts (the
@@ -34,11 +38,14 @@ void herd_chat_batch_close(herd_chat_batch *b);
 int  herd_chat_batch_next(herd_chat_batch *b, int T, int64_t n_global, int64_t first,
                           int64_t count, int32_t *tokens, int32_t *targets, int32_t *doc);
 
-/* dpo: the pairs read (0 for sft). Pair k of the data is row 2k / 2k+1
+/* rm: the reward head's vocabulary id (<|reserved_special_token_0|>). */
+int  herd_chat_batch_score_col(const herd_chat_batch *b);
+
+/* dpo, rm: the pairs read (0 for sft). Pair k of the data is row 2k / 2k+1
  * of the reference pass (herd_chat_batch_set_cursor 0). */
 int  herd_chat_batch_n_pairs(const herd_chat_batch *b);
 
-/* dpo: the pair the next batch starts with (the next batch's row r holds
+/* dpo, rm: the pair the next batch starts with (the next batch's row r holds
  * pair (cursor + r / 2) % n_pairs); set: start there. */
 int  herd_chat_batch_cursor(const herd_chat_batch *b);
 void herd_chat_batch_set_cursor(herd_chat_batch *b, int cursor);

@@ -807,6 +807,26 @@ static void xent_forward_chunked(herd_model *m, herd_act_slot *s, int N)
     free(h);
 }
 
+/* The reward head's gradient of the logits [N, V] (columns from v0): one
+ * entry per scored token, where this slice holds score_col. */
+static void score_bwd(herd_model *m, herd_act_slot *s, float *logits, int v0, int V, float loss_scale)
+{
+    const herd_backend *be = m->be;
+    size_t N = (size_t)m->B * m->T_local;
+    int col = m->score_col - v0;
+    be->zero(be, logits, N * V);
+    if (col < 0 || col >= V) return;
+    int32_t *tg = malloc(sizeof(int32_t) * N);
+    if (!tg) herd_comm_abort(1);
+    be->copy_d2h(be, tg, s->targets, sizeof(int32_t) * N);
+    for (size_t i = 0; i < N; i++) {
+        if (tg[i] != HERD_TARGET_SCORE) continue;
+        float g = loss_scale * s->seq_w[i / m->T_local];
+        be->copy_h2d(be, logits + i * V + col, &g, sizeof g);
+    }
+    free(tg);
+}
+
 /* The gradient of the logits [N, V] (a vocabulary slice from column v0):
  * the token cross-entropy's, or under a sequence loss each row's weighted. */
 static void xent_bwd_rows(herd_model *m, herd_act_slot *s, float *logits, int v0, int V,
@@ -816,6 +836,10 @@ static void xent_bwd_rows(herd_model *m, herd_act_slot *s, float *logits, int v0
     int Tl = m->T_local;
     if (!m->seq_loss) {
         be->xent_bwd_range(be, logits, s->lse, s->targets, v0, m->B * Tl, V, loss_scale);
+        return;
+    }
+    if (m->score_col > 0) {
+        score_bwd(m, s, logits, v0, V, loss_scale);
         return;
     }
     for (int b = 0; b < m->B; b++) /* a row's tokens are contiguous: one call per row */
@@ -962,6 +986,23 @@ static void layer_forward(herd_model *m, herd_act_slot *s, int li, float *x_out)
     be->add_inplace(be, x_out, a->x_mid, (size_t)Nl * dm);
 }
 
+/* The reward head's input: x[b] (+)= logit [i, score_col] of row b's scored
+ * token i, from the TP rank whose vocabulary slice holds the column; x[B + b]
+ * counts those tokens. */
+static void score_gather(herd_model *m, herd_act_slot *s, const int32_t *tg, double *x)
+{
+    int B = m->B, Tl = m->T_local, V = m->vocab_local, col = m->score_col - m->vocab_start;
+    for (size_t i = 0; i < (size_t)B * Tl; i++) {
+        if (tg[i] != HERD_TARGET_SCORE) continue;
+        x[B + i / Tl] += 1;
+        if (col < 0 || col >= V) continue;
+        float v;
+        m->be->copy_d2h(m->be, &v, s->logits + i * V + col, sizeof v);
+        x[i / Tl] += v;
+    }
+    if (m->tp) tp_check(herd_comm_all_reduce(m->tp, x, (size_t)B, HERD_F64, HERD_SUM));
+}
+
 /* The head of a sequence loss (model.h herd_seq_loss_fn): each row's summed
  * log-probability over its CP shards, then the hook's loss and row weights. */
 static double seq_loss_forward(herd_model *m, herd_act_slot *s, const float *losses)
@@ -975,8 +1016,12 @@ static double seq_loss_forward(herd_model *m, herd_act_slot *s, const float *los
     if (!lp || !tg || !n || !w) herd_comm_abort(1); /* the other ranks wait on this one */
     s->seq_w = w;
     m->be->copy_d2h(m->be, tg, s->targets, sizeof(int32_t) * N);
-    for (size_t i = 0; i < N; i++)
-        if (tg[i] >= 0) lp[i / Tl] -= losses[i], lp[B + i / Tl] += 1;
+    if (m->score_col > 0) {
+        score_gather(m, s, tg, lp);
+    } else {
+        for (size_t i = 0; i < N; i++)
+            if (tg[i] >= 0) lp[i / Tl] -= losses[i], lp[B + i / Tl] += 1;
+    }
     if (m->cp) tp_check(herd_comm_all_reduce(m->cp, lp, 2 * (size_t)B, HERD_F64, HERD_SUM));
     for (int b = 0; b < B; b++) n[b] = (int64_t)lp[B + b];
     double loss = m->seq_loss(m->seq_loss_ctx, s->row0, lp, n, B, w);

@@ -104,14 +104,19 @@ typedef struct {
     float   *seq_w;          /* [B] host: each row's weight under a sequence loss (m->seq_loss) */
 } herd_act_slot;
 
-/* A loss over whole sequences (post-training objectives: DPO): called by the
- * last virtual stage's forward of a micro-batch of B rows starting at row
- * row0, with logp[b] the summed log-probability of row b's targets (over its
- * CP shards; vocabulary-parallel under TP) and n_tok[b] their count. Returns
- * the micro-batch's loss and sets weight[b]; the backward is then that of
- * loss_scale * sum_b weight[b] * (row b's summed token losses), so a weight is
- * d loss / d (-logp[b]). The same on every TP and CP rank. */
-typedef double (*herd_seq_loss_fn)(void *ctx, int row0, const double *logp, const int64_t *n_tok,
+/* A loss over whole sequences (post-training objectives): called by the last
+ * virtual stage's forward of a micro-batch of B rows starting at row row0.
+ *   DPO (m->score_col 0): x[b] is the summed log-probability of row b's
+ *     targets (over its CP shards; vocabulary-parallel under TP), n[b] their
+ *     count; the backward is that of loss_scale * sum_b weight[b] * (row b's
+ *     summed token losses), so weight[b] = d loss / d (-x[b]).
+ *   reward model (m->score_col > 0): x[b] is the logit of vocabulary column
+ *     score_col at row b's token with target HERD_TARGET_SCORE (a linear head
+ *     on its final hidden state), n[b] the count of such tokens (1); the
+ *     backward is that of loss_scale * sum_b weight[b] * x[b].
+ * Returns the micro-batch's loss and sets weight[]. The same on every TP and
+ * CP rank. */
+typedef double (*herd_seq_loss_fn)(void *ctx, int row0, const double *x, const int64_t *n,
                                    int B, float *weight);
 
 /* Tensor (and sequence) parallelism of one model replica. */
@@ -171,6 +176,7 @@ typedef struct herd_model {
     int   grad_final;
     herd_seq_loss_fn seq_loss;        /* NULL: the mean token cross-entropy */
     void *seq_loss_ctx;
+    int   score_col;                  /* > 0: seq_loss scores this column (needs stored logits) */
     herd_act_slot *slots;
     int n_slots, slots_in_use, peak_slots;
     int *simple_slot;                 /* [n_chunks] slots of herd_model_forward */

@@ -16,6 +16,7 @@
 #include "checkpoint/safe_file.h"
 #include "src/data/eval.h"
 #include "src/train/trainer_dpo.h"
+#include "src/train/trainer_rm.h"
 #include "src/model/hf.h"
 #include "src/parallel/device.h"
 #include "src/parallel/placement.h"
@@ -283,6 +284,7 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);
     /* the reference of DPO is the starting model: before a checkpoint replaces it */
     if (c->post.objective == HERD_OBJECTIVE_DPO && herd_trainer_dpo_open(&t->dpo, t)) return -1;
+    if (c->post.objective == HERD_OBJECTIVE_RM && herd_trainer_rm_open(&t->rm, t)) return -1;
     t1 = herd_now_s();
     rc = open_state(t);
     startup.resume = herd_now_s() - t1;
@@ -433,6 +435,7 @@ void herd_trainer_close(herd_trainer *t)
     herd_loader_close(t->data);
     herd_chat_batch_close(t->chat);
     herd_trainer_dpo_close(t->dpo);
+    herd_trainer_rm_close(t->rm);
     herd_data_close(t->val);
     herd_watchdog_stop();
     if (t->has_grid) herd_grid_destroy(&t->grid);

@@ -33,6 +33,7 @@ typedef struct {
     herd_loader       *data;              /* post.objective pretrain, else NULL */
     herd_chat_batch   *chat;              /* post.objective sft / dpo: post.data, else NULL */
     struct herd_trainer_dpo *dpo;         /* post.objective dpo (trainer_dpo.h), else NULL */
+    struct herd_trainer_rm  *rm;          /* post.objective rm (trainer_rm.h), else NULL */
     herd_data         *val;               /* data.val_path, or NULL */
     herd_model         model;
     herd_fsdp          fsdp;

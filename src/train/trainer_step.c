@@ -12,6 +12,7 @@
 #include "src/train/train_step.h"
 #include "src/train/trainer.h"
 #include "src/train/trainer_dpo.h"
+#include "src/train/trainer_rm.h"
 #include "monitoring/clock.h"
 
 static double comm_seconds(const herd_comm *c) { return c ? c->seconds : 0.0; }
@@ -71,13 +72,15 @@ static int pipe_loss(void *ctx, herd_model *m, double *stats)
     if (w16 && be->weights_bf16_begin(be, m->params, (size_t)m->n_params)) herd_comm_abort(1);
     stats[0] = 0.0;
     herd_pipe_stats pst;
-    /* dpo: the sequence loss is already the mean over the global batch's pairs */
-    float scale = t->dpo ? 1.0f : (float)(1.0 / (double)b->n_valid);
+    /* dpo, rm: the sequence loss is already the mean over the global batch's pairs */
+    float scale = t->dpo || t->rm ? 1.0f : (float)(1.0 / (double)b->n_valid);
     if (t->dpo) herd_trainer_dpo_begin(t->dpo, t, b->cursor, t->grid.dp_rank * (b->n_seqs / t->grid.dp), b->n_seqs);
+    if (t->rm) herd_trainer_rm_begin(t->rm, t, b->n_seqs);
     if (herd_pipe_run(m, t->batch.tokens, t->batch.targets, t->batch.doc, b->n_micro, b->B, b->T,
                       scale, &stats[0], b->want_sched ? &pst : NULL))
         herd_comm_abort(1);
     if (t->dpo) herd_trainer_dpo_end(t->dpo, t);
+    if (t->rm) herd_trainer_rm_end(t->rm, t);
     if (w16) be->weights_bf16_end(be);
     if (b->want_sched) {
         const herd_grid *g = &t->grid;
@@ -162,7 +165,7 @@ int herd_trainer_step(herd_trainer *t, herd_step_metrics *out)
     herd_step_engine e = {&t->model, c, g->dp_group, &t->fsdp, g->world, c->train.overlap_grad_reduce, NULL};
     double loss_sum = 0.0, gnorm = 0.0;
     herd_step_backward(&e, pipe_loss, &pb, &loss_sum, 1, &gnorm);
-    double loss = t->dpo ? loss_sum : loss_sum / (double)n_valid;
+    double loss = t->dpo || t->rm ? loss_sum : loss_sum / (double)n_valid;
     if (!isfinite(loss) || !isfinite(gnorm)) { /* the same numbers on every rank */
         if (t->root)
             fprintf(stderr, "herd: step %lld: loss %g, grad norm %g is not finite; stopping\n",
