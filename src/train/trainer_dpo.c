@@ -4,16 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint/ckpt.h"
 #include "checkpoint/safe_file.h"
 #include "src/model/schedule.h"
 #include "src/parallel/pipeline.h"
 #include "src/train/trainer_dpo.h"
 
-#define REF_MAGIC "HERDDPO1"
+#define REF_MAGIC "HERDDPO2"
+#define REF_HEAD 24 /* magic, pair count, fingerprint */
 
 struct herd_trainer_dpo {
     double  *ref;         /* [2 * n_pairs]: chosen, rejected of pair k */
     int      n_pairs;
+    uint64_t fingerprint;  /* of what decides the numbers (rank 0) */
     double   beta, nll_coef;
     /* the batch in flight */
     int      cursor, record;  /* record: the reference pass writes ref */
@@ -67,79 +70,133 @@ static void ref_path(const herd_trainer *t, char *path, size_t n)
     snprintf(path, n, "%s/dpo_reference.bin", t->c->train.out_dir);
 }
 
-/* 1: read (header: magic, the pair count), 0: absent, -1: unusable. Local. */
-static int ref_read(herd_trainer_dpo *d, const char *path)
+/* What the reference numbers depend on besides the layout's rounding: the
+ * bytes of post.data, its tokenizer, the starting weights (train.init_from,
+ * else the seed's init) and the rows' length. Rank 0. */
+static int ref_fingerprint(herd_trainer_dpo *d, const herd_config *c)
 {
+    uint64_t h;
+    int64_t size;
+    if (herd_xxh64_file(c->post.data, &h, &size)) {
+        fprintf(stderr, "herd: %s: key 'post.data': cannot read it\n", c->post.data);
+        return -1;
+    }
+    char key[4 * HERD_PATH_MAX + 64];
+    int n = snprintf(key, sizeof key, "%s|%s|%s|%llu|%d", c->post.tokenizer, c->post.specials,
+                     c->train.init_from, (unsigned long long)c->train.seed, herd_schedule_ramp(c, 0)->seq_len);
+    d->fingerprint = herd_xxh64(key, (size_t)n, h);
+    return 0;
+}
+
+/* The file: magic, the pair count, the fingerprint, then chosen / rejected
+ * of each pair in order, appended batch by batch. *done: the whole pairs in it (0: absent);
+ * a torn last record is dropped. -1: not this data's file. Rank 0. */
+static int ref_read(herd_trainer_dpo *d, const char *path, int64_t *done)
+{
+    *done = 0;
     if (access(path, F_OK) != 0) return 0;
     int fd = herd_safe_open_read(path);
     if (fd < 0) return -1;
     char magic[8];
-    int64_t n = -1;
-    size_t len = sizeof(double) * 2 * (size_t)d->n_pairs;
+    int64_t n = -1, got = 0, want = (int64_t)sizeof(double) * 2 * d->n_pairs;
+    uint64_t fp = 0;
     int ok = read(fd, magic, 8) == 8 && !memcmp(magic, REF_MAGIC, 8) &&
              read(fd, &n, sizeof n) == (ssize_t)sizeof n && n == d->n_pairs &&
-             read(fd, d->ref, len) == (ssize_t)len;
+             read(fd, &fp, sizeof fp) == (ssize_t)sizeof fp && fp == d->fingerprint;
+    while (ok && got < want) {
+        ssize_t r = read(fd, (char *)d->ref + got, (size_t)(want - got));
+        if (r <= 0) break;
+        got += r;
+    }
     close(fd);
-    if (!ok)
-        fprintf(stderr, "herd: %s: not the reference log-probabilities of post.data's %d pairs "
-                "(remove it to compute them again)\n", path, d->n_pairs);
-    return ok ? 1 : -1;
+    if (!ok) {
+        fprintf(stderr, "herd: %s: not the reference log-probabilities of this post.data's %d "
+                "pairs under this starting model and tokenizer (remove it to compute them "
+                "again)\n", path, d->n_pairs);
+        return -1;
+    }
+    *done = got / (int64_t)(2 * sizeof(double));
+    return 0;
 }
 
-static int ref_write(const herd_trainer_dpo *d, const char *path)
+/* Open for appending after the first `done` pairs (a new file with its
+ * header when none). Rank 0; the descriptor or -1. */
+static int ref_append_open(const herd_trainer_dpo *d, const char *path, int64_t done)
 {
-    size_t len = 16 + sizeof(double) * 2 * (size_t)d->n_pairs;
-    char *buf = malloc(len);
-    if (!buf) return -1;
+    int fd = herd_safe_open_append(path, done == 0);
+    if (fd < 0) return -1;
     int64_t n = d->n_pairs;
-    memcpy(buf, REF_MAGIC, 8), memcpy(buf + 8, &n, 8);
-    memcpy(buf + 16, d->ref, len - 16);
-    int rc = herd_safe_write(path, buf, len);
-    free(buf);
-    return rc;
+    if (done == 0 ? herd_write_all(fd, REF_MAGIC, 8) || herd_write_all(fd, &n, sizeof n) ||
+                        herd_write_all(fd, &d->fingerprint, sizeof d->fingerprint)
+                  : ftruncate(fd, REF_HEAD + (off_t)done * 2 * (off_t)sizeof(double))) {
+        fprintf(stderr, "herd: %s: cannot write the reference log-probabilities\n", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
-/* The reference pass: every pair once through the pipeline in the shape of
- * the first ramp stage, with weights 0 (no gradient); each pair's numbers are
- * on one DP rank's last pipeline stage, then summed over DP and PP. */
-static int ref_compute(herd_trainer_dpo *d, herd_trainer *t)
+/* One batch of the reference pass from pair k0: every pair in [k0, k1) of
+ * it through the pipeline with weights 0 (no gradient); each pair's numbers
+ * land on one DP rank's last stage, then are summed over DP and PP. */
+static int ref_batch(herd_trainer_dpo *d, herd_trainer *t, int32_t *buf, int64_t k0, int64_t k1)
 {
     const herd_config *c = t->c;
     const herd_grid *g = &t->grid;
     const herd_ramp_stage *st = herd_schedule_ramp(c, 0);
     int T = st->seq_len, B = c->batch.micro_batch;
-    int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / g->dp, n_micro = n_local / B;
-    size_t n = (size_t)n_local * T;
-    int32_t *buf = malloc(sizeof(int32_t) * 3 * n);
-    if (!buf) return -1;
+    int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / g->dp, n = n_local * T;
+    herd_chat_batch_set_cursor(t->chat, (int)k0);
+    if (herd_chat_batch_next(t->chat, T, n_seqs, g->dp_rank * n_local, n_local, buf, buf + n, buf + 2 * n))
+        return -1;
+    herd_trainer_dpo_begin(d, t, (int)k0, g->dp_rank * n_local, n_seqs);
+    double loss;
+    if (herd_pipe_run(&t->model, buf, buf + n, buf + 2 * n, (int)(n_local / B), B, T, 1.0f, &loss, NULL))
+        herd_comm_abort(1);
+    herd_trainer_dpo_end(d, t);
+    double *slice = d->ref + 2 * k0;
+    size_t len = 2 * (size_t)(k1 - k0);
+    if (g->dp_group && herd_comm_all_reduce(g->dp_group, slice, len, HERD_F64, HERD_SUM)) herd_comm_abort(1);
+    if (g->pp_group && herd_comm_all_reduce(g->pp_group, slice, len, HERD_F64, HERD_SUM)) herd_comm_abort(1);
+    return 0;
+}
+
+/* Pairs [done, n_pairs) through the starting model, appended to the file
+ * batch by batch (a rerun goes on from what is written). Collective. */
+static int ref_compute(herd_trainer_dpo *d, herd_trainer *t, const char *path, int64_t done)
+{
+    const herd_config *c = t->c;
+    const herd_ramp_stage *st = herd_schedule_ramp(c, 0);
+    int64_t n_seqs = st->batch_tokens / st->seq_len, n = n_seqs / t->grid.dp * st->seq_len;
+    int32_t *buf = malloc(sizeof(int32_t) * 3 * (size_t)n);
+    int fd = t->root ? ref_append_open(d, path, done) : 0;
+    if (herd_trainer_agree(t, buf && fd >= 0 ? 0 : -1)) {
+        free(buf);
+        if (fd > 0) close(fd);
+        return -1;
+    }
     const herd_backend *be = t->be;
     int w16 = t->bf16 && be->weights_bf16_begin; /* the reference as the policy's forward sees it */
     if (w16 && be->weights_bf16_begin(be, t->model.params, (size_t)t->model.n_params)) herd_comm_abort(1);
     d->record = 1;
-    herd_chat_batch_set_cursor(t->chat, 0);
     int rc = 0;
-    for (int64_t k = 0; rc == 0 && k < d->n_pairs; k += n_seqs / 2) {
-        rc = herd_chat_batch_next(t->chat, T, n_seqs, g->dp_rank * n_local, n_local, buf, buf + n,
-                                  buf + 2 * n);
-        if (rc) break;
-        herd_trainer_dpo_begin(d, t, (int)k, g->dp_rank * n_local, n_seqs);
-        double loss;
-        if (herd_pipe_run(&t->model, buf, buf + n, buf + 2 * n, (int)n_micro, B, T, 1.0f, &loss, NULL))
-            herd_comm_abort(1);
-        herd_trainer_dpo_end(d, t);
+    for (int64_t k = done; rc == 0 && k < d->n_pairs; k += n_seqs / 2) {
+        int64_t k1 = k + n_seqs / 2 < d->n_pairs ? k + n_seqs / 2 : d->n_pairs;
+        rc = herd_trainer_agree(t, ref_batch(d, t, buf, k, k1));
+        if (rc == 0 && t->root)
+            rc = herd_write_all(fd, d->ref + 2 * k, sizeof(double) * 2 * (size_t)(k1 - k));
+        rc = herd_trainer_agree(t, rc);
     }
+    d->record = 0;
     if (w16) be->weights_bf16_end(be);
     herd_model_zero_grad(&t->model);
     herd_chat_batch_set_cursor(t->chat, 0);
-    d->record = 0;
+    if (t->root && (fsync(fd) || close(fd)) && rc == 0) {
+        fprintf(stderr, "herd: %s: cannot write the reference log-probabilities\n", path);
+        rc = -1;
+    }
     free(buf);
-    if (rc) return rc;
-    /* TP and CP ranks hold the same numbers; the other DP ranks and stages zeros */
-    if (g->dp_group && herd_comm_all_reduce(g->dp_group, d->ref, 2 * (size_t)d->n_pairs, HERD_F64, HERD_SUM))
-        herd_comm_abort(1);
-    if (g->pp_group && herd_comm_all_reduce(g->pp_group, d->ref, 2 * (size_t)d->n_pairs, HERD_F64, HERD_SUM))
-        herd_comm_abort(1);
-    return 0;
+    return herd_trainer_agree(t, rc);
 }
 
 int herd_trainer_dpo_open(herd_trainer_dpo **out, herd_trainer *t)
@@ -152,21 +209,23 @@ int herd_trainer_dpo_open(herd_trainer_dpo **out, herd_trainer *t)
     if (herd_trainer_agree(t, d->ref ? 0 : -1)) return -1;
     char path[HERD_PATH_MAX + 32];
     ref_path(t, path, sizeof path);
-    int found = ref_read(d, path);
-    if (herd_trainer_agree(t, found < 0 ? -1 : 0)) return -1;
-    int32_t missing = !found; /* on any rank: not a directory they share, compute it */
-    if (herd_comm_all_reduce(t->grid.world, &missing, 1, HERD_I32, HERD_MAX)) herd_comm_abort(1);
-    if (!missing) {
-        if (t->root) printf("dpo: reference log-probabilities of %d pairs from %s\n", d->n_pairs, path);
-        return 0;
+    /* rank 0 reads what is written and hands it to every rank */
+    int64_t done = 0;
+    if (herd_trainer_agree(t, t->root && (ref_fingerprint(d, t->c) || ref_read(d, path, &done)) ? -1 : 0))
+        return -1;
+    herd_comm *w = t->grid.world;
+    if (herd_comm_broadcast(w, &done, 1, HERD_I64, 0) ||
+        (done && herd_comm_broadcast(w, d->ref, 2 * (size_t)done, HERD_F64, 0)))
+        herd_comm_abort(1);
+    if (done < d->n_pairs) {
+        memset(d->ref + 2 * done, 0, sizeof(double) * 2 * (size_t)(d->n_pairs - done));
+        if (ref_compute(d, t, path, done)) return -1;
     }
-    memset(d->ref, 0, sizeof(double) * 2 * (size_t)d->n_pairs);
-    if (herd_trainer_agree(t, ref_compute(d, t))) return -1;
-    int rc = t->root ? ref_write(d, path) : 0;
-    if (t->root && rc == 0)
-        printf("dpo: reference log-probabilities of %d pairs written to %s\n", d->n_pairs, path);
-    fflush(stdout);
-    return herd_trainer_agree(t, rc);
+    if (t->root)
+        printf("dpo: reference log-probabilities of %d pairs in %s (%lld read, %lld computed by "
+               "the starting model)\n", d->n_pairs, path, (long long)done,
+               (long long)(d->n_pairs - done)), fflush(stdout);
+    return 0;
 }
 
 void herd_trainer_dpo_close(herd_trainer_dpo *d)

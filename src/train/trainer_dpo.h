@@ -8,8 +8,10 @@
  * with pi the policy's and rho the frozen reference's summed log-probabilities
  * of a response's content tokens, P the pairs of the global batch
  * (post.dpo_beta, post.dpo_nll_coef). rho comes from OUT_DIR/dpo_reference.bin,
- * written by a forward pass of the starting model over every pair before the
- * first step (no second copy of the weights); a rerun or a resumed run reads it.
+ * written by a pass of the starting model over every pair before the first
+ * step, in the training layout (no second copy of the weights), appended batch
+ * by batch: a rerun reads what is written and computes only the rest, a
+ * resumed run reads it all.
  */
 #ifndef HERD_TRAINER_DPO_H
 #define HERD_TRAINER_DPO_H
@@ -18,8 +20,9 @@
 
 typedef struct herd_trainer_dpo herd_trainer_dpo;
 
-/* The reference log-probabilities: read, or computed with t's model as it is
- * now (call before a checkpoint is resumed) and written. Collective. 0 / -1. */
+/* The reference log-probabilities: read (rank 0, broadcast), the missing
+ * ones computed with t's model as it is now (call before a checkpoint is
+ * resumed) and appended. Collective. 0 / -1. */
 int  herd_trainer_dpo_open(herd_trainer_dpo **out, herd_trainer *t);
 void herd_trainer_dpo_close(herd_trainer_dpo *d);
 

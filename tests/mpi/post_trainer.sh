@@ -71,7 +71,7 @@ else fail sft_export_hf "$(tail -3 "$tmp/hf_sft.log")"; exit 1; fi
 # DPO from the exported SFT model (train.init_from): the reference pass, then the steps
 init="--set train.init_from=$tmp/hf_sft"
 if ! run dpo_1 dpo 1 $init --set checkpoint.every=4; then fail dpo_1 "$(tail -3 "$tmp/dpo_1.log")"; exit 1; fi
-grep -q "dpo: reference log-probabilities of 60 pairs written" "$tmp/dpo_1.log" ||
+grep -q "dpo: reference log-probabilities of 60 pairs in .* (0 read, 60 computed" "$tmp/dpo_1.log" ||
     fail dpo_reference_written "$(grep dpo: "$tmp/dpo_1.log")"
 check dpo_tp2pp2dp2 dpo dpo_1 $init --set parallel.tp=2 --set parallel.pp=2
 check dpo_dp8 dpo dpo_1 $init
@@ -79,12 +79,33 @@ check dpo_dp8 dpo dpo_1 $init
 if run dpo_resumed dpo 1 $init --set checkpoint.every=2 --set train.max_steps=2 &&
    run dpo_resumed dpo 1 $init --set checkpoint.every=2 &&
    grep -q "resumed from" "$tmp/dpo_resumed.log" &&
-   grep -q "dpo: reference log-probabilities of 60 pairs from" "$tmp/dpo_resumed.log" &&
+   grep -q "dpo: reference log-probabilities of 60 pairs in .* (60 read, 0 computed" "$tmp/dpo_resumed.log" &&
    out=$($py tests/mpi/compare_runs.py "$tmp/dpo_1" "$tmp/dpo_1.st" "$tmp/dpo_resumed" \
          "$tmp/dpo_resumed.st" 0 --bitwise); then
     pass "dpo_resume_bitwise (reference read again, not recomputed)"
 else
     fail dpo_resume_bitwise "${out:-$(tail -3 "$tmp/dpo_resumed.log")}"
+fi
+# the reference pass cut short (10 pairs and a torn record written): a rerun
+# computes the other 50 and writes the same file
+mkdir "$tmp/dpo_cut"
+head -c $((24 + 10 * 16 + 5)) "$tmp/dpo_1/dpo_reference.bin" >"$tmp/dpo_cut/dpo_reference.bin"
+if run dpo_cut dpo 1 $init --set train.max_steps=1 &&
+   grep -q "(10 read, 50 computed" "$tmp/dpo_cut.log" &&
+   cmp -s "$tmp/dpo_1/dpo_reference.bin" "$tmp/dpo_cut/dpo_reference.bin"; then
+    pass "dpo_reference_resumable (10 of 60 pairs written: 50 computed, the same file)"
+else
+    fail dpo_reference_resumable "$(grep "dpo:" "$tmp/dpo_cut.log"; tail -2 "$tmp/dpo_cut.log")"
+fi
+# another starting model: the file is refused, not used
+bad_ref() {
+    timeout 60 "$herd" train "$tmp/dpo.yaml" --set train.out_dir="$tmp/dpo_cut" --set train.max_steps=1 \
+        >"$tmp/bad_ref.out" 2>&1
+}
+if ! bad_ref && grep -q "dpo_reference.bin: not the reference log-probabilities" "$tmp/bad_ref.out"; then
+    pass dpo_reference_of_another_model_refused
+else
+    fail dpo_reference_of_another_model_refused "$(tail -3 "$tmp/bad_ref.out")"
 fi
 if export_hf dpo_1 hf_dpo; then pass "dpo_export_hf (the result exported, weights equal)"
 else fail dpo_export_hf "$(tail -3 "$tmp/hf_dpo.log")"; fi
