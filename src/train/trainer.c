@@ -282,11 +282,12 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     const char *peak_origin;
     find_peak(t, &peak_origin);
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);
-    /* the reference of DPO is the starting model: before a checkpoint replaces it */
-    if (c->post.objective == HERD_OBJECTIVE_DPO && herd_trainer_dpo_open(&t->dpo, t)) return -1;
     if (c->post.objective == HERD_OBJECTIVE_RM && herd_trainer_rm_open(&t->rm, t)) return -1;
     t1 = herd_now_s();
     rc = open_state(t);
+    /* DPO's reference is the model at step 0: the init, train.init_from, or
+     * the step-0 checkpoint of `herd ckpt import` just resumed */
+    if (rc == 0 && c->post.objective == HERD_OBJECTIVE_DPO && herd_trainer_dpo_open(&t->dpo, t)) return -1;
     startup.resume = herd_now_s() - t1;
     if (t->root && rc == 0) print_startup(t, herd_now_s() - t0);
     return rc;

@@ -70,9 +70,8 @@ static void ref_path(const herd_trainer *t, char *path, size_t n)
     snprintf(path, n, "%s/dpo_reference.bin", t->c->train.out_dir);
 }
 
-/* What the reference numbers depend on besides the layout's rounding: the
- * bytes of post.data, its tokenizer, the starting weights (train.init_from,
- * else the seed's init) and the rows' length. Rank 0. */
+/* What decides the rows: the bytes of post.data, its tokenizer and the rows'
+ * length. (The starting weights are checked by ref_check.) Rank 0. */
 static int ref_fingerprint(herd_trainer_dpo *d, const herd_config *c)
 {
     uint64_t h;
@@ -81,9 +80,9 @@ static int ref_fingerprint(herd_trainer_dpo *d, const herd_config *c)
         fprintf(stderr, "herd: %s: key 'post.data': cannot read it\n", c->post.data);
         return -1;
     }
-    char key[4 * HERD_PATH_MAX + 64];
-    int n = snprintf(key, sizeof key, "%s|%s|%s|%llu|%d", c->post.tokenizer, c->post.specials,
-                     c->train.init_from, (unsigned long long)c->train.seed, herd_schedule_ramp(c, 0)->seq_len);
+    char key[2 * HERD_PATH_MAX + 32];
+    int n = snprintf(key, sizeof key, "%s|%s|%d", c->post.tokenizer, c->post.specials,
+                     herd_schedule_ramp(c, 0)->seq_len);
     d->fingerprint = herd_xxh64(key, (size_t)n, h);
     return 0;
 }
@@ -161,41 +160,72 @@ static int ref_batch(herd_trainer_dpo *d, herd_trainer *t, int32_t *buf, int64_t
     return 0;
 }
 
-/* Pairs [done, n_pairs) through the starting model, appended to the file
- * batch by batch (a rerun goes on from what is written). Collective. */
-static int ref_compute(herd_trainer_dpo *d, herd_trainer *t, const char *path, int64_t done)
+/* The batches of pairs [k_from, k_to) through the model as it is now, into
+ * d->ref; rank 0 appends each batch's numbers to fd (>= 0). The chat cursor
+ * and the gradients are left as they were. Collective. */
+static int ref_pass(herd_trainer_dpo *d, herd_trainer *t, int64_t k_from, int64_t k_to, int fd)
 {
-    const herd_config *c = t->c;
-    const herd_ramp_stage *st = herd_schedule_ramp(c, 0);
+    const herd_ramp_stage *st = herd_schedule_ramp(t->c, 0);
     int64_t n_seqs = st->batch_tokens / st->seq_len, n = n_seqs / t->grid.dp * st->seq_len;
     int32_t *buf = malloc(sizeof(int32_t) * 3 * (size_t)n);
-    int fd = t->root ? ref_append_open(d, path, done) : 0;
-    if (herd_trainer_agree(t, buf && fd >= 0 ? 0 : -1)) {
-        free(buf);
-        if (fd > 0) close(fd);
-        return -1;
-    }
+    if (herd_trainer_agree(t, buf ? 0 : -1)) return -1;
     const herd_backend *be = t->be;
     int w16 = t->bf16 && be->weights_bf16_begin; /* the reference as the policy's forward sees it */
     if (w16 && be->weights_bf16_begin(be, t->model.params, (size_t)t->model.n_params)) herd_comm_abort(1);
+    int cursor = herd_chat_batch_cursor(t->chat), rc = 0;
     d->record = 1;
-    int rc = 0;
-    for (int64_t k = done; rc == 0 && k < d->n_pairs; k += n_seqs / 2) {
-        int64_t k1 = k + n_seqs / 2 < d->n_pairs ? k + n_seqs / 2 : d->n_pairs;
+    for (int64_t k = k_from; rc == 0 && k < k_to; k += n_seqs / 2) {
+        int64_t k1 = k + n_seqs / 2 < k_to ? k + n_seqs / 2 : k_to;
         rc = herd_trainer_agree(t, ref_batch(d, t, buf, k, k1));
-        if (rc == 0 && t->root)
+        if (rc == 0 && t->root && fd >= 0)
             rc = herd_write_all(fd, d->ref + 2 * k, sizeof(double) * 2 * (size_t)(k1 - k));
         rc = herd_trainer_agree(t, rc);
     }
     d->record = 0;
     if (w16) be->weights_bf16_end(be);
     herd_model_zero_grad(&t->model);
-    herd_chat_batch_set_cursor(t->chat, 0);
+    herd_chat_batch_set_cursor(t->chat, cursor);
+    free(buf);
+    return rc;
+}
+
+/* Pairs [done, n_pairs) through the starting model, appended to the file
+ * batch by batch (a rerun goes on from what is written). Collective. */
+static int ref_compute(herd_trainer_dpo *d, herd_trainer *t, const char *path, int64_t done)
+{
+    int fd = t->root ? ref_append_open(d, path, done) : -1;
+    if (herd_trainer_agree(t, t->root && fd < 0 ? -1 : 0)) return -1;
+    int rc = ref_pass(d, t, done, d->n_pairs, fd);
     if (t->root && (fsync(fd) || close(fd)) && rc == 0) {
         fprintf(stderr, "herd: %s: cannot write the reference log-probabilities\n", path);
         rc = -1;
     }
-    free(buf);
+    return herd_trainer_agree(t, rc);
+}
+
+/* At step 0, numbers already written must be this starting model's: the
+ * first batch computed again agrees with them (to the rounding of another
+ * layout; other weights miss by far more). Collective. */
+static int ref_check(herd_trainer_dpo *d, herd_trainer *t, const char *path, int64_t done)
+{
+    const herd_ramp_stage *st = herd_schedule_ramp(t->c, 0);
+    int64_t k1 = st->batch_tokens / st->seq_len / 2 < done ? st->batch_tokens / st->seq_len / 2 : done;
+    double *file = d->ref, worst = 0.0;
+    d->ref = calloc(2 * (size_t)d->n_pairs, sizeof(double));
+    int rc = d->ref ? ref_pass(d, t, 0, k1, -1) : -1;
+    for (int64_t i = 0; rc == 0 && i < 2 * k1; i++) {
+        double e = fabs(d->ref[i] - file[i]) / (fabs(file[i]) > 1.0 ? fabs(file[i]) : 1.0);
+        if (e > worst) worst = e;
+    }
+    if (rc == 0 && worst > 1e-3) {
+        if (t->root)
+            fprintf(stderr, "herd: %s: written by another starting model or data (its first pairs "
+                    "differ by %.2g relative from this model's); remove it to compute it again\n",
+                    path, worst);
+        rc = -1;
+    }
+    free(d->ref);
+    d->ref = file;
     return herd_trainer_agree(t, rc);
 }
 
@@ -217,6 +247,14 @@ int herd_trainer_dpo_open(herd_trainer_dpo **out, herd_trainer *t)
     if (herd_comm_broadcast(w, &done, 1, HERD_I64, 0) ||
         (done && herd_comm_broadcast(w, d->ref, 2 * (size_t)done, HERD_F64, 0)))
         herd_comm_abort(1);
+    if (done < d->n_pairs && t->step > 0) { /* the starting weights are gone */
+        if (t->root)
+            fprintf(stderr, "herd: %s: holds %lld of the %d pairs' reference log-probabilities, but "
+                    "the run resumes at step %lld: they need the starting model (start the run "
+                    "over from step 0)\n", path, (long long)done, d->n_pairs, (long long)t->step);
+        return herd_trainer_agree(t, -1);
+    }
+    if (done > 0 && t->step == 0 && ref_check(d, t, path, done)) return -1;
     if (done < d->n_pairs) {
         memset(d->ref + 2 * done, 0, sizeof(double) * 2 * (size_t)(d->n_pairs - done));
         if (ref_compute(d, t, path, done)) return -1;

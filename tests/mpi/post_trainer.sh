@@ -6,7 +6,8 @@
 # chain from released weights: SFT -> herd ckpt export --format hf -> DPO and
 # RM start from that directory (train.init_from) -> the DPO result exported
 # again. DPO's reference log-probabilities are written once and read by the
-# rerun; a run stopped and resumed equals the undisturbed one (bitwise).
+# rerun; a run stopped and resumed equals the undisturbed one (bitwise), and
+# so does DPO from `herd ckpt import` of the same weights.
 # Bad configs fail with a message naming the key.
 NAME=post_trainer
 . "$(dirname "$0")/../lib/mpi.sh"
@@ -86,6 +87,17 @@ if run dpo_resumed dpo 1 $init --set checkpoint.every=2 --set train.max_steps=2 
 else
     fail dpo_resume_bitwise "${out:-$(tail -3 "$tmp/dpo_resumed.log")}"
 fi
+# the same start as a herd checkpoint (`herd ckpt import`: step 0, resumed):
+# the reference is that checkpoint's model, the run equals dpo_1 bitwise
+if $herd ckpt import "$tmp/hf_sft" "$tmp/dpo.yaml" --set train.out_dir="$tmp/dpo_import" \
+       >"$tmp/dpo_import.imp" 2>&1 &&
+   run dpo_import dpo 1 && grep -q "resumed from .*step_00000000" "$tmp/dpo_import.log" &&
+   out=$($py tests/mpi/compare_runs.py "$tmp/dpo_1" "$tmp/dpo_1.st" "$tmp/dpo_import" \
+         "$tmp/dpo_import.st" 0 --bitwise); then
+    pass "dpo_from_herd_ckpt_import_bitwise"
+else
+    fail dpo_from_herd_ckpt_import_bitwise "${out:-$(tail -3 "$tmp/dpo_import.imp" "$tmp/dpo_import.log")}"
+fi
 # the reference pass cut short (10 pairs and a torn record written): a rerun
 # computes the other 50 and writes the same file
 mkdir "$tmp/dpo_cut"
@@ -102,7 +114,7 @@ bad_ref() {
     timeout 60 "$herd" train "$tmp/dpo.yaml" --set train.out_dir="$tmp/dpo_cut" --set train.max_steps=1 \
         >"$tmp/bad_ref.out" 2>&1
 }
-if ! bad_ref && grep -q "dpo_reference.bin: not the reference log-probabilities" "$tmp/bad_ref.out"; then
+if ! bad_ref && grep -q "dpo_reference.bin: written by another starting model" "$tmp/bad_ref.out"; then
     pass dpo_reference_of_another_model_refused
 else
     fail dpo_reference_of_another_model_refused "$(tail -3 "$tmp/bad_ref.out")"
