@@ -25,6 +25,11 @@
 #ifndef HERD_BACKEND_H
 #define HERD_BACKEND_H
 
+/* A target below 0 is ignored by the cross-entropy; this one also marks the
+ * token whose final hidden state a reward model scores (src/model/model.h
+ * score_col). */
+#define HERD_TARGET_SCORE (-2)
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -46,6 +46,10 @@ const herd_config_enum herd_recompute_choices[] = {
 const herd_config_enum herd_precision_choices[] = {
     {"fp32", HERD_PRECISION_FP32}, {"bf16", HERD_PRECISION_BF16}, {NULL, 0}};
 
+const herd_config_enum herd_objective_choices[] = {
+    {"pretrain", HERD_OBJECTIVE_PRETRAIN}, {"sft", HERD_OBJECTIVE_SFT}, {"dpo", HERD_OBJECTIVE_DPO},
+    {"rm", HERD_OBJECTIVE_RM}, {NULL, 0}};
+
 const char *herd_config_enum_name(const herd_config_enum *choices, int value)
 {
     for (const herd_config_enum *e = choices; e->name; e++)
@@ -189,6 +193,13 @@ static const key_spec keys[] = {
         "gather every rank's compute time every N steps and warn about slow ranks (0: never)"),
     KEY("monitor.prom_file", T_STRING, monitor.prom_file, 0, 0, 0,
         "Prometheus textfile written by rank 0 every step (empty: OUT_DIR/herd.prom)"),
+    ENUM_KEY("post.objective", post.objective, herd_objective_choices,
+             "the loss of herd train's step: pretrain (data.*), sft (masked next-token loss over packed "
+             "conversations of post.data), dpo (preference pairs of post.data), rm (reward model)"),
+    KEY("post.data", T_STRING, post.data, 0, 0, 0,
+        "chat JSON lines of the sft / dpo / rm objective (docs/post-training.md)"),
+    KEY("post.tokenizer", T_STRING, post.tokenizer, 0, 0, 0,
+        "the tokenizer (ranks file or tokenizer.json) that encodes post.data"),
     KEY("post.dpo_beta", T_DOUBLE, post.dpo_beta, 0, 1e3, OPEN_MIN,
         "DPO: beta, the scale of the policy/reference log-ratio margin (Llama 3: 0.1)"),
     KEY("post.dpo_nll_coef", T_DOUBLE, post.dpo_nll_coef, 0, 1e3, 0,
@@ -1090,6 +1101,23 @@ static int check_training(const herd_config *c, const checker *C)
     return 0;
 }
 
+/* A post-training objective names its data and the tokenizer that reads it. */
+static int check_post(const herd_config *c, const checker *C)
+{
+    if (c->post.objective == HERD_OBJECTIVE_PRETRAIN) return 0;
+    const char *name = herd_config_enum_name(herd_objective_choices, c->post.objective);
+    if (!c->post.data[0])
+        return rule_error(C, "post.data", "post.objective", "objective %s needs post.data (chat JSON lines)", name);
+    if (!c->post.tokenizer[0])
+        return rule_error(C, "post.tokenizer", "post.objective", "objective %s needs post.tokenizer", name);
+    /* a pair's two rows meet in one micro-batch: its loss needs both */
+    if (c->post.objective != HERD_OBJECTIVE_SFT && c->batch.micro_batch % 2)
+        return rule_error(C, "batch.micro_batch", "post.objective",
+                          "objective %s needs an even micro_batch (a pair's better and worse rows "
+                          "share a micro-batch), not %d", name, c->batch.micro_batch);
+    return 0;
+}
+
 /* The layout against the model's shapes (the world size is checked at launch,
  * src/parallel/grid.c). Megatron's rules: heads, ffn and vocabulary split evenly; KV
  * heads split when TP <= n_kv_heads, else replicated TP / n_kv_heads times. */
@@ -1181,7 +1209,7 @@ static int validate(const herd_config *c, const char *origin, const provenance *
 {
     checker C = {origin, prov};
     if (check_table(c, &C) || check_model(c, &C) || check_ramp(c, &C) || check_training(c, &C) ||
-        check_parallel(c, &C) || check_sources(c, &C))
+        check_parallel(c, &C) || check_sources(c, &C) || check_post(c, &C))
         return -1;
     return 0;
 }

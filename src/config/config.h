@@ -67,11 +67,15 @@ typedef struct {
 
 typedef enum { HERD_BACKEND_CPU = 0, HERD_BACKEND_CUDA = 1 } herd_backend_kind;
 typedef enum { HERD_PRECISION_FP32 = 0, HERD_PRECISION_BF16 = 1 } herd_precision;
+/* post.objective: the loss of herd train's step */
+typedef enum { HERD_OBJECTIVE_PRETRAIN = 0, HERD_OBJECTIVE_SFT = 1, HERD_OBJECTIVE_DPO = 2,
+               HERD_OBJECTIVE_RM = 3 } herd_objective;
 /* train.recompute takes HERD_RECOMPUTE_* of topology/recompute.h */
 
 extern const herd_config_enum herd_backend_choices[];   /* cpu, cuda */
 extern const herd_config_enum herd_recompute_choices[]; /* none, selective, full */
 extern const herd_config_enum herd_precision_choices[]; /* fp32, bf16 */
+extern const herd_config_enum herd_objective_choices[]; /* pretrain, sft, dpo, rm */
 
 /* The name of `value` in `choices` (ended by a NULL name), or "?". */
 const char *herd_config_enum_name(const herd_config_enum *choices, int value);
@@ -189,6 +193,9 @@ typedef struct {
 
 /* post: post-training (herd post dpo, herd post rs); the paper's values by default */
 typedef struct {
+    int      objective;         /* HERD_OBJECTIVE_*: the loss of herd train's step */
+    char     data[HERD_PATH_MAX];      /* chat JSON lines of the sft / dpo / rm objective */
+    char     tokenizer[HERD_PATH_MAX]; /* the tokenizer that encodes post.data */
     double   dpo_beta;          /* DPO's beta: scale of the log-ratio margin */
     double   dpo_nll_coef;      /* weight of the NLL term on the chosen response */
     int      rs_k;              /* rejection sampling: samples per prompt */

@@ -448,6 +448,7 @@ static void free_slot(herd_model *m, herd_act_slot *s)
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) be->free(be, g[i]);
     int32_t *ints[] = {s->tokens, s->targets, s->pos, s->doc, s->kpos, s->kdoc};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) be->free(be, ints[i]);
+    free(s->seq_w);
     memset(s, 0, sizeof *s);
 }
 
@@ -806,6 +807,46 @@ static void xent_forward_chunked(herd_model *m, herd_act_slot *s, int N)
     free(h);
 }
 
+/* The reward head's gradient of the logits [N, V] (columns from v0): one
+ * entry per scored token, where this slice holds score_col. */
+static void score_bwd(herd_model *m, herd_act_slot *s, float *logits, int v0, int V, float loss_scale)
+{
+    const herd_backend *be = m->be;
+    size_t N = (size_t)m->B * m->T_local;
+    int col = m->score_col - v0;
+    be->zero(be, logits, N * V);
+    if (col < 0 || col >= V) return;
+    int32_t *tg = malloc(sizeof(int32_t) * N);
+    if (!tg) herd_comm_abort(1);
+    be->copy_d2h(be, tg, s->targets, sizeof(int32_t) * N);
+    for (size_t i = 0; i < N; i++) {
+        if (tg[i] != HERD_TARGET_SCORE) continue;
+        float g = loss_scale * s->seq_w[i / m->T_local];
+        be->copy_h2d(be, logits + i * V + col, &g, sizeof g);
+    }
+    free(tg);
+}
+
+/* The gradient of the logits [N, V] (a vocabulary slice from column v0):
+ * the token cross-entropy's, or under a sequence loss each row's weighted. */
+static void xent_bwd_rows(herd_model *m, herd_act_slot *s, float *logits, int v0, int V,
+                          float loss_scale)
+{
+    const herd_backend *be = m->be;
+    int Tl = m->T_local;
+    if (!m->seq_loss) {
+        be->xent_bwd_range(be, logits, s->lse, s->targets, v0, m->B * Tl, V, loss_scale);
+        return;
+    }
+    if (m->score_col > 0) {
+        score_bwd(m, s, logits, v0, V, loss_scale);
+        return;
+    }
+    for (int b = 0; b < m->B; b++) /* a row's tokens are contiguous: one call per row */
+        be->xent_bwd_range(be, logits + (size_t)b * Tl * V, s->lse + (size_t)b * Tl,
+                           s->targets + (size_t)b * Tl, v0, Tl, V, loss_scale * s->seq_w[b]);
+}
+
 /* The backward of the chunked head: each chunk's logits are recomputed (the
  * same GEMM), turned into dlogits in place, and pushed through the GEMM's
  * backward: d_h [N, d] (+)= dlogits_c @ W_c, g_lm_head rows of the chunk +=
@@ -819,8 +860,7 @@ static void xent_backward_chunked(herd_model *m, herd_act_slot *s, int N, float 
         int Vc = V - v < m->xent_chunk ? V - v : m->xent_chunk;
         const float *w = m->lm_head + (size_t)v * dm;
         be->matmul_fwd(be, m->xent_scratch, s->h_final, w, N, Vc, dm, 0);
-        be->xent_bwd_range(be, m->xent_scratch, s->lse, s->targets, m->vocab_start + v, N, Vc,
-                           loss_scale);
+        xent_bwd_rows(m, s, m->xent_scratch, m->vocab_start + v, Vc, loss_scale);
         be->matmul_bwd(be, m->d_h, m->g_lm_head + (size_t)v * dm, m->xent_scratch, s->h_final, w, N,
                        Vc, dm, v > 0);
     }
@@ -946,6 +986,49 @@ static void layer_forward(herd_model *m, herd_act_slot *s, int li, float *x_out)
     be->add_inplace(be, x_out, a->x_mid, (size_t)Nl * dm);
 }
 
+/* The reward head's input: x[b] (+)= logit [i, score_col] of row b's scored
+ * token i, from the TP rank whose vocabulary slice holds the column; x[B + b]
+ * counts those tokens. */
+static void score_gather(herd_model *m, herd_act_slot *s, const int32_t *tg, double *x)
+{
+    int B = m->B, Tl = m->T_local, V = m->vocab_local, col = m->score_col - m->vocab_start;
+    for (size_t i = 0; i < (size_t)B * Tl; i++) {
+        if (tg[i] != HERD_TARGET_SCORE) continue;
+        x[B + i / Tl] += 1;
+        if (col < 0 || col >= V) continue;
+        float v;
+        m->be->copy_d2h(m->be, &v, s->logits + i * V + col, sizeof v);
+        x[i / Tl] += v;
+    }
+    if (m->tp) tp_check(herd_comm_all_reduce(m->tp, x, (size_t)B, HERD_F64, HERD_SUM));
+}
+
+/* The head of a sequence loss (model.h herd_seq_loss_fn): each row's summed
+ * log-probability over its CP shards, then the hook's loss and row weights. */
+static double seq_loss_forward(herd_model *m, herd_act_slot *s, const float *losses)
+{
+    int B = m->B, Tl = m->T_local;
+    size_t N = (size_t)B * Tl;
+    double *lp = calloc(2 * (size_t)B, sizeof(double)); /* logp [B], then counts [B] */
+    int32_t *tg = malloc(sizeof(int32_t) * N);
+    int64_t *n = malloc(sizeof(int64_t) * B);
+    float *w = realloc(s->seq_w, sizeof(float) * B);
+    if (!lp || !tg || !n || !w) herd_comm_abort(1); /* the other ranks wait on this one */
+    s->seq_w = w;
+    m->be->copy_d2h(m->be, tg, s->targets, sizeof(int32_t) * N);
+    if (m->score_col > 0) {
+        score_gather(m, s, tg, lp);
+    } else {
+        for (size_t i = 0; i < N; i++)
+            if (tg[i] >= 0) lp[i / Tl] -= losses[i], lp[B + i / Tl] += 1;
+    }
+    if (m->cp) tp_check(herd_comm_all_reduce(m->cp, lp, 2 * (size_t)B, HERD_F64, HERD_SUM));
+    for (int b = 0; b < B; b++) n[b] = (int64_t)lp[B + b];
+    double loss = m->seq_loss(m->seq_loss_ctx, s->row0, lp, n, B, w);
+    free(lp), free(tg), free(n);
+    return loss;
+}
+
 double herd_model_chunk_forward(herd_model *m, int slot)
 {
     const herd_backend *be = m->be;
@@ -969,6 +1052,11 @@ double herd_model_chunk_forward(herd_model *m, int slot)
     xent_forward(m, s, N);
     float *losses = malloc(sizeof(float) * N);
     be->copy_d2h(be, losses, s->losses, sizeof(float) * N);
+    if (m->seq_loss) {
+        double l = seq_loss_forward(m, s, losses);
+        free(losses);
+        return l;
+    }
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += losses[i];  /* ignored targets contribute 0 */
     free(losses);
@@ -1038,7 +1126,7 @@ void herd_model_chunk_backward(herd_model *m, int slot, float loss_scale)
         if (xent_chunked(m)) {
             xent_backward_chunked(m, s, N, loss_scale);
         } else {
-            be->xent_bwd_range(be, s->logits, s->lse, s->targets, m->vocab_start, N, V, loss_scale);
+            xent_bwd_rows(m, s, s->logits, m->vocab_start, V, loss_scale);
             be->matmul_bwd(be, m->d_h, m->g_lm_head, s->logits, s->h_final, m->lm_head, N, V, dm,
                            0);
         }
@@ -1130,6 +1218,7 @@ double herd_model_forward(herd_model *m, const int32_t *tokens, const int32_t *t
             herd_comm_abort(1); /* the other stages wait on this one */
         m->simple_slot[c] = slot;
         herd_act_slot *s = &m->slots[slot];
+        s->row0 = 0;
         if (st > 0)
             tp_check(herd_comm_recv(m->pp, s->acts[0].x_in, herd_model_io_numel(m), HERD_F32,
                                     (st - 1) % P, SIMPLE_TAG + st));

@@ -100,7 +100,24 @@ typedef struct {
     int32_t *kpos, *kdoc;    /* [B*T] positions / documents of the gathered keys (CP > 1) */
     float   *h_final, *rstd_f, *logits, *losses, *lse; /* head chunk only */
     void    *send_req;       /* a send from d_in / x_out still in flight (src/parallel/pipeline.c) */
+    int      row0;           /* the micro-batch's first row in the pipeline's host arrays */
+    float   *seq_w;          /* [B] host: each row's weight under a sequence loss (m->seq_loss) */
 } herd_act_slot;
+
+/* A loss over whole sequences (post-training objectives): called by the last
+ * virtual stage's forward of a micro-batch of B rows starting at row row0.
+ *   DPO (m->score_col 0): x[b] is the summed log-probability of row b's
+ *     targets (over its CP shards; vocabulary-parallel under TP), n[b] their
+ *     count; the backward is that of loss_scale * sum_b weight[b] * (row b's
+ *     summed token losses), so weight[b] = d loss / d (-x[b]).
+ *   reward model (m->score_col > 0): x[b] is the logit of vocabulary column
+ *     score_col at row b's token with target HERD_TARGET_SCORE (a linear head
+ *     on its final hidden state), n[b] the count of such tokens (1); the
+ *     backward is that of loss_scale * sum_b weight[b] * x[b].
+ * Returns the micro-batch's loss and sets weight[]. The same on every TP and
+ * CP rank. */
+typedef double (*herd_seq_loss_fn)(void *ctx, int row0, const double *x, const int64_t *n,
+                                   int B, float *weight);
 
 /* Tensor (and sequence) parallelism of one model replica. */
 typedef struct {
@@ -157,6 +174,9 @@ typedef struct herd_model {
     void (*grad_ready)(void *ctx, struct herd_model *m, int t0, int t1);
     void *grad_ready_ctx;
     int   grad_final;
+    herd_seq_loss_fn seq_loss;        /* NULL: the mean token cross-entropy */
+    void *seq_loss_ctx;
+    int   score_col;                  /* > 0: seq_loss scores this column (needs stored logits) */
     herd_act_slot *slots;
     int n_slots, slots_in_use, peak_slots;
     int *simple_slot;                 /* [n_chunks] slots of herd_model_forward */

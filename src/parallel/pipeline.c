@@ -41,6 +41,7 @@ static int ensure_slot(pipe_run *r, int chunk, int mb)
     size_t o = (size_t)mb * r->B * r->T;
     if (herd_model_slot_set_batch(r->m, *s, r->tok + o, r->tgt + o, r->doc + o, r->B, r->T))
         return -1;
+    r->m->slots[*s].row0 = mb * r->B;
     return *s;
 }
 

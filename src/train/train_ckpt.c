@@ -130,7 +130,7 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
         herd_config_write(c, mf);
         fclose(mf);
     }
-    size_t ld_len = herd_loader_state_size(ld);
+    size_t ld_len = ld ? herd_loader_state_size(ld) : 0; /* post-training: no loader */
     size_t len = sizeof(meta_header) + ld_len + cfg_len;
     char *meta = calloc(1, len);
     int rc = sl && cfg && meta ? 0 : -1;
@@ -141,7 +141,7 @@ int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_g
                          .config_len = (uint32_t)cfg_len};
         memcpy(h.magic, META_MAGIC, 8);
         memcpy(meta, &h, sizeof h);
-        rc = herd_loader_get_state(ld, meta + sizeof h, ld_len);
+        if (ld) rc = herd_loader_get_state(ld, meta + sizeof h, ld_len);
         memcpy(meta + sizeof h + ld_len, cfg, cfg_len);
     }
     if (rc == 0) rc = herd_ckpt_save_begin(tc->writer, tc->dir, step, sl, n, meta, len);
@@ -218,7 +218,7 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
     void *meta = NULL;
     meta_header h;
     if (rc == 0) rc = read_meta(ck, path, &meta, &h);
-    if (rc == 0) rc = herd_loader_set_state(ld, (char *)meta + sizeof h, h.loader_len);
+    if (rc == 0 && ld) rc = herd_loader_set_state(ld, (char *)meta + sizeof h, h.loader_len);
     /* every tensor piece this rank holds (TP copies too), any layout wrote it */
     static const char *kinds[3] = {"param", "adam_m", "adam_v"};
     float *dst[3] = {f->master, f->m, f->v};

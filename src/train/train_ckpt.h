@@ -44,16 +44,17 @@ int herd_train_ckpt_close(herd_train_ckpt *tc);
 
 /* Resume from the newest complete checkpoint of checkpoint.dir that verifies,
  * whatever layout wrote it. Returns 1 (resumed: *step, *tokens, the shards,
- * Adam's count and the loader are restored; the parameters gathered), 0 (no
- * checkpoint: a fresh run), -1 (checkpoints exist but none can be used, or a
- * read failed: refusing to start over them). Collective. */
+ * Adam's count and the loader are restored, the parameters gathered; ld NULL:
+ * a post-training run, no loader), 0 (no checkpoint: a fresh run), -1
+ * (checkpoints exist but none can be used, or a read failed: refusing to
+ * start over them). Collective. */
 int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd_grid *g,
                            herd_model *m, herd_fsdp *f, herd_loader *ld, int64_t *step,
                            int64_t *tokens, char *from, size_t from_len);
 
 /* Start checkpoint `step` (returns once the snapshot is taken; the write
  * goes on in the background). *stall_s gets the time the step loop was
- * blocked. Collective. */
+ * blocked; ld NULL: no loader state. Collective. */
 int herd_train_ckpt_save(herd_train_ckpt *tc, const herd_config *c, const herd_grid *g,
                          herd_model *m, herd_fsdp *f, herd_loader *ld, int64_t step,
                          int64_t tokens, double *stall_s);

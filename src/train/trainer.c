@@ -15,6 +15,8 @@
 #include "monitoring/exitcodes.h"
 #include "checkpoint/safe_file.h"
 #include "src/data/eval.h"
+#include "src/train/trainer_dpo.h"
+#include "src/train/trainer_rm.h"
 #include "src/model/hf.h"
 #include "src/parallel/device.h"
 #include "src/parallel/placement.h"
@@ -147,11 +149,15 @@ static int open_data(herd_trainer *t, const char *origin)
                     c->train.backend != HERD_BACKEND_CUDA ? "unknown backend" : "not built with CUDA or no device");
         return -1;
     }
-    if (!c->data.path[0] && c->data.n_sources == 0) {
+    int rc;
+    if (c->post.objective != HERD_OBJECTIVE_PRETRAIN) {
+        rc = herd_chat_batch_open(&t->chat, c, t->root);
+    } else if (!c->data.path[0] && c->data.n_sources == 0) {
         if (t->root) fprintf(stderr, "herd: %s: key 'data.path': no training data given\n", origin);
         return -1;
+    } else {
+        rc = herd_loader_open(&t->data, c, c->model.vocab_size);
     }
-    int rc = herd_loader_open(&t->data, c, c->model.vocab_size);
     if (rc == 0 && c->data.val_path[0]) rc = herd_data_open(&t->val, c->data.val_path, c->model.vocab_size, c->train.seed);
     if (rc == 0 && t->root) rc = herd_safe_mkdirs(c->train.out_dir) || save_resolved_config(c) ? -1 : 0;
     return herd_trainer_agree(t, rc);
@@ -237,6 +243,7 @@ static int open_state(herd_trainer *t)
                           : -1;
     if (resumed < 0) rc = -1;
     if (t->root && resumed > 0) printf("resumed from %s\n", resumed_from), fflush(stdout);
+    if (resumed > 0 && t->chat) rc = herd_trainer_agree(t, herd_trainer_chat_replay(t));
     snprintf(t->metrics_path, sizeof t->metrics_path, "%s/metrics.jsonl", c->train.out_dir);
     if (t->root && rc == 0) {
         /* a fresh run starts a fresh file; a resumed one appends */
@@ -275,8 +282,12 @@ int herd_trainer_open(herd_trainer **tp, const herd_config *c, const char *confi
     const char *peak_origin;
     find_peak(t, &peak_origin);
     if (t->root) herd_train_print_header(t, peak_origin, place, bind);
+    if (c->post.objective == HERD_OBJECTIVE_RM && herd_trainer_rm_open(&t->rm, t)) return -1;
     t1 = herd_now_s();
     rc = open_state(t);
+    /* DPO's reference is the model at step 0: the init, train.init_from, or
+     * the step-0 checkpoint of `herd ckpt import` just resumed */
+    if (rc == 0 && c->post.objective == HERD_OBJECTIVE_DPO && herd_trainer_dpo_open(&t->dpo, t)) return -1;
     startup.resume = herd_now_s() - t1;
     if (t->root && rc == 0) print_startup(t, herd_now_s() - t0);
     return rc;
@@ -360,7 +371,7 @@ static int log_eval_sources(herd_trainer *t, int T)
 int herd_trainer_evaluate(herd_trainer *t, int T)
 {
     int rc = t->val ? log_eval(t, T) : 0;
-    if (rc == 0 && t->c->data.n_sources > 0) rc = log_eval_sources(t, T);
+    if (rc == 0 && t->data && t->c->data.n_sources > 0) rc = log_eval_sources(t, T);
     return rc;
 }
 
@@ -440,6 +451,9 @@ void herd_trainer_close(herd_trainer *t)
     if (t->has_model) herd_model_destroy(&t->model);
     herd_backend_free(t->be); /* after everything its alloc handed out */
     herd_loader_close(t->data);
+    herd_chat_batch_close(t->chat);
+    herd_trainer_dpo_close(t->dpo);
+    herd_trainer_rm_close(t->rm);
     herd_data_close(t->val);
     herd_watchdog_stop();
     if (t->has_grid) herd_grid_destroy(&t->grid);

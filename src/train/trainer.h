@@ -14,6 +14,7 @@
 #include "monitoring/metrics.h"
 #include "monitoring/straggler.h"
 #include "src/config/config.h"
+#include "src/data/chat_batch.h"
 #include "src/data/data.h"
 #include "src/data/loader.h"
 #include "src/model/model.h"
@@ -29,7 +30,10 @@ typedef struct {
     int                root;              /* world rank 0: prints and writes the files */
     herd_backend *be;      /* the trainer's own instance (herd_backend_create), freed by close */
     int                device;            /* backend cuda: this rank's GPU (src/parallel/device.h) */
-    herd_loader       *data;
+    herd_loader       *data;              /* post.objective pretrain, else NULL */
+    herd_chat_batch   *chat;              /* post.objective sft / dpo: post.data, else NULL */
+    struct herd_trainer_dpo *dpo;         /* post.objective dpo (trainer_dpo.h), else NULL */
+    struct herd_trainer_rm  *rm;          /* post.objective rm (trainer_rm.h), else NULL */
     herd_data         *val;               /* data.val_path, or NULL */
     herd_model         model;
     herd_fsdp          fsdp;
@@ -59,6 +63,10 @@ int  herd_trainer_more(const herd_trainer *t);
  * (the peak memory is the largest over the ranks). -1: stop (a read failed,
  * the loss or the gradient norm is not finite). */
 int  herd_trainer_step(herd_trainer *t, herd_step_metrics *out);
+
+/* post.objective sft / dpo: the chat data's cursor moved past the t->step
+ * batches that a resumed run already trained on. 0 or -1 (this rank). */
+int  herd_trainer_chat_replay(herd_trainer *t);
 
 /* Record a step: metrics.jsonl, the Prometheus file, the stragglers, the
  * log line. 0 or -1 (this rank). */

@@ -11,6 +11,8 @@
 #include "src/parallel/pipeline.h"
 #include "src/train/train_step.h"
 #include "src/train/trainer.h"
+#include "src/train/trainer_dpo.h"
+#include "src/train/trainer_rm.h"
 #include "monitoring/clock.h"
 
 static double comm_seconds(const herd_comm *c) { return c ? c->seconds : 0.0; }
@@ -52,6 +54,8 @@ typedef struct {
     herd_trainer *t;
     int     n_micro, B, T;
     int64_t n_valid;      /* valid targets of the global batch */
+    int     cursor;       /* dpo: the batch's first pair */
+    int64_t n_seqs;       /* rows of the global batch */
     int     want_sched;   /* print the pipeline timeline of this step */
 } pipe_batch;
 
@@ -68,9 +72,15 @@ static int pipe_loss(void *ctx, herd_model *m, double *stats)
     if (w16 && be->weights_bf16_begin(be, m->params, (size_t)m->n_params)) herd_comm_abort(1);
     stats[0] = 0.0;
     herd_pipe_stats pst;
+    /* dpo, rm: the sequence loss is already the mean over the global batch's pairs */
+    float scale = t->dpo || t->rm ? 1.0f : (float)(1.0 / (double)b->n_valid);
+    if (t->dpo) herd_trainer_dpo_begin(t->dpo, t, b->cursor, t->grid.dp_rank * (b->n_seqs / t->grid.dp), b->n_seqs);
+    if (t->rm) herd_trainer_rm_begin(t->rm, t, b->n_seqs);
     if (herd_pipe_run(m, t->batch.tokens, t->batch.targets, t->batch.doc, b->n_micro, b->B, b->T,
-                      (float)(1.0 / (double)b->n_valid), &stats[0], b->want_sched ? &pst : NULL))
+                      scale, &stats[0], b->want_sched ? &pst : NULL))
         herd_comm_abort(1);
+    if (t->dpo) herd_trainer_dpo_end(t->dpo, t);
+    if (t->rm) herd_trainer_rm_end(t->rm, t);
     if (w16) be->weights_bf16_end(be);
     if (b->want_sched) {
         const herd_grid *g = &t->grid;
@@ -136,9 +146,12 @@ int herd_trainer_step(herd_trainer *t, herd_step_metrics *out)
     /* this DP rank's share of the global batch: sequences [dr*n/D, (dr+1)*n/D) */
     int64_t n_seqs = st->batch_tokens / T, n_local = n_seqs / g->dp, n_micro = n_local / B;
     if (batch_reserve(t, (size_t)n_local * T)) return -1;
+    int cursor = t->dpo ? herd_chat_batch_cursor(t->chat) : 0;
     double td = herd_now_s();
-    int rc = herd_loader_next(t->data, T, n_seqs, g->dp_rank * n_local, n_local, t->batch.tokens,
-                              t->batch.targets, t->batch.doc);
+    int rc = t->chat ? herd_chat_batch_next(t->chat, T, n_seqs, g->dp_rank * n_local, n_local,
+                                            t->batch.tokens, t->batch.targets, t->batch.doc)
+                     : herd_loader_next(t->data, T, n_seqs, g->dp_rank * n_local, n_local,
+                                        t->batch.tokens, t->batch.targets, t->batch.doc);
     td = herd_now_s() - td;
     if (herd_trainer_agree(t, rc)) return -1;
     /* the loss is a mean over the valid targets of the whole global batch */
@@ -147,12 +160,12 @@ int herd_trainer_step(herd_trainer *t, herd_step_metrics *out)
     if (herd_comm_all_reduce(g->dp_group, &n_valid, 1, HERD_I64, HERD_SUM)) herd_comm_abort(1);
 
     if (t->be->mem_peak) t->be->mem_peak(t->be, 1); /* the step's peak starts from what is allocated now */
-    pipe_batch pb = {t, (int)n_micro, B, T, n_valid,
+    pipe_batch pb = {t, (int)n_micro, B, T, n_valid, cursor, n_seqs,
                      t->opt && t->opt->print_schedule && c->train.max_steps && t->step + 1 == c->train.max_steps};
     herd_step_engine e = {&t->model, c, g->dp_group, &t->fsdp, g->world, c->train.overlap_grad_reduce, NULL};
     double loss_sum = 0.0, gnorm = 0.0;
     herd_step_backward(&e, pipe_loss, &pb, &loss_sum, 1, &gnorm);
-    double loss = loss_sum / (double)n_valid;
+    double loss = t->dpo || t->rm ? loss_sum : loss_sum / (double)n_valid;
     if (!isfinite(loss) || !isfinite(gnorm)) { /* the same numbers on every rank */
         if (t->root)
             fprintf(stderr, "herd: step %lld: loss %g, grad norm %g is not finite; stopping\n",
@@ -167,6 +180,18 @@ int herd_trainer_step(herd_trainer *t, herd_step_metrics *out)
     *out = (herd_step_metrics){.step = t->step, .loss = loss, .lr = lr, .grad_norm = gnorm,
                                .tokens_seen = t->tokens_seen, .batch_tokens = n_seqs * T, .seq_len = T};
     step_metrics(t, out, t0, &k0, td, ckpt_stall);
+    return 0;
+}
+
+int herd_trainer_chat_replay(herd_trainer *t)
+{
+    int64_t tokens = 0;
+    for (int64_t s = 0; s < t->step; s++) { /* the batch shapes the steps had */
+        const herd_ramp_stage *st = herd_schedule_ramp(t->c, tokens);
+        int64_t n = st->batch_tokens / st->seq_len;
+        if (herd_chat_batch_next(t->chat, st->seq_len, n, 0, 0, NULL, NULL, NULL)) return -1;
+        tokens += n * st->seq_len;
+    }
     return 0;
 }
 
