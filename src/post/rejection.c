@@ -80,7 +80,7 @@ static int run_chunk(rs_state *s, int first, int m, herd_gen_opts *o)
     int rc = herd_post_sample_chunk(&s->j->e, &s->pol, s->j->chats, first, m, s->k, o, s->texts,
                                     s->prompts, s->samples);
     int rows = rc ? 0 : build_rows(s, m); /* the chunk's samples in one forward of the RM */
-    if (rows && herd_post_rm_score(&s->rm, s->tok, s->doc, rows, s->T, s->last, s->head, s->r)) rc = -1;
+    if (rows && herd_rm_score(&s->rm, s->tok, s->doc, rows, s->T, s->last, s->head, s->r)) rc = -1;
     for (int i = 0; i < m && !rc; i++) {
         int best, worst;
         if (s->row0[i] < 0) { /* the prompt + a sample exceed the context: counted, not kept */

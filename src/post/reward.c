@@ -21,12 +21,16 @@ int herd_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int 
                 "(train.xent_chunk > 0) and keeps no logits to score; use train.xent_chunk 0\n");
         return -1;
     }
-    int V = m->dims.vocab_size;
+    /* the head's column lives on one TP rank (lm_head is split by vocabulary):
+     * that rank reads it, the sum over the TP group gives every rank the rewards */
+    int Vl = m->vocab_local, col = head_id - m->vocab_start, mine = col >= 0 && col < Vl;
     for (int b = 0; b < B; b++) {
-        float v;
-        m->be->copy_d2h(m->be, &v, m->logits + ((size_t)b * T + last[b]) * V + head_id, sizeof v);
+        float v = 0.0f;
+        if (mine) m->be->copy_d2h(m->be, &v, m->logits + ((size_t)b * T + last[b]) * Vl + col, sizeof v);
         reward[b] = v;
     }
+    if (m->tp_size > 1 && herd_comm_all_reduce(m->tp, reward, (size_t)B, HERD_F64, HERD_SUM))
+        herd_comm_abort(1);
     return 0;
 }
 

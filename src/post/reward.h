@@ -25,7 +25,8 @@ typedef struct {
     int    pairs;
 } herd_rm_stats;
 
-/* Rewards of B rows (prompt + response each, padded to T): forward only.
+/* Rewards of B rows (prompt + response each, padded to T): forward only, on
+ * a model of any TP width (every rank of the TP group gets them all).
  * last[b]: index in row b of its last token. reward: [B]. */
 int herd_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int B, int T,
                   const int *last, int head_id, double *reward);

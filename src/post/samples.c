@@ -47,29 +47,6 @@ int herd_post_sample_chunk(const herd_post_env *e, herd_model *m, const herd_cha
     return rc;
 }
 
-int herd_post_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int B, int T,
-                       const int *last, int head_id, double *reward)
-{
-    int32_t *tg = malloc(sizeof(int32_t) * (size_t)B * T);
-    for (size_t i = 0; i < (size_t)B * T; i++) tg[i] = -1; /* no language-model loss */
-    double r = herd_model_forward(m, tokens, tg, doc, B, T, NULL);
-    free(tg);
-    if (isnan(r)) return -1;
-    if (!m->logits) {
-        fprintf(stderr, "herd: reward: the model keeps no logits to score (train.xent_chunk > 0)\n");
-        return -1;
-    }
-    int Vl = m->vocab_local, col = head_id - m->vocab_start, mine = col >= 0 && col < Vl;
-    for (int b = 0; b < B; b++) {
-        float v = 0.0f;
-        if (mine) m->be->copy_d2h(m->be, &v, m->logits + ((size_t)b * T + last[b]) * Vl + col, sizeof v);
-        reward[b] = v;
-    }
-    if (m->tp_size > 1 && herd_comm_all_reduce(m->tp, reward, (size_t)B, HERD_F64, HERD_SUM))
-        herd_comm_abort(1);
-    return 0;
-}
-
 void herd_post_write_messages(FILE *f, const herd_chat *c, int n, int open_end)
 {
     fputc('[', f);

@@ -21,12 +21,6 @@ int herd_post_sample_chunk(const herd_post_env *e, herd_model *m, const herd_cha
                            int n, int k, const herd_gen_opts *o, char **texts,
                            herd_chat_tokens *prompts, herd_chat_tokens *samples);
 
-/* Rewards of B rows (herd_rm_score's arguments) on a model of any TP width:
- * the rank holding the head's vocabulary row reads them and the TP group sums
- * (one non-zero term each: exact, the same on every rank). */
-int herd_post_rm_score(herd_model *m, const int32_t *tokens, const int32_t *doc, int B, int T,
-                       const int *last, int head_id, double *reward);
-
 /* The first n messages of c as a JSON array; with open_end the ']' is left
  * to the caller. */
 void herd_post_write_messages(FILE *f, const herd_chat *c, int n, int open_end);
