@@ -24,7 +24,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/slurm/lib.sh
 [ -x build/herd ] || { skip recipe_chain "build/herd not built"; exit 0; }
-if [ ! -s data/demo-mix/mix.yaml ]; then
+if [ ! -s data/demo-mix/mix.yaml ] || [ ! -s data/demo-mix/passkey1024.bin ]; then
     sh scripts/make_demo_mix.sh >/dev/null 2>&1 || { skip recipe_chain "data/demo-mix missing and make demo-data failed"; exit 0; }
 fi
 export HERD_SLURM_DIR=$(mktemp -d /tmp/herd-slurm-recipe.XXXXXX)
