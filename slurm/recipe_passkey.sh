@@ -15,7 +15,7 @@
 # and the 8 generated tokens fit in L. Greedy generation (`herd generate --raw
 # --temperature 0`, 8 new tokens). A trial is right when its 5-digit key appears in
 # the output (the keys of one length all differ, so one response cannot answer
-# another's). Chance is about 8 x 10^-5 (a random 5-digit string in 8 tokens).
+# another's). Chance is below 10^-4 (a given 5-digit string in 8 random tokens).
 # Prompts longer than max_seq_len are skipped by herd generate and counted in
 # "skipped". Writes
 #   {"checkpoint": ..., "trials": T, "depths": [0, 25, 50, 75, 100],
