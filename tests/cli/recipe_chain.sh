@@ -14,7 +14,8 @@
 #    (each exported to safetensors; max |diff| <= 1e-6);
 #  - the short-context (128) validation loss after the long-context stages is
 #    within 0.30 nats of its value before them, per source (eval.json);
-#  - each stage has passkey.json (4 context lengths, none skipped, accuracy in [0, 1]);
+#  - each stage has passkey.json (4 context lengths x 5 depths, 50 trials per length,
+#    none skipped, accuracy in [0, 1]);
 #  - post-training joins the chain: round 0 (SFT) from the final model, round 1
 #    (RM, rejection sampling, SFT, DPO, average, control) from round 0's model, each
 #    with held-out accuracies; the round's model is the mean of its SFT and DPO;
