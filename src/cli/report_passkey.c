@@ -74,6 +74,16 @@ static int read_length(herd_pk_report *r, herd_pk_stage *st, const char *path, c
     return 0;
 }
 
+/* The same for a newly inserted depth row. */
+static void open_row(herd_pk_report *r, int at, int n_stages)
+{
+    for (int s = 0; s <= n_stages && s < HERD_PK_MAX_STAGES; s++)
+        for (int k = 0; k < HERD_PK_MAX_LENGTHS; k++) {
+            for (int d = r->n_depths - 1; d > at; d--) r->st[s].cell[d][k] = r->st[s].cell[d - 1][k];
+            r->st[s].cell[at][k] = -1;
+        }
+}
+
 static int read_depths(herd_pk_report *r, const herd_json *j, const char *path)
 {
     const herd_json *dj = herd_json_get(j, "depths");
@@ -84,10 +94,9 @@ static int read_depths(herd_pk_report *r, const herd_json *j, const char *path)
         const herd_json *d = &dj->items[i];
         if (d->type != HERD_JSON_NUM || !(d->num >= 0 && d->num <= 100))
             return bad(path, "depths", "not a percentage in [0, 100]");
-        int have = 0;
-        for (int k = 0; k < r->n_depths; k++) have |= r->depths[k] == (int)d->num;
-        if (!have && slot(r->depths, &r->n_depths, HERD_PK_MAX_DEPTHS, (int)d->num) < 0)
-            return bad(path, "depths", "more than 11 depths over the stages");
+        int before = r->n_depths, at = slot(r->depths, &r->n_depths, HERD_PK_MAX_DEPTHS, (int)d->num);
+        if (at < 0) return bad(path, "depths", "more than 11 depths over the stages");
+        if (r->n_depths > before) open_row(r, at, r->n_stages);
     }
     return 0;
 }
