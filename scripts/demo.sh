@@ -23,7 +23,7 @@ export HERD_SLURM_DIR=${HERD_SLURM_DIR:-/tmp/herd-demo-slurm}
 t_start=$(date +%s)
 
 echo "== 1. data: the demo mix (general, math, code, multilingual) =="
-if [ ! -s data/demo-mix/mix.yaml ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
+if [ ! -s data/demo-mix/mix.yaml ] || [ ! -s data/demo-mix/passkey1024.bin ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
 
 echo
 echo "== 2. a 4-node Slurm cluster on this machine =="
@@ -126,9 +126,12 @@ for d in "$RUN"/[0-9]*_*; do
         "${loss:-0}" "${mfu:-?}" "${restarts:-0}" "$ev"
 done
 if [ -f "$d/passkey.json" ]; then
-    echo "  passkey retrieval accuracy of the final stage by context length:" \
-        "$(grep -o '"[0-9]*": {"correct": [0-9]*, "skipped": [0-9]*, "accuracy": [0-9.]*' "$d/passkey.json" |
-           sed 's/"\([0-9]*\)".*"accuracy": \([0-9.]*\)/\1: \2/' | tr '\n' ' ')"
+    echo "  passkey retrieval accuracy by stage and context length ($(sed -n 's/.*"trials": \([0-9]*\).*/\1/p' "$d/passkey.json") trials per length):"
+    for p in "$RUN"/[0-9]*_*/passkey.json; do
+        printf '    %-22s %s\n' "$(basename "$(dirname "$p")")" \
+            "$(grep -o '"[0-9]*": {"correct": [0-9]*, "skipped": [0-9]*, "accuracy": [0-9.]*' "$p" |
+               sed 's/"\([0-9]*\)".*"accuracy": \([0-9.]*\)/\1: \2/' | tr '\n' ' ')"
+    done
 fi
 echo
 echo "  recovery of pre-training ($RUN/01_pretrain/recovery.log):"
@@ -170,7 +173,8 @@ if [ -d "$RUN/post" ]; then
 fi
 echo "  took $(( $(date +%s) - t_start )) s; the chain exited $prc"
 if [ -x build/herd ] && [ -d "$RUN/01_pretrain" ]; then
-    build/herd report --out "$RUN/report" "$RUN"/[0-9]*_* >/dev/null 2>&1 &&
+    build/herd report --out "$RUN/report" "$RUN"/[0-9]*_* >"$RUN/report.txt" 2>&1 &&
+        sed -n '/^heat-map/,$p' "$RUN/report.txt" | sed 's/^/  passkey /' &&
         echo "  plots: $RUN/report/report.html"
 fi
 exit $prc

@@ -11,14 +11,27 @@
 # source is tokenized into a train shard and a held-out validation shard; post/
 # holds the post-training demo's conversations (sft, pref, prompts, test). mix.yaml gives the config
 # keys (model.vocab_size, data.sources) for `herd train --config`.
-# Idempotent: does nothing while mix.yaml is newer than build/herd.
+# passkeyL.bin (L = 64, 256, 512, 1024): synthetic retrieval documents of exactly L tokens
+# (`herd data passkey`), the retrieval source of the long-context stage of length L.
+# Idempotent: does nothing while mix.yaml is newer than build/herd and the passkey
+# shards are there (a mix built before them gets only them).
 set -eu
 cd "$(dirname "$0")/.."
 herd=build/herd
 out=data/demo-mix
 raw=$out/raw
 if [ ! -x "$herd" ]; then echo "make_demo_mix: $herd is not built (run make)" >&2; exit 1; fi
-if [ -s "$out/mix.yaml" ] && [ "$out/mix.yaml" -nt "$herd" ]; then echo "data: $out is up to date"; exit 0; fi
+# passkey_shards: 2^19 tokens of each length (the stages read ~10^4; room for extensions)
+passkey_shards() {
+    for L in 64 256 512 1024; do
+        "$herd" data passkey --tokenizer "$out/tokenizer.model" --len "$L" --docs $((524288 / L)) --seed "$L" \
+            --out "$out/passkey$L.bin" || exit 1
+    done
+}
+if [ -s "$out/mix.yaml" ] && [ "$out/mix.yaml" -nt "$herd" ]; then
+    if [ ! -s "$out/passkey1024.bin" ]; then echo "== retrieval documents (passkey) =="; passkey_shards; fi
+    echo "data: $out is up to date"; exit 0
+fi
 mkdir -p "$raw"
 start=$(date +%s)
 
@@ -123,6 +136,9 @@ for s in general math code multilingual; do
     "$herd" data tokenize --tokenizer "$out/tokenizer.model" --out "$out/$s.bin" \
         --val "$out/$s.val.bin" --val-fraction 0.05 "$out/$s.docs"
 done
+
+echo "== retrieval documents for the long-context stages (herd data passkey) =="
+passkey_shards
 
 echo "== post-training data (herd post demo-data: no-carry arithmetic in the chat format) =="
 rm -rf "$out/post"

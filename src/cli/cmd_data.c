@@ -37,6 +37,7 @@ static const char usage_text[] =
     "       herd data tokenize --tokenizer RANKS [--specials S] --out SHARD [--val VAL [--val-fraction F]] FILE...\n"
     "       herd data clean --out DOCS [options] FILE...   (herd data clean --help)\n"
     "       herd data sample [--set KEY=VALUE]... [--batches N] CONFIG\n"
+    "       herd data passkey --tokenizer RANKS --len T --docs N [--seed S] --out SHARD\n"
     "\n"
     "  train-tokenizer  learn a byte-level BPE vocabulary of N regular tokens (256 special\n"
     "           tokens come after them) and write it as a tiktoken rank file\n"
@@ -50,6 +51,8 @@ static const char usage_text[] =
     "  clean    normalise, de-duplicate (exact, MinHash, lines) and filter documents\n"
     "  sample   read batches through the training loader of CONFIG (data.sources) and\n"
     "           print each source's share of the tokens\n"
+    "  passkey  synthetic retrieval documents of exactly T tokens (a pass key early, the\n"
+    "           question at the end): the long-context stages' retrieval source\n"
     "\n"
     "The shard format is described in docs/data-format.md.\n";
 
@@ -327,6 +330,7 @@ int herd_cmd_data(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "decode")) return herd_cmd_data_decode(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "clean")) return herd_cmd_data_clean(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "sample")) return herd_cmd_data_sample(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "passkey")) return herd_cmd_data_passkey(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
         fputs(usage_text, stdout);
         return 0;

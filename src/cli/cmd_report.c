@@ -13,7 +13,9 @@
  * lr_batch.png (learning rate and batch size over tokens), breakdown.png
  * (step time split into parts, stacked, over steps), mfu.png (MFU over
  * steps). Restarts (red) and checkpoints (blue, with their stall on the right
- * axis) are marked on the breakdown and MFU timelines.
+ * axis) are marked on the breakdown and MFU timelines. Stages with a
+ * passkey.json add the passkey retrieval table and heat-map (report_passkey.h),
+ * printed on stdout too.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 #include "monitoring/runlog.h"
 #include "src/cli/commands.h"
+#include "src/cli/report_passkey.h"
 
 #define MAX_STAGES 32
 
@@ -244,7 +247,7 @@ static void html_escape(FILE *f, const char *s)
     }
 }
 
-static int write_html(const char *out, const stage *st, int n)
+static int write_html(const char *out, const stage *st, int n, const herd_pk_report *pk)
 {
     char path[4352];
     snprintf(path, sizeof path, "%s/report.html", out);
@@ -292,6 +295,7 @@ static int write_html(const char *out, const stage *st, int n)
         rc = put_base64(f, path);
         fputs("\">\n", f);
     }
+    herd_pk_report_html(pk, f);
     fputs("<p>Event lines and fields: docs/monitoring.md.</p>\n</body></html>\n", f);
     if (fclose(f) && rc == 0) {
         fprintf(stderr, "herd report: %s/report.html: write failed\n", out);
@@ -346,15 +350,25 @@ int herd_cmd_report(int argc, char **argv)
         fprintf(stderr, "herd report: %s: cannot create the output directory: %s\n", out, strerror(errno));
         rc = -1;
     }
+    /* each stage's passkey.json (slurm/recipe_passkey.sh), when there is one */
+    herd_pk_report *pk = rc == 0 ? malloc(sizeof *pk) : NULL;
+    if (rc == 0 && !pk) rc = -1;
+    if (rc == 0) {
+        const char *dirs[MAX_STAGES], *names[MAX_STAGES];
+        for (int i = 0; i < n; i++) dirs[i] = st[i].dir, names[i] = st[i].name;
+        rc = herd_pk_report_load(pk, dirs, names, n);
+    }
     int any_times = 0, any_events = 0, any_vals = 0;
     if (rc == 0) rc = write_data(out, st, n, &any_times, &any_events, &any_vals);
     if (rc == 0) rc = write_script(out, st, n, any_times, any_vals);
     if (rc == 0) rc = run_gnuplot(out);
-    if (rc == 0) rc = write_html(out, st, n);
+    if (rc == 0) rc = write_html(out, st, n, pk);
     if (rc == 0)
         printf("report: %s/report.html (%d stage%s; plots loss.png lr_batch.png breakdown.png mfu.png%s%s)\n",
                out, n, n > 1 ? "s" : "", any_times ? "; with time split" : "; no time split in the metrics",
                any_events ? "; events marked" : "");
+    if (rc == 0) herd_pk_report_text(pk, stdout);
+    free(pk);
     for (int i = 0; i < loaded; i++) herd_runlog_free(&st[i].log);
     return rc ? 1 : 0;
 }

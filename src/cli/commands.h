@@ -16,6 +16,7 @@ int herd_cmd_data_tok(int argc, char **argv);
 int herd_cmd_data_clean(int argc, char **argv);
 int herd_cmd_data_sample(int argc, char **argv);
 int herd_cmd_data_decode(int argc, char **argv);
+int herd_cmd_data_passkey(int argc, char **argv);
 int herd_cmd_ckpt(int argc, char **argv);
 int herd_cmd_ckpt_import(int argc, char **argv); /* herd ckpt import (cmd_ckpt_import.c) */
 int herd_cmd_generate(int argc, char **argv);

@@ -192,6 +192,17 @@ static int read_meta(herd_ckpt *ck, const char *path, void **meta, meta_header *
     return 0;
 }
 
+/* The mix is the config's, not the checkpoint's: a new stage (long context,
+ * annealing) changes the weights, and the same stage resumed has the same ones.
+ * The cursors and credit stay those of the checkpoint. */
+static int apply_mix(herd_loader *ld, const herd_config *c)
+{
+    if (c->data.n_sources == 0) return 0;
+    double w[HERD_MAX_SOURCES];
+    for (int i = 0; i < c->data.n_sources; i++) w[i] = c->data.sources[i].weight;
+    return herd_loader_set_weights(ld, w, c->data.n_sources);
+}
+
 int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd_grid *g,
                            herd_model *m, herd_fsdp *f, herd_loader *ld, int64_t *step,
                            int64_t *tokens, char *from, size_t from_len)
@@ -219,6 +230,7 @@ int herd_train_ckpt_resume(herd_train_ckpt *tc, const herd_config *c, const herd
     meta_header h;
     if (rc == 0) rc = read_meta(ck, path, &meta, &h);
     if (rc == 0 && ld) rc = herd_loader_set_state(ld, (char *)meta + sizeof h, h.loader_len);
+    if (rc == 0 && ld) rc = apply_mix(ld, c);
     /* every tensor piece this rank holds (TP copies too), any layout wrote it */
     static const char *kinds[3] = {"param", "adam_m", "adam_v"};
     float *dst[3] = {f->master, f->m, f->v};

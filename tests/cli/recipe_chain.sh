@@ -14,7 +14,8 @@
 #    (each exported to safetensors; max |diff| <= 1e-6);
 #  - the short-context (128) validation loss after the long-context stages is
 #    within 0.30 nats of its value before them, per source (eval.json);
-#  - each stage has passkey.json (4 context lengths, none skipped, accuracy in [0, 1]);
+#  - each stage has passkey.json (4 context lengths x 5 depths, 50 trials per length,
+#    none skipped, accuracy in [0, 1]);
 #  - post-training joins the chain: round 0 (SFT) from the final model, round 1
 #    (RM, rejection sampling, SFT, DPO, average, control) from round 0's model, each
 #    with held-out accuracies; the round's model is the mean of its SFT and DPO;
@@ -24,7 +25,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/slurm/lib.sh
 [ -x build/herd ] || { skip recipe_chain "build/herd not built"; exit 0; }
-if [ ! -s data/demo-mix/mix.yaml ]; then
+if [ ! -s data/demo-mix/mix.yaml ] || [ ! -s data/demo-mix/passkey1024.bin ]; then
     sh scripts/make_demo_mix.sh >/dev/null 2>&1 || { skip recipe_chain "data/demo-mix missing and make demo-data failed"; exit 0; }
 fi
 export HERD_SLURM_DIR=$(mktemp -d /tmp/herd-slurm-recipe.XXXXXX)
