@@ -24,6 +24,7 @@ t_start=$(date +%s)
 
 echo "== 1. data: the demo mix (general, math, code, multilingual) =="
 if [ ! -s data/demo-mix/mix.yaml ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
+[ -s data/demo-mix/post-style/test_restated.jsonl ] || sh scripts/make_post_style_data.sh --out data/demo-mix/post-style
 
 echo
 echo "== 2. a 4-node Slurm cluster on this machine =="

@@ -21,7 +21,8 @@
 # rejection sampling, SFT, DPO, averaging), one job each, afterok on the one
 # before, into RUN_DIR/post/roundR (held-out accuracy in its eval.tsv). post.env
 # sets the round's variables (CONFIG, TOK, DATA, ROUNDS, step counts: see
-# slurm/post_train_round.sh); a variable already in the environment wins.
+# slurm/post_train_round.sh; POST_SBATCH: sbatch options of the post jobs, the
+# allocation their steps' *_LAUNCH need); a variable already in the environment wins.
 # A failed stage stops the chain: dependent jobs are cancelled
 # (--kill-on-invalid-dep=yes), and `--status` names the stage and its log tail.
 #
@@ -236,7 +237,7 @@ if [ "$POST" = 1 ]; then
         ctl=""; [ "$r" -ge 1 ] && ctl=$RUN/post/round$((r - 1))/control.safetensors
         [ "$r" = 1 ] && ctl=$RUN/post/round0/model.safetensors
         pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out CONTROL_FROM=$ctl sbatch --parsable --export=ALL --job-name=herd-post-$r \
-                 --output="$out/job-%j.out" ${HERD_SBATCH_ARGS:-} \
+                 --output="$out/job-%j.out" ${POST_SBATCH:-} ${HERD_SBATCH_ARGS:-} \
                  ${pdep:+--dependency=afterok:$pdep --kill-on-invalid-dep=yes} "$here/post_train_round.sh") \
             || die "sbatch of post-training round $r failed"
         pj=${pj%%;*}
