@@ -134,7 +134,8 @@ if [ -d "$RUN/post" ]; then
             printf '    %-58s %s\n' "$what" "$acc"
         done
     done
-    echo "    (per round: $RUN/post/roundR/eval.tsv and log.txt)"
+    echo "    (per round: $RUN/post/roundR/eval.tsv and log.txt; the wanted answer is the number alone, which"
+    echo "     only the preference data says; one seed here, mean ± sd over 3: make post-seeds, docs/post-training.md)"
 fi
 echo "  took $(( $(date +%s) - t_start )) s; the chain exited $prc"
 if [ -x build/herd ] && [ -d "$RUN/01_pretrain" ]; then

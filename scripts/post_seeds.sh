@@ -11,7 +11,8 @@
 #
 # SEEDS (1 2 3), OUT (runs/post-seeds), PAR (seeds run at once: 1), QUESTIONS
 # (the question set, demo-data --seed: "seed" = each seed its own, or a number
-# for one set shared by every seed: default seed) and the
+# for one set shared by every seed: default seed), N_PROMPTS (annotation questions
+# and rejection-sampling prompts per round: all) and the
 # variables of slurm/post_train_round.sh (step counts, learning rates, K) with
 # configs/recipe/tiny/post/post.env's defaults unless set here. Per seed,
 # OUT/sS/round{0,1}/eval.tsv (exact answers) and eval_restated.tsv (the right
@@ -26,6 +27,8 @@ OUT=${OUT:-runs/post-seeds}
 SEEDS=${SEEDS:-1 2 3}
 PAR=${PAR:-1}
 QUESTIONS=${QUESTIONS:-seed}
+N_PROMPTS=${N_PROMPTS:-}
+case $N_PROMPTS in *[!0-9]*|0) echo "post_seeds: N_PROMPTS '$N_PROMPTS': expected a number >= 1 (or empty: all)" >&2; exit 1 ;; esac
 [ -s "$MODEL" ] || { echo "post_seeds: $MODEL: not found (MODEL=the pretrained weights)" >&2; exit 1; }
 # the demo's settings; a variable already set wins (DATA is each seed's own)
 set -a; . configs/recipe/tiny/post/post.env; set +a
@@ -36,10 +39,20 @@ one_seed() {
     s=$1; d=$OUT/s$s
     mkdir -p "$d"
     q=$QUESTIONS; [ "$q" = seed ] && q=$s
-    sh scripts/make_post_style_data.sh --out "$d/data" --seed "$s" --questions "$q" >"$d/log.txt" 2>&1
-    ROUND=0 DATA=$d/data MODEL=$MODEL OUT=$d/round0 sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
+    # a seed whose round 0 is done goes on from it (same data)
+    if [ ! -s "$d/round0/eval.tsv" ]; then
+        sh scripts/make_post_style_data.sh --out "$d/data" --seed "$s" --questions "$q" >"$d/log.txt" 2>&1
+        ROUND=0 DATA=$d/data MODEL=$MODEL OUT=$d/round0 sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
+    fi
+    # N_PROMPTS: the first N annotation questions and rejection-sampling prompts
+    qa=$d/data/pref_questions.jsonl; rp=$d/data/prompts.jsonl
+    if [ -n "$N_PROMPTS" ]; then
+        head -n "$N_PROMPTS" "$qa" >"$d/data/pref_questions.$N_PROMPTS.jsonl"; qa=$d/data/pref_questions.$N_PROMPTS.jsonl
+        head -n "$N_PROMPTS" "$rp" >"$d/data/prompts.$N_PROMPTS.jsonl"; rp=$d/data/prompts.$N_PROMPTS.jsonl
+    fi
+    rm -rf "$d/round1"
     ROUND=1 DATA=$d/data MODEL=$d/round0/model.safetensors OUT=$d/round1 RM_VAL=$d/data/pref_val.jsonl \
-        CONTROL_FROM=$d/round0/model.safetensors sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
+        PREF_QA=$qa RS_PROMPTS=$rp CONTROL_FROM=$d/round0/model.safetensors sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
     for r in round0 round1; do
         tail -n +2 "$d/$r/eval.tsv" | while IFS="$(printf '\t')" read -r m acc; do
             a=$("$HERD" post eval "$CONFIG" --tokenizer "$TOK" --data "$d/data/test_restated.jsonl" --weights "$m" |
@@ -75,5 +88,5 @@ row() { # row LABEL ROUND FILE-NAME
     row "round 1: DPO" round1 dpo.safetensors
     row "round 1: average of SFT and DPO" round1 model.safetensors
     row "control: round 0 + as many SFT steps" round1 control.safetensors
-    echo "start: $MODEL; questions: $QUESTIONS; steps: SFT0 $SFT0_STEPS at $SFT0_LR, RM $RM_STEPS at $RM_LR, SFT $SFT_STEPS at $SFT_LR, DPO $DPO_STEPS at $DPO_LR, K $K"
+    echo "start: $MODEL; questions: $QUESTIONS; prompts: ${N_PROMPTS:-all}; steps: SFT0 $SFT0_STEPS at $SFT0_LR, RM $RM_STEPS at $RM_LR, SFT $SFT_STEPS at $SFT_LR, DPO $DPO_STEPS at $DPO_LR, K $K"
 } | tee "$OUT/table.txt"
