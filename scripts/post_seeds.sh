@@ -12,7 +12,8 @@
 # SEEDS (1 2 3), OUT (runs/post-seeds), PAR (seeds run at once: 1), QUESTIONS
 # (the question set, demo-data --seed: "seed" = each seed its own, or a number
 # for one set shared by every seed: default seed), N_PROMPTS (annotation questions
-# and rejection-sampling prompts per round: all) and the
+# and rejection-sampling prompts per round: all), RESTATED (the share of restated
+# SFT answers, make_post_style_data.sh --restated: 0.5) and the
 # variables of slurm/post_train_round.sh (step counts, learning rates, K) with
 # configs/recipe/tiny/post/post.env's defaults unless set here. Per seed,
 # OUT/sS/round{0,1}/eval.tsv (exact answers) and eval_restated.tsv (the right
@@ -28,9 +29,13 @@ SEEDS=${SEEDS:-1 2 3}
 PAR=${PAR:-1}
 QUESTIONS=${QUESTIONS:-seed}
 N_PROMPTS=${N_PROMPTS:-}
+RESTATED=${RESTATED:-0.5}
 case $N_PROMPTS in *[!0-9]*|0) echo "post_seeds: N_PROMPTS '$N_PROMPTS': expected a number >= 1 (or empty: all)" >&2; exit 1 ;; esac
 [ -s "$MODEL" ] || { echo "post_seeds: $MODEL: not found (MODEL=the pretrained weights)" >&2; exit 1; }
-# the demo's settings; a variable already set wins (DATA is each seed's own)
+# the demo's settings; a variable already set wins (DATA is each seed's own).
+# The steps run here, one rank each, unless a *_LAUNCH says otherwise (post.env's
+# "4 8" is the Slurm job's; here it would be mpirun -n 8 on this machine)
+for v in ANNOTATE RM RS SFT DPO EVAL; do eval ": \"\${${v}_LAUNCH:=0 1}\""; done
 set -a; . configs/recipe/tiny/post/post.env; set +a
 mkdir -p "$OUT"
 
@@ -41,7 +46,7 @@ one_seed() {
     q=$QUESTIONS; [ "$q" = seed ] && q=$s
     # a seed whose round 0 is done goes on from it (same data)
     if [ ! -s "$d/round0/eval.tsv" ]; then
-        sh scripts/make_post_style_data.sh --out "$d/data" --seed "$s" --questions "$q" >"$d/log.txt" 2>&1
+        sh scripts/make_post_style_data.sh --out "$d/data" --seed "$s" --questions "$q" --restated "$RESTATED" >"$d/log.txt" 2>&1
         ROUND=0 DATA=$d/data MODEL=$MODEL OUT=$d/round0 sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
     fi
     # N_PROMPTS: the first N annotation questions and rejection-sampling prompts
@@ -88,5 +93,5 @@ row() { # row LABEL ROUND FILE-NAME
     row "round 1: DPO" round1 dpo.safetensors
     row "round 1: average of SFT and DPO" round1 model.safetensors
     row "control: round 0 + as many SFT steps" round1 control.safetensors
-    echo "start: $MODEL; questions: $QUESTIONS; prompts: ${N_PROMPTS:-all}; steps: SFT0 $SFT0_STEPS at $SFT0_LR, RM $RM_STEPS at $RM_LR, SFT $SFT_STEPS at $SFT_LR, DPO $DPO_STEPS at $DPO_LR, K $K"
+    echo "start: $MODEL; questions: $QUESTIONS; prompts: ${N_PROMPTS:-all}; restated SFT answers: $RESTATED; steps: SFT0 $SFT0_STEPS at $SFT0_LR, RM $RM_STEPS at $RM_LR, SFT $SFT_STEPS at $SFT_LR, DPO $DPO_STEPS at $DPO_LR, K $K"
 } | tee "$OUT/table.txt"
