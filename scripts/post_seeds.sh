@@ -20,9 +20,9 @@
 # number restated); the table in OUT/table.txt.
 set -eu
 cd "$(dirname "$0")/.."
-HERD_ROOT=$PWD
-export HERD=${HERD:-build/herd}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export HERD_ROOT="$PWD"   # post.env's paths
+export HERD="${HERD:-build/herd}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 MODEL=${MODEL:-runs/recipe-demo/final/model.safetensors}
 OUT=${OUT:-runs/post-seeds}
 SEEDS=${SEEDS:-1 2 3}
@@ -36,6 +36,7 @@ case $N_PROMPTS in *[!0-9]*|0) echo "post_seeds: N_PROMPTS '$N_PROMPTS': expecte
 # The steps run here, one rank each, unless a *_LAUNCH says otherwise (post.env's
 # "4 8" is the Slurm job's; here it would be mpirun -n 8 on this machine)
 for v in ANNOTATE RM RS SFT DPO EVAL; do eval ": \"\${${v}_LAUNCH:=0 1}\""; done
+# shellcheck disable=SC1091
 set -a; . configs/recipe/tiny/post/post.env; set +a
 mkdir -p "$OUT"
 
@@ -59,7 +60,7 @@ one_seed() {
     ROUND=1 DATA=$d/data MODEL=$d/round0/model.safetensors OUT=$d/round1 RM_VAL=$d/data/pref_val.jsonl \
         PREF_QA=$qa RS_PROMPTS=$rp CONTROL_FROM=$d/round0/model.safetensors sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
     for r in round0 round1; do
-        tail -n +2 "$d/$r/eval.tsv" | while IFS="$(printf '\t')" read -r m acc; do
+        tail -n +2 "$d/$r/eval.tsv" | while IFS="$(printf '\t')" read -r m _; do
             a=$("$HERD" post eval "$CONFIG" --tokenizer "$TOK" --data "$d/data/test_restated.jsonl" --weights "$m" |
                 sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
             printf '%s\t%s\n' "$m" "$a"

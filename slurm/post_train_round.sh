@@ -76,7 +76,7 @@ mkdir -p "$OUT"
 # a rank's OpenMP / OpenBLAS threads: the CPUs Slurm gave the task, else one (as
 # train.sbatch; the post commands do not set them, and more threads than cores,
 # spinning, slow a multi-rank step on a small machine many times over)
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"
 case $NTASKS in ''|*[!0-9]*|0) echo "post_train_round: NTASKS: expected an integer >= 1, got '$NTASKS'" >&2; exit 1 ;; esac
 # the launch of step $1 (annotate, rm, rs, sft, dpo, eval): its *_LAUNCH
 launch_of() {
