@@ -90,9 +90,8 @@ for s in annotate rm rs sft dpo eval; do
     # shellcheck disable=SC2046
     set -- $(launch_of $s)
     v=$(echo "$s" | tr a-z A-Z)_LAUNCH
-    case ${1:-}:${2:-} in *[!0-9:]*|*:|:*|*:0)
-        echo "post_train_round: $v '$(launch_of $s)': expected \"NODES RANKS [KEY=VALUE ...]\", RANKS >= 1" >&2; exit 1 ;;
-    esac
+    case ${1:-}:${2:-} in *[!0-9:]*|*:|:*) false ;; *) [ "$2" -ge 1 ] ;; esac ||
+        { echo "post_train_round: $v '$(launch_of $s)': expected \"NODES RANKS [KEY=VALUE ...]\", RANKS >= 1" >&2; exit 1; }
     shift 2
     for kv in "$@"; do
         case $kv in [a-z]*.[a-z]*=?*) ;; *) echo "post_train_round: $v: '$kv': expected section.key=value" >&2; exit 1 ;; esac
