@@ -21,8 +21,7 @@
 # rejection sampling, SFT, DPO, averaging), one job each, afterok on the one
 # before, into RUN_DIR/post/roundR (held-out accuracy in its eval.tsv). post.env
 # sets the round's variables (CONFIG, TOK, DATA, ROUNDS, step counts: see
-# slurm/post_train_round.sh; POST_SBATCH: sbatch options of the post jobs, the
-# allocation their steps' *_LAUNCH need); a variable already in the environment wins.
+# slurm/post_train_round.sh); a variable already in the environment wins.
 # A failed stage stops the chain: dependent jobs are cancelled
 # (--kill-on-invalid-dep=yes), and `--status` names the stage and its log tail.
 #
@@ -233,7 +232,8 @@ if [ "$POST" = 1 ]; then
         out=$RUN/post/round$r
         mkdir -p "$out"
         # shellcheck disable=SC2086
-        # the control of round r continues round r-1's control (round 0's model for round 1)
+        # the control of round r continues round r-1's control (round 0's model for round 1);
+        # POST_SBATCH (post.env): the job's allocation, which its steps' *_LAUNCH need
         ctl=""; [ "$r" -ge 1 ] && ctl=$RUN/post/round$((r - 1))/control.safetensors
         [ "$r" = 1 ] && ctl=$RUN/post/round0/model.safetensors
         pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out CONTROL_FROM=$ctl sbatch --parsable --export=ALL --job-name=herd-post-$r \
