@@ -25,8 +25,9 @@ t_start=$(date +%s)
 
 echo "== 1. data: the demo mix (general, math, code, multilingual) =="
 if [ ! -s data/demo-mix/mix.yaml ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
-[ -s data/demo-mix/post-style/test_restated.jsonl ] || sh scripts/make_post_style_data.sh --out data/demo-mix/post-style
 
+# post-training's task, where data/demo-mix predates it
+[ -s data/demo-mix/post-style/test_restated.jsonl ] || sh scripts/make_post_style_data.sh --out data/demo-mix/post-style
 echo
 echo "== 2. a 4-node Slurm cluster on this machine =="
 sh slurm/local/cluster.sh stop >/dev/null 2>&1 || true
