@@ -74,7 +74,7 @@ CU_OBJ      :=
 CUDA_STATUS := no (nvcc or kernels/cuda/*.cu not found)
 endif
 
-.PHONY: emu all deps fuzz fuzz-build test test-fault demo demo-stop demo-data bench bench-layouts clean help summary \
+.PHONY: emu all deps fuzz fuzz-build test test-fault demo demo-stop demo-data post-seeds bench bench-layouts clean help summary \
         device-bundle
 # `make`: herd, its unit tests, golden tools and benchmarks. The CUDA emulator's
 # targets (slow to compile, test tooling only) are built by `make test` and
@@ -266,6 +266,13 @@ demo-data:
 	@$(MAKE) --no-print-directory $(BUILD)/herd
 	@sh scripts/make_demo_mix.sh
 
+# the demo's post-training table over 3 seeds (scripts/post_seeds.sh: each seed
+# round 0, one round and its control; MODEL=the pretrained weights of `make demo`)
+post-seeds:
+	@sh scripts/deps.sh
+	@$(MAKE) --no-print-directory $(BUILD)/herd
+	@sh scripts/post_seeds.sh
+
 bench:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory all
@@ -287,7 +294,7 @@ clean:
 	rm -rf $(BUILD) build-san
 
 help:
-	@echo "make deps | make | make test [SANITIZE=1] | make fuzz [FUZZ_SECONDS=N] | make test-fault | make demo | make demo-data | make bench | make bench-layouts | make clean"
+	@echo "make deps | make | make test [SANITIZE=1] | make fuzz [FUZZ_SECONDS=N] | make test-fault | make demo | make demo-data | make post-seeds | make bench | make bench-layouts | make clean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -8,7 +8,8 @@
 #      parallel at the longest), annealing, the average of the annealing
 #      checkpoints as the final model, evaluations between the stages
 #   4. one node failure during pre-training (its slurmd and its rank killed);
-#      the stage driver excludes the node and goes on from the last checkpoint
+#      the stage driver excludes the node and goes on from the last checkpoint;
+#      then the node rejoins (its slurmd restarted) for post-training's 4-node jobs
 #   5. post-training (configs/recipe/tiny/post): SFT of the final model, then rounds
 #      of reward model, rejection sampling, SFT, DPO and averaging, each a Slurm job
 #   6. a summary per stage and per post-training round, then the cluster stops
@@ -25,6 +26,8 @@ t_start=$(date +%s)
 echo "== 1. data: the demo mix (general, math, code, multilingual) =="
 if [ ! -s data/demo-mix/mix.yaml ] || [ ! -s data/demo-mix/passkey1024.bin ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
 
+# post-training's task, where data/demo-mix predates it
+[ -s data/demo-mix/post-style/test_restated.jsonl ] || sh scripts/make_post_style_data.sh --out data/demo-mix/post-style
 echo
 echo "== 2. a 4-node Slurm cluster on this machine =="
 sh slurm/local/cluster.sh stop >/dev/null 2>&1 || true
@@ -93,6 +96,14 @@ if [ "${DEMO_FAULT:-1}" = 1 ]; then
         echo "== 4. node failure: killing $node's slurmd and its ranks ($ranks) at step $(nloss "$pre/metrics.jsonl") of pre-training =="
         # shellcheck disable=SC2086
         kill -KILL "$(cat "$HERD_SLURM_DIR/run/slurmd-$node.pid")" $ranks 2>/dev/null || true
+        # the node is repaired once pre-training has left it: its slurmd rejoins
+        # (ReturnToService=2), and the post-training jobs get all 4 nodes
+        ( t=0; while [ "$t" -lt 1200 ] && kill -0 $pipe 2>/dev/null; do
+              if grep -q 'excluding failed nodes' "$pre/recovery.log" 2>/dev/null; then
+                  HERD_SLURM_CLUSTER=$HERD_SLURM_DIR /usr/sbin/slurmd -N "$node"; break
+              fi
+              sleep 1; t=$((t + 1))
+          done ) >/dev/null 2>&1 &
     else
         echo "== 4. node failure: skipped (pre-training was not running on a node this demo could find)"
     fi
@@ -169,7 +180,8 @@ if [ -d "$RUN/post" ]; then
             printf '    %-58s %s\n' "$what" "$acc"
         done
     done
-    echo "    (per round: $RUN/post/roundR/eval.tsv and log.txt)"
+    echo "    (per round: $RUN/post/roundR/eval.tsv and log.txt; the wanted answer is the number alone, which"
+    echo "     only the preference data says; one seed here, mean ± sd over 3: make post-seeds, docs/post-training.md)"
 fi
 echo "  took $(( $(date +%s) - t_start )) s; the chain exited $prc"
 if [ -x build/herd ] && [ -d "$RUN/01_pretrain" ]; then

@@ -9,7 +9,8 @@
 # Each source: raw documents -> herd data clean -> cleaned documents; one BPE
 # tokenizer (4096 ids, numbers split into digits) is trained on all of them; each
 # source is tokenized into a train shard and a held-out validation shard; post/
-# holds the post-training demo's conversations (sft, pref, prompts, test). mix.yaml gives the config
+# holds the post-training conversations (sft, pref, prompts, test), post-style/ the demo's task
+# (scripts/make_post_style_data.sh). mix.yaml gives the config
 # keys (model.vocab_size, data.sources) for `herd train --config`.
 # passkeyL.bin (L = 64, 256, 512, 1024): synthetic retrieval documents of exactly L tokens
 # (`herd data passkey`), the retrieval source of the long-context stage of length L.
@@ -143,6 +144,10 @@ passkey_shards
 echo "== post-training data (herd post demo-data: no-carry arithmetic in the chat format) =="
 rm -rf "$out/post"
 "$herd" post demo-data --out "$out/post" --digits 2 --train 1000 --pref 2000 --prompts 2000 --test 500
+# the demo's task: the same questions, half of the SFT answers restating the
+# question, the preference for the bare number in the pairs only
+rm -rf "$out/post-style"
+HERD=$herd sh scripts/make_post_style_data.sh --out "$out/post-style"
 
 cat >"$out/mix.yaml.tmp" <<YAML
 # The demo mix (make demo-data): the paper's default proportions.

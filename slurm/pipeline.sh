@@ -305,11 +305,12 @@ if [ "$POST" = 1 ]; then
         out=$RUN/post/round$r
         mkdir -p "$out"
         # shellcheck disable=SC2086
-        # the control of round r continues round r-1's control (round 0's model for round 1)
+        # the control of round r continues round r-1's control (round 0's model for round 1);
+        # POST_SBATCH (post.env): the job's allocation, which its steps' *_LAUNCH need
         ctl=""; [ "$r" -ge 1 ] && ctl=$RUN/post/round$((r - 1))/control.safetensors
         [ "$r" = 1 ] && ctl=$RUN/post/round0/model.safetensors
         pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out CONTROL_FROM=$ctl sbatch --parsable --export=ALL --job-name=herd-post-$r \
-                 --output="$out/job-%j.out" ${HERD_SBATCH_ARGS:-} \
+                 --output="$out/job-%j.out" ${POST_SBATCH:-} ${HERD_SBATCH_ARGS:-} \
                  ${pdep:+--dependency=afterok:$pdep --kill-on-invalid-dep=yes} "$here/post_train_round.sh") \
             || die "sbatch of post-training round $r failed"
         pj=${pj%%;*}

@@ -61,12 +61,16 @@ head -n 40 data/demo-mix/post/test.jsonl >"$tmp/test.jsonl"
 mkdir -p "$tmp/postdata"
 cp data/demo-mix/post/sft.jsonl data/demo-mix/post/pref.jsonl "$tmp/postdata/"
 cp "$tmp/test.jsonl" "$tmp/postdata/test.jsonl"; cp "$tmp/prompts.jsonl" "$tmp/postdata/prompts.jsonl"
+# one rank per step here (the demo's 4 x 2 launches: tests/cli/post_round_launch.sh)
+export POST_SBATCH="--nodes=1 --ntasks=1" ANNOTATE_LAUNCH="0 1" RM_LAUNCH="0 1" RS_LAUNCH="0 1" \
+       SFT_LAUNCH="0 1" DPO_LAUNCH="0 1" EVAL_LAUNCH="0 1"
 export ROUNDS=1 SFT0_STEPS=20 RM_STEPS=4 SFT_STEPS=6 DPO_STEPS=4 K=2 DATA=$tmp/postdata
 # no adaptation gates (HERD_GATE=0): the checks below follow the stages' configured
 # steps, which a gate's extension would move (the gate: tests/cli/recipe_gate.sh)
 HERD_GATE=0 timeout 480 sh slurm/pipeline.sh configs/recipe/tiny --out "$RUN" --wait >"$tmp/pipeline.log" 2>&1; rc=$?
 unset ROUNDS SFT0_STEPS RM_STEPS SFT_STEPS DPO_STEPS K DATA
 t1=$(date +%s)
+unset POST_SBATCH ANNOTATE_LAUNCH RM_LAUNCH RS_LAUNCH SFT_LAUNCH DPO_LAUNCH EVAL_LAUNCH
 if [ "$rc" -eq 0 ] && [ "$(grep -c 'COMPLETED' "$tmp/pipeline.log")" -ge 13 ]; then
     pass "recipe_chain_completed ($((t1 - t0)) s, 5 stages + 5 evaluations + averaging + 2 post-training rounds)"
 else

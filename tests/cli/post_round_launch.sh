@@ -1,0 +1,100 @@
+#!/bin/sh
+# slurm/post_train_round.sh's launches and the demo's post-training task:
+#  - a bad *_LAUNCH is refused before anything runs, naming the variable;
+#  - scripts/make_post_style_data.sh: the restated answers are the bare ones
+#    restated, about half of the SFT answers, the held-out RM pairs are out of
+#    the training files, the same seed gives the same bytes and another seed
+#    other ones;
+#  - on a 4-node local Slurm cluster, a whole round (annotate, rm, rs, sft, dpo,
+#    average, control, eval) with every step at "4 8": each step's ranks (seen
+#    by a wrapper that logs the node and rank, then runs build/herd) are 8 over
+#    4 nodes, average is one task, a layout KEY=VALUE reaches the command as
+#    --set, and eval.tsv has the five models.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/slurm/lib.sh
+[ -x build/herd ] || { skip post_round_launch "build/herd not built"; exit 0; }
+tmp=$(mktemp -d /tmp/herd-post-launch.XXXXXX)
+export HERD_SLURM_DIR=$tmp/slurm
+cleanup() { sh slurm/local/cluster.sh stop >/dev/null 2>&1; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+
+# ---- bad launches ----
+for v in "RM_LAUNCH=4" "SFT_LAUNCH=4 0" "DPO_LAUNCH=a 2" "EVAL_LAUNCH=1 2 tp=2"; do
+    name=${v%%=*}; val=${v#*=}
+    msg=$(env "$name=$val" OUT="$tmp/bad" sh slurm/post_train_round.sh 2>&1); rc=$?
+    if [ "$rc" -ne 0 ] && echo "$msg" | grep -q "post_train_round: $name"; then pass "post_round_bad_launch_refused ($name='$val')"
+    else fail "post_round_bad_launch_refused ($name='$val')" "rc $rc: $msg"; fi
+done
+
+# ---- the task's data ----
+d1=$tmp/s1; d1b=$tmp/s1b; d2=$tmp/s2
+ok=1
+for x in "$d1 1" "$d1b 1" "$d2 2"; do
+    set -- $x
+    sh scripts/make_post_style_data.sh --out "$1" --seed "$2" >/dev/null 2>&1 || ok=0
+done
+if [ "$ok" = 1 ]; then
+    # each restated SFT answer is its question with the number in place of '?' ("x=N" for x+b=c)
+    bad=$(awk -F'"' '$18 !~ /^[0-9]+$/ { q = $10; a = $18
+            if (q ~ /^x\+/) { if (a !~ /^x=[0-9]+$/) print } else { sub(/\?$/, "", q); if (index(a, q) != 1) print } }' "$d1/sft.jsonl" | wc -l)
+    n=$(awk -F'"' '$18 !~ /^[0-9]+$/' "$d1/sft.jsonl" | wc -l); all=$(wc -l <"$d1/sft.jsonl")
+    # restated test answers carry the bare answer's number
+    mism=$(paste -d'\n' "$d1/test.jsonl" "$d1/test_restated.jsonl" | awk -F'"' 'NR % 2 { a = $18; next }
+            { b = $18; sub(/^.*=/, "", b); if (a != b) print }' | wc -l)
+    if [ "$bad" = 0 ] && [ "$mism" = 0 ] && [ "$n" -gt $((all * 2 / 5)) ] && [ "$n" -lt $((all * 3 / 5)) ]; then
+        pass "post_style_restated_answers ($n of $all SFT answers restated, test_restated matches test)"
+    else fail post_style_restated_answers "bad $bad, mismatched $mism, restated $n of $all"; fi
+    vq=$(awk -F'"' '{ print $10 }' "$d1/pref_val.jsonl" | sort -u)
+    leak=$(awk -F'"' '{ print $10 }' "$d1/pref.jsonl" "$d1/pref_questions.jsonl" | sort -u | grep -cxF "$vq")
+    if [ "$(wc -l <"$d1/pref_val.jsonl")" = 200 ] && [ "$leak" = 0 ]; then pass post_style_rm_val_held_out
+    else fail post_style_rm_val_held_out "$(wc -l <"$d1/pref_val.jsonl") pairs, $leak of their questions in training files"; fi
+    if cmp -s "$d1/sft.jsonl" "$d1b/sft.jsonl" && cmp -s "$d1/pref.jsonl" "$d1b/pref.jsonl" &&
+       ! cmp -s "$d1/sft.jsonl" "$d2/sft.jsonl" && cmp -s "$d1/test.jsonl" "$d2/test.jsonl"; then
+        pass post_style_seeded
+    else fail post_style_seeded "seed 1 twice differ, or seed 2 equals it, or the questions moved"; fi
+else
+    fail post_style_data "make_post_style_data.sh failed"
+fi
+
+# ---- a round at 4 nodes x 2 ranks per step ----
+tok=data/demo-mix/tokenizer.model
+[ -s "$tok" ] || { skip post_round_multinode "$tok missing (make demo-data)"; exit "$((fails > 0))"; }
+if ! cluster_up 4; then skip post_round_multinode "$why"; exit "$((fails > 0))"; fi
+data=$tmp/data; mkdir -p "$data"
+for f in sft pref pref_questions prompts test; do head -n 24 "$d1/$f.jsonl" >"$data/$f.jsonl"; done
+cfg=configs/recipe/tiny/post/post.yaml
+build/herd post sft "$cfg" --tokenizer "$tok" --data "$data/sft.jsonl" --steps 1 --out "$tmp/start.safetensors" >/dev/null 2>&1 ||
+    { fail post_round_multinode "the starting model: herd post sft failed"; exit 1; }
+cat >"$tmp/herd" <<EOF
+#!/bin/sh
+echo "\${SLURMD_NODENAME:-none} \${SLURM_PROCID:-0} \$*" >>"$tmp/ranks.log"
+exec "$PWD/build/herd" "\$@"
+EOF
+chmod +x "$tmp/herd"
+L="4 8"
+jid=$(HERD=$tmp/herd CONFIG=$cfg TOK=$tok DATA=$data ROUND=1 MODEL=$tmp/start.safetensors OUT=$tmp/round1 \
+      CONTROL_FROM=$tmp/start.safetensors RM_STEPS=2 SFT_STEPS=2 DPO_STEPS=2 K=2 \
+      ANNOTATE_LAUNCH="$L" RM_LAUNCH="$L" RS_LAUNCH="$L" SFT_LAUNCH="$L train.log_every=1" DPO_LAUNCH="$L" \
+      EVAL_LAUNCH="$L" sbatch --parsable --export=ALL --nodes=4 --ntasks=8 --cpus-per-task=1 \
+      --output="$tmp/job-%j.out" slurm/post_train_round.sh 2>&1)
+jid=${jid%%;*}
+job_wait "$jid" 600 || fail post_round_multinode "job $jid still running after 600 s"
+st=$(job_state "$jid")
+why=""
+[ "$st" = COMPLETED ] || why="job $jid $st: $(tail -n 5 "$tmp/job-$jid.out" 2>/dev/null | tr '\n' ' ');"
+for c in annotate rm rs sft dpo eval; do
+    r=$(awk -v c="$c" '$4 == c { print $2 }' "$tmp/ranks.log" 2>/dev/null | sort -u | wc -l)
+    n=$(awk -v c="$c" '$4 == c { print $1 }' "$tmp/ranks.log" 2>/dev/null | sort -u | wc -l)
+    [ "$r" = 8 ] && [ "$n" = 4 ] || why="$why $c on $r ranks, $n nodes;"
+done
+a=$(awk '$4 == "average"' "$tmp/ranks.log" 2>/dev/null | wc -l)
+[ "$a" = 1 ] || why="$why average ran $a times;"
+awk '$4 == "sft"' "$tmp/ranks.log" | grep -q -- "--set train.log_every=1" || why="$why the sft layout did not reach the command;"
+awk '$4 == "rm"' "$tmp/ranks.log" | grep -q -- "--set" && why="$why rm got a --set it was not given;"
+grep -q "annotate 4 8, rm 4 8, rs 4 8, sft 4 8 train.log_every=1, dpo 4 8, eval 4 8" "$tmp/round1/log.txt" 2>/dev/null ||
+    why="$why log.txt does not name the launches;"
+[ "$(tail -n +2 "$tmp/round1/eval.tsv" 2>/dev/null | wc -l)" = 5 ] || why="$why eval.tsv lacks models;"
+if [ -z "$why" ]; then pass "post_round_multinode (annotate, rm, rs, sft, dpo, eval: 8 ranks on 4 nodes each)"
+else fail post_round_multinode "$why"; fi
+exit "$((fails > 0))"
