@@ -59,7 +59,9 @@ fi
 
 # ---- a round at 4 nodes x 2 ranks per step ----
 tok=data/demo-mix/tokenizer.model
-[ -s "$tok" ] || { skip post_round_multinode "$tok missing (make demo-data)"; exit "$((fails > 0))"; }
+# a fresh clone has no demo data yet: build it as recipe_chain.sh does
+[ -s "$tok" ] || sh scripts/make_demo_mix.sh >/dev/null 2>&1 ||
+    { skip post_round_multinode "$tok missing and make demo-data failed"; exit "$((fails > 0))"; }
 if ! cluster_up 4; then skip post_round_multinode "$why"; exit "$((fails > 0))"; fi
 data=$tmp/data; mkdir -p "$data"
 for f in sft pref pref_questions prompts test; do head -n 24 "$d1/$f.jsonl" >"$data/$f.jsonl"; done
