@@ -69,6 +69,27 @@ for f in sft pref pref_questions prompts test; do head -n 24 "$d1/$f.jsonl" >"$d
 cfg=configs/recipe/tiny/post/post.yaml
 build/herd post sft "$cfg" --tokenizer "$tok" --data "$data/sft.jsonl" --steps 1 --out "$tmp/start.safetensors" >/dev/null 2>&1 ||
     { fail post_round_multinode "the starting model: herd post sft failed"; exit 1; }
+# train.init_from of a weights file (what the round's trainer steps start
+# from): one step at lr 0 dumps the file's tensors bitwise; a truncated file
+# is refused naming it
+init() { build/herd train "$cfg" --set post.objective=sft --set post.data="$data/sft.jsonl" --set post.tokenizer="$tok" \
+         --set train.max_steps=1 --set optim.lr=0 --set optim.min_lr=0 "$@"; }
+if init --set train.init_from="$tmp/start.safetensors" --set train.out_dir="$tmp/init" --dump-params "$tmp/init.st" \
+        >"$tmp/init.log" 2>&1 &&
+   /usr/bin/python3 - "$tmp/init.st" "$tmp/start.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "tests/mpi")
+import numpy as np
+from compare_runs import load_st
+a, b = load_st(sys.argv[1]), load_st(sys.argv[2])
+assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "weights differ from the file's"
+PY
+then pass "trainer_init_from_weights_file (lr 0: the run's weights are the file's, bitwise)"
+else fail trainer_init_from_weights_file "$(tail -n 3 "$tmp/init.log")"; fi
+head -c 1000 "$tmp/start.safetensors" >"$tmp/torn.safetensors"
+msg=$(init --set train.init_from="$tmp/torn.safetensors" --set train.out_dir="$tmp/init_torn" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && echo "$msg" | grep -q "herd: $tmp/torn.safetensors: "; then pass trainer_init_from_torn_file_refused
+else fail trainer_init_from_torn_file_refused "rc $rc: $(echo "$msg" | tail -n 2)"; fi
 cat >"$tmp/herd" <<EOF
 #!/bin/sh
 echo "\${SLURMD_NODENAME:-none} \${SLURM_PROCID:-0} \$*" >>"$tmp/ranks.log"
