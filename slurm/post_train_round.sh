@@ -49,8 +49,9 @@
 # .safetensors, rs.jsonl (the kept samples), eval.tsv (held-out accuracy),
 # log.txt, and each trainer run (rm.run, sft.run, dpo.run, control.run: its
 # checkpoints, metrics.jsonl, DPO's dpo_reference.bin; a run already there is
-# resumed, so a requeued job goes on and a new round wants a new OUT). The next round takes MODEL=OUT/model.safetensors;
-# slurm/post_train.sh chains N rounds with --dependency=afterok.
+# resumed, so a requeued job goes on and a new round wants a new OUT). The
+# next round takes MODEL=OUT/model.safetensors; slurm/post_train.sh chains N
+# rounds with --dependency=afterok.
 #
 #SBATCH --job-name=herd-post-round
 #SBATCH --nodes=1
