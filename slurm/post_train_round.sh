@@ -22,10 +22,9 @@
 #   PREF_QA   questions with reference answers: each round's preference pairs
 #             are the model's own samples, annotated by them (herd post annotate)
 #                                                      $DATA/pref_questions.jsonl (if there)
-#   RM_VAL    pairs the reward model's accuracy is measured on  its training pairs
 #   K         samples per prompt                       the config's post.rs_k
 #   SFT0_STEPS (round 0) RM_STEPS SFT_STEPS DPO_STEPS  600, 200 300 100
-#   RM_LR SFT_LR DPO_LR   learning rates (--lr)        the config's optim.lr
+#   RM_LR SFT_LR DPO_LR   peak learning rates          the config's optim.lr
 #   SFT0_LR   round 0's SFT learning rate              SFT_LR
 #   CONTROL_FROM  a model to continue on the SFT data alone for as many steps as
 #             the round's SFT + DPO (the control: does the round beat more SFT?)
@@ -37,16 +36,22 @@
 #             `srun --nodes=NODES --ntasks=RANKS --mpi=pmix` (NODES 0: Slurm's
 #             choice), elsewhere `mpirun -n RANKS` when RANKS > 1 (NODES
 #             unused); each KEY=VALUE goes to the command as `--set KEY=VALUE`
-#             (the layout: parallel.tp=2 ...). Today's post commands are
-#             data-parallel over the RANKS (parallel.* is not read by them;
-#             batch.micro_batch is the global batch and must be >= RANKS).
-#             SFT_LAUNCH is also round 0's and the control's SFT; `average`
-#             is one task. The job must hold the largest step: e.g.
+#             (the layout: parallel.tp=2 ...). sft, rm and dpo run on the
+#             trainer (`herd train` with post.objective: TP x CP x PP over
+#             the RANKS, FSDP over the rest; batch.micro_batch per DP rank is
+#             chosen from the layout unless given), then one task of
+#             `herd ckpt export`; annotate, rs and eval take parallel.tp
+#             (TP replicas, data-parallel over the rest). SFT_LAUNCH is also
+#             round 0's and the control's SFT; `average` is one task. The job
+#             must hold the largest step: e.g.
 #             `sbatch --nodes=4 --ntasks=8 --cpus-per-task=1 ...`
 # Outputs in OUT: rm, sft, dpo, model (= the average of sft and dpo) as
 # .safetensors, rs.jsonl (the kept samples), eval.tsv (held-out accuracy),
-# log.txt. The next round takes MODEL=OUT/model.safetensors;
-# slurm/post_train.sh chains N rounds with --dependency=afterok.
+# log.txt, and each trainer run (rm.run, sft.run, dpo.run, control.run: its
+# checkpoints, metrics.jsonl, DPO's dpo_reference.bin; a run already there is
+# resumed, so a requeued job goes on and a new round wants a new OUT). The
+# next round takes MODEL=OUT/model.safetensors; slurm/post_train.sh chains N
+# rounds with --dependency=afterok.
 #
 #SBATCH --job-name=herd-post-round
 #SBATCH --nodes=1
@@ -126,7 +131,60 @@ for f in "$HERD" "$CONFIG" "$TOK" "$RS_PROMPTS" "$DATA/sft.jsonl" "$DATA/pref.js
     [ -e "$f" ] || { echo "post_train_round: $f: not found" >&2; exit 1; }
 done
 common="--tokenizer $TOK"
-lr() { [ -z "$1" ] || echo "--lr $1"; }
+
+# sft, rm and dpo are `herd train` with post.objective on the step's layout
+# (FSDP over the data-parallel ranks), then `herd ckpt export` of the last
+# checkpoint to the weights file the next steps read. The settings of `herd
+# post`: STEPS steps at LR (default optim.lr), a warm-up of
+# min(schedule.warmup_steps, STEPS / 10), the cosine to optim.min_lr (scaled
+# by LR / optim.lr) at the last step; a step's global batch is the config's
+# batch.micro_batch packed rows (sft) or pairs of two rows (rm, dpo) of
+# model.max_seq_len tokens.
+resolved=$("$HERD" config "$CONFIG") || { echo "post_train_round: $CONFIG: herd config failed" >&2; exit 1; }
+cfg_value() { # cfg_value SECTION KEY: CONFIG's resolved value
+    echo "$resolved" | awk -v s="$1:" -v k="$2:" '/^[a-z]/ { in_s = $1 == s } in_s && $1 == k { print $2; exit }'
+}
+base_lr=$(cfg_value optim lr); base_min_lr=$(cfg_value optim min_lr); base_warmup=$(cfg_value schedule warmup_steps)
+base_rows=$(cfg_value batch micro_batch); row_len=$(cfg_value model max_seq_len)
+for v in "$base_lr" "$base_min_lr" "$base_warmup" "$base_rows" "$row_len"; do
+    [ -n "$v" ] || { echo "post_train_round: $CONFIG: cannot read optim.lr, optim.min_lr, schedule.warmup_steps, batch.micro_batch or model.max_seq_len (herd config)" >&2; exit 1; }
+done
+# the micro-batch of ROWS rows a step on step STEP's launch: a DP rank's rows
+# in pp micro-batches (the fewest the pipeline takes), even for pairs (a
+# pair's rows share a micro-batch); a batch.micro_batch of the launch wins
+micro_of() { # micro_of STEP ROWS PAIRS(0|1)
+    rows=$2 pairs=$3
+    # shellcheck disable=SC2046
+    set -- $(launch_of "$1")
+    ranks=$2; shift 2
+    tp=1 pp=1 cp=1
+    for kv in "$@"; do
+        case $kv in parallel.tp=[1-9]*) tp=${kv#*=} ;; parallel.pp=[1-9]*) pp=${kv#*=} ;; parallel.cp=[1-9]*) cp=${kv#*=} ;; esac
+    done
+    case $tp$pp$cp in *[!0-9]*) tp=1 pp=1 cp=1 ;; esac
+    dp=$((ranks / (tp * pp * cp))); [ "$dp" -ge 1 ] || dp=1
+    mb=$((rows / (dp * pp)))
+    while [ "$mb" -gt 1 ] && { [ $((rows % (dp * mb))) -ne 0 ] || [ $((pairs * (mb % 2))) -ne 0 ]; }; do mb=$((mb - 1)); done
+    [ "$mb" -ge 1 ] || mb=1
+    echo "$mb"
+}
+# train_step STEP OBJECTIVE DATA WEIGHTS NAME STEPS [LR]: OUT/NAME.safetensors
+# from the run in OUT/NAME.run (resumed there if a checkpoint is: a requeued job
+# goes on; a new round wants a new OUT)
+train_step() {
+    step=$1 obj=$2 data=$3 w=$4 name=$5 steps=$6 slr=${7:-$base_lr}
+    pairs=1; [ "$obj" = sft ] && pairs=0
+    rows=$((base_rows * (pairs + 1)))
+    warm=$((steps / 10)); [ "$base_warmup" -lt "$warm" ] && warm=$base_warmup
+    min_lr=$(awk -v a="$slr" -v lo="$base_min_lr" -v b="$base_lr" 'BEGIN { printf "%.9g", (b > 0 ? a * lo / b : 0) }')
+    run "$step" "$HERD" train "$CONFIG" --set post.objective="$obj" --set post.data="$data" --set post.tokenizer="$TOK" \
+        --set train.init_from="$w" --set train.out_dir="$OUT/$name.run" --set train.max_steps="$steps" \
+        --set checkpoint.every="$steps" --set optim.lr="$slr" --set optim.min_lr="$min_lr" \
+        --set schedule.warmup_steps="$warm" --set schedule.decay_steps=$((steps - 1)) \
+        --set "batch.ramp=[{after_tokens: 0, batch_tokens: $((rows * row_len)), seq_len: $row_len}]" \
+        --set batch.micro_batch="$(micro_of "$step" "$rows" "$pairs")" >>"$OUT/log.txt"
+    run1 "$HERD" ckpt export "$OUT/$name.run/checkpoints/step_$(printf %08d "$steps")" "$OUT/$name.safetensors" >>"$OUT/log.txt"
+}
 
 # held-out accuracy of each model given, into OUT/eval.tsv
 evaluate() {
@@ -143,8 +201,7 @@ evaluate() {
 
 if [ "$ROUND" = 0 ]; then
     log "round 0 (SFT only) $OUT from $MODEL (sft launch, NODES RANKS [LAYOUT]: $(launch_of sft))"
-    run sft "$HERD" post sft "$CONFIG" $common --data "$DATA/sft.jsonl" --weights "$MODEL" \
-        --out "$OUT/sft.safetensors" --steps "$SFT0_STEPS" $(lr "${SFT0_LR:-${SFT_LR:-}}") >>"$OUT/log.txt"
+    train_step sft sft "$DATA/sft.jsonl" "$MODEL" sft "$SFT0_STEPS" "${SFT0_LR:-${SFT_LR:-}}"
     cp "$OUT/sft.safetensors" "$OUT/model.safetensors"
     evaluate "$MODEL" "$OUT/sft.safetensors"
     exit 0
@@ -163,26 +220,22 @@ if [ -e "$PREF_QA" ]; then
     cat "$DATA/pref.jsonl" "$OUT/pref.jsonl" >"$rm_pref"
 fi
 log "2/6 reward model on $rm_pref"
-run rm "$HERD" post rm "$CONFIG" $common --data "$rm_pref" --weights "$MODEL" \
-    --out "$OUT/rm.safetensors" --steps "$RM_STEPS" --val "${RM_VAL:-$rm_pref}" $(lr "${RM_LR:-}") >>"$OUT/log.txt"
+train_step rm rm "$rm_pref" "$MODEL" rm "$RM_STEPS" "${RM_LR:-}"
 log "3/6 rejection sampling: ${K:-post.rs_k} samples per prompt of $RS_PROMPTS, best by the reward model"
 run rs "$HERD" post rs "$CONFIG" $common --prompts "$RS_PROMPTS" --weights "$MODEL" \
     --rm "$OUT/rm.safetensors" ${K:+--k $K} --seed "$ROUND" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
 log "4/6 SFT on the kept samples + the SFT data"
 cat "$DATA/sft.jsonl" "$OUT/rs.jsonl" >"$OUT/sft_mix.jsonl"
-run sft "$HERD" post sft "$CONFIG" $common --data "$OUT/sft_mix.jsonl" --weights "$MODEL" \
-    --out "$OUT/sft.safetensors" --steps "$SFT_STEPS" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
+train_step sft sft "$OUT/sft_mix.jsonl" "$MODEL" sft "$SFT_STEPS" "${SFT_LR:-}"
 log "5/6 DPO on $pref (the config's post.dpo_beta, post.dpo_nll_coef) from the round's SFT model"
-run dpo "$HERD" post dpo "$CONFIG" $common --data "$pref" --weights "$OUT/sft.safetensors" \
-    --out "$OUT/dpo.safetensors" --steps "$DPO_STEPS" $(lr "${DPO_LR:-}") >>"$OUT/log.txt"
+train_step dpo dpo "$pref" "$OUT/sft.safetensors" dpo "$DPO_STEPS" "${DPO_LR:-}"
 log "6/6 average of the SFT and DPO models"
 run1 "$HERD" post average "$CONFIG" $common --out "$OUT/model.safetensors" \
     "$OUT/sft.safetensors" "$OUT/dpo.safetensors" >>"$OUT/log.txt"
 control=""
 if [ -n "${CONTROL_FROM:-}" ]; then
     log "control: $CONTROL_FROM on the SFT data alone for $((SFT_STEPS + DPO_STEPS)) steps"
-    run sft "$HERD" post sft "$CONFIG" $common --data "$DATA/sft.jsonl" --weights "$CONTROL_FROM" \
-        --out "$OUT/control.safetensors" --steps "$((SFT_STEPS + DPO_STEPS))" $(lr "${SFT_LR:-}") >>"$OUT/log.txt"
+    train_step sft sft "$DATA/sft.jsonl" "$CONTROL_FROM" control "$((SFT_STEPS + DPO_STEPS))" "${SFT_LR:-}"
     control=$OUT/control.safetensors
 fi
 evaluate "$MODEL" "$OUT/sft.safetensors" "$OUT/dpo.safetensors" "$OUT/model.safetensors" $control

@@ -126,7 +126,8 @@ static const key_spec keys[] = {
     KEY("train.eval_batches", T_INT, train.eval_batches, 1, 1 << 20, 0,
         "micro-batches per validation; the same windows every time"),
     KEY("train.init_from", T_STRING, train.init_from, 0, 0, 0,
-        "Hugging Face Llama directory (config.json, *.safetensors) the weights start from (\"\": random init)"),
+        "Hugging Face Llama directory (config.json, *.safetensors) or weights file the weights start from "
+        "(\"\": random init)"),
     KEY("data.path", T_STRING, data.path, 0, 0, 0, "token shard (docs/data-format.md)"),
     KEY("data.val_path", T_STRING, data.val_path, 0, 0, 0, "held-out shard for the validation loss (empty: none)"),
     KEY("data.sources", T_SOURCES, data.sources, 0, 0, 0,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <mpi.h>
 #include "monitoring/clock.h"
 #include "monitoring/mfu.h"
@@ -18,6 +19,7 @@
 #include "src/train/trainer_dpo.h"
 #include "src/train/trainer_rm.h"
 #include "src/model/hf.h"
+#include "src/model/weights.h"
 #include "src/parallel/device.h"
 #include "src/parallel/placement.h"
 #include "src/train/train_report.h"
@@ -165,13 +167,20 @@ static int open_data(herd_trainer *t, const char *origin)
 
 /* train.init_from: the weights of a Hugging Face Llama directory, whose
  * config.json must agree with the run's model keys (checked on rank 0, all
- * ranks agree); each rank reads only its own slices. A resumed run's
- * checkpoint replaces them later. */
+ * ranks agree), or of a weights file (`herd ckpt export`, `herd post`: whole
+ * F32 tensors whose shapes must be the model's); each rank reads only its own
+ * slices. A resumed run's checkpoint replaces them later. */
 static int init_from_hf(herd_trainer *t, int rc)
 {
     const char *dir = t->c->train.init_from;
     herd_config_model hf = t->c->model;
     int tied = 0;
+    struct stat st;
+    if (rc == 0 && stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {
+        rc = herd_weights_load(&t->model, dir);
+        if (rc == 0 && t->root) printf("weights from %s\n", dir), fflush(stdout);
+        return herd_trainer_agree(t, rc);
+    }
     if (rc == 0 && t->root)
         rc = herd_hf_config_read(dir, &hf, &tied) || herd_hf_config_check(dir, &t->c->model, &hf) ? -1 : 0;
     rc = herd_trainer_agree(t, rc);

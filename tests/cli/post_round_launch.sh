@@ -6,10 +6,13 @@
 #    the training files, the same seed gives the same bytes and another seed
 #    other ones;
 #  - on a 4-node local Slurm cluster, a whole round (annotate, rm, rs, sft, dpo,
-#    average, control, eval) with every step at "4 8": each step's ranks (seen
-#    by a wrapper that logs the node and rank, then runs build/herd) are 8 over
-#    4 nodes, average is one task, a layout KEY=VALUE reaches the command as
-#    --set, and eval.tsv has the five models.
+#    average, control, eval) with every step at "4 8" and sft, rm and dpo at
+#    TP2 ("4 8 parallel.tp=2": `herd train` with post.objective, FSDP over DP4):
+#    each step's ranks (seen by a wrapper that logs the node and rank, then runs
+#    build/herd) are 8 over 4 nodes, the trainer ran TP2 x DP4 for each
+#    trained model, each was exported by one task (`herd ckpt export`), average
+#    is one task, a layout KEY=VALUE reaches its step's command only, and
+#    eval.tsv has the five models.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/slurm/lib.sh
@@ -68,16 +71,37 @@ for f in sft pref pref_questions prompts test; do head -n 24 "$d1/$f.jsonl" >"$d
 cfg=configs/recipe/tiny/post/post.yaml
 build/herd post sft "$cfg" --tokenizer "$tok" --data "$data/sft.jsonl" --steps 1 --out "$tmp/start.safetensors" >/dev/null 2>&1 ||
     { fail post_round_multinode "the starting model: herd post sft failed"; exit 1; }
+# train.init_from of a weights file (what the round's trainer steps start
+# from): one step at lr 0 dumps the file's tensors bitwise; a truncated file
+# is refused naming it
+init() { build/herd train "$cfg" --set post.objective=sft --set post.data="$data/sft.jsonl" --set post.tokenizer="$tok" \
+         --set train.max_steps=1 --set optim.lr=0 --set optim.min_lr=0 "$@"; }
+if init --set train.init_from="$tmp/start.safetensors" --set train.out_dir="$tmp/init" --dump-params "$tmp/init.st" \
+        >"$tmp/init.log" 2>&1 &&
+   /usr/bin/python3 - "$tmp/init.st" "$tmp/start.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "tests/mpi")
+import numpy as np
+from compare_runs import load_st
+a, b = load_st(sys.argv[1]), load_st(sys.argv[2])
+assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "weights differ from the file's"
+PY
+then pass "trainer_init_from_weights_file (lr 0: the run's weights are the file's, bitwise)"
+else fail trainer_init_from_weights_file "$(tail -n 3 "$tmp/init.log")"; fi
+head -c 1000 "$tmp/start.safetensors" >"$tmp/torn.safetensors"
+msg=$(init --set train.init_from="$tmp/torn.safetensors" --set train.out_dir="$tmp/init_torn" 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && echo "$msg" | grep -q "herd: $tmp/torn.safetensors: "; then pass trainer_init_from_torn_file_refused
+else fail trainer_init_from_torn_file_refused "rc $rc: $(echo "$msg" | tail -n 2)"; fi
 cat >"$tmp/herd" <<EOF
 #!/bin/sh
 echo "\${SLURMD_NODENAME:-none} \${SLURM_PROCID:-0} \$*" >>"$tmp/ranks.log"
 exec "$PWD/build/herd" "\$@"
 EOF
 chmod +x "$tmp/herd"
-L="4 8"
+L="4 8"; TP="4 8 parallel.tp=2"
 jid=$(HERD=$tmp/herd CONFIG=$cfg TOK=$tok DATA=$data ROUND=1 MODEL=$tmp/start.safetensors OUT=$tmp/round1 \
       CONTROL_FROM=$tmp/start.safetensors RM_STEPS=2 SFT_STEPS=2 DPO_STEPS=2 K=2 \
-      ANNOTATE_LAUNCH="$L" RM_LAUNCH="$L" RS_LAUNCH="$L" SFT_LAUNCH="$L train.log_every=1" DPO_LAUNCH="$L" \
+      ANNOTATE_LAUNCH="$L" RM_LAUNCH="$TP" RS_LAUNCH="$L" SFT_LAUNCH="$TP train.log_every=1" DPO_LAUNCH="$TP" \
       EVAL_LAUNCH="$L" sbatch --parsable --export=ALL --nodes=4 --ntasks=8 --cpus-per-task=1 \
       --output="$tmp/job-%j.out" slurm/post_train_round.sh 2>&1)
 jid=${jid%%;*}
@@ -85,18 +109,35 @@ job_wait "$jid" 600 || fail post_round_multinode "job $jid still running after 6
 st=$(job_state "$jid")
 why=""
 [ "$st" = COMPLETED ] || why="job $jid $st: $(tail -n 5 "$tmp/job-$jid.out" 2>/dev/null | tr '\n' ' ');"
+# each logged command as "NODE RANK STEP ARGS...": herd post's subcommand, the
+# trainer's post.objective, "export" for herd ckpt export
+awk '{ s = $4 } $3 == "ckpt" { s = "export" }
+     $3 == "train" { for (i = 4; i <= NF; i++) if ($i ~ /^post\.objective=/) { s = $i; sub(/^[^=]*=/, "", s) } }
+     { $3 = s; print }' "$tmp/ranks.log" >"$tmp/steps.log" 2>/dev/null
 for c in annotate rm rs sft dpo eval; do
-    r=$(awk -v c="$c" '$4 == c { print $2 }' "$tmp/ranks.log" 2>/dev/null | sort -u | wc -l)
-    n=$(awk -v c="$c" '$4 == c { print $1 }' "$tmp/ranks.log" 2>/dev/null | sort -u | wc -l)
+    r=$(awk -v c="$c" '$3 == c { print $2 }' "$tmp/steps.log" 2>/dev/null | sort -u | wc -l)
+    n=$(awk -v c="$c" '$3 == c { print $1 }' "$tmp/steps.log" 2>/dev/null | sort -u | wc -l)
     [ "$r" = 8 ] && [ "$n" = 4 ] || why="$why $c on $r ranks, $n nodes;"
 done
-a=$(awk '$4 == "average"' "$tmp/ranks.log" 2>/dev/null | wc -l)
+a=$(awk '$3 == "average"' "$tmp/steps.log" 2>/dev/null | wc -l)
 [ "$a" = 1 ] || why="$why average ran $a times;"
-awk '$4 == "sft"' "$tmp/ranks.log" | grep -q -- "--set train.log_every=1" || why="$why the sft layout did not reach the command;"
-awk '$4 == "rm"' "$tmp/ranks.log" | grep -q -- "--set" && why="$why rm got a --set it was not given;"
-grep -q "annotate 4 8, rm 4 8, rs 4 8, sft 4 8 train.log_every=1, dpo 4 8, eval 4 8" "$tmp/round1/log.txt" 2>/dev/null ||
+# rm, sft, dpo and the control: 8 ranks each of `herd train`, then one export
+t=$(awk '$3 == "train"' "$tmp/ranks.log" 2>/dev/null | wc -l); e=$(awk '$3 == "export"' "$tmp/steps.log" 2>/dev/null | wc -l)
+[ "$t" = 32 ] && [ "$e" = 4 ] || why="$why herd train ran on $t ranks (want 4 x 8), ckpt export $e times (want 4);"
+l=$(grep -c "layout TP2 x CP1 x PP1 x DP4 (8 ranks)" "$tmp/round1/log.txt" 2>/dev/null)
+[ "$l" = 4 ] || why="$why $l trainer runs at TP2 x DP4 in log.txt (want 4);"
+for c in rm sft dpo; do
+    awk -v c="$c" '$3 == c' "$tmp/steps.log" | grep -v -q -- "--set parallel.tp=2" && why="$why $c lacks its layout;"
+done
+awk '$3 == "sft"' "$tmp/steps.log" | grep -v -q -- "--set train.log_every=1" && why="$why the sft layout did not reach the command;"
+awk '$3 == "rs" || $3 == "rm"' "$tmp/steps.log" | grep -q -- "train.log_every" && why="$why rs or rm got sft's --set;"
+awk '$3 == "rs"' "$tmp/steps.log" | grep -q -- "--set" && why="$why rs got a --set it was not given;"
+for m in rm sft dpo control; do
+    [ -s "$tmp/round1/$m.safetensors" ] || why="$why $m.safetensors missing;"
+done
+grep -q "annotate 4 8, rm $TP, rs 4 8, sft $TP train.log_every=1, dpo $TP, eval 4 8" "$tmp/round1/log.txt" 2>/dev/null ||
     why="$why log.txt does not name the launches;"
 [ "$(tail -n +2 "$tmp/round1/eval.tsv" 2>/dev/null | wc -l)" = 5 ] || why="$why eval.tsv lacks models;"
-if [ -z "$why" ]; then pass "post_round_multinode (annotate, rm, rs, sft, dpo, eval: 8 ranks on 4 nodes each)"
+if [ -z "$why" ]; then pass "post_round_multinode (annotate, rs, eval: 8 ranks on 4 nodes; rm, sft, dpo: herd train TP2 x DP4 on 4 nodes, exported)"
 else fail post_round_multinode "$why"; fi
 exit "$((fails > 0))"
