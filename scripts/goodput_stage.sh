@@ -6,7 +6,8 @@
 #
 # Its wall time per step: the median over consecutive checkpoints of one
 # launch of their time difference over their step difference (metrics.jsonl's
-# checkpoint events). Measured goodput: the steps the stage kept times that,
+# checkpoint events; a restart event starts a launch), or where no launch has
+# two checkpoints, the median of the steps' step_seconds. Measured goodput: the steps the stage kept times that,
 # over its wall time (OUT/recovery.log, the first launch to "stage finished":
 # the first start-up counts against it). Predicted: that step (less the mean
 # checkpoint stall per step), the stall, the restarts' mean "time lost: N s
@@ -21,17 +22,33 @@ stamp() { date -u -d "$(sed -n "$1" "$log" | head -n 1 | cut -d' ' -f1 | sed 's/
 t0=$(stamp '1p'); t1=$(stamp '/stage finished/p')
 [ -n "$t0" ] && [ -n "$t1" ] && [ "$t1" -gt "$t0" ] || { echo "goodput: $log has no finished stage"; exit 0; }
 wall=$((t1 - t0))
-# "step time stall" of each checkpoint event
-ev=$(grep '"event":"checkpoint"' "$m" | sed -n 's/.*"step":\([0-9]*\),"time":\([0-9.]*\),"stall_s":\([0-9.e+-]*\).*/\1 \2 \3/p')
-per=$(echo "$ev" | awk 'NR > 1 && $1 > s {print ($2 - t) / ($1 - s), $1 - s} {s = $1; t = $2}' | sort -g)
+# "launch step time stall" of each checkpoint event; a restart event starts a
+# new launch (a relaunch's first checkpoint minus the last one before the
+# failure would count the failure and the requeue as training time)
+ev=$(awk '/"event":"restart"/ {l++} /"event":"checkpoint"/ {print l + 0, $0}' "$m" |
+     sed -n 's/^\([0-9]*\) .*"step":\([0-9]*\),"time":\([0-9.]*\),"stall_s":\([0-9.e+-]*\).*/\1 \2 \3 \4/p')
+per=$(echo "$ev" | awk 'NR > 1 && $1 == l && $2 > s {print ($3 - t) / ($2 - s), $2 - s} {l = $1; s = $2; t = $3}' | sort -g)
 n=$(echo "$per" | grep -c .)
-[ "$n" -ge 1 ] || { echo "goodput: fewer than two checkpoints in one launch of $d"; exit 0; }
-r=$(echo "$per" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $1}')
-every=$(echo "$per" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $2}')
-stall=$(echo "$ev" | awk '{s += $3; n++} END {printf "%.6f", n ? s / n : 0}')
+if [ "$n" -ge 1 ]; then
+    r=$(echo "$per" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $1}')
+    every=$(echo "$per" | awk -v n="$n" 'NR == int((n + 1) / 2) {print $2}')
+else # no two checkpoints in one launch: the steps' own median time, the interval between checkpoints
+    r=$(grep -v '"event"' "$m" | sed -n 's/.*"step_seconds":\([0-9.e+-]*\).*/\1/p' | sort -g |
+        awk '{v[NR] = $1} END {if (NR) print v[int((NR + 1) / 2)]}')
+    every=$(echo "$ev" | awk 'NR > 1 && $2 > s {print $2 - s; exit} {s = $2}')
+    [ -n "$r" ] && [ -n "$every" ] || { echo "goodput: no step times or fewer than two checkpoints in $d"; exit 0; }
+fi
+stall=$(echo "$ev" | awk '{s += $4; n++} END {printf "%.6f", n ? s / n : 0}')
 steps=$(grep -v '"event"' "$m" | sed -n 's/.*"step":\([0-9]*\),.*/\1/p' | sort -un | grep -c .)
 restarts=$(grep -c 'restart [0-9]*/\|requeueing' "$log")
 down=$(sed -n 's/.*time lost: \([0-9.]*\) s down.*/\1/p' "$log" | awk '{s += $1; n++} END {printf "%.1f", n ? s / n : 0}')
+if [ "$down" = "0.0" ] && [ "$restarts" -gt 0 ]; then
+    # a requeue logs no "time lost": each failure to the next launch
+    down=$(while read -r ts rest; do
+               case $rest in "step failed"*|launch*) echo "$(date -u -d "$(echo "$ts" | sed 's/T/ /; s/Z$//')" +%s) ${rest%% *}" ;; esac
+           done <"$log" | awk '$2 == "step" {f = $1} $2 == "launch" && f {s += $1 - f; n++; f = 0}
+                               END {printf "%.1f", n ? s / n : 0}')
+fi
 mtbf=$(awk -v w="$wall" -v k="$restarts" 'BEGIN {printf "%.1f", k ? w / k : 1e12}')
 step=$(awk -v r="$r" -v c="$stall" -v e="$every" 'BEGIN {printf "%.6f", r - c / e}')
 pred=$("$herd" plan --goodput --step-s "$step" --stall-s "$stall" --restart-s "$down" --mtbf-s "$mtbf" \
