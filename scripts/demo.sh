@@ -137,7 +137,7 @@ for d in "$RUN"/[0-9]*_*; do
         "${loss:-0}" "${mfu:-?}" "${restarts:-0}" "$ev"
 done
 if [ -f "$d/passkey.json" ]; then
-    echo "  passkey retrieval accuracy by stage and context length ($(sed -n 's/.*"trials": \([0-9]*\).*/\1/p' "$d/passkey.json") trials per length):"
+    echo "  passkey retrieval accuracy by stage and context length ($(grep -o '"trials": [0-9]*' "$d/passkey.json" | head -n 1 | grep -o '[0-9]*$') trials per length):"
     for p in "$RUN"/[0-9]*_*/passkey.json; do
         printf '    %-22s %s\n' "$(basename "$(dirname "$p")")" \
             "$(grep -o '"[0-9]*": {"correct": [0-9]*, "skipped": [0-9]*, "accuracy": [0-9.]*' "$p" |
