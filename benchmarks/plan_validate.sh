@@ -59,6 +59,7 @@ row fit 405B 126 16384 128 8 53248 128256 8192 2048 8,1,16,64 mfu 43 $l3
 row fit 405B 126 16384 128 8 53248 128256 8192 2048 8,1,16,128 mfu 41 $l3
 row fit 405B 126 16384 128 8 53248 128256 131072 128 8,16,16,8 mfu 38 $l3
 # Megatron-LM (Narayanan et al. 2021) Table 1: achieved TFLOP/s per A100 (Megatron's FLOP count)
+# (checked against NVIDIA/Megatron-LM images/cases_april2021.png: model-parallel size = TP x PP)
 row Megatron-T1 1.7B 24 2304 24 24 9216 51200 2048 512 1,1,1,32 tflops 137 $meg
 row Megatron-T1 3.6B 30 3072 32 32 12288 51200 2048 512 2,1,1,32 tflops 138 $meg
 row Megatron-T1 7.5B 36 4096 32 32 16384 51200 2048 512 4,1,1,32 tflops 142 $meg
