@@ -7,13 +7,19 @@
 # Its wall time per step: the median over consecutive checkpoints of one
 # launch of their time difference over their step difference (metrics.jsonl's
 # checkpoint events; a restart event starts a launch), or where no launch has
-# two checkpoints, the median of the steps' step_seconds. Measured goodput: the steps the stage kept times that,
-# over its wall time (OUT/recovery.log, the first launch to "stage finished":
-# the first start-up counts against it). Predicted: that step (less the mean
-# checkpoint stall per step), the stall, the restarts' mean "time lost: N s
-# down" (recovery.log; the trainer's start-up after a relaunch is not in it),
-# the checkpoint interval, and an MTBF of the wall time over the
-# interruptions. docs/goodput.md.
+# two checkpoints, the median of the steps' step_seconds. The same quantities
+# as benchmarks/goodput_faults.sh: measured goodput is the steps the stage kept
+# times that, over its wall time from the first step to the last checkpoint
+# (the first launch's start-up is a one-time cost, not an interruption's);
+# each restart runs from the last step logged before the failure (the
+# recovery log's "last step logged: N, at T") to training again (the relaunch's
+# restart event, written once the checkpoint is loaded): detection, requeue
+# and the trainer's start-up, as the model's R means. Predicted: `herd plan
+# --goodput` with that step (less the mean checkpoint stall per step), the
+# stall, the mean restart, the checkpoint interval, and an MTBF of the wall
+# time over the interruptions. Where the logs lack those times, the wall
+# falls back to the recovery log's launch to "stage finished" and the restart
+# to its "down" times (or failure to next launch). docs/goodput.md.
 set -u
 d=$1; herd=${2:-build/herd}
 m=$d/metrics.jsonl; log=$d/recovery.log
@@ -48,6 +54,23 @@ if [ "$down" = "0.0" ] && [ "$restarts" -gt 0 ]; then
                case $rest in "step failed"*|launch*) echo "$(date -u -d "$(echo "$ts" | sed 's/T/ /; s/Z$//')" +%s) ${rest%% *}" ;; esac
            done <"$log" | awk '$2 == "step" {f = $1} $2 == "launch" && f {s += $1 - f; n++; f = 0}
                                END {printf "%.1f", n ? s / n : 0}')
+fi
+# kill to training again: each failure's last logged step to the next restart
+# event (both whole seconds)
+stops=$(sed -n 's/^\([0-9-]*\)T.*step failed.*last step logged: [0-9]*, at \([0-9:]*\)).*/\1 \2/p' "$log" |
+        while read -r day hms; do date -u -d "$day $hms" +%s; done)
+agains=$(sed -n 's/.*"event":"restart".*"time":\([0-9.]*\).*/\1/p' "$m")
+if [ -n "$stops" ] && [ "$(echo "$stops" | grep -c .)" -eq "$(echo "$agains" | grep -c .)" ]; then
+    again=$(awk -v s="$stops" -v a="$agains" 'BEGIN {n = split(s, S, "\n"); split(a, A, "\n")
+           for (i = 1; i <= n; i++) if (A[i] > S[i]) {t += A[i] - S[i]; k++}
+           if (k) printf "%.1f", t / k}')
+    [ -n "$again" ] && down=$again
+fi
+# first step to the last checkpoint, where the first launch has a checkpoint
+first=$(echo "$ev" | awk -v r="$r" 'NR == 1 && $1 == 0 {printf "%.3f", $3 - $2 * r}')
+last=$(echo "$ev" | awk 'END {print $3}')
+if [ -n "$first" ] && [ -n "$last" ] && awk -v a="$first" -v b="$last" 'BEGIN {exit !(b > a)}'; then
+    wall=$(awk -v a="$first" -v b="$last" 'BEGIN {printf "%.1f", b - a}')
 fi
 mtbf=$(awk -v w="$wall" -v k="$restarts" 'BEGIN {printf "%.1f", k ? w / k : 1e12}')
 step=$(awk -v r="$r" -v c="$stall" -v e="$every" 'BEGIN {printf "%.6f", r - c / e}')
