@@ -15,7 +15,8 @@
 # and the 8 generated tokens fit in L. Greedy generation (`herd generate --raw
 # --temperature 0`, 8 new tokens). A trial is right when its 5-digit key appears in
 # the output (the keys of one length all differ, so one response cannot answer
-# another's). Chance is below 10^-4 (a given 5-digit string in 8 random tokens).
+# another's). Keys have five different digits, as in the training documents
+# (herd data passkey). Chance is below 10^-4 (a given 5-digit string in 8 random tokens).
 # Prompts longer than max_seq_len are skipped by herd generate and counted in
 # "skipped". Writes
 #   {"checkpoint": ..., "trials": T, "depths": [0, 25, 50, 75, 100],
@@ -47,6 +48,15 @@ prompt() {
         'BEGIN { s = ""; for (i = 0; i <= n; i++) { if (i == d) s = s "The pass key is " k ". Remember it. "; if (i < n) s = s f }
                  printf "%sWhat is the pass key? The pass key is", s }'
 }
+# distinct_key I: the I-th five-digit key of different digits, as herd_passkey_key
+# (src/data/passkey.c) makes the training documents' keys
+distinct_key() {
+    awk -v i="$1" 'BEGIN { split("9 9 8 7 6", r, " "); k = ""
+        for (p = 1; p <= 5; p++) { pick = i % r[p]; i = int(i / r[p])
+            for (d = (p == 1); ; d++) if (!(d in u) && pick-- == 0) break
+            u[d] = 1; k = k d }
+        print k }'
+}
 ntok() { "$HERD_BIN" data encode --tokenizer "$TOK" "$1" | wc -w; }
 prompt 1 0 12345 >"$w/p1"; prompt 2 0 12345 >"$w/p2"
 t1=$(ntok "$w/p1") && t2=$(ntok "$w/p2") || die "$TOK: herd data encode failed"
@@ -61,7 +71,7 @@ for div in 8 4 2 1; do
     for dp in $DEPTHS; do
         du=$(( (dp * n_fill + 50) / 100 )); j=0
         while [ "$j" -lt "$PER" ]; do
-            key=$(( 10000 + (L * 7919 + t * 104729) % 90000 ))
+            key=$(distinct_key $(( (L * 7919 + t * 104729) % 27216 )))
             set -- "$@" --prompt "$(prompt "$n_fill" "$du" "$key")"
             keys="$keys $dp:$key"; t=$((t + 1)); j=$((j + 1))
         done

@@ -44,12 +44,37 @@ static int push_ids(herd_ids *o, const herd_ids *a, size_t from)
     return 0;
 }
 
+/* The i-th (i mod 27216) five-digit key whose digits all differ, in mixed
+ * radix 9·9·8·7·6: the first digit 1-9, each next one from those unused, in
+ * ascending order. Distinct digits make the answer a copy by content: after
+ * the key's first digit, each next one follows the only earlier occurrence of
+ * the digit before it (a key like 12131 needs positions as well, which a
+ * 2-layer model does not learn in the tiny recipe's steps). slurm/recipe_passkey.sh
+ * makes its keys the same way. */
+unsigned herd_passkey_key(uint64_t i)
+{
+    static const int radix[5] = {9, 9, 8, 7, 6};
+    int used[10] = {0};
+    unsigned key = 0;
+    i %= 27216u;
+    for (int pos = 0; pos < 5; pos++) {
+        int pick = (int)(i % (uint64_t)radix[pos]);
+        i /= (uint64_t)radix[pos];
+        int d = pos == 0 ? 1 : 0;
+        for (;; d++)
+            if (!used[d] && pick-- == 0) break;
+        used[d] = 1;
+        key = key * 10u + (unsigned)d;
+    }
+    return key;
+}
+
 /* One document: the key, the first filler sentence and the fact's depth come
  * from r; the haystack's first sentence loses its head to fit len exactly. */
 static int one_doc(const herd_tokenizer *t, pieces *p, int len, uint64_t r, herd_ids *out)
 {
     char text[64];
-    unsigned key = 10000u + (unsigned)(r % 90000u);
+    unsigned key = herd_passkey_key(r);
     snprintf(text, sizeof text, " The pass key is %u. Remember it.", key);
     if (enc(t, text, &p->fact)) return -1;
     snprintf(text, sizeof text, " %u.", key);

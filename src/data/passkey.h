@@ -3,7 +3,8 @@
  * the data that teaches a model to retrieve over a context length.
  *
  * Every document is exactly len tokens:
- *   BOS, filler sentences with " The pass key is NNNNN. Remember it." between
+ *   BOS, filler sentences with " The pass key is NNNNN. Remember it." (NNNNN: five
+ *   different digits, herd_passkey_key) between
  *   two of them (at a uniformly drawn depth), " What is the pass key? The pass
  *   key is", " NNNNN.", EOT
  * so that a shard of them, read by the loader in windows of len tokens from an
@@ -21,6 +22,9 @@
 
 /* The shortest document length: the question, the fact and a filler sentence. */
 #define HERD_PASSKEY_MIN_LEN 64
+
+/* The i-th five-digit key of distinct digits (i mod 27216), first digit 1-9. */
+unsigned herd_passkey_key(uint64_t i);
 
 /* Append n_docs documents of len tokens to out. -1 with a message if len is
  * out of range [HERD_PASSKEY_MIN_LEN, 1 << 20] or memory runs out. */

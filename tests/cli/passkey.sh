@@ -38,10 +38,11 @@ while [ "$i" -lt 32 ]; do
     k1=$(echo "$d" | sed -n 's/.*The pass key is \([0-9]*\)\. Remember it\..*/\1/p')
     k2=$(echo "$d" | sed -n 's/.*What is the pass key? The pass key is \([0-9]*\)\.<|end_of_text|>$/\1/p')
     case "$d" in "<|begin_of_text|>"*) ;; *) bad="$bad doc $i: no BOS;" ;; esac
-    [ -n "$k1" ] && [ "$k1" = "$k2" ] && [ ${#k1} -eq 5 ] || bad="$bad doc $i: key '$k1' answer '$k2';"
+    [ -n "$k1" ] && [ "$k1" = "$k2" ] && [ ${#k1} -eq 5 ] &&
+        [ "$(echo "$k1" | fold -w1 | sort -u | wc -l)" -eq 5 ] || bad="$bad doc $i: key '$k1' answer '$k2';"
     i=$((i + 1))
 done
-[ -z "$bad" ] && pass "passkey_docs_fact_and_answer (32 docs: BOS, the fact's key = the answer, 5 digits)" ||
+[ -z "$bad" ] && pass "passkey_docs_fact_and_answer (32 docs: BOS, the fact's key = the answer, 5 different digits)" ||
     fail passkey_docs_fact_and_answer "$bad"
 $herd data passkey --tokenizer "$tok" --len 128 --docs 32 --seed 7 --out "$tmp/pk2.bin" >/dev/null 2>&1
 $herd data passkey --tokenizer "$tok" --len 128 --docs 32 --seed 8 --out "$tmp/pk3.bin" >/dev/null 2>&1

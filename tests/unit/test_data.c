@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "src/data/data.h"
+#include "src/data/passkey.h"
 #include "tests/unit/test.h"
 
 static char dir[64];
@@ -354,6 +355,25 @@ TEST(bad_shards_are_refused_with_the_field)
     unlink(good);
 }
 
+/* Every index gives a different key of five different digits, first digit 1-9;
+ * the values are those slurm/recipe_passkey.sh's awk gives (its prompts must
+ * ask for keys made the same way as the training documents'). */
+TEST(passkey_keys_have_distinct_digits)
+{
+    static unsigned char seen[100000];
+    int bad = 0;
+    for (uint64_t i = 0; i < 27216; i++) {
+        unsigned k = herd_passkey_key(i), mask = 0;
+        if (k < 10000 || k > 99999 || seen[k]++) bad++;
+        for (unsigned v = k; v; v /= 10) mask |= 1u << (v % 10);
+        if (__builtin_popcount(mask) != 5) bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(herd_passkey_key(0) == 10234 && herd_passkey_key(1) == 20134 && herd_passkey_key(9) == 12034);
+    CHECK(herd_passkey_key(27215) == 98765 && herd_passkey_key(12345) == 73084);
+    CHECK(herd_passkey_key(27216) == herd_passkey_key(0));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/herd-test-data-XXXXXX");
@@ -371,6 +391,7 @@ int main(void)
     RUN(state_restore_continues_exactly);
     RUN(new_sequence_length_restarts_the_epoch);
     RUN(bad_shards_are_refused_with_the_field);
+    RUN(passkey_keys_have_distinct_digits);
     rmdir(dir);
     return test_summary();
 }
