@@ -24,7 +24,12 @@ for t in $targets; do
         [ -d "$d" ] && find "$d" -maxdepth 1 -type f -exec cp {} "$corpus/" \;
     done
     before=$(ls "$crashes" | wc -l)
-    "$bin" -max_total_time="$secs" $runs_flag -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    # hwloc's target forks per input (topology/hwloc_discover.c probes the XML in a
+    # child): ASan's 256 MB quarantine of freed memory is page tables every fork
+    # copies; 16 MB ran 69 inputs/s against 52 (60 s each, same corpus)
+    asan=${ASAN_OPTIONS:-}
+    [ "$t" = hwloc ] && [ -z "$asan" ] && asan=quarantine_size_mb=16
+    ASAN_OPTIONS=$asan "$bin" -max_total_time="$secs" $runs_flag -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$corpus" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_[a-z]*: *//p' "$log" | tail -n 1)
