@@ -22,15 +22,17 @@ herd=build/herd
 out=data/demo-mix
 raw=$out/raw
 if [ ! -x "$herd" ]; then echo "make_demo_mix: $herd is not built (run make)" >&2; exit 1; fi
-# passkey_shards: 2^19 tokens of each length (the stages read ~10^4; room for extensions)
+# passkey_shards: 2^21 tokens of 64-token documents (32768: pre-training reads ~40,000,
+# so few are seen more than twice), 2^19 tokens of each longer length (the stages read ~2-4 x 10^5)
 passkey_shards() {
     for L in 64 256 512 1024; do
-        "$herd" data passkey --tokenizer "$out/tokenizer.model" --len "$L" --docs $((524288 / L)) --seed "$L" \
+        n=$((524288 / L)); [ "$L" = 64 ] && n=$((2097152 / L))
+        "$herd" data passkey --tokenizer "$out/tokenizer.model" --len "$L" --docs "$n" --seed "$L" \
             --out "$out/passkey$L.bin" || exit 1
     done
 }
 if [ -s "$out/mix.yaml" ] && [ "$out/mix.yaml" -nt "$herd" ]; then
-    if [ ! -s "$out/passkey1024.bin" ]; then echo "== retrieval documents (passkey) =="; passkey_shards; fi
+    if [ ! -s "$out/passkey1024.bin" ] || [ "$(wc -c <"$out/passkey64.bin")" -lt 4194304 ]; then echo "== retrieval documents (passkey) =="; passkey_shards; fi
     echo "data: $out is up to date"; exit 0
 fi
 mkdir -p "$raw"
