@@ -124,8 +124,8 @@ result("recipe_short_context_val_kept (seq %d, %s vs %s: %s; margin +%.2f)"
        % (after["seq_len"], stages[0], long_stages[-1], txt, margin),
        len(diffs) == 4 and before["seq_len"] == after["seq_len"] and all(d <= margin for d in diffs.values()),
        "loss rose by %s" % diffs)
-# passkey retrieval: the grid's shape (the tiny stages are too short to learn
-# retrieval, docs/recipe.md): 4 lengths x 5 depths, >= 50 trials per length
+# passkey retrieval: the grid's shape (the test runs the stages scaled down, too
+# short to learn retrieval, docs/recipe.md): 4 lengths x 5 depths, >= 50 trials per length
 bad = []
 for s in stages:
     pk = json.load(open(os.path.join(run, s, "passkey.json")))
