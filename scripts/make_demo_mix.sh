@@ -32,7 +32,9 @@ passkey_shards() {
     done
 }
 if [ -s "$out/mix.yaml" ] && [ "$out/mix.yaml" -nt "$herd" ]; then
-    if [ ! -s "$out/passkey1024.bin" ] || [ "$(wc -c <"$out/passkey64.bin")" -lt 4194304 ]; then echo "== retrieval documents (passkey) =="; passkey_shards; fi
+    # a mix from before the passkey shards, or with the earlier 2^19-token passkey64
+    if [ ! -s "$out/passkey1024.bin" ] || [ ! -s "$out/passkey64.bin" ] \
+       || [ "$(wc -c <"$out/passkey64.bin")" -lt 4194304 ]; then echo "== retrieval documents (passkey) =="; passkey_shards; fi
     echo "data: $out is up to date"; exit 0
 fi
 mkdir -p "$raw"
