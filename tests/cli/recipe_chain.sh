@@ -57,7 +57,7 @@ export HERD_OMPI_IF=lo
 t0=$(date +%s)
 RUN=$tmp/run
 # the recipe's stages with their step counts scaled down: 40 + 10 + 10 + 10 + 12 steps
-# instead of 800 + 200 + 200 + 200 + 12 (learning retrieval takes the long schedule;
+# instead of 1200 + 200 + 200 + 200 + 12 (learning retrieval takes the long schedule;
 # this test checks the mechanics): the same stages, data, layouts, schedule and checks
 CDIR=$tmp/tiny
 cp -r configs/recipe/tiny "$CDIR"
