@@ -56,7 +56,7 @@ awk '$1 == "stage" {print $2, $4}' "$RUN/pipeline.jobs" | while read -r name dir
         -v name="$name" -v el=$((now_s - t0)) -v ms="${max_steps:-0}" -v mt="${max_tokens:-0}" \
         -v rs="$restarts" -v state="$state" '
         function field(k,   v) { v = $0; if (!sub(".*\"" k "\":", "", v)) return ""; sub(/[,}].*/, "", v); return v }
-        { step = field("step"); loss = field("loss"); seen = field("tokens_seen"); bt = field("batch_tokens")
+        { step = field("step") + 0; loss = field("loss"); seen = field("tokens_seen") + 0; bt = field("batch_tokens") + 0
           sec += field("step_seconds"); tps += field("tokens_per_second"); n++ }
         END {
             if (!n) { printf "  %-22s step    -          waiting for its first step  elapsed %4d s  restarts %d  %s\n", name, el, rs, state; exit }
