@@ -7,6 +7,7 @@
  *   herd post dpo CONFIG --tokenizer R --data PREF.jsonl --weights W [--ref W0] --out W2
  *        [--beta B] [--nll-coef C]   (default: post.dpo_beta 0.1, post.dpo_nll_coef 0.2)
  *   common: [--steps N] [--lr X] [--val FILE] [--set section.key=value]...
+ *   herd post rm-eval CONFIG --tokenizer R --data PREF.jsonl --weights RM
  *
  * The runs themselves (shapes, schedule, steps) are in src/post/post_train.h;
  * this file parses their arguments.
@@ -47,6 +48,7 @@ static int usage(const char *why)
           "       herd post dpo CONFIG --tokenizer R --data PREF.jsonl --weights W [--ref W0] --out W2\n"
           "                [--beta B] [--nll-coef C]   (config: post.dpo_beta, post.dpo_nll_coef)\n"
           "         (common: [--steps N] [--lr X] [--val FILE] [--set section.key=value]...)\n"
+          "       herd post rm-eval CONFIG --tokenizer R --data PREF.jsonl --weights RM   (pairwise accuracy)\n"
           "       herd post rs CONFIG --tokenizer R --prompts F.jsonl --weights W --rm RM --out SFT.jsonl\n"
           "                [--k K] [--temperature T] [--top-p P] [--max-new N] [--pairs PREF.jsonl]\n"
           "       herd post eval CONFIG --tokenizer R --data TEST.jsonl [--weights W] [--max-new N]\n"
@@ -57,7 +59,7 @@ static int usage(const char *why)
     return 2;
 }
 
-static int parse(int argc, char **argv, post_args *a)
+static int parse(int argc, char **argv, post_args *a, int needs_out)
 {
     memset(a, 0, sizeof *a);
     a->sets = calloc(argc, sizeof(char *));
@@ -86,7 +88,8 @@ static int parse(int argc, char **argv, post_args *a)
             return usage(NULL);
         }
     }
-    if (!a->config || !a->run.data || !a->run.out) return usage("CONFIG, --data and --out are required");
+    if (!a->config || !a->run.data || (needs_out && !a->run.out))
+        return usage(needs_out ? "CONFIG, --data and --out are required" : "CONFIG and --data are required");
     return 0;
 }
 
@@ -100,7 +103,7 @@ int herd_cmd_post(int argc, char **argv)
     int is_rs = !strcmp(sub, "rs"), is_eval = !strcmp(sub, "eval"), is_ann = !strcmp(sub, "annotate");
     int (*run)(const herd_post_run *, const herd_post_env *, const herd_post_dp *) =
         !strcmp(sub, "sft") ? herd_post_sft : !strcmp(sub, "rm") ? herd_post_rm
-        : !strcmp(sub, "dpo") ? herd_post_dpo : NULL;
+        : !strcmp(sub, "dpo") ? herd_post_dpo : !strcmp(sub, "rm-eval") ? herd_post_rm_eval : NULL;
     if (!run && !is_rs && !is_eval && !is_ann) {
         fprintf(stderr, "herd post: unknown command '%s'\n", sub);
         return usage(NULL);
@@ -120,7 +123,7 @@ int herd_cmd_post(int argc, char **argv)
         return rc;
     }
     post_args a;
-    rc = parse(argc - 1, argv + 1, &a);
+    rc = parse(argc - 1, argv + 1, &a, run != herd_post_rm_eval);
     herd_post_env e;
     if (!rc && herd_post_env_open(&e, a.config, a.n_sets, a.sets, a.tokenizer)) rc = 1;
     if (!rc && e.cfg.batch.micro_batch < dp.size) { /* the same test on every rank: all stop */
@@ -134,6 +137,8 @@ int herd_cmd_post(int argc, char **argv)
     if (!rc) {
         rc = run == herd_post_dpo && !a.run.weights
                  ? usage("dpo: --weights (the SFT model: policy and reference) is required")
+             : run == herd_post_rm_eval && !a.run.weights
+                 ? usage("rm-eval: --weights (the reward model) is required")
                  : run(&a.run, &e, &dp);
         herd_post_env_close(&e);
     }

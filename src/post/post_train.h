@@ -30,6 +30,9 @@ typedef struct {
 int herd_post_sft(const herd_post_run *a, const herd_post_env *e, const herd_post_dp *dp);
 int herd_post_rm(const herd_post_run *a, const herd_post_env *e, const herd_post_dp *dp);
 int herd_post_dpo(const herd_post_run *a, const herd_post_env *e, const herd_post_dp *dp); /* a->weights set */
+/* The reward model a->weights on the pairs of a->data: its ranking loss and
+ * pairwise accuracy (the held-out check of a reward model the trainer made). */
+int herd_post_rm_eval(const herd_post_run *a, const herd_post_env *e, const herd_post_dp *dp);
 
 /* Linear warm-up over schedule.warmup_steps (at most a tenth of the run), then
  * a cosine from the peak (a->lr, else optim.lr) down to optim.min_lr (scaled

@@ -34,7 +34,8 @@ static int max_resp(const herd_pref_data *d)
     return m;
 }
 
-static void rm_eval(herd_model *m, const herd_pref_data *d, int head, int T, const char *what)
+static void rm_eval(herd_model *m, const herd_pref_data *d, int head, int T, const char *who,
+                    const char *what)
 {
     int R = max_resp(d), *last = malloc(sizeof(int) * 3 * R), *group = last + R, *rank = group + R;
     int32_t *tok = malloc(sizeof(int32_t) * 2 * (size_t)R * T), *doc = tok + (size_t)R * T;
@@ -48,7 +49,7 @@ static void rm_eval(herd_model *m, const herd_pref_data *d, int head, int T, con
         acc += s.accuracy * s.pairs;
         pairs += s.pairs;
     }
-    printf("herd post rm: %s: loss %.4f accuracy %.4f over %d pairs\n", what,
+    printf("herd post %s: %s: loss %.4f accuracy %.4f over %d pairs\n", who, what,
            pairs ? loss / pairs : NAN, pairs ? acc / pairs : NAN, pairs);
     free(last);
     free(tok);
@@ -112,7 +113,7 @@ int herd_post_rm(const herd_post_run *a, const herd_post_env *e, const herd_post
             run_loss = run_acc = 0, in_window = 0;
         }
     }
-    if (v.n && dp->rank == 0) rm_eval(&m, &v, head, T, a->val);
+    if (v.n && dp->rank == 0) rm_eval(&m, &v, head, T, "rm", a->val);
     int rc = dp->rank == 0 && herd_weights_save(&m, a->out) ? 1 : 0;
     if (!rc) printf("herd post rm: wrote %s\n", a->out);
     free(last);
@@ -122,4 +123,20 @@ int herd_post_rm(const herd_post_run *a, const herd_post_env *e, const herd_post
     herd_pref_data_free(&d);
     herd_pref_data_free(&v);
     return rc;
+}
+
+int herd_post_rm_eval(const herd_post_run *a, const herd_post_env *e, const herd_post_dp *dp)
+{
+    herd_pref_data d;
+    herd_model m;
+    if (herd_post_load_pref(a->data, e, &d, "rm-eval")) return 1;
+    if (herd_post_model_open(&m, e, a->weights)) {
+        herd_pref_data_free(&d);
+        return 1;
+    }
+    if (dp->rank == 0)
+        rm_eval(&m, &d, herd_rm_head_id(e->n_regular), e->cfg.model.max_seq_len, "rm-eval", a->data);
+    herd_model_destroy(&m);
+    herd_pref_data_free(&d);
+    return 0;
 }

@@ -32,6 +32,17 @@ expect post_demo_data 0 "SFT conversations" $herd post demo-data --out "$tmp/d" 
 expect post_tokenizer 0 "vocab_size 576" $herd data train-tokenizer --vocab-size 320 --out "$tmp/tok.ranks" "$tmp/d/corpus.txt"
 expect post_sft 0 "wrote" $herd post sft $cfg $t $small --data "$tmp/d/sft.jsonl" --val "$tmp/d/test.jsonl" --out "$tmp/w0.safetensors" --steps 3
 expect post_rm 0 "accuracy" $herd post rm $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/rm.safetensors" --steps 2
+# rm-eval: a reward model's loss and pairwise accuracy on pairs, the numbers the
+# training run's own --val printed for the model it wrote
+$herd post rm $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --val "$tmp/d/pref.jsonl" \
+    --out "$tmp/rmv.safetensors" --steps 3 >"$tmp/rmv.out" 2>&1
+want=$(sed -n "s|^herd post rm: $tmp/d/pref.jsonl: \(loss .* pairs\)$|\1|p" "$tmp/rmv.out")
+got=$($herd post rm-eval $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/rmv.safetensors" 2>&1 |
+      sed -n "s|^herd post rm-eval: $tmp/d/pref.jsonl: \(loss .* pairs\)$|\1|p")
+if [ -n "$want" ] && [ "$got" = "$want" ]; then pass "post_rm_eval_equals_training_val ($got)"
+else fail post_rm_eval_equals_training_val "training --val '$want', rm-eval '$got'"; fi
+expect post_rm_eval_needs_weights 2 "rm-eval: --weights (the reward model) is required" \
+    $herd post rm-eval $cfg $t $small --data "$tmp/d/pref.jsonl"
 expect post_dpo 0 "beta 0.1, nll_coef 0.2" $herd post dpo $cfg $t $small --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w1.safetensors" --steps 2
 expect post_dpo_config_keys 0 "beta 0.5, nll_coef 0," $herd post dpo $cfg $t $small --set post.dpo_beta=0.5 --set post.dpo_nll_coef=0 --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w2.safetensors" --steps 1
 expect post_dpo_flag_over_config 0 "beta 0.25, nll_coef 0.2" $herd post dpo $cfg $t $small --set post.dpo_beta=0.5 --beta 0.25 --data "$tmp/d/pref.jsonl" --weights "$tmp/w0.safetensors" --out "$tmp/w2.safetensors" --steps 1
