@@ -9,11 +9,13 @@
 #      checkpoints as the final model, evaluations between the stages
 #   4. one node failure during pre-training (its slurmd and its rank killed);
 #      the stage driver excludes the node and goes on from the last checkpoint;
-#      then the node rejoins (its slurmd restarted) for post-training's 4-node jobs
-#   5. post-training (configs/recipe/tiny/post): SFT of the final model, then rounds
-#      of reward model, rejection sampling, SFT, DPO and averaging, each a Slurm job
-#   6. a summary per stage and per post-training round, then the cluster stops
-#      (make demo-stop if interrupted)
+#      then the node rejoins (its slurmd restarted)
+#   5. post-training (configs/recipe/tiny/post), once per seed (3, each its own
+#      task instance): SFT of the final model (round 0), then a round of
+#      preference annotation, reward model, rejection sampling, SFT, DPO and
+#      averaging beside a same-steps SFT control, each a 2-node Slurm job
+#   6. a summary per stage, the post-training table (mean ± sd over the seeds,
+#      slurm/post_table.sh), then the cluster stops (make demo-stop if interrupted)
 #
 # DEMO_FAULT=0 skips the node failure. RUN (default runs/recipe-demo) is where
 # everything goes.
@@ -24,10 +26,10 @@ export HERD_SLURM_DIR=${HERD_SLURM_DIR:-/tmp/herd-demo-slurm}
 t_start=$(date +%s)
 
 echo "== 1. data: the demo mix (general, math, code, multilingual) =="
-if [ ! -s data/demo-mix/mix.yaml ] || [ ! -s data/demo-mix/passkey1024.bin ]; then sh scripts/make_demo_mix.sh; else echo "data/demo-mix is there"; fi
+if [ ! -s data/demo-mix/mix.yaml ] || [ ! -s data/demo-mix/passkey1024.bin ] ||
+   [ ! -s data/demo-mix/post-style/s3/test_restated.jsonl ]; then sh scripts/make_demo_mix.sh
+else echo "data/demo-mix is there"; fi
 
-# post-training's task, where data/demo-mix predates it
-[ -s data/demo-mix/post-style/test_restated.jsonl ] || sh scripts/make_post_style_data.sh --out data/demo-mix/post-style
 echo
 echo "== 2. a 4-node Slurm cluster on this machine =="
 sh slurm/local/cluster.sh stop >/dev/null 2>&1 || true
@@ -162,26 +164,14 @@ if [ -f "$RUN/final/average.json" ]; then
     echo "               $(cat "$RUN/final/average.json")"
 fi
 if [ -d "$RUN/post" ]; then
-    nq=$(grep -c . "$(sed -n 's/^DATA=\${DATA:-\(.*\)}$/\1/p' configs/recipe/tiny/post/post.env | sed "s|\$HERD_ROOT|$PWD|")/test.jsonl" 2>/dev/null || echo "?")
     echo
-    echo "  post-training: held-out exact-answer accuracy (greedy, $nq questions none of the training sets holds)"
-    for r in $(ls -d "$RUN"/post/round* 2>/dev/null | sort -V); do
-        [ -f "$r/eval.tsv" ] || { echo "    $(basename "$r"): no result (see $r/log.txt)"; continue; }
-        rn=$(basename "$r")
-        tail -n +2 "$r/eval.tsv" | while IFS="$(printf '\t')" read -r m acc; do
-            case "$m" in
-                */final/model.safetensors) what="pretrained (the recipe's final model)" ;;
-                */$rn/sft.safetensors) [ "$rn" = round0 ] && what="round 0: SFT only" || what="$rn: SFT on rejection samples + SFT data" ;;
-                */$rn/dpo.safetensors) what="$rn: DPO on the round's annotated pairs" ;;
-                */$rn/model.safetensors) what="$rn: average of SFT and DPO (the round's model)" ;;
-                */$rn/control.safetensors) what="$rn control: SFT data only, as many steps" ;;
-                *) continue ;;  # the round's input, printed as the previous round's model
-            esac
-            printf '    %-58s %s\n' "$what" "$acc"
-        done
-    done
-    echo "    (per round: $RUN/post/roundR/eval.tsv and log.txt; the wanted answer is the number alone, which"
-    echo "     only the preference data says; one seed here, mean ± sd over 3: make post-seeds, docs/post-training.md)"
+    echo "  post-training ($RUN/post/seedS/roundR: eval.tsv, log.txt; each seed its own task instance;"
+    echo "  the held-out questions are in none of the training sets, and the wanted answer is the"
+    echo "  number alone, which only the preference data says: docs/post-training.md \"The demo task\")"
+    done_seeds=$(for d in $(ls -d "$RUN"/post/seed* | sort -V); do
+                     [ -f "$d/round0/eval.tsv" ] && echo "$d" || echo "  $d: no result (see its round*/log.txt)" >&2; done)
+    # shellcheck disable=SC2086
+    [ -n "$done_seeds" ] && sh slurm/post_table.sh $done_seeds 2>&1 | sed 's/^/  /' | tee "$RUN/post/table.txt"
 fi
 echo "  took $(( $(date +%s) - t_start )) s; the chain exited $prc"
 if [ -x build/herd ] && [ -d "$RUN/01_pretrain" ]; then

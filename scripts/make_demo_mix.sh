@@ -9,8 +9,8 @@
 # Each source: raw documents -> herd data clean -> cleaned documents; one BPE
 # tokenizer (4096 ids, numbers split into digits) is trained on all of them; each
 # source is tokenized into a train shard and a held-out validation shard; post/
-# holds the post-training conversations (sft, pref, prompts, test), post-style/ the demo's task
-# (scripts/make_post_style_data.sh). mix.yaml gives the config
+# holds the post-training conversations (sft, pref, prompts, test), post-style/sS the demo's task
+# of post-training seed S (scripts/make_post_style_data.sh). mix.yaml gives the config
 # keys (model.vocab_size, data.sources) for `herd train --config`.
 # passkeyL.bin (L = 64, 256, 512, 1024): synthetic retrieval documents of exactly L tokens
 # (`herd data passkey`), the retrieval source of the long-context stage of length L.
@@ -22,6 +22,12 @@ herd=build/herd
 out=data/demo-mix
 raw=$out/raw
 if [ ! -x "$herd" ]; then echo "make_demo_mix: $herd is not built (run make)" >&2; exit 1; fi
+# post_style_seeds: the post-training task of each seed S in post-style/sS
+post_style_seeds() {
+    for s in 1 2 3; do
+        HERD=$herd sh scripts/make_post_style_data.sh --out "$out/post-style/s$s" --seed "$s" --questions "$s" || exit 1
+    done
+}
 # passkey_shards: 2^21 tokens of 64-token documents (32768: pre-training reads ~40,000,
 # so few are seen more than twice), 2^19 tokens of each longer length (the stages read ~2-4 x 10^5)
 passkey_shards() {
@@ -35,6 +41,8 @@ if [ -s "$out/mix.yaml" ] && [ "$out/mix.yaml" -nt "$herd" ]; then
     # a mix from before the passkey shards, or with the earlier 2^19-token passkey64
     if [ ! -s "$out/passkey1024.bin" ] || [ ! -s "$out/passkey64.bin" ] \
        || [ "$(wc -c <"$out/passkey64.bin")" -lt 4194304 ]; then echo "== retrieval documents (passkey) =="; passkey_shards; fi
+    # a mix from before the post-training task per seed
+    [ -s "$out/post-style/s3/test_restated.jsonl" ] || { echo "== post-training task per seed =="; post_style_seeds; }
     echo "data: $out is up to date"; exit 0
 fi
 mkdir -p "$raw"
@@ -148,10 +156,11 @@ passkey_shards
 echo "== post-training data (herd post demo-data: no-carry arithmetic in the chat format) =="
 rm -rf "$out/post"
 "$herd" post demo-data --out "$out/post" --digits 2 --train 1000 --pref 2000 --prompts 2000 --test 500
-# the demo's task: the same questions, half of the SFT answers restating the
-# question, the preference for the bare number in the pairs only
+# the demo's task, one instance per post-training seed (post.env's SEEDS): the
+# seed's own questions, half of the SFT answers restating the question, the
+# preference for the bare number in the pairs only
 rm -rf "$out/post-style"
-HERD=$herd sh scripts/make_post_style_data.sh --out "$out/post-style"
+post_style_seeds
 
 cat >"$out/mix.yaml.tmp" <<YAML
 # The demo mix (make demo-data): the paper's default proportions.

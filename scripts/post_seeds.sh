@@ -11,11 +11,12 @@
 #
 # SEEDS (1 2 3), OUT (runs/post-seeds), PAR (seeds run at once: 1), QUESTIONS
 # (the question set, demo-data --seed: "seed" = each seed its own, or a number
-# for one set shared by every seed: default seed), N_PROMPTS (annotation questions
-# and rejection-sampling prompts per round: all), RESTATED (the share of restated
+# for one set shared by every seed: default seed), RESTATED (the share of restated
 # SFT answers, make_post_style_data.sh --restated: 0.5) and the
-# variables of slurm/post_train_round.sh (step counts, learning rates, K) with
-# configs/recipe/tiny/post/post.env's defaults unless set here. Per seed,
+# variables of slurm/post_train_round.sh (step counts, learning rates, K,
+# N_PROMPTS) with configs/recipe/tiny/post/post.env's defaults unless set here
+# (the seeds here run outside Slurm; `make demo` runs the same rounds as jobs,
+# RUN/post/seedS). Per seed,
 # OUT/sS/round{0,1}/eval.tsv (exact answers) and eval_restated.tsv (the right
 # number restated); the table in OUT/table.txt.
 set -eu
@@ -28,13 +29,11 @@ OUT=${OUT:-runs/post-seeds}
 SEEDS=${SEEDS:-1 2 3}
 PAR=${PAR:-1}
 QUESTIONS=${QUESTIONS:-seed}
-N_PROMPTS=${N_PROMPTS:-}
 RESTATED=${RESTATED:-0.5}
-case $N_PROMPTS in *[!0-9]*|0) echo "post_seeds: N_PROMPTS '$N_PROMPTS': expected a number >= 1 (or empty: all)" >&2; exit 1 ;; esac
 [ -s "$MODEL" ] || { echo "post_seeds: $MODEL: not found (MODEL=the pretrained weights)" >&2; exit 1; }
 # the demo's settings; a variable already set wins (DATA is each seed's own).
 # The steps run here, one rank each, unless a *_LAUNCH says otherwise (post.env's
-# "4 8" is the Slurm job's; here it would be mpirun -n 8 on this machine)
+# "2 2" is the Slurm job's; here it would be mpirun -n 2)
 for v in ANNOTATE RM RS SFT DPO EVAL; do eval ": \"\${${v}_LAUNCH:=0 1}\""; done
 # shellcheck disable=SC1091
 set -a; . configs/recipe/tiny/post/post.env; set +a
@@ -50,15 +49,9 @@ one_seed() {
         sh scripts/make_post_style_data.sh --out "$d/data" --seed "$s" --questions "$q" --restated "$RESTATED" >"$d/log.txt" 2>&1
         ROUND=0 DATA=$d/data MODEL=$MODEL OUT=$d/round0 sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
     fi
-    # N_PROMPTS: the first N annotation questions and rejection-sampling prompts
-    qa=$d/data/pref_questions.jsonl; rp=$d/data/prompts.jsonl
-    if [ -n "$N_PROMPTS" ]; then
-        head -n "$N_PROMPTS" "$qa" >"$d/data/pref_questions.$N_PROMPTS.jsonl"; qa=$d/data/pref_questions.$N_PROMPTS.jsonl
-        head -n "$N_PROMPTS" "$rp" >"$d/data/prompts.$N_PROMPTS.jsonl"; rp=$d/data/prompts.$N_PROMPTS.jsonl
-    fi
     rm -rf "$d/round1"
-    ROUND=1 DATA=$d/data MODEL=$d/round0/model.safetensors OUT=$d/round1 RM_VAL=$d/data/pref_val.jsonl \
-        PREF_QA=$qa RS_PROMPTS=$rp CONTROL_FROM=$d/round0/model.safetensors sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
+    ROUND=1 DATA=$d/data MODEL=$d/round0/model.safetensors OUT=$d/round1 \
+        CONTROL_FROM=$d/round0/model.safetensors sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
     for r in round0 round1; do
         tail -n +2 "$d/$r/eval.tsv" | while IFS="$(printf '\t')" read -r m _; do
             a=$("$HERD" post eval "$CONFIG" --tokenizer "$TOK" --data "$d/data/test_restated.jsonl" --weights "$m" |
@@ -77,22 +70,8 @@ done
 wait
 
 # the table: one row per model kind, exact (bare) and restated accuracy over the seeds
-stat() { awk '{ s += $1; q += $1 * $1; if (NR == 1 || $1 < lo) lo = $1; if (NR == 1 || $1 > hi) hi = $1 }
-              END { if (!NR) { printf "-"; exit }
-                    m = s / NR; v = NR > 1 ? (q - NR * m * m) / (NR - 1) : 0; if (v < 0) v = 0
-                    printf "%.3f ± %.3f (%.3f..%.3f, n %d)", m, sqrt(v), lo, hi, NR }'; }
-row() { # row LABEL ROUND FILE-NAME
-    ex=$(for s in $SEEDS; do awk -F'\t' -v f="/$2/$3" 'index($1, f) { print $2 }' "$OUT/s$s/$2/eval.tsv"; done | stat)
-    re=$(for s in $SEEDS; do awk -F'\t' -v f="/$2/$3" 'index($1, f) { print $2 }' "$OUT/s$s/$2/eval_restated.tsv"; done | stat)
-    printf '%-44s %-34s %s\n' "$1" "$ex" "$re"
-}
 {
-    echo "held-out accuracy over seeds $SEEDS: mean ± sd (min..max)"
-    printf '%-44s %-34s %s\n' model "exact (the number alone)" "the right number restated"
-    row "round 0: SFT only" round0 sft.safetensors
-    row "round 1: SFT on rejection samples + SFT data" round1 sft.safetensors
-    row "round 1: DPO" round1 dpo.safetensors
-    row "round 1: average of SFT and DPO" round1 model.safetensors
-    row "control: round 0 + as many SFT steps" round1 control.safetensors
+    # shellcheck disable=SC2046
+    sh slurm/post_table.sh $(for s in $SEEDS; do echo "$OUT/s$s"; done)
     echo "start: $MODEL; questions: $QUESTIONS; prompts: ${N_PROMPTS:-all}; restated SFT answers: $RESTATED; steps: SFT0 $SFT0_STEPS at $SFT0_LR, RM $RM_STEPS at $RM_LR, SFT $SFT_STEPS at $SFT_LR, DPO $DPO_STEPS at $DPO_LR, K $K"
 } | tee "$OUT/table.txt"

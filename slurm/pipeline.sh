@@ -23,6 +23,11 @@
 # before, into RUN_DIR/post/roundR (held-out accuracy in its eval.tsv). post.env
 # sets the round's variables (CONFIG, TOK, DATA, ROUNDS, step counts: see
 # slurm/post_train_round.sh); a variable already in the environment wins.
+# SEEDS (post.env, e.g. "1 2 3") runs post-training once per seed, into
+# RUN_DIR/post/seedS/roundR: SEED=S for the rounds, DATA with each %s replaced
+# by S (a task instance per seed), each seed's jobs after the previous seed's
+# (one seed on the nodes at a time), so slurm/post_table.sh can give every
+# model's held-out accuracy as mean and spread over the seeds.
 # A failed stage stops the chain: dependent jobs are cancelled
 # (--kill-on-invalid-dep=yes), and `--status` names the stage and its log tail.
 # The adaptation gate: a stage config with `#GATE key=value ...` lines gets a gate job
@@ -122,7 +127,7 @@ status() {
     for e in "$run"/*/eval.json "$run"/*/passkey.json; do [ -f "$e" ] && echo "eval   $e: $(cat "$e")"; done
     for e in "$run"/*/gate.json; do [ -f "$e" ] && echo "gate   $e: $(cat "$e")"; done
     [ -f "$run/final/average.json" ] && echo "final  $(cat "$run/final/average.json")"
-    for e in "$run"/post/round*/eval.tsv; do
+    for e in "$run"/post/round*/eval.tsv "$run"/post/seed*/round*/eval.tsv; do
         [ -f "$e" ] && echo "post   $(dirname "$e"): held-out accuracy $(tail -n +2 "$e" | awk -F'\t' '{n = split($1, p, "/"); printf "%s%s %s", (NR > 1 ? ", " : ""), p[n], $2}')"
     done
     return $bad
@@ -195,8 +200,13 @@ if [ "$POST" = 1 ]; then
         eval "f=\${$v:-}"
         [ -n "$f" ] || die "$postenv: $v is not set"
     done
-    for f in "$CONFIG" "$TOK" "$DATA/sft.jsonl" "$DATA/pref.jsonl" "$DATA/test.jsonl"; do
-        [ -e "$f" ] || die "$postenv: $f: not found"
+    SEEDS=${SEEDS:-}
+    for s in ${SEEDS:-none}; do
+        case $s in none) d=$DATA ;; *[!0-9]*) die "$postenv: SEEDS '$SEEDS': expected numbers" ;;
+                   *) d=$(echo "$DATA" | sed "s/%s/$s/g") ;; esac
+        for f in "$CONFIG" "$TOK" "$d/sft.jsonl" "$d/pref.jsonl" "$d/test.jsonl"; do
+            [ -e "$f" ] || die "$postenv: $f: not found"
+        done
     done
     "$HERD_BIN" config "$CONFIG" >/dev/null || die "$CONFIG: post-training config refused (above)"
 fi
@@ -297,28 +307,41 @@ echo "$me: averaging of ${last%.yaml}'s checkpoints into $RUN/final: job $aj"
 ids="$ids,$aj"
 fi
 
-# ---- post-training: round 0 (SFT only), then ROUNDS rounds ----
-if [ "$POST" = 1 ]; then
-    [ "$FROM" = post ] && awk '$1 != "post"' "$jobsfile" >"$jobsfile.tmp" && mv "$jobsfile.tmp" "$jobsfile"
-    model=$RUN/final/model.safetensors; pdep=$aj; r=0
+# ---- post-training: round 0 (SFT only), then ROUNDS rounds (per seed of SEEDS) ----
+# post_rounds DIR DATA SEED AFTER: the rounds into DIR/roundR; AFTER: a
+# dependency of the first job besides the final model (the previous seed's
+# last job, afterany: a failed seed does not cancel the next). Sets pj.
+post_rounds() {
+    pdir=$1 pdata=$2 pseed=$3 after=$4
+    model=$RUN/final/model.safetensors; pdep=${aj:+afterok:$aj}; r=0
+    [ -n "$after" ] && pdep="${pdep:+$pdep,}afterany:$after"
     while [ "$r" -le "$ROUNDS" ]; do
-        out=$RUN/post/round$r
+        out=$pdir/round$r
         mkdir -p "$out"
-        # shellcheck disable=SC2086
         # the control of round r continues round r-1's control (round 0's model for round 1);
         # POST_SBATCH (post.env): the job's allocation, which its steps' *_LAUNCH need
-        ctl=""; [ "$r" -ge 1 ] && ctl=$RUN/post/round$((r - 1))/control.safetensors
-        [ "$r" = 1 ] && ctl=$RUN/post/round0/model.safetensors
-        pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out CONTROL_FROM=$ctl sbatch --parsable --export=ALL --job-name=herd-post-$r \
+        ctl=""; [ "$r" -ge 1 ] && ctl=$pdir/round$((r - 1))/control.safetensors
+        [ "$r" = 1 ] && ctl=$pdir/round0/model.safetensors
+        # shellcheck disable=SC2086
+        pj=$(HERD=$HERD_BIN ROUND=$r MODEL=$model OUT=$out CONTROL_FROM=$ctl DATA=$pdata SEED=$pseed \
+                 sbatch --parsable --export=ALL --job-name=herd-post${pseed:+-s$pseed}-$r \
                  --output="$out/job-%j.out" ${POST_SBATCH:-} ${HERD_SBATCH_ARGS:-} \
-                 ${pdep:+--dependency=afterok:$pdep --kill-on-invalid-dep=yes} "$here/post_train_round.sh") \
-            || die "sbatch of post-training round $r failed"
+                 ${pdep:+--dependency=$pdep --kill-on-invalid-dep=yes} "$here/post_train_round.sh") \
+            || die "sbatch of post-training round $r${pseed:+ (seed $pseed)} failed"
         pj=${pj%%;*}
-        echo "post round$r $pj $out" >>"$jobsfile"
-        echo "$me: post-training round $r$( [ "$r" = 0 ] && echo ' (SFT only)'): job $pj${pdep:+ (after $pdep)}"
+        echo "post ${pseed:+seed$pseed/}round$r $pj $out" >>"$jobsfile"
+        echo "$me: post-training ${pseed:+seed $pseed, }round $r$( [ "$r" = 0 ] && echo ' (SFT only)'): job $pj${pdep:+ (after ${pdep})}"
         ids="$ids${ids:+,}$pj"
-        model=$out/model.safetensors; pdep=$pj; r=$((r + 1))
+        model=$out/model.safetensors; pdep=afterok:$pj; r=$((r + 1))
     done
+}
+if [ "$POST" = 1 ]; then
+    [ "$FROM" = post ] && awk '$1 != "post"' "$jobsfile" >"$jobsfile.tmp" && mv "$jobsfile.tmp" "$jobsfile"
+    if [ -z "$SEEDS" ]; then post_rounds "$RUN/post" "$DATA" "" ""
+    else
+        pj=""
+        for s in $SEEDS; do post_rounds "$RUN/post/seed$s" "$(echo "$DATA" | sed "s/%s/$s/g")" "$s" "$pj"; done
+    fi
 fi
 # the hints work from another shell as printed: the cluster's SLURM_CONF with them
 # (and in RUN_DIR/pipeline.env, where --status finds it)

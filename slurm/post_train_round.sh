@@ -23,6 +23,12 @@
 #             are the model's own samples, annotated by them (herd post annotate)
 #                                                      $DATA/pref_questions.jsonl (if there)
 #   K         samples per prompt                       the config's post.rs_k
+#   N_PROMPTS the first N of PREF_QA and of RS_PROMPTS only    (all)
+#   SEED      the run's seed: train.seed of sft / rm / dpo, and annotation's and
+#             rejection sampling's seed 100 x SEED + ROUND  (none: the config's
+#             train.seed; sampling seed ROUND)
+#   RM_VAL    held-out preference pairs: the reward model's pairwise accuracy on
+#             them goes to the log (herd post rm-eval)     $DATA/pref_val.jsonl (if there)
 #   SFT0_STEPS (round 0) RM_STEPS SFT_STEPS DPO_STEPS  600, 200 300 100
 #   RM_LR SFT_LR DPO_LR   peak learning rates          the config's optim.lr
 #   SFT0_LR   round 0's SFT learning rate              SFT_LR
@@ -72,6 +78,8 @@ RS_PROMPTS=${RS_PROMPTS:-$DATA/prompts.jsonl}
 PREF_QA=${PREF_QA:-$DATA/pref_questions.jsonl}
 [ -e "$RS_PROMPTS" ] || RS_PROMPTS=$DATA/sft.jsonl
 K=${K:-}
+SEED=${SEED:-}
+RM_VAL=${RM_VAL:-$DATA/pref_val.jsonl}
 NTASKS=${NTASKS:-1}
 SFT0_STEPS=${SFT0_STEPS:-600}
 RM_STEPS=${RM_STEPS:-200}
@@ -83,6 +91,9 @@ mkdir -p "$OUT"
 # spinning, slow a multi-rank step on a small machine many times over)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"
 case $NTASKS in ''|*[!0-9]*|0) echo "post_train_round: NTASKS: expected an integer >= 1, got '$NTASKS'" >&2; exit 1 ;; esac
+case ${N_PROMPTS:-1} in *[!0-9]*|0) echo "post_train_round: N_PROMPTS '$N_PROMPTS': expected a number >= 1 (or empty: all)" >&2; exit 1 ;; esac
+case $SEED in *[!0-9]*) echo "post_train_round: SEED: expected an integer >= 0, got '$SEED'" >&2; exit 1 ;; esac
+sample_seed=$ROUND; [ -n "$SEED" ] && sample_seed=$((100 * SEED + ROUND))
 # the launch of step $1 (annotate, rm, rs, sft, dpo, eval): its *_LAUNCH
 launch_of() {
     case $1 in
@@ -131,6 +142,11 @@ for f in "$HERD" "$CONFIG" "$TOK" "$RS_PROMPTS" "$DATA/sft.jsonl" "$DATA/pref.js
     [ -e "$f" ] || { echo "post_train_round: $f: not found" >&2; exit 1; }
 done
 common="--tokenizer $TOK"
+# N_PROMPTS: the round's own shorter copies of the question and prompt files
+if [ -n "${N_PROMPTS:-}" ] && [ "$ROUND" != 0 ]; then
+    [ -e "$PREF_QA" ] && head -n "$N_PROMPTS" "$PREF_QA" >"$OUT/pref_questions.jsonl" && PREF_QA=$OUT/pref_questions.jsonl
+    head -n "$N_PROMPTS" "$RS_PROMPTS" >"$OUT/prompts.jsonl" && RS_PROMPTS=$OUT/prompts.jsonl
+fi
 
 # sft, rm and dpo are `herd train` with post.objective on the step's layout
 # (FSDP over the data-parallel ranks), then `herd ckpt export` of the last
@@ -182,7 +198,7 @@ train_step() {
         --set checkpoint.every="$steps" --set optim.lr="$slr" --set optim.min_lr="$min_lr" \
         --set schedule.warmup_steps="$warm" --set schedule.decay_steps=$((steps - 1)) \
         --set "batch.ramp=[{after_tokens: 0, batch_tokens: $((rows * row_len)), seq_len: $row_len}]" \
-        --set batch.micro_batch="$(micro_of "$step" "$rows" "$pairs")" >>"$OUT/log.txt"
+        --set batch.micro_batch="$(micro_of "$step" "$rows" "$pairs")" ${SEED:+--set train.seed=$SEED} >>"$OUT/log.txt"
     run1 "$HERD" ckpt export "$OUT/$name.run/checkpoints/step_$(printf %08d "$steps")" "$OUT/$name.safetensors" >>"$OUT/log.txt"
 }
 
@@ -200,14 +216,14 @@ evaluate() {
 }
 
 if [ "$ROUND" = 0 ]; then
-    log "round 0 (SFT only) $OUT from $MODEL (sft launch, NODES RANKS [LAYOUT]: $(launch_of sft))"
+    log "round 0 (SFT only) $OUT from $MODEL, data $DATA (sft launch, NODES RANKS [LAYOUT]: $(launch_of sft))"
     train_step sft sft "$DATA/sft.jsonl" "$MODEL" sft "$SFT0_STEPS" "${SFT0_LR:-${SFT_LR:-}}"
     cp "$OUT/sft.safetensors" "$OUT/model.safetensors"
     evaluate "$MODEL" "$OUT/sft.safetensors"
     exit 0
 fi
 
-log "round $ROUND: $OUT from $MODEL (launches, NODES RANKS [LAYOUT]: annotate $(launch_of annotate), rm $(launch_of rm), rs $(launch_of rs), sft $(launch_of sft), dpo $(launch_of dpo), eval $(launch_of eval))"
+log "round $ROUND: $OUT from $MODEL, data $DATA (launches, NODES RANKS [LAYOUT]: annotate $(launch_of annotate), rm $(launch_of rm), rs $(launch_of rs), sft $(launch_of sft), dpo $(launch_of dpo), eval $(launch_of eval))"
 # the round's preference data: pairs on MODEL's own samples, annotated by the
 # reference answers of PREF_QA (the paper annotates the latest model's samples each
 # round), with the fixed pairs of DATA/pref.jsonl for the reward model
@@ -215,15 +231,19 @@ pref=$DATA/pref.jsonl; rm_pref=$DATA/pref.jsonl
 if [ -e "$PREF_QA" ]; then
     log "1/6 preference pairs on the model's samples of $PREF_QA (annotated by the reference answers)"
     run annotate "$HERD" post annotate "$CONFIG" $common --data "$PREF_QA" --weights "$MODEL" ${K:+--k $K} \
-        --seed "$ROUND" --out "$OUT/pref.jsonl" >>"$OUT/log.txt"
+        --seed "$sample_seed" --out "$OUT/pref.jsonl" >>"$OUT/log.txt"
     pref=$OUT/pref.jsonl; rm_pref=$OUT/rm_pref.jsonl
     cat "$DATA/pref.jsonl" "$OUT/pref.jsonl" >"$rm_pref"
 fi
 log "2/6 reward model on $rm_pref"
 train_step rm rm "$rm_pref" "$MODEL" rm "$RM_STEPS" "${RM_LR:-}"
+if [ -e "$RM_VAL" ]; then
+    run1 "$HERD" post rm-eval "$CONFIG" $common --data "$RM_VAL" --weights "$OUT/rm.safetensors" >"$OUT/rm_val.txt"
+    log "reward model on the held-out pairs: $(sed -n 's/^herd post rm-eval: \(.*: loss .* pairs\)$/\1/p' "$OUT/rm_val.txt")"
+fi
 log "3/6 rejection sampling: ${K:-post.rs_k} samples per prompt of $RS_PROMPTS, best by the reward model"
 run rs "$HERD" post rs "$CONFIG" $common --prompts "$RS_PROMPTS" --weights "$MODEL" \
-    --rm "$OUT/rm.safetensors" ${K:+--k $K} --seed "$ROUND" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
+    --rm "$OUT/rm.safetensors" ${K:+--k $K} --seed "$sample_seed" --out "$OUT/rs.jsonl" --pairs "$OUT/rs_pairs.jsonl" >>"$OUT/log.txt"
 log "4/6 SFT on the kept samples + the SFT data"
 cat "$DATA/sft.jsonl" "$OUT/rs.jsonl" >"$OUT/sft_mix.jsonl"
 train_step sft sft "$OUT/sft_mix.jsonl" "$MODEL" sft "$SFT_STEPS" "${SFT_LR:-}"

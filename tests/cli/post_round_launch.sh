@@ -12,7 +12,9 @@
 #    build/herd) are 8 over 4 nodes, the trainer ran TP2 x DP4 for each
 #    trained model, each was exported by one task (`herd ckpt export`), average
 #    is one task, a layout KEY=VALUE reaches its step's command only, and
-#    eval.tsv has the five models.
+#    eval.tsv has the five models; SEED, N_PROMPTS and RM_VAL reach their
+#    steps (train.seed, the sampling seed, 10 prompts, the reward model's
+#    held-out accuracy in log.txt).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/slurm/lib.sh
@@ -67,7 +69,7 @@ tok=data/demo-mix/tokenizer.model
     { skip post_round_multinode "$tok missing and make demo-data failed"; exit "$((fails > 0))"; }
 if ! cluster_up 4; then skip post_round_multinode "$why"; exit "$((fails > 0))"; fi
 data=$tmp/data; mkdir -p "$data"
-for f in sft pref pref_questions prompts test; do head -n 24 "$d1/$f.jsonl" >"$data/$f.jsonl"; done
+for f in sft pref pref_questions prompts test pref_val; do head -n 24 "$d1/$f.jsonl" >"$data/$f.jsonl"; done
 cfg=configs/recipe/tiny/post/post.yaml
 build/herd post sft "$cfg" --tokenizer "$tok" --data "$data/sft.jsonl" --steps 1 --out "$tmp/start.safetensors" >/dev/null 2>&1 ||
     { fail post_round_multinode "the starting model: herd post sft failed"; exit 1; }
@@ -100,7 +102,7 @@ EOF
 chmod +x "$tmp/herd"
 L="4 8"; TP="4 8 parallel.tp=2"
 jid=$(HERD=$tmp/herd CONFIG=$cfg TOK=$tok DATA=$data ROUND=1 MODEL=$tmp/start.safetensors OUT=$tmp/round1 \
-      CONTROL_FROM=$tmp/start.safetensors RM_STEPS=2 SFT_STEPS=2 DPO_STEPS=2 K=2 \
+      CONTROL_FROM=$tmp/start.safetensors RM_STEPS=2 SFT_STEPS=2 DPO_STEPS=2 K=2 SEED=5 N_PROMPTS=10 \
       ANNOTATE_LAUNCH="$L" RM_LAUNCH="$TP" RS_LAUNCH="$L" SFT_LAUNCH="$TP train.log_every=1" DPO_LAUNCH="$TP" \
       EVAL_LAUNCH="$L" sbatch --parsable --export=ALL --nodes=4 --ntasks=8 --cpus-per-task=1 \
       --output="$tmp/job-%j.out" slurm/post_train_round.sh 2>&1)
@@ -138,6 +140,19 @@ done
 grep -q "annotate 4 8, rm $TP, rs 4 8, sft $TP train.log_every=1, dpo $TP, eval 4 8" "$tmp/round1/log.txt" 2>/dev/null ||
     why="$why log.txt does not name the launches;"
 [ "$(tail -n +2 "$tmp/round1/eval.tsv" 2>/dev/null | wc -l)" = 5 ] || why="$why eval.tsv lacks models;"
+# SEED: the trainer's train.seed and the sampling seed 100 x SEED + ROUND; N_PROMPTS:
+# the first 10 questions and prompts; RM_VAL (DATA/pref_val.jsonl): the reward
+# model's held-out accuracy in the log
+for c in rm sft dpo; do
+    awk -v c="$c" '$3 == c' "$tmp/steps.log" | grep -v -q -- "--set train.seed=5" && why="$why $c lacks train.seed=5;"
+done
+for c in annotate rs; do
+    awk -v c="$c" '$3 == c' "$tmp/steps.log" | grep -v -q -- "--seed 501" && why="$why $c lacks --seed 501;"
+done
+grep -q "herd post annotate: .*: 10 prompts" "$tmp/round1/log.txt" && grep -q "herd post rs: 10 prompts" "$tmp/round1/log.txt" ||
+    why="$why annotate or rs did not take the first 10 prompts;"
+grep -q "reward model on the held-out pairs: $data/pref_val.jsonl: loss [0-9.]* accuracy [0-9.]* over [1-9][0-9]* pairs" \
+    "$tmp/round1/log.txt" || why="$why no held-out accuracy of the reward model in log.txt;"
 if [ -z "$why" ]; then pass "post_round_multinode (annotate, rs, eval: 8 ranks on 4 nodes; rm, sft, dpo: herd train TP2 x DP4 on 4 nodes, exported)"
 else fail post_round_multinode "$why"; fi
 exit "$((fails > 0))"

@@ -20,6 +20,8 @@
 #  - post-training joins the chain: round 0 (SFT) from the final model, round 1
 #    (RM, rejection sampling, SFT, DPO, average, control) from round 0's model, each
 #    with held-out accuracies; the round's model is the mean of its SFT and DPO;
+#  - SEEDS runs post-training once per seed, one seed's jobs after the other's,
+#    each on its own data (DATA's %s), and slurm/post_table.sh sums them up;
 #  - a failed stage stops the chain and --status names it (a stage whose data
 #    path is missing).
 set -u
@@ -75,7 +77,8 @@ cp "$tmp/test.jsonl" "$tmp/postdata/test.jsonl"; cp "$tmp/prompts.jsonl" "$tmp/p
 # one rank per step here (the demo's 4 x 2 launches: tests/cli/post_round_launch.sh)
 export POST_SBATCH="--nodes=1 --ntasks=1" ANNOTATE_LAUNCH="0 1" RM_LAUNCH="0 1" RS_LAUNCH="0 1" \
        SFT_LAUNCH="0 1" DPO_LAUNCH="0 1" EVAL_LAUNCH="0 1"
-export ROUNDS=1 SFT0_STEPS=20 RM_STEPS=4 SFT_STEPS=6 DPO_STEPS=4 K=2 DATA=$tmp/postdata
+# one seed here (SEEDS empty: RUN/post/roundR); the seeds' layout: below
+export ROUNDS=1 SFT0_STEPS=20 RM_STEPS=4 SFT_STEPS=6 DPO_STEPS=4 K=2 DATA=$tmp/postdata SEEDS=
 # no adaptation gates (HERD_GATE=0): the checks below follow the stages' configured
 # steps, which a gate's extension would move (the gate: tests/cli/recipe_gate.sh)
 # the timeout only stops a hung chain: ~4 min on a quiet 2-core machine, past
@@ -130,6 +133,32 @@ grep -Eq "^post +round1 .*COMPLETED" "$tmp/pipeline.log" || { ok=0; why="$why po
 if /usr/bin/python3 tests/lib/check_mean.py "$RUN/post/round1/model.safetensors" "$RUN/post/round1/sft.safetensors" \
        "$RUN/post/round1/dpo.safetensors" >/dev/null
 then pass recipe_post_round_model_is_mean_of_sft_and_dpo; else fail recipe_post_round_model_is_mean_of_sft_and_dpo "numpy check"; fi
+
+# SEEDS: post-training once per seed (--from post on the same run), RUN/post/seedS with
+# DATA's %s the seed; a seed's first job waits for the previous seed's last (afterany);
+# slurm/post_table.sh gives every model's accuracy over the 2 seeds and the gains
+for s in 1 2; do cp -r "$tmp/postdata" "$tmp/postdata$s"; done
+SEEDS="1 2" ROUNDS=1 SFT0_STEPS=10 RM_STEPS=2 SFT_STEPS=2 DPO_STEPS=2 K=2 N_PROMPTS=8 DATA="$tmp/postdata%s" \
+    POST_SBATCH="--nodes=1 --ntasks=1" ANNOTATE_LAUNCH="0 1" RM_LAUNCH="0 1" RS_LAUNCH="0 1" SFT_LAUNCH="0 1" \
+    DPO_LAUNCH="0 1" EVAL_LAUNCH="0 1" timeout 600 sh slurm/pipeline.sh "$CDIR" --out "$RUN" --from post --wait \
+    >"$tmp/seeds.log" 2>&1; rc=$?
+why=""
+[ "$rc" -eq 0 ] || why="rc $rc;"
+for s in 1 2; do
+    grep -q "round 1: .* from $RUN/post/seed$s/round0/model.safetensors" "$RUN/post/seed$s/round1/log.txt" 2>/dev/null ||
+        why="$why seed$s/round1 did not start from seed$s/round0's model;"
+    grep -q "from .*, data $tmp/postdata$s (" "$RUN/post/seed$s/round0/log.txt" 2>/dev/null || why="$why seed $s did not read postdata$s;"
+    grep -q "herd post annotate: .*: 8 prompts" "$RUN/post/seed$s/round1/log.txt" 2>/dev/null || why="$why seed $s: N_PROMPTS not taken;"
+done
+j1=$(awk '$2 == "seed1/round1" { print $3 }' "$RUN/pipeline.jobs")
+grep -Eq "seed 2, round 0 \(SFT only\): job [0-9]+ \(after (afterok:[0-9]+,)?afterany:$j1\)" "$tmp/seeds.log" ||
+    why="$why seed 2 does not wait for seed 1's last job ($j1);"
+[ "$(grep -c '^post .*seed[12]/round[01] .*COMPLETED' "$tmp/seeds.log")" = 4 ] || why="$why not 4 post jobs COMPLETED;"
+tab=$(sh slurm/post_table.sh "$RUN/post/seed1" "$RUN/post/seed2" 2>&1)
+echo "$tab" | grep -q "round 1: average of SFT and DPO (the round's model) .*n 2)" &&
+    echo "$tab" | grep -Eq "round 1 - control, per seed: -?[0-9.]+ -?[0-9.]+; mean ± sd" || why="$why table: $tab;"
+[ -z "$why" ] && pass "recipe_post_seeds (2 seeds x 2 rounds, one seed after the other, the table over both)" ||
+    fail recipe_post_seeds "$why $(tail -n 8 "$tmp/seeds.log")"
 
 # a failed stage stops the chain, --status names it and why; --from resumes there
 mkdir -p "$tmp/badcfg"
