@@ -148,7 +148,7 @@ for s in 1 2; do
     grep -q "round 1: .* from $RUN/post/seed$s/round0/model.safetensors" "$RUN/post/seed$s/round1/log.txt" 2>/dev/null ||
         why="$why seed$s/round1 did not start from seed$s/round0's model;"
     grep -q "from .*, data $tmp/postdata$s (" "$RUN/post/seed$s/round0/log.txt" 2>/dev/null || why="$why seed $s did not read postdata$s;"
-    grep -q "herd post annotate: .*: 8 prompts" "$RUN/post/seed$s/round1/log.txt" 2>/dev/null || why="$why seed $s: N_PROMPTS not taken;"
+    grep -q "herd post rs: 8 prompts" "$RUN/post/seed$s/round1/log.txt" 2>/dev/null || why="$why seed $s: N_PROMPTS not taken;"
 done
 j1=$(awk '$2 == "seed1/round1" { print $3 }' "$RUN/pipeline.jobs")
 grep -Eq "seed 2, round 0 \(SFT only\): job [0-9]+ \(after (afterok:[0-9]+,)?afterany:$j1\)" "$tmp/seeds.log" ||

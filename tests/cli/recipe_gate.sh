@@ -12,7 +12,8 @@
 # On the local cluster, a 3-stage chain (1 rank each) whose gated stage 02 cannot
 # pass (passkey_min=1 at 256, a 14-step tiny model): the gate extends it twice by 2
 # steps (14 -> 16 -> 18), evaluates it again each time, stops at the limit with its
-# message, and stage 03 starts from step 18; --status works from a shell without
+# message, and stage 03 starts from step 18 and still trains its own 2 steps (its
+# cumulative train.max_tokens moved by the extension); --status works from a shell without
 # SLURM_CONF; --progress shows the gate.
 set -u
 cd "$(dirname "$0")/../.."
@@ -56,7 +57,7 @@ YAML
 C=$tmp/cfg; mkdir -p "$C"
 stage "$C/01_pre.yaml" 128 10240 0
 stage "$C/02_long_256.yaml" 256 14336 0 "#GATE passkey_min=1 extend_steps=2 max_extensions=2   # cannot pass: on purpose"
-stage "$C/03_next.yaml" 128 0 20
+stage "$C/03_next.yaml" 128 16384 0      # cumulative: 2 steps after 02's planned 14
 
 # ---- bad settings: refused before anything is submitted ----
 refused() { # refused NAME GATE_LINE EXPECTED
@@ -136,11 +137,14 @@ echo " $steps " | grep -q " 16 .*18 " || { ok=0; why="$why checkpoints: $steps;"
 grep -q '"step": 18,' "$G/eval.json" || { ok=0; why="$why eval.json not of step 18: $(cat "$G/eval.json");"; }
 [ "$ok" = 1 ] && pass "gate_extends_to_limit_then_moves_on (checkpoints $steps)" \
     || fail gate_extends_to_limit_then_moves_on "$why $(cat "$G/gate.log" 2>&1)"
-# the next stage starts from the extended stage's last checkpoint
+# the next stage starts from the extended stage's last checkpoint, and keeps its own
+# 2 steps: its cumulative train.max_tokens moves by the extension's 4 x 1024 tokens
 first=$(grep -m1 '"loss"' "$RUN/03_next/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
-if [ "$first" = 19 ] && cmp -s "$G/checkpoints/step_00000018/MANIFEST" "$RUN/03_next/checkpoints/step_00000018/MANIFEST"; then
-    pass next_stage_starts_from_extended_checkpoint
-else fail next_stage_starts_from_extended_checkpoint "first step ${first:-none}"; fi
+last=$(grep '"loss"' "$RUN/03_next/metrics.jsonl" 2>/dev/null | tail -n 1 | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
+if [ "$first" = 19 ] && [ "$last" = 20 ] && cmp -s "$G/checkpoints/step_00000018/MANIFEST" "$RUN/03_next/checkpoints/step_00000018/MANIFEST" \
+   && grep -q "extended by 4096 tokens past the plan: train.max_tokens 16384 -> 20480" "$RUN/03_next/recovery.log"; then
+    pass "next_stage_starts_from_extended_checkpoint_and_keeps_its_steps (steps 19..20)"
+else fail next_stage_starts_from_extended_checkpoint_and_keeps_its_steps "steps ${first:-none}..${last:-none}: $(cat "$RUN/03_next/recovery.log" 2>&1)"; fi
 # the hints work from a shell without the cluster's environment; --progress shows the gate
 st=$(env -u SLURM_CONF timeout 60 sh slurm/pipeline.sh --status "$RUN" 2>&1); rc=$?
 if [ "$rc" -eq 0 ] && echo "$st" | grep -Eq '^gate +02_long_256 .*COMPLETED' && echo "$st" | grep -q "gate   $G/gate.json"; then
