@@ -195,29 +195,33 @@ METRICS=$OUT/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && METRICS=$OUT/ra
 # The plan of a chain with a cumulative train.max_tokens (the tiny recipe): an
 # adaptation gate's extension (slurm/recipe_gate.sh) trains a stage past its
 # planned end, and the stages after it keep their own lengths. A stage records
-# its planned end in OUT/plan_end (train.max_tokens plus the shift it
-# inherited); a stage started from PREV moves its train.max_tokens by the
-# tokens PREV's newest checkpoint holds beyond PREV/plan_end. The extension
-# itself (train.max_tokens 0, train.max_steps) and max_steps stages are left alone.
+# OUT/plan, "END SHIFT": the tokens it plans to end at and the shift it
+# inherited. A stage started from PREV moves its train.max_tokens by PREV's
+# shift plus the tokens PREV's newest checkpoint holds beyond PREV's END. The
+# extension itself (train.max_tokens 0, train.max_steps) and max_steps stages
+# are left alone.
 plan_shift() {
     mt=$(cfg_get train max_tokens)
     case $mt in ''|*[!0-9]*|0) return 0 ;; esac
-    if [ ! -f "$OUT/plan_end" ]; then
+    if [ ! -f "$OUT/plan" ]; then
         shift_t=0
-        pe=""; [ -n "$INIT_FROM" ] && pe=$(cat "$INIT_FROM/plan_end" 2>/dev/null)
-        if [ -n "$pe" ] && [ -z "$(echo "$pe" | tr -d 0-9)" ]; then
+        prev=""; [ -n "$INIT_FROM" ] && prev=$(cat "$INIT_FROM/plan" 2>/dev/null)
+        # shellcheck disable=SC2086
+        set -- $prev
+        if [ $# -eq 2 ] && [ -z "$(echo "$1$2" | tr -d 0-9)" ]; then
             ck=$(ckpt_step "$(newest_ckpt "$INIT_FROM")")
             pm=$INIT_FROM/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && pm=$INIT_FROM/rank0/metrics.jsonl
-            seen=$(grep "^{\"step\":$ck," "$pm" 2>/dev/null | tail -n 1 | sed -n 's/.*"tokens_seen":\([0-9]*\).*/\1/p')
-            [ -n "$seen" ] && [ "$seen" -gt "$pe" ] && shift_t=$((seen - pe))
+            seen=$(grep "^{\"step\":$ck,.*\"tokens_seen\":" "$pm" 2>/dev/null | tail -n 1 | sed -n 's/.*"tokens_seen":\([0-9]*\).*/\1/p')
+            shift_t=$2
+            [ -n "$seen" ] && [ "$seen" -gt "$1" ] && shift_t=$((shift_t + seen - $1))
         fi
-        rm -f "$OUT/plan_end.tmp"
-        echo $((mt + shift_t)) >"$OUT/plan_end.tmp" && mv "$OUT/plan_end.tmp" "$OUT/plan_end" \
-            || die "$OUT/plan_end: cannot be written"
-        [ "$shift_t" -gt 0 ] && say "an earlier stage was extended by $shift_t tokens past the plan: train.max_tokens $mt -> $((mt + shift_t))"
+        rm -f "$OUT/plan.tmp"
+        echo "$((mt + shift_t)) $shift_t" >"$OUT/plan.tmp" && mv "$OUT/plan.tmp" "$OUT/plan" \
+            || die "$OUT/plan: cannot be written"
+        [ "$shift_t" -gt 0 ] && say "earlier stages were extended by $shift_t tokens past the plan: train.max_tokens $mt -> $((mt + shift_t))"
     fi
-    pe=$(cat "$OUT/plan_end")
-    case $pe in ''|*[!0-9]*) die "$OUT/plan_end: '$pe': not a number of tokens" ;; esac
+    pe=$(cut -d' ' -f1 "$OUT/plan")
+    case $pe in ''|*[!0-9]*) die "$OUT/plan: '$(cat "$OUT/plan")': not \"END SHIFT\" in tokens" ;; esac
     [ "$pe" = "$mt" ] || SETS="$SETS --set train.max_tokens=$pe"
 }
 metrics_size() { stat -c %s "$METRICS" 2>/dev/null || echo 0; }

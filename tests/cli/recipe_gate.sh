@@ -45,7 +45,7 @@ batch:
   ramp:
     - {after_tokens: 0, batch_tokens: 1024, seq_len: $2}
 schedule: {warmup_steps: 2, decay_steps: 20}
-train: {seed: 7, max_steps: $4, max_tokens: $3, log_every: 1, eval_every: 0, threads: 1}
+train: {seed: 7, max_steps: $4, max_tokens: $3, log_every: 1, eval_every: 2, eval_batches: 1, threads: 1}
 checkpoint: {keep_last: 0, every: 2}
 data:
   sources:
@@ -58,6 +58,7 @@ C=$tmp/cfg; mkdir -p "$C"
 stage "$C/01_pre.yaml" 128 10240 0
 stage "$C/02_long_256.yaml" 256 14336 0 "#GATE passkey_min=1 extend_steps=2 max_extensions=2   # cannot pass: on purpose"
 stage "$C/03_next.yaml" 128 16384 0      # cumulative: 2 steps after 02's planned 14
+stage "$C/04_more.yaml" 128 18432 0      # and 2 after 03's planned 16
 
 # ---- bad settings: refused before anything is submitted ----
 refused() { # refused NAME GATE_LINE EXPECTED
@@ -145,6 +146,12 @@ if [ "$first" = 19 ] && [ "$last" = 20 ] && cmp -s "$G/checkpoints/step_00000018
    && grep -q "extended by 4096 tokens past the plan: train.max_tokens 16384 -> 20480" "$RUN/03_next/recovery.log"; then
     pass "next_stage_starts_from_extended_checkpoint_and_keeps_its_steps (steps 19..20)"
 else fail next_stage_starts_from_extended_checkpoint_and_keeps_its_steps "steps ${first:-none}..${last:-none}: $(cat "$RUN/03_next/recovery.log" 2>&1)"; fi
+# and the stage after it too (the shift carries on: 18432 + 4096 tokens, steps 21..22)
+first=$(grep -m1 '"loss"' "$RUN/04_more/metrics.jsonl" 2>/dev/null | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
+last=$(grep '"loss"' "$RUN/04_more/metrics.jsonl" 2>/dev/null | tail -n 1 | sed -n 's/^{"step":\([0-9]*\),.*/\1/p')
+if [ "$first" = 21 ] && [ "$last" = 22 ] && grep -q "train.max_tokens 18432 -> 22528" "$RUN/04_more/recovery.log"; then
+    pass "shift_carries_to_later_stages (steps 21..22)"
+else fail shift_carries_to_later_stages "steps ${first:-none}..${last:-none}: $(cat "$RUN/04_more/recovery.log" 2>&1)"; fi
 # the hints work from a shell without the cluster's environment; --progress shows the gate
 st=$(env -u SLURM_CONF timeout 60 sh slurm/pipeline.sh --status "$RUN" 2>&1); rc=$?
 if [ "$rc" -eq 0 ] && echo "$st" | grep -Eq '^gate +02_long_256 .*COMPLETED' && echo "$st" | grep -q "gate   $G/gate.json"; then
@@ -152,7 +159,7 @@ if [ "$rc" -eq 0 ] && echo "$st" | grep -Eq '^gate +02_long_256 .*COMPLETED' && 
 else fail status_finds_cluster_env_of_run "rc $rc: $st"; fi
 pr=$(env -u SLURM_CONF sh slurm/pipeline.sh --progress "$RUN" 2>&1)
 if echo "$pr" | grep -Eq '02_long_256 +step +18/18 .*done, gate: not adapted after 2 extensions' \
-   && echo "$pr" | grep -Eq '03_next +step +20/20 '; then pass progress_shows_stages_and_gate
+   && echo "$pr" | grep -Eq '03_next +step +20/20 ' && echo "$pr" | grep -Eq '04_more +step +22/22 '; then pass progress_shows_stages_and_gate
 else fail progress_shows_stages_and_gate "$pr"; fi
 hint=$(grep "squeue -j" "$tmp/pipeline.log" | sed 's/^ *//')
 if echo "$hint" | grep -q "^SLURM_CONF=$SLURM_CONF squeue" && env -u SLURM_CONF sh -c "$hint" >/dev/null 2>&1; then
