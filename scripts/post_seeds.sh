@@ -53,11 +53,13 @@ one_seed() {
     ROUND=1 DATA=$d/data MODEL=$d/round0/model.safetensors OUT=$d/round1 \
         CONTROL_FROM=$d/round0/model.safetensors sh slurm/post_train_round.sh >>"$d/log.txt" 2>&1
     for r in round0 round1; do
-        tail -n +2 "$d/$r/eval.tsv" | while IFS="$(printf '\t')" read -r m _; do
-            a=$("$HERD" post eval "$CONFIG" --tokenizer "$TOK" --data "$d/data/test_restated.jsonl" --weights "$m" |
-                sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
-            printf '%s\t%s\n' "$m" "$a"
-        done >"$d/$r/eval_restated.tsv"
+        {   printf 'model\taccuracy\n'   # eval.tsv's header: slurm/post_table.sh reads both alike
+            tail -n +2 "$d/$r/eval.tsv" | while IFS="$(printf '\t')" read -r m _; do
+                a=$("$HERD" post eval "$CONFIG" --tokenizer "$TOK" --data "$d/data/test_restated.jsonl" --weights "$m" |
+                    sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+                printf '%s\t%s\n' "$m" "$a"
+            done
+        } >"$d/$r/eval_restated.tsv"
     done
 }
 
