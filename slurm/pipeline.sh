@@ -201,9 +201,11 @@ if [ "$POST" = 1 ]; then
         [ -n "$f" ] || die "$postenv: $v is not set"
     done
     SEEDS=${SEEDS:-}
+    # seed_data S: DATA with each %s replaced by the seed S (its own task instance)
+    seed_data() { echo "$DATA" | sed "s/%s/$1/g"; }
     for s in ${SEEDS:-none}; do
         case $s in none) d=$DATA ;; *[!0-9]*) die "$postenv: SEEDS '$SEEDS': expected numbers" ;;
-                   *) d=$(echo "$DATA" | sed "s/%s/$s/g") ;; esac
+                   *) d=$(seed_data "$s") ;; esac
         for f in "$CONFIG" "$TOK" "$d/sft.jsonl" "$d/pref.jsonl" "$d/test.jsonl"; do
             [ -e "$f" ] || die "$postenv: $f: not found"
         done
@@ -340,7 +342,7 @@ if [ "$POST" = 1 ]; then
     if [ -z "$SEEDS" ]; then post_rounds "$RUN/post" "$DATA" "" ""
     else
         pj=""
-        for s in $SEEDS; do post_rounds "$RUN/post/seed$s" "$(echo "$DATA" | sed "s/%s/$s/g")" "$s" "$pj"; done
+        for s in $SEEDS; do post_rounds "$RUN/post/seed$s" "$(seed_data "$s")" "$s" "$pj"; done
     fi
 fi
 # the hints work from another shell as printed: the cluster's SLURM_CONF with them

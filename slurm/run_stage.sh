@@ -191,7 +191,9 @@ newest_ckpt() {
     done
     return 1
 }
-METRICS=$OUT/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && METRICS=$OUT/rank0/metrics.jsonl
+# metrics_of DIR: a stage's metrics.jsonl (rank 0's under HERD_PER_RANK_OUT)
+metrics_of() { if [ "${HERD_PER_RANK_OUT:-0}" = 1 ]; then echo "$1/rank0/metrics.jsonl"; else echo "$1/metrics.jsonl"; fi; }
+METRICS=$(metrics_of "$OUT")
 # The plan of a chain with a cumulative train.max_tokens (the tiny recipe): an
 # adaptation gate's extension (slurm/recipe_gate.sh) trains a stage past its
 # planned end, and the stages after it keep their own lengths. A stage records
@@ -210,8 +212,7 @@ plan_shift() {
         set -- $prev
         if [ $# -eq 2 ] && [ -z "$(echo "$1$2" | tr -d 0-9)" ]; then
             ck=$(ckpt_step "$(newest_ckpt "$INIT_FROM")")
-            pm=$INIT_FROM/metrics.jsonl; [ "${HERD_PER_RANK_OUT:-0}" = 1 ] && pm=$INIT_FROM/rank0/metrics.jsonl
-            seen=$(grep "^{\"step\":$ck,.*\"tokens_seen\":" "$pm" 2>/dev/null | tail -n 1 | sed -n 's/.*"tokens_seen":\([0-9]*\).*/\1/p')
+            seen=$(grep "^{\"step\":$ck,.*\"tokens_seen\":" "$(metrics_of "$INIT_FROM")" 2>/dev/null | tail -n 1 | sed -n 's/.*"tokens_seen":\([0-9]*\).*/\1/p')
             shift_t=$2
             [ -n "$seen" ] && [ "$seen" -gt "$1" ] && shift_t=$((shift_t + seen - $1))
         fi
